@@ -1,0 +1,104 @@
+# LMQL in C on llama.cpp.  `make demo`, `make test`; see README.md.
+# Dependencies are installed by scripts/setup.sh and llama.cpp is chosen by
+# scripts/configure.sh (build/config.mk); both run on demand from here.
+
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2
+SAN     ?=
+WERROR  ?= $(if $(CI),-Werror,)
+WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-unused-parameter $(WERROR)
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS)
+LDLIBS   = $(LLAMA_LIBS) -lm -ldl -lpthread
+
+SETUP_STAMP = deps/llama/.complete-3.21.1
+CONFIG      = build/config.mk
+
+-include $(CONFIG)
+
+LIB_SRC  = $(wildcard src/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB      = $(BUILD)/lib/liblmql.a
+LMQL     = $(BUILD)/bin/lmql
+MKMODEL  = $(BUILD)/bin/lmql-mkmodel
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT = tests/unit/harness.c
+
+VOCABS = $(addprefix build/vocab/ggml-vocab-,llama-spm.gguf gpt-2.gguf llama-bpe.gguf)
+TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tiny-llama3.gguf
+
+.PHONY: all setup demo test unit cases asan bench bench-model install clean distclean fuzz
+all: $(LMQL) $(MKMODEL)
+
+setup: $(SETUP_STAMP) $(CONFIG)
+$(SETUP_STAMP):
+	bash scripts/setup.sh
+$(CONFIG): $(SETUP_STAMP) scripts/configure.sh
+	bash scripts/configure.sh
+
+$(BUILD)/obj/%.o: %.c $(CONFIG) $(wildcard src/*.h src/*.def include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/.llama: $(CONFIG)
+	@mkdir -p $(dir $@)
+	if [ "$(LLAMA_BUNDLED)" = 1 ] && [ "$(BUILD)" != build ]; then cp -p deps/llama/lib/*.so $(BUILD)/lib/; fi
+	touch $@
+
+$(LMQL): $(BUILD)/obj/cli/main.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(BUILD)/obj/cli/main.o $(LIB) -o $@ $(LDLIBS)
+
+$(MKMODEL): $(BUILD)/obj/tools/mkmodel.o $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(BUILD)/obj/tests/unit/harness.o $(LIB) -o $@ -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+
+# Test data: llama.cpp's vocab-only files and tiny random-weight models.
+build/vocab/%.gguf: $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	cp deps/llama/vocab/$*.gguf $@
+build/models/tiny-spm.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-spm.gguf
+	@mkdir -p $(dir $@)
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-spm.gguf --out $@ --preset tiny
+build/models/tiny-gpt2.gguf: $(MKMODEL) build/vocab/ggml-vocab-gpt-2.gguf
+	@mkdir -p $(dir $@)
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-gpt-2.gguf --out $@ --preset tiny
+build/models/tiny-llama3.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-bpe.gguf
+	@mkdir -p $(dir $@)
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny
+bench-model: build/models/bench-q4_0.gguf
+build/models/bench-q4_0.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-spm.gguf
+	@mkdir -p $(dir $@)
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-spm.gguf --out $@ --preset bench
+
+testdata: $(VOCABS) $(TINY)
+
+demo: all testdata
+	bash scripts/demo.sh
+
+unit: $(UNIT_BIN) testdata $(LMQL)
+	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
+
+test: all testdata
+	$(MAKE) unit
+	$(MAKE) asan
+
+# The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: setup
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+
+clean:
+	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan
+distclean:
+	rm -rf build build-asan deps

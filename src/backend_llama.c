@@ -1,0 +1,590 @@
+/*
+** The llama.cpp backend: a GGUF model evaluated in this process.
+**
+** This is the only file that includes llama.h. llama.cpp aborts the process
+** on some misuse (bad lengths, out-of-range tokens, seq ids beyond
+** n_seq_max), so everything that reaches it is validated here first.
+*/
+#include "model.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ggml-backend.h>
+#include <gguf.h>
+#include <llama.h>
+
+/* ---------------------------------------------------------------- init -- */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static char g_libdir[PATH_MAX];
+static int g_verbose;                      /* pass llama.cpp's log to stderr */
+static __thread char g_last_log[512];      /* last error line, for causes */
+
+/* llama.cpp logs a lot at INFO level; users of a query language want
+** only their result. Errors are kept so that a failed load can say why. */
+static void log_cb(enum ggml_log_level level, const char *text, void *ud) {
+    (void)ud;
+    if (level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_WARN) {
+        size_t n = strlen(text);
+        while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+        if (n) snprintf(g_last_log, sizeof g_last_log, "%.*s", (int)n, text);
+    }
+    if (g_verbose) fputs(text, stderr);
+}
+
+/* The prebuilt release has no CPU backend linked in: the variants are
+** separate libraries next to libllama, and llama.cpp by default only
+** searches the executable's and the working directory. */
+static void backend_init(void) {
+    setenv("GGML_NO_BACKTRACE", "1", 0);   /* no gdb attach on abort */
+    llama_log_set(log_cb, NULL);
+    Dl_info info;
+    if (dladdr((void *)&llama_backend_init, &info) && info.dli_fname) {
+        snprintf(g_libdir, sizeof g_libdir, "%s", info.dli_fname);
+        char *slash = strrchr(g_libdir, '/');
+        if (slash) *slash = 0; else strcpy(g_libdir, ".");
+        if (ggml_backend_dev_count() == 0) ggml_backend_load_all_from_path(g_libdir);
+    }
+    llama_backend_init();
+}
+
+/* ---------------------------------------------------------- parameters -- */
+
+/* The Llama(...) constructor names of llama-cpp-python, so that queries
+** and `serve-model --n_ctx 1024` mean what they mean there. */
+enum ptype { P_INT, P_UINT, P_BOOL, P_FLOAT };
+enum pkey {
+    K_N_CTX, K_N_BATCH, K_N_UBATCH, K_N_THREADS, K_N_THREADS_BATCH, K_N_GPU_LAYERS, K_MAIN_GPU,
+    K_SEED, K_USE_MMAP, K_USE_MLOCK, K_VOCAB_ONLY, K_FLASH_ATTN, K_OFFLOAD_KQV, K_ROPE_FREQ_BASE,
+    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_COUNT
+};
+static const struct { const char *name; enum ptype type; } g_params[K_COUNT] = {
+    [K_N_CTX] = {"n_ctx", P_UINT},           [K_N_BATCH] = {"n_batch", P_UINT},
+    [K_N_UBATCH] = {"n_ubatch", P_UINT},     [K_N_THREADS] = {"n_threads", P_INT},
+    [K_N_THREADS_BATCH] = {"n_threads_batch", P_INT},
+    [K_N_GPU_LAYERS] = {"n_gpu_layers", P_INT}, [K_MAIN_GPU] = {"main_gpu", P_INT},
+    [K_SEED] = {"seed", P_INT},              [K_USE_MMAP] = {"use_mmap", P_BOOL},
+    [K_USE_MLOCK] = {"use_mlock", P_BOOL},   [K_VOCAB_ONLY] = {"vocab_only", P_BOOL},
+    [K_FLASH_ATTN] = {"flash_attn", P_BOOL}, [K_OFFLOAD_KQV] = {"offload_kqv", P_BOOL},
+    [K_ROPE_FREQ_BASE] = {"rope_freq_base", P_FLOAT},
+    [K_ROPE_FREQ_SCALE] = {"rope_freq_scale", P_FLOAT},
+    [K_N_SEQ_MAX] = {"n_seq_max", P_UINT},   [K_VERBOSE] = {"verbose", P_BOOL},
+};
+
+struct params {
+    bool set[K_COUNT];
+    double num[K_COUNT];
+};
+
+static void valid_names(char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; i < K_COUNT && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", g_params[i].name);
+}
+
+static int parse_params(const struct lmql__kv *kv, int n, struct params *p, struct lmql__err *err) {
+    memset(p, 0, sizeof *p);
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < K_COUNT && strcmp(g_params[k].name, kv[i].key) != 0) k++;
+        if (k == K_COUNT) {
+            char names[512];
+            valid_names(names, sizeof names);
+            return lmql__errf(err, "unknown llama.cpp parameter '%s' (valid: %s)", kv[i].key, names);
+        }
+        const char *v = kv[i].value ? kv[i].value : "";
+        char *end;
+        double d;
+        switch (g_params[k].type) {
+        case P_BOOL:
+            if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) d = 1;
+            else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) d = 0;
+            else return lmql__errf(err, "parameter %s must be true or false, not '%s'", kv[i].key, v);
+            break;
+        case P_FLOAT:
+            errno = 0;
+            d = strtod(v, &end);
+            if (!*v || *end || errno || !isfinite(d))
+                return lmql__errf(err, "parameter %s must be a number, not '%s'", kv[i].key, v);
+            break;
+        default:
+            errno = 0;
+            long long ll = strtoll(v, &end, 10);
+            if (!*v || *end || errno || ll < INT32_MIN || ll > INT32_MAX ||
+                (g_params[k].type == P_UINT && ll < 0))
+                return lmql__errf(err, "parameter %s must be a%s integer, not '%s'", kv[i].key,
+                                  g_params[k].type == P_UINT ? " non-negative" : "n", v);
+            d = (double)ll;
+        }
+        p->set[k] = true;
+        p->num[k] = d;
+    }
+    return 0;
+}
+
+static double param_or(const struct params *p, enum pkey k, double dflt) {
+    return p->set[k] ? p->num[k] : dflt;
+}
+
+/* -------------------------------------------------------- file checks -- */
+
+/* llama.cpp reports some bad files only by aborting or with a generic
+** message; check what it would stumble on and name the actual problem. */
+static int check_file(const char *path, struct lmql__err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmql__errf(err, "cannot open model file '%s': %s", path, strerror(errno));
+    unsigned char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    struct stat st;
+    int fst = fstat(fileno(f), &st);
+    fclose(f);
+    if (fst == 0 && S_ISDIR(st.st_mode)) return lmql__errf(err, "model path '%s' is a directory", path);
+    if (got < 4) return lmql__errf(err, "'%s' is not a GGUF model: the file has only %zu bytes", path, got);
+    if (!memcmp(magic, "GGUF", 4)) {
+        struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
+        struct gguf_context *g = gguf_init_from_file(path, gp);
+        if (!g) return lmql__errf(err, "'%s' is a damaged or truncated GGUF file (its header cannot be read)", path);
+        /* Every tensor's data must lie inside the file. */
+        uint64_t end = gguf_get_data_offset(g);
+        for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+            uint64_t e = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i) + gguf_get_tensor_size(g, i);
+            if (e > end) end = e;
+        }
+        gguf_free(g);
+        if ((uint64_t)st.st_size < end)
+            return lmql__errf(err, "'%s' is a truncated GGUF file: %lld bytes, its tensors need %llu", path,
+                              (long long)st.st_size, (unsigned long long)end);
+        return 0;
+    }
+    /* Pre-GGUF GGML files, as the old llama.cpp docs made (.bin). The magic
+    ** is a little-endian uint32, so 'ggml' reads "lmgg" on disk. */
+    static const char *const old[] = {"lmgg", "fmgg", "tjgg", "algg"};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++)
+        if (!memcmp(magic, old[i], 4))
+            return lmql__errf(err, "'%s' is a pre-GGUF GGML model (magic '%c%c%c%c'); llama.cpp now reads only "
+                              "GGUF: convert it with llama.cpp's convert script (convert_llama_ggml_to_gguf.py)",
+                              path, magic[3], magic[2], magic[1], magic[0]);
+    char shown[64];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (magic[i] >= 0x20 && magic[i] < 0x7F) n += (size_t)snprintf(shown + n, sizeof shown - n, "%c", magic[i]);
+        else n += (size_t)snprintf(shown + n, sizeof shown - n, "\\x%02x", magic[i]);
+    }
+    return lmql__errf(err, "'%s' is not a GGUF model: it starts with '%s', a GGUF file starts with 'GGUF'", path, shown);
+}
+
+/* -------------------------------------------------------------- model -- */
+
+struct slot {
+    int32_t *toks;          /* tokens whose KV entries the slot holds */
+    int32_t  n, cap;
+    float   *logprobs;      /* after toks[n-1], valid when have_lp */
+    bool     have_lp;
+};
+
+struct llm {
+    struct lmql__model base;
+    struct llama_model *model;
+    struct llama_context *ctx;   /* NULL for a vocab-only model */
+    const struct llama_vocab *vocab;
+    struct slot *slots;
+    int32_t n_batch;
+    bool prefix_space;           /* the tokenizer invents a leading space */
+    int32_t nl_token;            /* a token that never merges, for `cont` */
+    struct llama_batch batch;
+};
+
+static int slot_reserve(struct slot *s, int32_t n) {
+    if (n <= s->cap) return 0;
+    int32_t cap = s->cap ? s->cap : 64;
+    while (cap < n) cap *= 2;
+    int32_t *p = realloc(s->toks, (size_t)cap * sizeof *p);
+    if (!p) return -1;
+    s->toks = p;
+    s->cap = cap;
+    return 0;
+}
+
+static int32_t raw_tokenize(struct llm *m, const char *text, size_t len, bool special, int32_t *out, int32_t cap) {
+    return llama_tokenize(m->vocab, text, (int32_t)len, out, cap, special, false);
+}
+
+static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                            int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct llm *m = (struct llm *)base;
+    if (len > (size_t)INT32_MAX / 2) {
+        lmql__errf(err, "text of %zu bytes is too long to tokenize", len);
+        return INT32_MIN;
+    }
+    bool add_bos = bos && base->vocab.add_bos && base->vocab.bos >= 0;
+    if (!cont || !m->prefix_space || len == 0) {
+        if (len == 0) return add_bos ? (cap >= 1 ? (out[0] = base->vocab.bos, 1) : -1) : 0;
+        int32_t n = raw_tokenize(m, text, len, add_bos, out, cap);
+        return n;
+    }
+    /* SPM tokenizers put a space before the text as if it started a
+    ** document. For text that continues a prompt, tokenize "\n" + text:
+    ** the newline is a byte token that never merges, and what follows it
+    ** is the text's own tokenization. */
+    char *tmp = malloc(len + 1);
+    int32_t need = (int32_t)len + 8, n;
+    int32_t *buf = malloc((size_t)need * sizeof *buf);
+    if (!tmp || !buf) {
+        free(tmp); free(buf);
+        lmql__errf(err, "out of memory");
+        return INT32_MIN;
+    }
+    tmp[0] = '\n';
+    memcpy(tmp + 1, text, len);
+    n = raw_tokenize(m, tmp, len + 1, false, buf, need);
+    int32_t skip = 0;
+    while (skip < n && buf[skip] != m->nl_token) skip++;
+    int32_t k = 0, res;
+    if (n < 0 || skip >= n) {
+        /* Not the expected shape (no such newline token): plain tokenize. */
+        res = raw_tokenize(m, text, len, add_bos, out, cap);
+    } else {
+        int32_t want = n - skip - 1 + (add_bos ? 1 : 0);
+        if (want > cap) res = -want;
+        else {
+            if (add_bos) out[k++] = base->vocab.bos;
+            for (int32_t i = skip + 1; i < n; i++) out[k++] = buf[i];
+            res = k;
+        }
+    }
+    free(tmp);
+    free(buf);
+    return res;
+}
+
+static int load_vocab(struct llm *m, struct lmql__err *err) {
+    struct lmql__vocab *v = &m->base.vocab;
+    int32_t n = llama_vocab_n_tokens(m->vocab);
+    v->n_tokens = n;
+    v->off = malloc(((size_t)n + 1) * sizeof *v->off);
+    v->is_eog = calloc((size_t)n, 1);
+    v->is_control = calloc((size_t)n, 1);
+    size_t cap = (size_t)n * 8 + 64, len = 0;
+    v->bytes = malloc(cap);
+    if (!v->off || !v->is_eog || !v->is_control || !v->bytes) return lmql__errf(err, "out of memory");
+    char piece[256];
+    for (int32_t t = 0; t < n; t++) {
+        int32_t k = llama_token_to_piece(m->vocab, t, piece, sizeof piece, 0, false);
+        if (k < 0) k = 0;   /* pieces longer than 256 bytes do not occur in practice */
+        if (len + (size_t)k > cap) {
+            cap = cap * 2 + (size_t)k;
+            char *p = realloc(v->bytes, cap);
+            if (!p) return lmql__errf(err, "out of memory");
+            v->bytes = p;
+        }
+        v->off[t] = (uint32_t)len;
+        memcpy(v->bytes + len, piece, (size_t)k);
+        len += (size_t)k;
+        v->is_eog[t] = llama_vocab_is_eog(m->vocab, t);
+        v->is_control[t] = llama_vocab_is_control(m->vocab, t);
+    }
+    v->off[n] = (uint32_t)len;
+    v->bos = llama_vocab_bos(m->vocab);
+    v->eos = llama_vocab_eos(m->vocab);
+    v->add_bos = llama_vocab_get_add_bos(m->vocab);
+    /* Does tokenizing "a" produce a piece with a space in front? */
+    int32_t t[8];
+    int32_t k = raw_tokenize(m, "a", 1, false, t, 8);
+    uint32_t plen;
+    m->prefix_space = k >= 1 && *lmql__vocab_piece(v, t[0], &plen) == ' ';
+    k = raw_tokenize(m, "\n", 1, false, t, 8);
+    m->nl_token = -1;
+    for (int32_t i = 0; i < k; i++) {
+        const char *p = lmql__vocab_piece(v, t[i], &plen);
+        if (plen == 1 && *p == '\n') m->nl_token = t[i];
+    }
+    return 0;
+}
+
+/* Copy the logits of batch row `row` into the slot as log-probabilities. */
+static void take_logits(struct llm *m, struct slot *s, int32_t row) {
+    const float *lg = llama_get_logits_ith(m->ctx, row);
+    int32_t n = m->base.vocab.n_tokens;
+    memcpy(s->logprobs, lg, (size_t)n * sizeof *lg);
+    lmql__log_softmax(s->logprobs, n);
+    s->have_lp = true;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int decode_batch(struct llm *m, struct lmql__err *err) {
+    double t0 = now();
+    int rc = llama_decode(m->ctx, m->batch);
+    m->base.stats.t_eval += now() - t0;
+    m->base.stats.n_calls++;
+    if (rc == 0) return 0;
+    if (rc == 1)
+        return lmql__errf(err, "the context is full (n_ctx=%d shared by all sequences); raise n_ctx", m->base.n_ctx);
+    if (rc == 2) return lmql__errf(err, "evaluation was aborted");
+    return lmql__errf(err, "llama_decode failed (%d)%s%s", rc, g_last_log[0] ? ": " : "", g_last_log);
+}
+
+static int llm_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
+                             const float **out, struct lmql__err *err) {
+    struct llm *m = (struct llm *)base;
+    if (!m->ctx) return lmql__errf(err, "the model was opened with vocab_only and cannot be evaluated");
+    if (n_req <= 0) return n_req == 0 ? 0 : lmql__errf(err, "negative request count");
+    llama_memory_t mem = llama_get_memory(m->ctx);
+    int32_t nv = base->vocab.n_tokens;
+
+    /* Validate everything before llama.cpp sees it. */
+    for (int r = 0; r < n_req; r++) {
+        const struct lmql__eval_req *q = &reqs[r];
+        if (q->slot < 0 || q->slot >= base->n_slots)
+            return lmql__errf(err, "sequence slot %d out of range (n_seq_max=%d)", q->slot, base->n_slots);
+        for (int o = 0; o < r; o++)
+            if (reqs[o].slot == q->slot) return lmql__errf(err, "sequence slot %d requested twice", q->slot);
+        if (q->n_tokens <= 0) return lmql__errf(err, "cannot evaluate an empty token sequence");
+        if (q->n_tokens > base->n_ctx)
+            return lmql__errf(err, "the prompt is %d tokens, longer than the context (n_ctx=%d); raise n_ctx",
+                              q->n_tokens, base->n_ctx);
+        for (int32_t i = 0; i < q->n_tokens; i++)
+            if (q->tokens[i] < 0 || q->tokens[i] >= nv)
+                return lmql__errf(err, "token id %d out of range (vocabulary of %d)", q->tokens[i], nv);
+    }
+
+    /* Roll each slot back to the common prefix; what is left is decoded. */
+    int32_t *start = malloc((size_t)n_req * sizeof *start);
+    if (!start) return lmql__errf(err, "out of memory");
+    for (int r = 0; r < n_req; r++) {
+        const struct lmql__eval_req *q = &reqs[r];
+        struct slot *s = &m->slots[q->slot];
+        int32_t c = 0;
+        while (c < s->n && c < q->n_tokens && s->toks[c] == q->tokens[c]) c++;
+        if (c == q->n_tokens && c == s->n && s->have_lp) { start[r] = -1; continue; }
+        if (c == q->n_tokens) c--;   /* need the last token's logits again */
+        if (c < s->n && !llama_memory_seq_rm(mem, q->slot, c, -1)) {
+            llama_memory_seq_rm(mem, q->slot, -1, -1);
+            c = 0;
+        }
+        if (slot_reserve(s, q->n_tokens)) { free(start); return lmql__errf(err, "out of memory"); }
+        s->n = c;
+        s->have_lp = false;
+        start[r] = c;
+        base->stats.n_reused += (uint64_t)c;
+    }
+
+    /* Decode all suffixes, packed into batches of at most n_batch tokens. */
+    int rc = 0;
+    m->batch.n_tokens = 0;
+    int32_t *rows = malloc((size_t)n_req * sizeof *rows);
+    if (!rows) { free(start); return lmql__errf(err, "out of memory"); }
+    for (int r = 0; r < n_req; r++) rows[r] = -1;
+    for (int r = 0; r < n_req && rc == 0; r++) {
+        if (start[r] < 0) continue;
+        const struct lmql__eval_req *q = &reqs[r];
+        struct slot *s = &m->slots[q->slot];
+        for (int32_t i = start[r]; i < q->n_tokens && rc == 0; i++) {
+            int32_t b = m->batch.n_tokens;
+            m->batch.token[b] = q->tokens[i];
+            m->batch.pos[b] = i;
+            m->batch.n_seq_id[b] = 1;
+            m->batch.seq_id[b][0] = q->slot;
+            m->batch.logits[b] = i == q->n_tokens - 1;
+            if (m->batch.logits[b]) rows[r] = b;
+            m->batch.n_tokens++;
+            s->toks[s->n++] = q->tokens[i];
+            base->stats.n_decoded++;
+            if (m->batch.n_tokens == m->n_batch) {
+                rc = decode_batch(m, err);
+                /* Take logits of requests that finished in this batch. */
+                for (int o = 0; o <= r && rc == 0; o++)
+                    if (rows[o] >= 0) { take_logits(m, &m->slots[reqs[o].slot], rows[o]); rows[o] = -1; }
+                m->batch.n_tokens = 0;
+            }
+        }
+    }
+    if (rc == 0 && m->batch.n_tokens > 0) {
+        rc = decode_batch(m, err);
+        for (int r = 0; r < n_req && rc == 0; r++)
+            if (rows[r] >= 0) take_logits(m, &m->slots[reqs[r].slot], rows[r]);
+    }
+    m->batch.n_tokens = 0;
+    if (rc != 0) {
+        /* The KV cache no longer matches what the slots say: drop them. */
+        for (int r = 0; r < n_req; r++) {
+            m->slots[reqs[r].slot].n = 0;
+            m->slots[reqs[r].slot].have_lp = false;
+            llama_memory_seq_rm(mem, reqs[r].slot, -1, -1);
+        }
+    } else {
+        for (int r = 0; r < n_req; r++) out[r] = m->slots[reqs[r].slot].logprobs;
+    }
+    free(rows);
+    free(start);
+    return rc;
+}
+
+static void llm_slot_copy(struct lmql__model *base, int src, int dst) {
+    struct llm *m = (struct llm *)base;
+    if (src == dst || src < 0 || dst < 0 || src >= base->n_slots || dst >= base->n_slots || !m->ctx) return;
+    struct slot *s = &m->slots[src], *d = &m->slots[dst];
+    llama_memory_t mem = llama_get_memory(m->ctx);
+    llama_memory_seq_rm(mem, dst, -1, -1);
+    d->n = 0;
+    d->have_lp = false;
+    if (slot_reserve(d, s->n)) return;
+    llama_memory_seq_cp(mem, src, dst, -1, -1);
+    memcpy(d->toks, s->toks, (size_t)s->n * sizeof *s->toks);
+    d->n = s->n;
+    if (s->have_lp) {
+        memcpy(d->logprobs, s->logprobs, (size_t)base->vocab.n_tokens * sizeof *s->logprobs);
+        d->have_lp = true;
+    }
+}
+
+static void llm_slot_drop(struct lmql__model *base, int slot) {
+    struct llm *m = (struct llm *)base;
+    if (slot < 0 || slot >= base->n_slots || !m->ctx) return;
+    llama_memory_seq_rm(llama_get_memory(m->ctx), slot, -1, -1);
+    m->slots[slot].n = 0;
+    m->slots[slot].have_lp = false;
+}
+
+static void llm_free(struct lmql__model *base) {
+    struct llm *m = (struct llm *)base;
+    if (m->ctx) {
+        llama_batch_free(m->batch);
+        llama_free(m->ctx);
+    }
+    if (m->model) llama_model_free(m->model);
+    for (int i = 0; m->slots && i < base->n_slots; i++) {
+        free(m->slots[i].toks);
+        free(m->slots[i].logprobs);
+    }
+    free(m->slots);
+    lmql__vocab_free(&base->vocab);
+    free(base->id);
+    free(m);
+}
+
+static const struct lmql__model_ops llm_ops = {
+    .name = "llama.cpp",
+    .free = llm_free,
+    .tokenize = llm_tokenize,
+    .next_logprobs = llm_next_logprobs,
+    .slot_copy = llm_slot_copy,
+    .slot_drop = llm_slot_drop,
+    .choose = NULL,
+};
+
+/* Loading progress on a terminal; silence elsewhere (logs, pipes, CI). */
+static bool progress_cb(float p, void *ud) {
+    int *last = ud;
+    int pct = (int)(p * 100);
+    if (pct != *last) {
+        *last = pct;
+        fprintf(stderr, "\rloading model: %3d%%%s", pct, pct >= 100 ? "\r                    \r" : "");
+    }
+    return true;
+}
+
+struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
+    struct params p;
+    if (parse_params(kv, n_kv, &p, err)) return NULL;
+    if (check_file(path, err)) return NULL;
+    g_verbose = param_or(&p, K_VERBOSE, 0) != 0;
+    pthread_once(&g_once, backend_init);
+
+    bool vocab_only = param_or(&p, K_VOCAB_ONLY, 0) != 0;
+    if (!vocab_only && ggml_backend_dev_count() == 0) {
+        lmql__errf(err, "no llama.cpp compute backend could be loaded (looked for libggml-cpu-*.so in %s)",
+                   g_libdir[0] ? g_libdir : "?");
+        return NULL;
+    }
+    struct llm *m = calloc(1, sizeof *m);
+    if (!m) { lmql__errf(err, "out of memory"); return NULL; }
+    m->base.ops = &llm_ops;
+    m->base.id = strdup(path);
+
+    struct llama_model_params mp = llama_model_default_params();
+    mp.vocab_only = vocab_only;
+    mp.n_gpu_layers = (int32_t)param_or(&p, K_N_GPU_LAYERS, 0);
+    mp.main_gpu = (int32_t)param_or(&p, K_MAIN_GPU, 0);
+    bool mmap = param_or(&p, K_USE_MMAP, 1) != 0, mlock = param_or(&p, K_USE_MLOCK, 0) != 0;
+    mp.load_mode = mmap ? (mlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
+                        : (mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
+    int last = -1;
+    if (isatty(2) && !vocab_only) {
+        mp.progress_callback = progress_cb;
+        mp.progress_callback_user_data = &last;
+    }
+    g_last_log[0] = 0;
+    m->model = llama_model_load_from_file(path, mp);
+    if (!m->model) {
+        lmql__errf(err, "llama.cpp could not load '%s'%s%s", path, g_last_log[0] ? ": " : "", g_last_log);
+        goto fail;
+    }
+    m->vocab = llama_model_get_vocab(m->model);
+    if (load_vocab(m, err)) goto fail;
+
+    int n_slots = (int)param_or(&p, K_N_SEQ_MAX, 8);
+    if (n_slots < 1 || n_slots > 256) { lmql__errf(err, "n_seq_max must be between 1 and 256"); goto fail; }
+    m->base.n_slots = n_slots;
+    if (!vocab_only) {
+        struct llama_context_params cp = llama_context_default_params();
+        int32_t train = llama_model_n_ctx_train(m->model);
+        uint32_t n_ctx = (uint32_t)param_or(&p, K_N_CTX, 2048);
+        if (n_ctx == 0) n_ctx = (uint32_t)(train > 0 ? train : 2048);
+        if (n_ctx < 8) { lmql__errf(err, "n_ctx must be at least 8"); goto fail; }
+        cp.n_ctx = n_ctx;
+        cp.n_batch = (uint32_t)param_or(&p, K_N_BATCH, 512);
+        cp.n_ubatch = (uint32_t)param_or(&p, K_N_UBATCH, cp.n_batch < 512 ? cp.n_batch : 512);
+        if (cp.n_batch == 0 || cp.n_ubatch == 0) { lmql__errf(err, "n_batch and n_ubatch must be positive"); goto fail; }
+        if (cp.n_batch > cp.n_ctx) cp.n_batch = cp.n_ctx;   /* llama.cpp caps it silently */
+        if (cp.n_ubatch > cp.n_batch) cp.n_ubatch = cp.n_batch;
+        int cores = lmql__ncores();
+        cp.n_threads = (int32_t)param_or(&p, K_N_THREADS, cores);
+        cp.n_threads_batch = (int32_t)param_or(&p, K_N_THREADS_BATCH, cp.n_threads);
+        if (cp.n_threads < 1 || cp.n_threads_batch < 1 || cp.n_threads > 1024 || cp.n_threads_batch > 1024) {
+            lmql__errf(err, "n_threads and n_threads_batch must be between 1 and 1024");
+            goto fail;
+        }
+        cp.n_seq_max = (uint32_t)n_slots;
+        cp.kv_unified = true;   /* forks share their prefix's cells */
+        if (p.set[K_FLASH_ATTN])
+            cp.flash_attn_type = p.num[K_FLASH_ATTN] ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        cp.offload_kqv = param_or(&p, K_OFFLOAD_KQV, 1) != 0;
+        cp.rope_freq_base = (float)param_or(&p, K_ROPE_FREQ_BASE, 0);
+        cp.rope_freq_scale = (float)param_or(&p, K_ROPE_FREQ_SCALE, 0);
+        m->ctx = llama_init_from_model(m->model, cp);
+        if (!m->ctx) {
+            lmql__errf(err, "llama.cpp could not create a context for '%s'%s%s", path, g_last_log[0] ? ": " : "",
+                       g_last_log);
+            goto fail;
+        }
+        m->base.n_ctx = (int32_t)llama_n_ctx(m->ctx);
+        m->n_batch = (int32_t)llama_n_batch(m->ctx);
+        m->batch = llama_batch_init(m->n_batch, 0, 1);
+    }
+    m->slots = calloc((size_t)n_slots, sizeof *m->slots);
+    if (!m->slots) { lmql__errf(err, "out of memory"); goto fail; }
+    for (int i = 0; i < n_slots && m->ctx; i++) {
+        m->slots[i].logprobs = malloc((size_t)m->base.vocab.n_tokens * sizeof(float));
+        if (!m->slots[i].logprobs) { lmql__errf(err, "out of memory"); goto fail; }
+    }
+    return &m->base;
+fail:
+    llm_free(&m->base);
+    return NULL;
+}

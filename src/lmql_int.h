@@ -1,0 +1,40 @@
+/*
+** Internal definitions shared by the library's modules (not installed).
+*/
+#ifndef LMQL_INT_H
+#define LMQL_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A cause for a runtime error, filled by the module that failed. */
+struct lmql__err {
+    char msg[1024];
+};
+
+/* Format a message into err (err may be NULL). Returns -1 so callers can
+** write `return lmql__errf(err, ...)`. */
+int lmql__errf(struct lmql__err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Growing byte buffer. Zero-initialised is empty; data is always
+** NUL-terminated once anything was appended. */
+struct lmql__buf {
+    char  *data;
+    size_t len, cap;
+};
+int  lmql__buf_reserve(struct lmql__buf *b, size_t extra);
+int  lmql__buf_add(struct lmql__buf *b, const void *p, size_t n);
+int  lmql__buf_adds(struct lmql__buf *b, const char *s);
+int  lmql__buf_addf(struct lmql__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void lmql__buf_free(struct lmql__buf *b);
+/* Append s as a JSON string literal (with quotes); invalid UTF-8 bytes
+** become U+FFFD so the output is always valid JSON. */
+int  lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n);
+
+/* Number of CPU cores this process may run on (at least 1). */
+int lmql__ncores(void);
+
+#endif

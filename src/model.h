@@ -1,0 +1,113 @@
+/*
+** The model layer: what the decoders see of a language model.
+**
+** A model owns a number of sequence slots. A slot remembers the tokens it
+** last evaluated, so asking for the next-token distribution of a token list
+** that shares a prefix with the slot's evaluates only the new suffix
+** (KV-cache reuse). Several slots can be evaluated in one call, which a
+** backend may batch into one forward pass.
+**
+** Backends: llama.cpp in process (backend_llama.c, the only file that sees
+** llama.h) and LMQL's "random" model (model_random.c).
+*/
+#ifndef LMQL_MODEL_H
+#define LMQL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lmql_int.h"
+
+/* The vocabulary as bytes: piece i is bytes[off[i] .. off[i+1]). SPM's
+** U+2581 is a space, byte tokens <0xNN> are that one byte, control tokens
+** are empty. Pieces may be partial UTF-8. */
+struct lmql__vocab {
+    int32_t   n_tokens;
+    char     *bytes;
+    uint32_t *off;          /* n_tokens + 1 entries */
+    uint8_t  *is_eog;       /* end of generation (EOS, EOT, ...) */
+    uint8_t  *is_control;
+    int32_t   bos, eos;     /* -1 when the model has none */
+    bool      add_bos;      /* the model expects BOS before a prompt */
+};
+
+static inline const char *lmql__vocab_piece(const struct lmql__vocab *v, int32_t t, uint32_t *len) {
+    *len = v->off[t + 1] - v->off[t];
+    return v->bytes + v->off[t];
+}
+
+/* One named parameter: `n_ctx=1024` from lmql.model(...) or `--n_ctx 1024`
+** from serve-model. Values arrive as text; the backend checks and converts
+** them and names the valid keys on an error. */
+struct lmql__kv {
+    const char *key;
+    const char *value;
+};
+
+struct lmql__model;
+struct lmql__eval_req;
+
+struct lmql__model_ops {
+    const char *name;
+    void (*free)(struct lmql__model *m);
+    /* Tokenize bytes. `bos` prepends BOS when the model uses one. `cont`
+    ** marks text that continues earlier text (no SPM prefix space is
+    ** invented). Returns the token count, or -(needed) when cap is too
+    ** small, or INT32_MIN on error (err filled). */
+    int32_t (*tokenize)(struct lmql__model *m, const char *text, size_t len, bool bos, bool cont,
+                        int32_t *out, int32_t cap, struct lmql__err *err);
+    /* Next-token log-probabilities (n_vocab floats each) after the tokens
+    ** of each request, evaluated in slot reqs[i].slot. out[i] stays valid
+    ** until the next call on the model. Returns 0 or -1 with err filled. */
+    int (*next_logprobs)(struct lmql__model *m, int n_req, const struct lmql__eval_req *reqs,
+                         const float **out, struct lmql__err *err);
+    /* Copy slot src's cached state to slot dst (a fork). */
+    void (*slot_copy)(struct lmql__model *m, int src, int dst);
+    /* Forget what slot holds. */
+    void (*slot_drop)(struct lmql__model *m, int slot);
+    /* Optional: pick a token among those with mask[t] != 0. Models whose
+    ** scores carry no preference (random) choose by their own seeded draw;
+    ** NULL means the decoder decides from the scores. */
+    int32_t (*choose)(struct lmql__model *m, const float *logprobs, const uint8_t *mask);
+};
+
+struct lmql__eval_req {
+    int            slot;
+    const int32_t *tokens;
+    int32_t        n_tokens;
+};
+
+struct lmql__model_stats {
+    uint64_t n_decoded;     /* tokens actually run through the network */
+    uint64_t n_reused;      /* tokens served from the KV cache */
+    uint64_t n_calls;       /* forward passes (llama_decode calls) */
+    double   t_eval;        /* seconds spent in forward passes */
+};
+
+struct lmql__model {
+    const struct lmql__model_ops *ops;
+    struct lmql__vocab vocab;
+    int    n_slots;
+    int32_t n_ctx;
+    struct lmql__model_stats stats;
+    char  *id;              /* the identifier it was opened with */
+};
+
+/* Open `local:llama.cpp:PATH` / a .gguf path. params may be NULL. */
+struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *params, int n_params,
+                                     struct lmql__err *err);
+/* Open LMQL's random model: params seed=N, vocab=PATH (a GGUF). */
+struct lmql__model *lmql__random_open(const struct lmql__kv *params, int n_params, const char *default_vocab,
+                                      struct lmql__err *err);
+
+/* Convenience wrappers. */
+static inline void lmql__model_free(struct lmql__model *m) { if (m) m->ops->free(m); }
+
+/* Shared by the backends: log-softmax in place; returns the max index. */
+int32_t lmql__log_softmax(float *x, int32_t n);
+/* Detokenize: concatenation of the pieces. Returns bytes written, or the
+** size needed when cap is too small. */
+size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32_t n, char *out, size_t cap);
+void lmql__vocab_free(struct lmql__vocab *v);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+** Backend-independent helpers of the model layer.
+*/
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int32_t lmql__log_softmax(float *x, int32_t n) {
+    int32_t best = 0;
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (x[i] > mx) { mx = x[i]; best = i; }
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+    float lse = mx + (float)log(sum);
+    for (int32_t i = 0; i < n; i++) x[i] -= lse;
+    return best;
+}
+
+size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32_t n, char *out, size_t cap) {
+    size_t need = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (toks[i] < 0 || toks[i] >= v->n_tokens) continue;
+        uint32_t len;
+        const char *p = lmql__vocab_piece(v, toks[i], &len);
+        if (need + len <= cap) memcpy(out + need, p, len);
+        need += len;
+    }
+    return need;
+}
+
+void lmql__vocab_free(struct lmql__vocab *v) {
+    free(v->bytes);
+    free(v->off);
+    free(v->is_eog);
+    free(v->is_control);
+    memset(v, 0, sizeof *v);
+}

@@ -1,0 +1,339 @@
+/*
+** The model layer on the real llama.cpp: tokenizers of three real
+** vocabularies, token bytes, KV-cache prefix reuse, forks and rollbacks,
+** every bad-file error, and the random model.
+** Run from the repository root after `make testdata`.
+*/
+#include "harness.h"
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const VOCABS[] = {
+    "build/vocab/ggml-vocab-llama-spm.gguf",
+    "build/vocab/ggml-vocab-gpt-2.gguf",
+    "build/vocab/ggml-vocab-llama-bpe.gguf",
+};
+#define TINY_SPM "build/models/tiny-spm.gguf"
+
+static struct lmql__model *open_vocab(const char *path) {
+    struct lmql__err err = {{0}};
+    struct lmql__kv kv = {"vocab_only", "true"};
+    struct lmql__model *m = lmql__llama_open(path, &kv, 1, &err);
+    if (!m) th_fail(__FILE__, __LINE__, "open %s: %s", path, err.msg);
+    return m;
+}
+
+static struct lmql__model *open_tiny(const char *path, const struct lmql__kv *kv, int n) {
+    struct lmql__err err = {{0}};
+    struct lmql__model *m = lmql__llama_open(path, kv, n, &err);
+    if (!m) th_fail(__FILE__, __LINE__, "open %s: %s", path, err.msg);
+    return m;
+}
+
+static int32_t tok(struct lmql__model *m, const char *s, bool bos, bool cont, int32_t *out, int32_t cap) {
+    struct lmql__err err;
+    return m->ops->tokenize(m, s, strlen(s), bos, cont, out, cap, &err);
+}
+
+/* Text that continues a prompt comes back byte for byte, whatever the
+** tokenizer: spaces, digits, accents, CJK, emoji through byte fallback. */
+static void test_roundtrip(void) {
+    static const char *const texts[] = {
+        "Hello world", " Hello world", "  two leading spaces", "12345 67.89", "h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac",
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "\xf0\x9f\xa6\x99 llama", "tab\there\nnew line\n\n", "a", " ",
+        "Say 'this is a test':", "x = [1, 2]; {\"k\": null}",
+    };
+    for (size_t v = 0; v < sizeof VOCABS / sizeof *VOCABS; v++) {
+        struct lmql__model *m = open_vocab(VOCABS[v]);
+        if (!m) continue;
+        for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+            int32_t t[256];
+            int32_t n = tok(m, texts[i], false, true, t, 256);
+            CHECK(n > 0);
+            char out[512];
+            size_t len = lmql__vocab_detok(&m->vocab, t, n, out, sizeof out - 1);
+            out[len] = 0;
+            CHECK_STR(out, texts[i]);
+        }
+        lmql__model_free(m);
+    }
+}
+
+/* Facts of the llama SPM vocabulary (32000 tokens, BOS 1, EOS 2). */
+static void test_spm_tokens(void) {
+    struct lmql__model *m = open_vocab(VOCABS[0]);
+    if (!m) return;
+    CHECK_INT(m->vocab.n_tokens, 32000);
+    CHECK_INT(m->vocab.bos, 1);
+    CHECK_INT(m->vocab.eos, 2);
+    CHECK(m->vocab.add_bos);
+    CHECK(m->vocab.is_eog[2]);
+    int32_t t[64];
+    /* A document start gets SPM's prefix space; BOS is added on request. */
+    CHECK_INT(tok(m, "Hello world", true, false, t, 64), 3);
+    CHECK_INT(t[0], 1); CHECK_INT(t[1], 15043); CHECK_INT(t[2], 3186);
+    CHECK_INT(tok(m, "  two leading spaces", false, false, t, 64), 4);
+    CHECK_INT(t[0], 259);
+    /* Digits split one per token: ▁ 1 2 3 4 5 ▁ 6 7 . 8 9 */
+    CHECK_INT(tok(m, "12345 67.89", false, false, t, 64), 12);
+    CHECK_INT(t[0], 29871);
+    CHECK_INT(t[1], 29896);
+    /* Emoji fall back to one byte token per UTF-8 byte. */
+    int32_t n = tok(m, "\xf0\x9f\xa6\x99", false, true, t, 64);
+    CHECK_INT(n, 4);
+    CHECK_INT(t[0], 243); CHECK_INT(t[3], 156);
+    uint32_t len;
+    const char *p = lmql__vocab_piece(&m->vocab, 243, &len);
+    CHECK_INT(len, 1);
+    CHECK_INT((unsigned char)p[0], 0xF0);
+    p = lmql__vocab_piece(&m->vocab, 15043, &len);
+    CHECK(len == 6 && !memcmp(p, " Hello", 6));
+    /* Control tokens have no text. */
+    lmql__vocab_piece(&m->vocab, 1, &len);
+    CHECK_INT(len, 0);
+    /* A continuation does not invent a space. */
+    n = tok(m, "world", false, true, t, 64);
+    CHECK(n >= 1);
+    p = lmql__vocab_piece(&m->vocab, t[0], &len);
+    CHECK(p[0] == 'w');
+    /* Too small a buffer reports the size needed. */
+    CHECK_INT(tok(m, "Hello world", true, false, t, 1), -3);
+    lmql__model_free(m);
+}
+
+static void test_bpe_vocabs(void) {
+    struct lmql__model *m = open_vocab(VOCABS[1]);
+    if (m) {
+        CHECK_INT(m->vocab.n_tokens, 50257);
+        int32_t t[16];
+        int32_t n = tok(m, " Hello", false, false, t, 16);
+        CHECK_INT(n, 1);
+        uint32_t len;
+        const char *p = lmql__vocab_piece(&m->vocab, t[0], &len);
+        CHECK(len == 6 && !memcmp(p, " Hello", 6));   /* GPT-2's Ġ is a space */
+        lmql__model_free(m);
+    }
+    m = open_vocab(VOCABS[2]);
+    if (m) {
+        CHECK_INT(m->vocab.n_tokens, 128256);
+        int32_t t[16];
+        CHECK(tok(m, "Hello", true, false, t, 16) >= 2);
+        CHECK_INT(t[0], m->vocab.bos);
+        lmql__model_free(m);
+    }
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t b = 0;
+    for (int32_t i = 1; i < n; i++) if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static int32_t eval1(struct lmql__model *m, int slot, const int32_t *t, int32_t n) {
+    struct lmql__eval_req r = {slot, t, n};
+    const float *lp;
+    struct lmql__err err;
+    if (m->ops->next_logprobs(m, 1, &r, &lp, &err)) {
+        th_fail(__FILE__, __LINE__, "eval: %s", err.msg);
+        return -1;
+    }
+    return argmax(lp, m->vocab.n_tokens);
+}
+
+/* A sequence that shares a prefix with the slot decodes only the suffix. */
+static void test_prefix_reuse(void) {
+    struct lmql__model *m = open_tiny(TINY_SPM, NULL, 0);
+    if (!m) return;
+    int32_t t[64];
+    int32_t n = tok(m, "Say 'this is a test': and some more words here", true, false, t, 60);
+    CHECK(n > 10);
+    uint64_t d0 = m->stats.n_decoded;
+    int32_t a = eval1(m, 0, t, n);
+    CHECK_INT(m->stats.n_decoded - d0, n);
+    /* Extend by the argmax: one token decoded. */
+    t[n] = a;
+    d0 = m->stats.n_decoded;
+    eval1(m, 0, t, n + 1);
+    CHECK_INT(m->stats.n_decoded - d0, 1);
+    /* The same sequence again: nothing decoded. */
+    d0 = m->stats.n_decoded;
+    eval1(m, 0, t, n + 1);
+    CHECK_INT(m->stats.n_decoded - d0, 0);
+    /* Change the last three tokens: three decoded. */
+    t[n - 2] = 100; t[n - 1] = 200; t[n] = 300;
+    d0 = m->stats.n_decoded;
+    eval1(m, 0, t, n + 1);
+    CHECK_INT(m->stats.n_decoded - d0, 3);
+    lmql__model_free(m);
+}
+
+/* Rolling back and forking give the argmax a fresh evaluation gives. */
+static void test_fork_rollback(void) {
+    struct lmql__model *m = open_tiny(TINY_SPM, NULL, 0);
+    struct lmql__model *fresh = open_tiny(TINY_SPM, NULL, 0);
+    if (!m || !fresh) { lmql__model_free(m); lmql__model_free(fresh); return; }
+    int32_t t[80];
+    int32_t n = tok(m, "The quick brown fox jumps over", true, false, t, 40);
+    /* Greedy 12 tokens in slot 0. */
+    int32_t len = n;
+    for (int i = 0; i < 12; i++) t[len] = eval1(m, 0, t, len), len++;
+    /* Roll back to the prompt in the same slot. */
+    int32_t back = eval1(m, 0, t, n);
+    CHECK_INT(back, eval1(fresh, 0, t, n));
+    CHECK_INT(back, t[n]);
+    /* Re-generate: the same continuation. */
+    for (int i = 0; i < 12; i++) CHECK_INT(eval1(m, 0, t, n + i), t[n + i]);
+    /* Fork slot 0 into slot 1 and continue there only. */
+    m->ops->slot_copy(m, 0, 1);
+    uint64_t d0 = m->stats.n_decoded;
+    int32_t f = eval1(m, 1, t, n + 12);
+    CHECK_INT(m->stats.n_decoded - d0, 1);      /* only the new token */
+    lmql__model_free(fresh);
+    fresh = open_tiny(TINY_SPM, NULL, 0);
+    CHECK_INT(f, eval1(fresh, 0, t, n + 12));
+    /* Two sequences in one call give what each gives alone. */
+    int32_t u[40];
+    memcpy(u, t, (size_t)n * sizeof *u);
+    u[n] = 500; u[n + 1] = 600;
+    struct lmql__eval_req reqs[2] = {{2, t, n + 5}, {3, u, n + 2}};
+    const float *lp[2];
+    struct lmql__err err;
+    CHECK_INT(m->ops->next_logprobs(m, 2, reqs, lp, &err), 0);
+    int32_t a0 = argmax(lp[0], m->vocab.n_tokens), a1 = argmax(lp[1], m->vocab.n_tokens);
+    CHECK_INT(a0, eval1(fresh, 0, t, n + 5));
+    CHECK_INT(a1, eval1(fresh, 0, u, n + 2));
+    /* Log-probabilities are normalised. */
+    double sum = 0;
+    for (int32_t i = 0; i < m->vocab.n_tokens; i++) sum += exp(lp[0][i]);
+    CHECK(fabs(sum - 1.0) < 1e-3);
+    lmql__model_free(fresh);
+    lmql__model_free(m);
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(data, 1, n, f); fclose(f); }
+}
+
+static void expect_open_error(const char *path, const struct lmql__kv *kv, int n, const char *needle) {
+    struct lmql__err err = {{0}};
+    struct lmql__model *m = lmql__llama_open(path, kv, n, &err);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err.msg, needle);
+    lmql__model_free(m);
+}
+
+/* Every bad file gets a cause, never an abort. */
+static void test_bad_files(void) {
+    expect_open_error("build/tests/no-such-model.gguf", NULL, 0, "cannot open model file");
+    write_file("build/tests/not-a-model.gguf", "hello, world\n", 13);
+    expect_open_error("build/tests/not-a-model.gguf", NULL, 0, "starts with 'hell'");
+    write_file("build/tests/old.bin", "lmgg\x01\x00\x00\x00rest", 12);
+    expect_open_error("build/tests/old.bin", NULL, 0, "pre-GGUF GGML model");
+    expect_open_error("build/tests/old.bin", NULL, 0, "convert");
+    write_file("build/tests/short.gguf", "GG", 2);
+    expect_open_error("build/tests/short.gguf", NULL, 0, "only 2 bytes");
+    expect_open_error("build/tests", NULL, 0, "is a directory");
+    /* Truncated: the header survives, the tensor data does not. */
+    FILE *f = fopen(TINY_SPM, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)size);
+        if (buf && fread(buf, 1, (size_t)size, f) == (size_t)size) {
+            write_file("build/tests/truncated.gguf", buf, (size_t)size * 3 / 4);
+            expect_open_error("build/tests/truncated.gguf", NULL, 0, "truncated GGUF");
+            write_file("build/tests/cut-header.gguf", buf, 100);
+            expect_open_error("build/tests/cut-header.gguf", NULL, 0, "GGUF");
+        }
+        free(buf);
+        fclose(f);
+    }
+    /* Parameters: unknown names and bad values name what is valid. */
+    struct lmql__kv bad = {"n_ctxx", "10"};
+    expect_open_error(TINY_SPM, &bad, 1, "unknown llama.cpp parameter 'n_ctxx'");
+    expect_open_error(TINY_SPM, &bad, 1, "n_threads_batch");
+    struct lmql__kv badv = {"n_ctx", "many"};
+    expect_open_error(TINY_SPM, &badv, 1, "n_ctx must be a non-negative integer");
+    struct lmql__kv badb = {"use_mmap", "perhaps"};
+    expect_open_error(TINY_SPM, &badb, 1, "true or false");
+}
+
+/* A prompt longer than n_ctx is an error, and the model stays usable. */
+static void test_context_overflow(void) {
+    struct lmql__kv kv[] = {{"n_ctx", "16"}, {"n_threads", "1"}};
+    struct lmql__model *m = open_tiny(TINY_SPM, kv, 2);
+    if (!m) return;
+    CHECK_INT(m->n_ctx, 16);
+    int32_t t[64];
+    int32_t n = tok(m, "one two three four five six seven eight nine ten eleven twelve", true, false, t, 64);
+    CHECK(n > 16);
+    struct lmql__eval_req r = {0, t, n};
+    const float *lp;
+    struct lmql__err err = {{0}};
+    CHECK_INT(m->ops->next_logprobs(m, 1, &r, &lp, &err), -1);
+    CHECK_CONTAINS(err.msg, "longer than the context (n_ctx=16)");
+    /* Bad token ids and slots are refused before llama.cpp sees them. */
+    int32_t badt[2] = {1, 999999};
+    struct lmql__eval_req rb = {0, badt, 2};
+    CHECK_INT(m->ops->next_logprobs(m, 1, &rb, &lp, &err), -1);
+    CHECK_CONTAINS(err.msg, "out of range");
+    struct lmql__eval_req rs = {99, t, 4};
+    CHECK_INT(m->ops->next_logprobs(m, 1, &rs, &lp, &err), -1);
+    CHECK_CONTAINS(err.msg, "slot 99");
+    CHECK(eval1(m, 0, t, 8) >= 0);
+    lmql__model_free(m);
+}
+
+/* The random model: uniform scores, seeded draws over a real vocabulary. */
+static void test_random_model(void) {
+    struct lmql__err err = {{0}};
+    struct lmql__kv kv[] = {{"seed", "7"}};
+    struct lmql__model *a = lmql__random_open(kv, 1, VOCABS[0], &err);
+    struct lmql__model *b = lmql__random_open(kv, 1, VOCABS[0], &err);
+    CHECK(a && b);
+    if (!a || !b) { lmql__model_free(a); lmql__model_free(b); return; }
+    CHECK_INT(a->vocab.n_tokens, 32000);
+    int32_t t[4] = {1, 100, 200, 300};
+    struct lmql__eval_req r = {0, t, 4};
+    const float *lp;
+    CHECK_INT(a->ops->next_logprobs(a, 1, &r, &lp, &err), 0);
+    CHECK(fabsf(lp[0] - lp[31999]) == 0.0f);
+    CHECK(fabsf(lp[5] + logf(32000.0f)) < 1e-4f);
+    uint8_t *mask = calloc(32000, 1);
+    for (int i = 1000; i < 1010; i++) mask[i] = 1;
+    int same = 1, distinct = 0, prev = -1;
+    for (int i = 0; i < 50; i++) {
+        int32_t x = a->ops->choose(a, lp, mask), y = b->ops->choose(b, lp, mask);
+        CHECK(x >= 1000 && x < 1010);
+        same &= x == y;
+        distinct += x != prev;
+        prev = x;
+    }
+    CHECK(same);            /* same seed, same draws */
+    CHECK(distinct > 10);   /* and they are draws, not a constant */
+    memset(mask, 0, 32000);
+    CHECK_INT(a->ops->choose(a, lp, mask), -1);
+    free(mask);
+    lmql__model_free(a);
+    lmql__model_free(b);
+    struct lmql__kv bad[] = {{"sed", "1"}};
+    CHECK(lmql__random_open(bad, 1, VOCABS[0], &err) == NULL);
+    CHECK_CONTAINS(err.msg, "valid: seed, vocab");
+}
+
+int main(void) {
+    RUN(test_roundtrip);
+    RUN(test_spm_tokens);
+    RUN(test_bpe_vocabs);
+    RUN(test_prefix_reuse);
+    RUN(test_fork_rollback);
+    RUN(test_bad_files);
+    RUN(test_context_overflow);
+    RUN(test_random_model);
+    return th_report("model");
+}
