@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@ enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_Q4_0 = 2, FTYPE_MOS
 /* With --embd-type auto, token_embd.weight stays in --type unless it would
  * be an F32 tensor above this many elements; then it is stored as F16. */
 #define EMBD_AUTO_F32_MAX (4 * 1024 * 1024)
+/* Standard deviation of the block weights, times sqrt(fan_in). */
+#define WEIGHT_GAIN 2.0f
 /* Floats generated per chunk while streaming a tensor. */
 #define CHUNK_FLOATS (1 << 20)
 
@@ -207,8 +210,9 @@ static const char USAGE[] =
     "  --n-ctx N           training context length recorded in the model (default 4096)\n"
     "  --type T            weight type of the matrices: f32, f16, q8_0, q4_0\n"
     "  --embd-type T       type of token_embd.weight: auto, f32, f16, q8_0, q4_0\n"
-    "                      (default: --type if given; auto = the preset's type, but\n"
-    "                      f16 instead of an f32 table above 4M elements)\n"
+    "                      (auto: as --type, but f16 rather than an f32 table of\n"
+    "                      more than 4M values; default: --type if given, else\n"
+    "                      the preset's: auto for tiny, q4_0 for bench)\n"
     "  --seed N            random seed (default 1)\n"
     "  -h, --help          show this help\n";
 
@@ -246,9 +250,9 @@ static uint64_t parse_u64(const char *opt, const char *s)
 {
     char *end;
     errno = 0;
-    if (*s == '-' || *s == '\0')
+    if (*s < '0' || *s > '9')
         die("invalid value '%s' for %s (expected a non-negative integer)", s, opt);
-    unsigned long long v = strtoull(s, &end, 0);
+    unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end)
         die("invalid value '%s' for %s (expected a non-negative integer)", s, opt);
     return v;
@@ -328,9 +332,12 @@ static void parse_args(opts_t *o, int argc, char **argv)
         o->n_head_kv = o->n_head;
 
     if (!o->vocab)
-        die("missing --vocab FILE (the GGUF file to take the tokenizer from)");
+        die("missing --vocab FILE (the GGUF file to take the tokenizer from; see --help)");
     if (!o->out)
-        die("missing --out FILE (the model to write)");
+        die("missing --out FILE (the model to write; see --help)");
+    struct stat st;
+    if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode))
+        die("output '%s' is a directory", o->out);
     if (o->n_embd % o->n_head)
         die("--n-embd %" PRId64 " is not a multiple of --n-head %" PRId64, o->n_embd, o->n_head);
     if ((o->n_embd / o->n_head) % 2)
@@ -488,7 +495,8 @@ static size_t plan_tensors(tinfo_t *t, const opts_t *o, int64_t n_vocab, int emb
 
 typedef struct {
     FILE *f;
-    const char *path;
+    const char *path;        /* file being written (for errors) */
+    const char *label;       /* name shown in progress */
     uint64_t pos;            /* bytes written so far */
     uint64_t total;          /* expected file size */
     bool progress;
@@ -500,7 +508,7 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void out_write(out_t *w, const void *p, size_t n)
@@ -512,7 +520,7 @@ static void out_write(out_t *w, const void *p, size_t n)
         int pct = (int)(w->pos * 100 / w->total);
         if (pct != w->last_pct) {
             w->last_pct = pct;
-            fprintf(stderr, "\r" PROG ": writing %s: %3d%% (%.1fs)", w->path, pct, now_s() - w->t0);
+            fprintf(stderr, "\r" PROG ": writing %s: %3d%% (%.1fs)", w->label, pct, now_s() - w->t0);
         }
     }
 }
@@ -538,8 +546,15 @@ static void write_tensor(out_t *w, const tinfo_t *t, uint64_t seed, float *fbuf,
     if (rows_per_chunk < 1)
         rows_per_chunk = 1;
     rng_t r = rng_for(seed, t->name);
-    /* uniform in [-a, a) has standard deviation a/sqrt(3): use 1/sqrt(fan_in) */
-    const float a = sqrtf(3.0f / (float)t->ne0);
+    /* Uniform in [-a, a) has standard deviation a/sqrt(3).  The embedding
+     * table gets std 1/sqrt(n_embd), so with tied output the logits have
+     * std ~1.  The block matrices get std WEIGHT_GAIN/sqrt(fan_in): with
+     * gain 1 the residual stream stays close to the input embedding and
+     * greedy decoding soon repeats one token; gain 2 makes attention
+     * sharper (position dependent through RoPE) and the blocks dominate,
+     * which keeps greedy output varied. */
+    const float gain = strcmp(t->name, "token_embd.weight") == 0 ? 1.0f : WEIGHT_GAIN;
+    const float a = gain * sqrtf(3.0f / (float)t->ne0);
 
     for (int64_t row = 0; row < t->ne1; row += rows_per_chunk) {
         int64_t nr = t->ne1 - row < rows_per_chunk ? t->ne1 - row : rows_per_chunk;
@@ -671,7 +686,7 @@ int main(int argc, char **argv)
     memcpy(g_tmp_path, o.out, plen);
     memcpy(g_tmp_path + plen, ".tmp", 5);
     install_signal_handlers();
-    out_t w = { .path = g_tmp_path, .total = total, .last_pct = -1, .t0 = t0 };
+    out_t w = { .path = g_tmp_path, .label = o.out, .total = total, .last_pct = -1, .t0 = t0 };
     w.f = fopen(g_tmp_path, "wb");
     if (!w.f)
         die("cannot create '%s': %s", g_tmp_path, strerror(errno));

@@ -1,0 +1,135 @@
+/*
+** lmql.h: LMQL, the query language for large language models, on llama.cpp.
+**
+** The one public header. A program compiles a query once and runs it as
+** often as it likes, with different arguments each time:
+**
+**     struct lmql *L = lmql_init(NULL);
+**     struct lmql_program *q = lmql_program_compile(L, "q.lmql", src, len);
+**     if (!q) fprintf(stderr, "%s\n", lmql_errmsg(L));
+**     struct lmql_result *r;
+**     if (lmql_run(L, q, NULL, &r) == LMQL_OK) puts(lmql_result_json(r));
+**     lmql_result_free(r); lmql_program_free(q); lmql_free(L);
+**
+** Ownership: arguments are borrowed. A function that keeps a pointer says
+** so. Returned pointers belong to the caller (free them with the matching
+** lmql_*_free) unless documented "valid until ...". lmql_*_free(NULL) is a
+** no-op. Handles are not thread-safe; use one struct lmql per thread.
+**
+** Errors: functions return LMQL_OK (0) or a negative lmql_status, or NULL.
+** The message is kept on the struct lmql: lmql_errmsg(L), valid until the
+** next call on L. Query errors carry a position (lmql_error_line/col).
+*/
+#ifndef LMQL_H
+#define LMQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LMQL_VERSION "0.1.0"
+
+struct lmql;          /* a runtime: options, loaded models, the last error */
+struct lmql_program;  /* a compiled query */
+struct lmql_args;     /* arguments for one run */
+struct lmql_result;   /* what a run produced */
+
+typedef enum lmql_status {
+    LMQL_OK = 0,
+    LMQL_ERR_QUERY = -1,    /* the query is wrong: syntax, unsupported construct, bad argument */
+    LMQL_ERR_MODEL = -2,    /* the model cannot be loaded or reached */
+    LMQL_ERR_RUNTIME = -3,  /* running failed: context overflow, script error, limits */
+    LMQL_ERR_NOMEM = -4,
+    LMQL_ERR_MISUSE = -5,   /* a NULL handle or similar API misuse */
+} lmql_status;
+
+/* What a stream callback is told about the text it receives. */
+typedef enum lmql_text_kind {
+    LMQL_TEXT_PROMPT = 0,     /* static prompt text of the query */
+    LMQL_TEXT_GENERATED = 1,  /* tokens the model produced for a hole */
+} lmql_text_kind;
+
+/* Called with each piece of prompt text as the query runs. Pieces of
+** generated text are raw token bytes and may split a UTF-8 character. */
+typedef void (*lmql_text_cb)(void *user_data, const char *text, size_t len, lmql_text_kind kind);
+
+struct lmql_params {
+    const char  *default_model;  /* used when a query has no `from`; NULL: $LMQL_DEFAULT_MODEL */
+    const char  *model_override; /* replaces the query's `from` (lmql run --model) */
+    uint64_t     seed;           /* sampling seed; runs with the same seed repeat */
+    int32_t      max_steps;      /* script statements per run before it is stopped */
+    int32_t      max_depth;      /* nesting of parsing and calls */
+    lmql_text_cb on_text;        /* streaming; NULL for none */
+    void        *user_data;      /* passed to on_text */
+};
+
+/* Defaults: no default model, seed 0, max_steps 1000000, max_depth 200. */
+struct lmql_params lmql_default_params(void);
+
+/* A runtime: it keeps loaded models between runs. params may be NULL.
+** Returns NULL only when out of memory. */
+struct lmql *lmql_init(const struct lmql_params *params);
+void lmql_free(struct lmql *L);
+
+/* The last error on L ("" if none), valid until the next call on L. For
+** query errors the text is `FILE:LINE:COL: error: message`, then the
+** source line and a caret. */
+const char *lmql_errmsg(const struct lmql *L);
+/* 1-based position of the last query error, or 0 when it has none. */
+int lmql_error_line(const struct lmql *L);
+int lmql_error_col(const struct lmql *L);
+
+/* Compile a query. filename is used in messages ("<expr>" for inline
+** text). Returns NULL on error (message on L). */
+struct lmql_program *lmql_program_compile(struct lmql *L, const char *filename, const char *src, size_t len);
+void lmql_program_free(struct lmql_program *P);
+
+/* Query arguments: bind free variables of a query by name. */
+struct lmql_args *lmql_args_init(void);
+lmql_status lmql_args_set_str(struct lmql_args *A, const char *name, const char *value);
+lmql_status lmql_args_set_int(struct lmql_args *A, const char *name, int64_t value);
+lmql_status lmql_args_set_float(struct lmql_args *A, const char *name, double value);
+void lmql_args_free(struct lmql_args *A);
+
+/* Run a compiled query. args may be NULL. On LMQL_OK *out holds the
+** result; otherwise *out is NULL and the message is on L:
+**   LMQL_ERR_QUERY    the query is wrong (with a position)
+**   LMQL_ERR_MODEL    the model could not be loaded
+**   LMQL_ERR_RUNTIME  running failed (context overflow, script error)
+**   LMQL_ERR_NOMEM    out of memory */
+lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_args *args,
+                     struct lmql_result **out);
+
+/* The result as JSON text (see INTERFACE.md: an object per sequence, an
+** array for several, or the query's `return` value). Valid until the
+** result is freed. */
+const char *lmql_result_json(const struct lmql_result *R);
+/* Number of sequences, and the final prompt of sequence i (valid until
+** the result is freed; NULL when i is out of range). */
+int lmql_result_count(const struct lmql_result *R);
+const char *lmql_result_prompt(const struct lmql_result *R, int i);
+/* The variables of sequence i in the order they were first set: their
+** count, the k-th name, and the k-th value as JSON text. Valid until the
+** result is freed; NULL when i or k is out of range. */
+int lmql_result_variable_count(const struct lmql_result *R, int i);
+const char *lmql_result_variable_name(const struct lmql_result *R, int i, int k);
+const char *lmql_result_variable_json(const struct lmql_result *R, int i, int k);
+void lmql_result_free(struct lmql_result *R);
+
+/* Counters of the last run, for benchmarks and progress reports. */
+struct lmql_stats {
+    uint64_t n_decoded;   /* tokens evaluated by the model */
+    uint64_t n_reused;    /* tokens served from the KV cache */
+    uint64_t n_generated; /* tokens generated for holes */
+    double   t_eval;      /* seconds in the model's forward passes */
+    double   t_total;     /* seconds the run took */
+};
+void lmql_last_stats(const struct lmql *L, struct lmql_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

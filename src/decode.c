@@ -1,0 +1,129 @@
+/*
+** Generation of one hole, token by token.
+*/
+#include "decode.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lmql__seq_push(struct lmql__seq *s, const int32_t *t, int32_t n) {
+    if (n <= 0) return 0;
+    if (s->n + n > s->cap) {
+        int32_t cap = s->cap ? s->cap : 64;
+        while (cap < s->n + n) cap *= 2;
+        int32_t *p = realloc(s->toks, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        s->toks = p;
+        s->cap = cap;
+    }
+    memcpy(s->toks + s->n, t, (size_t)n * sizeof *t);
+    s->n += n;
+    return 0;
+}
+
+void lmql__seq_free(struct lmql__seq *s) {
+    free(s->toks);
+    memset(s, 0, sizeof *s);
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
+    struct lmql__model *m = g->model;
+    int32_t n = m->vocab.n_tokens;
+    if (m->ops->choose) return m->ops->choose(m, lp, mask);
+    if (g->decoder == LMQL_DEC_ARGMAX || g->temperature <= 0) {
+        int32_t best = -1;
+        for (int32_t t = 0; t < n; t++)
+            if (mask[t] && (best < 0 || lp[t] > lp[best])) best = t;
+        return best;
+    }
+    /* Sample from softmax(lp / T) restricted to the mask. */
+    double mx = -INFINITY, sum = 0;
+    for (int32_t t = 0; t < n; t++)
+        if (mask[t] && lp[t] > mx) mx = lp[t];
+    if (mx == -INFINITY) return -1;
+    for (int32_t t = 0; t < n; t++)
+        if (mask[t]) sum += exp((lp[t] - mx) / g->temperature);
+    double r = (double)(rng_next(g->rng) >> 11) / 9007199254740992.0 * sum;
+    int32_t last = -1;
+    for (int32_t t = 0; t < n; t++) {
+        if (!mask[t]) continue;
+        last = t;
+        r -= exp((lp[t] - mx) / g->temperature);
+        if (r < 0) return t;
+    }
+    return last;
+}
+
+/* The earliest stop-phrase match that ends inside the newest bytes
+** (from `fresh` on); earlier matches were already seen and ignored. */
+static const struct lmql__stop *find_stop(const struct lmql__hole_rules *r, const struct lmql__buf *v, size_t fresh,
+                                          size_t *at) {
+    const struct lmql__stop *best = NULL;
+    size_t best_pos = 0;
+    for (int i = 0; i < r->n_stops; i++) {
+        const struct lmql__stop *s = &r->stops[i];
+        if (s->len == 0 || s->len > v->len) continue;
+        size_t from = fresh >= s->len ? fresh - s->len + 1 : 0;
+        for (size_t p = from; p + s->len <= v->len; p++) {
+            if (memcmp(v->data + p, s->text, s->len) == 0) {
+                if (!best || p < best_pos) { best = s; best_pos = p; }
+                break;
+            }
+        }
+    }
+    *at = best_pos;
+    return best;
+}
+
+int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
+                       struct lmql__buf *value, struct lmql__err *err) {
+    struct lmql__model *m = g->model;
+    const struct lmql__vocab *v = &m->vocab;
+    int32_t n_gen = 0;
+    if (lmql__buf_reserve(value, 0)) return lmql__errf(err, "out of memory");
+    for (;;) {
+        /* A full budget allows only EOS: stop without asking the model. */
+        if (rules->max_tokens >= 0 && n_gen >= rules->max_tokens) break;
+        if (rules->exact_tokens >= 0 && n_gen >= rules->exact_tokens) break;
+        int32_t limit = g->max_len < m->n_ctx ? g->max_len : m->n_ctx;
+        if (seq->n >= limit)
+            return lmql__errf(err, "the sequence reached %d tokens, the limit (%s=%d); raise it", seq->n,
+                              g->max_len < m->n_ctx ? "max_len" : "n_ctx", limit);
+        struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
+        const float *lp;
+        if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
+        /* Tokens with no text that do not end generation (BOS, unknown,
+        ** padding) can never be part of a value. */
+        bool eos_ok = rules->exact_tokens < 0 || n_gen >= rules->exact_tokens;
+        for (int32_t t = 0; t < v->n_tokens; t++) {
+            uint32_t len = v->off[t + 1] - v->off[t];
+            g->mask[t] = v->is_eog[t] ? eos_ok : len > 0;
+        }
+        int32_t t = pick(g, lp, g->mask);
+        if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
+        if (v->is_eog[t]) break;
+        if (lmql__seq_push(seq, &t, 1)) return lmql__errf(err, "out of memory");
+        n_gen++;
+        uint32_t len;
+        const char *piece = lmql__vocab_piece(v, t, &len);
+        size_t fresh = value->len;
+        if (lmql__buf_add(value, piece, len)) return lmql__errf(err, "out of memory");
+        if (g->on_token) g->on_token(g->ud, piece, len);
+        size_t at;
+        const struct lmql__stop *s = find_stop(rules, value, fresh, &at);
+        if (s) {
+            value->len = s->before ? at : at + s->len;
+            value->data[value->len] = 0;
+            break;
+        }
+    }
+    return n_gen;
+}

@@ -1,0 +1,98 @@
+/*
+** Runtime values of the query scripting language (a Python subset).
+**
+** Ownership, the one rule: a `struct lmql_val *` is reference counted.
+** Functions that return a value return a new reference the caller must
+** release with lmql__val_unref(); arguments are borrowed. Containers hold
+** their own references. Small immutable values (None, True, False) are
+** static and ignore reference counting.
+*/
+#ifndef LMQL_VALUE_H
+#define LMQL_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmql_int.h"
+
+enum lmql_val_kind {
+    LMQL_V_NONE,
+    LMQL_V_BOOL,
+    LMQL_V_INT,
+    LMQL_V_FLOAT,
+    LMQL_V_STR,
+    LMQL_V_LIST,
+    LMQL_V_TUPLE,
+    LMQL_V_DICT,
+    LMQL_V_FUNC,      /* a `def` of the query, or a builtin */
+    LMQL_V_OBJ,       /* an opaque host object (models, modules) */
+};
+
+struct lmql_val;
+
+/* Builtin: called with positional args and keyword args (names[i] for
+** kwargs, NULL for positionals). Returns a new reference or NULL with
+** err set. */
+typedef struct lmql_val *(*lmql__builtin_fn)(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                             struct lmql__err *err);
+
+struct lmql_val {
+    enum lmql_val_kind kind;
+    int32_t refs;               /* < 0: static, never freed */
+    union {
+        bool    b;
+        int64_t i;
+        double  f;
+        struct { char *s; size_t len; } str;
+        struct { struct lmql_val **items; size_t len, cap; } list;   /* list and tuple */
+        struct { struct lmql_val **keys, **vals; size_t len, cap; } dict;   /* insertion order */
+        struct {
+            const char *name;
+            lmql__builtin_fn fn;       /* builtin, or NULL for a script def */
+            void *ud;                  /* builtin data, or the def's AST node */
+            struct lmql_val *self;     /* bound method receiver, or NULL */
+        } func;
+        struct {
+            const char *type;          /* "model", "module" */
+            void *ptr;
+            void (*free)(void *);
+        } obj;
+    } u;
+};
+
+extern struct lmql_val lmql__none, lmql__true, lmql__false;
+
+struct lmql_val *lmql__val_ref(struct lmql_val *v);
+void lmql__val_unref(struct lmql_val *v);
+
+struct lmql_val *lmql__val_bool(bool b);
+struct lmql_val *lmql__val_int(int64_t i);
+struct lmql_val *lmql__val_float(double f);
+struct lmql_val *lmql__val_str(const char *s, size_t len);
+struct lmql_val *lmql__val_cstr(const char *s);
+struct lmql_val *lmql__val_list(size_t cap);
+struct lmql_val *lmql__val_tuple(size_t cap);
+struct lmql_val *lmql__val_dict(void);
+struct lmql_val *lmql__val_builtin(const char *name, lmql__builtin_fn fn, void *ud, struct lmql_val *self);
+struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void *));
+
+/* Append to a list or tuple; takes ownership of item. Returns 0 or -1. */
+int lmql__list_push(struct lmql_val *list, struct lmql_val *item);
+/* Dict set (takes ownership of key and value) and get (borrowed or NULL). */
+int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *val);
+struct lmql_val *lmql__dict_get(struct lmql_val *d, const struct lmql_val *key);
+
+bool lmql__val_truthy(const struct lmql_val *v);
+bool lmql__val_equal(const struct lmql_val *a, const struct lmql_val *b);
+/* Three-way comparison for <, >; returns -2 when the kinds do not order. */
+int lmql__val_compare(const struct lmql_val *a, const struct lmql_val *b);
+const char *lmql__val_type_name(const struct lmql_val *v);
+
+/* str(v) and repr(v) appended to b. */
+int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v);
+int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v);
+/* JSON for results: strings, numbers, lists, dicts, null, booleans. */
+int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v);
+
+#endif
