@@ -23,7 +23,7 @@ elif pkg-config --exists llama 2>/dev/null; then
 else
   src="bundled release $(cat deps/llama/COMMIT 2>/dev/null || echo '?') in deps/llama"
   cflags="-Ideps/llama/include"
-  libs="-Lbuild/lib -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so -Wl,-rpath,\$\$ORIGIN/../lib"
+  libs="-Lbuild/lib -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so -Wl,-rpath,'\$\$ORIGIN/../lib'"
   bundled=1
 fi
 

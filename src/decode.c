@@ -92,7 +92,6 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
     for (;;) {
         /* A full budget allows only EOS: stop without asking the model. */
         if (rules->max_tokens >= 0 && n_gen >= rules->max_tokens) break;
-        if (rules->exact_tokens >= 0 && n_gen >= rules->exact_tokens) break;
         int32_t limit = g->max_len < m->n_ctx ? g->max_len : m->n_ctx;
         if (seq->n >= limit)
             return lmql__errf(err, "the sequence reached %d tokens, the limit (%s=%d); raise it", seq->n,
@@ -102,7 +101,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
         /* Tokens with no text that do not end generation (BOS, unknown,
         ** padding) can never be part of a value. */
-        bool eos_ok = rules->exact_tokens < 0 || n_gen >= rules->exact_tokens;
+        bool eos_ok = n_gen >= rules->min_tokens;
         for (int32_t t = 0; t < v->n_tokens; t++) {
             uint32_t len = v->off[t + 1] - v->off[t];
             g->mask[t] = v->is_eog[t] ? eos_ok : len > 0;

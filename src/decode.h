@@ -25,7 +25,7 @@ struct lmql__stop {
 /* What the constraints say about one hole. */
 struct lmql__hole_rules {
     int32_t max_tokens;     /* -1: no limit but the context */
-    int32_t exact_tokens;   /* -1, or the hole must have exactly this many */
+    int32_t min_tokens;     /* EOS is masked until this many (0: none) */
     const struct lmql__stop *stops;
     int n_stops;
 };

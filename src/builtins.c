@@ -1,0 +1,552 @@
+/*
+** Builtin functions, methods of str/list/dict, the `lmql` module, and
+** calls of functions defined in a query.
+*/
+#include "interp_int.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static struct lmql_val *berr(struct lmql__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static struct lmql_val *berr(struct lmql__err *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+static bool intlike(const struct lmql_val *v) { return v->kind == LMQL_V_INT || v->kind == LMQL_V_BOOL; }
+static int64_t ival(const struct lmql_val *v) { return v->kind == LMQL_V_INT ? v->u.i : v->u.b; }
+
+static int n_positional(int argc, const char **names) {
+    int k = 0;
+    for (int i = 0; i < argc; i++) k += names[i] == NULL;
+    return k;
+}
+
+/* ---------------------------------------------------------- functions -- */
+
+static struct lmql_val *to_str(struct lmql_val *v) {
+    struct lmql__buf b = {0};
+    lmql__val_str_into(&b, v);
+    struct lmql_val *s = lmql__val_str(b.data ? b.data : "", b.len);
+    lmql__buf_free(&b);
+    return s;
+}
+
+static struct lmql_val *parse_int(const char *s, size_t len, struct lmql__err *err) {
+    char tmp[64];
+    while (len && isspace((unsigned char)*s)) s++, len--;
+    while (len && isspace((unsigned char)s[len - 1])) len--;
+    if (len == 0 || len >= sizeof tmp) return berr(err, "invalid literal for int()");
+    memcpy(tmp, s, len);
+    tmp[len] = 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(tmp, &end, 10);
+    if (*end || errno) return berr(err, "invalid literal for int() with base 10: '%s'", tmp);
+    return lmql__val_int(x);
+}
+
+static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                   struct lmql__err *err) {
+    const char *name = ud;
+    int np = n_positional(argc, names);
+    if (np != argc && strcmp(name, "print") && strcmp(name, "sorted"))
+        return berr(err, "%s() takes no keyword arguments", name);
+    struct lmql_val *a = argc ? argv[0] : NULL;
+
+    if (!strcmp(name, "len")) {
+        if (argc != 1) return berr(err, "len() takes exactly one argument");
+        if (a->kind == LMQL_V_STR) return lmql__val_int((int64_t)a->u.str.len);
+        if (a->kind == LMQL_V_LIST || a->kind == LMQL_V_TUPLE) return lmql__val_int((int64_t)a->u.list.len);
+        if (a->kind == LMQL_V_DICT) return lmql__val_int((int64_t)a->u.dict.len);
+        return berr(err, "object of type '%s' has no len()", lmql__val_type_name(a));
+    }
+    if (!strcmp(name, "str")) return argc ? to_str(a) : lmql__val_str("", 0);
+    if (!strcmp(name, "repr")) {
+        if (argc != 1) return berr(err, "repr() takes exactly one argument");
+        struct lmql__buf b = {0};
+        lmql__val_repr_into(&b, a);
+        struct lmql_val *s = lmql__val_str(b.data ? b.data : "", b.len);
+        lmql__buf_free(&b);
+        return s;
+    }
+    if (!strcmp(name, "int")) {
+        if (!argc) return lmql__val_int(0);
+        if (intlike(a)) return lmql__val_int(ival(a));
+        if (a->kind == LMQL_V_FLOAT) {
+            if (!isfinite(a->u.f) || fabs(a->u.f) > 9.2e18) return berr(err, "cannot convert float to int");
+            return lmql__val_int((int64_t)a->u.f);
+        }
+        if (a->kind == LMQL_V_STR) return parse_int(a->u.str.s, a->u.str.len, err);
+        return berr(err, "int() argument must be a string or a number, not '%s'", lmql__val_type_name(a));
+    }
+    if (!strcmp(name, "float")) {
+        if (!argc) return lmql__val_float(0);
+        if (intlike(a)) return lmql__val_float((double)ival(a));
+        if (a->kind == LMQL_V_FLOAT) return lmql__val_ref(a);
+        if (a->kind == LMQL_V_STR) {
+            char *end;
+            double d = strtod(a->u.str.s, &end);
+            while (isspace((unsigned char)*end)) end++;
+            if (end == a->u.str.s || *end) return berr(err, "could not convert string to float: '%s'", a->u.str.s);
+            return lmql__val_float(d);
+        }
+        return berr(err, "float() argument must be a string or a number");
+    }
+    if (!strcmp(name, "bool")) return lmql__val_bool(argc && lmql__val_truthy(a));
+    if (!strcmp(name, "abs")) {
+        if (argc != 1) return berr(err, "abs() takes exactly one argument");
+        if (a->kind == LMQL_V_FLOAT) return lmql__val_float(fabs(a->u.f));
+        if (intlike(a) && ival(a) != INT64_MIN) return lmql__val_int(ival(a) < 0 ? -ival(a) : ival(a));
+        return berr(err, "bad operand type for abs(): '%s'", lmql__val_type_name(a));
+    }
+    if (!strcmp(name, "range")) {
+        int64_t lo = 0, hi, step = 1;
+        for (int i = 0; i < argc; i++)
+            if (!intlike(argv[i])) return berr(err, "range() arguments must be integers");
+        if (argc == 1) hi = ival(argv[0]);
+        else if (argc == 2 || argc == 3) {
+            lo = ival(argv[0]);
+            hi = ival(argv[1]);
+            if (argc == 3) step = ival(argv[2]);
+        } else return berr(err, "range expected 1 to 3 arguments");
+        if (step == 0) return berr(err, "range() arg 3 must not be zero");
+        double count = ceil(((double)hi - (double)lo) / (double)step);
+        if (count > 10000000) return berr(err, "range() of more than 10,000,000 items is not supported");
+        struct lmql_val *l = lmql__val_list(count > 0 ? (size_t)count : 0);
+        for (int64_t i = lo; l && (step > 0 ? i < hi : i > hi); i += step) lmql__list_push(l, lmql__val_int(i));
+        return l;
+    }
+    if (!strcmp(name, "list") || !strcmp(name, "tuple")) {
+        struct lmql_val *out = name[0] == 'l' ? lmql__val_list(0) : lmql__val_tuple(0);
+        if (!argc || !out) return out;
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
+        if (!items) { lmql__val_unref(out); return berr(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
+        for (size_t i = 0; i < items->u.list.len; i++) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
+        lmql__val_unref(items);
+        return out;
+    }
+    if (!strcmp(name, "dict")) {
+        if (argc) return berr(err, "dict() takes no arguments here");
+        return lmql__val_dict();
+    }
+    if (!strcmp(name, "print")) return &lmql__none;   /* queries print through their prompt */
+    if (!strcmp(name, "min") || !strcmp(name, "max") || !strcmp(name, "sum")) {
+        struct lmql_val *items = argc == 1 ? lmql__iter_list(NULL, NULL, a) : NULL;
+        if (argc == 1 && !items) return berr(err, "%s() argument is not iterable", name);
+        size_t n = items ? items->u.list.len : (size_t)argc;
+        struct lmql_val **v = items ? items->u.list.items : argv;
+        struct lmql_val *out = NULL;
+        if (!strcmp(name, "sum")) {
+            int64_t si = 0;
+            double sf = 0;
+            bool fl = false;
+            for (size_t i = 0; i < n; i++) {
+                if (v[i]->kind == LMQL_V_FLOAT) { fl = true; sf += v[i]->u.f; }
+                else if (intlike(v[i])) { si += ival(v[i]); sf += (double)ival(v[i]); }
+                else { lmql__val_unref(items); return berr(err, "unsupported operand type for sum: '%s'", lmql__val_type_name(v[i])); }
+            }
+            out = fl ? lmql__val_float(sf) : lmql__val_int(si);
+        } else if (n == 0) {
+            lmql__val_unref(items);
+            return berr(err, "%s() arg is an empty sequence", name);
+        } else {
+            struct lmql_val *best = v[0];
+            for (size_t i = 1; i < n; i++) {
+                int c = lmql__val_compare(v[i], best);
+                if (c == -2) { lmql__val_unref(items); return berr(err, "values of %s() cannot be compared", name); }
+                if (name[1] == 'i' ? c < 0 : c > 0) best = v[i];
+            }
+            out = lmql__val_ref(best);
+        }
+        lmql__val_unref(items);
+        return out;
+    }
+    if (!strcmp(name, "enumerate") || !strcmp(name, "zip")) {
+        struct lmql_val *out = lmql__val_list(0);
+        if (name[0] == 'e') {
+            if (argc != 1) { lmql__val_unref(out); return berr(err, "enumerate() takes one argument"); }
+            struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
+            if (!items) { lmql__val_unref(out); return berr(err, "enumerate() argument is not iterable"); }
+            for (size_t i = 0; i < items->u.list.len; i++) {
+                struct lmql_val *t = lmql__val_tuple(2);
+                lmql__list_push(t, lmql__val_int((int64_t)i));
+                lmql__list_push(t, lmql__val_ref(items->u.list.items[i]));
+                lmql__list_push(out, t);
+            }
+            lmql__val_unref(items);
+            return out;
+        }
+        struct lmql_val *lists[8];
+        if (argc > 8) { lmql__val_unref(out); return berr(err, "zip() of more than 8 iterables"); }
+        size_t n = SIZE_MAX;
+        for (int i = 0; i < argc; i++) {
+            lists[i] = lmql__iter_list(NULL, NULL, argv[i]);
+            if (!lists[i]) {
+                for (int j = 0; j < i; j++) lmql__val_unref(lists[j]);
+                lmql__val_unref(out);
+                return berr(err, "zip() argument is not iterable");
+            }
+            if (lists[i]->u.list.len < n) n = lists[i]->u.list.len;
+        }
+        for (size_t k = 0; argc && k < n; k++) {
+            struct lmql_val *t = lmql__val_tuple((size_t)argc);
+            for (int i = 0; i < argc; i++) lmql__list_push(t, lmql__val_ref(lists[i]->u.list.items[k]));
+            lmql__list_push(out, t);
+        }
+        for (int i = 0; i < argc; i++) lmql__val_unref(lists[i]);
+        return out;
+    }
+    return berr(err, "%s() is not supported yet", name);
+}
+
+static const char *const BUILTINS[] = {"len", "str", "repr", "int", "float", "bool", "abs", "range", "list", "tuple",
+                                       "dict", "print", "min", "max", "sum", "enumerate", "zip"};
+
+static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
+
+void lmql__model_spec_free(void *p) {
+    struct lmql__model_spec *s = p;
+    if (!s) return;
+    for (int i = 0; i < s->n_kv; i++) {
+        free((char *)s->kv[i].key);
+        free((char *)s->kv[i].value);
+    }
+    free(s->kv);
+    free(s->id);
+    free(s);
+}
+
+/* lmql.model("id", key=value, ...): keyword values are kept as text, the
+** form the model backends take their parameters in. */
+static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                      struct lmql__err *err) {
+    (void)ud;
+    if (argc < 1 || names[0] || argv[0]->kind != LMQL_V_STR)
+        return berr(err, "lmql.model() takes the model identifier as its first argument");
+    struct lmql__model_spec *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->id = strdup(argv[0]->u.str.s);
+    s->kv = calloc((size_t)argc, sizeof *s->kv);
+    for (int i = 1; i < argc; i++) {
+        if (!names[i]) {
+            lmql__model_spec_free(s);
+            return berr(err, "lmql.model() takes one positional argument; pass the rest as key=value");
+        }
+        struct lmql__buf b = {0};
+        if (argv[i]->kind == LMQL_V_BOOL) lmql__buf_adds(&b, argv[i]->u.b ? "true" : "false");
+        else lmql__val_str_into(&b, argv[i]);
+        s->kv[s->n_kv].key = strdup(names[i]);
+        s->kv[s->n_kv].value = b.data ? b.data : strdup("");
+        s->n_kv++;
+    }
+    return lmql__val_obj("model", s, model_spec_free_cb);
+}
+
+static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
+
+struct lmql_val *lmql__builtin(const char *name) {
+    if (!strcmp(name, "lmql")) return &g_lmql_module;
+    for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
+        if (!strcmp(BUILTINS[i], name)) return lmql__val_builtin(BUILTINS[i], builtin_fn, (void *)BUILTINS[i], NULL);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ methods -- */
+
+static bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+static struct lmql_val *str_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
+                                   struct lmql__err *err) {
+    const char *s = self->u.str.s;
+    size_t n = self->u.str.len;
+    for (int i = 0; i < argc; i++)
+        if (argv[i]->kind != LMQL_V_STR && argv[i]->kind != LMQL_V_NONE && strcmp(m, "join") && strcmp(m, "split") &&
+            strcmp(m, "replace") && strcmp(m, "startswith") && strcmp(m, "endswith"))
+            return berr(err, "str.%s() argument must be a string", m);
+    if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
+        const char *chars = argc && argv[0]->kind == LMQL_V_STR ? argv[0]->u.str.s : NULL;
+        size_t lo = 0, hi = n;
+        #define STRIPPABLE(c) (chars ? strchr(chars, (c)) != NULL && (c) : is_space_byte(c))
+        if (m[0] != 'r') while (lo < hi && STRIPPABLE(s[lo])) lo++;
+        if (m[0] != 'l') while (hi > lo && STRIPPABLE(s[hi - 1])) hi--;
+        #undef STRIPPABLE
+        return lmql__val_str(s + lo, hi - lo);
+    }
+    if (!strcmp(m, "lower") || !strcmp(m, "upper")) {
+        struct lmql_val *v = lmql__val_str(s, n);
+        for (size_t i = 0; v && i < n; i++)
+            v->u.str.s[i] = (char)(m[0] == 'l' ? tolower((unsigned char)s[i]) : toupper((unsigned char)s[i]));
+        return v;
+    }
+    if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
+        if (argc != 1 || argv[0]->kind != LMQL_V_STR) return berr(err, "str.%s() takes one string", m);
+        size_t k = argv[0]->u.str.len;
+        if (k > n) return &lmql__false;
+        return lmql__val_bool(!memcmp(m[0] == 's' ? s : s + n - k, argv[0]->u.str.s, k));
+    }
+    if (!strcmp(m, "find") || !strcmp(m, "count")) {
+        if (argc != 1) return berr(err, "str.%s() takes one argument", m);
+        const char *sub = argv[0]->u.str.s;
+        size_t k = argv[0]->u.str.len;
+        int64_t count = 0;
+        for (size_t i = 0; i + k <= n;) {
+            if (!memcmp(s + i, sub, k)) {
+                if (m[0] == 'f') return lmql__val_int((int64_t)i);
+                count++;
+                i += k ? k : 1;
+            } else i++;
+        }
+        return lmql__val_int(m[0] == 'f' ? -1 : count);
+    }
+    if (!strcmp(m, "replace")) {
+        if (argc != 2 || argv[0]->kind != LMQL_V_STR || argv[1]->kind != LMQL_V_STR)
+            return berr(err, "str.replace() takes two strings");
+        const char *old = argv[0]->u.str.s, *nw = argv[1]->u.str.s;
+        size_t ko = argv[0]->u.str.len, kn = argv[1]->u.str.len;
+        struct lmql__buf b = {0};
+        lmql__buf_reserve(&b, n);
+        for (size_t i = 0; i < n;) {
+            if (ko && i + ko <= n && !memcmp(s + i, old, ko)) { lmql__buf_add(&b, nw, kn); i += ko; }
+            else lmql__buf_add(&b, s + i++, 1);
+        }
+        struct lmql_val *v = lmql__val_str(b.data ? b.data : "", b.len);
+        lmql__buf_free(&b);
+        return v;
+    }
+    if (!strcmp(m, "split")) {
+        struct lmql_val *out = lmql__val_list(0);
+        if (argc == 0 || argv[0]->kind == LMQL_V_NONE) {
+            for (size_t i = 0; i < n;) {
+                while (i < n && is_space_byte(s[i])) i++;
+                size_t j = i;
+                while (j < n && !is_space_byte(s[j])) j++;
+                if (j > i) lmql__list_push(out, lmql__val_str(s + i, j - i));
+                i = j;
+            }
+            return out;
+        }
+        if (argv[0]->kind != LMQL_V_STR || argv[0]->u.str.len == 0) {
+            lmql__val_unref(out);
+            return berr(err, "str.split() separator must be a non-empty string");
+        }
+        const char *sep = argv[0]->u.str.s;
+        size_t k = argv[0]->u.str.len, start = 0;
+        for (size_t i = 0; i + k <= n;) {
+            if (!memcmp(s + i, sep, k)) {
+                lmql__list_push(out, lmql__val_str(s + start, i - start));
+                i += k;
+                start = i;
+            } else i++;
+        }
+        lmql__list_push(out, lmql__val_str(s + start, n - start));
+        return out;
+    }
+    if (!strcmp(m, "join")) {
+        if (argc != 1) return berr(err, "str.join() takes one argument");
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, argv[0]);
+        if (!items) return berr(err, "str.join() argument is not iterable");
+        struct lmql__buf b = {0};
+        lmql__buf_reserve(&b, 0);
+        for (size_t i = 0; i < items->u.list.len; i++) {
+            struct lmql_val *it = items->u.list.items[i];
+            if (it->kind != LMQL_V_STR) {
+                lmql__val_unref(items);
+                lmql__buf_free(&b);
+                return berr(err, "sequence item: expected str instance, %s found", lmql__val_type_name(it));
+            }
+            if (i) lmql__buf_add(&b, s, n);
+            lmql__buf_add(&b, it->u.str.s, it->u.str.len);
+        }
+        lmql__val_unref(items);
+        struct lmql_val *v = lmql__val_str(b.data, b.len);
+        lmql__buf_free(&b);
+        return v;
+    }
+    return berr(err, "'str' object has no attribute '%s'", m);
+}
+
+static struct lmql_val *list_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
+                                    struct lmql__err *err) {
+    if (!strcmp(m, "append")) {
+        if (argc != 1) return berr(err, "list.append() takes one argument");
+        return lmql__list_push(self, lmql__val_ref(argv[0])) ? NULL : &lmql__none;
+    }
+    if (!strcmp(m, "extend")) {
+        if (argc != 1) return berr(err, "list.extend() takes one argument");
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, argv[0]);
+        if (!items) return berr(err, "list.extend() argument is not iterable");
+        for (size_t i = 0; i < items->u.list.len; i++) lmql__list_push(self, lmql__val_ref(items->u.list.items[i]));
+        lmql__val_unref(items);
+        return &lmql__none;
+    }
+    if (!strcmp(m, "pop")) {
+        size_t n = self->u.list.len;
+        if (n == 0) return berr(err, "pop from empty list");
+        int64_t i = argc ? (intlike(argv[0]) ? ival(argv[0]) : INT64_MAX) : (int64_t)n - 1;
+        if (i < 0) i += (int64_t)n;
+        if (i < 0 || i >= (int64_t)n) return berr(err, "pop index out of range");
+        struct lmql_val *v = self->u.list.items[i];
+        memmove(self->u.list.items + i, self->u.list.items + i + 1, (n - (size_t)i - 1) * sizeof(void *));
+        self->u.list.len--;
+        return v;
+    }
+    if (!strcmp(m, "index")) {
+        for (size_t i = 0; argc == 1 && i < self->u.list.len; i++)
+            if (lmql__val_equal(self->u.list.items[i], argv[0])) return lmql__val_int((int64_t)i);
+        return berr(err, "value is not in list");
+    }
+    if (!strcmp(m, "insert")) {
+        if (argc != 2 || !intlike(argv[0])) return berr(err, "list.insert() takes an index and a value");
+        int64_t n = (int64_t)self->u.list.len, i = ival(argv[0]);
+        if (i < 0) i += n;
+        if (i < 0) i = 0;
+        if (i > n) i = n;
+        if (lmql__list_push(self, lmql__val_ref(argv[1]))) return NULL;
+        memmove(self->u.list.items + i + 1, self->u.list.items + i, (size_t)(n - i) * sizeof(void *));
+        self->u.list.items[i] = argv[1];
+        return &lmql__none;
+    }
+    return berr(err, "'list' object has no attribute '%s'", m);
+}
+
+static struct lmql_val *dict_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
+                                    struct lmql__err *err) {
+    if (!strcmp(m, "get")) {
+        if (argc < 1 || argc > 2) return berr(err, "dict.get() takes one or two arguments");
+        struct lmql_val *v = lmql__dict_get(self, argv[0]);
+        return lmql__val_ref(v ? v : argc == 2 ? argv[1] : &lmql__none);
+    }
+    if (!strcmp(m, "keys") || !strcmp(m, "values") || !strcmp(m, "items")) {
+        struct lmql_val *out = lmql__val_list(self->u.dict.len);
+        for (size_t i = 0; out && i < self->u.dict.len; i++) {
+            if (m[0] == 'k') lmql__list_push(out, lmql__val_ref(self->u.dict.keys[i]));
+            else if (m[0] == 'v') lmql__list_push(out, lmql__val_ref(self->u.dict.vals[i]));
+            else {
+                struct lmql_val *t = lmql__val_tuple(2);
+                lmql__list_push(t, lmql__val_ref(self->u.dict.keys[i]));
+                lmql__list_push(t, lmql__val_ref(self->u.dict.vals[i]));
+                lmql__list_push(out, t);
+            }
+        }
+        return out;
+    }
+    return berr(err, "'dict' object has no attribute '%s'", m);
+}
+
+static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                  struct lmql__err *err) {
+    (void)names;
+    /* The receiver travels as the bound `self` of the function value;
+    ** lmql__call passes it as argv[-1] by prepending. */
+    struct lmql_val *self = argv[0];
+    const char *m = ud;
+    if (self->kind == LMQL_V_STR) return str_method(m, self, argc - 1, argv + 1, err);
+    if (self->kind == LMQL_V_LIST) return list_method(m, self, argc - 1, argv + 1, err);
+    if (self->kind == LMQL_V_DICT) return dict_method(m, self, argc - 1, argv + 1, err);
+    return berr(err, "'%s' object has no attribute '%s'", lmql__val_type_name(self), m);
+}
+
+struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {
+    if (obj == &g_lmql_module) {
+        if (!strcmp(name, "model")) return lmql__val_builtin("lmql.model", lmql_model_fn, NULL, NULL);
+        lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
+        return NULL;
+    }
+    if (obj->kind == LMQL_V_STR || obj->kind == LMQL_V_LIST || obj->kind == LMQL_V_DICT) {
+        /* The name lives in the AST (arena), which outlives the call. */
+        struct lmql_val *f = lmql__val_builtin(name, method_fn, (void *)name, obj);
+        if (!f) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+        return f;
+    }
+    lmql__fail(I, at, LMQL_ERR_RUNTIME, "'%s' object has no attribute '%s'", lmql__val_type_name(obj), name);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- calls -- */
+
+static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                                 struct lmql_val **argv, const char **names) {
+    if (def->u.def.query) {
+        lmql__fail(I, at, LMQL_ERR_QUERY, "calling query functions is not supported yet");
+        return NULL;
+    }
+    if (I->depth >= I->host->params->max_depth) {
+        lmql__fail(I, at, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
+        return NULL;
+    }
+    struct lmql_val *locals = lmql__val_dict();
+    if (!locals) { lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+    const struct lmql_node_list *ps = &def->u.def.params;
+    int rc = 0;
+    for (int32_t p = 0; p < ps->n && rc == 0; p++) {
+        const char *pn = ps->items[p]->u.param.name;
+        struct lmql_val *v = NULL;
+        if (p < argc && !names[p]) v = lmql__val_ref(argv[p]);
+        for (int i = 0; i < argc && !v; i++)
+            if (names[i] && !strcmp(names[i], pn)) v = lmql__val_ref(argv[i]);
+        if (!v && ps->items[p]->u.param.dflt) v = lmql__eval(I, ps->items[p]->u.param.dflt);
+        if (!v) {
+            if (I->err->msg[0] == 0)
+                lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() missing argument '%s'", def->u.def.name, pn);
+            rc = -1;
+            break;
+        }
+        rc = lmql__dict_set(locals, lmql__val_cstr(pn), v);
+    }
+    if (rc == 0 && n_positional(argc, names) > ps->n)
+        rc = lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() takes %d arguments but %d were given", def->u.def.name, ps->n,
+                        n_positional(argc, names));
+    struct lmql_val *out = NULL;
+    if (rc == 0) {
+        struct lmql_val *saved = I->locals;
+        I->locals = locals;
+        I->depth++;
+        rc = lmql__exec_block(I, &def->u.def.body);
+        I->depth--;
+        I->locals = saved;
+        if (rc == 0) {
+            out = I->flow == FLOW_RETURN && I->retval ? I->retval : &lmql__none;
+            I->retval = NULL;
+            I->flow = FLOW_NORMAL;
+        }
+    }
+    lmql__val_unref(locals);
+    return out;
+}
+
+struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
+                            struct lmql_val **argv, const char **names) {
+    if (fn->kind != LMQL_V_FUNC) {
+        lmql__fail(I, at, LMQL_ERR_RUNTIME, "'%s' object is not callable", lmql__val_type_name(fn));
+        return NULL;
+    }
+    if (!fn->u.func.fn) return call_def(I, at, fn->u.func.ud, argc, argv, names);
+    struct lmql__err err = {{0}};
+    struct lmql_val *out;
+        if (fn->u.func.self) {
+        struct lmql_val **av = malloc(((size_t)argc + 1) * sizeof *av);
+        const char **nm = malloc(((size_t)argc + 1) * sizeof *nm);
+        if (!av || !nm) { free(av); free(nm); lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+        av[0] = fn->u.func.self;
+        nm[0] = NULL;
+        memcpy(av + 1, argv, (size_t)argc * sizeof *av);
+        memcpy(nm + 1, names, (size_t)argc * sizeof *nm);
+        out = fn->u.func.fn(fn->u.func.ud, argc + 1, av, nm, &err);
+        free(av);
+        free(nm);
+    } else {
+        out = fn->u.func.fn(fn->u.func.ud, argc, argv, names, &err);
+    }
+    if (!out) lmql__fail(I, at, err.msg[0] ? LMQL_ERR_RUNTIME : LMQL_ERR_NOMEM, "%s", err.msg[0] ? err.msg : "out of memory");
+    return out;
+}

@@ -1,0 +1,506 @@
+/*
+** Running a query: statements, prompt strings and their holes, decoder
+** arguments, the model, and the results of each sequence.
+**
+** A sequence is one run of the program. Decoders that return several
+** sequences (sample with n > 1) replay the program once per sequence, each
+** with its own model slot and random stream, so no interpreter state is
+** ever shared between branches.
+*/
+#include "interp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lmql__fail(struct interp *I, const struct lmql_node *n, lmql_status st, const char *fmt, ...) {
+    if (!I || I->err->msg[0]) return -1;   /* keep the first, innermost cause */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(I->err->msg, sizeof I->err->msg, fmt, ap);
+    va_end(ap);
+    I->err->status = st;
+    if (n) I->err->pos = n->pos;
+    return -1;
+}
+
+int lmql__step(struct interp *I, const struct lmql_node *n) {
+    if (++I->steps > I->host->params->max_steps)
+        return lmql__fail(I, n, LMQL_ERR_RUNTIME, "the query ran more than %d steps (max_steps); is it in an endless loop?",
+                          I->host->params->max_steps);
+    return 0;
+}
+
+/* ----------------------------------------------------------- prompts -- */
+
+static int emit_text(struct interp *I, const char *s, size_t n) {
+    if (lmql__buf_add(&I->res->prompt, s, n) || lmql__buf_add(&I->pending, s, n))
+        return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    const struct lmql_params *p = I->host->params;
+    if (p->on_text && I->slot == 0 && n) p->on_text(p->user_data, s, n, LMQL_TEXT_PROMPT);
+    return 0;
+}
+
+static void stream_token(void *ud, const char *bytes, size_t len) {
+    struct interp *I = ud;
+    const struct lmql_params *p = I->host->params;
+    if (p->on_text && len) p->on_text(p->user_data, bytes, len, LMQL_TEXT_GENERATED);
+}
+
+/* Tokenize text and append it to the sequence: BOS when it starts the
+** sequence, and as a continuation otherwise (no invented SPM space). */
+static int push_text(struct interp *I, const struct lmql_node *at, const char *s, size_t n) {
+    struct lmql__model *m = I->model;
+    bool first = I->seq.n == 0;
+    if (n == 0 && !first) return 0;
+    struct lmql__err e = {{0}};
+    int32_t cap = (int32_t)(n + 8 > 64 ? n + 8 : 64);
+    int32_t *t = malloc((size_t)cap * sizeof *t);
+    if (!t) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+    int32_t k = m->ops->tokenize(m, s, n, first, !first, t, cap, &e);
+    if (k < 0 && k != INT32_MIN) {
+        int32_t *bigger = realloc(t, (size_t)(-k) * sizeof *t);
+        if (!bigger) { free(t); return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); }
+        t = bigger;
+        k = m->ops->tokenize(m, s, n, first, !first, t, -k, &e);
+    }
+    if (k < 0) { free(t); return lmql__fail(I, at, LMQL_ERR_RUNTIME, "tokenizing failed: %s", e.msg); }
+    int rc = lmql__seq_push(&I->seq, t, k);
+    free(t);
+    if (rc) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+    if (I->seq.n == 0) {
+        /* Nothing to condition on: start from BOS, or EOS as GPT-2 does. */
+        int32_t start = m->vocab.bos >= 0 ? m->vocab.bos : m->vocab.eos;
+        if (start < 0) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "the prompt is empty and the model has no BOS token");
+        if (lmql__seq_push(&I->seq, &start, 1)) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int set_variable(struct interp *I, const char *name, struct lmql_val *v) {
+    if (lmql__set_name(I, name, v)) return -1;
+    if (lmql__dict_set(I->res->vars, lmql__val_cstr(name), lmql__val_ref(v)))
+        return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+static int run_hole(struct interp *I, const struct lmql_node *seg) {
+    const char *name = seg->u.hole.name;
+    if (seg->u.hole.decoder)
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "variable-decoder declarations are not supported yet ([%s %s])",
+                          seg->u.hole.decoder, name);
+    if (seg->u.hole.decorators.n)
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "hole decorators are not supported yet");
+    if (seg->u.hole.call)
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
+    if (seg->u.hole.type)
+        return lmql__fail(I, seg->u.hole.type, LMQL_ERR_QUERY, "typed holes ([%s: ...]) are not supported yet", name);
+
+    const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
+    struct lmql__rules rules;
+    struct lmql__cerr ce;
+    if (lmql__where_rules(wheres, 2, name, &rules, &ce)) {
+        I->err->pos = ce.pos;
+        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+    }
+    if (push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len)) return -1;
+    I->pending.len = 0;
+
+    struct lmql__buf value = {0};
+    struct lmql__err e = {{0}};
+    int32_t before = I->seq.n;
+    I->gen.slot = I->slot;
+    I->gen.on_token = I->slot == 0 ? stream_token : NULL;
+    I->gen.ud = I;
+    int32_t n = lmql__generate(&I->gen, &rules.r, &I->seq, &value, &e);
+    if (n < 0) {
+        lmql__buf_free(&value);
+        return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
+    }
+    I->n_generated += (uint64_t)n;
+    /* The value's canonical tokens replace the generated ones. */
+    I->seq.n = before;
+    int rc = push_text(I, seg, value.data ? value.data : "", value.len);
+    struct lmql_val *v = rc ? NULL : lmql__val_str(value.data ? value.data : "", value.len);
+    if (!rc && lmql__buf_add(&I->res->prompt, value.data ? value.data : "", value.len)) rc = -1;
+    lmql__buf_free(&value);
+    if (rc || !v) return rc ? -1 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    rc = set_variable(I, name, v);
+    lmql__val_unref(v);
+    return rc;
+}
+
+static int run_prompt(struct interp *I, const struct lmql_node *p) {
+    if (p->u.prompt.dist)
+        return lmql__fail(I, p->u.prompt.dist, LMQL_ERR_QUERY, "distribution clauses are not supported yet");
+    if (p->u.prompt.where) {
+        struct lmql__cerr ce;
+        if (lmql__where_check(p->u.prompt.where, &ce)) {
+            I->err->pos = ce.pos;
+            return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+        }
+    }
+    I->inline_where = p->u.prompt.where;
+    int rc = 0;
+    for (int32_t i = 0; i < p->u.prompt.segs.n && rc == 0; i++) {
+        const struct lmql_node *s = p->u.prompt.segs.items[i];
+        switch (s->kind) {
+        case LMQL_NODE_SEG_TEXT: rc = emit_text(I, s->u.text.text, s->u.text.len); break;
+        case LMQL_NODE_SEG_ROLE: {
+            /* Models here are not chat models: a role tag is written as
+            ** "\n((role)):", without the newline at the start. */
+            struct lmql__buf b = {0};
+            lmql__buf_addf(&b, "%s((%.*s)):", I->res->prompt.len ? "\n" : "", (int)s->u.text.len, s->u.text.text);
+            rc = emit_text(I, b.data, b.len);
+            lmql__buf_free(&b);
+            break;
+        }
+        case LMQL_NODE_INTERP: {
+            struct lmql_val *v = lmql__eval(I, s->u.interp.expr);
+            if (!v) { rc = -1; break; }
+            struct lmql__buf b = {0};
+            if (s->u.interp.conv == 'r') lmql__val_repr_into(&b, v);
+            else lmql__val_str_into(&b, v);
+            rc = emit_text(I, b.data ? b.data : "", b.len);
+            lmql__buf_free(&b);
+            lmql__val_unref(v);
+            break;
+        }
+        case LMQL_NODE_SEG_HOLE: rc = run_hole(I, s); break;
+        default: rc = lmql__fail(I, s, LMQL_ERR_QUERY, "unexpected part of a query string");
+        }
+    }
+    I->inline_where = NULL;
+    return rc;
+}
+
+/* -------------------------------------------------------- statements -- */
+
+static int exec_stmt(struct interp *I, const struct lmql_node *s);
+
+int lmql__exec_block(struct interp *I, const struct lmql_node_list *body) {
+    for (int32_t i = 0; i < body->n; i++) {
+        if (exec_stmt(I, body->items[i])) return -1;
+        if (I->flow != FLOW_NORMAL) break;
+    }
+    return 0;
+}
+
+static int exec_loop_body(struct interp *I, const struct lmql_node_list *body, bool *stop) {
+    if (lmql__exec_block(I, body)) return -1;
+    *stop = false;
+    if (I->flow == FLOW_BREAK) { I->flow = FLOW_NORMAL; *stop = true; }
+    else if (I->flow == FLOW_CONTINUE) I->flow = FLOW_NORMAL;
+    else if (I->flow == FLOW_RETURN) *stop = true;
+    return 0;
+}
+
+static int exec_stmt(struct interp *I, const struct lmql_node *s) {
+    if (lmql__step(I, s)) return -1;
+    struct lmql_val *v;
+    int rc = 0;
+    switch (s->kind) {
+    case LMQL_NODE_PROMPT:
+        if (I->locals) return 0;   /* a docstring inside a def */
+        return run_prompt(I, s);
+    case LMQL_NODE_EXPR_STMT:
+        v = lmql__eval(I, s->u.expr);
+        lmql__val_unref(v);
+        return v ? 0 : -1;
+    case LMQL_NODE_ASSIGN:
+        v = lmql__eval(I, s->u.assign.value);
+        if (!v) return -1;
+        for (int32_t i = 0; i < s->u.assign.targets.n && rc == 0; i++) rc = lmql__assign(I, s->u.assign.targets.items[i], v);
+        lmql__val_unref(v);
+        return rc;
+    case LMQL_NODE_AUGASSIGN: {
+        /* x += v  is  x = x + v, with x evaluated as an expression. */
+        struct lmql_node bin = {.kind = LMQL_NODE_BINOP, .pos = s->pos};
+        bin.u.bin.op = s->u.aug.op;
+        bin.u.bin.left = s->u.aug.target;
+        bin.u.bin.right = s->u.aug.value;
+        struct lmql_val *cur = lmql__eval(I, s->u.aug.target);
+        if (!cur) return -1;
+        if (cur->kind == LMQL_V_LIST && s->u.aug.op == LMQL_BINOP_ADD) {
+            /* list += iterable extends in place, as in Python */
+            struct lmql_val *add = lmql__eval(I, s->u.aug.value);
+            if (!add) { lmql__val_unref(cur); return -1; }
+            if (add->kind != LMQL_V_LIST && add->kind != LMQL_V_TUPLE)
+                rc = lmql__fail(I, s, LMQL_ERR_RUNTIME, "can only extend a list by a list or tuple");
+            for (size_t i = 0; rc == 0 && i < add->u.list.len; i++) lmql__list_push(cur, lmql__val_ref(add->u.list.items[i]));
+            lmql__val_unref(add);
+            lmql__val_unref(cur);
+            return rc;
+        }
+        lmql__val_unref(cur);
+        v = lmql__eval(I, &bin);
+        if (!v) return -1;
+        rc = lmql__assign(I, s->u.aug.target, v);
+        lmql__val_unref(v);
+        return rc;
+    }
+    case LMQL_NODE_IF:
+        v = lmql__eval(I, s->u.if_.test);
+        if (!v) return -1;
+        rc = lmql__exec_block(I, lmql__val_truthy(v) ? &s->u.if_.body : &s->u.if_.orelse);
+        lmql__val_unref(v);
+        return rc;
+    case LMQL_NODE_WHILE:
+        for (;;) {
+            if (lmql__step(I, s)) return -1;
+            v = lmql__eval(I, s->u.if_.test);
+            if (!v) return -1;
+            bool go = lmql__val_truthy(v), stop;
+            lmql__val_unref(v);
+            if (!go) return lmql__exec_block(I, &s->u.if_.orelse);
+            if (exec_loop_body(I, &s->u.if_.body, &stop)) return -1;
+            if (stop) return 0;
+        }
+    case LMQL_NODE_FOR: {
+        struct lmql_val *it = lmql__eval(I, s->u.for_.iter);
+        if (!it) return -1;
+        struct lmql_val *items = lmql__iter_list(I, s->u.for_.iter, it);
+        lmql__val_unref(it);
+        if (!items) return -1;
+        bool stop = false;
+        for (size_t i = 0; i < items->u.list.len && !stop && rc == 0; i++) {
+            rc = lmql__step(I, s);
+            if (rc == 0) rc = lmql__assign(I, s->u.for_.target, items->u.list.items[i]);
+            if (rc == 0) rc = exec_loop_body(I, &s->u.for_.body, &stop);
+        }
+        lmql__val_unref(items);
+        if (rc == 0 && !stop) rc = lmql__exec_block(I, &s->u.for_.orelse);
+        return rc;
+    }
+    case LMQL_NODE_BREAK: I->flow = FLOW_BREAK; return 0;
+    case LMQL_NODE_CONTINUE: I->flow = FLOW_CONTINUE; return 0;
+    case LMQL_NODE_PASS: return 0;
+    case LMQL_NODE_RETURN:
+        v = s->u.value ? lmql__eval(I, s->u.value) : NULL;
+        if (s->u.value && !v) return -1;
+        lmql__val_unref(I->retval);
+        I->retval = v;
+        I->flow = FLOW_RETURN;
+        return 0;
+    case LMQL_NODE_DEF:
+        if (s->u.def.decorators.n && !s->u.def.query)
+            return lmql__fail(I, s, LMQL_ERR_QUERY, "decorators other than @lmql.query are not supported");
+        v = lmql__val_builtin(s->u.def.name, NULL, (void *)s, NULL);
+        if (!v) return lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+        rc = lmql__set_name(I, s->u.def.name, v);
+        lmql__val_unref(v);
+        return rc;
+    case LMQL_NODE_ASSERT:
+        v = lmql__eval(I, s->u.assert_.test);
+        if (!v) return -1;
+        if (!lmql__val_truthy(v)) {
+            struct lmql_val *msg = s->u.assert_.msg ? lmql__eval(I, s->u.assert_.msg) : NULL;
+            struct lmql__buf b = {0};
+            if (msg) lmql__val_str_into(&b, msg);
+            rc = lmql__fail(I, s, LMQL_ERR_RUNTIME, "AssertionError%s%s", b.len ? ": " : "", b.data ? b.data : "");
+            lmql__buf_free(&b);
+            lmql__val_unref(msg);
+        }
+        lmql__val_unref(v);
+        return rc;
+    case LMQL_NODE_IMPORT:
+    case LMQL_NODE_IMPORT_FROM:
+        for (int32_t i = 0; i < s->u.import.names.n; i++) {
+            const char *mod = s->kind == LMQL_NODE_IMPORT ? s->u.import.names.items[i]->u.alias.name : s->u.import.module;
+            if (!mod || strcmp(mod, "lmql"))
+                return lmql__fail(I, s, LMQL_ERR_QUERY, "import of '%s' is not supported: queries can import only lmql",
+                                  mod ? mod : ".");
+            if (s->kind == LMQL_NODE_IMPORT_FROM)
+                return lmql__fail(I, s, LMQL_ERR_QUERY, "'from lmql import ...' is not supported; use 'import lmql'");
+        }
+        return 0;
+    default:
+        return lmql__fail(I, s, LMQL_ERR_QUERY, "'%s' statements are not supported", lmql__node_kind_name(s->kind));
+    }
+}
+
+/* ----------------------------------------------------------- the run -- */
+
+struct decoder_cfg {
+    enum lmql__decoder kind;
+    int n;
+    double temperature;
+    int32_t max_len;
+};
+
+static bool name_in(const char *name, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(*list, name)) return true;
+    return false;
+}
+
+static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
+    const struct lmql_ast_query *q = I->q;
+    static const char *const shared[] = {"max_len", "max_length", "chunksize", "step_budget", "cache", "verbose",
+                                         "chunk_timeout", "openai_nonstop", "certificate", "top_k", "top_p",
+                                         "repetition_penalty", "frequency_penalty", "presence_penalty", NULL};
+    const char *d = q->decoder ? q->decoder : "__dynamic__";
+    cfg->kind = LMQL_DEC_ARGMAX;
+    cfg->n = 1;
+    cfg->temperature = 1.0;
+    cfg->max_len = 2048;
+    bool sample = !strcmp(d, "sample");
+    if (strcmp(d, "argmax") && !sample && strcmp(d, "__dynamic__")) {
+        struct lmql_node at = {.pos = q->decoder_pos};
+        return lmql__fail(I, &at, LMQL_ERR_QUERY, "the decoder '%s' is not supported yet (supported: argmax, sample)", d);
+    }
+    bool temp_set = false;
+    for (int32_t i = 0; i < q->decoder_args.n; i++) {
+        const struct lmql_node *kw = q->decoder_args.items[i];
+        if (kw->kind != LMQL_NODE_KEYWORD)
+            return lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder arguments must be given as name=value");
+        const char *k = kw->u.kw.name;
+        bool own = !strcmp(k, "n") || (!strcmp(k, "temperature") && (sample || !strcmp(d, "__dynamic__")));
+        if (!own && !name_in(k, shared)) return lmql__fail(I, kw, LMQL_ERR_QUERY, "Unknown decoder argument: %s", k);
+        struct lmql_val *v = lmql__eval(I, kw->u.kw.value);
+        if (!v) return -1;
+        int rc = 0;
+        bool num = v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
+        double x = v->kind == LMQL_V_INT ? (double)v->u.i : v->kind == LMQL_V_FLOAT ? v->u.f : 0;
+        if (!strcmp(k, "n")) {
+            if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > 256)
+                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder argument n must be an integer from 1 to 256");
+            else cfg->n = (int)v->u.i;
+        } else if (!strcmp(k, "temperature")) {
+            if (!num || x < 0) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "temperature must be a non-negative number");
+            else { cfg->temperature = x; temp_set = true; }
+        } else if (!strcmp(k, "max_len") || !strcmp(k, "max_length")) {
+            if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > INT32_MAX)
+                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "%s must be a positive integer", k);
+            else cfg->max_len = (int32_t)v->u.i;
+        }
+        lmql__val_unref(v);
+        if (rc) return rc;
+    }
+    /* LMQL: a query without a decoder keyword samples when given a
+    ** temperature other than 0, and is argmax otherwise. */
+    if (sample || (temp_set && cfg->temperature != 0)) cfg->kind = LMQL_DEC_SAMPLE;
+    return 0;
+}
+
+static int resolve_model(struct interp *I) {
+    const struct lmql_params *p = I->host->params;
+    const char *id = p->model_override;
+    struct lmql__model_spec *spec = NULL;
+    struct lmql_val *v = NULL;
+    if (!id && I->q->from) {
+        v = lmql__eval(I, I->q->from);
+        if (!v) return -1;
+        if (v->kind == LMQL_V_STR) id = v->u.str.s;
+        else if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) spec = v->u.obj.ptr;
+        else {
+            lmql__val_unref(v);
+            return lmql__fail(I, I->q->from, LMQL_ERR_QUERY, "'from' needs a model name or lmql.model(...), not %s",
+                              lmql__val_type_name(v));
+        }
+    }
+    if (!id && !spec) id = p->default_model;
+    if (!id && !spec) id = getenv("LMQL_DEFAULT_MODEL");
+    if ((!id || !*id) && !spec)
+        return lmql__fail(I, NULL, LMQL_ERR_MODEL, "no model: add `from \"local:llama.cpp:PATH.gguf\"` to the query, "
+                          "pass --model ID, or set LMQL_DEFAULT_MODEL");
+    struct lmql__err e = {{0}};
+    I->model = spec ? I->host->get_model(I->host->ud, spec->id, spec->kv, spec->n_kv, &e)
+                    : I->host->get_model(I->host->ud, id, NULL, 0, &e);
+    lmql__val_unref(v);
+    if (!I->model) return lmql__fail(I, NULL, LMQL_ERR_MODEL, "%s", e.msg);
+    return 0;
+}
+
+static int bind_args(struct interp *I, struct lmql_val *args) {
+    for (size_t i = 0; args && i < args->u.dict.len; i++)
+        if (lmql__dict_set(I->globals, lmql__val_ref(args->u.dict.keys[i]), lmql__val_ref(args->u.dict.vals[i])))
+            return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+/* Check the global where clause once, before anything runs. */
+static int check_where(struct interp *I) {
+    struct lmql__cerr ce;
+    if (I->q->distribution)
+        return lmql__fail(I, I->q->distribution, LMQL_ERR_QUERY, "distribution clauses are not supported yet");
+    if (lmql__where_check(I->q->where, &ce)) {
+        I->err->pos = ce.pos;
+        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+    }
+    return 0;
+}
+
+static void reset_sequence(struct interp *I) {
+    lmql__val_unref(I->globals);
+    I->globals = NULL;
+    lmql__val_unref(I->retval);
+    I->retval = NULL;
+    I->flow = FLOW_NORMAL;
+    I->seq.n = 0;
+    I->pending.len = 0;
+    I->locals = NULL;
+}
+
+int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
+                     struct lmql__run_out *out, struct lmql__rerr *err) {
+    struct interp I = {.host = host, .q = q, .err = err};
+    struct decoder_cfg cfg;
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    int rc = -1;
+
+    /* The prologue may define what `from` and the decoder arguments use. */
+    I.globals = lmql__val_dict();
+    if (!I.globals) return lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || check_where(&I) || decoder_config(&I, &cfg) ||
+        resolve_model(&I))
+        goto done;
+    I.gen.model = I.model;
+    I.gen.decoder = cfg.kind;
+    I.gen.temperature = cfg.temperature;
+    I.gen.max_len = cfg.max_len;
+    I.gen.rng = &I.rng;
+    I.gen.mask = malloc((size_t)I.model->vocab.n_tokens);
+    out->seqs = calloc((size_t)cfg.n, sizeof *out->seqs);
+    if (!I.gen.mask || !out->seqs) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
+    out->many = cfg.n > 1;
+
+    for (int s = 0; s < cfg.n; s++) {
+        struct lmql__seq_result *res = &out->seqs[s];
+        res->vars = lmql__val_dict();
+        out->n_seqs = s + 1;
+        if (!res->vars) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
+        reset_sequence(&I);
+        I.globals = lmql__val_dict();
+        if (!I.globals) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
+        I.res = res;
+        I.slot = s % I.model->n_slots;
+        I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s;
+        if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__exec_block(&I, &q->body)) goto done;
+        if (I.flow == FLOW_RETURN && I.retval) {
+            res->ret = I.retval;
+            I.retval = NULL;
+            out->has_return = true;
+        }
+    }
+    rc = 0;
+done:
+    out->n_generated = I.n_generated;
+    reset_sequence(&I);
+    lmql__seq_free(&I.seq);
+    lmql__buf_free(&I.pending);
+    free(I.gen.mask);
+    if (rc && !err->msg[0]) lmql__fail(&I, NULL, LMQL_ERR_RUNTIME, "the query failed");
+    return rc;
+}
+
+void lmql__run_out_free(struct lmql__run_out *out) {
+    for (int i = 0; out->seqs && i < out->n_seqs; i++) {
+        lmql__buf_free(&out->seqs[i].prompt);
+        lmql__val_unref(out->seqs[i].vars);
+        lmql__val_unref(out->seqs[i].ret);
+    }
+    free(out->seqs);
+    memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,51 @@
+/*
+** The query interpreter: runs a parsed query (ast.h) against a model and
+** produces, for each sequence, the prompt, the variables and the return
+** value. It knows nothing of llama.h; models come through model.h.
+*/
+#ifndef LMQL_INTERP_H
+#define LMQL_INTERP_H
+
+#include <lmql.h>
+
+#include "ast.h"
+#include "model.h"
+#include "value.h"
+
+/* What the interpreter needs from the runtime that calls it. */
+struct lmql__host {
+    /* Open (or reuse) a model; NULL with err filled on failure. */
+    struct lmql__model *(*get_model)(void *ud, const char *id, const struct lmql__kv *kv, int n_kv,
+                                     struct lmql__err *err);
+    void *ud;
+    const struct lmql_params *params;
+};
+
+/* An error of a run: its kind (an lmql_status), where it is in the query
+** when it has a place there (line 0 otherwise), and what happened. */
+struct lmql__rerr {
+    lmql_status status;
+    struct lmql_pos pos;
+    char msg[1024];
+};
+
+struct lmql__seq_result {
+    struct lmql__buf prompt;
+    struct lmql_val *vars;       /* dict: name -> value, in order of first set */
+    struct lmql_val *ret;        /* the `return` value, or NULL without one */
+};
+
+struct lmql__run_out {
+    struct lmql__seq_result *seqs;
+    int  n_seqs;
+    bool many;                   /* the decoder returns a list */
+    bool has_return;             /* the query returned a value explicitly */
+    const char *dist_var;        /* distribution variable, or NULL */
+    uint64_t n_generated;
+};
+
+int  lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
+                      struct lmql__run_out *out, struct lmql__rerr *err);
+void lmql__run_out_free(struct lmql__run_out *out);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+** Interpreter internals shared by interp.c (statements, prompts, holes),
+** eval.c (expressions) and builtins.c (functions and methods).
+*/
+#ifndef LMQL_INTERP_INT_H
+#define LMQL_INTERP_INT_H
+
+#include "constraints.h"
+#include "decode.h"
+#include "interp.h"
+
+enum flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN };
+
+struct interp {
+    const struct lmql__host *host;
+    const struct lmql_ast_query *q;
+    struct lmql__rerr *err;
+    struct lmql_val *globals;        /* dict */
+    struct lmql_val *locals;         /* dict of the running def, NULL at top level */
+    int64_t steps;
+    int     depth;
+    enum flow flow;
+    struct lmql_val *retval;         /* set with FLOW_RETURN */
+
+    /* The sequence being built. */
+    struct lmql__model *model;
+    int     slot;
+    struct lmql__seq seq;            /* tokens the model has seen or will see */
+    struct lmql__buf pending;        /* prompt text not yet tokenized */
+    struct lmql__seq_result *res;
+    struct lmql__gen gen;
+    uint64_t rng;
+    const struct lmql_node *inline_where;   /* of the prompt being run */
+    uint64_t n_generated;
+};
+
+/* Record an error at node n (NULL: no position). Returns -1. */
+int lmql__fail(struct interp *I, const struct lmql_node *n, lmql_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Count one step against max_steps; -1 when over. */
+int lmql__step(struct interp *I, const struct lmql_node *n);
+
+/* Evaluate an expression: a new reference, or NULL with the error set. */
+struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n);
+/* Bind a value to an assignment target (name, tuple, subscript). */
+int lmql__assign(struct interp *I, const struct lmql_node *target, struct lmql_val *v);
+/* Look a name up: locals, globals, builtins. Borrowed, or NULL. */
+struct lmql_val *lmql__lookup(struct interp *I, const char *name);
+int lmql__set_name(struct interp *I, const char *name, struct lmql_val *v);
+
+/* The items of an iterable as a list (strings by character, dicts by
+** key); I may be NULL when no error position is wanted. */
+struct lmql_val *lmql__iter_list(struct interp *I, const struct lmql_node *at, struct lmql_val *v);
+
+/* Builtins and methods (builtins.c). */
+struct lmql_val *lmql__builtin(const char *name);
+struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name);
+/* Call a function value. */
+struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
+                            struct lmql_val **argv, const char **names);
+/* Run the statements of a def body (interp.c). */
+int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
+
+/* A model named in `from` or by lmql.model(...). */
+struct lmql__model_spec {
+    char *id;
+    struct lmql__kv *kv;
+    int n_kv;
+};
+void lmql__model_spec_free(void *p);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+** The public API (include/lmql.h): runtime, programs, arguments, runs and
+** results. Models are opened on first use and kept for later runs.
+*/
+#include <lmql.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "constraints.h"
+#include "diag.h"
+#include "interp.h"
+#include "parse.h"
+
+struct cached_model {
+    char *key;                  /* id + parameters */
+    struct lmql__model *model;
+};
+
+struct lmql {
+    struct lmql_params params;
+    struct lmql__buf errmsg;
+    int err_line, err_col;
+    struct cached_model *models;
+    int n_models;
+    struct lmql_stats stats;
+};
+
+struct lmql_program {
+    struct lmql_arena arena;
+    struct lmql_ast_query *q;
+    char *src;                  /* kept for error excerpts */
+    size_t len;
+    char *file;
+};
+
+struct lmql_args {
+    struct lmql_val *dict;
+};
+
+struct lmql_seq_view {
+    char *prompt;
+    int n_vars;
+    char **names;
+    char **json;
+};
+
+struct lmql_result {
+    char *json;
+    int n;
+    struct lmql_seq_view *seqs;
+};
+
+struct lmql_params lmql_default_params(void) {
+    struct lmql_params p = {0};
+    p.max_steps = 1000000;
+    p.max_depth = LMQL_PARSE_DEFAULT_MAX_DEPTH;
+    return p;
+}
+
+struct lmql *lmql_init(const struct lmql_params *params) {
+    struct lmql *L = calloc(1, sizeof *L);
+    if (!L) return NULL;
+    L->params = params ? *params : lmql_default_params();
+    if (L->params.max_steps <= 0) L->params.max_steps = 1000000;
+    if (L->params.max_depth <= 0) L->params.max_depth = LMQL_PARSE_DEFAULT_MAX_DEPTH;
+    return L;
+}
+
+void lmql_free(struct lmql *L) {
+    if (!L) return;
+    for (int i = 0; i < L->n_models; i++) {
+        free(L->models[i].key);
+        lmql__model_free(L->models[i].model);
+    }
+    free(L->models);
+    lmql__buf_free(&L->errmsg);
+    free(L);
+}
+
+static void clear_error(struct lmql *L) {
+    L->errmsg.len = 0;
+    if (L->errmsg.data) L->errmsg.data[0] = 0;
+    L->err_line = L->err_col = 0;
+}
+
+static lmql_status set_error(struct lmql *L, lmql_status st, const char *msg) {
+    clear_error(L);
+    lmql__buf_adds(&L->errmsg, msg);
+    return st;
+}
+
+const char *lmql_errmsg(const struct lmql *L) {
+    if (!L) return "no lmql handle";
+    return L->errmsg.data ? L->errmsg.data : "";
+}
+int lmql_error_line(const struct lmql *L) { return L ? L->err_line : 0; }
+int lmql_error_col(const struct lmql *L) { return L ? L->err_col : 0; }
+
+/* A query error at a position, shown as FILE:LINE:COL with the line and a
+** caret, the same way the parser shows its diagnostics. */
+static lmql_status query_error(struct lmql *L, const struct lmql_program *P, struct lmql_pos pos, const char *msg,
+                               int excerpt) {
+    clear_error(L);
+    if (pos.line <= 0) return set_error(L, LMQL_ERR_QUERY, msg);
+    /* Runtime errors keep to one line; query errors show the place. */
+    struct lmql_diag d = {.file = P->file, .src = P->src, .src_len = P->len, .offset = pos.offset,
+                          .line = pos.line, .col = pos.col, .msg = (char *)msg};
+    size_t need = lmql__diag_render(&d, excerpt, NULL, 0);
+    if (lmql__buf_reserve(&L->errmsg, need + 1)) return LMQL_ERR_NOMEM;
+    lmql__diag_render(&d, excerpt, L->errmsg.data, need + 1);
+    L->errmsg.len = need;
+    while (L->errmsg.len && L->errmsg.data[L->errmsg.len - 1] == '\n') L->errmsg.data[--L->errmsg.len] = 0;
+    L->err_line = pos.line;
+    L->err_col = pos.col;
+    return LMQL_ERR_QUERY;
+}
+
+struct lmql_program *lmql_program_compile(struct lmql *L, const char *filename, const char *src, size_t len) {
+    if (!L || (!src && len)) return NULL;
+    clear_error(L);
+    struct lmql_program *P = calloc(1, sizeof *P);
+    if (!P) { set_error(L, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+    lmql__arena_init(&P->arena);
+    P->src = malloc(len + 1);
+    P->file = strdup(filename ? filename : "<expr>");
+    if (!P->src || !P->file) goto oom;
+    if (len) memcpy(P->src, src, len);
+    P->src[len] = 0;
+    P->len = len;
+
+    struct lmql_diags d;
+    lmql__diags_init(&d);
+    struct lmql_parse_opts opts = {.max_depth = L->params.max_depth};
+    P->q = lmql__parse_query(&P->arena, P->src, len, P->file, &d, &opts);
+    if (!P->q) { lmql__diags_free(&d); goto oom; }
+    if (d.n > 0) {
+        char *all = lmql__diags_render_all(&d);
+        set_error(L, LMQL_ERR_QUERY, all ? all : "syntax error");
+        size_t n = L->errmsg.len;
+        while (n && L->errmsg.data[n - 1] == '\n') L->errmsg.data[--n] = 0;
+        L->errmsg.len = n;
+        L->err_line = d.items[0].line;
+        L->err_col = d.items[0].col;
+        free(all);
+        lmql__diags_free(&d);
+        lmql_program_free(P);
+        return NULL;
+    }
+    lmql__diags_free(&d);
+    /* Constraint forms LMQL rejects are compile errors there too. */
+    struct lmql__cerr ce;
+    if (lmql__where_check(P->q->where, &ce)) {
+        query_error(L, P, ce.pos, ce.msg, 1);
+        lmql_program_free(P);
+        return NULL;
+    }
+    return P;
+oom:
+    set_error(L, LMQL_ERR_NOMEM, "out of memory");
+    lmql_program_free(P);
+    return NULL;
+}
+
+void lmql_program_free(struct lmql_program *P) {
+    if (!P) return;
+    lmql__arena_free(&P->arena);
+    free(P->src);
+    free(P->file);
+    free(P);
+}
+
+/* ---------------------------------------------------------- arguments -- */
+
+struct lmql_args *lmql_args_init(void) {
+    struct lmql_args *A = calloc(1, sizeof *A);
+    if (A && !(A->dict = lmql__val_dict())) { free(A); return NULL; }
+    return A;
+}
+
+static lmql_status args_set(struct lmql_args *A, const char *name, struct lmql_val *v) {
+    if (!A || !name || !v) { lmql__val_unref(v); return A && name ? LMQL_ERR_NOMEM : LMQL_ERR_MISUSE; }
+    return lmql__dict_set(A->dict, lmql__val_cstr(name), v) ? LMQL_ERR_NOMEM : LMQL_OK;
+}
+lmql_status lmql_args_set_str(struct lmql_args *A, const char *name, const char *value) {
+    return value ? args_set(A, name, lmql__val_cstr(value)) : LMQL_ERR_MISUSE;
+}
+lmql_status lmql_args_set_int(struct lmql_args *A, const char *name, int64_t value) {
+    return args_set(A, name, lmql__val_int(value));
+}
+lmql_status lmql_args_set_float(struct lmql_args *A, const char *name, double value) {
+    return args_set(A, name, lmql__val_float(value));
+}
+void lmql_args_free(struct lmql_args *A) {
+    if (!A) return;
+    lmql__val_unref(A->dict);
+    free(A);
+}
+
+/* ------------------------------------------------------------- models -- */
+
+/* The vocabulary LMQL's random model uses when the query names none. */
+static const char *default_random_vocab(void) {
+    const char *env = getenv("LMQL_RANDOM_VOCAB");
+    if (env && *env) return env;
+    static const char *const candidates[] = {"build/vocab/ggml-vocab-llama-spm.gguf",
+                                             "/usr/local/share/lmql/ggml-vocab-llama-spm.gguf"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
+        if (access(candidates[i], R_OK) == 0) return candidates[i];
+    return NULL;
+}
+
+static bool has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+static struct lmql__model *get_model(void *ud, const char *id, const struct lmql__kv *kv, int n_kv,
+                                     struct lmql__err *err) {
+    struct lmql *L = ud;
+    struct lmql__buf key = {0};
+    lmql__buf_adds(&key, id);
+    for (int i = 0; i < n_kv; i++) lmql__buf_addf(&key, "\x1f%s=%s", kv[i].key, kv[i].value);
+    if (!key.data) { lmql__errf(err, "out of memory"); return NULL; }
+    for (int i = 0; i < L->n_models; i++)
+        if (!strcmp(L->models[i].key, key.data)) { lmql__buf_free(&key); return L->models[i].model; }
+
+    struct lmql__model *m = NULL;
+    if (!strncmp(id, "local:llama.cpp:", 16)) {
+        m = lmql__llama_open(id + 16, kv, n_kv, err);
+    } else if (!strcmp(id, "random")) {
+        m = lmql__random_open(kv, n_kv, default_random_vocab(), err);
+    } else if (!strncmp(id, "llama.cpp:", 10)) {
+        lmql__errf(err, "'%s' names a model served by `lmql serve-model`, and the LMTP client is not part of this "
+                   "build yet; run it in process with \"local:%s\"", id, id);
+    } else if (has_suffix(id, ".gguf")) {
+        m = lmql__llama_open(id, kv, n_kv, err);
+    } else if (has_suffix(id, ".bin")) {
+        m = lmql__llama_open(id, kv, n_kv, err);   /* says what an old GGML file needs */
+    } else {
+        lmql__errf(err, "unknown model '%s' (use local:llama.cpp:PATH.gguf, llama.cpp:PATH.gguf, random, "
+                   "or a path ending in .gguf)", id);
+    }
+    if (!m) { lmql__buf_free(&key); return NULL; }
+    struct cached_model *more = realloc(L->models, ((size_t)L->n_models + 1) * sizeof *more);
+    if (!more) { lmql__buf_free(&key); lmql__model_free(m); lmql__errf(err, "out of memory"); return NULL; }
+    L->models = more;
+    L->models[L->n_models].key = key.data;
+    L->models[L->n_models].model = m;
+    L->n_models++;
+    return m;
+}
+
+/* ------------------------------------------------------------ results -- */
+
+static int seq_object_json(struct lmql__buf *b, const struct lmql__seq_result *s, const struct lmql__run_out *o) {
+    int rc = lmql__buf_adds(b, "{\"prompt\": ");
+    rc = rc || lmql__buf_json_str(b, s->prompt.data ? s->prompt.data : "", s->prompt.len);
+    rc = rc || lmql__buf_adds(b, ", \"variables\": ") || lmql__val_json_into(b, s->vars);
+    rc = rc || lmql__buf_adds(b, ", \"distribution_variable\": ");
+    rc = rc || (o->dist_var ? lmql__buf_json_str(b, o->dist_var, strlen(o->dist_var)) : lmql__buf_adds(b, "null"));
+    rc = rc || lmql__buf_adds(b, ", \"distribution_values\": null}");
+    return rc;
+}
+
+static struct lmql_result *make_result(const struct lmql__run_out *o) {
+    struct lmql_result *R = calloc(1, sizeof *R);
+    if (!R) return NULL;
+    struct lmql__buf b = {0};
+    int rc = 0;
+    if (o->many) rc = lmql__buf_adds(&b, "[");
+    for (int i = 0; i < o->n_seqs && rc == 0; i++) {
+        if (i) rc = lmql__buf_adds(&b, ", ");
+        if (o->has_return)
+            rc = rc || lmql__val_json_into(&b, o->seqs[i].ret ? o->seqs[i].ret : &lmql__none);
+        else
+            rc = rc || seq_object_json(&b, &o->seqs[i], o);
+    }
+    if (o->many) rc = rc || lmql__buf_adds(&b, "]");
+    R->json = b.data;
+    R->seqs = calloc(o->n_seqs > 0 ? (size_t)o->n_seqs : 1, sizeof *R->seqs);
+    if (rc || !R->json || !R->seqs) { lmql_result_free(R); return NULL; }
+    R->n = o->n_seqs;
+    for (int i = 0; i < o->n_seqs; i++) {
+        const struct lmql__seq_result *s = &o->seqs[i];
+        struct lmql_seq_view *v = &R->seqs[i];
+        v->prompt = strdup(s->prompt.data ? s->prompt.data : "");
+        v->n_vars = (int)s->vars->u.dict.len;
+        v->names = calloc((size_t)v->n_vars + 1, sizeof *v->names);
+        v->json = calloc((size_t)v->n_vars + 1, sizeof *v->json);
+        if (!v->prompt || !v->names || !v->json) { lmql_result_free(R); return NULL; }
+        for (int k = 0; k < v->n_vars; k++) {
+            struct lmql__buf j = {0};
+            v->names[k] = strdup(s->vars->u.dict.keys[k]->u.str.s);
+            lmql__val_json_into(&j, s->vars->u.dict.vals[k]);
+            v->json[k] = j.data;
+            if (!v->names[k] || !v->json[k]) { lmql_result_free(R); return NULL; }
+        }
+    }
+    return R;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_args *args, struct lmql_result **out) {
+    if (!out) return LMQL_ERR_MISUSE;
+    *out = NULL;
+    if (!L || !P) return L ? set_error(L, LMQL_ERR_MISUSE, "no program") : LMQL_ERR_MISUSE;
+    clear_error(L);
+    struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params};
+    struct lmql__run_out o;
+    struct lmql__rerr e;
+    double t0 = now();
+    struct lmql__model_stats before[64];
+    int n_before = L->n_models < 64 ? L->n_models : 64;
+    for (int i = 0; i < n_before; i++) before[i] = L->models[i].model->stats;
+
+    int rc = lmql__interp_run(&host, P->q, args ? args->dict : NULL, &o, &e);
+
+    memset(&L->stats, 0, sizeof L->stats);
+    for (int i = 0; i < L->n_models; i++) {
+        const struct lmql__model_stats *s = &L->models[i].model->stats;
+        struct lmql__model_stats z = {0};
+        const struct lmql__model_stats *b = i < n_before ? &before[i] : &z;
+        L->stats.n_decoded += s->n_decoded - b->n_decoded;
+        L->stats.n_reused += s->n_reused - b->n_reused;
+        L->stats.t_eval += s->t_eval - b->t_eval;
+    }
+    L->stats.n_generated = o.n_generated;
+    L->stats.t_total = now() - t0;
+
+    lmql_status st = LMQL_OK;
+    if (rc) {
+        st = e.status ? e.status : LMQL_ERR_RUNTIME;
+        if (st == LMQL_ERR_QUERY || (st == LMQL_ERR_RUNTIME && e.pos.line > 0)) {
+            lmql_status shown = query_error(L, P, e.pos, e.msg, st == LMQL_ERR_QUERY);
+            if (shown == LMQL_ERR_NOMEM) st = shown;
+        } else {
+            set_error(L, st, e.msg);
+        }
+    } else if (!(*out = make_result(&o))) {
+        st = set_error(L, LMQL_ERR_NOMEM, "out of memory");
+    }
+    lmql__run_out_free(&o);
+    return st;
+}
+
+const char *lmql_result_json(const struct lmql_result *R) { return R ? R->json : NULL; }
+int lmql_result_count(const struct lmql_result *R) { return R ? R->n : 0; }
+const char *lmql_result_prompt(const struct lmql_result *R, int i) {
+    return R && i >= 0 && i < R->n ? R->seqs[i].prompt : NULL;
+}
+int lmql_result_variable_count(const struct lmql_result *R, int i) {
+    return R && i >= 0 && i < R->n ? R->seqs[i].n_vars : 0;
+}
+const char *lmql_result_variable_name(const struct lmql_result *R, int i, int k) {
+    return R && i >= 0 && i < R->n && k >= 0 && k < R->seqs[i].n_vars ? R->seqs[i].names[k] : NULL;
+}
+const char *lmql_result_variable_json(const struct lmql_result *R, int i, int k) {
+    return R && i >= 0 && i < R->n && k >= 0 && k < R->seqs[i].n_vars ? R->seqs[i].json[k] : NULL;
+}
+
+void lmql_result_free(struct lmql_result *R) {
+    if (!R) return;
+    for (int i = 0; R->seqs && i < R->n; i++) {
+        for (int k = 0; k < R->seqs[i].n_vars; k++) {
+            if (R->seqs[i].names) free(R->seqs[i].names[k]);
+            if (R->seqs[i].json) free(R->seqs[i].json[k]);
+        }
+        free(R->seqs[i].names);
+        free(R->seqs[i].json);
+        free(R->seqs[i].prompt);
+    }
+    free(R->seqs);
+    free(R->json);
+    free(R);
+}
+
+void lmql_last_stats(const struct lmql *L, struct lmql_stats *out) {
+    if (!out) return;
+    if (L) *out = L->stats;
+    else memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,262 @@
+/*
+** Data-driven query tests: each block of a case file is a query and what
+** must hold for its result (or its error). Queries run on the real tiny
+** llama.cpp models and on the random model, so expectations state
+** properties that hold for any draw where the output is random.
+**
+** Format (blocks start with a %% header; `#` lines before a block
+** describe it):
+**   %%PROGRAM            a query that must succeed
+**   %%FAIL               a query that must fail
+**   %%EXPECT             one check per line:
+**     prompt == TEXT       exact prompt; {VAR} stands for a variable's value
+**     prompt ^= TEXT       prompt prefix
+**     var X == TEXT        exact value (\n, \t, \\ escapes)
+**     var X ^= TEXT / $= TEXT / !~ TEXT / ~ TEXT   prefix, suffix, lacks, has
+**     tokens X <= N / == N / >= N   canonical token count of X's value
+**     vars == A,B          variable names in order
+**     count == N           number of sequences
+**     json == TEXT         the whole JSON result
+**     status query|model|runtime    (FAIL) the kind of error
+**     error ~ TEXT         (FAIL) the message contains TEXT
+**     line N / col N       (FAIL) the error position
+*/
+#include "harness.h"
+#include "model.h"
+
+#include <lmql.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct lmql__model *g_vocab;
+
+/* C-style escapes in expectation text. */
+static void unescape(const char *s, char *out, size_t cap) {
+    size_t n = 0;
+    for (; *s && n + 1 < cap; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            out[n++] = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+        } else out[n++] = *s;
+    }
+    out[n] = 0;
+}
+
+static const char *var_text(const struct lmql_result *R, const char *name, char *buf, size_t cap) {
+    for (int k = 0; k < lmql_result_variable_count(R, 0); k++) {
+        if (strcmp(lmql_result_variable_name(R, 0, k), name)) continue;
+        const char *j = lmql_result_variable_json(R, 0, k);
+        /* JSON string -> text (the escapes our writer produces). */
+        if (*j != '"') { snprintf(buf, cap, "%s", j); return buf; }
+        size_t n = 0;
+        for (j++; *j && *j != '"' && n + 1 < cap; j++) {
+            if (*j == '\\') {
+                j++;
+                if (*j == 'u') { unsigned c; sscanf(j + 1, "%4x", &c); buf[n++] = (char)c; j += 4; continue; }
+                buf[n++] = *j == 'n' ? '\n' : *j == 't' ? '\t' : *j == 'r' ? '\r' : *j;
+            } else buf[n++] = *j;
+        }
+        buf[n] = 0;
+        return buf;
+    }
+    return NULL;
+}
+
+static int count_tokens(const char *text) {
+    int32_t t[4096];
+    struct lmql__err err;
+    return g_vocab->ops->tokenize(g_vocab, text, strlen(text), false, true, t, 4096, &err);
+}
+
+/* Expand {VAR} in a template with variable values. */
+static void expand(const struct lmql_result *R, const char *tmpl, char *out, size_t cap) {
+    size_t n = 0;
+    while (*tmpl && n + 1 < cap) {
+        const char *close = *tmpl == '{' ? strchr(tmpl, '}') : NULL;
+        if (close) {
+            char name[128], val[8192];
+            snprintf(name, sizeof name, "%.*s", (int)(close - tmpl - 1), tmpl + 1);
+            const char *v = var_text(R, name, val, sizeof val);
+            if (v) {
+                n += (size_t)snprintf(out + n, cap - n, "%s", v);
+                tmpl = close + 1;
+                continue;
+            }
+        }
+        out[n++] = *tmpl++;
+    }
+    out[n < cap ? n : cap - 1] = 0;
+}
+
+static void check_line(const char *where, const struct lmql_result *R, const char *line) {
+    char a[256], op[8], raw[8192], want[8192], got_buf[8192];
+    raw[0] = 0;
+    if (sscanf(line, "prompt %7s %8191[^\n]", op, raw) >= 1 && !strncmp(line, "prompt", 6)) {
+        unescape(raw, want, sizeof want);
+        const char *p = lmql_result_prompt(R, 0);
+        if (!strcmp(op, "==")) {
+            char full[8192];
+            expand(R, want, full, sizeof full);
+            if (p && !strcmp(p, full)) th_passed++;
+            else th_fail(where, 0, "prompt \"%s\" != \"%s\"", p ? p : "(null)", full);
+        } else if (!strcmp(op, "^=")) {
+            if (p && !strncmp(p, want, strlen(want))) th_passed++;
+            else th_fail(where, 0, "prompt \"%s\" does not start with \"%s\"", p ? p : "(null)", want);
+        } else th_fail(where, 0, "bad check: %s", line);
+        return;
+    }
+    if (sscanf(line, "var %255s %7s %8191[^\n]", a, op, raw) >= 2 && !strncmp(line, "var ", 4)) {
+        unescape(raw, want, sizeof want);
+        const char *v = var_text(R, a, got_buf, sizeof got_buf);
+        if (!v) { th_fail(where, 0, "no variable %s", a); return; }
+        size_t lv = strlen(v), lw = strlen(want);
+        bool ok = !strcmp(op, "==") ? !strcmp(v, want)
+                : !strcmp(op, "^=") ? !strncmp(v, want, lw)
+                : !strcmp(op, "$=") ? lv >= lw && !strcmp(v + lv - lw, want)
+                : !strcmp(op, "!~") ? strstr(v, want) == NULL
+                : !strcmp(op, "~") ? strstr(v, want) != NULL : false;
+        if (ok) th_passed++;
+        else th_fail(where, 0, "var %s = \"%s\": fails %s \"%s\"", a, v, op, want);
+        return;
+    }
+    int n;
+    if (sscanf(line, "tokens %255s %7s %d", a, op, &n) == 3) {
+        const char *v = var_text(R, a, got_buf, sizeof got_buf);
+        if (!v) { th_fail(where, 0, "no variable %s", a); return; }
+        int k = count_tokens(v);
+        bool ok = !strcmp(op, "<=") ? k <= n : !strcmp(op, "==") ? k == n : !strcmp(op, ">=") ? k >= n : false;
+        if (ok) th_passed++;
+        else th_fail(where, 0, "tokens(%s \"%s\") = %d, wanted %s %d", a, v, k, op, n);
+        return;
+    }
+    if (sscanf(line, "vars == %255s", a) == 1) {
+        char names[512] = "";
+        for (int k = 0; k < lmql_result_variable_count(R, 0); k++) {
+            if (k) strcat(names, ",");
+            strncat(names, lmql_result_variable_name(R, 0, k), sizeof names - strlen(names) - 2);
+        }
+        if (!strcmp(names, a)) th_passed++;
+        else th_fail(where, 0, "vars %s != %s", names, a);
+        return;
+    }
+    if (sscanf(line, "count == %d", &n) == 1) {
+        if (lmql_result_count(R) == n) th_passed++;
+        else th_fail(where, 0, "count %d != %d", lmql_result_count(R), n);
+        return;
+    }
+    if (!strncmp(line, "json == ", 8)) {
+        const char *j = lmql_result_json(R);
+        if (j && !strcmp(j, line + 8)) th_passed++;
+        else th_fail(where, 0, "json %s != %s", j ? j : "(null)", line + 8);
+        return;
+    }
+    th_fail(where, 0, "unknown check: %s", line);
+}
+
+static void check_fail(const char *where, const struct lmql *L, lmql_status st, const char *line) {
+    char a[256];
+    int n;
+    if (sscanf(line, "status %255s", a) == 1) {
+        lmql_status want = !strcmp(a, "query") ? LMQL_ERR_QUERY : !strcmp(a, "model") ? LMQL_ERR_MODEL : LMQL_ERR_RUNTIME;
+        if (st == want) th_passed++;
+        else th_fail(where, 0, "status %d, wanted %s (%s)", st, a, lmql_errmsg(L));
+    } else if (!strncmp(line, "error ~ ", 8)) {
+        if (strstr(lmql_errmsg(L), line + 8)) th_passed++;
+        else th_fail(where, 0, "error \"%s\" lacks \"%s\"", lmql_errmsg(L), line + 8);
+    } else if (sscanf(line, "line %d", &n) == 1) {
+        if (lmql_error_line(L) == n) th_passed++;
+        else th_fail(where, 0, "error line %d, wanted %d (%s)", lmql_error_line(L), n, lmql_errmsg(L));
+    } else if (sscanf(line, "col %d", &n) == 1) {
+        if (lmql_error_col(L) == n) th_passed++;
+        else th_fail(where, 0, "error col %d, wanted %d (%s)", lmql_error_col(L), n, lmql_errmsg(L));
+    } else th_fail(where, 0, "unknown check: %s", line);
+}
+
+struct lmql_case {
+    char desc[256];
+    int line;
+    bool must_fail;
+    struct lmql__buf program, expect;
+};
+
+static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d %s", file, c->line, c->desc);
+    /* Trailing newline of the block is not part of the program. */
+    while (c->program.len && c->program.data[c->program.len - 1] == '\n') c->program.data[--c->program.len] = 0;
+    int before = th_failed;
+    th_current = where;
+    struct lmql_program *P = lmql_program_compile(L, "<case>", c->program.data ? c->program.data : "", c->program.len);
+    struct lmql_result *R = NULL;
+    lmql_status st = P ? lmql_run(L, P, NULL, &R) : LMQL_ERR_QUERY;
+    char *save = NULL;
+    for (char *line = c->expect.data ? strtok_r(c->expect.data, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (!*line) continue;
+        if (c->must_fail) {
+            if (st == LMQL_OK) { th_fail(where, 0, "succeeded, but must fail: %s", lmql_result_json(R)); break; }
+            check_fail(where, L, st, line);
+        } else {
+            if (st != LMQL_OK) { th_fail(where, 0, "failed: %s", lmql_errmsg(L)); break; }
+            check_line(where, R, line);
+        }
+    }
+    printf("%s %s\n", th_failed == before ? "ok" : "not ok", where);
+    lmql_result_free(R);
+    lmql_program_free(P);
+}
+
+static void run_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) { th_fail(path, 0, "cannot open"); return; }
+    struct lmql_params params = lmql_default_params();
+    params.max_steps = 100000;
+    struct lmql *L = lmql_init(&params);
+    struct lmql_case c = {0};
+    struct lmql__buf *into = NULL;
+    char line[8192], desc[256] = "";
+    int lineno = 0, have = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strncmp(line, "%%PROGRAM", 9) || !strncmp(line, "%%FAIL", 6)) {
+            if (have) run_case(L, path, &c);
+            lmql__buf_free(&c.program);
+            lmql__buf_free(&c.expect);
+            memset(&c, 0, sizeof c);
+            snprintf(c.desc, sizeof c.desc, "%s", desc);
+            desc[0] = 0;
+            c.line = lineno;
+            c.must_fail = line[2] == 'F';
+            into = &c.program;
+            have = 1;
+            continue;
+        }
+        if (!strncmp(line, "%%EXPECT", 8)) { into = &c.expect; continue; }
+        if (into == &c.expect && line[0] == '#') {
+            snprintf(desc, sizeof desc, "%s", line + 2);
+            desc[strcspn(desc, "\n")] = 0;
+            continue;
+        }
+        if (into) lmql__buf_adds(into, line);
+        else if (line[0] == '#') { snprintf(desc, sizeof desc, "%s", line + 2); desc[strcspn(desc, "\n")] = 0; }
+    }
+    if (have) run_case(L, path, &c);
+    lmql__buf_free(&c.program);
+    lmql__buf_free(&c.expect);
+    fclose(f);
+    lmql_free(L);
+}
+
+int main(int argc, char **argv) {
+    struct lmql__err err;
+    struct lmql__kv kv = {"vocab_only", "true"};
+    g_vocab = lmql__llama_open("build/vocab/ggml-vocab-llama-spm.gguf", &kv, 1, &err);
+    if (!g_vocab) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    if (argc > 1)
+        for (int i = 1; i < argc; i++) run_file(argv[i]);
+    else
+        run_file("tests/cases/run.test");
+    lmql__model_free(g_vocab);
+    return th_report("queries");
+}
