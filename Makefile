@@ -30,6 +30,9 @@ TEST_SUPPORT = tests/unit/harness.c
 VOCABS = $(addprefix build/vocab/ggml-vocab-,llama-spm.gguf gpt-2.gguf llama-bpe.gguf)
 TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tiny-llama3.gguf
 
+# Keep objects that only tests use between runs.
+.SECONDARY:
+
 .PHONY: all setup demo test unit cases asan bench bench-model install clean distclean fuzz
 all: $(LMQL) $(MKMODEL)
 
@@ -87,7 +90,8 @@ testdata: $(VOCABS) $(TINY)
 demo: all testdata
 	bash scripts/demo.sh
 
-unit: $(UNIT_BIN) testdata $(LMQL)
+# Test data is made once, by the default build's tools.
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL)
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata

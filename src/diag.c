@@ -33,6 +33,7 @@ int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
     d->cap = ncap;
   }
   char small[256];
+  if (!fmt) fmt = "?";
   va_list ap2;
   va_copy(ap2, ap);
   int need = vsnprintf(small, sizeof small, fmt, ap2);

@@ -57,8 +57,9 @@ run "STOPS_AT ends the value at the phrase" 0 run --json -e 'argmax "A[X]" from 
 json "STOPS_AT value" '!r.variables.X.slice(0, -1).includes("e")'
 run "sample n=3 gives a list" 0 run --json -e 'sample(n=3, temperature=0.8) "A[X]" from "random" where len(TOKENS(X)) < 3'
 json "three results" 'Array.isArray(r) && r.length == 3 && r.every(x => x.prompt.startsWith("A"))'
-run "return value" 0 run --json -e 'argmax "A[X]" from "random" where len(TOKENS(X)) < 3
-return len(X) > 0'
+run "return value" 0 run --json -e 'argmax "A[X]" where len(TOKENS(X)) < 3
+    return len(X) > 0
+from "random"'
 json "return prints the value" 'r === true'
 
 run "syntax error" 2 run -e 'argmax "Hi [X" from "random"'

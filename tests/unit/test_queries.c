@@ -10,7 +10,7 @@
 **   %%FAIL               a query that must fail
 **   %%EXPECT             one check per line:
 **     prompt == TEXT       exact prompt; {VAR} stands for a variable's value
-**     prompt ^= TEXT       prompt prefix
+**     prompt ^= TEXT       prompt prefix ($= suffix)
 **     var X == TEXT        exact value (\n, \t, \\ escapes)
 **     var X ^= TEXT / $= TEXT / !~ TEXT / ~ TEXT   prefix, suffix, lacks, has
 **     tokens X <= N / == N / >= N   canonical token count of X's value
@@ -103,6 +103,10 @@ static void check_line(const char *where, const struct lmql_result *R, const cha
         } else if (!strcmp(op, "^=")) {
             if (p && !strncmp(p, want, strlen(want))) th_passed++;
             else th_fail(where, 0, "prompt \"%s\" does not start with \"%s\"", p ? p : "(null)", want);
+        } else if (!strcmp(op, "$=")) {
+            size_t lp = p ? strlen(p) : 0, lw = strlen(want);
+            if (p && lp >= lw && !strcmp(p + lp - lw, want)) th_passed++;
+            else th_fail(where, 0, "prompt \"%s\" does not end with \"%s\"", p ? p : "(null)", want);
         } else th_fail(where, 0, "bad check: %s", line);
         return;
     }
@@ -215,7 +219,7 @@ static void run_file(const char *path) {
     struct lmql *L = lmql_init(&params);
     struct lmql_case c = {0};
     struct lmql__buf *into = NULL;
-    char line[8192], desc[256] = "";
+    char line[8192], desc[8192] = "";
     int lineno = 0, have = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
@@ -224,7 +228,7 @@ static void run_file(const char *path) {
             lmql__buf_free(&c.program);
             lmql__buf_free(&c.expect);
             memset(&c, 0, sizeof c);
-            snprintf(c.desc, sizeof c.desc, "%s", desc);
+            snprintf(c.desc, sizeof c.desc, "%.200s", desc);
             desc[0] = 0;
             c.line = lineno;
             c.must_fail = line[2] == 'F';
