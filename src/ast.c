@@ -4,6 +4,7 @@
 #include "ast.h"
 
 #include <locale.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,18 +143,26 @@ static void pos(struct dump *b, const struct lmql_pos *p) {
 ** point whatever the locale, and always recognisable as a float. */
 static void put_float(struct dump *b, double v) {
   char tmp[64];
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-    if (strtod(tmp, NULL) == v) break;
+  int sci = v != 0 && (fabs(v) >= 1e16 || fabs(v) < 1e-4);
+  if (isinf(v) || isnan(v)) {
+    snprintf(tmp, sizeof tmp, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+  } else if (sci) {
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+      if (strtod(tmp, NULL) == v) break;
+    }
+  } else {
+    /* like Python's repr: fixed notation with the fewest digits that
+    ** read back exactly, at least one after the point */
+    for (int prec = 1; prec <= 20; prec++) {
+      snprintf(tmp, sizeof tmp, "%.*f", prec, v);
+      if (strtod(tmp, NULL) == v) break;
+    }
   }
   const char *dp = localeconv()->decimal_point;
-  int has_mark = 0;
-  for (char *p = tmp; *p; p++) {
+  for (char *p = tmp; *p; p++)
     if (dp && *p == dp[0]) *p = '.';
-    if (*p == '.' || *p == 'e' || *p == 'n' || *p == 'i') has_mark = 1;
-  }
   puts_(b, tmp);
-  if (!has_mark) puts_(b, ".0");
 }
 
 static void expr(struct dump *b, const struct lmql_node *n);

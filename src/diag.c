@@ -105,14 +105,29 @@ size_t lmql__diag_render(const struct lmql_diag *g, int with_excerpt,
     while (ls > 0 && g->src[ls - 1] != '\n') ls--;
     while (le < g->src_len && g->src[le] != '\n') le++;
     if (le > ls && g->src[le - 1] == '\r') le--;
+    /* very long lines: show a window around the column */
+    int cut_left = 0, cut_right = 0;
+    if (off - ls > 80) {
+      ls = off - 60;
+      while (ls < off && ((unsigned char)g->src[ls] & 0xC0) == 0x80) ls++;
+      cut_left = 1;
+    }
+    if (le > off && le - off > 80) {
+      le = off + 60;
+      while (le > off && ((unsigned char)g->src[le] & 0xC0) == 0x80) le--;
+      cut_right = 1;
+    }
     out_str(&o, "\n");
+    if (cut_left) out_str(&o, "...");
     for (size_t i = ls; i < le; i++) {
       unsigned char c = (unsigned char)g->src[i];
       /* keep the excerpt printable: control bytes (incl. NUL) become '?' */
       char ch = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
       out_bytes(&o, &ch, 1);
     }
+    if (cut_right) out_str(&o, "...");
     out_str(&o, "\n");
+    if (cut_left) out_str(&o, "   ");
     for (size_t i = ls; i < off && i < le; i++) {
       unsigned char c = (unsigned char)g->src[i];
       if ((c & 0xC0) == 0x80) continue; /* UTF-8 continuation: same column */

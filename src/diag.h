@@ -58,7 +58,11 @@ int lmql__diag_add(struct lmql_diags *d, const char *file, const char *src,
     ;
 int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
                     size_t src_len, size_t offset, int32_t line, int32_t col,
-                    const char *fmt, va_list ap);
+                    const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 8, 0)))
+#endif
+    ;
 
 /* Stable sort by byte offset, so the earliest problem in the file comes
 ** first even though lexer errors are found before parser errors. */

@@ -62,7 +62,9 @@ int lmql__srcmap_init(struct lmql_srcmap *m, struct lmql_arena *a,
   m->len = len;
   m->file = file ? file : "<input>";
   m->lines = lmql__arena_alloc(a, (size_t)n * sizeof *m->lines);
-  if (!m->lines) return -1;
+  m->cache = lmql__arena_alloc(a, sizeof *m->cache);
+  if (!m->lines || !m->cache) return -1;
+  m->cache->col = 1;
   m->n_lines = n;
   int32_t k = 1;
   m->lines[0] = 0;
@@ -80,8 +82,27 @@ struct lmql_pos lmql__srcmap_pos(const struct lmql_srcmap *m, size_t offset) {
     if (m->lines[mid] <= offset) lo = mid; else hi = mid - 1;
   }
   int32_t col = 1;
-  for (size_t i = m->lines[lo]; i < offset; i++)
-    if (((unsigned char)m->src[i] & 0xC0) != 0x80) col++;
+  size_t from = m->lines[lo];
+  struct lmql_poscache *c = m->cache;
+  if (c && c->line_idx == lo && c->off >= from && c->off > offset) {
+    /* a little to the left of the last lookup (a node's start is looked
+    ** up after its first operand): count backwards */
+    col = c->col;
+    for (size_t i = offset; i < c->off; i++)
+      if (((unsigned char)m->src[i] & 0xC0) != 0x80) col--;
+  } else {
+    if (c && c->line_idx == lo && c->off >= from && c->off <= offset) {
+      from = c->off;
+      col = c->col;
+    }
+    for (size_t i = from; i < offset; i++)
+      if (((unsigned char)m->src[i] & 0xC0) != 0x80) col++;
+  }
+  if (c) {
+    c->off = offset;
+    c->line_idx = lo;
+    c->col = col;
+  }
   p.line = lo + 1;
   p.col = col;
   p.offset = offset;
@@ -187,7 +208,8 @@ static struct lmql_token *new_token(struct lexer *lx, enum lmql_tok_kind k,
                                     size_t start) {
   struct lmql_token_list *o = lx->out;
   if (o->n == lx->cap) {
-    int32_t ncap = lx->cap ? lx->cap * 2 : 64;
+    /* sub-streams (holes, {expr}) are tiny and numerous: start small */
+    int32_t ncap = lx->cap ? lx->cap * 2 : lx->end - lx->in->start < 256 ? 8 : 256;
     struct lmql_token *nt =
         lmql__arena_grow(lx->a, o->toks, (size_t)o->n, (size_t)ncap, sizeof *nt);
     if (!nt) { lx->oom = 1; return NULL; }

@@ -47,6 +47,13 @@ struct lmql_pos {
   size_t offset;
 };
 
+/* Remembers the last lookup: positions are mostly asked for in increasing
+** order, so columns on long lines are counted incrementally. */
+struct lmql_poscache {
+  size_t off;
+  int32_t line_idx, col;
+};
+
 /* Line table of one source text, for offset -> line:col. */
 struct lmql_srcmap {
   const char *src;
@@ -54,6 +61,7 @@ struct lmql_srcmap {
   const char *file;      /* borrowed, for diagnostics */
   size_t *lines;         /* start offset of each line */
   int32_t n_lines;
+  struct lmql_poscache *cache; /* arena memory, mutable through const */
 };
 
 struct lmql_token {

@@ -96,7 +96,17 @@ int lmql__p_is_clause(struct lmql_parser *p, const struct lmql_token *t) {
   if (t->depth != 0) return 0;
   int32_t idx = (int32_t)(t - p->toks);
   if (idx > 0 && p->toks[idx - 1].kind == LMQL_TOK_DOT) return 0;
-  if (t->kind == LMQL_TOK_KW_FROM) return 1;
+  if (t->kind == LMQL_TOK_KW_FROM) {
+    /* `from x import y` on one logical line is an import, not a clause:
+    ** a model expression never contains the keyword 'import' */
+    for (int32_t j = idx + 1; j < p->n_toks; j++) {
+      const struct lmql_token *u = &p->toks[j];
+      /* stopping at the next 'from' keeps repeated checks linear */
+      if (u->kind == LMQL_TOK_EOF || u->bol || u->kind == LMQL_TOK_KW_FROM) break;
+      if (u->kind == LMQL_TOK_KW_IMPORT && u->depth == 0) return 0;
+    }
+    return 1;
+  }
   return lmql__p_tok_is_word(p, t, "from") || lmql__p_tok_is_word(p, t, "where") ||
          lmql__p_tok_is_word(p, t, "distribution");
 }
