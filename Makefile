@@ -108,12 +108,26 @@ unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL)
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata
+	rm -f build/test-summary build-asan/test-summary
 	$(MAKE) unit
 	$(MAKE) asan
+	@cat build/test-summary build-asan/test-summary | \
+	  awk '{p += $$1; f += $$2} END {printf "total: %d passed, %d failed\n", p, f; exit f > 0}'
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: setup
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+
+# libFuzzer targets, seeded from the case files; FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
+build/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FRONT_SRC) $(wildcard src/*.h src/*.def)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(FRONT_SRC) $< -o $@
+fuzz: build/fuzz/fuzz_parse
+	@mkdir -p build/fuzz/corpus-parse
+	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus-parse/case" n)}' tests/cases/parse.test tests/cases/run.test
+	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus-parse
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan

@@ -24,5 +24,7 @@ line=$(echo "$out" | tail -1)
 echo "$line"
 p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
 pass=$((pass + ${p:-0})); fail=$((fail + ${f:-1}))
-echo "unit ($build): $pass passed, $fail failed"
+label=unit; [ "$build" != build ] && label=${build#build-}
+echo "$pass $fail" > "$build/test-summary"
+echo "$label: $pass passed, $fail failed"
 [ "$fail" = 0 ]
