@@ -66,7 +66,7 @@ enum ptype { P_INT, P_UINT, P_BOOL, P_FLOAT };
 enum pkey {
     K_N_CTX, K_N_BATCH, K_N_UBATCH, K_N_THREADS, K_N_THREADS_BATCH, K_N_GPU_LAYERS, K_MAIN_GPU,
     K_SEED, K_USE_MMAP, K_USE_MLOCK, K_VOCAB_ONLY, K_FLASH_ATTN, K_OFFLOAD_KQV, K_ROPE_FREQ_BASE,
-    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_COUNT
+    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_POLL, K_COUNT
 };
 static const struct { const char *name; enum ptype type; } g_params[K_COUNT] = {
     [K_N_CTX] = {"n_ctx", P_UINT},           [K_N_BATCH] = {"n_batch", P_UINT},
@@ -79,6 +79,7 @@ static const struct { const char *name; enum ptype type; } g_params[K_COUNT] = {
     [K_ROPE_FREQ_BASE] = {"rope_freq_base", P_FLOAT},
     [K_ROPE_FREQ_SCALE] = {"rope_freq_scale", P_FLOAT},
     [K_N_SEQ_MAX] = {"n_seq_max", P_UINT},   [K_VERBOSE] = {"verbose", P_BOOL},
+    [K_POLL] = {"poll", P_UINT},
 };
 
 struct params {
@@ -200,6 +201,8 @@ struct llm {
     const struct llama_vocab *vocab;
     struct slot *slots;
     int32_t n_batch;
+    struct ggml_threadpool *tp, *tp_batch;   /* ours, attached to ctx */
+    void (*tp_free)(struct ggml_threadpool *);
     bool prefix_space;           /* the tokenizer invents a leading space */
     int32_t nl_token;            /* a token that never merges, for `cont` */
     struct llama_batch batch;
@@ -467,6 +470,10 @@ static void llm_free(struct lmql__model *base) {
         llama_batch_free(m->batch);
         llama_free(m->ctx);
     }
+    if (m->tp_free) {
+        if (m->tp_batch && m->tp_batch != m->tp) m->tp_free(m->tp_batch);
+        if (m->tp) m->tp_free(m->tp);
+    }
     if (m->model) llama_model_free(m->model);
     for (int i = 0; m->slots && i < base->n_slots; i++) {
         free(m->slots[i].toks);
@@ -487,6 +494,35 @@ static const struct lmql__model_ops llm_ops = {
     .slot_drop = llm_slot_drop,
     .choose = NULL,
 };
+
+/* llama.cpp's default threadpool busy-waits between graph nodes. With as
+** many threads as cores, any other busy process on the machine takes a
+** core from a spinning thread and generation slows down twenty-fold or
+** more. Our own pools, with polling off by default (`poll`), sleep
+** instead. The pool functions live in the CPU backend variant, reached
+** through the backend registry. */
+static void attach_threadpools(struct llm *m, int n_threads, int n_threads_batch, int poll) {
+    ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
+    if (!cpu) return;
+    struct ggml_threadpool *(*tp_new)(struct ggml_threadpool_params *) =
+        (struct ggml_threadpool *(*)(struct ggml_threadpool_params *))ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_new");
+    void (*tp_free)(struct ggml_threadpool *) =
+        (void (*)(struct ggml_threadpool *))ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_free");
+    if (!tp_new || !tp_free) return;
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
+    tpp.poll = (uint32_t)poll;
+    m->tp = tp_new(&tpp);
+    if (!m->tp) return;
+    m->tp_free = tp_free;
+    m->tp_batch = m->tp;
+    if (n_threads_batch != n_threads) {
+        tpp = ggml_threadpool_params_default(n_threads_batch);
+        tpp.poll = (uint32_t)poll;
+        m->tp_batch = tp_new(&tpp);
+        if (!m->tp_batch) m->tp_batch = m->tp;
+    }
+    llama_attach_threadpool(m->ctx, m->tp, m->tp_batch);
+}
 
 /* Loading progress on a terminal; silence elsewhere (logs, pipes, CI). */
 static bool progress_cb(float p, void *ud) {
@@ -573,6 +609,9 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
                        g_last_log);
             goto fail;
         }
+        int poll = (int)param_or(&p, K_POLL, 0);
+        if (poll > 100) { lmql__errf(err, "poll must be between 0 and 100"); goto fail; }
+        attach_threadpools(m, cp.n_threads, cp.n_threads_batch, poll);
         m->base.n_ctx = (int32_t)llama_n_ctx(m->ctx);
         m->n_batch = (int32_t)llama_n_batch(m->ctx);
         m->batch = llama_batch_init(m->n_batch, 0, 1);

@@ -2,7 +2,7 @@
 ** lmql-bench: prompt and generation speed of a model through the model
 ** layer (the path queries take), and the end-to-end time of the seed query.
 **
-**   lmql-bench MODEL.gguf [--prompt 128] [--gen 64] [--runs 5] [--threads N]
+**   lmql-bench MODEL.gguf [--prompt 128] [--gen 64] [--runs 5] [--threads N] [--poll 0..100]
 **
 ** Prompt speed: one evaluation of a fresh prompt. Generation speed: greedy
 ** steps, each adding one token to the sequence (KV-cache reuse). Reports
@@ -40,19 +40,20 @@ int main(int argc, char **argv) {
     }
     const char *path = argv[1];
     int n_prompt = 128, n_gen = 64, runs = 5;
-    char threads[16] = "";
+    char threads[16] = "", poll[16] = "0";
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--prompt")) n_prompt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--gen")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) snprintf(threads, sizeof threads, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--poll")) snprintf(poll, sizeof poll, "%s", argv[i + 1]);
         else { fprintf(stderr, "lmql-bench: unknown option %s\n", argv[i]); return 2; }
     }
     if (n_prompt < 1 || n_gen < 1 || runs < 1 || runs > 100) { fprintf(stderr, "lmql-bench: bad sizes\n"); return 2; }
-    struct lmql__kv kv[2] = {{"n_ctx", "1024"}, {"n_threads", threads}};
+    struct lmql__kv kv[3] = {{"n_ctx", "1024"}, {"poll", poll}, {"n_threads", threads}};
     struct lmql__err err = {{0}};
     double t0 = now();
-    struct lmql__model *m = lmql__llama_open(path, kv, threads[0] ? 2 : 1, &err);
+    struct lmql__model *m = lmql__llama_open(path, kv, threads[0] ? 3 : 2, &err);
     if (!m) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }
     double t_load = now() - t0;
     int32_t *toks = malloc((size_t)(n_prompt + n_gen + 1) * sizeof *toks);
@@ -80,9 +81,9 @@ int main(int argc, char **argv) {
         }
         tg[r] = n_gen / (now() - t);
     }
-    printf("%-32s load %.2fs  prompt(%d) %8.1f tok/s  generation(%d) %7.1f tok/s  threads %s  (median of %d)\n",
+    printf("%-32s load %.2fs  prompt(%d) %8.1f tok/s  generation(%d) %7.1f tok/s  threads %s  poll %s  (median of %d)\n",
            path, t_load, n_prompt, median(pp, runs), n_gen, median(tg, runs), threads[0] ? threads : "all cores",
-           runs);
+           poll, runs);
     lmql__model_free(m);
 
     /* The seed query end to end through the public API, model loaded. */
