@@ -75,6 +75,11 @@ bench: $(BUILD)/bin/lmql-bench testdata build/models/bench-q4_0.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3 --threads 1
+	@echo "with another process keeping one core busy (polling off, our default; then llama.cpp's 50):"
+	@timeout 120 sh -c 'while :; do :; done' & b=$$!; \
+	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3; \
+	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3 --poll 50; \
+	  kill $$b
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)
