@@ -27,13 +27,6 @@ void lmql__seq_free(struct lmql__seq *s) {
     memset(s, 0, sizeof *s);
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     struct lmql__model *m = g->model;
     int32_t n = m->vocab.n_tokens;
@@ -51,7 +44,7 @@ static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     if (mx == -INFINITY) return -1;
     for (int32_t t = 0; t < n; t++)
         if (mask[t]) sum += exp((lp[t] - mx) / g->temperature);
-    double r = (double)(rng_next(g->rng) >> 11) / 9007199254740992.0 * sum;
+    double r = (double)(lmql__rng_next(g->rng) >> 11) / 9007199254740992.0 * sum;
     int32_t last = -1;
     for (int32_t t = 0; t < n; t++) {
         if (!mask[t]) continue;

@@ -34,6 +34,10 @@ void lmql__buf_free(struct lmql__buf *b);
 ** become U+FFFD so the output is always valid JSON. */
 int  lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n);
 
+/* splitmix64: a small, fast generator that gives the same sequence on every
+** platform, so seeded runs repeat anywhere. Advances *state. */
+uint64_t lmql__rng_next(uint64_t *state);
+
 /* Number of CPU cores this process may run on (at least 1). */
 int lmql__ncores(void);
 

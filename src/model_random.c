@@ -19,14 +19,6 @@ struct rnd {
     uint64_t state;
 };
 
-/* splitmix64: small, fast, and the same sequence on every platform. */
-static uint64_t next_u64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int32_t rnd_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
                             int32_t *out, int32_t cap, struct lmql__err *err) {
     struct rnd *m = (struct rnd *)base;
@@ -57,7 +49,7 @@ static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const
     int32_t n = base->vocab.n_tokens, count = 0;
     for (int32_t t = 0; t < n; t++) count += mask[t] != 0;
     if (count == 0) return -1;
-    uint64_t k = next_u64(&m->state) % (uint64_t)count;
+    uint64_t k = lmql__rng_next(&m->state) % (uint64_t)count;
     for (int32_t t = 0; t < n; t++)
         if (mask[t] && k-- == 0) return t;
     return -1;
