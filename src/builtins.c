@@ -474,21 +474,21 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
 
 /* -------------------------------------------------------------- calls -- */
 
-static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
-                                 struct lmql_val **argv, const char **names) {
-    if (def->u.def.query) {
-        lmql__fail(I, at, LMQL_ERR_QUERY, "calling query functions is not supported yet");
-        return NULL;
-    }
-    if (I->depth >= I->host->params->max_depth) {
-        lmql__fail(I, at, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
-        return NULL;
-    }
-    struct lmql_val *locals = lmql__val_dict();
-    if (!locals) { lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                      struct lmql_val **argv, const char **names, struct lmql_val *scope) {
     const struct lmql_node_list *ps = &def->u.def.params;
-    int rc = 0;
-    for (int32_t p = 0; p < ps->n && rc == 0; p++) {
+    for (int i = 0; i < argc; i++) {
+        if (!names[i]) continue;
+        int32_t p = 0;
+        while (p < ps->n && strcmp(ps->items[p]->u.param.name, names[i])) p++;
+        if (p == ps->n)
+            return lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() got an unexpected keyword argument '%s'", def->u.def.name,
+                              names[i]);
+    }
+    if (n_positional(argc, names) > ps->n)
+        return lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() takes %d arguments but %d were given", def->u.def.name, ps->n,
+                          n_positional(argc, names));
+    for (int32_t p = 0; p < ps->n; p++) {
         const char *pn = ps->items[p]->u.param.name;
         struct lmql_val *v = NULL;
         if (p < argc && !names[p]) v = lmql__val_ref(argv[p]);
@@ -498,14 +498,23 @@ static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, c
         if (!v) {
             if (I->err->msg[0] == 0)
                 lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() missing argument '%s'", def->u.def.name, pn);
-            rc = -1;
-            break;
+            return -1;
         }
-        rc = lmql__dict_set(locals, lmql__val_cstr(pn), v);
+        if (lmql__dict_set(scope, lmql__val_cstr(pn), v)) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     }
-    if (rc == 0 && n_positional(argc, names) > ps->n)
-        rc = lmql__fail(I, at, LMQL_ERR_RUNTIME, "%s() takes %d arguments but %d were given", def->u.def.name, ps->n,
-                        n_positional(argc, names));
+    return 0;
+}
+
+static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                                 struct lmql_val **argv, const char **names) {
+    if (I->depth >= I->host->params->max_depth) {
+        lmql__fail(I, at, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
+        return NULL;
+    }
+    if (def->u.def.query) return lmql__run_subquery(I, at, def, argc, argv, names);
+    struct lmql_val *locals = lmql__val_dict();
+    if (!locals) { lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+    int rc = lmql__bind_params(I, at, def, argc, argv, names, locals);
     struct lmql_val *out = NULL;
     if (rc == 0) {
         struct lmql_val *saved = I->locals;

@@ -77,7 +77,7 @@ int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
             return 0;
         }
         return cfail(e, n, "%s", "this constraint is not supported yet (supported: len(TOKENS(X)) <, >, == N; "
-                                  "STOPS_AT; STOPS_BEFORE)");
+                                  "STOPS_AT; STOPS_BEFORE; INT)");
     }
     case LMQL_NODE_CALL: {
         bool before;
@@ -85,6 +85,11 @@ int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
         if (n->u.call.func->kind == LMQL_NODE_ATTR)
             return cfail(e, n, "method calls like '.%s(...)' are not supported in constraints",
                          n->u.call.func->u.attr.name);
+        if (f && !strcmp(f, "INT")) {
+            if (positional_args(n) != 1 || n->u.call.args.items[0]->kind != LMQL_NODE_NAME)
+                return cfail(e, n, "%s", "INT() takes one variable");
+            return 0;
+        }
         if (is_stop_op(f, &before)) {
             if (positional_args(n) != 2 || n->u.call.args.items[0]->kind != LMQL_NODE_NAME)
                 return cfail(e, n, "%s() takes a variable and a string", f);
@@ -99,7 +104,7 @@ int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
         return 0;
     default:
         return cfail(e, n, "%s", "this constraint is not supported yet (supported: len(TOKENS(X)) <, >, == N; "
-                                  "STOPS_AT; STOPS_BEFORE)");
+                                  "STOPS_AT; STOPS_BEFORE; INT)");
     }
 }
 
@@ -134,7 +139,12 @@ static int rules_of(const struct lmql_node *n, const char *var, struct lmql__rul
         return 0;
     }
     bool before;
-    if (n->kind == LMQL_NODE_CALL && is_stop_op(call_name(n), &before)) {
+    const char *f = call_name(n);
+    if (f && !strcmp(f, "INT") && is_name(n->u.call.args.items[0], var)) {
+        lmql__rules_set_int(out);
+        return 0;
+    }
+    if (n->kind == LMQL_NODE_CALL && is_stop_op(f, &before)) {
         if (!is_name(n->u.call.args.items[0], var)) return 0;
         if (out->r.n_stops >= LMQL_MAX_STOPS) return cfail(e, n, "%s", "too many stop phrases for one variable");
         const struct lmql_node *s = n->u.call.args.items[1];
@@ -144,6 +154,33 @@ static int rules_of(const struct lmql_node *n, const char *var, struct lmql__rul
         st->before = before;
     }
     return 0;
+}
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* LMQL's INT: the first token matches [ 1-9][0-9]*, later ones are digits. */
+static bool int_piece(const char *value, size_t vlen, const char *piece, size_t plen) {
+    size_t i = 0;
+    if (vlen == 0) {
+        if (piece[0] != ' ' && !(piece[0] >= '1' && piece[0] <= '9')) return false;
+        i = 1;
+    }
+    for (; i < plen; i++)
+        if (!is_digit(piece[i])) return false;
+    (void)value;
+    return true;
+}
+
+static bool int_end(const char *value, size_t vlen) {
+    for (size_t i = 0; i < vlen; i++)
+        if (is_digit(value[i])) return true;
+    return false;
+}
+
+void lmql__rules_set_int(struct lmql__rules *r) {
+    r->r.allow_piece = int_piece;
+    r->r.allow_end = int_end;
+    r->int_value = true;
 }
 
 int lmql__where_rules(const struct lmql_node *const *wheres, int n, const char *var, struct lmql__rules *out,

@@ -13,7 +13,12 @@
 struct lmql__rules {
     struct lmql__hole_rules r;
     struct lmql__stop stops[LMQL_MAX_STOPS];
+    bool int_value;          /* INT(X) / [X: int]: the value becomes a number */
 };
+
+/* Make the hole an integer: digits only (one leading space allowed, as
+** tokenizers put spaces in front of words), at least one digit. */
+void lmql__rules_set_int(struct lmql__rules *r);
 
 /* A problem in a where clause: where and what. */
 struct lmql__cerr {

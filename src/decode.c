@@ -94,10 +94,14 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
         /* Tokens with no text that do not end generation (BOS, unknown,
         ** padding) can never be part of a value. */
-        bool eos_ok = n_gen >= rules->min_tokens;
+        bool eos_ok = n_gen >= rules->min_tokens &&
+                      (!rules->allow_end || rules->allow_end(value->data, value->len));
         for (int32_t t = 0; t < v->n_tokens; t++) {
             uint32_t len = v->off[t + 1] - v->off[t];
-            g->mask[t] = v->is_eog[t] ? eos_ok : len > 0;
+            if (v->is_eog[t]) g->mask[t] = eos_ok;
+            else if (len == 0) g->mask[t] = 0;
+            else g->mask[t] = !rules->allow_piece ||
+                              rules->allow_piece(value->data, value->len, v->bytes + v->off[t], len);
         }
         int32_t t = pick(g, lp, g->mask);
         if (t < 0) return lmql__errf(err, "no token satisfies the constraints");

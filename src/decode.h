@@ -28,6 +28,10 @@ struct lmql__hole_rules {
     int32_t min_tokens;     /* EOS is masked until this many (0: none) */
     const struct lmql__stop *stops;
     int n_stops;
+    /* Optional character-level rule: may `piece` follow the value so far,
+    ** and may the value end here? NULL allows everything. */
+    bool (*allow_piece)(const char *value, size_t vlen, const char *piece, size_t plen);
+    bool (*allow_end)(const char *value, size_t vlen);
 };
 
 enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE };

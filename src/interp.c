@@ -84,6 +84,20 @@ static int set_variable(struct interp *I, const char *name, struct lmql_val *v) 
     return 0;
 }
 
+/* The function a hole type like `q(args)` calls, if it is a query
+** function; NULL (and no error) when it is something else. */
+static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_node *type) {
+    if (type->kind != LMQL_NODE_CALL) return NULL;
+    struct lmql_val *f = lmql__eval(I, type->u.call.func);
+    const struct lmql_node *def = NULL;
+    if (f && f->kind == LMQL_V_FUNC && !f->u.func.fn && ((const struct lmql_node *)f->u.func.ud)->u.def.query)
+        def = f->u.func.ud;
+    lmql__val_unref(f);
+    return def;
+}
+
+static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def);
+
 static int run_hole(struct interp *I, const struct lmql_node *seg) {
     const char *name = seg->u.hole.name;
     if (seg->u.hole.decoder)
@@ -93,8 +107,6 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "hole decorators are not supported yet");
     if (seg->u.hole.call)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
-    if (seg->u.hole.type)
-        return lmql__fail(I, seg->u.hole.type, LMQL_ERR_QUERY, "typed holes ([%s: ...]) are not supported yet", name);
 
     const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
     struct lmql__rules rules;
@@ -103,6 +115,21 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         I->err->pos = ce.pos;
         return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
     }
+    const struct lmql_node *type = seg->u.hole.type;
+    if (type) {
+        if (type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int")) {
+            lmql__rules_set_int(&rules);
+        } else {
+            const struct lmql_node *def = query_fn_of(I, type);
+            if (def) return run_nested(I, seg, def);
+            if (I->err->msg[0]) return -1;
+            if (type->kind == LMQL_NODE_STR)
+                return lmql__fail(I, type, LMQL_ERR_QUERY, "regex holes ([%s: r\"...\"]) are not supported yet", name);
+            return lmql__fail(I, type, LMQL_ERR_QUERY,
+                              "Not a valid type expression for [%s: ...]: use int, a regex string or a query function",
+                              name);
+        }
+    }
     if (push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len)) return -1;
     I->pending.len = 0;
 
@@ -110,7 +137,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     struct lmql__err e = {{0}};
     int32_t before = I->seq.n;
     I->gen.slot = I->slot;
-    I->gen.on_token = I->slot == 0 ? stream_token : NULL;
+    I->gen.on_token = I->slot == 0 && I->depth == 0 ? stream_token : NULL;
     I->gen.ud = I;
     int32_t n = lmql__generate(&I->gen, &rules.r, &I->seq, &value, &e);
     if (n < 0) {
@@ -120,9 +147,21 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->n_generated += (uint64_t)n;
     /* The value's canonical tokens replace the generated ones. */
     I->seq.n = before;
-    int rc = push_text(I, seg, value.data ? value.data : "", value.len);
-    struct lmql_val *v = rc ? NULL : lmql__val_str(value.data ? value.data : "", value.len);
-    if (!rc && lmql__buf_add(&I->res->prompt, value.data ? value.data : "", value.len)) rc = -1;
+    const char *text = value.data ? value.data : "";
+    int rc = push_text(I, seg, text, value.len);
+    if (!rc && lmql__buf_add(&I->res->prompt, text, value.len)) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    struct lmql_val *v = NULL;
+    if (!rc && rules.int_value) {
+        /* INT keeps the digits and makes them a number. */
+        int64_t x = 0;
+        bool over = false;
+        for (size_t i = 0; i < value.len; i++)
+            if (text[i] >= '0' && text[i] <= '9') over |= __builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, text[i] - '0', &x);
+        if (over) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "the value of %s is too large for an integer", name);
+        else v = lmql__val_int(x);
+    } else if (!rc) {
+        v = lmql__val_str(text, value.len);
+    }
     lmql__buf_free(&value);
     if (rc || !v) return rc ? -1 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     rc = set_variable(I, name, v);
@@ -383,9 +422,11 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     return 0;
 }
 
-static int resolve_model(struct interp *I) {
+static int resolve_model(struct interp *I, struct lmql__model *inherited) {
     const struct lmql_params *p = I->host->params;
-    const char *id = p->model_override;
+    /* --model applies to the query that was run, not to the sub-queries it
+    ** calls: those name their own model or use their caller's. */
+    const char *id = inherited ? NULL : p->model_override;
     struct lmql__model_spec *spec = NULL;
     struct lmql_val *v = NULL;
     if (!id && I->q->from) {
@@ -398,6 +439,10 @@ static int resolve_model(struct interp *I) {
             return lmql__fail(I, I->q->from, LMQL_ERR_QUERY, "'from' needs a model name or lmql.model(...), not %s",
                               lmql__val_type_name(v));
         }
+    }
+    if (!id && !spec && inherited) {
+        I->model = inherited;
+        return 0;
     }
     if (!id && !spec) id = p->default_model;
     if (!id && !spec) id = getenv("LMQL_DEFAULT_MODEL");
@@ -442,19 +487,20 @@ static void reset_sequence(struct interp *I) {
     I->locals = NULL;
 }
 
-int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                     struct lmql__run_out *out, struct lmql__rerr *err) {
-    struct interp I = {.host = host, .q = q, .err = err};
+/* Run query q: the top-level query (inherited NULL) or a query function
+** called from script code (inherited = the caller's model). */
+static int run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
+                     struct lmql__model *inherited, int depth, struct lmql__run_out *out, struct lmql__rerr *err) {
+    struct interp I = {.host = host, .q = q, .err = err, .depth = depth};
     struct decoder_cfg cfg;
     memset(out, 0, sizeof *out);
-    memset(err, 0, sizeof *err);
     int rc = -1;
 
     /* The prologue may define what `from` and the decoder arguments use. */
     I.globals = lmql__val_dict();
     if (!I.globals) return lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory");
     if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || check_where(&I) || decoder_config(&I, &cfg) ||
-        resolve_model(&I))
+        resolve_model(&I, inherited))
         goto done;
     I.gen.model = I.model;
     I.gen.decoder = cfg.kind;
@@ -475,8 +521,9 @@ int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query 
         I.globals = lmql__val_dict();
         if (!I.globals) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
         I.res = res;
-        I.slot = s % I.model->n_slots;
-        I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s;
+        /* Sub-queries take slots from the top, so the caller's cache stays. */
+        I.slot = depth == 0 ? s % I.model->n_slots : (I.model->n_slots - 1 - (depth + s) % I.model->n_slots);
+        I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s + (uint64_t)depth * 7919;
         if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__exec_block(&I, &q->body)) goto done;
         if (I.flow == FLOW_RETURN && I.retval) {
             res->ret = I.retval;
@@ -492,6 +539,148 @@ done:
     lmql__buf_free(&I.pending);
     free(I.gen.mask);
     if (rc && !err->msg[0]) lmql__fail(&I, NULL, LMQL_ERR_RUNTIME, "the query failed");
+    return rc;
+}
+
+int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
+                     struct lmql__run_out *out, struct lmql__rerr *err) {
+    memset(err, 0, sizeof *err);
+    return run_query(host, q, args, NULL, 0, out, err);
+}
+
+/* A copy of the caller's top-level names, so query functions see the
+** helpers and values of the program that defines them, plus parameters. */
+static struct lmql_val *query_scope(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                                    struct lmql_val **argv, const char **names) {
+    struct lmql_val *scope = lmql__val_dict();
+    if (!scope) { lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
+    for (size_t i = 0; i < I->globals->u.dict.len; i++)
+        lmql__dict_set(scope, lmql__val_ref(I->globals->u.dict.keys[i]), lmql__val_ref(I->globals->u.dict.vals[i]));
+    if (lmql__bind_params(I, at, def, argc, argv, names, scope)) { lmql__val_unref(scope); return NULL; }
+    return scope;
+}
+
+/* The value of a finished query without `return`: its prompt and
+** variables, as LMQL's result object has them. */
+static struct lmql_val *result_value(const struct lmql__seq_result *r) {
+    struct lmql_val *d = lmql__val_dict();
+    if (!d) return NULL;
+    lmql__dict_set(d, lmql__val_cstr("prompt"), lmql__val_str(r->prompt.data ? r->prompt.data : "", r->prompt.len));
+    lmql__dict_set(d, lmql__val_cstr("variables"), lmql__val_ref(r->vars));
+    return d;
+}
+
+struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                                    struct lmql_val **argv, const char **names) {
+    struct lmql_val *scope = query_scope(I, at, def, argc, argv, names);
+    if (!scope) return NULL;
+    struct lmql__run_out o;
+    int rc = run_query(I->host, def->u.def.query, scope, I->model, I->depth + 1, &o, I->err);
+    lmql__val_unref(scope);
+    I->n_generated += o.n_generated;
+    struct lmql_val *v = NULL;
+    if (rc == 0) {
+        if (o.many) {
+            v = lmql__val_list((size_t)o.n_seqs);
+            for (int i = 0; v && i < o.n_seqs; i++)
+                lmql__list_push(v, o.has_return ? lmql__val_ref(o.seqs[i].ret ? o.seqs[i].ret : &lmql__none)
+                                                : result_value(&o.seqs[i]));
+        } else if (o.n_seqs == 1) {
+            v = o.has_return ? lmql__val_ref(o.seqs[0].ret ? o.seqs[0].ret : &lmql__none) : result_value(&o.seqs[0]);
+        }
+        if (!v) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+    } else if (I->err->pos.line == 0) {
+        I->err->pos = at->pos;   /* a failure without a place is placed at the call */
+    }
+    lmql__run_out_free(&o);
+    return v;
+}
+
+/* [X: q(args)]: the query function runs inside this sequence. Its prompt
+** text is part of ours and its holes follow its own constraints. When it
+** returns a value, X is that value and its part of the prompt becomes
+** str(value); otherwise X is the text it added. */
+static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def) {
+    const struct lmql_node *call = seg->u.hole.type;
+    const struct lmql_ast_query *nq = def->u.def.query;
+    int32_t argc = call->u.call.args.n;
+    struct lmql_val **argv = calloc((size_t)argc + 1, sizeof *argv);
+    const char **names = calloc((size_t)argc + 1, sizeof *names);
+    int rc = argv && names ? 0 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; rc == 0 && i < argc; i++) {
+        const struct lmql_node *a = call->u.call.args.items[i];
+        names[i] = a->kind == LMQL_NODE_KEYWORD ? a->u.kw.name : NULL;
+        argv[i] = lmql__eval(I, a->kind == LMQL_NODE_KEYWORD ? a->u.kw.value : a);
+        if (!argv[i]) rc = -1;
+    }
+    struct lmql_val *scope = rc == 0 ? query_scope(I, seg, def, argc, argv, names) : NULL;
+    for (int32_t i = 0; argv && i < argc; i++) lmql__val_unref(argv[i]);
+    free(argv);
+    free(names);
+    if (!scope) return -1;
+    if (I->depth >= I->host->params->max_depth) {
+        lmql__val_unref(scope);
+        return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
+    }
+
+    /* What the sequence was before, to put str(value) in the nested part. */
+    size_t prompt0 = I->res->prompt.len;
+    int32_t seq0 = I->seq.n;
+    struct lmql__buf pending0 = {0};
+    if (lmql__buf_add(&pending0, I->pending.data ? I->pending.data : "", I->pending.len)) {
+        lmql__val_unref(scope);
+        return lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    }
+    const struct lmql_ast_query *q0 = I->q;
+    struct lmql_val *globals0 = I->globals, *locals0 = I->locals, *vars0 = I->res->vars;
+    const struct lmql_node *where0 = I->inline_where;
+    struct lmql__cerr ce;
+    struct lmql_val *nested_vars = lmql__val_dict();
+    I->q = nq;
+    I->globals = scope;
+    I->locals = NULL;
+    I->res->vars = nested_vars;
+    I->depth++;
+    if (!nested_vars) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    else if (nq->where && lmql__where_check(nq->where, &ce)) {
+        I->err->pos = ce.pos;
+        rc = lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+    }
+    if (rc == 0) rc = lmql__exec_block(I, &nq->prologue);
+    if (rc == 0 && I->flow == FLOW_NORMAL) rc = lmql__exec_block(I, &nq->body);
+    struct lmql_val *ret = I->flow == FLOW_RETURN ? I->retval : NULL;
+    I->retval = NULL;
+    I->flow = FLOW_NORMAL;
+    I->depth--;
+    I->q = q0;
+    I->globals = globals0;
+    I->locals = locals0;
+    I->res->vars = vars0;
+    I->inline_where = where0;
+    lmql__val_unref(scope);
+    lmql__val_unref(nested_vars);
+
+    struct lmql_val *x = NULL;
+    if (rc == 0 && ret) {
+        struct lmql__buf text = {0};
+        lmql__val_str_into(&text, ret);
+        I->res->prompt.len = prompt0;
+        I->seq.n = seq0;
+        I->pending.len = 0;
+        if (lmql__buf_add(&I->pending, pending0.data, pending0.len) ||
+            lmql__buf_add(&I->pending, text.data ? text.data : "", text.len) ||
+            lmql__buf_add(&I->res->prompt, text.data ? text.data : "", text.len))
+            rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+        lmql__buf_free(&text);
+        x = lmql__val_ref(ret);
+    } else if (rc == 0) {
+        x = lmql__val_str(I->res->prompt.data + prompt0, I->res->prompt.len - prompt0);
+        if (!x) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    }
+    lmql__val_unref(ret);
+    lmql__buf_free(&pending0);
+    if (rc == 0) rc = set_variable(I, seg->u.hole.name, x);
+    lmql__val_unref(x);
     return rc;
 }
 

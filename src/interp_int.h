@@ -58,6 +58,13 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
 /* Call a function value. */
 struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                             struct lmql_val **argv, const char **names);
+/* Bind a def's parameters from call arguments into the dict scope. */
+int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                      struct lmql_val **argv, const char **names, struct lmql_val *scope);
+/* Call a query function from script code: an independent query on the
+** caller's model unless it names its own (interp.c). */
+struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+                                    struct lmql_val **argv, const char **names);
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
