@@ -33,7 +33,7 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 # Keep objects that only tests use between runs.
 .SECONDARY:
 
-.PHONY: all setup demo test unit cases asan bench bench-model install clean distclean fuzz
+.PHONY: all setup demo test unit cases asan header-check bench bench-model install clean distclean fuzz
 all: $(LMQL) $(MKMODEL)
 
 setup: $(SETUP_STAMP) $(CONFIG)
@@ -109,7 +109,7 @@ demo: all testdata
 	bash scripts/demo.sh
 
 # Test data is made once, by the default build's tools.
-unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL)
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata
@@ -122,6 +122,11 @@ test: all testdata
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: setup
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+
+# The public header stands alone, as C99 and as C++.
+header-check:
+	$(CC) -std=c99 -Wall -Wextra -Werror -fsyntax-only -x c include/lmql.h
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/lmql.h
 
 # libFuzzer targets, seeded from the case files; FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

@@ -119,6 +119,18 @@ const char *lmql_result_variable_name(const struct lmql_result *R, int i, int k)
 const char *lmql_result_variable_json(const struct lmql_result *R, int i, int k);
 void lmql_result_free(struct lmql_result *R);
 
+/* A function of the host program that queries can call by name. It gets
+** its positional arguments as JSON texts and sets *result_json to a
+** malloc'd JSON text for its value (NULL means None). On failure it returns
+** an error status and may set *result_json to a malloc'd message; the
+** query then fails with LMQL_ERR_RUNTIME and that message. */
+typedef lmql_status (*lmql_host_fn)(void *user_data, int argc, const char *const *argv_json, char **result_json);
+
+/* Make fn callable as `name(...)` in every query run on L, also in
+** programs compiled earlier. Registering a name again replaces it.
+** Returns LMQL_OK, LMQL_ERR_MISUSE for a bad name, LMQL_ERR_NOMEM. */
+lmql_status lmql_register_function(struct lmql *L, const char *name, lmql_host_fn fn, void *user_data);
+
 /* Counters of the last run, for benchmarks and progress reports. */
 struct lmql_stats {
     uint64_t n_decoded;   /* tokens evaluated by the model */

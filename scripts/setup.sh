@@ -17,6 +17,7 @@ STAMP=$DEST/.complete-$NLC_VERSION
 need_pkgs=()
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need_pkgs+=(make)
+command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)   # checks that lmql.h compiles as C++
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)

@@ -458,6 +458,10 @@ static int resolve_model(struct interp *I, struct lmql__model *inherited) {
 }
 
 static int bind_args(struct interp *I, struct lmql_val *args) {
+    struct lmql_val *fns = I->host->functions;
+    for (size_t i = 0; fns && i < fns->u.dict.len; i++)
+        if (lmql__dict_set(I->globals, lmql__val_ref(fns->u.dict.keys[i]), lmql__val_ref(fns->u.dict.vals[i])))
+            return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; args && i < args->u.dict.len; i++)
         if (lmql__dict_set(I->globals, lmql__val_ref(args->u.dict.keys[i]), lmql__val_ref(args->u.dict.vals[i])))
             return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");

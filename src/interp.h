@@ -19,6 +19,7 @@ struct lmql__host {
                                      struct lmql__err *err);
     void *ud;
     const struct lmql_params *params;
+    struct lmql_val *functions;   /* dict: host functions registered on the runtime, or NULL */
 };
 
 /* An error of a run: its kind (an lmql_status), where it is in the query

@@ -14,6 +14,7 @@
 #include "constraints.h"
 #include "diag.h"
 #include "interp.h"
+#include "json.h"
 #include "parse.h"
 
 struct cached_model {
@@ -28,6 +29,9 @@ struct lmql {
     struct cached_model *models;
     int n_models;
     struct lmql_stats stats;
+    struct lmql_val *functions;   /* name -> builtin calling a host function */
+    struct host_fn **host_fns;    /* their records, freed with L */
+    int n_host_fns;
 };
 
 struct lmql_program {
@@ -78,6 +82,9 @@ void lmql_free(struct lmql *L) {
         lmql__model_free(L->models[i].model);
     }
     free(L->models);
+    lmql__val_unref(L->functions);
+    for (int i = 0; i < L->n_host_fns; i++) free(L->host_fns[i]);
+    free(L->host_fns);
     lmql__buf_free(&L->errmsg);
     free(L);
 }
@@ -255,6 +262,65 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
     return m;
 }
 
+/* ----------------------------------------------------- host functions -- */
+
+struct host_fn {
+    lmql_host_fn fn;
+    void *user_data;
+    char name[64];
+};
+
+/* Calls from queries arrive here: values to JSON, the host's JSON back. */
+static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, const char **names, struct lmql__err *err) {
+    struct host_fn *h = ud;
+    for (int i = 0; i < argc; i++)
+        if (names[i]) { lmql__errf(err, "%s() takes positional arguments only", h->name); return NULL; }
+    struct lmql__buf *bufs = calloc((size_t)argc + 1, sizeof *bufs);
+    const char **json = calloc((size_t)argc + 1, sizeof *json);
+    struct lmql_val *out = NULL;
+    if (!bufs || !json) { lmql__errf(err, "out of memory"); goto done; }
+    for (int i = 0; i < argc; i++) {
+        if (lmql__val_json_into(&bufs[i], argv[i])) { lmql__errf(err, "out of memory"); goto done; }
+        json[i] = bufs[i].data;
+    }
+    char *res = NULL;
+    lmql_status st = h->fn(h->user_data, argc, json, &res);
+    if (st != LMQL_OK) lmql__errf(err, "%s(): %s", h->name, res ? res : "the host function failed");
+    else if (!res) out = &lmql__none;
+    else out = lmql__json_parse(res, strlen(res), err);
+    if (st == LMQL_OK && !out) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        lmql__errf(err, "%s() returned bad JSON: %s", h->name, why);
+    }
+    free(res);
+done:
+    for (int i = 0; bufs && i < argc; i++) lmql__buf_free(&bufs[i]);
+    free(bufs);
+    free(json);
+    return out;
+}
+
+lmql_status lmql_register_function(struct lmql *L, const char *name, lmql_host_fn fn, void *user_data) {
+    if (!L || !name || !fn || !*name || strlen(name) >= sizeof((struct host_fn *)0)->name) return LMQL_ERR_MISUSE;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p > name && *p >= '0' && *p <= '9')))
+            return set_error(L, LMQL_ERR_MISUSE, "a host function name must be an identifier");
+    if (!L->functions && !(L->functions = lmql__val_dict())) return LMQL_ERR_NOMEM;
+    struct host_fn **more = realloc(L->host_fns, ((size_t)L->n_host_fns + 1) * sizeof *more);
+    if (!more) return LMQL_ERR_NOMEM;
+    L->host_fns = more;
+    struct host_fn *h = calloc(1, sizeof *h);
+    if (!h) return LMQL_ERR_NOMEM;
+    L->host_fns[L->n_host_fns++] = h;
+    h->fn = fn;
+    h->user_data = user_data;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    struct lmql_val *f = lmql__val_builtin(h->name, call_host, h, NULL);
+    if (!f) return LMQL_ERR_NOMEM;
+    return lmql__dict_set(L->functions, lmql__val_cstr(name), f) ? LMQL_ERR_NOMEM : LMQL_OK;
+}
+
 /* ------------------------------------------------------------ results -- */
 
 static int seq_object_json(struct lmql__buf *b, const struct lmql__seq_result *s, const struct lmql__run_out *o) {
@@ -315,7 +381,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
     *out = NULL;
     if (!L || !P) return L ? set_error(L, LMQL_ERR_MISUSE, "no program") : LMQL_ERR_MISUSE;
     clear_error(L);
-    struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params};
+    struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params, .functions = L->functions};
     struct lmql__run_out o;
     struct lmql__rerr e;
     double t0 = now();

@@ -114,4 +114,36 @@ int32_t lmql__regex_n_states(const struct lmql_regex *re);
 /* Number of byte equivalence classes (columns of the transition table). */
 int32_t lmql__regex_n_classes(const struct lmql_regex *re);
 
+/*
+** ---- Internal: the NFA handed from regex_parse.c to regex_dfa.c ----
+** Not for other modules.  A Thompson NFA whose only consuming edges are
+** byte ranges.  RANGE moves to `out` on a byte in [lo, hi]; SPLIT is an
+** epsilon fork to `out` and `out1` (either may be -1: no edge; a SPLIT with
+** both -1 is a state that never matches); MATCH is the single final state.
+*/
+enum { LMQL_RXN_RANGE, LMQL_RXN_SPLIT, LMQL_RXN_MATCH };
+
+struct lmql__rx_nstate {
+    uint8_t kind, lo, hi;
+    int32_t out, out1;
+};
+
+struct lmql__rx_nfa {
+    struct lmql__rx_nstate *st;
+    int32_t n, cap;
+    int32_t start, match;
+};
+
+struct lmql__rx_err {
+    char msg[160];
+    size_t offset;
+};
+
+/* Parse `pattern` and build its NFA into *nfa (zeroed by the caller).
+** Returns 0, or -1 with *err filled; *nfa must be released with
+** lmql__regex_nfa_free() either way. */
+int  lmql__regex_nfa_build(const char *pattern, size_t len,
+                           struct lmql__rx_nfa *nfa, struct lmql__rx_err *err);
+void lmql__regex_nfa_free(struct lmql__rx_nfa *nfa);
+
 #endif

@@ -44,6 +44,12 @@ struct lmql_trie_walker {
     /* Whether a token whose bytes end in `state` is allowed (only asked for
     ** live states). NULL allows every token the walk reaches alive. */
     bool (*allow)(void *ctx, const void *state);
+    /* Optional (NULL = unknown): set bit b (set[b >> 6] >> (b & 63)) for
+    ** every byte b that step() takes from `state` to a live state behaving
+    ** exactly like `state`. Where every byte below a prefix loops so and the
+    ** state is allowed, the walk fills the whole subtree without stepping
+    ** it, which makes permissive states ("anything but a newline") cheap. */
+    void (*loops)(void *ctx, const void *state, uint64_t set[4]);
     size_t state_size;
     void  *ctx;
 };
@@ -126,9 +132,20 @@ void lmql__trie_cache_clear(struct lmql_trie_cache *c);
 
 /* The mask for start_state, computed on a miss (evicting the least recently
 ** used entry). Valid until the next call on c. NULL on an error of
-** lmql__trie_mask. Counters of hits and misses are kept for tests. */
+** lmql__trie_mask. */
 const uint8_t *lmql__trie_cache_mask(struct lmql_trie_cache *c, const struct lmql_trie *t,
                                      const struct lmql_trie_walker *w, const void *start_state);
+
+/* The same two halves for masks computed another way (lmql__trie_mask_dfa
+** with the DFA state as key, say). find returns the mask cached under
+** key[0..n) (n <= LMQL_TRIE_MAX_STATE) or NULL. slot returns the n_vocab-byte
+** buffer now cached under key, evicting the least recently used entry, for
+** the caller to fill; if filling fails, call lmql__trie_cache_clear. Both
+** results are valid until the next call on c. */
+const uint8_t *lmql__trie_cache_find(struct lmql_trie_cache *c, const void *key, size_t n);
+uint8_t *lmql__trie_cache_slot(struct lmql_trie_cache *c, const void *key, size_t n);
+
+/* Hits and misses since creation (for tests and tuning). */
 void lmql__trie_cache_stats(const struct lmql_trie_cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif

@@ -1,0 +1,187 @@
+/*
+** A strict JSON reader producing runtime values.
+*/
+#include "json.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct reader {
+    const char *s;
+    size_t n, i;
+    int depth;
+    struct lmql__err *err;
+};
+
+static struct lmql_val *fail(struct reader *r, const char *what) {
+    lmql__errf(r->err, "invalid JSON at byte %zu: %s", r->i, what);
+    return NULL;
+}
+
+static void skip_ws(struct reader *r) {
+    while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r')) r->i++;
+}
+
+static int hex4(struct reader *r, unsigned *out) {
+    if (r->i + 4 > r->n) return -1;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = r->s[r->i++];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_utf8(struct lmql__buf *b, unsigned cp) {
+    char u[4];
+    size_t k;
+    if (cp < 0x80) { u[0] = (char)cp; k = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
+    }
+    lmql__buf_add(b, u, k);
+}
+
+static struct lmql_val *read_string(struct reader *r) {
+    struct lmql__buf b = {0};
+    lmql__buf_reserve(&b, 0);
+    r->i++;   /* opening quote */
+    while (r->i < r->n) {
+        unsigned char c = (unsigned char)r->s[r->i++];
+        if (c == '"') {
+            struct lmql_val *v = lmql__val_str(b.data ? b.data : "", b.len);
+            lmql__buf_free(&b);
+            return v;
+        }
+        if (c < 0x20) { lmql__buf_free(&b); r->i--; return fail(r, "control character in string"); }
+        if (c != '\\') { lmql__buf_add(&b, &c, 1); continue; }
+        if (r->i >= r->n) break;
+        char e = r->s[r->i++];
+        unsigned cp;
+        switch (e) {
+        case '"': case '\\': case '/': lmql__buf_add(&b, &e, 1); break;
+        case 'b': lmql__buf_add(&b, "\b", 1); break;
+        case 'f': lmql__buf_add(&b, "\f", 1); break;
+        case 'n': lmql__buf_add(&b, "\n", 1); break;
+        case 'r': lmql__buf_add(&b, "\r", 1); break;
+        case 't': lmql__buf_add(&b, "\t", 1); break;
+        case 'u':
+            if (hex4(r, &cp)) { lmql__buf_free(&b); return fail(r, "bad \\u escape"); }
+            if (cp >= 0xD800 && cp < 0xDC00) {
+                unsigned lo;
+                if (r->i + 6 <= r->n && r->s[r->i] == '\\' && r->s[r->i + 1] == 'u') {
+                    r->i += 2;
+                    if (hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF) { lmql__buf_free(&b); return fail(r, "bad surrogate pair"); }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else cp = 0xFFFD;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) cp = 0xFFFD;
+            put_utf8(&b, cp);
+            break;
+        default: lmql__buf_free(&b); return fail(r, "bad escape");
+        }
+    }
+    lmql__buf_free(&b);
+    return fail(r, "unterminated string");
+}
+
+static struct lmql_val *read_value(struct reader *r);
+
+static struct lmql_val *read_number(struct reader *r) {
+    size_t start = r->i;
+    bool is_float = false;
+    if (r->s[r->i] == '-') r->i++;
+    if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad number");
+    if (r->s[r->i] == '0') r->i++;
+    else while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    if (r->i < r->n && r->s[r->i] == '.') {
+        is_float = true;
+        r->i++;
+        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad fraction");
+        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    }
+    if (r->i < r->n && (r->s[r->i] == 'e' || r->s[r->i] == 'E')) {
+        is_float = true;
+        r->i++;
+        if (r->i < r->n && (r->s[r->i] == '+' || r->s[r->i] == '-')) r->i++;
+        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad exponent");
+        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    }
+    char tmp[64];
+    size_t len = r->i - start;
+    if (len >= sizeof tmp) { is_float = true; len = sizeof tmp - 1; }
+    memcpy(tmp, r->s + start, len);
+    tmp[len] = 0;
+    if (!is_float) {
+        errno = 0;
+        long long v = strtoll(tmp, NULL, 10);
+        if (!errno) return lmql__val_int(v);
+    }
+    return lmql__val_float(strtod(tmp, NULL));
+}
+
+static struct lmql_val *read_container(struct reader *r, bool object) {
+    if (++r->depth > 256) return fail(r, "nesting too deep");
+    struct lmql_val *c = object ? lmql__val_dict() : lmql__val_list(0);
+    if (!c) return fail(r, "out of memory");
+    r->i++;
+    skip_ws(r);
+    if (r->i < r->n && r->s[r->i] == (object ? '}' : ']')) { r->i++; r->depth--; return c; }
+    for (;;) {
+        skip_ws(r);
+        struct lmql_val *key = NULL;
+        if (object) {
+            if (r->i >= r->n || r->s[r->i] != '"') { lmql__val_unref(c); return fail(r, "expected a string key"); }
+            if (!(key = read_string(r))) { lmql__val_unref(c); return NULL; }
+            skip_ws(r);
+            if (r->i >= r->n || r->s[r->i] != ':') { lmql__val_unref(key); lmql__val_unref(c); return fail(r, "expected ':'"); }
+            r->i++;
+        }
+        struct lmql_val *v = read_value(r);
+        if (!v) { lmql__val_unref(key); lmql__val_unref(c); return NULL; }
+        if (object ? lmql__dict_set(c, key, v) : lmql__list_push(c, v)) { lmql__val_unref(c); return fail(r, "out of memory"); }
+        skip_ws(r);
+        if (r->i < r->n && r->s[r->i] == ',') { r->i++; continue; }
+        if (r->i < r->n && r->s[r->i] == (object ? '}' : ']')) { r->i++; r->depth--; return c; }
+        lmql__val_unref(c);
+        return fail(r, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static bool word(struct reader *r, const char *w) {
+    size_t k = strlen(w);
+    if (r->i + k <= r->n && !memcmp(r->s + r->i, w, k)) { r->i += k; return true; }
+    return false;
+}
+
+static struct lmql_val *read_value(struct reader *r) {
+    skip_ws(r);
+    if (r->i >= r->n) return fail(r, "unexpected end");
+    char c = r->s[r->i];
+    if (c == '{') return read_container(r, true);
+    if (c == '[') return read_container(r, false);
+    if (c == '"') return read_string(r);
+    if (c == '-' || (c >= '0' && c <= '9')) return read_number(r);
+    if (word(r, "true")) return &lmql__true;
+    if (word(r, "false")) return &lmql__false;
+    if (word(r, "null")) return &lmql__none;
+    return fail(r, "unexpected character");
+}
+
+struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err *err) {
+    struct reader r = {text, len, 0, 0, err};
+    struct lmql_val *v = read_value(&r);
+    if (!v) return NULL;
+    skip_ws(&r);
+    if (r.i != r.n) { lmql__val_unref(v); return fail(&r, "trailing characters"); }
+    return v;
+}

@@ -1,0 +1,162 @@
+/*
+** The public C API (include/lmql.h) as a host program uses it: compile
+** once and run many times with arguments, host functions, streaming,
+** errors with positions, result accessors, NULL handling.
+*/
+#include <lmql.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void test_compile_once_run_many(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *src = "argmax \"Hello {name}, you are {age + 1}:[X]\" from \"random\" where len(TOKENS(X)) < 3";
+    struct lmql_program *P = lmql_program_compile(L, "q.lmql", src, strlen(src));
+    CHECK(P != NULL);
+    const char *names[] = {"Ann", "Bob", "Cy"};
+    for (int i = 0; i < 3; i++) {
+        struct lmql_args *A = lmql_args_init();
+        CHECK_INT(lmql_args_set_str(A, "name", names[i]), LMQL_OK);
+        CHECK_INT(lmql_args_set_int(A, "age", 40 + i), LMQL_OK);
+        struct lmql_result *R = NULL;
+        CHECK_INT(lmql_run(L, P, A, &R), LMQL_OK);
+        char want[64];
+        snprintf(want, sizeof want, "Hello %s, you are %d:", names[i], 41 + i);
+        const char *p = lmql_result_prompt(R, 0);
+        CHECK(p && !strncmp(p, want, strlen(want)));
+        CHECK_INT(lmql_result_count(R), 1);
+        CHECK_INT(lmql_result_variable_count(R, 0), 1);
+        CHECK_STR(lmql_result_variable_name(R, 0, 0), "X");
+        CHECK(lmql_result_variable_json(R, 0, 0)[0] == '"');
+        CHECK(lmql_result_variable_name(R, 0, 1) == NULL);
+        CHECK(lmql_result_prompt(R, 1) == NULL);
+        lmql_result_free(R);
+        lmql_args_free(A);
+    }
+    /* A missing argument is a runtime error naming it. */
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
+    CHECK(R == NULL);
+    CHECK_CONTAINS(lmql_errmsg(L), "name 'name' is not defined");
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
+static lmql_status add_fn(void *ud, int argc, const char *const *argv, char **result) {
+    int *calls = ud;
+    (*calls)++;
+    if (argc != 2) {
+        *result = strdup("add() takes two numbers");
+        return LMQL_ERR_RUNTIME;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"sum\": %d, \"args\": [%s, %s]}", atoi(argv[0]) + atoi(argv[1]), argv[0], argv[1]);
+    *result = strdup(buf);
+    return LMQL_OK;
+}
+
+static lmql_status bad_json_fn(void *ud, int argc, const char *const *argv, char **result) {
+    (void)ud; (void)argc; (void)argv;
+    *result = strdup("{not json");
+    return LMQL_OK;
+}
+
+static void test_host_functions(void) {
+    struct lmql *L = lmql_init(NULL);
+    int calls = 0;
+    CHECK_INT(lmql_register_function(L, "add", add_fn, &calls), LMQL_OK);
+    CHECK_INT(lmql_register_function(L, "broken", bad_json_fn, NULL), LMQL_OK);
+    CHECK_INT(lmql_register_function(L, "not a name", add_fn, NULL), LMQL_ERR_MISUSE);
+    const char *src = "argmax\n    r = add(2, 3)\n    \"{r['sum']} {r['args']}\"\n    return r['sum']\nfrom \"random\"";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", src, strlen(src));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    CHECK_STR(lmql_result_prompt(R, 0), "5 [2, 3]");
+    CHECK_STR(lmql_result_json(R), "5");
+    CHECK_INT(calls, 1);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    /* Host errors and bad JSON become runtime errors with the cause. */
+    src = "argmax \"{add(1)}\" from \"random\"";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
+    CHECK_CONTAINS(lmql_errmsg(L), "add() takes two numbers");
+    lmql_program_free(P);
+    src = "argmax \"{broken()}\" from \"random\"";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
+    CHECK_CONTAINS(lmql_errmsg(L), "returned bad JSON");
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
+struct collected { char text[4096]; size_t len; int generated; };
+
+static void collect(void *ud, const char *text, size_t len, lmql_text_kind kind) {
+    struct collected *c = ud;
+    if (c->len + len < sizeof c->text) { memcpy(c->text + c->len, text, len); c->len += len; }
+    c->generated += kind == LMQL_TEXT_GENERATED;
+}
+
+static void test_streaming(void) {
+    struct collected c = {0};
+    struct lmql_params p = lmql_default_params();
+    p.on_text = collect;
+    p.user_data = &c;
+    struct lmql *L = lmql_init(&p);
+    const char *src = "argmax \"Say 'this is a test':[R] and more\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
+                      "where len(TOKENS(R)) < 6";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", src, strlen(src));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    c.text[c.len] = 0;
+    /* The stream is the prompt, piece by piece. */
+    CHECK_STR(c.text, lmql_result_prompt(R, 0));
+    CHECK(c.generated >= 1 && c.generated <= 5);
+    struct lmql_stats st;
+    lmql_last_stats(L, &st);
+    CHECK(st.n_generated >= 1 && st.n_generated <= 5);
+    CHECK(st.n_decoded > 0);
+    lmql_result_free(R);
+    /* A second run reuses the cached prompt. */
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    lmql_last_stats(L, &st);
+    CHECK(st.n_reused > 0);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
+static void test_errors(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *src = "argmax\n    \"ok\"\n    x = (1 +\nfrom \"random\"";
+    CHECK(lmql_program_compile(L, "bad.lmql", src, strlen(src)) == NULL);
+    CHECK_CONTAINS(lmql_errmsg(L), "bad.lmql:");
+    CHECK(lmql_error_line(L) >= 3);
+    CHECK(lmql_error_col(L) >= 1);
+    src = "argmax \"A[X]\" from \"random\" where len(TOKENS(X)) != 3";
+    CHECK(lmql_program_compile(L, "w.lmql", src, strlen(src)) == NULL);
+    CHECK_INT(lmql_error_line(L), 1);
+    CHECK_INT(lmql_error_col(L), 35);
+    CHECK_CONTAINS(lmql_errmsg(L), "w.lmql:1:35: error:");
+    /* NULL handles are safe. */
+    lmql_program_free(NULL);
+    lmql_result_free(NULL);
+    lmql_args_free(NULL);
+    lmql_free(NULL);
+    struct lmql_result *R;
+    CHECK_INT(lmql_run(NULL, NULL, NULL, &R), LMQL_ERR_MISUSE);
+    CHECK(lmql_result_json(NULL) == NULL);
+    CHECK_INT(lmql_result_count(NULL), 0);
+    lmql_free(L);
+}
+
+int main(void) {
+    RUN(test_compile_once_run_many);
+    RUN(test_host_functions);
+    RUN(test_streaming);
+    RUN(test_errors);
+    return th_report("api");
+}
