@@ -316,6 +316,31 @@ done:
     return out;
 }
 
+int lmql__interp_text(struct interp *I, const struct lmql_node *p, struct lmql_val *v, struct lmql__buf *out) {
+    struct lmql_val *shown = v;
+    struct lmql__buf conv = {0};
+    if (p->u.interp.conv == 'r' || p->u.interp.conv == 'a') {
+        lmql__val_repr_into(&conv, v);
+        shown = lmql__val_str(conv.data ? conv.data : "", conv.len);
+        lmql__buf_free(&conv);
+        if (!shown) return lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory");
+    } else if (p->u.interp.conv == 's' && p->u.interp.spec && *p->u.interp.spec) {
+        lmql__val_str_into(&conv, v);
+        shown = lmql__val_str(conv.data ? conv.data : "", conv.len);
+        lmql__buf_free(&conv);
+        if (!shown) return lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory");
+    }
+    int rc = 0;
+    if (p->u.interp.spec && *p->u.interp.spec) {
+        struct lmql__err e = {{0}};
+        if (lmql__val_format(out, shown, p->u.interp.spec, &e)) rc = lmql__fail(I, p, LMQL_ERR_RUNTIME, "%s", e.msg);
+    } else {
+        rc = lmql__val_str_into(out, shown) ? lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory") : 0;
+    }
+    if (shown != v) lmql__val_unref(shown);
+    return rc;
+}
+
 static struct lmql_val *eval_fstring(struct interp *I, const struct lmql_node *n) {
     struct lmql__buf b = {0};
     lmql__buf_reserve(&b, 0);
@@ -325,16 +350,11 @@ static struct lmql_val *eval_fstring(struct interp *I, const struct lmql_node *n
             lmql__buf_add(&b, p->u.str.text, p->u.str.len);
             continue;
         }
-        if (p->u.interp.spec && *p->u.interp.spec) {
-            lmql__buf_free(&b);
-            lmql__fail(I, p, LMQL_ERR_QUERY, "format specs in f-strings are not supported yet");
-            return NULL;
-        }
         struct lmql_val *v = lmql__eval(I, p->u.interp.expr);
         if (!v) { lmql__buf_free(&b); return NULL; }
-        if (p->u.interp.conv == 'r') lmql__val_repr_into(&b, v);
-        else lmql__val_str_into(&b, v);
+        int rc = lmql__interp_text(I, p, v, &b);
         lmql__val_unref(v);
+        if (rc) { lmql__buf_free(&b); return NULL; }
     }
     struct lmql_val *v = lmql__val_str(b.data, b.len);
     lmql__buf_free(&b);

@@ -198,9 +198,8 @@ static int run_prompt(struct interp *I, const struct lmql_node *p) {
             struct lmql_val *v = lmql__eval(I, s->u.interp.expr);
             if (!v) { rc = -1; break; }
             struct lmql__buf b = {0};
-            if (s->u.interp.conv == 'r') lmql__val_repr_into(&b, v);
-            else lmql__val_str_into(&b, v);
-            rc = emit_text(I, b.data ? b.data : "", b.len);
+            rc = lmql__interp_text(I, s, v, &b);
+            if (rc == 0) rc = emit_text(I, b.data ? b.data : "", b.len);
             lmql__buf_free(&b);
             lmql__val_unref(v);
             break;

@@ -42,6 +42,8 @@ int lmql__step(struct interp *I, const struct lmql_node *n);
 
 /* Evaluate an expression: a new reference, or NULL with the error set. */
 struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n);
+/* The text of an {expr} part (conversion !r/!s, format spec) into out. */
+int lmql__interp_text(struct interp *I, const struct lmql_node *part, struct lmql_val *v, struct lmql__buf *out);
 /* Bind a value to an assignment target (name, tuple, subscript). */
 int lmql__assign(struct interp *I, const struct lmql_node *target, struct lmql_val *v);
 /* Look a name up: locals, globals, builtins. Borrowed, or NULL. */

@@ -92,6 +92,9 @@ const char *lmql__val_type_name(const struct lmql_val *v);
 /* str(v) and repr(v) appended to b. */
 int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v);
 int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v);
+/* format(v, spec) with Python's format mini-language (format.c). Returns
+** 0, or -1 with err saying what is wrong with the spec. */
+int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char *spec, struct lmql__err *err);
 /* JSON for results: strings, numbers, lists, dicts, null, booleans. */
 int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v);
 
