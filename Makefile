@@ -33,7 +33,7 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 # Keep objects that only tests use between runs.
 .SECONDARY:
 
-.PHONY: all setup demo test unit cases asan header-check bench bench-model install clean distclean fuzz
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model install clean distclean fuzz
 all: $(LMQL) $(MKMODEL)
 
 setup: $(SETUP_STAMP) $(CONFIG)
@@ -128,16 +128,26 @@ header-check:
 	$(CC) -std=c99 -Wall -Wextra -Werror -fsyntax-only -x c include/lmql.h
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/lmql.h
 
-# libFuzzer targets, seeded from the case files; FUZZ_SECONDS each.
+# libFuzzer targets, seeded from the case files, FUZZ_SECONDS each:
+# fuzz_parse (lexer and parser) and fuzz_interp (compile and run on the
+# random model: parser, interpreter, constraints, decoding).
 FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
 build/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FRONT_SRC) $(wildcard src/*.h src/*.def)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(FRONT_SRC) $< -o $@
-fuzz: build/fuzz/fuzz_parse
-	@mkdir -p build/fuzz/corpus-parse
-	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus-parse/case" n)}' tests/cases/parse.test tests/cases/run.test
-	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus-parse
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FRONT_SRC) $< -o $@
+build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h src/*.def include/*.h) $(CONFIG)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
+	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) -lm -ldl -lpthread
+fuzz-corpus:
+	@rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
+	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp testdata fuzz-corpus
+	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
+	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
+	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan

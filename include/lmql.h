@@ -62,6 +62,7 @@ struct lmql_params {
     uint64_t     seed;           /* sampling seed; runs with the same seed repeat */
     int32_t      max_steps;      /* script statements per run before it is stopped */
     int32_t      max_depth;      /* nesting of parsing and calls */
+    int32_t      max_len;        /* if > 0, caps every decoder's max_len (tokens, prompt included) */
     lmql_text_cb on_text;        /* streaming; NULL for none */
     void        *user_data;      /* passed to on_text */
 };

@@ -415,6 +415,8 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
         lmql__val_unref(v);
         if (rc) return rc;
     }
+    int32_t cap = I->host->params->max_len;
+    if (cap > 0 && cfg->max_len > cap) cfg->max_len = cap;
     /* LMQL: a query without a decoder keyword samples when given a
     ** temperature other than 0, and is argmax otherwise. */
     if (sample || (temp_set && cfg->temperature != 0)) cfg->kind = LMQL_DEC_SAMPLE;
