@@ -342,9 +342,33 @@ static int decode_batch(struct llm *m, struct lmql__err *err) {
     return lmql__errf(err, "llama_decode failed (%d)%s%s", rc, g_last_log[0] ? ": " : "", g_last_log);
 }
 
-static int llm_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
-                             const float **out, struct lmql__err *err) {
-    struct llm *m = (struct llm *)base;
+/* A batch row whose logits are wanted: the last token of a request (the
+** slot's next-token distribution), or a scored position. */
+struct row {
+    int r;          /* request */
+    int32_t i;      /* token index in the request */
+};
+
+/* log p(tok) from the logits of batch row b. */
+static float token_logprob(struct llm *m, int32_t b, int32_t tok) {
+    const float *lg = llama_get_logits_ith(m->ctx, b);
+    int32_t n = m->base.vocab.n_tokens;
+    float mx = lg[0];
+    for (int32_t t = 1; t < n; t++) if (lg[t] > mx) mx = lg[t];
+    double sum = 0;
+    for (int32_t t = 0; t < n; t++) sum += exp((double)lg[t] - mx);
+    return (float)((double)lg[tok] - mx - log(sum));
+}
+
+/*
+** Evaluate requests: roll each slot back to what it shares with its
+** tokens and decode the rest, all requests packed into batches of up to
+** n_batch tokens. With score_from, also the log-probability of every
+** token from score_from[r] on given its predecessors, into scores[r].
+*/
+static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs, const int32_t *score_from,
+                    float **scores, struct lmql__err *err) {
+    struct lmql__model *base = &m->base;
     if (!m->ctx) return lmql__errf(err, "the model was opened with vocab_only and cannot be evaluated");
     if (n_req <= 0) return n_req == 0 ? 0 : lmql__errf(err, "negative request count");
     llama_memory_t mem = llama_get_memory(m->ctx);
@@ -361,66 +385,83 @@ static int llm_next_logprobs(struct lmql__model *base, int n_req, const struct l
         if (q->n_tokens > base->n_ctx)
             return lmql__errf(err, "the prompt is %d tokens, longer than the context (n_ctx=%d); raise n_ctx",
                               q->n_tokens, base->n_ctx);
+        if (score_from && (score_from[r] < 1 || score_from[r] > q->n_tokens))
+            return lmql__errf(err, "scored tokens need a prefix of at least one token");
         for (int32_t i = 0; i < q->n_tokens; i++)
             if (q->tokens[i] < 0 || q->tokens[i] >= nv)
                 return lmql__errf(err, "token id %d out of range (vocabulary of %d)", q->tokens[i], nv);
     }
 
-    /* Roll each slot back to the common prefix; what is left is decoded. */
     int32_t *start = malloc((size_t)n_req * sizeof *start);
-    if (!start) return lmql__errf(err, "out of memory");
+    struct row *rows = malloc((size_t)m->n_batch * sizeof *rows);
+    if (!start || !rows) { free(start); free(rows); return lmql__errf(err, "out of memory"); }
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         struct slot *s = &m->slots[q->slot];
         int32_t c = 0;
         while (c < s->n && c < q->n_tokens && s->toks[c] == q->tokens[c]) c++;
-        if (c == q->n_tokens && c == s->n && s->have_lp) { start[r] = -1; continue; }
-        if (c == q->n_tokens) c--;   /* need the last token's logits again */
+        if (!score_from && c == q->n_tokens && c == s->n && s->have_lp) { start[r] = -1; continue; }
+        if (c == q->n_tokens) c--;                      /* the last token's logits are needed again */
+        if (score_from && c > score_from[r] - 1) c = score_from[r] - 1;   /* and those of scored positions */
         if (c < s->n && !llama_memory_seq_rm(mem, q->slot, c, -1)) {
             llama_memory_seq_rm(mem, q->slot, -1, -1);
             c = 0;
         }
-        if (slot_reserve(s, q->n_tokens)) { free(start); return lmql__errf(err, "out of memory"); }
+        if (slot_reserve(s, q->n_tokens)) { free(start); free(rows); return lmql__errf(err, "out of memory"); }
         s->n = c;
         s->have_lp = false;
         start[r] = c;
         base->stats.n_reused += (uint64_t)c;
     }
 
-    /* Decode all suffixes, packed into batches of at most n_batch tokens. */
     int rc = 0;
+    int32_t n_rows = 0;
     m->batch.n_tokens = 0;
-    int32_t *rows = malloc((size_t)n_req * sizeof *rows);
-    if (!rows) { free(start); return lmql__errf(err, "out of memory"); }
-    for (int r = 0; r < n_req; r++) rows[r] = -1;
     for (int r = 0; r < n_req && rc == 0; r++) {
         if (start[r] < 0) continue;
         const struct lmql__eval_req *q = &reqs[r];
         struct slot *s = &m->slots[q->slot];
         for (int32_t i = start[r]; i < q->n_tokens && rc == 0; i++) {
             int32_t b = m->batch.n_tokens;
+            bool want = i == q->n_tokens - 1 || (score_from && i >= score_from[r] - 1);
             m->batch.token[b] = q->tokens[i];
             m->batch.pos[b] = i;
             m->batch.n_seq_id[b] = 1;
             m->batch.seq_id[b][0] = q->slot;
-            m->batch.logits[b] = i == q->n_tokens - 1;
-            if (m->batch.logits[b]) rows[r] = b;
+            m->batch.logits[b] = want;
+            if (want) rows[b] = (struct row){r, i};
+            else rows[b].r = -1;
             m->batch.n_tokens++;
             s->toks[s->n++] = q->tokens[i];
             base->stats.n_decoded++;
-            if (m->batch.n_tokens == m->n_batch) {
+            if (m->batch.n_tokens == m->n_batch || (r == n_req - 1 && i == q->n_tokens - 1)) {
                 rc = decode_batch(m, err);
-                /* Take logits of requests that finished in this batch. */
-                for (int o = 0; o <= r && rc == 0; o++)
-                    if (rows[o] >= 0) { take_logits(m, &m->slots[reqs[o].slot], rows[o]); rows[o] = -1; }
+                n_rows = m->batch.n_tokens;
                 m->batch.n_tokens = 0;
+                for (int32_t k = 0; k < n_rows && rc == 0; k++) {
+                    if (rows[k].r < 0) continue;
+                    const struct lmql__eval_req *qq = &reqs[rows[k].r];
+                    int32_t ii = rows[k].i;
+                    if (score_from && ii >= score_from[rows[k].r] - 1 && ii < qq->n_tokens - 1)
+                        scores[rows[k].r][ii + 1 - score_from[rows[k].r]] = token_logprob(m, k, qq->tokens[ii + 1]);
+                    if (ii == qq->n_tokens - 1) take_logits(m, &m->slots[qq->slot], k);
+                }
             }
         }
     }
+    /* Requests after the last decoded one may have been skipped (start < 0):
+    ** a batch still holding tokens is flushed here. */
     if (rc == 0 && m->batch.n_tokens > 0) {
         rc = decode_batch(m, err);
-        for (int r = 0; r < n_req && rc == 0; r++)
-            if (rows[r] >= 0) take_logits(m, &m->slots[reqs[r].slot], rows[r]);
+        n_rows = m->batch.n_tokens;
+        for (int32_t k = 0; k < n_rows && rc == 0; k++) {
+            if (rows[k].r < 0) continue;
+            const struct lmql__eval_req *qq = &reqs[rows[k].r];
+            int32_t ii = rows[k].i;
+            if (score_from && ii >= score_from[rows[k].r] - 1 && ii < qq->n_tokens - 1)
+                scores[rows[k].r][ii + 1 - score_from[rows[k].r]] = token_logprob(m, k, qq->tokens[ii + 1]);
+            if (ii == qq->n_tokens - 1) take_logits(m, &m->slots[qq->slot], k);
+        }
     }
     m->batch.n_tokens = 0;
     if (rc != 0) {
@@ -430,12 +471,23 @@ static int llm_next_logprobs(struct lmql__model *base, int n_req, const struct l
             m->slots[reqs[r].slot].have_lp = false;
             llama_memory_seq_rm(mem, reqs[r].slot, -1, -1);
         }
-    } else {
-        for (int r = 0; r < n_req; r++) out[r] = m->slots[reqs[r].slot].logprobs;
     }
     free(rows);
     free(start);
     return rc;
+}
+
+static int llm_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
+                             const float **out, struct lmql__err *err) {
+    struct llm *m = (struct llm *)base;
+    int rc = evaluate(m, n_req, reqs, NULL, NULL, err);
+    for (int r = 0; rc == 0 && r < n_req; r++) out[r] = m->slots[reqs[r].slot].logprobs;
+    return rc;
+}
+
+static int llm_score(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs, const int32_t *score_from,
+                     float **scores, struct lmql__err *err) {
+    return evaluate((struct llm *)base, n_req, reqs, score_from, scores, err);
 }
 
 static void llm_slot_copy(struct lmql__model *base, int src, int dst) {
@@ -490,6 +542,7 @@ static const struct lmql__model_ops llm_ops = {
     .free = llm_free,
     .tokenize = llm_tokenize,
     .next_logprobs = llm_next_logprobs,
+    .score = llm_score,
     .slot_copy = llm_slot_copy,
     .slot_drop = llm_slot_drop,
     .choose = NULL,

@@ -9,6 +9,7 @@
 */
 #include "interp_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,137 @@ static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_n
 
 static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def);
 
+/* Does the expression mention variable `name`? */
+static bool mentions(const struct lmql_node *n, const char *name) {
+    if (!n) return false;
+    switch (n->kind) {
+    case LMQL_NODE_NAME: return !strcmp(n->u.name, name);
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (mentions(n->u.boolop.values.items[i], name)) return true;
+        return false;
+    case LMQL_NODE_COMPARE:
+        if (mentions(n->u.cmp.left, name)) return true;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (mentions(n->u.cmp.comparators.items[i], name)) return true;
+        return false;
+    case LMQL_NODE_CALL:
+        for (int32_t i = 0; i < n->u.call.args.n; i++) if (mentions(n->u.call.args.items[i], name)) return true;
+        return false;
+    case LMQL_NODE_UNARY: return mentions(n->u.unary.operand, name);
+    default: return false;
+    }
+}
+
+static struct lmql_val *pair(const char *value, size_t len, double x) {
+    struct lmql_val *t = lmql__val_tuple(2);
+    if (t) {
+        lmql__list_push(t, lmql__val_str(value, len));
+        lmql__list_push(t, lmql__val_float(x));
+    }
+    return t;
+}
+
+/* distribution VAR in [values] (LMQL's conditional_prob): each value is
+** tokenized alone and scored after the prompt as the mean log-probability
+** of its tokens; the scores are normalized over the values. All values are
+** scored in one batched evaluation, in slots forked from the prompt's. */
+static int run_distribution(struct interp *I, const struct lmql_node *seg) {
+    const struct lmql_node *d = I->dist;
+    const char *name = d->u.dist.var;
+    if (mentions(I->q->where, name) || mentions(I->inline_where, name))
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "the distribution variable %s cannot be constrained in where", name);
+    if (I->dist_end) return lmql__fail(I, seg, LMQL_ERR_QUERY, "the distribution variable %s appears twice", name);
+    struct lmql_val *vals = lmql__eval(I, d->u.dist.values);
+    if (!vals) return -1;
+    struct lmql_val *items = lmql__iter_list(I, d->u.dist.values, vals);
+    lmql__val_unref(vals);
+    if (!items) return -1;
+    size_t n = items->u.list.len;
+    int rc = 0;
+    if (n == 0) rc = lmql__fail(I, d, LMQL_ERR_QUERY, "the distribution of %s has no values", name);
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        if (items->u.list.items[k]->kind != LMQL_V_STR || items->u.list.items[k]->u.str.len == 0)
+            rc = lmql__fail(I, d, LMQL_ERR_QUERY, "distribution values must be non-empty strings");
+    if (rc == 0) rc = push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len);
+    I->pending.len = 0;
+    double *score = calloc(n ? n : 1, sizeof *score);
+    if (!score && rc == 0) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+
+    struct lmql__model *m = I->model;
+    struct lmql__err e = {{0}};
+    /* The prompt is evaluated once in our slot; value slots start as forks. */
+    if (rc == 0) {
+        struct lmql__eval_req base = {I->slot, I->seq.toks, I->seq.n};
+        const float *lp;
+        if (m->ops->next_logprobs(m, 1, &base, &lp, &e)) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
+    }
+    int per = m->n_slots > 1 ? m->n_slots - 1 : 1;
+    for (size_t k0 = 0; rc == 0 && k0 < n; k0 += (size_t)per) {
+        size_t cnt = n - k0 < (size_t)per ? n - k0 : (size_t)per;
+        struct lmql__eval_req *reqs = calloc(cnt, sizeof *reqs);
+        int32_t *from = calloc(cnt, sizeof *from);
+        float **sc = calloc(cnt, sizeof *sc);
+        struct lmql__seq *seqs = calloc(cnt, sizeof *seqs);
+        if (!reqs || !from || !sc || !seqs) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+        for (size_t j = 0; rc == 0 && j < cnt; j++) {
+            const struct lmql_val *v = items->u.list.items[k0 + j];
+            int slot = m->n_slots > 1 ? (I->slot + 1 + (int)j) % m->n_slots : I->slot;
+            int32_t t[512];
+            int32_t nt = m->ops->tokenize(m, v->u.str.s, v->u.str.len, false, true, t, 512, &e);
+            if (nt <= 0) { rc = lmql__fail(I, d, LMQL_ERR_RUNTIME, "cannot tokenize distribution value (too long?)"); break; }
+            if (lmql__seq_push(&seqs[j], I->seq.toks, I->seq.n) || lmql__seq_push(&seqs[j], t, nt) ||
+                !(sc[j] = calloc((size_t)nt, sizeof **sc))) { rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory"); break; }
+            if (slot != I->slot) m->ops->slot_copy(m, I->slot, slot);
+            reqs[j] = (struct lmql__eval_req){slot, seqs[j].toks, seqs[j].n};
+            from[j] = I->seq.n;
+        }
+        if (rc == 0 && m->ops->score(m, (int)cnt, reqs, from, sc, &e)) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
+        for (size_t j = 0; rc == 0 && j < cnt; j++) {
+            int32_t nt = seqs[j].n - from[j];
+            double sum = 0;
+            for (int32_t i = 0; i < nt; i++) sum += sc[j][i];
+            score[k0 + j] = sum / nt;
+        }
+        for (size_t j = 0; seqs && j < cnt; j++) lmql__seq_free(&seqs[j]);
+        for (size_t j = 0; sc && j < cnt; j++) free(sc[j]);
+        free(reqs); free(from); free(sc); free(seqs);
+    }
+    if (rc == 0) {
+        double mx = score[0], sum = 0;
+        size_t best = 0;
+        for (size_t k = 1; k < n; k++) if (score[k] > mx) { mx = score[k]; best = k; }
+        for (size_t k = 0; k < n; k++) sum += exp(score[k] - mx);
+        struct lmql_val *probs = lmql__val_list(n), *logps = lmql__val_list(n);
+        for (size_t k = 0; probs && logps && k < n; k++) {
+            const struct lmql_val *v = items->u.list.items[k];
+            double lp = score[k] - mx - log(sum);
+            lmql__list_push(probs, pair(v->u.str.s, v->u.str.len, exp(lp)));
+            lmql__list_push(logps, pair(v->u.str.s, v->u.str.len, lp));
+        }
+        const struct lmql_val *bv = items->u.list.items[best];
+        if (!probs || !logps) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+        if (rc == 0) rc = emit_text(I, bv->u.str.s, bv->u.str.len);
+        if (rc == 0) rc = set_variable(I, name, (struct lmql_val *)bv);
+        char key[300];
+        snprintf(key, sizeof key, "P(%s)", name);
+        if (rc == 0 && lmql__dict_set(I->res->vars, lmql__val_cstr(key), probs)) rc = -1;
+        else if (rc) lmql__val_unref(probs);
+        snprintf(key, sizeof key, "log P(%s)", name);
+        if (rc == 0 && lmql__dict_set(I->res->vars, lmql__val_cstr(key), logps)) rc = -1;
+        else if (rc) lmql__val_unref(logps);
+        if (rc == 0) {
+            I->res->dist_var = name;
+            lmql__val_unref(I->res->dist_values);
+            I->res->dist_values = lmql__val_list(n);
+            for (size_t k = 0; I->res->dist_values && k < n; k++)
+                lmql__list_push(I->res->dist_values, lmql__val_ref(items->u.list.items[k]));
+            I->dist_end = I->res->prompt.len;
+        }
+    }
+    free(score);
+    lmql__val_unref(items);
+    return rc;
+}
+
 static int run_hole(struct interp *I, const struct lmql_node *seg) {
     const char *name = seg->u.hole.name;
     if (seg->u.hole.decoder)
@@ -115,6 +247,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         I->err->pos = ce.pos;
         return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
     }
+    if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
     const struct lmql_node *type = seg->u.hole.type;
     if (type) {
         if (type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int")) {
@@ -170,8 +303,11 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
 }
 
 static int run_prompt(struct interp *I, const struct lmql_node *p) {
-    if (p->u.prompt.dist)
-        return lmql__fail(I, p->u.prompt.dist, LMQL_ERR_QUERY, "distribution clauses are not supported yet");
+    if (p->u.prompt.dist) {
+        if (I->dist && I->dist != p->u.prompt.dist)
+            return lmql__fail(I, p->u.prompt.dist, LMQL_ERR_QUERY, "a query can have only one distribution clause");
+        I->dist = p->u.prompt.dist;
+    }
     if (p->u.prompt.where) {
         struct lmql__cerr ce;
         if (lmql__where_check(p->u.prompt.where, &ce)) {
@@ -472,8 +608,6 @@ static int bind_args(struct interp *I, struct lmql_val *args) {
 /* Check the global where clause once, before anything runs. */
 static int check_where(struct interp *I) {
     struct lmql__cerr ce;
-    if (I->q->distribution)
-        return lmql__fail(I, I->q->distribution, LMQL_ERR_QUERY, "distribution clauses are not supported yet");
     if (lmql__where_check(I->q->where, &ce)) {
         I->err->pos = ce.pos;
         return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
@@ -529,7 +663,18 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
         /* Sub-queries take slots from the top, so the caller's cache stays. */
         I.slot = depth == 0 ? s % I.model->n_slots : (I.model->n_slots - 1 - (depth + s) % I.model->n_slots);
         I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s + (uint64_t)depth * 7919;
+        I.dist = q->distribution;
+        I.dist_end = 0;
         if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__exec_block(&I, &q->body)) goto done;
+        if (I.dist && !I.dist_end) {
+            lmql__fail(&I, I.dist, LMQL_ERR_QUERY, "the distribution variable %s is not a hole of the query",
+                       I.dist->u.dist.var);
+            goto done;
+        }
+        if (I.dist_end && res->prompt.len != I.dist_end) {
+            lmql__fail(&I, I.dist, LMQL_ERR_QUERY, "distribution variable must be the last statement");
+            goto done;
+        }
         if (I.flow == FLOW_RETURN && I.retval) {
             res->ret = I.retval;
             I.retval = NULL;
@@ -694,6 +839,7 @@ void lmql__run_out_free(struct lmql__run_out *out) {
         lmql__buf_free(&out->seqs[i].prompt);
         lmql__val_unref(out->seqs[i].vars);
         lmql__val_unref(out->seqs[i].ret);
+        lmql__val_unref(out->seqs[i].dist_values);
     }
     free(out->seqs);
     memset(out, 0, sizeof *out);

@@ -34,6 +34,8 @@ struct lmql__seq_result {
     struct lmql__buf prompt;
     struct lmql_val *vars;       /* dict: name -> value, in order of first set */
     struct lmql_val *ret;        /* the `return` value, or NULL without one */
+    const char *dist_var;        /* the distribution variable (AST memory), or NULL */
+    struct lmql_val *dist_values;/* its values, a list */
 };
 
 struct lmql__run_out {
@@ -41,7 +43,6 @@ struct lmql__run_out {
     int  n_seqs;
     bool many;                   /* the decoder returns a list */
     bool has_return;             /* the query returned a value explicitly */
-    const char *dist_var;        /* distribution variable, or NULL */
     uint64_t n_generated;
 };
 

@@ -328,8 +328,10 @@ static int seq_object_json(struct lmql__buf *b, const struct lmql__seq_result *s
     rc = rc || lmql__buf_json_str(b, s->prompt.data ? s->prompt.data : "", s->prompt.len);
     rc = rc || lmql__buf_adds(b, ", \"variables\": ") || lmql__val_json_into(b, s->vars);
     rc = rc || lmql__buf_adds(b, ", \"distribution_variable\": ");
-    rc = rc || (o->dist_var ? lmql__buf_json_str(b, o->dist_var, strlen(o->dist_var)) : lmql__buf_adds(b, "null"));
-    rc = rc || lmql__buf_adds(b, ", \"distribution_values\": null}");
+    rc = rc || (s->dist_var ? lmql__buf_json_str(b, s->dist_var, strlen(s->dist_var)) : lmql__buf_adds(b, "null"));
+    rc = rc || lmql__buf_adds(b, ", \"distribution_values\": ");
+    rc = rc || (s->dist_values ? lmql__val_json_into(b, s->dist_values) : lmql__buf_adds(b, "null"));
+    rc = rc || lmql__buf_adds(b, "}");
     return rc;
 }
 

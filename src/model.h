@@ -61,6 +61,12 @@ struct lmql__model_ops {
     ** until the next call on the model. Returns 0 or -1 with err filled. */
     int (*next_logprobs)(struct lmql__model *m, int n_req, const struct lmql__eval_req *reqs,
                          const float **out, struct lmql__err *err);
+    /* Log-probabilities of the tokens of each request from score_from[r]
+    ** on, each given all tokens before it: scores[r] receives
+    ** n_tokens - score_from[r] floats. Evaluated like next_logprobs (the
+    ** slot keeps the tokens), so shared prefixes are reused. */
+    int (*score)(struct lmql__model *m, int n_req, const struct lmql__eval_req *reqs, const int32_t *score_from,
+                 float **scores, struct lmql__err *err);
     /* Copy slot src's cached state to slot dst (a fork). */
     void (*slot_copy)(struct lmql__model *m, int src, int dst);
     /* Forget what slot holds. */

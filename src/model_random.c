@@ -39,6 +39,19 @@ static int rnd_next_logprobs(struct lmql__model *base, int n_req, const struct l
     return 0;
 }
 
+static int rnd_score(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs, const int32_t *score_from,
+                     float **scores, struct lmql__err *err) {
+    struct rnd *m = (struct rnd *)base;
+    const float *lp[1];
+    for (int r = 0; r < n_req; r++) {
+        if (score_from[r] < 1 || score_from[r] > reqs[r].n_tokens)
+            return lmql__errf(err, "scored tokens need a prefix of at least one token");
+        if (rnd_next_logprobs(base, 1, &reqs[r], lp, err)) return -1;
+        for (int32_t i = score_from[r]; i < reqs[r].n_tokens; i++) scores[r][i - score_from[r]] = m->uniform[0];
+    }
+    return 0;
+}
+
 static void rnd_slot_noop(struct lmql__model *base, int a, int b) { (void)base; (void)a; (void)b; }
 static void rnd_drop_noop(struct lmql__model *base, int a) { (void)base; (void)a; }
 
@@ -68,6 +81,7 @@ static const struct lmql__model_ops rnd_ops = {
     .free = rnd_free,
     .tokenize = rnd_tokenize,
     .next_logprobs = rnd_next_logprobs,
+    .score = rnd_score,
     .slot_copy = rnd_slot_noop,
     .slot_drop = rnd_drop_noop,
     .choose = rnd_choose,

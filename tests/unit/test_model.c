@@ -213,6 +213,46 @@ static void test_fork_rollback(void) {
     lmql__model_free(m);
 }
 
+/* score() gives what step-by-step evaluation gives, for several requests
+** in one batch. */
+static void test_score(void) {
+    struct lmql__model *m = open_tiny(TINY_SPM, NULL, 0);
+    struct lmql__model *ref = open_tiny(TINY_SPM, NULL, 0);
+    if (!m || !ref) { lmql__model_free(m); lmql__model_free(ref); return; }
+    int32_t a[64], b[64];
+    int32_t np = tok(m, "Q: Is the sky blue? A:", true, false, a, 64);
+    memcpy(b, a, (size_t)np * sizeof *a);
+    int32_t na = np + tok(m, " yes it is", false, true, a + np, 64 - np);
+    int32_t nb = np + tok(m, " no", false, true, b + np, 64 - np);
+    /* Slot 0 holds a longer, different continuation: scoring must roll back. */
+    eval1(m, 0, b, nb);
+    float sa[16], sb[16], *sc[2] = {sa, sb};
+    struct lmql__eval_req reqs[2] = {{0, a, na}, {1, b, nb}};
+    int32_t from[2] = {np, np};
+    struct lmql__err err = {{0}};
+    CHECK_INT(m->ops->score(m, 2, reqs, from, sc, &err), 0);
+    const int32_t *seqs[2] = {a, b};
+    int32_t lens[2] = {na, nb};
+    for (int r = 0; r < 2; r++) {
+        for (int32_t i = np; i < lens[r]; i++) {
+            struct lmql__eval_req q = {0, seqs[r], i};
+            const float *lp;
+            CHECK_INT(ref->ops->next_logprobs(ref, 1, &q, &lp, &err), 0);
+            float want = lp[seqs[r][i]];
+            if (fabsf(want - sc[r][i - np]) < 1e-3f) th_passed++;
+            else th_fail(__FILE__, __LINE__, "score %d/%d: %f != %f", r, i, sc[r][i - np], want);
+        }
+    }
+    /* The slots now hold the scored sequences and their next-token logits. */
+    uint64_t d0 = m->stats.n_decoded;
+    eval1(m, 0, a, na);
+    CHECK_INT(m->stats.n_decoded - d0, 0);
+    int32_t bad_from[1] = {0};
+    CHECK_INT(m->ops->score(m, 1, reqs, bad_from, sc, &err), -1);
+    lmql__model_free(ref);
+    lmql__model_free(m);
+}
+
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (f) { fwrite(data, 1, n, f); fclose(f); }
@@ -335,6 +375,7 @@ int main(void) {
     RUN(test_bpe_vocabs);
     RUN(test_prefix_reuse);
     RUN(test_fork_rollback);
+    RUN(test_score);
     RUN(test_bad_files);
     RUN(test_context_overflow);
     RUN(test_random_model);

@@ -110,8 +110,11 @@ static void check_line(const char *where, const struct lmql_result *R, const cha
         } else th_fail(where, 0, "bad check: %s", line);
         return;
     }
-    if (sscanf(line, "var %255s %7s %8191[^\n]", a, op, raw) >= 2 && !strncmp(line, "var ", 4)) {
-        unescape(raw, want, sizeof want);
+    if (sscanf(line, "var %255s %7s", a, op) == 2 && !strncmp(line, "var ", 4)) {
+        /* The text is everything after "var NAME OP ", spaces included. */
+        const char *rest = line + 4 + strlen(a) + 1 + strlen(op);
+        if (*rest == ' ') rest++;
+        unescape(rest, want, sizeof want);
         const char *v = var_text(R, a, got_buf, sizeof got_buf);
         if (!v) { th_fail(where, 0, "no variable %s", a); return; }
         size_t lv = strlen(v), lw = strlen(want);
@@ -134,7 +137,8 @@ static void check_line(const char *where, const struct lmql_result *R, const cha
         else th_fail(where, 0, "tokens(%s \"%s\") = %d, wanted %s %d", a, v, k, op, n);
         return;
     }
-    if (sscanf(line, "vars == %255s", a) == 1) {
+    if (!strncmp(line, "vars == ", 8)) {
+        snprintf(a, sizeof a, "%s", line + 8);
         char names[512] = "";
         for (int k = 0; k < lmql_result_variable_count(R, 0); k++) {
             if (k) strcat(names, ",");
