@@ -254,6 +254,13 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
 
 static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
 
+bool lmql__builtin_exists(const char *name) {
+    if (!strcmp(name, "lmql")) return true;
+    for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
+        if (!strcmp(BUILTINS[i], name)) return true;
+    return false;
+}
+
 struct lmql_val *lmql__builtin(const char *name) {
     if (!strcmp(name, "lmql")) return &g_lmql_module;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)

@@ -83,29 +83,38 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
     int32_t n_gen = 0;
     if (lmql__buf_reserve(value, 0)) return lmql__errf(err, "out of memory");
     for (;;) {
-        /* A full budget allows only EOS: stop without asking the model. */
-        if (rules->max_tokens >= 0 && n_gen >= rules->max_tokens) break;
         int32_t limit = g->max_len < m->n_ctx ? g->max_len : m->n_ctx;
         if (seq->n >= limit)
             return lmql__errf(err, "the sequence reached %d tokens, the limit (%s=%d); raise it", seq->n,
                               g->max_len < m->n_ctx ? "max_len" : "n_ctx", limit);
-        struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
-        const float *lp;
-        if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
-        /* Tokens with no text that do not end generation (BOS, unknown,
-        ** padding) can never be part of a value. */
-        bool eos_ok = n_gen >= rules->min_tokens &&
-                      (!rules->allow_end || rules->allow_end(value->data, value->len));
-        for (int32_t t = 0; t < v->n_tokens; t++) {
-            uint32_t len = v->off[t + 1] - v->off[t];
-            if (v->is_eog[t]) g->mask[t] = eos_ok;
-            else if (len == 0) g->mask[t] = 0;
-            else g->mask[t] = !rules->allow_piece ||
-                              rules->allow_piece(value->data, value->len, v->bytes + v->off[t], len);
+        /* The mask first: when it leaves only EOS, or one forced token, the
+        ** model has nothing to decide. */
+        bool eos_ok = true;
+        int32_t n_allowed = 0, only = -1;
+        if (rules->mask) {
+            if (rules->mask(rules->ctx, value->data, value->len, n_gen, g->mask, &eos_ok))
+                return lmql__errf(err, "out of memory computing a token mask");
+            for (int32_t t = 0; t < v->n_tokens && n_allowed < 2; t++)
+                if (g->mask[t]) { n_allowed++; only = t; }
+        } else {
+            for (int32_t t = 0; t < v->n_tokens; t++) g->mask[t] = v->off[t + 1] > v->off[t];
+            n_allowed = 2;
         }
-        int32_t t = pick(g, lp, g->mask);
-        if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
-        if (v->is_eog[t]) break;
+        if (n_allowed == 0) break;
+        int32_t t;
+        if (n_allowed == 1 && !eos_ok && !m->ops->choose) {
+            t = only;
+            g->n_forced++;
+        } else {
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
+            const float *lp;
+            if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
+            for (int32_t k = 0; k < v->n_tokens; k++)
+                if (v->is_eog[k]) g->mask[k] = eos_ok;
+            t = pick(g, lp, g->mask);
+            if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
+            if (v->is_eog[t]) break;
+        }
         if (lmql__seq_push(seq, &t, 1)) return lmql__errf(err, "out of memory");
         n_gen++;
         uint32_t len;

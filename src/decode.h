@@ -22,16 +22,14 @@ struct lmql__stop {
     bool        before;     /* STOPS_BEFORE: the phrase is not kept */
 };
 
-/* What the constraints say about one hole. */
+/* What the constraints say about one hole: stop phrases, and the tokens
+** allowed after the value so far (mask gets 1 for allowed tokens with
+** text; *eos_ok whether the value may end). mask NULL allows everything. */
 struct lmql__hole_rules {
-    int32_t max_tokens;     /* -1: no limit but the context */
-    int32_t min_tokens;     /* EOS is masked until this many (0: none) */
     const struct lmql__stop *stops;
     int n_stops;
-    /* Optional character-level rule: may `piece` follow the value so far,
-    ** and may the value end here? NULL allows everything. */
-    bool (*allow_piece)(const char *value, size_t vlen, const char *piece, size_t plen);
-    bool (*allow_end)(const char *value, size_t vlen);
+    int (*mask)(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok);
+    void *ctx;
 };
 
 enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE };
@@ -46,10 +44,14 @@ struct lmql__gen {
     void   (*on_token)(void *ud, const char *bytes, size_t len);
     void    *ud;
     uint8_t *mask;          /* scratch, n_vocab */
+    uint64_t n_forced;      /* tokens taken without the model (statistics) */
 };
 
 /* Generate into seq (appending tokens) and value (appending bytes, cut at
-** a stop phrase). Returns the number of tokens generated, or -1 with err. */
+** a stop phrase). A token the constraints force (the only one allowed,
+** EOS not allowed) is taken without asking the model: it is evaluated
+** together with the next step. Returns the number of tokens generated, or
+** -1 with err. */
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err);
 

@@ -99,6 +99,44 @@ static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_n
 
 static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def);
 
+/* Names an expression reads that have no value (yet). */
+static bool names_known(struct interp *I, const struct lmql_node *n) {
+    if (!n) return true;
+    switch (n->kind) {
+    case LMQL_NODE_NAME: return lmql__lookup(I, n->u.name) || lmql__builtin_exists(n->u.name);
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (!names_known(I, n->u.boolop.values.items[i])) return false;
+        return true;
+    case LMQL_NODE_COMPARE:
+        if (!names_known(I, n->u.cmp.left)) return false;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (!names_known(I, n->u.cmp.comparators.items[i])) return false;
+        return true;
+    case LMQL_NODE_CALL:
+        if (!names_known(I, n->u.call.func)) return false;
+        for (int32_t i = 0; i < n->u.call.args.n; i++) if (!names_known(I, n->u.call.args.items[i])) return false;
+        return true;
+    case LMQL_NODE_KEYWORD: return names_known(I, n->u.kw.value);
+    case LMQL_NODE_UNARY: return names_known(I, n->u.unary.operand);
+    case LMQL_NODE_BINOP: return names_known(I, n->u.bin.left) && names_known(I, n->u.bin.right);
+    case LMQL_NODE_ATTR: return names_known(I, n->u.attr.obj);
+    case LMQL_NODE_SUBSCRIPT: return names_known(I, n->u.sub.obj) && names_known(I, n->u.sub.index);
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        for (int32_t i = 0; i < n->u.items.n; i++) if (!names_known(I, n->u.items.items[i])) return false;
+        return true;
+    default: return true;
+    }
+}
+
+/* For constraints: the value of a part that does not involve the hole, or
+** "unknown" while it reads a hole that has not been generated. */
+static struct lmql_val *env_eval(void *ctx, const struct lmql_node *n, bool *unknown) {
+    struct interp *I = ctx;
+    if (!names_known(I, n)) { *unknown = true; return NULL; }
+    *unknown = false;
+    return lmql__eval(I, n);
+}
+
 /* Does the expression mention variable `name`? */
 static bool mentions(const struct lmql_node *n, const char *name) {
     if (!n) return false;
@@ -240,30 +278,33 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     if (seg->u.hole.call)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
 
-    const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
-    struct lmql__rules rules;
-    struct lmql__cerr ce;
-    if (lmql__where_rules(wheres, 2, name, &rules, &ce)) {
-        I->err->pos = ce.pos;
-        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
-    }
     if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
     const struct lmql_node *type = seg->u.hole.type;
-    if (type) {
-        if (type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int")) {
-            lmql__rules_set_int(&rules);
-        } else {
-            const struct lmql_node *def = query_fn_of(I, type);
-            if (def) return run_nested(I, seg, def);
-            if (I->err->msg[0]) return -1;
-            if (type->kind == LMQL_NODE_STR)
-                return lmql__fail(I, type, LMQL_ERR_QUERY, "regex holes ([%s: r\"...\"]) are not supported yet", name);
-            return lmql__fail(I, type, LMQL_ERR_QUERY,
-                              "Not a valid type expression for [%s: ...]: use int, a regex string or a query function",
-                              name);
-        }
+    if (type && type->kind != LMQL_NODE_STR && !(type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int"))) {
+        const struct lmql_node *def = query_fn_of(I, type);
+        if (def) return run_nested(I, seg, def);
+        if (I->err->msg[0]) return -1;
+        return lmql__fail(I, type, LMQL_ERR_QUERY,
+                          "Not a valid type expression for [%s: ...]: use int, a regex string or a query function", name);
     }
-    if (push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len)) return -1;
+
+    const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
+    struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
+    struct lmql__cons *cons = NULL;
+    struct lmql__cerr ce;
+    int rc = lmql__cons_compile(wheres, 2, name, &env, &cons, &ce);
+    if (rc == 0 && type && type->kind == LMQL_NODE_STR) rc = lmql__cons_add_regex(cons, type, &ce);
+    else if (rc == 0 && type) rc = lmql__cons_add_int(cons);
+    if (rc) {
+        lmql__cons_free(cons);
+        if (I->err->msg[0]) return -1;   /* evaluating part of the clause failed */
+        I->err->pos = ce.pos.line ? ce.pos : seg->pos;
+        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+    }
+    struct lmql__hole_rules rules;
+    lmql__cons_rules(cons, &rules);
+    unsigned post = lmql__cons_post(cons);
+    if (push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len)) { lmql__cons_free(cons); return -1; }
     I->pending.len = 0;
 
     struct lmql__buf value = {0};
@@ -272,26 +313,43 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->gen.slot = I->slot;
     I->gen.on_token = I->slot == 0 && I->depth == 0 ? stream_token : NULL;
     I->gen.ud = I;
-    int32_t n = lmql__generate(&I->gen, &rules.r, &I->seq, &value, &e);
+    int32_t n = lmql__generate(&I->gen, &rules, &I->seq, &value, &e);
+    lmql__cons_free(cons);
     if (n < 0) {
         lmql__buf_free(&value);
         return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
     }
     I->n_generated += (uint64_t)n;
-    /* The value's canonical tokens replace the generated ones. */
+    /* The value's canonical tokens replace the generated ones. ERASE and
+    ** ESCAPED change what the prompt shows, not the value. */
     I->seq.n = before;
     const char *text = value.data ? value.data : "";
-    int rc = push_text(I, seg, text, value.len);
-    if (!rc && lmql__buf_add(&I->res->prompt, text, value.len)) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    struct lmql__buf shown = {0};
+    if (post & LMQL_POST_ESCAPED) {
+        for (size_t i = 0; i < value.len; i++) {
+            if (text[i] == '\n') lmql__buf_adds(&shown, "\\n");
+            else if (text[i] == '\t') lmql__buf_adds(&shown, "\\t");
+            else lmql__buf_add(&shown, text + i, 1);
+        }
+    } else if (!(post & LMQL_POST_ERASE)) {
+        lmql__buf_add(&shown, text, value.len);
+    }
+    rc = push_text(I, seg, shown.data ? shown.data : "", shown.len);
+    if (!rc && lmql__buf_add(&I->res->prompt, shown.data ? shown.data : "", shown.len))
+        rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    lmql__buf_free(&shown);
     struct lmql_val *v = NULL;
-    if (!rc && rules.int_value) {
+    if (!rc && (post & LMQL_POST_INT)) {
         /* INT keeps the digits and makes them a number. */
         int64_t x = 0;
-        bool over = false;
+        bool over = false, digits = false;
         for (size_t i = 0; i < value.len; i++)
-            if (text[i] >= '0' && text[i] <= '9') over |= __builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, text[i] - '0', &x);
+            if (text[i] >= '0' && text[i] <= '9') {
+                digits = true;
+                over |= __builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, text[i] - '0', &x);
+            }
         if (over) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "the value of %s is too large for an integer", name);
-        else v = lmql__val_int(x);
+        else v = digits ? lmql__val_int(x) : &lmql__none;
     } else if (!rc) {
         v = lmql__val_str(text, value.len);
     }

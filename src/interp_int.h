@@ -5,7 +5,7 @@
 #ifndef LMQL_INTERP_INT_H
 #define LMQL_INTERP_INT_H
 
-#include "constraints.h"
+#include "constraint.h"
 #include "decode.h"
 #include "interp.h"
 
@@ -58,6 +58,7 @@ struct lmql_val *lmql__iter_list(struct interp *I, const struct lmql_node *at, s
 
 /* Builtins and methods (builtins.c). */
 struct lmql_val *lmql__builtin(const char *name);
+bool lmql__builtin_exists(const char *name);
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name);
 /* Call a function value. */
 struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,

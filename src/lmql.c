@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "arena.h"
-#include "constraints.h"
+#include "constraint.h"
 #include "diag.h"
 #include "interp.h"
 #include "json.h"

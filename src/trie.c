@@ -2,14 +2,19 @@
 ** The vocabulary trie (see trie.h for what it is for).
 **
 ** Layout. Tokens are sorted by piece (bytewise, a prefix before its
-** extensions), which is exactly the preorder of the nodes where they end.
-** Nodes live in one array in depth-first preorder; node i stores the byte on
-** the edge into it, its depth, and `skip`, the index just past its subtree,
-** so a dead state drops the subtree with one jump and the walk is a forward
-** scan of the array (prefetch friendly, no child pointers). `tok` is the
-** number of tokens ending at nodes before i: the tokens ending at i are
-** perm[tok(i) .. tok(i+1)) and the tokens of its whole subtree are
-** perm[tok(i) .. tok(skip(i))). A sentinel node at n_nodes closes both ranges.
+** extensions), which is exactly the preorder of the nodes where they end;
+** perm lists them in that order. Nodes live in one array in depth-first
+** preorder; node i stores the byte on the edge into it, its depth, and
+** `skip`, the index just past its subtree, so a dead state drops the
+** subtree with one jump and a walk is a forward scan of the array (no child
+** pointers). `tok` is the number of tokens ending at nodes before i: the
+** tokens ending at i are perm[tok(i) .. tok(i+1)) and those of its whole
+** subtree perm[tok(i) .. tok(skip(i))). A sentinel node at n_nodes closes
+** both ranges.
+**
+** A level-by-level layout with contiguous children was tried and measured:
+** full walks got 4x slower (each descent jumps to another level) and sparse
+** walks no faster, so preorder stayed.
 **
 ** Walks carry one state per depth on an explicit stack: the parent of node i
 ** is the last node seen at depth(i) - 1, so its state is stack[depth - 1].
@@ -18,7 +23,7 @@
 ** When every one of those bytes loops on the current (allowed) state, all
 ** tokens of the subtree are allowed without stepping it: this is what makes
 ** permissive states ("anything but a newline", no constraint at all) cost
-** about one write per token instead of one step per node.
+** little more than copying a mask.
 */
 #include "trie.h"
 
@@ -29,9 +34,9 @@
 
 /* Subtrees of at least this many nodes record their byte set: small ones
 ** are cheaper to walk than to test, and the sets stay a few % of nodes. */
-#define TRIE_SET_MIN_NODES 24
+#define TRIE_SET_MIN_NODES 16
 #define TRIE_NO_SET        UINT32_MAX
-/* Depth of the walk stacks kept on the C stack; deeper tries allocate. */
+/* Bytes of walk stack kept on the C stack; deeper tries allocate. */
 #define TRIE_LOCAL_STACK   8192
 
 struct trie_node {
@@ -50,12 +55,13 @@ struct trie_set {
 struct lmql_trie {
     int32_t n_vocab;        /* mask length */
     int32_t n_tokens;       /* tokens with a non-empty piece */
-    uint32_t n_nodes;       /* real nodes; nodes[n_nodes] is the sentinel */
+    uint32_t n_nodes;       /* real nodes, root included; nodes[n_nodes] is the sentinel */
     int32_t max_len;        /* deepest node */
-    uint32_t n_sets;
+    uint32_t n_sets, cap_sets;
     struct trie_node *nodes;
     int32_t *perm;          /* token ids in trie order */
     struct trie_set *sets;
+    uint8_t *base;          /* n_vocab bytes: 1 for every token in the trie */
     uint32_t root_child[256];   /* node of each first byte, 0 when none */
     uint8_t ident[256];         /* byte_class when the DFA gives none */
 };
@@ -93,12 +99,11 @@ static inline void set_add(struct trie_set *d, unsigned b) {
 }
 
 /*
-** Close the open node at depth d (the subtree ends before node `end`): fix
+** Close the open node at depth d (its subtree ends before node `end`): fix
 ** its skip, hand its byte set up to its parent, and keep the set if the
 ** subtree is large. acc[d] holds the bytes below the open node at depth d.
 */
-static int close_node(struct lmql_trie *t, const uint32_t *path, struct trie_set *acc, uint32_t *cap_sets,
-                      int d, uint32_t end) {
+static int close_node(struct lmql_trie *t, const uint32_t *path, struct trie_set *acc, int d, uint32_t end) {
     struct trie_node *x = &t->nodes[path[d]];
     x->skip = end;
     if (d > 0) {
@@ -106,23 +111,69 @@ static int close_node(struct lmql_trie *t, const uint32_t *path, struct trie_set
         set_add(&acc[d - 1], x->byte);
     }
     if (end - path[d] < TRIE_SET_MIN_NODES) return 0;
-    if (t->n_sets == *cap_sets) {
-        uint32_t cap = *cap_sets ? *cap_sets * 2 : 256;
+    if (t->n_sets == t->cap_sets) {
+        uint32_t cap = t->cap_sets ? t->cap_sets * 2 : 256;
         struct trie_set *s = realloc(t->sets, cap * sizeof *s);
         if (!s) return -1;
         t->sets = s;
-        *cap_sets = cap;
+        t->cap_sets = cap;
     }
     t->sets[t->n_sets] = acc[d];
     x->set = t->n_sets++;
     return 0;
 }
 
+/* Nodes in preorder from the sorted items; fills perm and base too. */
+static int build_nodes(struct lmql_trie *t, const struct sort_item *items, int32_t n) {
+    uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path);
+    struct trie_set *acc = calloc((size_t)t->max_len + 1, sizeof *acc);
+    t->nodes = calloc((size_t)t->n_nodes + 1, sizeof *t->nodes);
+    if (!path || !acc || !t->nodes) goto fail;
+
+    /* path[d] is the open node at depth d on the current token's path;
+    ** nodes deeper than the shared prefix are closed (their subtree ends
+    ** here) before the new branch opens. */
+    uint32_t ni = 1;
+    int open = 0;               /* depth of the deepest open node */
+    path[0] = 0;
+    t->nodes[0].set = TRIE_NO_SET;
+    for (int32_t k = 0; k < n; k++) {
+        const struct sort_item *it = &items[k];
+        uint32_t lcp = k ? common_prefix(&items[k - 1], it) : 0;
+        for (; open > (int)lcp; open--)
+            if (close_node(t, path, acc, open, ni)) goto fail;
+        for (uint32_t d = lcp + 1; d <= it->len; d++) {
+            struct trie_node *x = &t->nodes[ni];
+            x->tok = (uint32_t)k;
+            x->set = TRIE_NO_SET;
+            x->depth = (uint16_t)d;
+            x->byte = it->p[d - 1];
+            if (d == 1) t->root_child[x->byte] = ni;
+            memset(&acc[d], 0, sizeof acc[d]);
+            path[d] = ni++;
+            open = (int)d;
+        }
+        /* Duplicate pieces (lcp == len) end at the node already open. */
+        t->perm[k] = it->id;
+        t->base[it->id] = 1;
+    }
+    for (; open >= 0; open--)
+        if (close_node(t, path, acc, open, ni)) goto fail;
+    t->nodes[ni].tok = (uint32_t)n;     /* the sentinel */
+    t->nodes[ni].skip = ni;
+    t->nodes[ni].set = TRIE_NO_SET;
+    free(path);
+    free(acc);
+    return 0;
+fail:
+    free(path);
+    free(acc);
+    return -1;
+}
+
 struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v) {
     struct lmql_trie *t = calloc(1, sizeof *t);
     struct sort_item *items = NULL;
-    uint32_t *path = NULL;
-    struct trie_set *acc = NULL;
     if (!t) return NULL;
     t->n_vocab = v->n_tokens;
     for (int i = 0; i < 256; i++) t->ident[i] = (uint8_t)i;
@@ -154,52 +205,15 @@ struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v) {
         n_nodes += items[k].len - (k ? common_prefix(&items[k - 1], &items[k]) : 0);
     if (n_nodes >= UINT32_MAX) goto fail;
     t->n_nodes = (uint32_t)n_nodes;
-    t->nodes = calloc(n_nodes + 1, sizeof *t->nodes);
     t->perm = malloc((n ? (size_t)n : 1) * sizeof *t->perm);
-    path = malloc((max_len + 1) * sizeof *path);
-    acc = calloc(max_len + 1, sizeof *acc);
-    if (!t->nodes || !t->perm || !path || !acc) goto fail;
-
-    /* Emit nodes in preorder. path[d] is the open node at depth d on the
-    ** current token's path; nodes deeper than the shared prefix are closed
-    ** (their subtree ends here) before the new branch opens. */
-    uint32_t cap_sets = 0, ni = 1;
-    int open = 0;               /* depth of the deepest open node */
-    path[0] = 0;
-    t->nodes[0].set = TRIE_NO_SET;
-    for (int32_t k = 0; k < n; k++) {
-        const struct sort_item *it = &items[k];
-        uint32_t lcp = k ? common_prefix(&items[k - 1], it) : 0;
-        for (; open > (int)lcp; open--)
-            if (close_node(t, path, acc, &cap_sets, open, ni)) goto fail;
-        for (uint32_t d = lcp + 1; d <= it->len; d++) {
-            struct trie_node *x = &t->nodes[ni];
-            x->tok = (uint32_t)k;
-            x->set = TRIE_NO_SET;
-            x->depth = (uint16_t)d;
-            x->byte = it->p[d - 1];
-            if (d == 1) t->root_child[x->byte] = ni;
-            memset(&acc[d], 0, sizeof acc[d]);
-            path[d] = ni++;
-            open = (int)d;
-        }
-        /* Duplicate pieces (lcp == len) end at the node already open. */
-        t->perm[k] = it->id;
-    }
-    for (; open >= 0; open--)
-        if (close_node(t, path, acc, &cap_sets, open, ni)) goto fail;
-    t->nodes[ni].tok = (uint32_t)n;     /* the sentinel */
-    t->nodes[ni].skip = ni;
-    t->nodes[ni].set = TRIE_NO_SET;
+    t->base = calloc(v->n_tokens ? (size_t)v->n_tokens : 1, 1);
+    if (!t->perm || !t->base) goto fail;
+    if (build_nodes(t, items, n)) goto fail;
 
     free(items);
-    free(path);
-    free(acc);
     return t;
 fail:
     free(items);
-    free(path);
-    free(acc);
     lmql__trie_free(t);
     return NULL;
 }
@@ -209,6 +223,7 @@ void lmql__trie_free(struct lmql_trie *t) {
     free(t->nodes);
     free(t->perm);
     free(t->sets);
+    free(t->base);
     free(t);
 }
 
@@ -219,15 +234,91 @@ int32_t lmql__trie_max_len(const struct lmql_trie *t) { return t->max_len; }
 
 size_t lmql__trie_memory(const struct lmql_trie *t) {
     return sizeof *t + ((size_t)t->n_nodes + 1) * sizeof *t->nodes + (size_t)t->n_tokens * sizeof *t->perm +
-           (size_t)t->n_sets * sizeof *t->sets;
+           (size_t)t->n_sets * sizeof *t->sets + (size_t)t->n_vocab;
 }
 
 /* ----------------------------------------------------------------- walks */
 
+/*
+** Writing the mask. A walk finds the allowed tokens as ranges of trie
+** positions, in increasing order. Writing them through perm is one random
+** store per token, which dominates permissive masks (nearly every token
+** allowed). So the ranges are buffered: at the end, if fewer tokens are
+** denied than allowed, the mask starts as a copy of `base` (every trie token
+** allowed) and only the gaps between ranges are cleared. When the buffer
+** overflows, the walk has been long anyway: it writes the allowed tokens
+** directly from then on.
+*/
+#define EMIT_RANGES 4096
+
+struct emitter {
+    const struct lmql_trie *t;
+    uint8_t *mask;
+    uint32_t (*r)[2];       /* buffered ranges [lo, hi); NULL = streaming */
+    int n;
+    uint32_t allowed;
+};
+
+static inline void scatter(const int32_t *perm, uint32_t lo, uint32_t hi, uint8_t *mask, uint8_t v) {
+    for (uint32_t k = lo; k < hi; k++) mask[perm[k]] = v;
+}
+
+static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *mask) {
+    e->t = t;
+    e->mask = mask;
+    e->n = 0;
+    e->allowed = 0;
+    /* Without a buffer, stream from the start (no failure to report). */
+    e->r = malloc(EMIT_RANGES * sizeof *e->r);
+    if (!e->r) memset(mask, 0, (size_t)t->n_vocab);
+}
+
+static void emit_stream(struct emitter *e) {
+    memset(e->mask, 0, (size_t)e->t->n_vocab);
+    for (int k = 0; k < e->n; k++) scatter(e->t->perm, e->r[k][0], e->r[k][1], e->mask, 1);
+    free(e->r);
+    e->r = NULL;
+}
+
 /* Allow the tokens at trie positions [lo, hi). */
-static inline void fill(const struct lmql_trie *t, uint32_t lo, uint32_t hi, uint8_t *mask) {
-    const int32_t *p = t->perm;
-    for (uint32_t k = lo; k < hi; k++) mask[p[k]] = 1;
+static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
+    if (lo == hi) return;
+    if (!e->r) {
+        scatter(e->t->perm, lo, hi, e->mask, 1);
+        return;
+    }
+    e->allowed += hi - lo;
+    if (e->n && e->r[e->n - 1][1] == lo) {
+        e->r[e->n - 1][1] = hi;
+        return;
+    }
+    if (e->n == EMIT_RANGES) {
+        emit_stream(e);
+        scatter(e->t->perm, lo, hi, e->mask, 1);
+        return;
+    }
+    e->r[e->n][0] = lo;
+    e->r[e->n][1] = hi;
+    e->n++;
+}
+
+static void emit_end(struct emitter *e) {
+    if (!e->r) return;
+    const struct lmql_trie *t = e->t;
+    uint32_t denied = (uint32_t)t->n_tokens - e->allowed;
+    if (denied < e->allowed) {
+        memcpy(e->mask, t->base, (size_t)t->n_vocab);
+        uint32_t at = 0;
+        for (int k = 0; k < e->n; k++) {
+            scatter(t->perm, at, e->r[k][0], e->mask, 0);
+            at = e->r[k][1];
+        }
+        scatter(t->perm, at, (uint32_t)t->n_tokens, e->mask, 0);
+        free(e->r);
+        e->r = NULL;
+    } else {
+        emit_stream(e);
+    }
 }
 
 static inline bool set_within(const struct trie_set *s, const uint64_t loops[4]) {
@@ -249,18 +340,25 @@ static bool subtree_loops(const struct lmql_trie *t, const struct lmql_trie_walk
 int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *start_state,
                     uint8_t *mask) {
     union { max_align_t a; unsigned char b[TRIE_LOCAL_STACK]; } local;
-    memset(mask, 0, (size_t)t->n_vocab);
-    if (!w->state_size || w->state_size > LMQL_TRIE_MAX_STATE) return -1;
+    if (!w->state_size || w->state_size > LMQL_TRIE_MAX_STATE) {
+        memset(mask, 0, (size_t)t->n_vocab);
+        return -1;
+    }
     size_t ss = w->state_size, stride = state_stride(ss);
     size_t need = ((size_t)t->max_len + 1) * stride;
     unsigned char *st = need <= sizeof local.b ? local.b : malloc(need);
-    if (!st) return -1;
+    if (!st) {
+        memset(mask, 0, (size_t)t->n_vocab);
+        return -1;
+    }
     memcpy(st, start_state, ss);
 
+    struct emitter e;
+    emit_begin(&e, t, mask);
     const struct trie_node *nd = t->nodes;
     uint32_t i = 1;
     if (w->loops && nd[0].set != TRIE_NO_SET && subtree_loops(t, w, &nd[0], st)) {
-        fill(t, 0, (uint32_t)t->n_tokens, mask);
+        emit(&e, 0, (uint32_t)t->n_tokens);
         i = t->n_nodes;
     }
     while (i < t->n_nodes) {
@@ -271,57 +369,75 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
             continue;
         }
         if (x->set != TRIE_NO_SET && w->loops && subtree_loops(t, w, x, cur)) {
-            fill(t, x->tok, nd[x->skip].tok, mask);
+            emit(&e, x->tok, nd[x->skip].tok);
             i = x->skip;
             continue;
         }
-        if (nd[i + 1].tok != x->tok && (!w->allow || w->allow(w->ctx, cur)))
-            fill(t, x->tok, nd[i + 1].tok, mask);
+        if (nd[i + 1].tok != x->tok && (!w->allow || w->allow(w->ctx, cur))) emit(&e, x->tok, nd[i + 1].tok);
         i++;
     }
+    emit_end(&e);
     if (st != local.b) free(st);
     return 0;
 }
 
-/* The loop sets of recently seen DFA states, computed on demand: only
-** states reached at nodes with a recorded byte set ask for them. */
-#define DFA_LOOP_SLOTS 16
-struct dfa_loops {
-    int32_t state[DFA_LOOP_SLOTS];
-    uint64_t set[DFA_LOOP_SLOTS][4];
+/*
+** What the DFA walk needs to know of a state beyond its row: the bytes that
+** loop on it, and whether any byte leaves it alive (a state with none, like
+** the end of a length budget, ends the walk below the current node). Found
+** on demand for recently seen states; rows of states never reached where it
+** matters are never scanned.
+*/
+#define DFA_INFO_SLOTS 16
+struct dfa_info {
+    int32_t state[DFA_INFO_SLOTS];
+    bool live[DFA_INFO_SLOTS];
+    uint64_t loops[DFA_INFO_SLOTS][4];
 };
 
-static const uint64_t *dfa_loops_of(struct dfa_loops *c, const int32_t *table, int n_classes, const uint8_t *cls,
-                                    int32_t s) {
-    unsigned h = (unsigned)s % DFA_LOOP_SLOTS;
+static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_classes, const uint8_t *cls, int32_t s) {
+    unsigned h = (unsigned)s % DFA_INFO_SLOTS;
     if (c->state[h] != s) {
         const int32_t *row = table + (size_t)s * (size_t)n_classes;
+        uint64_t *set = c->loops[h];
+        bool live = false;
         c->state[h] = s;
-        memset(c->set[h], 0, sizeof c->set[h]);
-        for (unsigned b = 0; b < 256; b++)
-            if (row[cls[b]] == s) c->set[h][b >> 6] |= (uint64_t)1 << (b & 63);
+        memset(set, 0, sizeof c->loops[h]);
+        for (unsigned b = 0; b < 256; b++) {
+            int32_t n = row[cls[b]];
+            live |= n >= 0;
+            if (n == s) set[b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+        c->live[h] = live;
     }
-    return c->set[h];
+    return h;
 }
 
 int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
-    struct dfa_loops lc;
-    memset(mask, 0, (size_t)t->n_vocab);
-    if (start < 0) return 0;
+    struct dfa_info info;
+    if (start < 0) {
+        memset(mask, 0, (size_t)t->n_vocab);
+        return 0;
+    }
     const uint8_t *cls = byte_class ? byte_class : t->ident;
     size_t need = (size_t)t->max_len + 1;
     int32_t *st = need <= sizeof local / sizeof *local ? local : malloc(need * sizeof *st);
-    if (!st) return -1;
-    for (int k = 0; k < DFA_LOOP_SLOTS; k++) lc.state[k] = -1;
+    if (!st) {
+        memset(mask, 0, (size_t)t->n_vocab);
+        return -1;
+    }
+    for (int k = 0; k < DFA_INFO_SLOTS; k++) info.state[k] = -1;
     st[0] = start;
 
+    struct emitter e;
+    emit_begin(&e, t, mask);
     const struct trie_node *nd = t->nodes;
     uint32_t i = 1;
     if ((!allowed || allowed[start]) && nd[0].set != TRIE_NO_SET &&
-        set_within(&t->sets[nd[0].set], dfa_loops_of(&lc, table, n_classes, cls, start))) {
-        fill(t, 0, (uint32_t)t->n_tokens, mask);
+        set_within(&t->sets[nd[0].set], info.loops[dfa_info_of(&info, table, n_classes, cls, start)])) {
+        emit(&e, 0, (uint32_t)t->n_tokens);
         i = t->n_nodes;
     }
     while (i < t->n_nodes) {
@@ -333,15 +449,24 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
         }
         st[x->depth] = s;
         bool ok = !allowed || allowed[s];
-        if (ok && x->set != TRIE_NO_SET &&
-            set_within(&t->sets[x->set], dfa_loops_of(&lc, table, n_classes, cls, s))) {
-            fill(t, x->tok, nd[x->skip].tok, mask);
-            i = x->skip;
-            continue;
+        if (x->skip != i + 1) {
+            /* Children: maybe all allowed at once, maybe all dead. */
+            unsigned h = dfa_info_of(&info, table, n_classes, cls, s);
+            if (ok && x->set != TRIE_NO_SET && set_within(&t->sets[x->set], info.loops[h])) {
+                emit(&e, x->tok, nd[x->skip].tok);
+                i = x->skip;
+                continue;
+            }
+            if (!info.live[h]) {
+                if (ok) emit(&e, x->tok, nd[i + 1].tok);
+                i = x->skip;
+                continue;
+            }
         }
-        if (ok) fill(t, x->tok, nd[i + 1].tok, mask);
+        if (ok) emit(&e, x->tok, nd[i + 1].tok);
         i++;
     }
+    emit_end(&e);
     if (st != local) free(st);
     return 0;
 }

@@ -2,6 +2,7 @@
 ** Backend-independent helpers of the model layer.
 */
 #include "model.h"
+#include "trie.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,7 +32,13 @@ size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32
     return need;
 }
 
+struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
+    if (!v->trie) v->trie = lmql__trie_build(v);
+    return v->trie;
+}
+
 void lmql__vocab_free(struct lmql__vocab *v) {
+    lmql__trie_free(v->trie);
     free(v->bytes);
     free(v->off);
     free(v->is_eog);

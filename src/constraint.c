@@ -1,0 +1,735 @@
+/*
+** The `where` clause as token masks (see constraint.h).
+**
+** Semantics follow LMQL (LANGUAGE.md §3): `and` intersects the allowed
+** tokens, `or` unites them, a violated constraint leaves only EOS; EOS is
+** allowed when every conjunct may end here. Phrase lists allow the first
+** token of the canonical tokenization of each remaining phrase suffix.
+*/
+#include "constraint.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "regex.h"
+#include "trie.h"
+
+enum ck {
+    CK_TRUE, CK_FALSE, CK_AND, CK_OR, CK_NOT,
+    CK_TOKLEN,      /* len(TOKENS(X)) op n */
+    CK_CHARLEN,     /* len(X) op n */
+    CK_PHRASES,     /* X in [...], X == "s" */
+    CK_CONTAINS,    /* "s" in X */
+    CK_REGEX,       /* REGEX(X, r), [X: r"..."] */
+    CK_INT,         /* INT(X), [X: int] */
+    CK_STARTS,      /* STARTS_WITH(X, s | [s, ...]) */
+};
+
+struct cnode {
+    enum ck kind;
+    enum lmql_cmpop op;
+    int64_t n;
+    struct cnode **kids;
+    int n_kids;
+    char **ph;                    /* phrases (CK_PHRASES, CK_CONTAINS, CK_STARTS) */
+    size_t *phl;
+    int n_ph;
+    struct lmql_regex *re;
+    struct lmql_trie_cache *cache;
+    uint8_t *buf;                 /* this node's mask */
+};
+
+struct lmql__cons {
+    struct lmql__model *model;
+    struct lmql_trie *trie;       /* borrowed from the vocabulary */
+    struct cnode *root;           /* an AND of everything */
+    struct lmql__stop stops[32];
+    int n_stops;
+    unsigned post;
+    uint8_t *all;                 /* every token with text */
+};
+
+/* ------------------------------------------------------------ checks -- */
+
+static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...) {
+    va_list ap;
+    if (n) e->pos = n->pos;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
+    if (!n) return 0;
+    switch (n->kind) {
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++)
+            if (lmql__where_check(n->u.boolop.values.items[i], e)) return -1;
+        return 0;
+    case LMQL_NODE_UNARY:
+        return lmql__where_check(n->u.unary.operand, e);
+    case LMQL_NODE_COMPARE: {
+        if (n->u.cmp.comparators.n > 1)
+            return cfail(e, n, "constraints do not support comparison with more than one operator");
+        enum lmql_cmpop op = n->u.cmp.ops[0];
+        if (op == LMQL_CMPOP_LE || op == LMQL_CMPOP_GE || op == LMQL_CMPOP_NE)
+            return cfail(e, n, "the constraint operator '%s' is not supported; use <, > or ==", lmql__cmpop_text(op));
+        return 0;
+    }
+    case LMQL_NODE_CALL:
+        if (n->u.call.func->kind == LMQL_NODE_ATTR)
+            return cfail(e, n, "method calls like '.%s(...)' are not supported in constraints",
+                         n->u.call.func->u.attr.name);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* --------------------------------------------------------- compiling -- */
+
+struct compiler {
+    const struct lmql__cons_env *env;
+    struct lmql__cons *c;
+    const char *var;
+    struct lmql__cerr *e;
+};
+
+static bool is_var(const struct compiler *k, const struct lmql_node *n) {
+    return n && n->kind == LMQL_NODE_NAME && !strcmp(n->u.name, k->var);
+}
+
+/* Does n mention the hole? */
+static bool mentions(const struct compiler *k, const struct lmql_node *n) {
+    if (!n) return false;
+    switch (n->kind) {
+    case LMQL_NODE_NAME: return !strcmp(n->u.name, k->var);
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (mentions(k, n->u.boolop.values.items[i])) return true;
+        return false;
+    case LMQL_NODE_COMPARE:
+        if (mentions(k, n->u.cmp.left)) return true;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (mentions(k, n->u.cmp.comparators.items[i])) return true;
+        return false;
+    case LMQL_NODE_CALL:
+        if (mentions(k, n->u.call.func)) return true;
+        for (int32_t i = 0; i < n->u.call.args.n; i++) if (mentions(k, n->u.call.args.items[i])) return true;
+        return false;
+    case LMQL_NODE_KEYWORD: return mentions(k, n->u.kw.value);
+    case LMQL_NODE_UNARY: return mentions(k, n->u.unary.operand);
+    case LMQL_NODE_BINOP: return mentions(k, n->u.bin.left) || mentions(k, n->u.bin.right);
+    case LMQL_NODE_ATTR: return mentions(k, n->u.attr.obj);
+    case LMQL_NODE_SUBSCRIPT: return mentions(k, n->u.sub.obj) || mentions(k, n->u.sub.index);
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        for (int32_t i = 0; i < n->u.items.n; i++) if (mentions(k, n->u.items.items[i])) return true;
+        return false;
+    default: return false;
+    }
+}
+
+static const char *call_name(const struct lmql_node *n) {
+    if (!n || n->kind != LMQL_NODE_CALL || n->u.call.func->kind != LMQL_NODE_NAME) return NULL;
+    return n->u.call.func->u.name;
+}
+
+static struct cnode *node_new(struct compiler *k, enum ck kind) {
+    struct cnode *c = calloc(1, sizeof *c);
+    if (!c) cfail(k->e, NULL, "out of memory");
+    else c->kind = kind;
+    return c;
+}
+
+static void node_free(struct cnode *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n_kids; i++) node_free(c->kids[i]);
+    for (int i = 0; i < c->n_ph; i++) free(c->ph[i]);
+    free(c->kids);
+    free(c->ph);
+    free(c->phl);
+    lmql__regex_free(c->re);
+    lmql__trie_cache_free(c->cache);
+    free(c->buf);
+    free(c);
+}
+
+static int add_kid(struct compiler *k, struct cnode *parent, struct cnode *kid) {
+    if (!kid) return -1;
+    struct cnode **p = realloc(parent->kids, ((size_t)parent->n_kids + 1) * sizeof *p);
+    if (!p) { node_free(kid); return cfail(k->e, NULL, "out of memory"); }
+    parent->kids = p;
+    parent->kids[parent->n_kids++] = kid;
+    return 0;
+}
+
+static int add_phrase(struct compiler *k, struct cnode *c, const char *s, size_t n) {
+    char **p = realloc(c->ph, ((size_t)c->n_ph + 1) * sizeof *p);
+    if (p) c->ph = p;
+    size_t *l = realloc(c->phl, ((size_t)c->n_ph + 1) * sizeof *l);
+    if (l) c->phl = l;
+    char *copy = malloc(n + 1);
+    if (!p || !l || !copy) { free(copy); return cfail(k->e, NULL, "out of memory"); }
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    c->ph[c->n_ph] = copy;
+    c->phl[c->n_ph++] = n;
+    return 0;
+}
+
+/* Evaluate an expression free of the hole: a value, NULL+unknown for a
+** hole not generated yet, NULL on error. */
+static struct lmql_val *value_of(struct compiler *k, const struct lmql_node *n, bool *unknown) {
+    *unknown = false;
+    struct lmql_val *v = k->env->eval(k->env->ctx, n, unknown);
+    if (!v && !*unknown) cfail(k->e, n, "this constraint could not be evaluated");
+    return v;
+}
+
+/* Phrases from a string or a list of strings. */
+static int phrases_from(struct compiler *k, struct cnode *c, const struct lmql_node *at, struct lmql_val *v) {
+    if (v->kind == LMQL_V_STR) return add_phrase(k, c, v->u.str.s, v->u.str.len);
+    if (v->kind != LMQL_V_LIST && v->kind != LMQL_V_TUPLE)
+        return cfail(k->e, at, "expected a string or a list of strings, not %s", lmql__val_type_name(v));
+    for (size_t i = 0; i < v->u.list.len; i++) {
+        struct lmql_val *s = v->u.list.items[i];
+        struct lmql__buf b = {0};
+        if (s->kind == LMQL_V_STR) lmql__buf_add(&b, s->u.str.s, s->u.str.len);
+        else lmql__val_str_into(&b, s);
+        int rc = add_phrase(k, c, b.data ? b.data : "", b.len);
+        lmql__buf_free(&b);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static struct cnode *compile(struct compiler *k, const struct lmql_node *n);
+
+/* Something that does not involve the hole: its truth now, or no
+** constraint while it names holes that have no value yet. */
+static struct cnode *constant(struct compiler *k, const struct lmql_node *n) {
+    bool unknown;
+    struct lmql_val *v = value_of(k, n, &unknown);
+    if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
+    struct cnode *c = node_new(k, lmql__val_truthy(v) ? CK_TRUE : CK_FALSE);
+    lmql__val_unref(v);
+    return c;
+}
+
+/* len(TOKENS(X)) -> 2, len(X) -> 1, else 0. */
+static int length_of_var(struct compiler *k, const struct lmql_node *n) {
+    const char *f = call_name(n);
+    if (!f || strcmp(f, "len") || n->u.call.args.n != 1) return 0;
+    const struct lmql_node *a = n->u.call.args.items[0];
+    if (is_var(k, a)) return 1;
+    const char *g = call_name(a);
+    if (g && !strcmp(g, "TOKENS") && a->u.call.args.n == 1 && is_var(k, a->u.call.args.items[0])) return 2;
+    return 0;
+}
+
+static struct cnode *compile_compare(struct compiler *k, const struct lmql_node *n) {
+    const struct lmql_node *l = n->u.cmp.left, *r = n->u.cmp.comparators.items[0];
+    enum lmql_cmpop op = n->u.cmp.ops[0];
+    if (!mentions(k, n)) return constant(k, n);
+    /* Lengths: len(TOKENS(X)) < N, N > len(X), ... */
+    int ll = length_of_var(k, l), lr = length_of_var(k, r);
+    if (ll || lr) {
+        if (lr && !ll) {
+            const struct lmql_node *t = l; l = r; r = t;
+            ll = lr;
+            op = op == LMQL_CMPOP_LT ? LMQL_CMPOP_GT : op == LMQL_CMPOP_GT ? LMQL_CMPOP_LT : op;
+        }
+        if (op != LMQL_CMPOP_LT && op != LMQL_CMPOP_GT && op != LMQL_CMPOP_EQ) {
+            cfail(k->e, n, "a length can be compared with <, > or == only");
+            return NULL;
+        }
+        if (mentions(k, r)) { cfail(k->e, r, "the bound of a length must not involve %s", k->var); return NULL; }
+        bool unknown;
+        struct lmql_val *v = value_of(k, r, &unknown);
+        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
+        if (v->kind != LMQL_V_INT) {
+            lmql__val_unref(v);
+            cfail(k->e, r, "a length bound must be an integer");
+            return NULL;
+        }
+        struct cnode *c = node_new(k, ll == 2 ? CK_TOKLEN : CK_CHARLEN);
+        if (c) { c->op = op; c->n = v->u.i; }
+        lmql__val_unref(v);
+        return c;
+    }
+    /* X == expr, X in [...] */
+    if (is_var(k, l) && (op == LMQL_CMPOP_EQ || op == LMQL_CMPOP_IN) && !mentions(k, r)) {
+        bool unknown;
+        struct lmql_val *v = value_of(k, r, &unknown);
+        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
+        struct cnode *c = node_new(k, CK_PHRASES);
+        if (c && (op == LMQL_CMPOP_EQ ? phrases_from(k, c, r, v->kind == LMQL_V_STR ? v : NULL) : phrases_from(k, c, r, v))) {
+            node_free(c);
+            c = NULL;
+        }
+        lmql__val_unref(v);
+        return c;
+    }
+    if (is_var(k, r) && op == LMQL_CMPOP_EQ && !mentions(k, l)) {
+        struct lmql_node swapped = *n;
+        struct lmql_node *items[1] = {(struct lmql_node *)l};
+        swapped.u.cmp.left = (struct lmql_node *)r;
+        swapped.u.cmp.comparators.items = items;
+        return compile_compare(k, &swapped);
+    }
+    /* "s" in X */
+    if (is_var(k, r) && op == LMQL_CMPOP_IN && !mentions(k, l)) {
+        bool unknown;
+        struct lmql_val *v = value_of(k, l, &unknown);
+        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
+        struct cnode *c = NULL;
+        if (v->kind != LMQL_V_STR) cfail(k->e, l, "'... in %s' needs a string", k->var);
+        else if ((c = node_new(k, CK_CONTAINS)) && add_phrase(k, c, v->u.str.s, v->u.str.len)) { node_free(c); c = NULL; }
+        lmql__val_unref(v);
+        return c;
+    }
+    cfail(k->e, n, "this comparison on %s is not supported as a constraint", k->var);
+    return NULL;
+}
+
+static int add_stop(struct compiler *k, const struct lmql_node *n, bool before) {
+    if (n->u.call.args.n != 2) return cfail(k->e, n, "%s() takes a variable and a phrase", call_name(n));
+    bool unknown;
+    struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
+    if (!v) return unknown ? 0 : -1;
+    struct lmql__cons *c = k->c;
+    int rc = 0;
+    if (v->kind != LMQL_V_STR || v->u.str.len == 0) rc = cfail(k->e, n, "the phrase of %s() must be a non-empty string", call_name(n));
+    else if (c->n_stops >= (int)(sizeof c->stops / sizeof *c->stops)) rc = cfail(k->e, n, "too many stop phrases");
+    else {
+        char *copy = malloc(v->u.str.len + 1);
+        if (!copy) rc = cfail(k->e, n, "out of memory");
+        else {
+            memcpy(copy, v->u.str.s, v->u.str.len + 1);
+            c->stops[c->n_stops++] = (struct lmql__stop){copy, v->u.str.len, before};
+        }
+    }
+    lmql__val_unref(v);
+    return rc;
+}
+
+static struct cnode *regex_node(struct compiler *k, const struct lmql_node *at, const char *pat, size_t len) {
+    char msg[256];
+    size_t off = 0;
+    struct lmql_regex *re = lmql__regex_compile(pat, len, msg, sizeof msg, &off);
+    if (!re) {
+        cfail(k->e, at, "bad regex: %s (at offset %zu of the pattern)", msg, off);
+        return NULL;
+    }
+    struct cnode *c = node_new(k, CK_REGEX);
+    if (c) c->re = re;
+    else lmql__regex_free(re);
+    return c;
+}
+
+static struct cnode *compile_call(struct compiler *k, const struct lmql_node *n) {
+    const char *f = call_name(n);
+    int32_t argc = n->u.call.args.n;
+    const struct lmql_node *a0 = argc > 0 ? n->u.call.args.items[0] : NULL;
+    bool on_var = is_var(k, a0);
+    if (f && (!strcmp(f, "STOPS_AT") || !strcmp(f, "stops_at") || !strcmp(f, "STOPS_BEFORE") || !strcmp(f, "stops_before"))) {
+        if (on_var && add_stop(k, n, f[6] == 'B' || f[6] == 'b')) return NULL;
+        return node_new(k, CK_TRUE);
+    }
+    if (f && (!strcmp(f, "INT") || !strcmp(f, "ERASE") || !strcmp(f, "ESCAPED"))) {
+        if (argc != 1) { cfail(k->e, n, "%s() takes one variable", f); return NULL; }
+        if (!on_var) return node_new(k, CK_TRUE);
+        if (f[0] == 'I') { k->c->post |= LMQL_POST_INT; return node_new(k, CK_INT); }
+        k->c->post |= f[1] == 'R' ? LMQL_POST_ERASE : LMQL_POST_ESCAPED;
+        return node_new(k, CK_TRUE);
+    }
+    if (f && (!strcmp(f, "REGEX") || !strcmp(f, "STARTS_WITH"))) {
+        if (argc != 2) { cfail(k->e, n, "%s() takes a variable and a %s", f, f[0] == 'R' ? "pattern" : "prefix"); return NULL; }
+        if (!on_var) return node_new(k, CK_TRUE);
+        bool unknown;
+        struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
+        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
+        struct cnode *c = NULL;
+        if (f[0] == 'R') {
+            if (v->kind != LMQL_V_STR) cfail(k->e, n, "REGEX() needs a pattern string");
+            else c = regex_node(k, n->u.call.args.items[1], v->u.str.s, v->u.str.len);
+        } else if ((c = node_new(k, CK_STARTS)) && phrases_from(k, c, n, v)) {
+            node_free(c);
+            c = NULL;
+        }
+        lmql__val_unref(v);
+        return c;
+    }
+    if (!mentions(k, n)) return constant(k, n);
+    cfail(k->e, n, "the constraint %s(...) is not supported", f ? f : "call");
+    return NULL;
+}
+
+static struct cnode *compile(struct compiler *k, const struct lmql_node *n) {
+    switch (n->kind) {
+    case LMQL_NODE_BOOLOP: {
+        struct cnode *c = node_new(k, n->u.boolop.is_or ? CK_OR : CK_AND);
+        for (int32_t i = 0; c && i < n->u.boolop.values.n; i++)
+            if (add_kid(k, c, compile(k, n->u.boolop.values.items[i]))) { node_free(c); return NULL; }
+        return c;
+    }
+    case LMQL_NODE_UNARY:
+        if (n->u.unary.op == LMQL_UNOP_NOT && mentions(k, n)) {
+            struct cnode *kid = compile(k, n->u.unary.operand);
+            if (!kid) return NULL;
+            if (kid->kind != CK_CONTAINS && kid->kind != CK_TRUE && kid->kind != CK_FALSE) {
+                node_free(kid);
+                cfail(k->e, n, "'not' is supported before '\"...\" in %s' only", k->var);
+                return NULL;
+            }
+            if (kid->kind != CK_CONTAINS) { kid->kind = kid->kind == CK_TRUE ? CK_FALSE : CK_TRUE; return kid; }
+            struct cnode *c = node_new(k, CK_NOT);
+            if (c && add_kid(k, c, kid)) { node_free(c); return NULL; }
+            if (!c) node_free(kid);
+            return c;
+        }
+        return constant(k, n);
+    case LMQL_NODE_COMPARE:
+        if (n->u.cmp.comparators.n > 1) {
+            cfail(k->e, n, "constraints do not support comparison with more than one operator");
+            return NULL;
+        }
+        return compile_compare(k, n);
+    case LMQL_NODE_CALL:
+        return compile_call(k, n);
+    default:
+        if (!mentions(k, n)) return constant(k, n);
+        cfail(k->e, n, "this expression on %s is not supported as a constraint", k->var);
+        return NULL;
+    }
+}
+
+int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char *var, const struct lmql__cons_env *env,
+                       struct lmql__cons **out, struct lmql__cerr *e) {
+    *out = NULL;
+    memset(e, 0, sizeof *e);
+    struct lmql__cons *c = calloc(1, sizeof *c);
+    if (!c) return cfail(e, NULL, "out of memory");
+    c->model = env->model;
+    c->trie = lmql__vocab_trie(&env->model->vocab);
+    c->all = malloc((size_t)env->model->vocab.n_tokens);
+    struct compiler k = {env, c, var, e};
+    c->root = node_new(&k, CK_AND);
+    if (!c->trie || !c->all || !c->root) {
+        lmql__cons_free(c);
+        return cfail(e, NULL, "out of memory");
+    }
+    const struct lmql__vocab *v = &env->model->vocab;
+    for (int32_t t = 0; t < v->n_tokens; t++) c->all[t] = v->off[t + 1] > v->off[t];
+    for (int i = 0; i < n; i++) {
+        if (!wheres[i]) continue;
+        if (add_kid(&k, c->root, compile(&k, wheres[i]))) {
+            lmql__cons_free(c);
+            return -1;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void lmql__cons_free(struct lmql__cons *c) {
+    if (!c) return;
+    node_free(c->root);
+    for (int i = 0; i < c->n_stops; i++) free((char *)c->stops[i].text);
+    free(c->all);
+    free(c);
+}
+
+int lmql__cons_add_int(struct lmql__cons *c) {
+    struct lmql__cerr e;
+    struct compiler k = {NULL, c, "", &e};
+    c->post |= LMQL_POST_INT;
+    return add_kid(&k, c->root, node_new(&k, CK_INT));
+}
+
+int lmql__cons_add_regex(struct lmql__cons *c, const struct lmql_node *pattern, struct lmql__cerr *e) {
+    struct compiler k = {NULL, c, "", e};
+    if (pattern->kind != LMQL_NODE_STR) return cfail(e, pattern, "a regex hole needs a string pattern");
+    return add_kid(&k, c->root, regex_node(&k, pattern, pattern->u.str.text, pattern->u.str.len));
+}
+
+const struct lmql__stop *lmql__cons_stops(const struct lmql__cons *c, int *n) {
+    *n = c->n_stops;
+    return c->stops;
+}
+
+unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
+
+/* ------------------------------------------------------------- masks -- */
+
+/* What a node allows: nothing but EOS, every token, or its mask. */
+enum cover { C_NONE, C_ALL, C_MASK };
+
+static size_t utf8_chars(const char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* Walkers over the trie. State blobs are int32. */
+static bool budget_step(void *ctx, const void *state, unsigned char b, void *out) {
+    (void)ctx;
+    int32_t left = *(const int32_t *)state - ((b & 0xC0) != 0x80);
+    *(int32_t *)out = left;
+    return left >= 0;
+}
+
+static bool regex_step(void *ctx, const void *state, unsigned char b, void *out) {
+    int32_t s = lmql__regex_step(ctx, *(const int32_t *)state, b);
+    *(int32_t *)out = s;
+    return s >= 0;
+}
+
+/* "s" must not occur: the state is how much of s the text ends with. */
+struct absent { const char *s; size_t n; };
+static bool absent_step(void *ctx, const void *state, unsigned char b, void *out) {
+    const struct absent *a = ctx;
+    int32_t m = *(const int32_t *)state;
+    /* Fall back along s's own prefixes (phrases are short: a direct scan). */
+    for (;;) {
+        if ((size_t)m < a->n && (unsigned char)a->s[m] == b) { m++; break; }
+        if (m == 0) break;
+        int32_t k = m - 1;
+        while (k > 0 && memcmp(a->s, a->s + (m - k), (size_t)k)) k--;
+        m = k;
+    }
+    *(int32_t *)out = m;
+    return (size_t)m < a->n;
+}
+
+static int32_t absent_state(const struct absent *a, const char *v, size_t n) {
+    int32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t out;
+        if (!absent_step((void *)a, &m, (unsigned char)v[i], &out)) return -1;
+        m = out;
+    }
+    return m;
+}
+
+/* INT: [ 1-9] first, then digits; the value may end once it has a digit. */
+static bool int_step(void *ctx, const void *state, unsigned char b, void *out) {
+    (void)ctx;
+    int32_t s = *(const int32_t *)state, t = -1;
+    if (s == 0) t = b == ' ' ? 1 : (b >= '1' && b <= '9') ? 2 : -1;
+    else t = (b >= '0' && b <= '9') ? 2 : -1;
+    *(int32_t *)out = t;
+    return t >= 0;
+}
+
+static int32_t int_state(const char *v, size_t n) {
+    int32_t s = 0;
+    for (size_t i = 0; i < n && s >= 0; i++) {
+        int32_t t;
+        int_step(NULL, &s, (unsigned char)v[i], &t);
+        s = t;
+    }
+    return s;
+}
+
+static const uint8_t *walk(struct cnode *nd, const struct lmql_trie *t, const struct lmql_trie_walker *w, int32_t state) {
+    if (!nd->cache && !(nd->cache = lmql__trie_cache_new(t, 4))) return NULL;
+    return lmql__trie_cache_mask(nd->cache, t, w, &state);
+}
+
+static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
+                     enum cover *cover, const uint8_t **mask, bool *eos);
+
+static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
+    if (!nd->buf) nd->buf = malloc((size_t)c->model->vocab.n_tokens);
+    return nd->buf;
+}
+
+/* Phrase list: the first canonical token of every phrase's remainder. */
+static int eval_phrases(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, enum cover *cover,
+                        const uint8_t **mask, bool *eos) {
+    uint8_t *buf = node_buf(c, nd);
+    if (!buf) return -1;
+    int32_t nv = c->model->vocab.n_tokens;
+    memset(buf, 0, (size_t)nv);
+    bool any = false;
+    *eos = false;
+    for (int i = 0; i < nd->n_ph; i++) {
+        if (nd->phl[i] < vlen || memcmp(nd->ph[i], v, vlen)) continue;
+        if (nd->phl[i] == vlen) { *eos = true; continue; }
+        int32_t toks[64];
+        struct lmql__err err;
+        int32_t k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, toks, 64, &err);
+        if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
+            int32_t *big = malloc((size_t)(-k) * sizeof *big);
+            if (!big) return -1;
+            k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, big, -k, &err);
+            if (k > 0) { buf[big[0]] = 1; any = true; }
+            free(big);
+            continue;
+        }
+        if (k > 0 && toks[0] >= 0 && toks[0] < nv) { buf[toks[0]] = 1; any = true; }
+    }
+    *cover = any ? C_MASK : C_NONE;
+    *mask = buf;
+    return 0;
+}
+
+/* STARTS_WITH: consistent with a prefix, then anything. */
+static int eval_starts(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, enum cover *cover,
+                       const uint8_t **mask, bool *eos) {
+    *eos = false;
+    for (int i = 0; i < nd->n_ph; i++)
+        if (vlen >= nd->phl[i] && !memcmp(v, nd->ph[i], nd->phl[i])) { *cover = C_ALL; *eos = true; return 0; }
+    uint8_t *buf = node_buf(c, nd);
+    if (!buf) return -1;
+    memset(buf, 0, (size_t)c->model->vocab.n_tokens);
+    bool any = false;
+    int32_t cap = lmql__trie_max_len(c->trie) + 1, *pre = malloc((size_t)cap * sizeof *pre);
+    if (!pre) return -1;
+    for (int i = 0; i < nd->n_ph; i++) {
+        if (vlen > nd->phl[i] || memcmp(nd->ph[i], v, vlen)) continue;
+        const char *rest = nd->ph[i] + vlen;
+        size_t rn = nd->phl[i] - vlen;
+        const int32_t *toks;
+        int32_t k = lmql__trie_tokens_with_prefix(c->trie, rest, rn, &toks);   /* piece covers the rest */
+        for (int32_t j = 0; j < k; j++) buf[toks[j]] = 1;
+        k = lmql__trie_tokens_prefix_of(c->trie, rest, rn, pre, cap);        /* piece inside the rest */
+        for (int32_t j = 0; j < k && j < cap; j++) buf[pre[j]] = 1;
+        any = true;
+    }
+    free(pre);
+    *cover = any ? C_MASK : C_NONE;
+    *mask = buf;
+    return 0;
+}
+
+static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
+                     enum cover *cover, const uint8_t **mask, bool *eos) {
+    int32_t nv = c->model->vocab.n_tokens;
+    struct lmql_trie_walker w = {.state_size = sizeof(int32_t)};
+    int32_t st;
+    *mask = NULL;
+    switch (nd->kind) {
+    case CK_TRUE: *cover = C_ALL; *eos = true; return 0;
+    case CK_FALSE: *cover = C_NONE; *eos = true; return 0;
+    case CK_TOKLEN:
+        if (nd->op == LMQL_CMPOP_LT) { *cover = ntok + 1 < nd->n ? C_ALL : C_NONE; *eos = true; }
+        else if (nd->op == LMQL_CMPOP_EQ) { *cover = ntok < nd->n ? C_ALL : C_NONE; *eos = ntok >= nd->n; }
+        else { *cover = C_ALL; *eos = ntok > nd->n; }
+        return 0;
+    case CK_CHARLEN: {
+        int64_t have = (int64_t)utf8_chars(v, vlen);
+        if (nd->op == LMQL_CMPOP_GT) { *cover = C_ALL; *eos = have > nd->n; return 0; }
+        int64_t left = (nd->op == LMQL_CMPOP_LT ? nd->n - 1 : nd->n) - have;
+        *eos = nd->op == LMQL_CMPOP_LT || have == nd->n;
+        if (left <= 0) { *cover = C_NONE; return 0; }
+        st = left > INT32_MAX ? INT32_MAX : (int32_t)left;
+        w.step = budget_step;
+        *mask = walk(nd, c->trie, &w, st);
+        *cover = C_MASK;
+        return *mask ? 0 : -1;
+    }
+    case CK_PHRASES: return eval_phrases(c, nd, v, vlen, cover, mask, eos);
+    case CK_STARTS: return eval_starts(c, nd, v, vlen, cover, mask, eos);
+    case CK_CONTAINS:
+        *cover = C_ALL;
+        *eos = false;
+        for (size_t i = 0; i + nd->phl[0] <= vlen && !*eos; i++) *eos = !memcmp(v + i, nd->ph[0], nd->phl[0]);
+        if (nd->phl[0] == 0) *eos = true;
+        return 0;
+    case CK_REGEX:
+        st = lmql__regex_feed(nd->re, lmql__regex_start(nd->re), v, vlen);
+        if (st < 0) { *cover = C_NONE; *eos = true; return 0; }   /* violated: the value ends */
+        *eos = lmql__regex_accepting(nd->re, st);
+        w.step = regex_step;
+        w.ctx = nd->re;
+        *mask = walk(nd, c->trie, &w, st);
+        *cover = C_MASK;
+        return *mask ? 0 : -1;
+    case CK_INT:
+        st = int_state(v, vlen);
+        if (st < 0) { *cover = C_NONE; *eos = true; return 0; }
+        *eos = st == 2;
+        w.step = int_step;
+        *mask = walk(nd, c->trie, &w, st);
+        *cover = C_MASK;
+        return *mask ? 0 : -1;
+    case CK_NOT: {
+        struct cnode *k = nd->kids[0];
+        struct absent a = {k->ph[0], k->phl[0]};
+        *eos = true;
+        if (a.n == 0) { *cover = C_NONE; return 0; }
+        st = absent_state(&a, v, vlen);
+        if (st < 0) { *cover = C_NONE; return 0; }
+        w.step = absent_step;
+        w.ctx = &a;
+        /* The walker's ctx is rebuilt each call but means the same thing. */
+        *mask = walk(nd, c->trie, &w, st);
+        *cover = C_MASK;
+        return *mask ? 0 : -1;
+    }
+    case CK_AND:
+    case CK_OR: {
+        bool is_and = nd->kind == CK_AND;
+        enum cover acc = is_and ? C_ALL : C_NONE;
+        bool e_acc = is_and;
+        uint8_t *buf = NULL;
+        for (int i = 0; i < nd->n_kids; i++) {
+            enum cover kc;
+            const uint8_t *km;
+            bool ke;
+            if (eval_node(c, nd->kids[i], v, vlen, ntok, &kc, &km, &ke)) return -1;
+            e_acc = is_and ? (e_acc && ke) : (e_acc || ke);
+            if (is_and ? kc == C_ALL : kc == C_NONE) continue;
+            if (is_and ? kc == C_NONE : kc == C_ALL) { acc = kc; continue; }
+            if (is_and ? acc == C_NONE : acc == C_ALL) continue;
+            if (!buf && !(buf = node_buf(c, nd))) return -1;
+            if (acc == (is_and ? C_ALL : C_NONE)) { memcpy(buf, km, (size_t)nv); acc = C_MASK; continue; }
+            if (is_and) for (int32_t t = 0; t < nv; t++) buf[t] &= km[t];
+            else for (int32_t t = 0; t < nv; t++) buf[t] |= km[t];
+        }
+        *cover = acc;
+        *mask = buf;
+        *eos = e_acc;
+        return 0;
+    }
+    }
+    return 0;
+}
+
+int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask,
+                    bool *eos_ok) {
+    enum cover cv;
+    const uint8_t *m;
+    if (eval_node(c, c->root, value ? value : "", vlen, n_tokens, &cv, &m, eos_ok)) return -1;
+    size_t nv = (size_t)c->model->vocab.n_tokens;
+    if (cv == C_ALL) memcpy(mask, c->all, nv);
+    else if (cv == C_NONE) memset(mask, 0, nv);
+    else for (size_t t = 0; t < nv; t++) mask[t] = m[t] & c->all[t];
+    /* Nothing allowed and no end allowed: the constraints cannot hold any
+    ** more, and LMQL ends the variable. */
+    if (!*eos_ok && cv != C_ALL) {
+        bool any = false;
+        for (size_t t = 0; t < nv && !any; t++) any = mask[t];
+        if (!any) *eos_ok = true;
+    }
+    return 0;
+}
+
+static int rules_mask(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok) {
+    return lmql__cons_mask(ctx, value, vlen, n_tokens, mask, eos_ok);
+}
+
+void lmql__cons_rules(struct lmql__cons *c, struct lmql__hole_rules *r) {
+    memset(r, 0, sizeof *r);
+    r->stops = c->stops;
+    r->n_stops = c->n_stops;
+    r->mask = rules_mask;
+    r->ctx = c;
+}
