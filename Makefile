@@ -121,7 +121,7 @@ test: all testdata
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: setup
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+	LMQL_PROPS_RUNS=40 $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
 
 # The public header stands alone, as C99 and as C++.
 header-check:

@@ -75,6 +75,9 @@ struct lmql_params lmql_default_params(void);
 struct lmql *lmql_init(const struct lmql_params *params);
 void lmql_free(struct lmql *L);
 
+/* Change the sampling seed of later runs on L. */
+void lmql_set_seed(struct lmql *L, uint64_t seed);
+
 /* The last error on L ("" if none), valid until the next call on L. For
 ** query errors the text is `FILE:LINE:COL: error: message`, then the
 ** source line and a caret. */

@@ -298,6 +298,11 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
         v->is_control[t] = llama_vocab_is_control(m->vocab, t);
     }
     v->off[n] = (uint32_t)len;
+    for (int32_t t = 0; t < n; t++) v->n_eog += v->is_eog[t];
+    v->eog = malloc(((size_t)v->n_eog + 1) * sizeof *v->eog);
+    if (!v->eog) return lmql__errf(err, "out of memory");
+    for (int32_t t = 0, k = 0; t < n; t++)
+        if (v->is_eog[t]) v->eog[k++] = t;
     v->bos = llama_vocab_bos(m->vocab);
     v->eos = llama_vocab_eos(m->vocab);
     v->add_bos = llama_vocab_get_add_bos(m->vocab);

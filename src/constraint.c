@@ -470,17 +470,34 @@ unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
 /* What a node allows: nothing but EOS, every token, or its mask. */
 enum cover { C_NONE, C_ALL, C_MASK };
 
-static size_t utf8_chars(const char *s, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+/*
+** Characters as Python counts them in text decoded with errors="replace":
+** a whole UTF-8 sequence is one, and so is each broken piece (a truncated
+** sequence, a stray continuation byte, an invalid byte). The walker state
+** packs the remaining budget with the continuation bytes still expected.
+*/
+static int32_t char_step(int32_t need, unsigned char b, int32_t *count) {
+    if (need > 0 && (b & 0xC0) == 0x80) { *count = 0; return need - 1; }
+    *count = 1;
+    if (b >= 0xC2 && b <= 0xDF) return 1;
+    if (b >= 0xE0 && b <= 0xEF) return 2;
+    if (b >= 0xF0 && b <= 0xF4) return 3;
+    return 0;
+}
+
+static int64_t utf8_chars(const char *s, size_t n, int32_t *need_out) {
+    int64_t k = 0;
+    int32_t need = 0, c;
+    for (size_t i = 0; i < n; i++) { need = char_step(need, (unsigned char)s[i], &c); k += c; }
+    *need_out = need;
     return k;
 }
 
-/* Walkers over the trie. State blobs are int32. */
 static bool budget_step(void *ctx, const void *state, unsigned char b, void *out) {
     (void)ctx;
-    int32_t left = *(const int32_t *)state - ((b & 0xC0) != 0x80);
-    *(int32_t *)out = left;
+    int32_t st = *(const int32_t *)state, c;
+    int32_t need = char_step(st & 3, b, &c), left = (st >> 2) - c;
+    *(int32_t *)out = left * 4 + need;
     return left >= 0;
 }
 
@@ -624,12 +641,13 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         else { *cover = C_ALL; *eos = ntok > nd->n; }
         return 0;
     case CK_CHARLEN: {
-        int64_t have = (int64_t)utf8_chars(v, vlen);
+        int32_t need;
+        int64_t have = utf8_chars(v, vlen, &need);
         if (nd->op == LMQL_CMPOP_GT) { *cover = C_ALL; *eos = have > nd->n; return 0; }
         int64_t left = (nd->op == LMQL_CMPOP_LT ? nd->n - 1 : nd->n) - have;
         *eos = nd->op == LMQL_CMPOP_LT || have == nd->n;
-        if (left <= 0) { *cover = C_NONE; return 0; }
-        st = left > INT32_MAX ? INT32_MAX : (int32_t)left;
+        if (left < 0 || (left == 0 && need == 0)) { *cover = C_NONE; return 0; }
+        st = (int32_t)((left > INT32_MAX / 4 ? INT32_MAX / 4 : left) * 4 + need);
         w.step = budget_step;
         *mask = walk(nd, c->trie, &w, st);
         *cover = C_MASK;

@@ -42,14 +42,15 @@ static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     for (int32_t t = 0; t < n; t++)
         if (mask[t] && lp[t] > mx) mx = lp[t];
     if (mx == -INFINITY) return -1;
+    float inv_t = (float)(1.0 / g->temperature), fmx = (float)mx;
     for (int32_t t = 0; t < n; t++)
-        if (mask[t]) sum += exp((lp[t] - mx) / g->temperature);
+        if (mask[t]) sum += expf((lp[t] - fmx) * inv_t);
     double r = (double)(lmql__rng_next(g->rng) >> 11) / 9007199254740992.0 * sum;
     int32_t last = -1;
     for (int32_t t = 0; t < n; t++) {
         if (!mask[t]) continue;
         last = t;
-        r -= exp((lp[t] - mx) / g->temperature);
+        r -= expf((lp[t] - fmx) * inv_t);
         if (r < 0) return t;
     }
     return last;
@@ -109,8 +110,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
             struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
             const float *lp;
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
-            for (int32_t k = 0; k < v->n_tokens; k++)
-                if (v->is_eog[k]) g->mask[k] = eos_ok;
+            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
             t = pick(g, lp, g->mask);
             if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
             if (v->is_eog[t]) break;

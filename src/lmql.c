@@ -89,6 +89,10 @@ void lmql_free(struct lmql *L) {
     free(L);
 }
 
+void lmql_set_seed(struct lmql *L, uint64_t seed) {
+    if (L) L->params.seed = seed;
+}
+
 static void clear_error(struct lmql *L) {
     L->errmsg.len = 0;
     if (L->errmsg.data) L->errmsg.data[0] = 0;

@@ -38,6 +38,11 @@ int  lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n);
 ** platform, so seeded runs repeat anywhere. Advances *state. */
 uint64_t lmql__rng_next(uint64_t *state);
 
+/* At s, where no valid UTF-8 sequence starts: how many bytes one
+** replacement character stands for (a lead byte and the continuation
+** bytes that follow it, short of a whole sequence; else 1). */
+size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n);
+
 /* Number of CPU cores this process may run on (at least 1). */
 int lmql__ncores(void);
 

@@ -26,6 +26,8 @@ struct lmql__vocab {
     char     *bytes;
     uint32_t *off;          /* n_tokens + 1 entries */
     uint8_t  *is_eog;       /* end of generation (EOS, EOT, ...) */
+    int32_t  *eog;          /* the same as a list */
+    int32_t   n_eog;
     uint8_t  *is_control;
     int32_t   bos, eos;     /* -1 when the model has none */
     bool      add_bos;      /* the model expects BOS before a prompt */

@@ -51,7 +51,9 @@ struct dfa_build {
     /* closure scratch, all sized to the NFA */
     uint32_t *mark;
     uint32_t gen;
-    int32_t *stack, *out, *seeds;
+    int32_t *stack, *out;
+    int32_t *seeds;           /* moves of one subset, bucketed by class */
+    size_t cap_seeds;
     uint64_t work;
 };
 
@@ -105,7 +107,25 @@ static int32_t closure(struct dfa_build *D, const int32_t *seeds, int32_t n) {
                 D->stack[sp++] = t[j];
             }
     }
-    qsort(D->out, (size_t)m, sizeof *D->out, cmp_i32);
+    /* Subsets need one canonical order (for hashing and comparing); sorted
+    ** it is, by the cheapest route for the size at hand. */
+    int32_t nn = D->nfa->n;
+    if (m <= 16) {
+        for (int32_t i = 1; i < m; i++) {
+            int32_t v = D->out[i], j = i;
+            for (; j > 0 && D->out[j - 1] > v; j--) D->out[j] = D->out[j - 1];
+            D->out[j] = v;
+        }
+    } else if ((int64_t)m * 8 >= nn) {
+        /* dense: the marks already say which states are in */
+        m = 0;
+        for (int32_t s = 0; s < nn; s++)
+            if (D->mark[s] == D->gen && st[s].kind != LMQL_RXN_SPLIT) D->out[m++] = s;
+        D->work += (uint64_t)nn / 8;
+    } else {
+        qsort(D->out, (size_t)m, sizeof *D->out, cmp_i32);
+        D->work += (uint64_t)m * 4;
+    }
     return m;
 }
 
@@ -214,25 +234,43 @@ static int subset_construction(struct dfa_build *D) {
     D->mark = calloc(nn, sizeof *D->mark);
     D->stack = malloc(nn * sizeof *D->stack);
     D->out = malloc(nn * sizeof *D->out);
-    D->seeds = malloc(nn * sizeof *D->seeds);
-    if (!D->mark || !D->stack || !D->out || !D->seeds) return dfail(D, "out of memory");
+    if (!D->mark || !D->stack || !D->out) return dfail(D, "out of memory");
     if (rehash(D)) return -1;
     int32_t m = closure(D, &D->nfa->start, 1);
     if (m == 0) return 0; /* the pattern matches nothing: no states */
     if (intern(D, m) < 0) return -1;
+    int32_t cnt[257];
     for (int32_t i = 0; i < D->n; i++) { /* D->n grows as subsets appear */
-        for (int32_t c = 0; c < D->k; c++) {
-            const int32_t *set = D->pool + D->off[i];
-            int32_t len = D->len[i], ns = 0;
-            for (int32_t j = 0; j < len; j++) {
-                int32_t s = set[j];
-                if (st[s].kind == LMQL_RXN_RANGE && D->span_lo[s] <= c && c <= D->span_hi[s])
-                    D->seeds[ns++] = st[s].out;
-            }
-            D->work += (uint64_t)len;
-            if (D->work > RX_MAX_WORK) return too_complex(D);
-            if (ns == 0) continue;
-            m = closure(D, D->seeds, ns);
+        /* bucket the moves of subset i by class: count, then place */
+        const int32_t *set = D->pool + D->off[i];
+        int32_t len = D->len[i];
+        size_t total = 0;
+        memset(cnt, 0, sizeof cnt);
+        for (int32_t j = 0; j < len; j++) {
+            int32_t s = set[j];
+            if (st[s].kind != LMQL_RXN_RANGE) continue;
+            for (int32_t c = D->span_lo[s]; c <= D->span_hi[s]; c++) cnt[c + 1]++;
+            total += (size_t)(D->span_hi[s] - D->span_lo[s] + 1);
+        }
+        D->work += (uint64_t)len + total;
+        if (D->work > RX_MAX_WORK) return too_complex(D);
+        if (total > D->cap_seeds) {
+            int32_t *p = realloc(D->seeds, total * sizeof *p);
+            if (!p) return dfail(D, "out of memory");
+            D->seeds = p;
+            D->cap_seeds = total;
+        }
+        for (int32_t c = 0; c < D->k; c++) cnt[c + 1] += cnt[c];
+        for (int32_t j = 0; j < len; j++) {
+            int32_t s = set[j];
+            if (st[s].kind != LMQL_RXN_RANGE) continue;
+            for (int32_t c = D->span_lo[s]; c <= D->span_hi[s]; c++) D->seeds[cnt[c]++] = st[s].out;
+        }
+        /* cnt[c] is now the end of class c's bucket; intern() may move the
+        ** pool, but `set` is not used past this point */
+        for (int32_t c = 0, lo = 0; c < D->k; lo = cnt[c], c++) {
+            if (cnt[c] == lo) continue;
+            m = closure(D, D->seeds + lo, cnt[c] - lo);
             if (m == 0) continue;
             int32_t t = intern(D, m);
             if (t < 0) return -1;

@@ -82,6 +82,14 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
     return len;
 }
 
+size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
+    size_t k = 1;
+    while (k <= need && k < n && (s[k] & 0xC0) == 0x80) k++;
+    return k;
+}
+
 int lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     if (lmql__buf_add(b, "\"", 1)) return -1;
@@ -96,8 +104,15 @@ int lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n) {
         else if (c < 0x20 || c == 0x7F) rc = lmql__buf_addf(b, "\\u%04x", c);
         else {
             size_t l = utf8_len(u + i, n - i);
-            if (l == 0) { rc = lmql__buf_adds(b, "\xEF\xBF\xBD"); i++; }
-            else { rc = lmql__buf_add(b, u + i, l); i += l; }
+            if (l == 0) {
+                /* One U+FFFD for a truncated sequence (its lead byte and the
+                ** continuation bytes that came), as Python's decoder does. */
+                rc = lmql__buf_adds(b, "\xEF\xBF\xBD");
+                i += lmql__utf8_invalid_len(u + i, n - i);
+            } else {
+                rc = lmql__buf_add(b, u + i, l);
+                i += l;
+            }
             if (rc) return -1;
             continue;
         }
