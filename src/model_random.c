@@ -6,6 +6,7 @@
 ** vocab-only through the llama.cpp backend.
 */
 #include "model.h"
+#include "trie.h"
 
 #include <errno.h>
 #include <math.h>
@@ -70,6 +71,9 @@ static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const
 
 static void rnd_free(struct lmql__model *base) {
     struct rnd *m = (struct rnd *)base;
+    /* The vocabulary is the tokenizer model's, but a trie built through this
+    ** copy of it is ours. */
+    if (base->vocab.trie != m->vocab_model->vocab.trie) lmql__trie_free(base->vocab.trie);
     lmql__model_free(m->vocab_model);
     free(m->uniform);
     free(base->id);
