@@ -26,6 +26,7 @@ enum ck {
     CK_REGEX,       /* REGEX(X, r), [X: r"..."] */
     CK_INT,         /* INT(X), [X: int] */
     CK_STARTS,      /* STARTS_WITH(X, s | [s, ...]) */
+    CK_STOP,        /* STOPS_AT / STOPS_BEFORE: no mask; stop n's place in the tree */
 };
 
 struct cnode {
@@ -47,6 +48,7 @@ struct lmql__cons {
     struct lmql_trie *trie;       /* borrowed from the vocabulary */
     struct cnode *root;           /* an AND of everything */
     struct lmql__stop stops[32];
+    struct cnode *stop_parent[32];   /* the node a stop is a conjunct of */
     int n_stops;
     unsigned post;
     uint8_t *all;                 /* every token with text */
@@ -338,8 +340,11 @@ static struct cnode *compile_call(struct compiler *k, const struct lmql_node *n)
     const struct lmql_node *a0 = argc > 0 ? n->u.call.args.items[0] : NULL;
     bool on_var = is_var(k, a0);
     if (f && (!strcmp(f, "STOPS_AT") || !strcmp(f, "stops_at") || !strcmp(f, "STOPS_BEFORE") || !strcmp(f, "stops_before"))) {
-        if (on_var && add_stop(k, n, f[6] == 'B' || f[6] == 'b')) return NULL;
-        return node_new(k, CK_TRUE);
+        if (!on_var) return node_new(k, CK_TRUE);
+        if (add_stop(k, n, f[6] == 'B' || f[6] == 'b')) return NULL;
+        struct cnode *c = node_new(k, CK_STOP);
+        if (c) c->n = k->c->n_stops - 1;
+        return c;
     }
     if (f && (!strcmp(f, "INT") || !strcmp(f, "ERASE") || !strcmp(f, "ESCAPED"))) {
         if (argc != 1) { cfail(k->e, n, "%s() takes one variable", f); return NULL; }
@@ -409,6 +414,11 @@ static struct cnode *compile(struct compiler *k, const struct lmql_node *n) {
     }
 }
 
+static void set_parents(struct lmql__cons *c, struct cnode *nd, struct cnode *parent) {
+    if (nd->kind == CK_STOP && nd->n >= 0 && nd->n < c->n_stops) c->stop_parent[nd->n] = parent;
+    for (int i = 0; i < nd->n_kids; i++) set_parents(c, nd->kids[i], nd);
+}
+
 int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char *var, const struct lmql__cons_env *env,
                        struct lmql__cons **out, struct lmql__cerr *e) {
     *out = NULL;
@@ -433,6 +443,7 @@ int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char 
             return -1;
         }
     }
+    set_parents(c, c->root, NULL);
     *out = c;
     return 0;
 }
@@ -633,7 +644,8 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
     int32_t st;
     *mask = NULL;
     switch (nd->kind) {
-    case CK_TRUE: *cover = C_ALL; *eos = true; return 0;
+    case CK_TRUE:
+    case CK_STOP: *cover = C_ALL; *eos = true; return 0;
     case CK_FALSE: *cover = C_NONE; *eos = true; return 0;
     case CK_TOKLEN:
         if (nd->op == LMQL_CMPOP_LT) { *cover = ntok + 1 < nd->n ? C_ALL : C_NONE; *eos = true; }
@@ -740,6 +752,25 @@ int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_
     return 0;
 }
 
+/* LMQL: a stop phrase is in force only while its `and` siblings hold
+** (`len(TOKENS(X)) > 10 and STOPS_AT(X, "r")` stops after 10 tokens); under
+** `or` each branch's stop is in force. */
+static bool stop_active(void *ctx, int i, const char *value, size_t vlen, int32_t n_tokens) {
+    struct lmql__cons *c = ctx;
+    struct cnode *p = i >= 0 && i < c->n_stops ? c->stop_parent[i] : NULL;
+    if (!p || p->kind != CK_AND) return true;
+    for (int k = 0; k < p->n_kids; k++) {
+        struct cnode *sib = p->kids[k];
+        if (sib->kind == CK_STOP) continue;
+        enum cover cv;
+        const uint8_t *m;
+        bool eos;
+        if (eval_node(c, sib, value ? value : "", vlen, n_tokens, &cv, &m, &eos)) return true;
+        if (!eos) return false;
+    }
+    return true;
+}
+
 static int rules_mask(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok) {
     return lmql__cons_mask(ctx, value, vlen, n_tokens, mask, eos_ok);
 }
@@ -749,5 +780,6 @@ void lmql__cons_rules(struct lmql__cons *c, struct lmql__hole_rules *r) {
     r->stops = c->stops;
     r->n_stops = c->n_stops;
     r->mask = rules_mask;
+    r->stop_active = stop_active;
     r->ctx = c;
 }

@@ -59,12 +59,13 @@ static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
 /* The earliest stop-phrase match that ends inside the newest bytes
 ** (from `fresh` on); earlier matches were already seen and ignored. */
 static const struct lmql__stop *find_stop(const struct lmql__hole_rules *r, const struct lmql__buf *v, size_t fresh,
-                                          size_t *at) {
+                                          int32_t n_tokens, size_t *at) {
     const struct lmql__stop *best = NULL;
     size_t best_pos = 0;
     for (int i = 0; i < r->n_stops; i++) {
         const struct lmql__stop *s = &r->stops[i];
         if (s->len == 0 || s->len > v->len) continue;
+        if (r->stop_active && !r->stop_active(r->ctx, i, v->data, v->len, n_tokens)) continue;
         size_t from = fresh >= s->len ? fresh - s->len + 1 : 0;
         for (size_t p = from; p + s->len <= v->len; p++) {
             if (memcmp(v->data + p, s->text, s->len) == 0) {
@@ -123,7 +124,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         if (lmql__buf_add(value, piece, len)) return lmql__errf(err, "out of memory");
         if (g->on_token) g->on_token(g->ud, piece, len);
         size_t at;
-        const struct lmql__stop *s = find_stop(rules, value, fresh, &at);
+        const struct lmql__stop *s = find_stop(rules, value, fresh, n_gen, &at);
         if (s) {
             value->len = s->before ? at : at + s->len;
             value->data[value->len] = 0;

@@ -571,7 +571,7 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     static const char *const shared[] = {"max_len", "max_length", "chunksize", "step_budget", "cache", "verbose",
                                          "chunk_timeout", "openai_nonstop", "certificate", "top_k", "top_p",
                                          "repetition_penalty", "frequency_penalty", "presence_penalty", NULL};
-    const char *d = q->decoder ? q->decoder : "__dynamic__";
+    const char *d = I->decoder_override ? I->decoder_override : q->decoder ? q->decoder : "__dynamic__";
     cfg->kind = LMQL_DEC_ARGMAX;
     cfg->n = 1;
     cfg->temperature = 1.0;
@@ -687,8 +687,9 @@ static void reset_sequence(struct interp *I) {
 /* Run query q: the top-level query (inherited NULL) or a query function
 ** called from script code (inherited = the caller's model). */
 static int run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                     struct lmql__model *inherited, int depth, struct lmql__run_out *out, struct lmql__rerr *err) {
-    struct interp I = {.host = host, .q = q, .err = err, .depth = depth};
+                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
+                     struct lmql__rerr *err) {
+    struct interp I = {.host = host, .q = q, .err = err, .depth = depth, .decoder_override = decoder};
     struct decoder_cfg cfg;
     memset(out, 0, sizeof *out);
     int rc = -1;
@@ -753,7 +754,7 @@ done:
 int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                      struct lmql__run_out *out, struct lmql__rerr *err) {
     memset(err, 0, sizeof *err);
-    return run_query(host, q, args, NULL, 0, out, err);
+    return run_query(host, q, args, NULL, NULL, 0, out, err);
 }
 
 /* A copy of the caller's top-level names, so query functions see the
@@ -780,11 +781,56 @@ static struct lmql_val *result_value(const struct lmql__seq_result *r) {
 
 struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
                                     struct lmql_val **argv, const char **names) {
+    /* @lmql.query(model=..., decoder=...) chooses for the function. */
+    struct lmql__model *model = I->model;
+    const char *decoder = NULL;
+    struct lmql_val *dec_val = NULL;
+    for (int32_t d = 0; d < def->u.def.decorators.n; d++) {
+        const struct lmql_node *c = def->u.def.decorators.items[d];
+        if (c->kind != LMQL_NODE_CALL) continue;
+        for (int32_t i = 0; i < c->u.call.args.n; i++) {
+            const struct lmql_node *kw = c->u.call.args.items[i];
+            if (kw->kind != LMQL_NODE_KEYWORD) continue;
+            bool is_model = !strcmp(kw->u.kw.name, "model"), is_dec = !strcmp(kw->u.kw.name, "decoder");
+            if (!is_model && !is_dec) continue;
+            struct lmql_val *v = lmql__eval(I, kw->u.kw.value);
+            if (!v) { lmql__val_unref(dec_val); return NULL; }
+            if (is_dec) {
+                if (v->kind != LMQL_V_STR) {
+                    lmql__val_unref(v);
+                    lmql__val_unref(dec_val);
+                    lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder= needs a decoder name");
+                    return NULL;
+                }
+                lmql__val_unref(dec_val);
+                dec_val = v;
+                decoder = v->u.str.s;
+                continue;
+            }
+            struct lmql__err e = {{0}};
+            if (v->kind == LMQL_V_STR) model = I->host->get_model(I->host->ud, v->u.str.s, NULL, 0, &e);
+            else if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) {
+                const struct lmql__model_spec *sp = v->u.obj.ptr;
+                model = I->host->get_model(I->host->ud, sp->id, sp->kv, sp->n_kv, &e);
+            } else {
+                e.msg[0] = 0;
+                model = NULL;
+                snprintf(e.msg, sizeof e.msg, "model= needs a model name or lmql.model(...)");
+            }
+            lmql__val_unref(v);
+            if (!model) {
+                lmql__val_unref(dec_val);
+                lmql__fail(I, kw, LMQL_ERR_MODEL, "%s", e.msg);
+                return NULL;
+            }
+        }
+    }
     struct lmql_val *scope = query_scope(I, at, def, argc, argv, names);
-    if (!scope) return NULL;
+    if (!scope) { lmql__val_unref(dec_val); return NULL; }
     struct lmql__run_out o;
-    int rc = run_query(I->host, def->u.def.query, scope, I->model, I->depth + 1, &o, I->err);
+    int rc = run_query(I->host, def->u.def.query, scope, model, decoder, I->depth + 1, &o, I->err);
     lmql__val_unref(scope);
+    lmql__val_unref(dec_val);
     I->n_generated += o.n_generated;
     struct lmql_val *v = NULL;
     if (rc == 0) {

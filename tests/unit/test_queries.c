@@ -199,9 +199,11 @@ static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
     struct lmql_result *R = NULL;
     lmql_status st = P ? lmql_run(L, P, NULL, &R) : LMQL_ERR_QUERY;
     char *save = NULL;
+    int checks = 0;
     for (char *line = c->expect.data ? strtok_r(c->expect.data, "\n", &save) : NULL; line;
          line = strtok_r(NULL, "\n", &save)) {
         if (!*line) continue;
+        checks++;
         if (c->must_fail) {
             if (st == LMQL_OK) { th_fail(where, 0, "succeeded, but must fail: %s", lmql_result_json(R)); break; }
             check_fail(where, L, st, line);
@@ -210,6 +212,7 @@ static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
             check_line(where, R, line);
         }
     }
+    if (checks == 0) th_fail(where, 0, "the case checks nothing: give it an %%%%EXPECT section");
     printf("%s %s\n", th_failed == before ? "ok" : "not ok", where);
     lmql_result_free(R);
     lmql_program_free(P);
@@ -263,8 +266,10 @@ int main(int argc, char **argv) {
     if (!g_vocab) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (argc > 1)
         for (int i = 1; i < argc; i++) run_file(argv[i]);
-    else
+    else {
         run_file("tests/cases/run.test");
+        run_file("tests/cases/language.test");
+    }
     lmql__model_free(g_vocab);
     return th_report("queries");
 }
