@@ -128,9 +128,9 @@ header-check:
 	$(CC) -std=c99 -Wall -Wextra -Werror -fsyntax-only -x c include/lmql.h
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/lmql.h
 
-# libFuzzer targets, seeded from the case files, FUZZ_SECONDS each:
-# fuzz_parse (lexer and parser) and fuzz_interp (compile and run on the
-# random model: parser, interpreter, constraints, decoding).
+# libFuzzer targets, FUZZ_SECONDS each: fuzz_parse (lexer and parser) and
+# fuzz_interp (compile and run on the random model: parser, interpreter,
+# constraints, decoding), both seeded from the case files; fuzz_regex.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
@@ -141,13 +141,17 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
 	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) -lm -ldl -lpthread
+build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(wildcard src/regex*.c) $< -o $@
 fuzz-corpus:
 	@rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp testdata fuzz-corpus
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
+	build/fuzz/fuzz_regex -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan

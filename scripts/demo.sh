@@ -8,3 +8,4 @@ show $LMQL run --json -e "argmax \"Say 'this is a test':[RESPONSE]\" from \"loca
 show $LMQL run examples/seed.lmql
 show $LMQL run --json examples/list.lmql
 show $LMQL run examples/branch.lmql --topic "tiny models"
+show $LMQL run --json examples/constraints.lmql
