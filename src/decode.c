@@ -27,6 +27,43 @@ void lmql__seq_free(struct lmql__seq *s) {
     memset(s, 0, sizeof *s);
 }
 
+struct cand { float lp; int32_t t; };
+
+static int cmp_cand(const void *a, const void *b) {
+    float x = ((const struct cand *)a)->lp, y = ((const struct cand *)b)->lp;
+    return x > y ? -1 : x < y ? 1 : ((const struct cand *)a)->t - ((const struct cand *)b)->t;
+}
+
+/* top_k / top_p sampling: sort the allowed tokens by probability, keep the
+** k best and the smallest prefix reaching top_p of their mass, draw. */
+static int32_t pick_truncated(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
+    int32_t n = g->model->vocab.n_tokens, k = 0;
+    struct cand *c = malloc((size_t)n * sizeof *c);
+    if (!c) return -1;
+    for (int32_t t = 0; t < n; t++)
+        if (mask[t]) c[k++] = (struct cand){lp[t] / (float)g->temperature, t};
+    if (k == 0) { free(c); return -1; }
+    qsort(c, (size_t)k, sizeof *c, cmp_cand);
+    if (g->top_k > 0 && k > g->top_k) k = g->top_k;
+    double total = 0, mx = c[0].lp;
+    for (int32_t i = 0; i < k; i++) total += exp(c[i].lp - mx);
+    if (g->top_p < 1.0) {
+        double acc = 0;
+        int32_t keep = 0;
+        while (keep < k && acc < g->top_p * total) acc += exp(c[keep++].lp - mx);
+        k = keep > 0 ? keep : 1;
+        total = acc > 0 ? acc : exp(c[0].lp - mx);
+    }
+    double r = (double)(lmql__rng_next(g->rng) >> 11) / 9007199254740992.0 * total;
+    int32_t pickt = c[k - 1].t;
+    for (int32_t i = 0; i < k; i++) {
+        r -= exp(c[i].lp - mx);
+        if (r < 0) { pickt = c[i].t; break; }
+    }
+    free(c);
+    return pickt;
+}
+
 static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     struct lmql__model *m = g->model;
     int32_t n = m->vocab.n_tokens;
@@ -37,7 +74,9 @@ static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
             if (mask[t] && (best < 0 || lp[t] > lp[best])) best = t;
         return best;
     }
-    /* Sample from softmax(lp / T) restricted to the mask. */
+    /* Sample from softmax(lp / T) restricted to the mask, and to the top_k
+    ** most likely / the top_p nucleus when those are set. */
+    if (g->top_k > 0 || g->top_p < 1.0) return pick_truncated(g, lp, mask);
     double mx = -INFINITY, sum = 0;
     for (int32_t t = 0; t < n; t++)
         if (mask[t] && lp[t] > mx) mx = lp[t];

@@ -41,6 +41,8 @@ struct lmql__gen {
     int      slot;
     enum lmql__decoder decoder;
     double   temperature;
+    int32_t  top_k;         /* sample among the k most likely allowed tokens (0: all) */
+    double   top_p;         /* ... and the smallest set holding this much probability (1: all) */
     uint64_t *rng;          /* sampling state */
     int32_t  max_len;       /* total tokens, prompt included */
     void   (*on_token)(void *ud, const char *bytes, size_t len);

@@ -558,6 +558,8 @@ struct decoder_cfg {
     int n;
     double temperature;
     int32_t max_len;
+    int32_t top_k;
+    double top_p;
 };
 
 static bool name_in(const char *name, const char *const *list) {
@@ -575,6 +577,8 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     cfg->kind = LMQL_DEC_ARGMAX;
     cfg->n = 1;
     cfg->temperature = 1.0;
+    cfg->top_k = 0;
+    cfg->top_p = 1.0;
     cfg->max_len = 2048;
     bool sample = !strcmp(d, "sample");
     if (strcmp(d, "argmax") && !sample && strcmp(d, "__dynamic__")) {
@@ -601,6 +605,13 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
         } else if (!strcmp(k, "temperature")) {
             if (!num || x < 0) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "temperature must be a non-negative number");
             else { cfg->temperature = x; temp_set = true; }
+        } else if (!strcmp(k, "top_k")) {
+            if (v->kind != LMQL_V_INT || v->u.i < 0 || v->u.i > INT32_MAX)
+                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_k must be a non-negative integer");
+            else cfg->top_k = (int32_t)v->u.i;
+        } else if (!strcmp(k, "top_p")) {
+            if (!num || x <= 0 || x > 1) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_p must be a number in (0, 1]");
+            else cfg->top_p = x;
         } else if (!strcmp(k, "max_len") || !strcmp(k, "max_length")) {
             if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > INT32_MAX)
                 rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "%s must be a positive integer", k);
@@ -703,6 +714,8 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
     I.gen.model = I.model;
     I.gen.decoder = cfg.kind;
     I.gen.temperature = cfg.temperature;
+    I.gen.top_k = cfg.top_k;
+    I.gen.top_p = cfg.top_p;
     I.gen.max_len = cfg.max_len;
     I.gen.rng = &I.rng;
     I.gen.mask = malloc((size_t)I.model->vocab.n_tokens);

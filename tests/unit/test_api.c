@@ -153,10 +153,52 @@ static void test_errors(void) {
     lmql_free(L);
 }
 
+static char *run_json(struct lmql *L, const char *src) {
+    struct lmql_program *P = lmql_program_compile(L, "<t>", src, strlen(src));
+    struct lmql_result *R = NULL;
+    char *out = NULL;
+    if (P && lmql_run(L, P, NULL, &R) == LMQL_OK) out = strdup(lmql_result_json(R));
+    else th_fail(__FILE__, __LINE__, "%s: %s", src, lmql_errmsg(L));
+    lmql_result_free(R);
+    lmql_program_free(P);
+    return out;
+}
+
+/* sample with top_k=1 is greedy, whatever the seed and temperature; a
+** small top_p is too on a peaked distribution. */
+static void test_top_k_top_p(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *tail = " \"Say 'this is a test':[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
+                       "where len(TOKENS(R)) < 8";
+    char q[512];
+    snprintf(q, sizeof q, "argmax%s", tail);
+    char *greedy = run_json(L, q);
+    for (int seed = 0; seed < 3; seed++) {
+        lmql_set_seed(L, (uint64_t)seed);
+        snprintf(q, sizeof q, "sample(temperature=2.0, top_k=1)%s", tail);
+        char *s = run_json(L, q);
+        CHECK(greedy && s && !strcmp(greedy, s));
+        free(s);
+        snprintf(q, sizeof q, "sample(top_p=0.000001)%s", tail);
+        s = run_json(L, q);
+        CHECK(greedy && s && !strcmp(greedy, s));
+        free(s);
+    }
+    free(greedy);
+    const char *bad = "sample(top_p=1.5) \"[R]\" from \"random\"";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", bad, strlen(bad));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_QUERY);
+    CHECK_CONTAINS(lmql_errmsg(L), "top_p");
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
 int main(void) {
     RUN(test_compile_once_run_many);
     RUN(test_host_functions);
     RUN(test_streaming);
     RUN(test_errors);
+    RUN(test_top_k_top_p);
     return th_report("api");
 }
