@@ -117,6 +117,49 @@ static const struct lmql__stop *find_stop(const struct lmql__hole_rules *r, cons
     return best;
 }
 
+/* Keep the `width` best candidates (beam) or `width` draws (beam_sample)
+** among the allowed tokens and the end of the value. */
+static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
+    struct lmql__beam_io *b = g->beam;
+    const struct lmql__vocab *v = &g->model->vocab;
+    b->n_cand = 0;
+    float eos_lp = -INFINITY;
+    for (int32_t k = 0; k < v->n_eog; k++) {
+        float x = lp[v->eog[k]];
+        eos_lp = eos_lp == -INFINITY ? x : fmaxf(eos_lp, x) + log1pf(expf(-fabsf(eos_lp - x)));
+    }
+    if (g->decoder == LMQL_DEC_BEAM_SAMPLE) {
+        for (int i = 0; i < b->width; i++) {
+            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
+            int32_t t = pick(g, lp, g->mask);
+            if (t < 0) break;
+            int32_t tok = v->is_eog[t] ? LMQL__END : t;
+            bool dup = false;
+            for (int j = 0; j < b->n_cand && !dup; j++) dup = b->cand[j].tok == tok;
+            if (!dup) b->cand[b->n_cand++] = (struct lmql__cand){tok, tok == LMQL__END ? eos_lp : lp[t]};
+        }
+        return;
+    }
+    /* The best `width`, by insertion into a small sorted array. */
+    for (int32_t t = -1; t < v->n_tokens; t++) {
+        float x;
+        int32_t tok;
+        if (t < 0) {
+            if (!eos_ok) continue;
+            x = eos_lp;
+            tok = LMQL__END;
+        } else {
+            if (!g->mask[t] || v->is_eog[t]) continue;
+            x = lp[t];
+            tok = t;
+        }
+        if (b->n_cand == b->width && x <= b->cand[b->n_cand - 1].lp) continue;
+        int i = b->n_cand < b->width ? b->n_cand++ : b->n_cand - 1;
+        while (i > 0 && b->cand[i - 1].lp < x) { b->cand[i] = b->cand[i - 1]; i--; }
+        b->cand[i] = (struct lmql__cand){tok, x};
+    }
+}
+
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err) {
     struct lmql__model *m = g->model;
@@ -143,9 +186,20 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         }
         if (n_allowed == 0) break;
         int32_t t;
+        struct lmql__beam_io *b = g->beam;
         if (n_allowed == 1 && !eos_ok && !m->ops->choose) {
             t = only;
             g->n_forced++;
+        } else if (b && b->pos < b->n_trace) {
+            t = b->trace[b->pos++];      /* a choice made in an earlier step */
+            if (t == LMQL__END) break;
+            if (t < 0 || t >= v->n_tokens) return lmql__errf(err, "bad beam trace");
+        } else if (b) {
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
+            const float *lp;
+            if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
+            frontier(g, lp, eos_ok);
+            return -2;
         } else {
             struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
             const float *lp;

@@ -34,7 +34,26 @@ struct lmql__hole_rules {
     void *ctx;
 };
 
-enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE };
+enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE, LMQL_DEC_BEAM, LMQL_DEC_BEAM_SAMPLE };
+
+/* A possible next token at a beam's frontier; LMQL__END ends the value. */
+#define LMQL__END (-1)
+struct lmql__cand {
+    int32_t tok;
+    float   lp;
+};
+
+/* Beam search replays a sequence from the choices made so far (the trace:
+** generated tokens of every hole, LMQL__END where a value was ended by
+** choice) and stops at the next choice, reporting the candidates. */
+struct lmql__beam_io {
+    const int32_t *trace;
+    int32_t n_trace, pos;
+    int     width;              /* candidates wanted at the frontier */
+    struct lmql__cand *cand;    /* width entries */
+    int     n_cand;             /* filled when the frontier is reached */
+    float   forced_lp;          /* (unused: forced tokens score 0) */
+};
 
 struct lmql__gen {
     struct lmql__model *model;
@@ -49,13 +68,14 @@ struct lmql__gen {
     void    *ud;
     uint8_t *mask;          /* scratch, n_vocab */
     uint64_t n_forced;      /* tokens taken without the model (statistics) */
+    struct lmql__beam_io *beam; /* non-NULL while replaying a beam */
 };
 
 /* Generate into seq (appending tokens) and value (appending bytes, cut at
 ** a stop phrase). A token the constraints force (the only one allowed,
 ** EOS not allowed) is taken without asking the model: it is evaluated
-** together with the next step. Returns the number of tokens generated, or
-** -1 with err. */
+** together with the next step. Returns the number of tokens generated,
+** -1 with err, or -2 when a beam replay reached its frontier. */
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err);
 

@@ -315,6 +315,11 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->gen.ud = I;
     int32_t n = lmql__generate(&I->gen, &rules, &I->seq, &value, &e);
     lmql__cons_free(cons);
+    if (n == -2) {   /* a beam replay reached its next choice: stop the run here */
+        lmql__buf_free(&value);
+        I->frontier = true;
+        return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "beam frontier");
+    }
     if (n < 0) {
         lmql__buf_free(&value);
         return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
@@ -581,9 +586,15 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     cfg->top_p = 1.0;
     cfg->max_len = 2048;
     bool sample = !strcmp(d, "sample");
-    if (strcmp(d, "argmax") && !sample && strcmp(d, "__dynamic__")) {
+    bool beam = !strcmp(d, "beam") || !strcmp(d, "beam_search"), beam_sample = !strcmp(d, "beam_sample");
+    if (strcmp(d, "argmax") && !sample && !beam && !beam_sample && strcmp(d, "__dynamic__")) {
         struct lmql_node at = {.pos = q->decoder_pos};
-        return lmql__fail(I, &at, LMQL_ERR_QUERY, "the decoder '%s' is not supported yet (supported: argmax, sample)", d);
+        return lmql__fail(I, &at, LMQL_ERR_QUERY,
+                          "the decoder '%s' is not supported yet (supported: argmax, sample, beam, beam_sample)", d);
+    }
+    if (beam || beam_sample) {
+        cfg->kind = beam ? LMQL_DEC_BEAM : LMQL_DEC_BEAM_SAMPLE;
+        cfg->n = 4;   /* LMQL's default beam width */
     }
     bool temp_set = false;
     for (int32_t i = 0; i < q->decoder_args.n; i++) {
@@ -591,14 +602,15 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
         if (kw->kind != LMQL_NODE_KEYWORD)
             return lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder arguments must be given as name=value");
         const char *k = kw->u.kw.name;
-        bool own = !strcmp(k, "n") || (!strcmp(k, "temperature") && (sample || !strcmp(d, "__dynamic__")));
+        bool own = !strcmp(k, "n") || !strcmp(k, "num_beams") ||
+                   (!strcmp(k, "temperature") && (sample || beam_sample || !strcmp(d, "__dynamic__")));
         if (!own && !name_in(k, shared)) return lmql__fail(I, kw, LMQL_ERR_QUERY, "Unknown decoder argument: %s", k);
         struct lmql_val *v = lmql__eval(I, kw->u.kw.value);
         if (!v) return -1;
         int rc = 0;
         bool num = v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
         double x = v->kind == LMQL_V_INT ? (double)v->u.i : v->kind == LMQL_V_FLOAT ? v->u.f : 0;
-        if (!strcmp(k, "n")) {
+        if (!strcmp(k, "n") || !strcmp(k, "num_beams")) {
             if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > 256)
                 rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder argument n must be an integer from 1 to 256");
             else cfg->n = (int)v->u.i;
@@ -624,7 +636,7 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     if (cap > 0 && cfg->max_len > cap) cfg->max_len = cap;
     /* LMQL: a query without a decoder keyword samples when given a
     ** temperature other than 0, and is argmax otherwise. */
-    if (sample || (temp_set && cfg->temperature != 0)) cfg->kind = LMQL_DEC_SAMPLE;
+    if (!beam && !beam_sample && (sample || (temp_set && cfg->temperature != 0))) cfg->kind = LMQL_DEC_SAMPLE;
     return 0;
 }
 
@@ -695,6 +707,138 @@ static void reset_sequence(struct interp *I) {
     I->locals = NULL;
 }
 
+/* One run of the program for beam search: replays `trace` and either
+** finishes (*frontier false, res filled) or stops at the next choice with
+** the candidates in io. */
+static int beam_replay(struct interp *I, struct lmql_val *args, struct lmql__beam_io *io, int slot,
+                       struct lmql__seq_result *res, bool *frontier) {
+    const struct lmql_ast_query *q = I->q;
+    memset(res, 0, sizeof *res);
+    res->vars = lmql__val_dict();
+    reset_sequence(I);
+    I->globals = lmql__val_dict();
+    if (!res->vars || !I->globals) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    I->res = res;
+    I->slot = slot;
+    I->frontier = false;
+    I->dist = q->distribution;
+    I->dist_end = 0;
+    I->gen.beam = io;
+    io->pos = 0;
+    io->n_cand = 0;
+    int rc = bind_args(I, args) || lmql__exec_block(I, &q->prologue) || lmql__exec_block(I, &q->body) ? -1 : 0;
+    I->gen.beam = NULL;
+    *frontier = I->frontier;
+    if (rc && I->frontier) {
+        memset(I->err, 0, sizeof *I->err);   /* not an error: the place of the next choice */
+        return 0;
+    }
+    if (rc == 0 && I->flow == FLOW_RETURN && I->retval) {
+        res->ret = I->retval;
+        I->retval = NULL;
+    }
+    return rc;
+}
+
+struct beam {
+    int32_t *trace;
+    int32_t n;
+    double score;             /* sum of the chosen tokens' log-probabilities */
+    bool done;
+    struct lmql__seq_result res;
+};
+
+static void seq_result_free(struct lmql__seq_result *r) {
+    lmql__buf_free(&r->prompt);
+    lmql__val_unref(r->vars);
+    lmql__val_unref(r->ret);
+    lmql__val_unref(r->dist_values);
+    memset(r, 0, sizeof *r);
+}
+
+static int cmp_beam(const void *a, const void *b) {
+    double x = ((const struct beam *)a)->score, y = ((const struct beam *)b)->score;
+    return x > y ? -1 : x < y;
+}
+
+/*
+** Beam search over the whole program (LMQL's beam, beam_sample): each beam
+** is the list of choices made so far. Every step replays each open beam to
+** its next choice, extends it by its best `width` candidates (or `width`
+** draws), and keeps the `width` best beams by total log-probability,
+** finished ones included, until all kept beams are finished. Replays cost
+** no model calls for earlier choices (their tokens are known and the KV
+** cache holds the shared prefixes); each open beam costs one evaluation per
+** step. The result is the finished beams, best first.
+*/
+static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql_val *args, struct lmql__run_out *out) {
+    int width = cfg->n, rc = 0;
+    struct beam *cur = calloc(1, sizeof *cur), *next = NULL;
+    int n_cur = 1, n_next = 0;
+    struct lmql__cand *cand = calloc((size_t)width, sizeof *cand);
+    if (!cur || !cand) { free(cur); free(cand); return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); }
+    for (int step = 0; rc == 0; step++) {
+        bool open = false;
+        for (int i = 0; i < n_cur; i++) open |= !cur[i].done;
+        if (!open) break;
+        if (step > cfg->max_len) { rc = lmql__fail(I, NULL, LMQL_ERR_RUNTIME, "beam search exceeded max_len steps"); break; }
+        next = calloc((size_t)n_cur * (size_t)width + (size_t)n_cur, sizeof *next);
+        n_next = 0;
+        if (!next) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
+        for (int i = 0; i < n_cur && rc == 0; i++) {
+            struct beam *b = &cur[i];
+            if (b->done) { next[n_next++] = *b; memset(b, 0, sizeof *b); continue; }
+            struct lmql__beam_io io = {.trace = b->trace, .n_trace = b->n, .width = width, .cand = cand};
+            struct lmql__seq_result res;
+            bool at_frontier = false;
+            rc = beam_replay(I, args, &io, i % I->model->n_slots, &res, &at_frontier);
+            if (rc) { seq_result_free(&res); break; }
+            if (!at_frontier) {
+                b->done = true;
+                b->res = res;
+                next[n_next++] = *b;
+                memset(b, 0, sizeof *b);
+                continue;
+            }
+            seq_result_free(&res);
+            for (int c = 0; c < io.n_cand; c++) {
+                struct beam *nb = &next[n_next];
+                nb->trace = malloc(((size_t)b->n + 1) * sizeof *nb->trace);
+                if (!nb->trace) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
+                if (b->n) memcpy(nb->trace, b->trace, (size_t)b->n * sizeof *nb->trace);
+                nb->trace[b->n] = io.cand[c].tok;
+                nb->n = b->n + 1;
+                nb->score = b->score + io.cand[c].lp;
+                n_next++;
+            }
+        }
+        /* Keep the best `width`. */
+        qsort(next, (size_t)n_next, sizeof *next, cmp_beam);
+        for (int i = width; i < n_next; i++) { free(next[i].trace); seq_result_free(&next[i].res); }
+        if (n_next > width) n_next = width;
+        for (int i = 0; i < n_cur; i++) { free(cur[i].trace); seq_result_free(&cur[i].res); }
+        free(cur);
+        cur = next;
+        n_cur = n_next;
+        next = NULL;
+    }
+    if (rc == 0) {
+        free(out->seqs);
+        out->seqs = calloc((size_t)(n_cur > 0 ? n_cur : 1), sizeof *out->seqs);
+        if (!out->seqs) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        for (int i = 0; rc == 0 && i < n_cur; i++) {
+            out->seqs[i] = cur[i].res;
+            memset(&cur[i].res, 0, sizeof cur[i].res);
+            if (out->seqs[i].ret) out->has_return = true;
+            out->n_seqs = i + 1;
+        }
+    }
+    for (int i = 0; i < n_cur; i++) { free(cur[i].trace); seq_result_free(&cur[i].res); }
+    free(cur);
+    free(cand);
+    return rc;
+}
+
 /* Run query q: the top-level query (inherited NULL) or a query function
 ** called from script code (inherited = the caller's model). */
 static int run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
@@ -722,6 +866,11 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
     out->seqs = calloc((size_t)cfg.n, sizeof *out->seqs);
     if (!I.gen.mask || !out->seqs) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
     out->many = cfg.n > 1;
+    if (cfg.kind == LMQL_DEC_BEAM || cfg.kind == LMQL_DEC_BEAM_SAMPLE) {
+        out->many = true;
+        rc = run_beam(&I, &cfg, args, out);
+        goto done;
+    }
 
     for (int s = 0; s < cfg.n; s++) {
         struct lmql__seq_result *res = &out->seqs[s];

@@ -32,6 +32,7 @@ struct interp {
     uint64_t rng;
     const struct lmql_node *inline_where;   /* of the prompt being run */
     const char *decoder_override;    /* @lmql.query(decoder=...) of a sub-query */
+    bool frontier;                   /* a beam replay stopped at its next choice */
     const struct lmql_node *dist;    /* the DISTRIBUTION in force (global or of this prompt) */
     size_t dist_end;                 /* prompt length once it was scored; 0 before */
     uint64_t n_generated;

@@ -194,11 +194,47 @@ static void test_top_k_top_p(void) {
     lmql_free(L);
 }
 
+/* Beam search of width 1 is greedy decoding; wider beams give `n`
+** distinct finished sequences, each within the constraints. */
+static void test_beam(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *tail = " \"Say 'this is a test':[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
+                       "where len(TOKENS(R)) < 6 and not \"e\" in R";
+    char q[512];
+    snprintf(q, sizeof q, "argmax%s", tail);
+    struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
+    struct lmql_result *G = NULL, *B = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &G), LMQL_OK);
+    lmql_program_free(P);
+    snprintf(q, sizeof q, "beam(n=1)%s", tail);
+    P = lmql_program_compile(L, "<t>", q, strlen(q));
+    CHECK_INT(lmql_run(L, P, NULL, &B), LMQL_OK);
+    CHECK_INT(lmql_result_count(B), 1);
+    CHECK_STR(lmql_result_prompt(B, 0), lmql_result_prompt(G, 0));
+    lmql_result_free(B);
+    lmql_program_free(P);
+    snprintf(q, sizeof q, "beam(n=3)%s", tail);
+    P = lmql_program_compile(L, "<t>", q, strlen(q));
+    CHECK_INT(lmql_run(L, P, NULL, &B), LMQL_OK);
+    CHECK_INT(lmql_result_count(B), 3);
+    for (int i = 0; i < lmql_result_count(B); i++) {
+        const char *p = lmql_result_prompt(B, i);
+        CHECK(p && !strchr(p + strlen("Say 'this is a test':"), 'e'));
+        for (int j = 0; j < i; j++) CHECK(strcmp(p, lmql_result_prompt(B, j)) != 0);
+    }
+    CHECK(lmql_result_json(B)[0] == '[');
+    lmql_result_free(B);
+    lmql_result_free(G);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
 int main(void) {
     RUN(test_compile_once_run_many);
     RUN(test_host_functions);
     RUN(test_streaming);
     RUN(test_errors);
     RUN(test_top_k_top_p);
+    RUN(test_beam);
     return th_report("api");
 }
