@@ -269,6 +269,7 @@ int main(int argc, char **argv) {
     else {
         run_file("tests/cases/run.test");
         run_file("tests/cases/language.test");
+        run_file("tests/cases/docs.test");
     }
     lmql__model_free(g_vocab);
     return th_report("queries");
