@@ -65,7 +65,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
 
     if (!strcmp(name, "len")) {
         if (argc != 1) return berr(err, "len() takes exactly one argument");
-        if (a->kind == LMQL_V_STR) return lmql__val_int((int64_t)a->u.str.len);
+        if (a->kind == LMQL_V_STR) return lmql__val_int((int64_t)lmql__utf8_count(a->u.str.s, a->u.str.len));
         if (a->kind == LMQL_V_LIST || a->kind == LMQL_V_TUPLE) return lmql__val_int((int64_t)a->u.list.len);
         if (a->kind == LMQL_V_DICT) return lmql__val_int((int64_t)a->u.dict.len);
         return berr(err, "object of type '%s' has no len()", lmql__val_type_name(a));
@@ -140,6 +140,75 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         return lmql__val_dict();
     }
     if (!strcmp(name, "print")) return &lmql__none;   /* queries print through their prompt */
+    if (!strcmp(name, "set")) {
+        /* No set type: a list without duplicates, in first-seen order. */
+        struct lmql_val *out = lmql__val_list(0);
+        if (!argc || !out) return out;
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
+        if (!items) { lmql__val_unref(out); return berr(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
+        for (size_t i = 0; i < items->u.list.len; i++) {
+            bool seen = false;
+            for (size_t j = 0; j < out->u.list.len && !seen; j++) seen = lmql__val_equal(out->u.list.items[j], items->u.list.items[i]);
+            if (!seen) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
+        }
+        lmql__val_unref(items);
+        return out;
+    }
+    if (!strcmp(name, "sorted")) {
+        bool reverse = false;
+        struct lmql_val *src = NULL;
+        for (int i = 0; i < argc; i++) {
+            if (!names[i]) { if (src) return berr(err, "sorted() takes one iterable"); src = argv[i]; }
+            else if (!strcmp(names[i], "reverse")) reverse = lmql__val_truthy(argv[i]);
+            else return berr(err, "sorted() got an unexpected keyword argument '%s'", names[i]);
+        }
+        if (!src) return berr(err, "sorted() takes one iterable");
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, src);
+        if (!items) return berr(err, "'%s' object is not iterable", lmql__val_type_name(src));
+        struct lmql_val *out = lmql__val_list(items->u.list.len);
+        for (size_t i = 0; out && i < items->u.list.len; i++) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
+        lmql__val_unref(items);
+        /* Insertion sort: stable, and lists in queries are short. */
+        for (size_t i = 1; out && i < out->u.list.len; i++) {
+            struct lmql_val *x = out->u.list.items[i];
+            size_t j = i;
+            while (j > 0) {
+                int c = lmql__val_compare(out->u.list.items[j - 1], x);
+                if (c == -2) { lmql__val_unref(out); return berr(err, "sorted(): values cannot be compared"); }
+                if (reverse ? c >= 0 : c <= 0) break;
+                out->u.list.items[j] = out->u.list.items[j - 1];
+                j--;
+            }
+            out->u.list.items[j] = x;
+        }
+        return out;
+    }
+    if (!strcmp(name, "isinstance")) {
+        if (argc != 2) return berr(err, "isinstance() takes two arguments");
+        struct lmql_val *types = argv[1];
+        size_t n = types->kind == LMQL_V_TUPLE ? types->u.list.len : 1;
+        for (size_t i = 0; i < n; i++) {
+            struct lmql_val *t = types->kind == LMQL_V_TUPLE ? types->u.list.items[i] : types;
+            if (t->kind != LMQL_V_FUNC || !t->u.func.fn || t->u.func.fn != builtin_fn)
+                return berr(err, "isinstance() arg 2 must be a type or a tuple of types");
+            const char *tn = t->u.func.name, *vn = lmql__val_type_name(a);
+            if (!strcmp(tn, vn) || (!strcmp(tn, "int") && a->kind == LMQL_V_BOOL)) return &lmql__true;
+        }
+        return &lmql__false;
+    }
+    if (!strcmp(name, "round")) {
+        if (argc < 1 || argc > 2) return berr(err, "round() takes a number and optional digits");
+        double x = a->kind == LMQL_V_FLOAT ? a->u.f : intlike(a) ? (double)ival(a) : NAN;
+        if (isnan(x)) return berr(err, "round() needs a number");
+        if (argc == 1) {
+            double r = nearbyint(x);   /* banker's rounding, as Python's round */
+            if (fabs(r) > 9.2e18) return berr(err, "round(): number too large");
+            return lmql__val_int((int64_t)r);
+        }
+        if (!intlike(argv[1])) return berr(err, "round() digits must be an integer");
+        double p = pow(10.0, (double)ival(argv[1]));
+        return lmql__val_float(nearbyint(x * p) / p);
+    }
     if (!strcmp(name, "min") || !strcmp(name, "max") || !strcmp(name, "sum")) {
         struct lmql_val *items = argc == 1 ? lmql__iter_list(NULL, NULL, a) : NULL;
         if (argc == 1 && !items) return berr(err, "%s() argument is not iterable", name);
@@ -210,6 +279,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
 }
 
 static const char *const BUILTINS[] = {"len", "str", "repr", "int", "float", "bool", "abs", "range", "list", "tuple",
+                                       "sorted", "isinstance", "set", "round",
                                        "dict", "print", "min", "max", "sum", "enumerate", "zip"};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
@@ -272,10 +342,79 @@ struct lmql_val *lmql__builtin(const char *name) {
 
 static bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-static struct lmql_val *str_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
+/* str.format: {} {0} {name} with optional !r/!s and :spec, {{ and }}. */
+static struct lmql_val *str_format(struct lmql_val *self, int argc, struct lmql_val **argv, const char **names,
                                    struct lmql__err *err) {
     const char *s = self->u.str.s;
     size_t n = self->u.str.len;
+    struct lmql__buf b = {0};
+    lmql__buf_reserve(&b, n);
+    int next = 0;
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if ((c == '{' || c == '}') && i + 1 < n && s[i + 1] == c) { lmql__buf_add(&b, &c, 1); i += 2; continue; }
+        if (c == '}') { lmql__buf_free(&b); return berr(err, "Single '}' encountered in format string"); }
+        if (c != '{') { lmql__buf_add(&b, &c, 1); i++; continue; }
+        size_t j = i + 1;
+        while (j < n && s[j] != '}') j++;
+        if (j >= n) { lmql__buf_free(&b); return berr(err, "Single '{' encountered in format string"); }
+        char field[256];
+        snprintf(field, sizeof field, "%.*s", (int)(j - i - 1), s + i + 1);
+        i = j + 1;
+        char *spec = strchr(field, ':'), *conv = strchr(field, '!');
+        if (spec) *spec++ = 0;
+        if (conv && (!spec || conv < spec)) *conv++ = 0; else conv = NULL;
+        struct lmql_val *v = NULL;
+        if (!field[0]) {
+            int k = 0, pos = 0;
+            for (; k < argc; k++) if (!names[k] && pos++ == next) break;
+            next++;
+            if (k < argc) v = argv[k];
+        } else if (field[0] >= '0' && field[0] <= '9') {
+            int want = atoi(field), k = 0, pos = 0;
+            for (; k < argc; k++) if (!names[k] && pos++ == want) break;
+            if (k < argc) v = argv[k];
+        } else {
+            for (int k = 0; k < argc && !v; k++) if (names[k] && !strcmp(names[k], field)) v = argv[k];
+        }
+        if (!v) { lmql__buf_free(&b); return berr(err, "str.format(): no argument for {%s}", field); }
+        struct lmql__buf t = {0};
+        struct lmql_val *shown = v;
+        if (conv && *conv == 'r') {
+            lmql__val_repr_into(&t, v);
+            shown = lmql__val_str(t.data ? t.data : "", t.len);
+            lmql__buf_free(&t);
+        }
+        int rc = spec ? lmql__val_format(&b, shown, spec, err) : lmql__val_str_into(&b, shown);
+        if (shown != v) lmql__val_unref(shown);
+        if (rc) { lmql__buf_free(&b); return NULL; }
+    }
+    struct lmql_val *out = lmql__val_str(b.data ? b.data : "", b.len);
+    lmql__buf_free(&b);
+    return out;
+}
+
+static struct lmql_val *str_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
+                                   const char **names, struct lmql__err *err) {
+    const char *s = self->u.str.s;
+    size_t n = self->u.str.len;
+    if (!strcmp(m, "format")) return str_format(self, argc, argv, names, err);
+    if (!strncmp(m, "is", 2)) {
+        /* isdigit, isalpha, isalnum, islower, isupper, isspace on ASCII
+        ** characters; any other byte makes the answer False. */
+        bool ok = n > 0, cased = false;
+        for (size_t i = 0; i < n && ok; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (!strcmp(m, "isdigit")) ok = c >= '0' && c <= '9';
+            else if (!strcmp(m, "isalpha")) ok = isalpha(c) && c < 0x80;
+            else if (!strcmp(m, "isalnum")) ok = isalnum(c) && c < 0x80;
+            else if (!strcmp(m, "isspace")) ok = is_space_byte((char)c);
+            else if (!strcmp(m, "islower")) { ok = !(c >= 'A' && c <= 'Z'); cased |= c >= 'a' && c <= 'z'; }
+            else if (!strcmp(m, "isupper")) { ok = !(c >= 'a' && c <= 'z'); cased |= c >= 'A' && c <= 'Z'; }
+        }
+        if (!strcmp(m, "islower") || !strcmp(m, "isupper")) ok = ok && cased;
+        return lmql__val_bool(ok);
+    }
     for (int i = 0; i < argc; i++)
         if (argv[i]->kind != LMQL_V_STR && argv[i]->kind != LMQL_V_NONE && strcmp(m, "join") && strcmp(m, "split") &&
             strcmp(m, "replace") && strcmp(m, "startswith") && strcmp(m, "endswith"))
@@ -308,7 +447,7 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         int64_t count = 0;
         for (size_t i = 0; i + k <= n;) {
             if (!memcmp(s + i, sub, k)) {
-                if (m[0] == 'f') return lmql__val_int((int64_t)i);
+                if (m[0] == 'f') return lmql__val_int((int64_t)lmql__utf8_count(s, i));
                 count++;
                 i += k ? k : 1;
             } else i++;
@@ -452,12 +591,11 @@ static struct lmql_val *dict_method(const char *m, struct lmql_val *self, int ar
 
 static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
                                   struct lmql__err *err) {
-    (void)names;
     /* The receiver travels as the bound `self` of the function value;
     ** lmql__call passes it as argv[-1] by prepending. */
     struct lmql_val *self = argv[0];
     const char *m = ud;
-    if (self->kind == LMQL_V_STR) return str_method(m, self, argc - 1, argv + 1, err);
+    if (self->kind == LMQL_V_STR) return str_method(m, self, argc - 1, argv + 1, names + 1, err);
     if (self->kind == LMQL_V_LIST) return list_method(m, self, argc - 1, argv + 1, err);
     if (self->kind == LMQL_V_DICT) return dict_method(m, self, argc - 1, argv + 1, err);
     return berr(err, "'%s' object has no attribute '%s'", lmql__val_type_name(self), m);
@@ -469,11 +607,26 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
         return NULL;
     }
-    if (obj->kind == LMQL_V_STR || obj->kind == LMQL_V_LIST || obj->kind == LMQL_V_DICT) {
+    static const char *const str_methods[] = {"strip", "lstrip", "rstrip", "lower", "upper", "startswith",
+        "endswith", "find", "count", "replace", "split", "join", "format", "isdigit", "isalpha", "isalnum",
+        "islower", "isupper", "isspace", NULL};
+    static const char *const list_methods[] = {"append", "extend", "pop", "index", "insert", NULL};
+    static const char *const dict_methods[] = {"get", "keys", "values", "items", NULL};
+    const char *const *known = obj->kind == LMQL_V_STR ? str_methods : obj->kind == LMQL_V_LIST ? list_methods
+                             : obj->kind == LMQL_V_DICT ? dict_methods : NULL;
+    for (int i = 0; known && known[i]; i++) {
+        if (strcmp(known[i], name)) continue;
         /* The name lives in the AST (arena), which outlives the call. */
         struct lmql_val *f = lmql__val_builtin(name, method_fn, (void *)name, obj);
         if (!f) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
         return f;
+    }
+    /* A query function's result (a dict of prompt and variables) reads as
+    ** LMQL's result object: r.prompt, r.variables. */
+    if (obj->kind == LMQL_V_DICT) {
+        struct lmql_val key = {.kind = LMQL_V_STR, .refs = -1, .u.str = {(char *)name, strlen(name)}};
+        struct lmql_val *v = lmql__dict_get(obj, &key);
+        if (v) return lmql__val_ref(v);
     }
     lmql__fail(I, at, LMQL_ERR_RUNTIME, "'%s' object has no attribute '%s'", lmql__val_type_name(obj), name);
     return NULL;

@@ -214,7 +214,35 @@ static struct cnode *compile(struct compiler *k, const struct lmql_node *n);
 
 /* Something that does not involve the hole: its truth now, or no
 ** constraint while it names holes that have no value yet. */
+/* Does n use one of LMQL's constraint functions (TOKENS, INT, ...)? Those
+** constrain the variable they name while it is generated; for another
+** hole they say nothing. */
+static bool uses_constraint_fn(const struct lmql_node *n) {
+    if (!n) return false;
+    static const char *const fns[] = {"TOKENS", "INT", "REGEX", "STOPS_AT", "stops_at", "STOPS_BEFORE",
+                                      "stops_before", "STARTS_WITH", "ERASE", "ESCAPED", "WORDS", "SENTENCES", NULL};
+    switch (n->kind) {
+    case LMQL_NODE_CALL: {
+        const char *f = call_name(n);
+        for (int i = 0; f && fns[i]; i++) if (!strcmp(f, fns[i])) return true;
+        for (int32_t i = 0; i < n->u.call.args.n; i++) if (uses_constraint_fn(n->u.call.args.items[i])) return true;
+        return false;
+    }
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (uses_constraint_fn(n->u.boolop.values.items[i])) return true;
+        return false;
+    case LMQL_NODE_COMPARE:
+        if (uses_constraint_fn(n->u.cmp.left)) return true;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (uses_constraint_fn(n->u.cmp.comparators.items[i])) return true;
+        return false;
+    case LMQL_NODE_UNARY: return uses_constraint_fn(n->u.unary.operand);
+    case LMQL_NODE_BINOP: return uses_constraint_fn(n->u.bin.left) || uses_constraint_fn(n->u.bin.right);
+    default: return false;
+    }
+}
+
 static struct cnode *constant(struct compiler *k, const struct lmql_node *n) {
+    if (uses_constraint_fn(n)) return node_new(k, CK_TRUE);
     bool unknown;
     struct lmql_val *v = value_of(k, n, &unknown);
     if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;

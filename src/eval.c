@@ -227,7 +227,7 @@ static struct lmql_val *subscript(struct interp *I, const struct lmql_node *n, s
             }
         }
         int64_t step = parts[2] && parts[2]->kind != LMQL_V_NONE ? as_int(parts[2]) : 1;
-        size_t len = obj->kind == LMQL_V_STR ? obj->u.str.len : obj->u.list.len;
+        size_t len = obj->kind == LMQL_V_STR ? lmql__utf8_count(obj->u.str.s, obj->u.str.len) : obj->u.list.len;
         struct lmql_val *out = NULL;
         if (step == 0) {
             lmql__fail(I, index, LMQL_ERR_RUNTIME, "slice step cannot be zero");
@@ -237,7 +237,12 @@ static struct lmql_val *subscript(struct interp *I, const struct lmql_node *n, s
             if (obj->kind == LMQL_V_STR) {
                 struct lmql__buf b = {0};
                 lmql__buf_reserve(&b, 0);
-                for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) lmql__buf_add(&b, obj->u.str.s + i, 1);
+                const char *str = obj->u.str.s;
+                size_t sl = obj->u.str.len;
+                for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) {
+                    size_t at = lmql__utf8_offset(str, sl, (size_t)i);
+                    lmql__buf_add(&b, str + at, lmql__utf8_offset(str + at, sl - at, 1));
+                }
                 out = lmql__val_str(b.data ? b.data : "", b.len);
                 lmql__buf_free(&b);
             } else {
@@ -267,10 +272,14 @@ static struct lmql_val *subscript(struct interp *I, const struct lmql_node *n, s
             lmql__fail(I, n, LMQL_ERR_RUNTIME, "%s indices must be integers, not %s", lmql__val_type_name(obj),
                        lmql__val_type_name(key));
         } else {
-            size_t len = obj->kind == LMQL_V_STR ? obj->u.str.len : obj->u.list.len;
+            size_t len = obj->kind == LMQL_V_STR ? lmql__utf8_count(obj->u.str.s, obj->u.str.len) : obj->u.list.len;
             int64_t i = norm_index(as_int(key), len);
             if (i < 0) lmql__fail(I, n, LMQL_ERR_RUNTIME, "%s index out of range", lmql__val_type_name(obj));
-            else if (obj->kind == LMQL_V_STR) out = lmql__val_str(obj->u.str.s + i, 1);
+            else if (obj->kind == LMQL_V_STR) {
+                const char *str = obj->u.str.s;
+                size_t at = lmql__utf8_offset(str, obj->u.str.len, (size_t)i);
+                out = lmql__val_str(str + at, lmql__utf8_offset(str + at, obj->u.str.len - at, 1));
+            }
             else out = lmql__val_ref(obj->u.list.items[i]);
         }
     } else {

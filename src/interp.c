@@ -88,8 +88,9 @@ static int set_variable(struct interp *I, const char *name, struct lmql_val *v) 
 /* The function a hole type like `q(args)` calls, if it is a query
 ** function; NULL (and no error) when it is something else. */
 static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_node *type) {
-    if (type->kind != LMQL_NODE_CALL) return NULL;
-    struct lmql_val *f = lmql__eval(I, type->u.call.func);
+    if (type->kind != LMQL_NODE_CALL && type->kind != LMQL_NODE_NAME) return NULL;
+    if (type->kind == LMQL_NODE_NAME && !lmql__lookup(I, type->u.name)) return NULL;
+    struct lmql_val *f = lmql__eval(I, type->kind == LMQL_NODE_CALL ? type->u.call.func : type);
     const struct lmql_node *def = NULL;
     if (f && f->kind == LMQL_V_FUNC && !f->u.func.fn && ((const struct lmql_node *)f->u.func.ud)->u.def.query)
         def = f->u.func.ud;
@@ -99,11 +100,38 @@ static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_n
 
 static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def);
 
+/* Is `name` a hole of these statements (or of blocks inside them)? */
+static bool is_hole(const struct lmql_node_list *stmts, const char *name) {
+    for (int32_t i = 0; i < stmts->n; i++) {
+        const struct lmql_node *s = stmts->items[i];
+        switch (s->kind) {
+        case LMQL_NODE_PROMPT:
+            for (int32_t k = 0; k < s->u.prompt.segs.n; k++) {
+                const struct lmql_node *g = s->u.prompt.segs.items[k];
+                if (g->kind == LMQL_NODE_SEG_HOLE && !strcmp(g->u.hole.name, name)) return true;
+            }
+            break;
+        case LMQL_NODE_IF:
+        case LMQL_NODE_WHILE:
+            if (is_hole(&s->u.if_.body, name) || is_hole(&s->u.if_.orelse, name)) return true;
+            break;
+        case LMQL_NODE_FOR:
+            if (is_hole(&s->u.for_.body, name) || is_hole(&s->u.for_.orelse, name)) return true;
+            break;
+        default: break;
+        }
+    }
+    return false;
+}
+
 /* Names an expression reads that have no value (yet). */
 static bool names_known(struct interp *I, const struct lmql_node *n) {
     if (!n) return true;
     switch (n->kind) {
-    case LMQL_NODE_NAME: return lmql__lookup(I, n->u.name) || lmql__builtin_exists(n->u.name);
+    case LMQL_NODE_NAME:
+        /* Only holes that have no value yet are unknown; any other missing
+        ** name is evaluated, so that it is reported as not defined. */
+        return lmql__lookup(I, n->u.name) || lmql__builtin_exists(n->u.name) || !is_hole(&I->q->body, n->u.name);
     case LMQL_NODE_BOOLOP:
         for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (!names_known(I, n->u.boolop.values.items[i])) return false;
         return true;
@@ -329,23 +357,10 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     ** ESCAPED change what the prompt shows, not the value. */
     I->seq.n = before;
     const char *text = value.data ? value.data : "";
-    struct lmql__buf shown = {0};
-    if (post & LMQL_POST_ESCAPED) {
-        for (size_t i = 0; i < value.len; i++) {
-            if (text[i] == '\n') lmql__buf_adds(&shown, "\\n");
-            else if (text[i] == '\t') lmql__buf_adds(&shown, "\\t");
-            else lmql__buf_add(&shown, text + i, 1);
-        }
-    } else if (!(post & LMQL_POST_ERASE)) {
-        lmql__buf_add(&shown, text, value.len);
-    }
-    rc = push_text(I, seg, shown.data ? shown.data : "", shown.len);
-    if (!rc && lmql__buf_add(&I->res->prompt, shown.data ? shown.data : "", shown.len))
-        rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-    lmql__buf_free(&shown);
     struct lmql_val *v = NULL;
-    if (!rc && (post & LMQL_POST_INT)) {
-        /* INT keeps the digits and makes them a number. */
+    rc = 0;
+    if (post & LMQL_POST_INT) {
+        /* INT keeps the digits and makes them a number (LMQL's IntOp). */
         int64_t x = 0;
         bool over = false, digits = false;
         for (size_t i = 0; i < value.len; i++)
@@ -355,9 +370,27 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
             }
         if (over) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "the value of %s is too large for an integer", name);
         else v = digits ? lmql__val_int(x) : &lmql__none;
-    } else if (!rc) {
+    } else {
         v = lmql__val_str(text, value.len);
     }
+    /* What the prompt shows: the number as written by str() for INT (as
+    ** LMQL rewrites it), nothing for ERASE, escaped for ESCAPED. */
+    struct lmql__buf shown = {0};
+    if (rc == 0 && v && (post & LMQL_POST_INT)) {
+        if (v->kind == LMQL_V_INT) lmql__val_str_into(&shown, v);
+    } else if (post & LMQL_POST_ESCAPED) {
+        for (size_t i = 0; i < value.len; i++) {
+            if (text[i] == '\n') lmql__buf_adds(&shown, "\\n");
+            else if (text[i] == '\t') lmql__buf_adds(&shown, "\\t");
+            else lmql__buf_add(&shown, text + i, 1);
+        }
+    } else if (!(post & LMQL_POST_ERASE)) {
+        lmql__buf_add(&shown, text, value.len);
+    }
+    if (rc == 0) rc = push_text(I, seg, shown.data ? shown.data : "", shown.len);
+    if (!rc && lmql__buf_add(&I->res->prompt, shown.data ? shown.data : "", shown.len))
+        rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    lmql__buf_free(&shown);
     lmql__buf_free(&value);
     if (rc || !v) return rc ? -1 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     rc = set_variable(I, name, v);
@@ -1017,9 +1050,9 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 ** returns a value, X is that value and its part of the prompt becomes
 ** str(value); otherwise X is the text it added. */
 static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def) {
-    const struct lmql_node *call = seg->u.hole.type;
+    const struct lmql_node *call = seg->u.hole.type;   /* q(args), or a bare name q */
     const struct lmql_ast_query *nq = def->u.def.query;
-    int32_t argc = call->u.call.args.n;
+    int32_t argc = call->kind == LMQL_NODE_CALL ? call->u.call.args.n : 0;
     struct lmql_val **argv = calloc((size_t)argc + 1, sizeof *argv);
     const char **names = calloc((size_t)argc + 1, sizeof *names);
     int rc = argv && names ? 0 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");

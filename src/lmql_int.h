@@ -43,6 +43,12 @@ uint64_t lmql__rng_next(uint64_t *state);
 ** bytes that follow it, short of a whole sequence; else 1). */
 size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n);
 
+/* Strings are UTF-8 and count characters as Python does (an invalid
+** piece counts as one): the number of characters, and the byte offset of
+** character k (n when k is past the end). */
+size_t lmql__utf8_count(const char *s, size_t n);
+size_t lmql__utf8_offset(const char *s, size_t n, size_t k);
+
 /* Number of CPU cores this process may run on (at least 1). */
 int lmql__ncores(void);
 

@@ -90,6 +90,25 @@ size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
     return k;
 }
 
+/* Bytes of the character at s: a whole UTF-8 sequence, or the invalid
+** piece one replacement character would stand for. */
+static size_t char_len(const unsigned char *s, size_t n) {
+    size_t l = utf8_len(s, n);
+    return l ? l : lmql__utf8_invalid_len(s, n);
+}
+
+size_t lmql__utf8_count(const char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; k++) i += char_len((const unsigned char *)s + i, n - i);
+    return k;
+}
+
+size_t lmql__utf8_offset(const char *s, size_t n, size_t k) {
+    size_t i = 0;
+    while (k-- > 0 && i < n) i += char_len((const unsigned char *)s + i, n - i);
+    return i;
+}
+
 int lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     if (lmql__buf_add(b, "\"", 1)) return -1;
