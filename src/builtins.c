@@ -3,6 +3,7 @@
 ** calls of functions defined in a query.
 */
 #include "interp_int.h"
+#include "parse.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -322,6 +323,58 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
     return lmql__val_obj("model", s, model_spec_free_cb);
 }
 
+/* lmql.F(template, constraints): the query '"template" where constraints'
+** as a function. Calling it with keyword arguments binds the template's
+** free variables; it returns the single hole's value, or a dict of them. */
+struct fquery {
+    struct lmql_arena arena;
+    struct lmql_node def;        /* a synthetic @lmql.query def around the query */
+};
+
+static void fquery_free(void *p) {
+    struct fquery *f = p;
+    lmql__arena_free(&f->arena);
+    free(f);
+}
+
+static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                  struct lmql__err *err) {
+    (void)ud;
+    if (argc < 1 || argc > 2 || names[0] || argv[0]->kind != LMQL_V_STR ||
+        (argc == 2 && (names[1] || argv[1]->kind != LMQL_V_STR)))
+        return berr(err, "lmql.F() takes a template string and an optional constraint string");
+    struct lmql__buf src = {0};
+    lmql__buf_adds(&src, "argmax ");
+    lmql__buf_json_str(&src, argv[0]->u.str.s, argv[0]->u.str.len);   /* a JSON string is a valid Python string */
+    if (argc == 2) { lmql__buf_adds(&src, " where "); lmql__buf_add(&src, argv[1]->u.str.s, argv[1]->u.str.len); }
+    struct fquery *f = calloc(1, sizeof *f);
+    if (!f || !src.data) { free(f); lmql__buf_free(&src); return berr(err, "out of memory"); }
+    lmql__arena_init(&f->arena);
+    struct lmql_diags d;
+    lmql__diags_init(&d);
+    char *text = lmql__arena_strndup(&f->arena, src.data, src.len);
+    struct lmql_ast_query *q = text ? lmql__parse_query(&f->arena, text, src.len, "<lmql.F>", &d, NULL) : NULL;
+    lmql__buf_free(&src);
+    if (!q || d.n) {
+        if (d.n) lmql__errf(err, "lmql.F(): %s", d.items[0].msg);
+        else lmql__errf(err, "out of memory");
+        lmql__diags_free(&d);
+        fquery_free(f);
+        return NULL;
+    }
+    lmql__diags_free(&d);
+    f->def.kind = LMQL_NODE_DEF;
+    f->def.u.def.name = "<lmql.F>";
+    f->def.u.def.query = q;
+    struct lmql_val *owner = lmql__val_obj("lmql.F query", f, fquery_free);
+    if (!owner) return berr(err, "out of memory");
+    /* A script-level function (fn NULL) whose node is the synthetic def;
+    ** `self` keeps the parsed query alive as long as the function is. */
+    struct lmql_val *fn = lmql__val_builtin("<lmql.F>", NULL, &f->def, owner);
+    lmql__val_unref(owner);
+    return fn ? fn : berr(err, "out of memory");
+}
+
 static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
 
 bool lmql__builtin_exists(const char *name) {
@@ -604,6 +657,7 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {
     if (obj == &g_lmql_module) {
         if (!strcmp(name, "model")) return lmql__val_builtin("lmql.model", lmql_model_fn, NULL, NULL);
+        if (!strcmp(name, "F")) return lmql__val_builtin("lmql.F", lmql_F_fn, NULL, NULL);
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
         return NULL;
     }
@@ -637,6 +691,14 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
 int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
                       struct lmql_val **argv, const char **names, struct lmql_val *scope) {
     const struct lmql_node_list *ps = &def->u.def.params;
+    if (!strcmp(def->u.def.name, "<lmql.F>")) {
+        for (int i = 0; i < argc; i++) {
+            if (!names[i]) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "an lmql.F query takes keyword arguments only");
+            if (lmql__dict_set(scope, lmql__val_cstr(names[i]), lmql__val_ref(argv[i])))
+                return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+        }
+        return 0;
+    }
     for (int i = 0; i < argc; i++) {
         if (!names[i]) continue;
         int32_t p = 0;

@@ -1034,6 +1034,10 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
             for (int i = 0; v && i < o.n_seqs; i++)
                 lmql__list_push(v, o.has_return ? lmql__val_ref(o.seqs[i].ret ? o.seqs[i].ret : &lmql__none)
                                                 : result_value(&o.seqs[i]));
+        } else if (o.n_seqs == 1 && !strcmp(def->u.def.name, "<lmql.F>")) {
+            /* lmql.F: the single variable's value, or all of them. */
+            struct lmql_val *vars = o.seqs[0].vars;
+            v = vars->u.dict.len == 1 ? lmql__val_ref(vars->u.dict.vals[0]) : lmql__val_ref(vars);
         } else if (o.n_seqs == 1) {
             v = o.has_return ? lmql__val_ref(o.seqs[0].ret ? o.seqs[0].ret : &lmql__none) : result_value(&o.seqs[0]);
         }
