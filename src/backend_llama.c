@@ -365,6 +365,23 @@ static float token_logprob(struct llm *m, int32_t b, int32_t tok) {
     return (float)((double)lg[tok] - mx - log(sum));
 }
 
+/* Decode the batch, then take what its rows were wanted for: a slot's
+** next-token distribution, a scored token. */
+static int flush_batch(struct llm *m, const struct lmql__eval_req *reqs, const int32_t *score_from, float **scores,
+                       const struct row *rows, struct lmql__err *err) {
+    int rc = decode_batch(m, err);
+    int32_t n_rows = m->batch.n_tokens;
+    m->batch.n_tokens = 0;
+    for (int32_t k = 0; k < n_rows && rc == 0; k++) {
+        if (rows[k].r < 0) continue;
+        const struct lmql__eval_req *q = &reqs[rows[k].r];
+        int32_t i = rows[k].i, from = score_from ? score_from[rows[k].r] : INT32_MAX;
+        if (i >= from - 1 && i < q->n_tokens - 1) scores[rows[k].r][i + 1 - from] = token_logprob(m, k, q->tokens[i + 1]);
+        if (i == q->n_tokens - 1) take_logits(m, &m->slots[q->slot], k);
+    }
+    return rc;
+}
+
 /*
 ** Evaluate requests: roll each slot back to what it shares with its
 ** tokens and decode the rest, all requests packed into batches of up to
@@ -420,7 +437,6 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
     }
 
     int rc = 0;
-    int32_t n_rows = 0;
     m->batch.n_tokens = 0;
     for (int r = 0; r < n_req && rc == 0; r++) {
         if (start[r] < 0) continue;
@@ -439,35 +455,10 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
             m->batch.n_tokens++;
             s->toks[s->n++] = q->tokens[i];
             base->stats.n_decoded++;
-            if (m->batch.n_tokens == m->n_batch || (r == n_req - 1 && i == q->n_tokens - 1)) {
-                rc = decode_batch(m, err);
-                n_rows = m->batch.n_tokens;
-                m->batch.n_tokens = 0;
-                for (int32_t k = 0; k < n_rows && rc == 0; k++) {
-                    if (rows[k].r < 0) continue;
-                    const struct lmql__eval_req *qq = &reqs[rows[k].r];
-                    int32_t ii = rows[k].i;
-                    if (score_from && ii >= score_from[rows[k].r] - 1 && ii < qq->n_tokens - 1)
-                        scores[rows[k].r][ii + 1 - score_from[rows[k].r]] = token_logprob(m, k, qq->tokens[ii + 1]);
-                    if (ii == qq->n_tokens - 1) take_logits(m, &m->slots[qq->slot], k);
-                }
-            }
+            if (m->batch.n_tokens == m->n_batch) rc = flush_batch(m, reqs, score_from, scores, rows, err);
         }
     }
-    /* Requests after the last decoded one may have been skipped (start < 0):
-    ** a batch still holding tokens is flushed here. */
-    if (rc == 0 && m->batch.n_tokens > 0) {
-        rc = decode_batch(m, err);
-        n_rows = m->batch.n_tokens;
-        for (int32_t k = 0; k < n_rows && rc == 0; k++) {
-            if (rows[k].r < 0) continue;
-            const struct lmql__eval_req *qq = &reqs[rows[k].r];
-            int32_t ii = rows[k].i;
-            if (score_from && ii >= score_from[rows[k].r] - 1 && ii < qq->n_tokens - 1)
-                scores[rows[k].r][ii + 1 - score_from[rows[k].r]] = token_logprob(m, k, qq->tokens[ii + 1]);
-            if (ii == qq->n_tokens - 1) take_logits(m, &m->slots[qq->slot], k);
-        }
-    }
+    if (rc == 0 && m->batch.n_tokens > 0) rc = flush_batch(m, reqs, score_from, scores, rows, err);
     m->batch.n_tokens = 0;
     if (rc != 0) {
         /* The KV cache no longer matches what the slots say: drop them. */

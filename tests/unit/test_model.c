@@ -247,6 +247,25 @@ static void test_score(void) {
     uint64_t d0 = m->stats.n_decoded;
     eval1(m, 0, a, na);
     CHECK_INT(m->stats.n_decoded - d0, 0);
+    /* Prompts longer than n_batch go through several decodes. */
+    struct lmql__kv small[] = {{"n_batch", "8"}};
+    struct lmql__model *chunked = open_tiny(TINY_SPM, small, 1);
+    if (chunked) {
+        int32_t big[128];
+        int32_t nb2 = tok(chunked, "one two three four five six seven eight nine ten eleven twelve thirteen", true, false,
+                          big, 128);
+        CHECK(nb2 > 8);
+        CHECK_INT(eval1(chunked, 0, big, nb2), eval1(ref, 0, big, nb2));
+        float s1[128], s2[128], *p1[1] = {s1}, *p2[1] = {s2};
+        struct lmql__eval_req rq = {1, big, nb2};
+        int32_t fr[1] = {2};
+        CHECK_INT(chunked->ops->score(chunked, 1, &rq, fr, p1, &err), 0);
+        CHECK_INT(ref->ops->score(ref, 1, &rq, fr, p2, &err), 0);
+        bool close = true;
+        for (int32_t i = 0; i < nb2 - 2; i++) close &= fabsf(s1[i] - s2[i]) < 1e-3f;
+        CHECK(close);
+        lmql__model_free(chunked);
+    }
     int32_t bad_from[1] = {0};
     CHECK_INT(m->ops->score(m, 1, reqs, bad_from, sc, &err), -1);
     lmql__model_free(ref);
