@@ -376,9 +376,11 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
 }
 
 static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
+/* `context`: the running query as the program sees it (context.prompt). */
+static struct lmql_val g_context = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"context", NULL, NULL}};
 
 bool lmql__builtin_exists(const char *name) {
-    if (!strcmp(name, "lmql")) return true;
+    if (!strcmp(name, "lmql") || !strcmp(name, "context")) return true;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
         if (!strcmp(BUILTINS[i], name)) return true;
     return false;
@@ -386,6 +388,7 @@ bool lmql__builtin_exists(const char *name) {
 
 struct lmql_val *lmql__builtin(const char *name) {
     if (!strcmp(name, "lmql")) return &g_lmql_module;
+    if (!strcmp(name, "context")) return &g_context;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
         if (!strcmp(BUILTINS[i], name)) return lmql__val_builtin(BUILTINS[i], builtin_fn, (void *)BUILTINS[i], NULL);
     return NULL;
@@ -655,6 +658,15 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
 }
 
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {
+    if (obj == &g_context) {
+        if (!strcmp(name, "prompt") && I->res) {
+            struct lmql_val *p = lmql__val_str(I->res->prompt.data ? I->res->prompt.data : "", I->res->prompt.len);
+            if (!p) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+            return p;
+        }
+        lmql__fail(I, at, LMQL_ERR_QUERY, "context.%s is not supported (context.prompt is)", name);
+        return NULL;
+    }
     if (obj == &g_lmql_module) {
         if (!strcmp(name, "model")) return lmql__val_builtin("lmql.model", lmql_model_fn, NULL, NULL);
         if (!strcmp(name, "F")) return lmql__val_builtin("lmql.F", lmql_F_fn, NULL, NULL);
