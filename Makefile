@@ -67,9 +67,13 @@ $(BUILD)/bin/lmql-bench: $(BUILD)/obj/tools/bench.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
 
+$(BUILD)/bin/lmql-bench-cons: $(BUILD)/obj/tools/bench_cons.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
+
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -80,6 +84,8 @@ bench: $(BUILD)/bin/lmql-bench testdata build/models/bench-q4_0.gguf
 	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3; \
 	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3 --poll 50; \
 	  kill $$b
+	@echo "constraints: mask time per token, llama.cpp's grammar sampler, end to end (bench/results/constraints.json):"
+	$(BUILD)/bin/lmql-bench-cons
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)

@@ -39,6 +39,7 @@ struct cnode {
     size_t *phl;
     int n_ph;
     struct lmql_regex *re;
+    int32_t **first;              /* CK_PHRASES: first canonical token of phrase i from offset k (-2: not yet) */
     struct lmql_trie_cache *cache;
     uint8_t *buf;                 /* this node's mask */
 };
@@ -151,7 +152,11 @@ static struct cnode *node_new(struct compiler *k, enum ck kind) {
 static void node_free(struct cnode *c) {
     if (!c) return;
     for (int i = 0; i < c->n_kids; i++) node_free(c->kids[i]);
-    for (int i = 0; i < c->n_ph; i++) free(c->ph[i]);
+    for (int i = 0; i < c->n_ph; i++) {
+        free(c->ph[i]);
+        if (c->first) free(c->first[i]);
+    }
+    free(c->first);
     free(c->kids);
     free(c->ph);
     free(c->phl);
@@ -506,6 +511,43 @@ unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
 
 /* ------------------------------------------------------------- masks -- */
 
+/* Masks are bytes of 0/1; combine them eight at a time (byte loops that
+** may alias do not vectorise, and this runs over the whole vocabulary). */
+static void mask_and(uint8_t *restrict dst, const uint8_t *restrict a, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, dst + i, 8);
+        memcpy(&y, a + i, 8);
+        x &= y;
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++) dst[i] &= a[i];
+}
+
+static void mask_or(uint8_t *restrict dst, const uint8_t *restrict a, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, dst + i, 8);
+        memcpy(&y, a + i, 8);
+        x |= y;
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++) dst[i] |= a[i];
+}
+
+static bool mask_any(const uint8_t *m, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, m + i, 8);
+        if (x) return true;
+    }
+    for (; i < n; i++) if (m[i]) return true;
+    return false;
+}
+
 /* What a node allows: nothing but EOS, every token, or its mask. */
 enum cover { C_NONE, C_ALL, C_MASK };
 
@@ -540,12 +582,6 @@ static bool budget_step(void *ctx, const void *state, unsigned char b, void *out
     return left >= 0;
 }
 
-static bool regex_step(void *ctx, const void *state, unsigned char b, void *out) {
-    int32_t s = lmql__regex_step(ctx, *(const int32_t *)state, b);
-    *(int32_t *)out = s;
-    return s >= 0;
-}
-
 /* "s" must not occur: the state is how much of s the text ends with. */
 struct absent { const char *s; size_t n; };
 static bool absent_step(void *ctx, const void *state, unsigned char b, void *out) {
@@ -561,6 +597,17 @@ static bool absent_step(void *ctx, const void *state, unsigned char b, void *out
     }
     *(int32_t *)out = m;
     return (size_t)m < a->n;
+}
+
+/* At state 0 every byte but the phrase's first keeps the state: whole
+** trie subtrees without that byte are allowed without a walk. */
+static void absent_loops(void *ctx, const void *state, uint64_t set[4]) {
+    const struct absent *a = ctx;
+    memset(set, 0, 4 * sizeof *set);
+    if (*(const int32_t *)state != 0) return;
+    for (int b = 0; b < 256; b++) set[b >> 6] |= 1ull << (b & 63);
+    unsigned char f = (unsigned char)a->s[0];
+    set[f >> 6] &= ~(1ull << (f & 63));
 }
 
 static int32_t absent_state(const struct absent *a, const char *v, size_t n) {
@@ -583,6 +630,12 @@ static bool int_step(void *ctx, const void *state, unsigned char b, void *out) {
     return t >= 0;
 }
 
+static void int_loops(void *ctx, const void *state, uint64_t set[4]) {
+    (void)ctx;
+    memset(set, 0, 4 * sizeof *set);
+    if (*(const int32_t *)state == 2) set[0] = 0x03FF000000000000ull;   /* '0'..'9' */
+}
+
 static int32_t int_state(const char *v, size_t n) {
     int32_t s = 0;
     for (size_t i = 0; i < n && s >= 0; i++) {
@@ -601,6 +654,21 @@ static const uint8_t *walk(struct cnode *nd, const struct lmql_trie *t, const st
 static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
                      enum cover *cover, const uint8_t **mask, bool *eos);
 
+/* A regex mask: the trie's table-driven walk, cached by DFA state. */
+static const uint8_t *walk_regex(struct cnode *nd, const struct lmql_trie *t, int32_t state) {
+    if (!nd->cache && !(nd->cache = lmql__trie_cache_new(t, 8))) return NULL;
+    const uint8_t *hit = lmql__trie_cache_find(nd->cache, &state, sizeof state);
+    if (hit) return hit;
+    uint8_t *slot = lmql__trie_cache_slot(nd->cache, &state, sizeof state);
+    const uint8_t *cls;
+    const int32_t *table = lmql__regex_table(nd->re, &cls);
+    if (!slot || lmql__trie_mask_dfa(t, table, lmql__regex_n_classes(nd->re), cls, NULL, state, slot)) {
+        lmql__trie_cache_clear(nd->cache);
+        return NULL;
+    }
+    return slot;
+}
+
 static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
     if (!nd->buf) nd->buf = malloc((size_t)c->model->vocab.n_tokens);
     return nd->buf;
@@ -618,18 +686,30 @@ static int eval_phrases(struct lmql__cons *c, struct cnode *nd, const char *v, s
     for (int i = 0; i < nd->n_ph; i++) {
         if (nd->phl[i] < vlen || memcmp(nd->ph[i], v, vlen)) continue;
         if (nd->phl[i] == vlen) { *eos = true; continue; }
-        int32_t toks[64];
-        struct lmql__err err;
-        int32_t k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, toks, 64, &err);
-        if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
-            int32_t *big = malloc((size_t)(-k) * sizeof *big);
-            if (!big) return -1;
-            k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, big, -k, &err);
-            if (k > 0) { buf[big[0]] = 1; any = true; }
-            free(big);
-            continue;
+        /* Tokenizing is the slow part (BPE on 128k vocabularies), and the
+        ** offsets into a phrase repeat from step to step: remember them. */
+        if (!nd->first && !(nd->first = calloc((size_t)nd->n_ph, sizeof *nd->first))) return -1;
+        if (!nd->first[i]) {
+            if (!(nd->first[i] = malloc((nd->phl[i] + 1) * sizeof **nd->first))) return -1;
+            for (size_t k = 0; k <= nd->phl[i]; k++) nd->first[i][k] = -2;
         }
-        if (k > 0 && toks[0] >= 0 && toks[0] < nv) { buf[toks[0]] = 1; any = true; }
+        int32_t *memo = &nd->first[i][vlen];
+        if (*memo == -2) {
+            int32_t toks[64];
+            struct lmql__err err;
+            int32_t k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, toks, 64, &err);
+            *memo = -1;
+            if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
+                int32_t *big = malloc((size_t)(-k) * sizeof *big);
+                if (!big) return -1;
+                k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, big, -k, &err);
+                if (k > 0) *memo = big[0];
+                free(big);
+            } else if (k > 0) {
+                *memo = toks[0];
+            }
+        }
+        if (*memo >= 0 && *memo < nv) { buf[*memo] = 1; any = true; }
     }
     *cover = any ? C_MASK : C_NONE;
     *mask = buf;
@@ -705,9 +785,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         st = lmql__regex_feed(nd->re, lmql__regex_start(nd->re), v, vlen);
         if (st < 0) { *cover = C_NONE; *eos = true; return 0; }   /* violated: the value ends */
         *eos = lmql__regex_accepting(nd->re, st);
-        w.step = regex_step;
-        w.ctx = nd->re;
-        *mask = walk(nd, c->trie, &w, st);
+        *mask = walk_regex(nd, c->trie, st);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     case CK_INT:
@@ -715,6 +793,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         if (st < 0) { *cover = C_NONE; *eos = true; return 0; }
         *eos = st == 2;
         w.step = int_step;
+        w.loops = int_loops;
         *mask = walk(nd, c->trie, &w, st);
         *cover = C_MASK;
         return *mask ? 0 : -1;
@@ -726,6 +805,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         st = absent_state(&a, v, vlen);
         if (st < 0) { *cover = C_NONE; return 0; }
         w.step = absent_step;
+        w.loops = absent_loops;
         w.ctx = &a;
         /* The walker's ctx is rebuilt each call but means the same thing. */
         *mask = walk(nd, c->trie, &w, st);
@@ -749,8 +829,8 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
             if (is_and ? acc == C_NONE : acc == C_ALL) continue;
             if (!buf && !(buf = node_buf(c, nd))) return -1;
             if (acc == (is_and ? C_ALL : C_NONE)) { memcpy(buf, km, (size_t)nv); acc = C_MASK; continue; }
-            if (is_and) for (int32_t t = 0; t < nv; t++) buf[t] &= km[t];
-            else for (int32_t t = 0; t < nv; t++) buf[t] |= km[t];
+            if (is_and) mask_and(buf, km, (size_t)nv);
+            else mask_or(buf, km, (size_t)nv);
         }
         *cover = acc;
         *mask = buf;
@@ -769,14 +849,13 @@ int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_
     size_t nv = (size_t)c->model->vocab.n_tokens;
     if (cv == C_ALL) memcpy(mask, c->all, nv);
     else if (cv == C_NONE) memset(mask, 0, nv);
-    else for (size_t t = 0; t < nv; t++) mask[t] = m[t] & c->all[t];
+    else {
+        memcpy(mask, m, nv);
+        mask_and(mask, c->all, nv);
+    }
     /* Nothing allowed and no end allowed: the constraints cannot hold any
     ** more, and LMQL ends the variable. */
-    if (!*eos_ok && cv != C_ALL) {
-        bool any = false;
-        for (size_t t = 0; t < nv && !any; t++) any = mask[t];
-        if (!any) *eos_ok = true;
-    }
+    if (!*eos_ok && cv != C_ALL && !mask_any(mask, nv)) *eos_ok = true;
     return 0;
 }
 

@@ -129,15 +129,33 @@ static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
         eos_lp = eos_lp == -INFINITY ? x : fmaxf(eos_lp, x) + log1pf(expf(-fabsf(eos_lp - x)));
     }
     if (g->decoder == LMQL_DEC_BEAM_SAMPLE) {
-        for (int i = 0; i < b->width; i++) {
-            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
-            int32_t t = pick(g, lp, g->mask);
-            if (t < 0) break;
-            int32_t tok = v->is_eog[t] ? LMQL__END : t;
+        /* `width` draws from softmax(lp / T) over the allowed tokens and the
+        ** end: one cumulative table, then a binary search per draw. */
+        int32_t n = v->n_tokens;
+        double *cdf = malloc(((size_t)n + 1) * sizeof *cdf);
+        if (!cdf) return;
+        double mx = eos_ok ? eos_lp : -INFINITY, acc = 0;
+        for (int32_t t = 0; t < n; t++)
+            if (g->mask[t] && !v->is_eog[t] && lp[t] > mx) mx = lp[t];
+        for (int32_t t = 0; t < n; t++) {
+            if (g->mask[t] && !v->is_eog[t]) acc += exp((lp[t] - mx) / g->temperature);
+            cdf[t] = acc;
+        }
+        if (eos_ok) acc += exp((eos_lp - mx) / g->temperature);
+        cdf[n] = acc;
+        for (int i = 0; i < b->width && acc > 0; i++) {
+            double r = (double)(lmql__rng_next(g->rng) >> 11) / 9007199254740992.0 * acc;
+            int32_t lo = 0, hi = n;   /* the first index whose cdf exceeds r */
+            while (lo < hi) {
+                int32_t mid = lo + (hi - lo) / 2;
+                if (cdf[mid] > r) hi = mid; else lo = mid + 1;
+            }
+            int32_t tok = lo >= n ? LMQL__END : lo;
             bool dup = false;
             for (int j = 0; j < b->n_cand && !dup; j++) dup = b->cand[j].tok == tok;
-            if (!dup) b->cand[b->n_cand++] = (struct lmql__cand){tok, tok == LMQL__END ? eos_lp : lp[t]};
+            if (!dup) b->cand[b->n_cand++] = (struct lmql__cand){tok, tok == LMQL__END ? eos_lp : lp[tok]};
         }
+        free(cdf);
         return;
     }
     /* The best `width`, by insertion into a small sorted array. */

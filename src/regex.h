@@ -121,6 +121,11 @@ int32_t lmql__regex_n_states(const struct lmql_regex *re);
 /* Number of byte equivalence classes (columns of the transition table). */
 int32_t lmql__regex_n_classes(const struct lmql_regex *re);
 
+/* The transition table, for walkers that step many bytes (the vocabulary
+** trie): the state after byte b from state s is
+** table[s * n_classes + byte_class[b]], -1 for dead. Valid while re lives. */
+const int32_t *lmql__regex_table(const struct lmql_regex *re, const uint8_t **byte_class);
+
 /*
 ** ---- Internal: the NFA handed from regex_parse.c to regex_dfa.c ----
 ** Not for other modules.  A Thompson NFA whose only consuming edges are

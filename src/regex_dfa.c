@@ -603,3 +603,8 @@ bool lmql__regex_fullmatch(const struct lmql_regex *re, const char *s, size_t n)
 int32_t lmql__regex_n_states(const struct lmql_regex *re) { return re->n_states; }
 
 int32_t lmql__regex_n_classes(const struct lmql_regex *re) { return re->n_classes; }
+
+const int32_t *lmql__regex_table(const struct lmql_regex *re, const uint8_t **byte_class) {
+    *byte_class = re->cls;
+    return re->trans;
+}
