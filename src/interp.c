@@ -905,6 +905,7 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
         goto done;
     }
 
+    int first_slot = depth == 0 ? 0 : I.model->n_slots - 1 - depth % I.model->n_slots;
     for (int s = 0; s < cfg.n; s++) {
         struct lmql__seq_result *res = &out->seqs[s];
         res->vars = lmql__val_dict();
@@ -916,6 +917,9 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
         I.res = res;
         /* Sub-queries take slots from the top, so the caller's cache stays. */
         I.slot = depth == 0 ? s % I.model->n_slots : (I.model->n_slots - 1 - (depth + s) % I.model->n_slots);
+        /* Later sequences start as a fork of the first: the prompt they share
+        ** is in the KV cache already and is not evaluated again. */
+        if (s > 0 && I.slot != first_slot) I.model->ops->slot_copy(I.model, first_slot, I.slot);
         I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s + (uint64_t)depth * 7919;
         I.dist = q->distribution;
         I.dist_end = 0;

@@ -229,6 +229,27 @@ static void test_beam(void) {
     lmql_free(L);
 }
 
+/* sample(n) forks later sequences from the first: the shared prompt is
+** evaluated once, not n times. */
+static void test_sample_shares_prompt(void) {
+    struct lmql *L = lmql_init(NULL);
+    char q[4096] = "sample(n=4) \"";
+    for (int i = 0; i < 40; i++) strcat(q, "a long shared prompt ");
+    strcat(q, "[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" where len(TOKENS(R)) < 3");
+    struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    struct lmql_stats st;
+    lmql_last_stats(L, &st);
+    /* About 160 prompt tokens; four sequences of at most 2 tokens each. */
+    CHECK(st.n_decoded < 200);
+    CHECK(st.n_reused >= 3 * 150);
+    CHECK_INT(lmql_result_count(R), 4);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
 int main(void) {
     RUN(test_compile_once_run_many);
     RUN(test_host_functions);
@@ -236,5 +257,6 @@ int main(void) {
     RUN(test_errors);
     RUN(test_top_k_top_p);
     RUN(test_beam);
+    RUN(test_sample_shares_prompt);
     return th_report("api");
 }
