@@ -140,6 +140,7 @@ struct lmql_stats {
     uint64_t n_decoded;   /* tokens evaluated by the model */
     uint64_t n_reused;    /* tokens served from the KV cache */
     uint64_t n_generated; /* tokens generated for holes */
+    uint64_t n_forward;   /* forward passes (llama_decode calls) */
     double   t_eval;      /* seconds in the model's forward passes */
     double   t_total;     /* seconds the run took */
 };

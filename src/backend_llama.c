@@ -496,7 +496,7 @@ static void llm_slot_copy(struct lmql__model *base, int src, int dst) {
     d->have_lp = false;
     if (slot_reserve(d, s->n)) return;
     llama_memory_seq_cp(mem, src, dst, -1, -1);
-    memcpy(d->toks, s->toks, (size_t)s->n * sizeof *s->toks);
+    if (s->n > 0) memcpy(d->toks, s->toks, (size_t)s->n * sizeof *s->toks);
     d->n = s->n;
     if (s->have_lp) {
         memcpy(d->logprobs, s->logprobs, (size_t)base->vocab.n_tokens * sizeof *s->logprobs);

@@ -9,6 +9,10 @@
 */
 #include "interp_int.h"
 
+#include <pthread.h>
+
+#include "batch.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -872,6 +876,120 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
     return rc;
 }
 
+/* One sequence of a query: a fresh program state, run to the end, into res. */
+static int run_sequence(struct interp *I, struct lmql_val *args, int s, int first_slot, struct lmql__seq_result *res,
+                        bool *has_return) {
+    const struct lmql_ast_query *q = I->q;
+    res->vars = lmql__val_dict();
+    if (!res->vars) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    reset_sequence(I);
+    I->globals = lmql__val_dict();
+    if (!I->globals) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    I->res = res;
+    /* Sub-queries take slots from the top, so the caller's cache stays. */
+    int n_slots = I->model->n_slots;
+    I->slot = I->depth == 0 ? s % n_slots : (n_slots - 1 - (I->depth + s) % n_slots);
+    /* Later sequences start as a fork of the first: the prompt they share
+    ** is in the KV cache already and is not evaluated again. */
+    if (s > 0 && I->slot != first_slot) I->model->ops->slot_copy(I->model, first_slot, I->slot);
+    I->rng = I->host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s + (uint64_t)I->depth * 7919;
+    I->dist = q->distribution;
+    I->dist_end = 0;
+    if (bind_args(I, args) || lmql__exec_block(I, &q->prologue) || lmql__exec_block(I, &q->body)) return -1;
+    if (I->dist && !I->dist_end)
+        return lmql__fail(I, I->dist, LMQL_ERR_QUERY, "the distribution variable %s is not a hole of the query",
+                          I->dist->u.dist.var);
+    if (I->dist_end && res->prompt.len != I->dist_end)
+        return lmql__fail(I, I->dist, LMQL_ERR_QUERY, "distribution variable must be the last statement");
+    if (I->flow == FLOW_RETURN && I->retval) {
+        res->ret = I->retval;
+        I->retval = NULL;
+        *has_return = true;
+    }
+    return 0;
+}
+
+struct par_seq {
+    struct interp I;
+    struct lmql__rerr err;
+    struct lmql_val *args;
+    struct lmql__model *batcher;
+    struct lmql__seq_result *res;
+    int s, rc;
+    bool ret;
+};
+
+static void *par_main(void *p) {
+    struct par_seq *ps = p;
+    ps->rc = run_sequence(&ps->I, ps->args, ps->s, 0, ps->res, &ps->ret);
+    lmql__batcher_leave(ps->batcher);
+    return NULL;
+}
+
+/*
+** The sequences of sample(n) / argmax(n), each in its own thread, their
+** next-token requests decoded together in one batch per step (batch.c).
+** Returns -1 (and changes nothing) when the model cannot be batched; the
+** caller then runs the sequences one after another. Errors of a sequence
+** are reported through I->err (the first failing sequence's).
+*/
+static int run_parallel(struct interp *I, struct lmql_val *args, int n, struct lmql__run_out *out) {
+    struct lmql__model *b = lmql__batcher_new(I->model, n);
+    if (!b) return -1;
+    struct par_seq *ps = calloc((size_t)n, sizeof *ps);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    bool *started = calloc((size_t)n, sizeof *started);
+    if (!ps || !th || !started) {
+        free(ps); free(th); free(started);
+        lmql__batcher_free(b);
+        return -1;
+    }
+    for (int s = 0; s < n; s++) {
+        struct par_seq *p = &ps[s];
+        p->I = *I;                      /* the configuration; the state below is the sequence's own */
+        p->I.err = &p->err;
+        p->I.globals = NULL;
+        p->I.locals = NULL;
+        p->I.retval = NULL;
+        memset(&p->I.seq, 0, sizeof p->I.seq);
+        memset(&p->I.pending, 0, sizeof p->I.pending);
+        p->I.model = b;
+        p->I.gen.model = b;
+        p->I.gen.rng = &p->I.rng;
+        p->I.gen.mask = malloc((size_t)I->model->vocab.n_tokens);
+        p->I.n_generated = 0;
+        p->args = args;
+        p->batcher = b;
+        p->res = &out->seqs[s];
+        p->s = s;
+    }
+    out->n_seqs = n;
+    for (int s = 0; s < n; s++) {
+        if (!ps[s].I.gen.mask || pthread_create(&th[s], NULL, par_main, &ps[s])) {
+            ps[s].rc = lmql__fail(&ps[s].I, NULL, LMQL_ERR_NOMEM, "cannot start a sequence");
+            lmql__batcher_leave(b);
+        } else {
+            started[s] = true;
+        }
+    }
+    for (int s = 0; s < n; s++) {
+        if (started[s]) pthread_join(th[s], NULL);
+        struct par_seq *p = &ps[s];
+        I->n_generated += p->I.n_generated;
+        out->has_return |= p->ret;
+        if (p->rc && !I->err->msg[0]) *I->err = p->err;
+        reset_sequence(&p->I);
+        lmql__seq_free(&p->I.seq);
+        lmql__buf_free(&p->I.pending);
+        free(p->I.gen.mask);
+    }
+    free(ps);
+    free(th);
+    free(started);
+    lmql__batcher_free(b);
+    return 0;
+}
+
 /* Run query q: the top-level query (inherited NULL) or a query function
 ** called from script code (inherited = the caller's model). */
 static int run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
@@ -906,38 +1024,16 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
     }
 
     int first_slot = depth == 0 ? 0 : I.model->n_slots - 1 - depth % I.model->n_slots;
+    if (depth == 0 && cfg.n > 1 && cfg.n <= I.model->n_slots && run_parallel(&I, args, cfg.n, out) == 0) {
+        if (err->msg[0]) goto done;
+        rc = 0;
+        goto done;
+    }
     for (int s = 0; s < cfg.n; s++) {
-        struct lmql__seq_result *res = &out->seqs[s];
-        res->vars = lmql__val_dict();
         out->n_seqs = s + 1;
-        if (!res->vars) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
-        reset_sequence(&I);
-        I.globals = lmql__val_dict();
-        if (!I.globals) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
-        I.res = res;
-        /* Sub-queries take slots from the top, so the caller's cache stays. */
-        I.slot = depth == 0 ? s % I.model->n_slots : (I.model->n_slots - 1 - (depth + s) % I.model->n_slots);
-        /* Later sequences start as a fork of the first: the prompt they share
-        ** is in the KV cache already and is not evaluated again. */
-        if (s > 0 && I.slot != first_slot) I.model->ops->slot_copy(I.model, first_slot, I.slot);
-        I.rng = host->params->seed * 0x9E3779B97F4A7C15ull + (uint64_t)s + (uint64_t)depth * 7919;
-        I.dist = q->distribution;
-        I.dist_end = 0;
-        if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__exec_block(&I, &q->body)) goto done;
-        if (I.dist && !I.dist_end) {
-            lmql__fail(&I, I.dist, LMQL_ERR_QUERY, "the distribution variable %s is not a hole of the query",
-                       I.dist->u.dist.var);
-            goto done;
-        }
-        if (I.dist_end && res->prompt.len != I.dist_end) {
-            lmql__fail(&I, I.dist, LMQL_ERR_QUERY, "distribution variable must be the last statement");
-            goto done;
-        }
-        if (I.flow == FLOW_RETURN && I.retval) {
-            res->ret = I.retval;
-            I.retval = NULL;
-            out->has_return = true;
-        }
+        bool ret = false;
+        if (run_sequence(&I, args, s, first_slot, &out->seqs[s], &ret)) goto done;
+        out->has_return |= ret;
     }
     rc = 0;
 done:

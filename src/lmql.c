@@ -405,6 +405,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
         L->stats.n_decoded += s->n_decoded - b->n_decoded;
         L->stats.n_reused += s->n_reused - b->n_reused;
         L->stats.t_eval += s->t_eval - b->t_eval;
+        L->stats.n_forward += s->n_calls - b->n_calls;
     }
     L->stats.n_generated = o.n_generated;
     L->stats.t_total = now() - t0;

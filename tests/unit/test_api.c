@@ -250,6 +250,26 @@ static void test_sample_shares_prompt(void) {
     lmql_free(L);
 }
 
+/* The sequences of sample(n) are decoded together: one forward pass per
+** step for all of them, not one per sequence. */
+static void test_sample_batches_steps(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *q = "sample(n=4, temperature=0.8) \"Say 'this is a test':[R]\" "
+                    "from \"local:llama.cpp:build/models/tiny-spm.gguf\" where len(TOKENS(R)) == 6";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    struct lmql_stats st;
+    lmql_last_stats(L, &st);
+    CHECK_INT(lmql_result_count(R), 4);
+    CHECK_INT(st.n_generated, 24);
+    /* 6 steps for 4 sequences: about 7 passes batched, 24 one by one. */
+    CHECK(st.n_forward <= 10);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
 int main(void) {
     RUN(test_compile_once_run_many);
     RUN(test_host_functions);
@@ -258,5 +278,6 @@ int main(void) {
     RUN(test_top_k_top_p);
     RUN(test_beam);
     RUN(test_sample_shares_prompt);
+    RUN(test_sample_batches_steps);
     return th_report("api");
 }
