@@ -29,6 +29,7 @@ struct batcher {
     int *rcs;
     struct lmql__err *errs;
     int cap;
+    bool fork_first;
 };
 
 /* Evaluate the waiting requests. Slots that appear twice (sub-queries of
@@ -36,7 +37,7 @@ struct batcher {
 static void run_round(struct batcher *b) {
     int n = b->n_wait;
     bool dup = false;
-    if (b->round == 0 && n > 1) {
+    if (b->round == 0 && n > 1 && b->fork_first) {
         /* The first round: the sequences start from the same prompt. The
         ** first is evaluated alone, the others start as forks of it, and
         ** only what differs is decoded for them (with the next round). */
@@ -137,12 +138,13 @@ static const struct lmql__model_ops batcher_ops = {
     .choose = NULL,
 };
 
-struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs) {
+struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, bool fork_first) {
     if (inner->ops->choose || n_seqs < 2) return NULL;   /* seeded draws must stay in order */
     if (!lmql__vocab_trie(&inner->vocab)) return NULL;   /* built now, not by two threads at once */
     struct batcher *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->cap = n_seqs;
+    b->fork_first = fork_first;
     b->reqs = calloc((size_t)n_seqs, sizeof *b->reqs);
     b->outs = calloc((size_t)n_seqs, sizeof *b->outs);
     b->rcs = calloc((size_t)n_seqs, sizeof *b->rcs);

@@ -777,6 +777,94 @@ static int beam_replay(struct interp *I, struct lmql_val *args, struct lmql__bea
     return rc;
 }
 
+/* A copy of I's configuration with a sequence state of its own (threads). */
+static void interp_fork(struct interp *T, const struct interp *I, struct lmql__rerr *err, struct lmql__model *model) {
+    *T = *I;
+    T->err = err;
+    T->globals = NULL;
+    T->locals = NULL;
+    T->retval = NULL;
+    memset(&T->seq, 0, sizeof T->seq);
+    memset(&T->pending, 0, sizeof T->pending);
+    T->model = model;
+    T->gen.model = model;
+    T->gen.rng = &T->rng;
+    T->gen.mask = malloc((size_t)I->model->vocab.n_tokens);
+    T->n_generated = 0;
+}
+
+static void interp_fork_free(struct interp *T) {
+    reset_sequence(T);
+    lmql__seq_free(&T->seq);
+    lmql__buf_free(&T->pending);
+    free(T->gen.mask);
+}
+
+struct par_replay {
+    struct interp I;
+    struct lmql__rerr err;
+    struct lmql_val *args;
+    struct lmql__model *batcher;
+    struct lmql__beam_io *io;
+    struct lmql__seq_result *res;
+    bool *frontier;
+    int slot, rc;
+};
+
+static int beam_replay(struct interp *I, struct lmql_val *args, struct lmql__beam_io *io, int slot,
+                       struct lmql__seq_result *res, bool *frontier);
+
+static void *replay_main(void *p) {
+    struct par_replay *r = p;
+    r->rc = r->I.gen.mask ? beam_replay(&r->I, r->args, r->io, r->slot, r->res, r->frontier)
+                          : lmql__fail(&r->I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    lmql__batcher_leave(r->batcher);
+    return NULL;
+}
+
+/* Replay n beams, each in its own thread, their frontier evaluations
+** decoded together. -1 (nothing done) when the model cannot be batched. */
+static int replay_parallel(struct interp *I, struct lmql_val *args, int n, struct lmql__beam_io *ios, const int *slots,
+                           struct lmql__seq_result *ress, bool *fronts, int *rcs) {
+    struct lmql__model *b = lmql__batcher_new(I->model, n, false);
+    if (!b) return -1;
+    struct par_replay *rp = calloc((size_t)n, sizeof *rp);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    bool *started = calloc((size_t)n, sizeof *started);
+    if (!rp || !th || !started) {
+        free(rp); free(th); free(started);
+        lmql__batcher_free(b);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        interp_fork(&rp[i].I, I, &rp[i].err, b);
+        rp[i].args = args;
+        rp[i].batcher = b;
+        rp[i].io = &ios[i];
+        rp[i].res = &ress[i];
+        rp[i].frontier = &fronts[i];
+        rp[i].slot = slots[i];
+        if (pthread_create(&th[i], NULL, replay_main, &rp[i])) {
+            rp[i].rc = lmql__fail(&rp[i].I, NULL, LMQL_ERR_NOMEM, "cannot start a beam");
+            lmql__batcher_leave(b);
+        } else {
+            started[i] = true;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        rcs[i] = rp[i].rc;
+        I->n_generated += rp[i].I.n_generated;
+        if (rp[i].rc && !I->err->msg[0]) *I->err = rp[i].err;
+        interp_fork_free(&rp[i].I);
+    }
+    free(rp);
+    free(th);
+    free(started);
+    lmql__batcher_free(b);
+    return 0;
+}
+
 struct beam {
     int32_t *trace;
     int32_t n;
@@ -812,8 +900,7 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
     int width = cfg->n, rc = 0;
     struct beam *cur = calloc(1, sizeof *cur), *next = NULL;
     int n_cur = 1, n_next = 0;
-    struct lmql__cand *cand = calloc((size_t)width, sizeof *cand);
-    if (!cur || !cand) { free(cur); free(cand); return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); }
+    if (!cur) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     for (int step = 0; rc == 0; step++) {
         bool open = false;
         for (int i = 0; i < n_cur; i++) open |= !cur[i].done;
@@ -822,33 +909,54 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
         next = calloc((size_t)n_cur * (size_t)width + (size_t)n_cur, sizeof *next);
         n_next = 0;
         if (!next) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
-        for (int i = 0; i < n_cur && rc == 0; i++) {
+        /* Replay the open beams to their next choice: together when the
+        ** model batches, else one after another. */
+        int n_open = 0;
+        int *open_idx = calloc((size_t)n_cur, sizeof *open_idx), *slots = calloc((size_t)n_cur, sizeof *slots);
+        int *rcs = calloc((size_t)n_cur, sizeof *rcs);
+        struct lmql__beam_io *ios = calloc((size_t)n_cur, sizeof *ios);
+        struct lmql__seq_result *ress = calloc((size_t)n_cur, sizeof *ress);
+        bool *fronts = calloc((size_t)n_cur, sizeof *fronts);
+        struct lmql__cand *cands = calloc((size_t)n_cur * (size_t)width, sizeof *cands);
+        if (!open_idx || !slots || !rcs || !ios || !ress || !fronts || !cands) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        for (int i = 0; rc == 0 && i < n_cur; i++) {
+            if (cur[i].done) continue;
+            int k = n_open++;
+            open_idx[k] = i;
+            slots[k] = i % I->model->n_slots;
+            ios[k] = (struct lmql__beam_io){.trace = cur[i].trace, .n_trace = cur[i].n, .width = width,
+                                            .cand = cands + (size_t)k * (size_t)width};
+        }
+        if (rc == 0 && (n_open < 2 || replay_parallel(I, args, n_open, ios, slots, ress, fronts, rcs) != 0))
+            for (int k = 0; k < n_open; k++) rcs[k] = beam_replay(I, args, &ios[k], slots[k], &ress[k], &fronts[k]);
+        for (int k = 0; rc == 0 && k < n_open; k++) if (rcs[k]) rc = -1;
+        for (int i = 0, k = 0; rc == 0 && i < n_cur; i++) {
             struct beam *b = &cur[i];
             if (b->done) { next[n_next++] = *b; memset(b, 0, sizeof *b); continue; }
-            struct lmql__beam_io io = {.trace = b->trace, .n_trace = b->n, .width = width, .cand = cand};
-            struct lmql__seq_result res;
-            bool at_frontier = false;
-            rc = beam_replay(I, args, &io, i % I->model->n_slots, &res, &at_frontier);
-            if (rc) { seq_result_free(&res); break; }
+            struct lmql__beam_io *io = &ios[k];
+            struct lmql__seq_result *res = &ress[k];
+            bool at_frontier = fronts[k++];
             if (!at_frontier) {
                 b->done = true;
-                b->res = res;
+                b->res = *res;
+                memset(res, 0, sizeof *res);
                 next[n_next++] = *b;
                 memset(b, 0, sizeof *b);
                 continue;
             }
-            seq_result_free(&res);
-            for (int c = 0; c < io.n_cand; c++) {
+            for (int c = 0; c < io->n_cand; c++) {
                 struct beam *nb = &next[n_next];
                 nb->trace = malloc(((size_t)b->n + 1) * sizeof *nb->trace);
                 if (!nb->trace) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
                 if (b->n) memcpy(nb->trace, b->trace, (size_t)b->n * sizeof *nb->trace);
-                nb->trace[b->n] = io.cand[c].tok;
+                nb->trace[b->n] = io->cand[c].tok;
                 nb->n = b->n + 1;
-                nb->score = b->score + io.cand[c].lp;
+                nb->score = b->score + io->cand[c].lp;
                 n_next++;
             }
         }
+        for (int k = 0; ress && k < n_open; k++) seq_result_free(&ress[k]);
+        free(open_idx); free(slots); free(rcs); free(ios); free(ress); free(fronts); free(cands);
         /* Keep the best `width`. */
         qsort(next, (size_t)n_next, sizeof *next, cmp_beam);
         for (int i = width; i < n_next; i++) { free(next[i].trace); seq_result_free(&next[i].res); }
@@ -872,7 +980,6 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
     }
     for (int i = 0; i < n_cur; i++) { free(cur[i].trace); seq_result_free(&cur[i].res); }
     free(cur);
-    free(cand);
     return rc;
 }
 
@@ -934,7 +1041,7 @@ static void *par_main(void *p) {
 ** are reported through I->err (the first failing sequence's).
 */
 static int run_parallel(struct interp *I, struct lmql_val *args, int n, struct lmql__run_out *out) {
-    struct lmql__model *b = lmql__batcher_new(I->model, n);
+    struct lmql__model *b = lmql__batcher_new(I->model, n, true);
     if (!b) return -1;
     struct par_seq *ps = calloc((size_t)n, sizeof *ps);
     pthread_t *th = calloc((size_t)n, sizeof *th);
@@ -946,18 +1053,7 @@ static int run_parallel(struct interp *I, struct lmql_val *args, int n, struct l
     }
     for (int s = 0; s < n; s++) {
         struct par_seq *p = &ps[s];
-        p->I = *I;                      /* the configuration; the state below is the sequence's own */
-        p->I.err = &p->err;
-        p->I.globals = NULL;
-        p->I.locals = NULL;
-        p->I.retval = NULL;
-        memset(&p->I.seq, 0, sizeof p->I.seq);
-        memset(&p->I.pending, 0, sizeof p->I.pending);
-        p->I.model = b;
-        p->I.gen.model = b;
-        p->I.gen.rng = &p->I.rng;
-        p->I.gen.mask = malloc((size_t)I->model->vocab.n_tokens);
-        p->I.n_generated = 0;
+        interp_fork(&p->I, I, &p->err, b);
         p->args = args;
         p->batcher = b;
         p->res = &out->seqs[s];
@@ -978,10 +1074,7 @@ static int run_parallel(struct interp *I, struct lmql_val *args, int n, struct l
         I->n_generated += p->I.n_generated;
         out->has_return |= p->ret;
         if (p->rc && !I->err->msg[0]) *I->err = p->err;
-        reset_sequence(&p->I);
-        lmql__seq_free(&p->I.seq);
-        lmql__buf_free(&p->I.pending);
-        free(p->I.gen.mask);
+        interp_fork_free(&p->I);
     }
     free(ps);
     free(th);

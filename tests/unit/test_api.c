@@ -252,6 +252,23 @@ static void test_sample_shares_prompt(void) {
 
 /* The sequences of sample(n) are decoded together: one forward pass per
 ** step for all of them, not one per sequence. */
+static void test_beam_batches_steps(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *q = "beam(n=4) \"Say 'this is a test':[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
+                    "where len(TOKENS(R)) == 6";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    struct lmql_stats st;
+    lmql_last_stats(L, &st);
+    CHECK_INT(lmql_result_count(R), 4);
+    /* Six choices; the open beams of each step are evaluated in one pass. */
+    CHECK(st.n_forward <= 8);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
 static void test_sample_batches_steps(void) {
     struct lmql *L = lmql_init(NULL);
     const char *q = "sample(n=4, temperature=0.8) \"Say 'this is a test':[R]\" "
@@ -279,5 +296,6 @@ int main(void) {
     RUN(test_beam);
     RUN(test_sample_shares_prompt);
     RUN(test_sample_batches_steps);
+    RUN(test_beam_batches_steps);
     return th_report("api");
 }
