@@ -34,7 +34,7 @@ struct lmql__hole_rules {
     void *ctx;
 };
 
-enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE, LMQL_DEC_BEAM, LMQL_DEC_BEAM_SAMPLE };
+enum lmql__decoder { LMQL_DEC_ARGMAX, LMQL_DEC_SAMPLE, LMQL_DEC_BEAM, LMQL_DEC_BEAM_SAMPLE, LMQL_DEC_BEST_K };
 
 /* A possible next token at a beam's frontier; LMQL__END ends the value. */
 #define LMQL__END (-1)

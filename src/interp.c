@@ -602,6 +602,9 @@ struct decoder_cfg {
     int32_t max_len;
     int32_t top_k;
     double top_p;
+    /* best_k (LMQL's defaults) */
+    int budget, max_heap, continuations;
+    double kappa, beta, gamma;
 };
 
 static bool name_in(const char *name, const char *const *list) {
@@ -622,12 +625,23 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     cfg->top_k = 0;
     cfg->top_p = 1.0;
     cfg->max_len = 2048;
-    bool sample = !strcmp(d, "sample");
+    cfg->budget = 30;
+    cfg->max_heap = 500;
+    cfg->continuations = 5;
+    cfg->kappa = 1;
+    cfg->beta = 0.5;
+    cfg->gamma = 0.05;
+    bool sample = !strcmp(d, "sample"), best_k = !strcmp(d, "best_k");
     bool beam = !strcmp(d, "beam") || !strcmp(d, "beam_search"), beam_sample = !strcmp(d, "beam_sample");
-    if (strcmp(d, "argmax") && !sample && !beam && !beam_sample && strcmp(d, "__dynamic__")) {
+    if (strcmp(d, "argmax") && !sample && !beam && !beam_sample && !best_k && strcmp(d, "__dynamic__")) {
         struct lmql_node at = {.pos = q->decoder_pos};
         return lmql__fail(I, &at, LMQL_ERR_QUERY,
-                          "the decoder '%s' is not supported yet (supported: argmax, sample, beam, beam_sample)", d);
+                          "the decoder '%s' is not supported yet (supported: argmax, sample, beam, beam_sample, best_k)",
+                          d);
+    }
+    if (best_k) {
+        cfg->kind = LMQL_DEC_BEST_K;
+        cfg->n = 4;
     }
     if (beam || beam_sample) {
         cfg->kind = beam ? LMQL_DEC_BEAM : LMQL_DEC_BEAM_SAMPLE;
@@ -639,15 +653,29 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
         if (kw->kind != LMQL_NODE_KEYWORD)
             return lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder arguments must be given as name=value");
         const char *k = kw->u.kw.name;
+        static const char *const best_k_args[] = {"k", "budget", "kappa", "beta", "gamma", "max_heap_size",
+                                                  "top_k_continuations", NULL};
         bool own = !strcmp(k, "n") || !strcmp(k, "num_beams") ||
-                   (!strcmp(k, "temperature") && (sample || beam_sample || !strcmp(d, "__dynamic__")));
+                   (!strcmp(k, "temperature") && (sample || beam_sample || !strcmp(d, "__dynamic__"))) ||
+                   (best_k && name_in(k, best_k_args));
         if (!own && !name_in(k, shared)) return lmql__fail(I, kw, LMQL_ERR_QUERY, "Unknown decoder argument: %s", k);
         struct lmql_val *v = lmql__eval(I, kw->u.kw.value);
         if (!v) return -1;
         int rc = 0;
         bool num = v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
         double x = v->kind == LMQL_V_INT ? (double)v->u.i : v->kind == LMQL_V_FLOAT ? v->u.f : 0;
-        if (!strcmp(k, "n") || !strcmp(k, "num_beams")) {
+        if (best_k && name_in(k, best_k_args) && strcmp(k, "k")) {
+            bool is_int = strcmp(k, "kappa") && strcmp(k, "beta") && strcmp(k, "gamma");
+            if (!num || x < 0 || (is_int && (v->kind != LMQL_V_INT || x < 1 || x > 100000)))
+                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "best_k argument %s must be a %s number", k,
+                                is_int ? "positive whole" : "non-negative");
+            else if (!strcmp(k, "budget")) cfg->budget = (int)x;
+            else if (!strcmp(k, "max_heap_size")) cfg->max_heap = (int)x;
+            else if (!strcmp(k, "top_k_continuations")) cfg->continuations = (int)x;
+            else if (!strcmp(k, "kappa")) cfg->kappa = x;
+            else if (!strcmp(k, "beta")) cfg->beta = x;
+            else cfg->gamma = x;
+        } else if (!strcmp(k, "n") || !strcmp(k, "num_beams") || !strcmp(k, "k")) {
             if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > 256)
                 rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder argument n must be an integer from 1 to 256");
             else cfg->n = (int)v->u.i;
@@ -673,7 +701,7 @@ static int decoder_config(struct interp *I, struct decoder_cfg *cfg) {
     if (cap > 0 && cfg->max_len > cap) cfg->max_len = cap;
     /* LMQL: a query without a decoder keyword samples when given a
     ** temperature other than 0, and is argmax otherwise. */
-    if (!beam && !beam_sample && (sample || (temp_set && cfg->temperature != 0))) cfg->kind = LMQL_DEC_SAMPLE;
+    if (!beam && !beam_sample && !best_k && (sample || (temp_set && cfg->temperature != 0))) cfg->kind = LMQL_DEC_SAMPLE;
     return 0;
 }
 
@@ -1083,6 +1111,136 @@ static int run_parallel(struct interp *I, struct lmql_val *args, int n, struct l
     return 0;
 }
 
+struct bk_beam {
+    int32_t *trace;
+    int32_t n;
+    double score;             /* sum of log-probabilities */
+    int time;                 /* the step it was made in */
+    struct lmql__seq_result res;
+};
+
+/* LMQL's best_k ordering: length-normalized score, older entries decayed. */
+static double bk_rank(const struct bk_beam *b, int t, const struct decoder_cfg *cfg) {
+    double norm = b->score / pow(b->n > 1 ? (double)b->n : 1.0, 0.7);
+    double age = (double)(t - b->time);
+    return norm - cfg->kappa * pow(age > 0 ? age : 0, cfg->beta);
+}
+
+static int bk_pick_best(struct bk_beam *v, int n, int t, const struct decoder_cfg *cfg) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (bk_rank(&v[i], t, cfg) > bk_rank(&v[best], t, cfg)) best = i;
+    return best;
+}
+
+static int cmp_bk(const void *a, const void *b) {
+    const struct bk_beam *x = a, *y = b;
+    double nx = x->score / pow(x->n > 1 ? x->n : 1, 0.7), ny = y->score / pow(y->n > 1 ? y->n : 1, 0.7);
+    return nx > ny ? -1 : nx < ny;
+}
+
+/*
+** best_k (LMQL's decoder of that name): a best-first search. Each step
+** expands the k best open sequences (length-normalized log-probability,
+** older ones decayed by kappa * age^beta) by their top continuations whose
+** probability is at least gamma; finished sequences are collected. It runs
+** until `budget` expansions were made (and at least one sequence finished),
+** keeping at most max_heap_size open; the result is every finished
+** sequence, best first. Expansions are replays, batched like beam steps.
+*/
+static int run_best_k(struct interp *I, const struct decoder_cfg *cfg, struct lmql_val *args, struct lmql__run_out *out) {
+    int k = cfg->n, rc = 0, n_open = 1, cap_open = 16, n_done = 0, cap_done = 8, spent = 0;
+    struct bk_beam *open = calloc((size_t)cap_open, sizeof *open), *done = calloc((size_t)cap_done, sizeof *done);
+    if (!open || !done) { free(open); free(done); return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); }
+    open[0].time = -1;
+    for (int t = 0; rc == 0 && n_open > 0 && (spent < cfg->budget || n_done == 0); t++) {
+        if (t > cfg->max_len) { rc = lmql__fail(I, NULL, LMQL_ERR_RUNTIME, "best_k exceeded max_len steps"); break; }
+        int g = n_open < k ? n_open : k;
+        struct bk_beam *sel = calloc((size_t)g, sizeof *sel);
+        struct lmql__beam_io *ios = calloc((size_t)g, sizeof *ios);
+        struct lmql__seq_result *ress = calloc((size_t)g, sizeof *ress);
+        bool *fronts = calloc((size_t)g, sizeof *fronts);
+        int *rcs = calloc((size_t)g, sizeof *rcs), *slots = calloc((size_t)g, sizeof *slots);
+        struct lmql__cand *cands = calloc((size_t)g * (size_t)cfg->continuations, sizeof *cands);
+        if (!sel || !ios || !ress || !fronts || !rcs || !slots || !cands) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        for (int i = 0; rc == 0 && i < g; i++) {   /* take the g best out of the open set */
+            int b = bk_pick_best(open, n_open, t, cfg);
+            sel[i] = open[b];
+            open[b] = open[--n_open];
+            slots[i] = i % I->model->n_slots;
+            ios[i] = (struct lmql__beam_io){.trace = sel[i].trace, .n_trace = sel[i].n, .width = cfg->continuations,
+                                            .cand = cands + (size_t)i * (size_t)cfg->continuations};
+        }
+        if (rc == 0 && (g < 2 || replay_parallel(I, args, g, ios, slots, ress, fronts, rcs) != 0))
+            for (int i = 0; i < g; i++) rcs[i] = beam_replay(I, args, &ios[i], slots[i], &ress[i], &fronts[i]);
+        for (int i = 0; rc == 0 && i < g; i++) if (rcs[i]) rc = -1;
+        for (int i = 0; rc == 0 && i < g; i++) {
+            if (!fronts[i]) {   /* finished */
+                if (n_done == cap_done) {
+                    struct bk_beam *m = realloc(done, (size_t)(cap_done *= 2) * sizeof *m);
+                    if (!m) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
+                    done = m;
+                }
+                sel[i].res = ress[i];
+                memset(&ress[i], 0, sizeof ress[i]);
+                done[n_done++] = sel[i];
+                memset(&sel[i], 0, sizeof sel[i]);
+                continue;
+            }
+            for (int c = 0; c < ios[i].n_cand; c++) {
+                /* Continuations below gamma are dropped, but a sequence keeps
+                ** its best one (candidates come best first): with a flat
+                ** distribution LMQL's loop would otherwise find nothing. */
+                if (c > 0 && exp(ios[i].cand[c].lp) < cfg->gamma) continue;
+                if (n_open == cap_open) {
+                    struct bk_beam *m = realloc(open, (size_t)(cap_open *= 2) * sizeof *m);
+                    if (!m) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
+                    open = m;
+                }
+                struct bk_beam *nb = &open[n_open];
+                memset(nb, 0, sizeof *nb);
+                nb->trace = malloc(((size_t)sel[i].n + 1) * sizeof *nb->trace);
+                if (!nb->trace) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
+                if (sel[i].n) memcpy(nb->trace, sel[i].trace, (size_t)sel[i].n * sizeof *nb->trace);
+                nb->trace[sel[i].n] = ios[i].cand[c].tok;
+                nb->n = sel[i].n + 1;
+                nb->score = sel[i].score + ios[i].cand[c].lp;
+                nb->time = t;
+                n_open++;
+            }
+        }
+        /* Keep the heap bounded: drop the lowest ranked. */
+        while (rc == 0 && n_open > cfg->max_heap) {
+            int worst = 0;
+            for (int i = 1; i < n_open; i++)
+                if (bk_rank(&open[i], t, cfg) < bk_rank(&open[worst], t, cfg)) worst = i;
+            free(open[worst].trace);
+            open[worst] = open[--n_open];
+        }
+        spent += g;
+        for (int i = 0; sel && i < g; i++) { free(sel[i].trace); seq_result_free(&sel[i].res); }
+        for (int i = 0; ress && i < g; i++) seq_result_free(&ress[i]);
+        free(sel); free(ios); free(ress); free(fronts); free(rcs); free(slots); free(cands);
+    }
+    if (rc == 0) {
+        qsort(done, (size_t)n_done, sizeof *done, cmp_bk);
+        free(out->seqs);
+        out->seqs = calloc((size_t)(n_done > 0 ? n_done : 1), sizeof *out->seqs);
+        if (!out->seqs) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        for (int i = 0; rc == 0 && i < n_done; i++) {
+            out->seqs[i] = done[i].res;
+            memset(&done[i].res, 0, sizeof done[i].res);
+            if (out->seqs[i].ret) out->has_return = true;
+            out->n_seqs = i + 1;
+        }
+    }
+    for (int i = 0; i < n_open; i++) { free(open[i].trace); seq_result_free(&open[i].res); }
+    for (int i = 0; i < n_done; i++) { free(done[i].trace); seq_result_free(&done[i].res); }
+    free(open);
+    free(done);
+    return rc;
+}
+
 /* Run query q: the top-level query (inherited NULL) or a query function
 ** called from script code (inherited = the caller's model). */
 static int run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
@@ -1113,6 +1271,11 @@ static int run_query(const struct lmql__host *host, const struct lmql_ast_query 
     if (cfg.kind == LMQL_DEC_BEAM || cfg.kind == LMQL_DEC_BEAM_SAMPLE) {
         out->many = true;
         rc = run_beam(&I, &cfg, args, out);
+        goto done;
+    }
+    if (cfg.kind == LMQL_DEC_BEST_K) {
+        out->many = true;
+        rc = run_best_k(&I, &cfg, args, out);
         goto done;
     }
 
