@@ -893,6 +893,54 @@ static int replay_parallel(struct interp *I, struct lmql_val *args, int n, struc
     return 0;
 }
 
+/* The replays of one search step: which traces, in which slots, and what
+** each returned (finished with a result, or its candidates). */
+struct replays {
+    int n;
+    int *slots, *rcs;
+    struct lmql__beam_io *ios;
+    struct lmql__seq_result *ress;
+    bool *fronts;
+    struct lmql__cand *cands;     /* width per replay */
+    int width;
+};
+
+static int replays_init(struct replays *r, int n, int width) {
+    memset(r, 0, sizeof *r);
+    r->width = width;
+    r->slots = calloc((size_t)n + 1, sizeof *r->slots);
+    r->rcs = calloc((size_t)n + 1, sizeof *r->rcs);
+    r->ios = calloc((size_t)n + 1, sizeof *r->ios);
+    r->ress = calloc((size_t)n + 1, sizeof *r->ress);
+    r->fronts = calloc((size_t)n + 1, sizeof *r->fronts);
+    r->cands = calloc(((size_t)n + 1) * (size_t)width, sizeof *r->cands);
+    return r->slots && r->rcs && r->ios && r->ress && r->fronts && r->cands ? 0 : -1;
+}
+
+/* Add the replay of trace[0..n) in slot. */
+static void replays_add(struct replays *r, const int32_t *trace, int32_t n, int slot) {
+    int k = r->n++;
+    r->slots[k] = slot;
+    r->ios[k] = (struct lmql__beam_io){.trace = trace, .n_trace = n, .width = r->width,
+                                       .cand = r->cands + (size_t)k * (size_t)r->width};
+}
+
+static void seq_result_free(struct lmql__seq_result *r);
+
+static void replays_free(struct replays *r) {
+    for (int k = 0; r->ress && k < r->n; k++) seq_result_free(&r->ress[k]);
+    free(r->slots); free(r->rcs); free(r->ios); free(r->ress); free(r->fronts); free(r->cands);
+}
+
+/* Run them: together when the model batches, else one after another.
+** Returns -1 when one failed (the error is on I). */
+static int replays_run(struct interp *I, struct lmql_val *args, struct replays *r) {
+    if (r->n < 2 || replay_parallel(I, args, r->n, r->ios, r->slots, r->ress, r->fronts, r->rcs) != 0)
+        for (int k = 0; k < r->n; k++) r->rcs[k] = beam_replay(I, args, &r->ios[k], r->slots[k], &r->ress[k], &r->fronts[k]);
+    for (int k = 0; k < r->n; k++) if (r->rcs[k]) return -1;
+    return 0;
+}
+
 struct beam {
     int32_t *trace;
     int32_t n;
@@ -937,33 +985,18 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
         next = calloc((size_t)n_cur * (size_t)width + (size_t)n_cur, sizeof *next);
         n_next = 0;
         if (!next) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
-        /* Replay the open beams to their next choice: together when the
-        ** model batches, else one after another. */
-        int n_open = 0;
-        int *open_idx = calloc((size_t)n_cur, sizeof *open_idx), *slots = calloc((size_t)n_cur, sizeof *slots);
-        int *rcs = calloc((size_t)n_cur, sizeof *rcs);
-        struct lmql__beam_io *ios = calloc((size_t)n_cur, sizeof *ios);
-        struct lmql__seq_result *ress = calloc((size_t)n_cur, sizeof *ress);
-        bool *fronts = calloc((size_t)n_cur, sizeof *fronts);
-        struct lmql__cand *cands = calloc((size_t)n_cur * (size_t)width, sizeof *cands);
-        if (!open_idx || !slots || !rcs || !ios || !ress || !fronts || !cands) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
-        for (int i = 0; rc == 0 && i < n_cur; i++) {
-            if (cur[i].done) continue;
-            int k = n_open++;
-            open_idx[k] = i;
-            slots[k] = i % I->model->n_slots;
-            ios[k] = (struct lmql__beam_io){.trace = cur[i].trace, .n_trace = cur[i].n, .width = width,
-                                            .cand = cands + (size_t)k * (size_t)width};
-        }
-        if (rc == 0 && (n_open < 2 || replay_parallel(I, args, n_open, ios, slots, ress, fronts, rcs) != 0))
-            for (int k = 0; k < n_open; k++) rcs[k] = beam_replay(I, args, &ios[k], slots[k], &ress[k], &fronts[k]);
-        for (int k = 0; rc == 0 && k < n_open; k++) if (rcs[k]) rc = -1;
+        /* Replay the open beams to their next choice. */
+        struct replays rp;
+        if (replays_init(&rp, n_cur, width)) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        for (int i = 0; rc == 0 && i < n_cur; i++)
+            if (!cur[i].done) replays_add(&rp, cur[i].trace, cur[i].n, i % I->model->n_slots);
+        if (rc == 0) rc = replays_run(I, args, &rp);
         for (int i = 0, k = 0; rc == 0 && i < n_cur; i++) {
             struct beam *b = &cur[i];
             if (b->done) { next[n_next++] = *b; memset(b, 0, sizeof *b); continue; }
-            struct lmql__beam_io *io = &ios[k];
-            struct lmql__seq_result *res = &ress[k];
-            bool at_frontier = fronts[k++];
+            struct lmql__beam_io *io = &rp.ios[k];
+            struct lmql__seq_result *res = &rp.ress[k];
+            bool at_frontier = rp.fronts[k++];
             if (!at_frontier) {
                 b->done = true;
                 b->res = *res;
@@ -983,8 +1016,7 @@ static int run_beam(struct interp *I, const struct decoder_cfg *cfg, struct lmql
                 n_next++;
             }
         }
-        for (int k = 0; ress && k < n_open; k++) seq_result_free(&ress[k]);
-        free(open_idx); free(slots); free(rcs); free(ios); free(ress); free(fronts); free(cands);
+        replays_free(&rp);
         /* Keep the best `width`. */
         qsort(next, (size_t)n_next, sizeof *next, cmp_beam);
         for (int i = width; i < n_next; i++) { free(next[i].trace); seq_result_free(&next[i].res); }
@@ -1157,41 +1189,33 @@ static int run_best_k(struct interp *I, const struct decoder_cfg *cfg, struct lm
         if (t > cfg->max_len) { rc = lmql__fail(I, NULL, LMQL_ERR_RUNTIME, "best_k exceeded max_len steps"); break; }
         int g = n_open < k ? n_open : k;
         struct bk_beam *sel = calloc((size_t)g, sizeof *sel);
-        struct lmql__beam_io *ios = calloc((size_t)g, sizeof *ios);
-        struct lmql__seq_result *ress = calloc((size_t)g, sizeof *ress);
-        bool *fronts = calloc((size_t)g, sizeof *fronts);
-        int *rcs = calloc((size_t)g, sizeof *rcs), *slots = calloc((size_t)g, sizeof *slots);
-        struct lmql__cand *cands = calloc((size_t)g * (size_t)cfg->continuations, sizeof *cands);
-        if (!sel || !ios || !ress || !fronts || !rcs || !slots || !cands) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        struct replays rp;
+        if (replays_init(&rp, g, cfg->continuations) || !sel) rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
         for (int i = 0; rc == 0 && i < g; i++) {   /* take the g best out of the open set */
             int b = bk_pick_best(open, n_open, t, cfg);
             sel[i] = open[b];
             open[b] = open[--n_open];
-            slots[i] = i % I->model->n_slots;
-            ios[i] = (struct lmql__beam_io){.trace = sel[i].trace, .n_trace = sel[i].n, .width = cfg->continuations,
-                                            .cand = cands + (size_t)i * (size_t)cfg->continuations};
+            replays_add(&rp, sel[i].trace, sel[i].n, i % I->model->n_slots);
         }
-        if (rc == 0 && (g < 2 || replay_parallel(I, args, g, ios, slots, ress, fronts, rcs) != 0))
-            for (int i = 0; i < g; i++) rcs[i] = beam_replay(I, args, &ios[i], slots[i], &ress[i], &fronts[i]);
-        for (int i = 0; rc == 0 && i < g; i++) if (rcs[i]) rc = -1;
+        if (rc == 0) rc = replays_run(I, args, &rp);
         for (int i = 0; rc == 0 && i < g; i++) {
-            if (!fronts[i]) {   /* finished */
+            if (!rp.fronts[i]) {   /* finished */
                 if (n_done == cap_done) {
                     struct bk_beam *m = realloc(done, (size_t)(cap_done *= 2) * sizeof *m);
                     if (!m) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
                     done = m;
                 }
-                sel[i].res = ress[i];
-                memset(&ress[i], 0, sizeof ress[i]);
+                sel[i].res = rp.ress[i];
+                memset(&rp.ress[i], 0, sizeof rp.ress[i]);
                 done[n_done++] = sel[i];
                 memset(&sel[i], 0, sizeof sel[i]);
                 continue;
             }
-            for (int c = 0; c < ios[i].n_cand; c++) {
+            for (int c = 0; c < rp.ios[i].n_cand; c++) {
                 /* Continuations below gamma are dropped, but a sequence keeps
                 ** its best one (candidates come best first): with a flat
                 ** distribution LMQL's loop would otherwise find nothing. */
-                if (c > 0 && exp(ios[i].cand[c].lp) < cfg->gamma) continue;
+                if (c > 0 && exp(rp.ios[i].cand[c].lp) < cfg->gamma) continue;
                 if (n_open == cap_open) {
                     struct bk_beam *m = realloc(open, (size_t)(cap_open *= 2) * sizeof *m);
                     if (!m) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
@@ -1202,9 +1226,9 @@ static int run_best_k(struct interp *I, const struct decoder_cfg *cfg, struct lm
                 nb->trace = malloc(((size_t)sel[i].n + 1) * sizeof *nb->trace);
                 if (!nb->trace) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
                 if (sel[i].n) memcpy(nb->trace, sel[i].trace, (size_t)sel[i].n * sizeof *nb->trace);
-                nb->trace[sel[i].n] = ios[i].cand[c].tok;
+                nb->trace[sel[i].n] = rp.ios[i].cand[c].tok;
                 nb->n = sel[i].n + 1;
-                nb->score = sel[i].score + ios[i].cand[c].lp;
+                nb->score = sel[i].score + rp.ios[i].cand[c].lp;
                 nb->time = t;
                 n_open++;
             }
@@ -1219,8 +1243,8 @@ static int run_best_k(struct interp *I, const struct decoder_cfg *cfg, struct lm
         }
         spent += g;
         for (int i = 0; sel && i < g; i++) { free(sel[i].trace); seq_result_free(&sel[i].res); }
-        for (int i = 0; ress && i < g; i++) seq_result_free(&ress[i]);
-        free(sel); free(ios); free(ress); free(fronts); free(rcs); free(slots); free(cands);
+        free(sel);
+        replays_free(&rp);
     }
     if (rc == 0) {
         qsort(done, (size_t)n_done, sizeof *done, cmp_bk);

@@ -252,39 +252,37 @@ static void test_sample_shares_prompt(void) {
 
 /* The sequences of sample(n) are decoded together: one forward pass per
 ** step for all of them, not one per sequence. */
-static void test_beam_batches_steps(void) {
+/* Run q on a fresh runtime: its result count and statistics. */
+static int run_with_stats(const char *q, struct lmql_stats *st) {
     struct lmql *L = lmql_init(NULL);
-    const char *q = "beam(n=4) \"Say 'this is a test':[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
-                    "where len(TOKENS(R)) == 6";
     struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
     struct lmql_result *R = NULL;
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
-    struct lmql_stats st;
-    lmql_last_stats(L, &st);
-    CHECK_INT(lmql_result_count(R), 4);
-    /* Six choices; the open beams of each step are evaluated in one pass. */
-    CHECK(st.n_forward <= 8);
+    lmql_last_stats(L, st);
+    int n = lmql_result_count(R);
     lmql_result_free(R);
     lmql_program_free(P);
     lmql_free(L);
+    return n;
 }
 
-static void test_sample_batches_steps(void) {
-    struct lmql *L = lmql_init(NULL);
-    const char *q = "sample(n=4, temperature=0.8) \"Say 'this is a test':[R]\" "
-                    "from \"local:llama.cpp:build/models/tiny-spm.gguf\" where len(TOKENS(R)) == 6";
-    struct lmql_program *P = lmql_program_compile(L, "<t>", q, strlen(q));
-    struct lmql_result *R = NULL;
-    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+/* Beam search: the open beams of a step are evaluated in one pass. */
+static void test_beam_batches_steps(void) {
     struct lmql_stats st;
-    lmql_last_stats(L, &st);
-    CHECK_INT(lmql_result_count(R), 4);
+    CHECK_INT(run_with_stats("beam(n=4) \"Say 'this is a test':[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" "
+                             "where len(TOKENS(R)) == 6", &st), 4);
+    CHECK(st.n_forward <= 8);   /* six choices */
+}
+
+/* The sequences of sample(n) are decoded together: one forward pass per
+** step for all of them, not one per sequence. */
+static void test_sample_batches_steps(void) {
+    struct lmql_stats st;
+    CHECK_INT(run_with_stats("sample(n=4, temperature=0.8) \"Say 'this is a test':[R]\" "
+                             "from \"local:llama.cpp:build/models/tiny-spm.gguf\" where len(TOKENS(R)) == 6", &st), 4);
     CHECK_INT(st.n_generated, 24);
     /* 6 steps for 4 sequences: about 7 passes batched, 24 one by one. */
     CHECK(st.n_forward <= 10);
-    lmql_result_free(R);
-    lmql_program_free(P);
-    lmql_free(L);
 }
 
 int main(void) {
