@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memo.h"
 #include "model.h"
 #include "regex.h"
 #include "trie.h"
@@ -364,6 +365,11 @@ static struct cnode *regex_node(struct compiler *k, const struct lmql_node *at, 
     struct cnode *c = node_new(k, CK_REGEX);
     if (c) c->re = re;
     else lmql__regex_free(re);
+    /* The pattern names the masks in the vocabulary's memo. */
+    if (c && add_phrase(k, c, pat, len)) {
+        node_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -646,32 +652,79 @@ static int32_t int_state(const char *v, size_t n) {
     return s;
 }
 
-static const uint8_t *walk(struct cnode *nd, const struct lmql_trie *t, const struct lmql_trie_walker *w, int32_t state) {
-    if (!nd->cache && !(nd->cache = lmql__trie_cache_new(t, 4))) return NULL;
-    return lmql__trie_cache_mask(nd->cache, t, w, &state);
+/* A memo key (memo.h): what a mask means on this vocabulary, so that the
+** next compiled copy of the same constraint finds it. 0 when it does not
+** fit (then the mask is only cached by its node). */
+static size_t memo_key(char *key, size_t cap, char tag, int32_t state, const char *s, size_t n) {
+    if (1 + sizeof state + n > cap) return 0;
+    key[0] = tag;
+    memcpy(key + 1, &state, sizeof state);
+    if (n) memcpy(key + 1 + sizeof state, s, n);
+    return 1 + sizeof state + n;
+}
+
+/* The mask of a node in a state: from the node's own cache, else from the
+** vocabulary's memo, else by a trie walk (the regex's DFA walk when w is
+** NULL), remembered in both. */
+static const uint8_t *walk(struct lmql__cons *c, struct cnode *nd, const struct lmql_trie_walker *w, int32_t state,
+                           char tag, const char *text, size_t tlen) {
+    if (!nd->cache && !(nd->cache = lmql__trie_cache_new(c->trie, w ? 4 : 8))) return NULL;
+    const uint8_t *hit = lmql__trie_cache_find(nd->cache, &state, sizeof state);
+    if (hit) return hit;
+    uint8_t *slot = lmql__trie_cache_slot(nd->cache, &state, sizeof state);
+    if (!slot) return NULL;
+    size_t nv = (size_t)c->model->vocab.n_tokens;
+    struct lmql__memo *memo = lmql__vocab_memo(&c->model->vocab);
+    char key[320];
+    size_t kl = memo_key(key, sizeof key, tag, state, text, tlen);
+    if (kl && lmql__memo_get(memo, key, kl, slot, nv)) return slot;
+    int rc;
+    if (w) {
+        rc = lmql__trie_mask(c->trie, w, &state, slot);
+    } else {
+        const uint8_t *cls;
+        const int32_t *table = lmql__regex_table(nd->re, &cls);
+        rc = lmql__trie_mask_dfa(c->trie, table, lmql__regex_n_classes(nd->re), cls, NULL, state, slot);
+    }
+    if (rc) {
+        lmql__trie_cache_clear(nd->cache);
+        return NULL;
+    }
+    if (kl) lmql__memo_put(memo, key, kl, slot, nv);
+    return slot;
 }
 
 static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
                      enum cover *cover, const uint8_t **mask, bool *eos);
 
-/* A regex mask: the trie's table-driven walk, cached by DFA state. */
-static const uint8_t *walk_regex(struct cnode *nd, const struct lmql_trie *t, int32_t state) {
-    if (!nd->cache && !(nd->cache = lmql__trie_cache_new(t, 8))) return NULL;
-    const uint8_t *hit = lmql__trie_cache_find(nd->cache, &state, sizeof state);
-    if (hit) return hit;
-    uint8_t *slot = lmql__trie_cache_slot(nd->cache, &state, sizeof state);
-    const uint8_t *cls;
-    const int32_t *table = lmql__regex_table(nd->re, &cls);
-    if (!slot || lmql__trie_mask_dfa(t, table, lmql__regex_n_classes(nd->re), cls, NULL, state, slot)) {
-        lmql__trie_cache_clear(nd->cache);
-        return NULL;
-    }
-    return slot;
-}
-
 static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
     if (!nd->buf) nd->buf = malloc((size_t)c->model->vocab.n_tokens);
     return nd->buf;
+}
+
+/* The first token of the canonical tokenization of text (-1: none), also
+** remembered in the vocabulary's memo: the next hole's copy of the same
+** phrase list asks for the same remainders. */
+static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t *tok) {
+    struct lmql__memo *memo = lmql__vocab_memo(&c->model->vocab);
+    char key[320];
+    size_t kl = memo_key(key, sizeof key, 'P', 0, text, n);
+    if (kl && lmql__memo_get(memo, key, kl, tok, sizeof *tok)) return 0;
+    int32_t toks[64];
+    struct lmql__err err;
+    int32_t k = c->model->ops->tokenize(c->model, text, n, false, true, toks, 64, &err);
+    *tok = -1;
+    if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
+        int32_t *big = malloc((size_t)(-k) * sizeof *big);
+        if (!big) return -1;
+        k = c->model->ops->tokenize(c->model, text, n, false, true, big, -k, &err);
+        if (k > 0) *tok = big[0];
+        free(big);
+    } else if (k > 0) {
+        *tok = toks[0];
+    }
+    if (kl) lmql__memo_put(memo, key, kl, tok, sizeof *tok);
+    return 0;
 }
 
 /* Phrase list: the first canonical token of every phrase's remainder. */
@@ -694,21 +747,7 @@ static int eval_phrases(struct lmql__cons *c, struct cnode *nd, const char *v, s
             for (size_t k = 0; k <= nd->phl[i]; k++) nd->first[i][k] = -2;
         }
         int32_t *memo = &nd->first[i][vlen];
-        if (*memo == -2) {
-            int32_t toks[64];
-            struct lmql__err err;
-            int32_t k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, toks, 64, &err);
-            *memo = -1;
-            if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
-                int32_t *big = malloc((size_t)(-k) * sizeof *big);
-                if (!big) return -1;
-                k = c->model->ops->tokenize(c->model, nd->ph[i] + vlen, nd->phl[i] - vlen, false, true, big, -k, &err);
-                if (k > 0) *memo = big[0];
-                free(big);
-            } else if (k > 0) {
-                *memo = toks[0];
-            }
-        }
+        if (*memo == -2 && first_token(c, nd->ph[i] + vlen, nd->phl[i] - vlen, memo)) return -1;
         if (*memo >= 0 && *memo < nv) { buf[*memo] = 1; any = true; }
     }
     *cover = any ? C_MASK : C_NONE;
@@ -769,7 +808,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         if (left < 0 || (left == 0 && need == 0)) { *cover = C_NONE; return 0; }
         st = (int32_t)((left > INT32_MAX / 4 ? INT32_MAX / 4 : left) * 4 + need);
         w.step = budget_step;
-        *mask = walk(nd, c->trie, &w, st);
+        *mask = walk(c, nd, &w, st, 'L', NULL, 0);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     }
@@ -785,7 +824,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         st = lmql__regex_feed(nd->re, lmql__regex_start(nd->re), v, vlen);
         if (st < 0) { *cover = C_NONE; *eos = true; return 0; }   /* violated: the value ends */
         *eos = lmql__regex_accepting(nd->re, st);
-        *mask = walk_regex(nd, c->trie, st);
+        *mask = walk(c, nd, NULL, st, 'R', nd->ph[0], nd->phl[0]);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     case CK_INT:
@@ -794,7 +833,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         *eos = st == 2;
         w.step = int_step;
         w.loops = int_loops;
-        *mask = walk(nd, c->trie, &w, st);
+        *mask = walk(c, nd, &w, st, 'I', NULL, 0);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     case CK_NOT: {
@@ -808,7 +847,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         w.loops = absent_loops;
         w.ctx = &a;
         /* The walker's ctx is rebuilt each call but means the same thing. */
-        *mask = walk(nd, c->trie, &w, st);
+        *mask = walk(c, nd, &w, st, 'N', a.s, a.n);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     }

@@ -32,11 +32,15 @@ struct lmql__vocab {
     int32_t   bos, eos;     /* -1 when the model has none */
     bool      add_bos;      /* the model expects BOS before a prompt */
     struct lmql_trie *trie; /* built on first use by lmql__vocab_trie */
+    struct lmql__memo *memo;/* masks and first tokens by meaning (memo.h), with the trie */
 };
 
 /* The byte trie of the vocabulary's pieces (trie.h), built on first use
 ** and freed with the vocabulary; NULL when out of memory. */
 struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v);
+/* The vocabulary's memo (memo.h), NULL until the trie is built or when out
+** of memory (then nothing is remembered). */
+static inline struct lmql__memo *lmql__vocab_memo(const struct lmql__vocab *v) { return v->memo; }
 
 static inline const char *lmql__vocab_piece(const struct lmql__vocab *v, int32_t t, uint32_t *len) {
     *len = v->off[t + 1] - v->off[t];

@@ -2,6 +2,7 @@
 ** Backend-independent helpers of the model layer.
 */
 #include "model.h"
+#include "memo.h"
 #include "trie.h"
 
 #include <math.h>
@@ -34,13 +35,22 @@ size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32
     return need;
 }
 
+/* Masks of this many bytes at most are remembered per vocabulary: ~500
+** masks of a 128k vocabulary, ~2000 of a 32k one. */
+#define MEMO_BUDGET ((size_t)64 << 20)
+
+/* Not locked: batch.c builds it before its threads start. */
 struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
-    if (!v->trie) v->trie = lmql__trie_build(v);
+    if (!v->trie) {
+        v->trie = lmql__trie_build(v);
+        if (v->trie && !v->memo) v->memo = lmql__memo_new(MEMO_BUDGET);
+    }
     return v->trie;
 }
 
 void lmql__vocab_free(struct lmql__vocab *v) {
     lmql__trie_free(v->trie);
+    lmql__memo_free(v->memo);
     free(v->bytes);
     free(v->off);
     free(v->is_eog);

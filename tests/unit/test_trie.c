@@ -8,8 +8,10 @@
 */
 #include "harness.h"
 #include "model.h"
+#include "memo.h"
 #include "trie.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -613,12 +615,80 @@ static void test_timing(void) {
     free(us);
 }
 
+
+/* The vocabulary memo: exact keys, exact value sizes, replacement, a full
+** memo starting over, and threads storing and reading at once. */
+struct memo_job {
+    struct lmql__memo *m;
+    int base, bad;
+};
+
+static void *memo_worker(void *arg) {
+    struct memo_job *j = arg;
+    for (int r = 0; r < 200; r++)
+        for (int k = 0; k < 16; k++) {
+            int key = j->base + k, val = key * 7, got = -1;
+            lmql__memo_put(j->m, &key, sizeof key, &val, sizeof val);
+            if (lmql__memo_get(j->m, &key, sizeof key, &got, sizeof got) && got != val) j->bad++;
+        }
+    return NULL;
+}
+
+static void test_memo(void) {
+    struct lmql__memo *m = lmql__memo_new(4096);
+    CHECK(m != NULL);
+    if (!m) return;
+    int32_t v = 0;
+    CHECK(!lmql__memo_get(m, "Pabc", 4, &v, sizeof v));
+    int32_t t = 42;
+    lmql__memo_put(m, "Pabc", 4, &t, sizeof t);
+    CHECK(lmql__memo_get(m, "Pabc", 4, &v, sizeof v));
+    CHECK_INT(v, 42);
+    CHECK(!lmql__memo_get(m, "Pab", 3, &v, sizeof v));            /* a prefix is another key */
+    uint8_t big[8];
+    CHECK(!lmql__memo_get(m, "Pabc", 4, big, sizeof big));        /* another size is a miss */
+    t = 7;
+    lmql__memo_put(m, "Pabc", 4, &t, sizeof t);
+    CHECK(lmql__memo_get(m, "Pabc", 4, &v, sizeof v));
+    CHECK_INT(v, 7);
+    /* 1000-byte values in a 4096-byte memo: the fourth starts it over. */
+    uint8_t blob[1000];
+    for (int k = 0; k < 4; k++) {
+        memset(blob, k, sizeof blob);
+        lmql__memo_put(m, &k, sizeof k, blob, sizeof blob);
+    }
+    int k3 = 3, k0 = 0;
+    CHECK(lmql__memo_get(m, &k3, sizeof k3, blob, sizeof blob) && blob[999] == 3);
+    CHECK(!lmql__memo_get(m, &k0, sizeof k0, blob, sizeof blob));
+    uint8_t huge[5000] = {0};
+    lmql__memo_put(m, "H", 1, huge, sizeof huge);                 /* over budget: not kept */
+    CHECK(!lmql__memo_get(m, "H", 1, huge, sizeof huge));
+    lmql__memo_free(m);
+
+    m = lmql__memo_new(2048);   /* small: threads also race through restarts */
+    pthread_t th[4];
+    struct memo_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct memo_job){m, i * 8, 0};   /* overlapping keys, same values */
+        pthread_create(&th[i], NULL, memo_worker, &jobs[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        bad += jobs[i].bad;
+    }
+    CHECK_INT(bad, 0);
+    lmql__memo_free(m);
+    lmql__memo_free(NULL);
+}
+
 int main(int argc, char **argv) {
     for (int b = 0; b < 256; b++) rx_class[b] = b >= '0' && b <= '9' ? 0 : b == '-' ? 1 : 2;
     if (argc > 1 && !strcmp(argv[1], "--bench")) n_timed = 1000;
     RUN(test_synthetic);
     RUN(test_real_vocabs);
     RUN(test_cache);
+    RUN(test_memo);
     RUN(test_timing);
     return th_report("trie");
 }
