@@ -10,8 +10,8 @@ WERROR  ?= $(if $(CI),-Werror,)
 WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter $(WERROR)
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS)
-LDLIBS   = $(LLAMA_LIBS) -lm -ldl -lpthread
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
+LDLIBS   = $(LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread
 
 SETUP_STAMP = deps/llama/.complete-3.21.1
 CONFIG      = build/config.mk
@@ -146,7 +146,7 @@ build/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FRONT_SRC) $(wildcard src/*.h s
 build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h src/*.def include/*.h) $(CONFIG)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
-	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) -lm -ldl -lpthread
+	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) $(WS_LIBS) -lm -ldl -lpthread
 build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(wildcard src/regex*.c) $< -o $@

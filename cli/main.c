@@ -5,6 +5,7 @@
 #include <lmql.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,18 @@ static const char USAGE[] =
     "  --json          print the result as JSON on stdout\n"
     "  -q, --quiet     no streaming, no progress\n"
     "  --seed N        sampling seed (default 0; the same seed repeats a run)\n"
-    "  --NAME VALUE    bind the query's free variable NAME (numbers become numbers)\n";
+    "  --NAME VALUE    bind the query's free variable NAME (numbers become numbers)\n"
+    "\n"
+    "serve-model options:\n"
+    "  --host H              address to listen on (default 127.0.0.1)\n"
+    "  --port P              port (default 8080; 0 picks a free one)\n"
+    "  --token T             clients must send T (Authorization: Bearer T, or ?token=T)\n"
+    "  --allow-origin LIST   browser origins allowed besides localhost (comma separated, * for all)\n"
+    "  --max-connections N   (default 64)   --max-streams N   per connection (default 64)\n"
+    "  --max-tokens N        largest max_tokens of a request (default 4096)\n"
+    "  --max-frame BYTES     largest message (default 16 MiB)\n"
+    "  --seed N              sampling seed   -q, --quiet   no log lines\n"
+    "  --PARAM VALUE         a Llama(...) parameter for the model: --n_ctx 1024, --n_seq_max 8, ...\n";
 
 static int read_file(const char *path, char **out, size_t *len) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -189,6 +201,90 @@ done:
     return rc;
 }
 
+static struct lmql_server *g_server;
+
+static void on_signal(int sig) {
+    (void)sig;
+    lmql_server_stop(g_server);
+}
+
+static int int_opt(const char *name, const char *v, long lo, long hi, int *out) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi) {
+        fprintf(stderr, "lmql serve-model: %s wants a number from %ld to %ld, not '%s'\n", name, lo, hi, v);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* `lmql serve-model llama.cpp:PATH [options] [--PARAM VALUE ...]`: the
+** server's own options, everything else goes to the model. */
+static int cmd_serve(int argc, char **argv) {
+    struct lmql_server_params p;
+    lmql_server_default_params(&p);
+    const char **keys = calloc((size_t)argc + 1, sizeof *keys), **vals = calloc((size_t)argc + 1, sizeof *vals);
+    int rc = 2;
+    if (!keys || !vals) goto done;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { p.quiet = 1; continue; }
+        if (!strcmp(a, "--static") || !strcmp(a, "--single_thread")) continue;   /* LMQL's; always so here */
+        if (a[0] != '-' || a[1] != '-') {
+            if (p.model) { fprintf(stderr, "lmql serve-model: one model per server ('%s' and '%s')\n", p.model, a); goto done; }
+            p.model = a;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { fprintf(stderr, "lmql serve-model: %s needs a value\n", a); goto done; }
+        i++;
+        const char *k = a + 2;
+        int n;
+        if (!strcmp(k, "host")) p.host = v;
+        else if (!strcmp(k, "port")) { if (int_opt(a, v, 0, 65535, &p.port)) goto done; }
+        else if (!strcmp(k, "token")) p.token = v;
+        else if (!strcmp(k, "allow-origin")) p.allow_origin = v;
+        else if (!strcmp(k, "max-connections")) { if (int_opt(a, v, 1, 100000, &p.max_connections)) goto done; }
+        else if (!strcmp(k, "max-streams")) { if (int_opt(a, v, 1, 100000, &p.max_streams)) goto done; }
+        else if (!strcmp(k, "max-tokens")) { if (int_opt(a, v, 1, 1 << 24, &p.max_tokens)) goto done; }
+        else if (!strcmp(k, "max-frame")) { if (int_opt(a, v, 1024, 1 << 30, &p.max_frame)) goto done; }
+        else if (!strcmp(k, "seed")) { if (int_opt(a, v, 0, 2147483647, &n)) goto done; p.seed = (uint64_t)n; }
+        else {
+            keys[p.n_params] = k;
+            vals[p.n_params++] = v;
+        }
+    }
+    if (!p.model) {
+        fprintf(stderr, "lmql serve-model: which model? e.g. lmql serve-model llama.cpp:model.gguf --n_ctx 1024\n");
+        goto done;
+    }
+    p.param_keys = keys;
+    p.param_values = vals;
+    char err[1024];
+    g_server = lmql_server_open(&p, err, sizeof err);
+    if (!g_server) {
+        fprintf(stderr, "lmql serve-model: %s\n", err);
+        rc = 1;
+        goto done;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    printf("serving %s on ws://%s:%d\n", p.model, p.host, lmql_server_port(g_server));
+    fflush(stdout);
+    rc = lmql_server_run(g_server) == LMQL_OK ? 0 : 1;
+    lmql_server_free(g_server);
+    g_server = NULL;
+done:
+    free(keys);
+    free(vals);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
@@ -199,10 +295,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "serve-model")) {
-        fprintf(stderr, "lmql serve-model: the LMTP server is not part of this build yet\n");
-        return 1;
-    }
+    if (!strcmp(argv[1], "serve-model")) return cmd_serve(argc - 2, argv + 2);
     fprintf(stderr, "lmql: unknown command '%s'\n%s", argv[1], USAGE);
     return 2;
 }

@@ -146,6 +146,44 @@ struct lmql_stats {
 };
 void lmql_last_stats(const struct lmql *L, struct lmql_stats *out);
 
+/* ------------------------------------------------------------------------
+** The LMTP model server (`lmql serve-model`): one model, loaded once, served
+** over WebSocket to LMQL clients (ours and LMQL's own), every running
+** stream of every connection decoded together in one batch per step.
+*/
+struct lmql_server;
+
+struct lmql_server_params {
+    const char *model;              /* "llama.cpp:PATH" (a relative PATH is resolved now) */
+    const char *const *param_keys;  /* Llama(...) parameters: n_ctx, n_seq_max, ... */
+    const char *const *param_values;
+    int          n_params;
+    const char  *host;              /* default "127.0.0.1" */
+    int          port;              /* default 8080; 0 picks a free port (see lmql_server_port) */
+    const char  *token;             /* required from clients when set (header or ?token=) */
+    const char  *allow_origin;      /* extra allowed browser origins, comma separated; "*" all */
+    int          max_connections;   /* default 64 */
+    int          max_streams;       /* per connection, queued or running; default 64 */
+    int          max_frame;         /* bytes per message; default 16 MiB */
+    int          max_tokens;        /* largest max_tokens of a GENERATE; default 4096 */
+    uint64_t     seed;              /* sampling seed */
+    int          quiet;             /* no log lines on stderr */
+};
+void lmql_server_default_params(struct lmql_server_params *p);
+
+/* Load the model and bind the socket. NULL on failure, with the cause in
+** err (err_cap bytes). */
+struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *err, size_t err_cap);
+/* The port it listens on. */
+int lmql_server_port(const struct lmql_server *S);
+/* Serve until lmql_server_stop; returns LMQL_OK or an error status. */
+lmql_status lmql_server_run(struct lmql_server *S);
+/* Ask lmql_server_run to return: safe from a signal handler and from
+** another thread. */
+void lmql_server_stop(struct lmql_server *S);
+/* Close every connection and free the model. */
+void lmql_server_free(struct lmql_server *S);
+
 #ifdef __cplusplus
 }
 #endif

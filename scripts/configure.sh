@@ -62,11 +62,21 @@ if ! err=$(cc -std=c11 $cflags $check.c -o $check ${libs//\$\$/\$} 2>&1); then
   exit 1
 fi
 rm -f $check $check.c
+# libwebsockets (Debian's libwebsockets-dev), installed by setup.sh; a
+# checkout set up before it was needed gets it here.
+if ! pkg-config --exists libwebsockets; then
+  scripts/setup.sh
+  pkg-config --exists libwebsockets || { echo "configure: libwebsockets not found (apt-get install libwebsockets-dev)" >&2; exit 1; }
+fi
+ws_cflags=$(pkg-config --cflags libwebsockets)
+ws_libs=$(pkg-config --libs libwebsockets)
 cat > $out.tmp <<MK
 # written by scripts/configure.sh: llama.cpp from $src
 LLAMA_CFLAGS = $cflags
 LLAMA_LIBS = $libs
 LLAMA_BUNDLED = $bundled
+WS_CFLAGS = $ws_cflags
+WS_LIBS = $ws_libs
 MK
 mv $out.tmp $out
 echo "configure: llama.cpp from $src" >&2

@@ -21,6 +21,9 @@ command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)   # checks that lmql.h compil
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
+# libwebsockets: the WebSocket transport of serve-model and of the
+# llama.cpp:PATH client (LMTP).
+[ -f /usr/include/libwebsockets.h ] || need_pkgs+=(libwebsockets-dev)
 # libstdc++ and libgcc_s come with gcc; llama.cpp's libraries need them at run time.
 # npm fetches the release (its libraries, and the vocab files the tests use
 # even when an installed llama.cpp is linked instead).

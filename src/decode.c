@@ -213,16 +213,17 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
             if (t == LMQL__END) break;
             if (t < 0 || t >= v->n_tokens) return lmql__errf(err, "bad beam trace");
         } else if (b) {
-            struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
+            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask};
             const float *lp;
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
             frontier(g, lp, eos_ok);
             return -2;
         } else {
-            struct lmql__eval_req req = {g->slot, seq->toks, seq->n};
+            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask};
             const float *lp;
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
-            for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
             t = pick(g, lp, g->mask);
             if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
             if (v->is_eog[t]) break;

@@ -246,8 +246,7 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
     } else if (!strcmp(id, "random")) {
         m = lmql__random_open(kv, n_kv, default_random_vocab(), err);
     } else if (!strncmp(id, "llama.cpp:", 10)) {
-        lmql__errf(err, "'%s' names a model served by `lmql serve-model`, and the LMTP client is not part of this "
-                   "build yet; run it in process with \"local:%s\"", id, id);
+        m = lmql__lmtp_open(id, kv, n_kv, err);
     } else if (has_suffix(id, ".gguf")) {
         m = lmql__llama_open(id, kv, n_kv, err);
     } else if (has_suffix(id, ".bin")) {

@@ -92,6 +92,10 @@ struct lmql__eval_req {
     int            slot;
     const int32_t *tokens;
     int32_t        n_tokens;
+    /* The tokens the constraints allow next (EOS included when the value
+    ** may end), or NULL. In-process models ignore it; the LMTP client sends
+    ** it to the server as a logit_bias. */
+    const uint8_t *mask;
 };
 
 struct lmql__model_stats {
@@ -117,6 +121,11 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *pa
 struct lmql__model *lmql__random_open(const struct lmql__kv *params, int n_params, const char *default_vocab,
                                       struct lmql__err *err);
 
+/* Open `llama.cpp:PATH`: the model served over LMTP (params endpoint=
+** "host:port", chunksize=N, token=T). */
+struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *params, int n_params,
+                                    struct lmql__err *err);
+
 /* Convenience wrappers. */
 static inline void lmql__model_free(struct lmql__model *m) { if (m) m->ops->free(m); }
 
@@ -126,5 +135,8 @@ int32_t lmql__log_softmax(float *x, int32_t n);
 ** size needed when cap is too small. */
 size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32_t n, char *out, size_t cap);
 void lmql__vocab_free(struct lmql__vocab *v);
+/* For a model that borrows another's vocabulary by copying the struct: free
+** what was built on the copy (trie, memo), not the borrowed arrays. */
+void lmql__vocab_free_borrowed(struct lmql__vocab *copy, const struct lmql__vocab *owner);
 
 #endif

@@ -73,7 +73,7 @@ static void rnd_free(struct lmql__model *base) {
     struct rnd *m = (struct rnd *)base;
     /* The vocabulary is the tokenizer model's, but a trie built through this
     ** copy of it is ours. */
-    if (base->vocab.trie != m->vocab_model->vocab.trie) lmql__trie_free(base->vocab.trie);
+    lmql__vocab_free_borrowed(&base->vocab, &m->vocab_model->vocab);
     lmql__model_free(m->vocab_model);
     free(m->uniform);
     free(base->id);

@@ -48,6 +48,13 @@ struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
     return v->trie;
 }
 
+void lmql__vocab_free_borrowed(struct lmql__vocab *copy, const struct lmql__vocab *owner) {
+    if (copy->trie != owner->trie) lmql__trie_free(copy->trie);
+    if (copy->memo != owner->memo) lmql__memo_free(copy->memo);
+    copy->trie = NULL;
+    copy->memo = NULL;
+}
+
 void lmql__vocab_free(struct lmql__vocab *v) {
     lmql__trie_free(v->trie);
     lmql__memo_free(v->memo);

@@ -1,0 +1,491 @@
+/*
+** LMTP frames (see lmtp.h): a one-pass reader for client commands and the
+** writers of server replies.
+*/
+#include "lmtp.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rd {
+    const char *s;
+    size_t n, i;
+    int depth;
+    char *err;          /* the first error wins */
+    size_t cap;
+    bool failed;
+};
+
+static void rfail(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rfail(struct rd *r, const char *fmt, ...) {
+    if (r->failed) return;
+    r->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, r->cap, fmt, ap);
+    va_end(ap);
+}
+
+static void ws(struct rd *r) {
+    while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r'))
+        r->i++;
+}
+
+static bool eat(struct rd *r, char c) {
+    ws(r);
+    if (r->i < r->n && r->s[r->i] == c) {
+        r->i++;
+        return true;
+    }
+    return false;
+}
+
+/* A syntax error: the rest of the frame cannot be read. */
+static int syntax(struct rd *r, const char *what) {
+    r->failed = false;   /* a syntax error replaces a field error: it is the real cause */
+    rfail(r, "malformed JSON at byte %zu: %s", r->i, what);
+    return -1;
+}
+
+static int hex4(struct rd *r, unsigned *out) {
+    if (r->i + 4 > r->n) return -1;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = r->s[r->i++];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string into out (decoded, NUL-terminated) or skipped when out is NULL. */
+static int read_string(struct rd *r, struct lmql__buf *out) {
+    ws(r);
+    if (r->i >= r->n || r->s[r->i] != '"') return syntax(r, "expected a string");
+    r->i++;
+    while (r->i < r->n) {
+        unsigned char c = (unsigned char)r->s[r->i++];
+        if (c == '"') return out && lmql__buf_add(out, "", 1) ? syntax(r, "out of memory") : 0;
+        if (c < 0x20) return syntax(r, "control character in a string");
+        if (c != '\\') {
+            if (out && lmql__buf_add(out, &c, 1)) return syntax(r, "out of memory");
+            continue;
+        }
+        if (r->i >= r->n) break;
+        char e = r->s[r->i++];
+        char one = 0;
+        switch (e) {
+        case '"': one = '"'; break;
+        case '\\': one = '\\'; break;
+        case '/': one = '/'; break;
+        case 'b': one = '\b'; break;
+        case 'f': one = '\f'; break;
+        case 'n': one = '\n'; break;
+        case 'r': one = '\r'; break;
+        case 't': one = '\t'; break;
+        case 'u': {
+            unsigned cp;
+            if (hex4(r, &cp)) return syntax(r, "bad \\u escape");
+            if (cp >= 0xD800 && cp < 0xDC00 && r->i + 6 <= r->n && r->s[r->i] == '\\' && r->s[r->i + 1] == 'u') {
+                size_t at = r->i;
+                unsigned lo;
+                r->i += 2;
+                if (!hex4(r, &lo) && lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                else r->i = at;
+            }
+            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;   /* a lone surrogate */
+            unsigned char u[4];
+            size_t k;
+            if (cp < 0x80) { u[0] = (unsigned char)cp; k = 1; }
+            else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | cp >> 6); u[1] = (unsigned char)(0x80 | (cp & 63)); k = 2; }
+            else if (cp < 0x10000) {
+                u[0] = (unsigned char)(0xE0 | cp >> 12); u[1] = (unsigned char)(0x80 | (cp >> 6 & 63));
+                u[2] = (unsigned char)(0x80 | (cp & 63)); k = 3;
+            } else {
+                u[0] = (unsigned char)(0xF0 | cp >> 18); u[1] = (unsigned char)(0x80 | (cp >> 12 & 63));
+                u[2] = (unsigned char)(0x80 | (cp >> 6 & 63)); u[3] = (unsigned char)(0x80 | (cp & 63)); k = 4;
+            }
+            if (out && lmql__buf_add(out, u, k)) return syntax(r, "out of memory");
+            continue;
+        }
+        default: return syntax(r, "bad escape");
+        }
+        if (out && lmql__buf_add(out, &one, 1)) return syntax(r, "out of memory");
+    }
+    return syntax(r, "unterminated string");
+}
+
+/* A JSON number (its exact grammar), as a double. */
+static int read_number(struct rd *r, double *out) {
+    ws(r);
+    size_t a = r->i;
+    if (r->i < r->n && r->s[r->i] == '-') r->i++;
+    if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "expected a number");
+    if (r->s[r->i] == '0') r->i++;
+    else while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    if (r->i < r->n && r->s[r->i] == '.') {
+        r->i++;
+        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "bad number");
+        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    }
+    if (r->i < r->n && (r->s[r->i] == 'e' || r->s[r->i] == 'E')) {
+        r->i++;
+        if (r->i < r->n && (r->s[r->i] == '+' || r->s[r->i] == '-')) r->i++;
+        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "bad number");
+        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
+    }
+    char tmp[64];
+    size_t len = r->i - a;
+    if (len >= sizeof tmp) { *out = a < r->n && r->s[a] == '-' ? -HUGE_VAL : HUGE_VAL; return 0; }
+    memcpy(tmp, r->s + a, len);
+    tmp[len] = 0;
+    *out = strtod(tmp, NULL);
+    return 0;
+}
+
+static bool word(struct rd *r, const char *w) {
+    size_t k = strlen(w);
+    ws(r);
+    if (r->i + k <= r->n && !memcmp(r->s + r->i, w, k)) {
+        r->i += k;
+        return true;
+    }
+    return false;
+}
+
+/* Any value, skipped; nesting is bounded so hostile frames cannot recurse deep. */
+static int skip_value(struct rd *r) {
+    ws(r);
+    if (r->i >= r->n) return syntax(r, "unexpected end");
+    char c = r->s[r->i];
+    if (c == '"') return read_string(r, NULL);
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        double d;
+        return read_number(r, &d);
+    }
+    if (word(r, "true") || word(r, "false") || word(r, "null")) return 0;
+    if (c != '{' && c != '[') return syntax(r, "unexpected character");
+    if (++r->depth > 32) return syntax(r, "nesting too deep");
+    bool obj = c == '{';
+    r->i++;
+    if (!eat(r, obj ? '}' : ']')) {
+        for (;;) {
+            if (obj && (read_string(r, NULL) || (!eat(r, ':') && syntax(r, "expected ':'")))) return -1;
+            if (skip_value(r)) return -1;
+            if (eat(r, ',')) continue;
+            if (eat(r, obj ? '}' : ']')) break;
+            return syntax(r, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    r->depth--;
+    return 0;
+}
+
+/* What kind of value starts here: '"', '0' (number), '[', '{', 't'/'f' (bool), 'n'. */
+static char peek_kind(struct rd *r) {
+    ws(r);
+    if (r->i >= r->n) return 0;
+    char c = r->s[r->i];
+    return c == '-' || (c >= '0' && c <= '9') ? '0' : c;
+}
+
+static const char *kind_name(char k) {
+    switch (k) {
+    case '"': return "a string";
+    case '0': return "a number";
+    case '[': return "a list";
+    case '{': return "an object";
+    case 't': case 'f': return "a boolean";
+    case 'n': return "null";
+    default: return "nothing";
+    }
+}
+
+/* An integer field in [lo, hi]. */
+static int read_int(struct rd *r, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    char k = peek_kind(r);
+    if (k != '0') {
+        rfail(r, "'%s' must be an integer, not %s", key, kind_name(k));
+        return skip_value(r);
+    }
+    double d;
+    if (read_number(r, &d)) return -1;
+    if (d != floor(d) || !(d >= (double)lo && d <= (double)hi)) {
+        rfail(r, "'%s' must be an integer from %lld to %lld, not %g", key, (long long)lo, (long long)hi, d);
+        return 0;
+    }
+    *out = (int64_t)d;
+    return 0;
+}
+
+static int read_real(struct rd *r, const char *key, double lo, double hi, double *out) {
+    char k = peek_kind(r);
+    if (k != '0') {
+        rfail(r, "'%s' must be a number, not %s", key, kind_name(k));
+        return skip_value(r);
+    }
+    double d;
+    if (read_number(r, &d)) return -1;
+    if (!(d >= lo && d <= hi)) {
+        rfail(r, "'%s' must be a number from %g to %g, not %g", key, lo, hi, d);
+        return 0;
+    }
+    *out = d;
+    return 0;
+}
+
+static int read_bool(struct rd *r, const char *key, bool *out) {
+    if (word(r, "true")) { *out = true; return 0; }
+    if (word(r, "false")) { *out = false; return 0; }
+    rfail(r, "'%s' must be true or false, not %s", key, kind_name(peek_kind(r)));
+    return skip_value(r);
+}
+
+static int read_ids(struct rd *r, const char *key, int32_t max_items, int32_t **out, int32_t *n_out) {
+    if (peek_kind(r) != '[') {
+        rfail(r, "'%s' must be a list of token ids, not %s", key, kind_name(peek_kind(r)));
+        return skip_value(r);
+    }
+    r->i++;
+    int32_t n = 0, cap = 0, *v = NULL;
+    bool bad = false;
+    if (!eat(r, ']')) {
+        for (;;) {
+            int64_t id = 0;
+            bool was_failed = r->failed;
+            if (read_int(r, key, 0, INT32_MAX, &id)) { free(v); return -1; }
+            if (r->failed && !was_failed) bad = true;
+            if (n == max_items) {
+                rfail(r, "'%s' holds more than %d tokens", key, max_items);
+                bad = true;
+            }
+            if (!bad) {
+                if (n == cap) {
+                    int32_t nc = cap ? cap * 2 : 64;
+                    int32_t *p = realloc(v, (size_t)nc * sizeof *p);
+                    if (!p) { free(v); return syntax(r, "out of memory"); }
+                    v = p;
+                    cap = nc;
+                }
+                v[n++] = (int32_t)id;
+            }
+            if (eat(r, ',')) continue;
+            if (eat(r, ']')) break;
+            free(v);
+            return syntax(r, "expected ',' or ']'");
+        }
+    }
+    if (bad) { free(v); return 0; }
+    free(*out);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+/* logit_bias: {"<token id>": number, ...}; null means none. */
+static int read_bias(struct rd *r, int32_t max_items, struct lmql__lmtp_cmd *c) {
+    if (word(r, "null")) return 0;
+    if (peek_kind(r) != '{') {
+        rfail(r, "'logit_bias' must be an object of token id: bias, not %s", kind_name(peek_kind(r)));
+        return skip_value(r);
+    }
+    r->i++;
+    int32_t cap = 0;
+    struct lmql__buf key = {0};
+    bool bad = false;
+    int rc = 0;
+    if (!eat(r, '}')) {
+        for (;;) {
+            key.len = 0;
+            if (read_string(r, &key) || (!eat(r, ':') && syntax(r, "expected ':'"))) { rc = -1; break; }
+            char *end;
+            long long id = strtoll(key.data, &end, 10);
+            if (!key.data[0] || *end || id < 0 || id > INT32_MAX) {
+                rfail(r, "'logit_bias' key \"%.40s\" is not a token id", key.data);
+                bad = true;
+            }
+            double v = 0;
+            bool was_failed = r->failed;
+            if (read_real(r, "logit_bias value", -1e30, 1e30, &v)) { rc = -1; break; }
+            if (r->failed && !was_failed) bad = true;
+            if (!bad && c->n_bias == max_items) {
+                rfail(r, "'logit_bias' holds more than %d entries", max_items);
+                bad = true;
+            }
+            if (!bad) {
+                if (c->n_bias == cap) {
+                    int32_t nc = cap ? cap * 2 : 64;
+                    struct lmql__lmtp_bias *p = realloc(c->bias, (size_t)nc * sizeof *p);
+                    if (!p) { rc = syntax(r, "out of memory"); break; }
+                    c->bias = p;
+                    cap = nc;
+                }
+                c->bias[c->n_bias++] = (struct lmql__lmtp_bias){(int32_t)id, (float)v};
+            }
+            if (eat(r, ',')) continue;
+            if (eat(r, '}')) break;
+            rc = syntax(r, "expected ',' or '}'");
+            break;
+        }
+    }
+    lmql__buf_free(&key);
+    return rc;
+}
+
+static const char *const k_keys =
+    "stream_id, model, prompt, scored, max_tokens, temperature, top_logprobs, top_k, top_p, logit_bias, data";
+
+static int read_field(struct rd *r, const char *key, int32_t max_items, struct lmql__lmtp_cmd *c) {
+    if (!strcmp(key, "stream_id")) {
+        int64_t id = -1;
+        bool was_failed = r->failed;
+        if (read_int(r, key, 0, INT64_MAX / 2, &id)) return -1;
+        if (!r->failed || was_failed) {
+            c->stream_id = id;
+            c->has_stream_id = id >= 0;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "model") || !strcmp(key, "text")) {
+        if (peek_kind(r) != '"') {
+            rfail(r, "'%s' must be a string, not %s", key, kind_name(peek_kind(r)));
+            return skip_value(r);
+        }
+        struct lmql__buf s = {0};
+        if (read_string(r, &s)) { lmql__buf_free(&s); return -1; }
+        if (key[0] == 'm') { free(c->model); c->model = s.data; }
+        else { free(c->text); c->text = s.data; c->text_len = s.len - 1; }
+        return 0;
+    }
+    if (!strcmp(key, "prompt")) { c->has_prompt = true; return read_ids(r, key, max_items, &c->prompt, &c->n_prompt); }
+    if (!strcmp(key, "scored")) { c->has_scored = true; return read_ids(r, key, max_items, &c->scored, &c->n_scored); }
+    if (!strcmp(key, "max_tokens")) return read_int(r, key, 1, INT32_MAX, &c->max_tokens);
+    if (!strcmp(key, "top_logprobs")) return read_int(r, key, 0, 1000, &c->top_logprobs);
+    if (!strcmp(key, "top_k")) return read_int(r, key, 0, INT32_MAX, &c->top_k);
+    if (!strcmp(key, "temperature")) return read_real(r, key, 0, 1e6, &c->temperature);
+    if (!strcmp(key, "top_p")) return read_real(r, key, 1e-9, 1, &c->top_p);
+    if (!strcmp(key, "logit_bias")) return read_bias(r, max_items, c);
+    if (!strcmp(key, "bos")) return read_bool(r, key, &c->bos);
+    if (!strcmp(key, "cont")) return read_bool(r, key, &c->cont);
+    if (!strcmp(key, "data")) return skip_value(r);   /* MODEL_INFO's echo of the model name */
+    rfail(r, "unsupported parameter '%.40s' (this server takes: %s)", key, k_keys);
+    return skip_value(r);
+}
+
+static const struct {
+    const char *name;
+    enum lmql__lmtp_kind kind;
+} k_cmds[] = {
+    {"GENERATE", LMTP_GENERATE}, {"SCORE", LMTP_SCORE}, {"MODEL_INFO", LMTP_MODEL_INFO},
+    {"CANCEL", LMTP_CANCEL},     {"VOCAB", LMTP_VOCAB}, {"TOKENIZE", LMTP_TOKENIZE},
+};
+
+int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *c, char *err,
+                     size_t errcap) {
+    memset(c, 0, sizeof *c);
+    c->stream_id = -1;
+    c->max_tokens = 32;
+    c->top_logprobs = 1;
+    c->top_p = 1;
+    struct rd r = {frame, n, 0, 0, err, errcap, false};
+    err[0] = 0;
+    size_t sp = 0;
+    while (sp < n && frame[sp] != ' ') sp++;
+    bool known = false;
+    c->kind = LMTP_UNKNOWN;
+    for (size_t k = 0; k < sizeof k_cmds / sizeof *k_cmds; k++)
+        if (strlen(k_cmds[k].name) == sp && !memcmp(frame, k_cmds[k].name, sp)) {
+            c->kind = k_cmds[k].kind;
+            known = true;
+        }
+    if (!known) {
+        /* Printable bytes only: the name goes back into a JSON reply. */
+        char name[41];
+        size_t k = 0;
+        for (; k < sp && k < 40; k++) name[k] = frame[k] >= 0x20 && frame[k] < 0x7f ? frame[k] : '?';
+        name[k] = 0;
+        rfail(&r, "Unknown command: %s", name);
+    }
+    r.i = sp < n ? sp + 1 : n;
+    if (!eat(&r, '{')) return syntax(&r, "expected '{' after the command");
+    if (!eat(&r, '}')) {
+        struct lmql__buf key = {0};
+        for (;;) {
+            key.len = 0;
+            if (read_string(&r, &key) || (!eat(&r, ':') && syntax(&r, "expected ':'")) ||
+                read_field(&r, key.data, max_items, c)) {
+                lmql__buf_free(&key);
+                return -1;
+            }
+            if (eat(&r, ',')) continue;
+            if (eat(&r, '}')) break;
+            lmql__buf_free(&key);
+            return syntax(&r, "expected ',' or '}'");
+        }
+        lmql__buf_free(&key);
+    }
+    ws(&r);
+    if (r.i != n) return syntax(&r, "trailing characters");
+    if (!r.failed && (c->kind == LMTP_GENERATE || c->kind == LMTP_SCORE) && !c->has_prompt)
+        rfail(&r, "'prompt' is required");
+    if (!r.failed && c->kind == LMTP_SCORE && !c->has_scored) rfail(&r, "'scored' is required");
+    if (!r.failed && c->kind == LMTP_TOKENIZE && !c->text) rfail(&r, "'text' is required");
+    return r.failed ? -1 : 0;
+}
+
+void lmql__lmtp_cmd_free(struct lmql__lmtp_cmd *c) {
+    free(c->model);
+    free(c->prompt);
+    free(c->scored);
+    free(c->bias);
+    free(c->text);
+    memset(c, 0, sizeof *c);
+}
+
+/* ------------------------------------------------------------ replies -- */
+
+static int add_id(struct lmql__buf *b, int64_t stream_id) {
+    return stream_id >= 0 ? lmql__buf_addf(b, "%lld", (long long)stream_id) : lmql__buf_adds(b, "null");
+}
+
+/* Log-probabilities: JSON has no -Infinity; a forbidden token is -1e30. */
+static int add_lp(struct lmql__buf *b, double lp) {
+    if (!isfinite(lp)) lp = lp > 0 ? 1e30 : -1e30;
+    return lmql__buf_addf(b, "%.7g", lp);
+}
+
+int lmql__lmtp_token(struct lmql__buf *b, int64_t stream_id, int32_t tok, double logprob, const char *finish,
+                     const int32_t *top, const float *top_lp, int n_top) {
+    int rc = lmql__buf_addf(b, "TOKEN [{\"token\": %d, \"stream_id\": ", tok);
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_adds(b, ", \"logprob\": ");
+    rc |= add_lp(b, logprob);
+    rc |= lmql__buf_adds(b, ", \"finish_reason\": ");
+    rc |= finish ? lmql__buf_addf(b, "\"%s\"", finish) : lmql__buf_adds(b, "null");
+    if (top) {
+        rc |= lmql__buf_adds(b, ", \"top_logprobs\": {");
+        for (int k = 0; k < n_top; k++) {
+            rc |= lmql__buf_addf(b, "%s\"%d\": ", k ? ", " : "", top[k]);
+            rc |= add_lp(b, top_lp[k]);
+        }
+        rc |= lmql__buf_adds(b, "}");
+    }
+    rc |= lmql__buf_adds(b, "}]");
+    return rc ? -1 : 0;
+}
+
+int lmql__lmtp_error(struct lmql__buf *b, const char *cmd, int64_t stream_id, const char *msg) {
+    int rc = lmql__buf_addf(b, "%s [{\"stream_id\": ", cmd);
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_adds(b, ", \"error\": ");
+    rc |= lmql__buf_json_str(b, msg, strlen(msg));
+    rc |= lmql__buf_adds(b, "}]");
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,73 @@
+/*
+** LMTP, the wire protocol of LMQL's model servers (see docs and the
+** protocol notes): one WebSocket text frame per message, `CMD {json}`.
+**
+** This module reads a client command into a struct and writes the server's
+** replies; it knows nothing of sockets or models, so the fuzz target and
+** both ends (server and the llama.cpp:PATH client) share it.
+**
+** The command parser is written for this one shape instead of building a
+** generic JSON tree: a logit_bias of half a 128k vocabulary arrives with
+** every GENERATE of LMQL's client, and it must cost one pass, not a
+** dictionary insert per entry.
+*/
+#ifndef LMQL_LMTP_H
+#define LMQL_LMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmql_int.h"
+
+enum lmql__lmtp_kind {
+    LMTP_GENERATE,
+    LMTP_SCORE,
+    LMTP_MODEL_INFO,
+    /* Extensions (an unmodified LMQL client never sends them): */
+    LMTP_CANCEL,        /* {"stream_id"}: stop that stream now */
+    LMTP_VOCAB,         /* {"stream_id"}: the vocabulary as hex pieces */
+    LMTP_TOKENIZE,      /* {"stream_id", "text", "bos", "cont"}: token ids */
+    LMTP_UNKNOWN,       /* parsed for its stream_id, answered with an error */
+};
+
+struct lmql__lmtp_bias {
+    int32_t tok;
+    float   value;
+};
+
+struct lmql__lmtp_cmd {
+    enum lmql__lmtp_kind kind;
+    int64_t stream_id;
+    bool    has_stream_id;
+    char   *model;              /* NUL-terminated, NULL when absent */
+    int32_t *prompt, *scored;
+    int32_t n_prompt, n_scored;
+    bool    has_prompt, has_scored;
+    int64_t max_tokens;         /* default 32, as LMQL's server */
+    double  temperature;        /* default 0: argmax */
+    int64_t top_logprobs;       /* default 1 */
+    int64_t top_k;              /* 0: all */
+    double  top_p;              /* 1: all */
+    struct lmql__lmtp_bias *bias;
+    int32_t n_bias;
+    char   *text;               /* TOKENIZE */
+    size_t  text_len;
+    bool    bos, cont;
+};
+
+/* Parse one frame. Returns 0, or -1 with a message in err: a syntax error
+** (then nothing else is known), or a wrong field (then stream_id is set if
+** the frame has one, so the reply can name the stream). max_items caps
+** the length of each array and of logit_bias. */
+int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *cmd, char *err,
+                     size_t errcap);
+void lmql__lmtp_cmd_free(struct lmql__lmtp_cmd *cmd);
+
+/* Replies, appended to b as whole frames' text. All return 0 or -1 (out
+** of memory). A stream_id < 0 is written as null. */
+int lmql__lmtp_token(struct lmql__buf *b, int64_t stream_id, int32_t tok, double logprob, const char *finish,
+                     const int32_t *top, const float *top_lp, int n_top);
+int lmql__lmtp_error(struct lmql__buf *b, const char *cmd, int64_t stream_id, const char *msg);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+** `llama.cpp:PATH`: a model served by `lmql serve-model` (or any LMTP
+** server), reached over WebSocket.
+**
+** Masks go to the server as logit_bias, as LMQL's client sends them: +100
+** on the allowed tokens when they are fewer than half the vocabulary, -100
+** on the others otherwise. Each GENERATE asks for a chunk of tokens (LMQL's
+** `chunksize`, 16): the next steps are answered from that stream while the
+** sequence follows it under the same mask, so a run costs one request per
+** chunk, not per token. A stream that is left is cancelled (an extension
+** of ours; other servers answer it with an error, which is ignored).
+**
+** The vocabulary: from the GGUF at PATH when this machine has it, else
+** from the server (VOCAB and TOKENIZE extensions). No tokenizer is ever
+** guessed.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "lmtp.h"
+#include "lmtp_conn.h"
+#include "model.h"
+#include "value.h"
+
+#define LMTP_SLOTS   64
+#define LMTP_TOP     5        /* top_logprobs asked for: the choices a client-side sampler sees */
+#define LMTP_TIMEOUT 300000   /* ms without any reply before giving up */
+
+struct rstream {
+    int64_t id;
+    int32_t *prompt;
+    int32_t n_prompt;
+    uint64_t mask_key;
+    int32_t max_tokens;
+    int32_t *tok;               /* received, position by position */
+    float *lp;                  /* LMTP_TOP + 1 per position: the top list's logprobs */
+    int32_t *top;               /* LMTP_TOP + 1 ids per position (-1 past the end) */
+    int32_t n_recv, cap;
+    bool finished;
+    char *error;
+};
+
+struct lmtp {
+    struct lmql__model base;
+    struct lmql__model *local;  /* vocab-only model of the local GGUF, or NULL */
+    struct lmql__lmtp_conn *conn;
+    char *endpoint, *token;
+    int chunk;
+    int64_t next_id;
+    struct rstream *slot[LMTP_SLOTS];
+    struct rstream *scoring;    /* the SCORE stream being read */
+    float *dist[LMTP_SLOTS];
+    struct lmql__buf out;
+};
+
+static struct lmql_val *field(const struct lmql_val *d, const char *k) {
+    if (!d || d->kind != LMQL_V_DICT) return NULL;
+    for (size_t i = 0; i < d->u.dict.len; i++) {
+        const struct lmql_val *key = d->u.dict.keys[i];
+        if (key->kind == LMQL_V_STR && !strcmp(key->u.str.s, k)) return d->u.dict.vals[i];
+    }
+    return NULL;
+}
+
+static bool num(const struct lmql_val *v, double *out) {
+    if (!v) return false;
+    if (v->kind == LMQL_V_INT) { *out = (double)v->u.i; return true; }
+    if (v->kind == LMQL_V_FLOAT) { *out = v->u.f; return true; }
+    return false;
+}
+
+static void stream_free(struct rstream *s) {
+    if (!s) return;
+    free(s->prompt);
+    free(s->tok);
+    free(s->lp);
+    free(s->top);
+    free(s->error);
+    free(s);
+}
+
+static struct rstream *find_stream(struct lmtp *m, int64_t id) {
+    for (int i = 0; i < LMTP_SLOTS; i++)
+        if (m->slot[i] && m->slot[i]->id == id) return m->slot[i];
+    if (m->scoring && m->scoring->id == id) return m->scoring;
+    return NULL;
+}
+
+/* One TOKEN payload into its stream. */
+static void take_token(struct lmtp *m, const struct lmql_val *p) {
+    double id_d, t_d, lp_d = -INFINITY;
+    if (!num(field(p, "stream_id"), &id_d)) return;
+    struct rstream *s = find_stream(m, (int64_t)id_d);
+    if (!s || s->finished) return;
+    const struct lmql_val *e = field(p, "error");
+    if (e) {
+        s->error = strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+        s->finished = true;
+        return;
+    }
+    if (!num(field(p, "token"), &t_d)) return;
+    num(field(p, "logprob"), &lp_d);
+    if (s->n_recv == s->cap) {
+        int32_t c = s->cap ? s->cap * 2 : 16;
+        int32_t *t = realloc(s->tok, (size_t)c * sizeof *t);
+        if (t) s->tok = t;
+        float *l = realloc(s->lp, (size_t)c * (LMTP_TOP + 1) * sizeof *l);
+        if (l) s->lp = l;
+        int32_t *tp = realloc(s->top, (size_t)c * (LMTP_TOP + 1) * sizeof *tp);
+        if (tp) s->top = tp;
+        if (!t || !l || !tp) { s->error = strdup("out of memory"); s->finished = true; return; }
+        s->cap = c;
+    }
+    int32_t at = s->n_recv++;
+    int32_t tok = (int32_t)t_d;
+    s->tok[at] = tok;
+    int32_t *top = s->top + (size_t)at * (LMTP_TOP + 1);
+    float *lp = s->lp + (size_t)at * (LMTP_TOP + 1);
+    int k = 0;
+    top[k] = tok;
+    lp[k++] = (float)lp_d;
+    const struct lmql_val *tl = field(p, "top_logprobs");
+    for (size_t i = 0; tl && tl->kind == LMQL_V_DICT && i < tl->u.dict.len && k < LMTP_TOP + 1; i++) {
+        double v;
+        int32_t t = (int32_t)strtol(tl->u.dict.keys[i]->u.str.s, NULL, 10);
+        if (t == tok || !num(tl->u.dict.vals[i], &v)) continue;
+        top[k] = t;
+        lp[k++] = (float)v;
+    }
+    for (; k < LMTP_TOP + 1; k++) top[k] = -1;
+    const struct lmql_val *fr = field(p, "finish_reason");
+    if (fr && fr->kind == LMQL_V_STR) s->finished = true;
+}
+
+/* Read one message (waiting up to the timeout) and file it. */
+static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err) {
+    char *text;
+    size_t len;
+    int r = lmql__lmtp_recv(m->conn, &text, &len, LMTP_TIMEOUT, err);
+    if (r < 0) return -1;
+    if (r == 0) return lmql__errf(err, "the LMTP server sent nothing for %d s", LMTP_TIMEOUT / 1000);
+    char *sp = memchr(text, ' ', len);
+    struct lmql__err jerr = {0};
+    struct lmql_val *v = sp ? lmql__json_parse(sp + 1, len - (size_t)(sp + 1 - text), &jerr) : NULL;
+    if (!v || v->kind != LMQL_V_LIST) {
+        lmql__errf(err, "the LMTP server sent a malformed message: %.80s", text);
+        free(text);
+        lmql__val_unref(v);
+        return -1;
+    }
+    bool token = sp - text == 5 && !memcmp(text, "TOKEN", 5);
+    free(text);
+    for (size_t i = 0; token && i < v->u.list.len; i++) take_token(m, v->u.list.items[i]);
+    if (!token && msg_out) *msg_out = lmql__val_ref(v);
+    lmql__val_unref(v);
+    return 0;
+}
+
+/* A MSG reply to a request of ours (VOCAB, TOKENIZE): the first payload
+** with that stream id. */
+static struct lmql_val *await_msg(struct lmtp *m, int64_t id, struct lmql__err *err) {
+    for (;;) {
+        struct lmql_val *v = NULL;
+        if (pump(m, &v, err)) return NULL;
+        if (!v) continue;
+        for (size_t i = 0; i < v->u.list.len; i++) {
+            struct lmql_val *p = v->u.list.items[i];
+            double sid;
+            if (!num(field(p, "stream_id"), &sid) || (int64_t)sid != id) continue;
+            struct lmql_val *e = field(p, "error");
+            if (e) {
+                lmql__errf(err, "the LMTP server: %s", e->kind == LMQL_V_STR ? e->u.str.s : "error");
+                lmql__val_unref(v);
+                return NULL;
+            }
+            struct lmql_val *keep = lmql__val_ref(p);
+            lmql__val_unref(v);
+            return keep;
+        }
+        lmql__val_unref(v);
+    }
+}
+
+static int send_buf(struct lmtp *m, struct lmql__err *err) {
+    int rc = lmql__lmtp_send(m->conn, m->out.data, m->out.len, err);
+    m->out.len = 0;
+    return rc;
+}
+
+static void cancel(struct lmtp *m, int slot) {
+    struct rstream *s = m->slot[slot];
+    if (!s) return;
+    if (!s->finished) {
+        struct lmql__err err;
+        lmql__buf_addf(&m->out, "CANCEL {\"stream_id\": %lld, \"model\": ", (long long)s->id);
+        lmql__buf_json_str(&m->out, m->base.id, strlen(m->base.id));
+        lmql__buf_adds(&m->out, "}");
+        send_buf(m, &err);
+    }
+    stream_free(s);
+    m->slot[slot] = NULL;
+}
+
+static uint64_t mask_key(const uint8_t *mask, int32_t n) {
+    if (!mask) return 0;
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t i = 0; i < n; i++) h = (h ^ mask[i]) * 1099511628211ull;
+    return h | 1;
+}
+
+static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint64_t key, struct lmql__err *err) {
+    cancel(m, slot);
+    struct rstream *s = calloc(1, sizeof *s);
+    if (!s || !(s->prompt = malloc((size_t)q->n_tokens * sizeof *s->prompt))) {
+        free(s);
+        return lmql__errf(err, "out of memory");
+    }
+    s->id = ++m->next_id;
+    memcpy(s->prompt, q->tokens, (size_t)q->n_tokens * sizeof *s->prompt);
+    s->n_prompt = q->n_tokens;
+    s->mask_key = key;
+    s->max_tokens = m->chunk;
+    m->slot[slot] = s;
+    struct lmql__buf *b = &m->out;
+    lmql__buf_adds(b, "GENERATE {\"model\": ");
+    lmql__buf_json_str(b, m->base.id, strlen(m->base.id));
+    lmql__buf_addf(b, ", \"stream_id\": %lld, \"max_tokens\": %d, \"temperature\": 0.0, \"top_logprobs\": %d, \"prompt\": [",
+                   (long long)s->id, m->chunk, LMTP_TOP);
+    for (int32_t i = 0; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i ? "," : "", q->tokens[i]);
+    lmql__buf_adds(b, "]");
+    if (q->mask) {
+        int32_t nv = m->base.vocab.n_tokens, allowed = 0;
+        for (int32_t t = 0; t < nv; t++) allowed += q->mask[t] != 0;
+        bool plus = allowed < nv / 2;
+        lmql__buf_adds(b, ", \"logit_bias\": {");
+        bool first = true;
+        for (int32_t t = 0; t < nv; t++)
+            if ((q->mask[t] != 0) == plus) {
+                lmql__buf_addf(b, "%s\"%d\": %s", first ? "" : ", ", t, plus ? "100" : "-100");
+                first = false;
+            }
+        lmql__buf_adds(b, "}");
+    }
+    lmql__buf_adds(b, "}");
+    return send_buf(m, err);
+}
+
+/* Does stream s, as far as it went (or may still go), continue q? */
+static bool follows(const struct rstream *s, const struct lmql__eval_req *q, uint64_t key) {
+    if (!s || s->error || s->mask_key != key || q->n_tokens < s->n_prompt) return false;
+    int32_t j = q->n_tokens - s->n_prompt;
+    if (j >= s->max_tokens || (s->finished && j >= s->n_recv)) return false;
+    if (memcmp(q->tokens, s->prompt, (size_t)s->n_prompt * sizeof *q->tokens)) return false;
+    for (int32_t i = 0; i < j; i++)
+        if (i >= s->n_recv || q->tokens[s->n_prompt + i] != s->tok[i]) return false;
+    return true;
+}
+
+static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
+                              const float **out, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    int32_t nv = base->vocab.n_tokens;
+    for (int r = 0; r < n_req; r++) {
+        const struct lmql__eval_req *q = &reqs[r];
+        if (q->slot < 0 || q->slot >= LMTP_SLOTS) return lmql__errf(err, "sequence slot %d out of range", q->slot);
+        uint64_t key = mask_key(q->mask, nv);
+        if (!follows(m->slot[q->slot], q, key) && start(m, q->slot, q, key, err)) return -1;
+    }
+    for (int r = 0; r < n_req; r++) {
+        const struct lmql__eval_req *q = &reqs[r];
+        struct rstream *s = m->slot[q->slot];
+        int32_t j = q->n_tokens - s->n_prompt;
+        while (s->n_recv <= j && !s->finished)
+            if (pump(m, NULL, err)) return -1;
+        if (s->error) return lmql__errf(err, "the LMTP server: %s", s->error);
+        if (s->n_recv <= j) {   /* ended early: ask again from here */
+            if (start(m, q->slot, q, mask_key(q->mask, nv), err)) return -1;
+            r--;
+            continue;
+        }
+        float *d = m->dist[q->slot];
+        if (!d && !(d = m->dist[q->slot] = malloc((size_t)nv * sizeof *d))) return lmql__errf(err, "out of memory");
+        for (int32_t t = 0; t < nv; t++) d[t] = -INFINITY;
+        const int32_t *top = s->top + (size_t)j * (LMTP_TOP + 1);
+        const float *lp = s->lp + (size_t)j * (LMTP_TOP + 1);
+        for (int k = 0; k < LMTP_TOP + 1 && top[k] >= 0; k++)
+            if (top[k] < nv) d[top[k]] = lp[k];
+        out[r] = d;
+    }
+    return 0;
+}
+
+static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs, const int32_t *from,
+                      float **scores, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    for (int r = 0; r < n_req; r++) {
+        const struct lmql__eval_req *q = &reqs[r];
+        if (from[r] < 1 || from[r] > q->n_tokens) return lmql__errf(err, "scored tokens need a prefix");
+        if (from[r] == q->n_tokens) continue;
+        struct rstream *s = calloc(1, sizeof *s);
+        if (!s) return lmql__errf(err, "out of memory");
+        s->id = ++m->next_id;
+        m->scoring = s;
+        struct lmql__buf *b = &m->out;
+        lmql__buf_adds(b, "SCORE {\"model\": ");
+        lmql__buf_json_str(b, base->id, strlen(base->id));
+        lmql__buf_addf(b, ", \"stream_id\": %lld, \"prompt\": [", (long long)s->id);
+        for (int32_t i = 0; i < from[r]; i++) lmql__buf_addf(b, "%s%d", i ? "," : "", q->tokens[i]);
+        lmql__buf_adds(b, "], \"scored\": [");
+        for (int32_t i = from[r]; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i > from[r] ? "," : "", q->tokens[i]);
+        lmql__buf_adds(b, "]}");
+        int rc = send_buf(m, err);
+        while (rc == 0 && !s->finished) rc = pump(m, NULL, err);
+        if (rc == 0 && s->error) rc = lmql__errf(err, "the LMTP server: %s", s->error);
+        if (rc == 0 && s->n_recv != q->n_tokens - from[r])
+            rc = lmql__errf(err, "the LMTP server scored %d tokens of %d", s->n_recv, q->n_tokens - from[r]);
+        for (int32_t i = 0; rc == 0 && i < s->n_recv; i++) scores[r][i] = s->lp[(size_t)i * (LMTP_TOP + 1)];
+        m->scoring = NULL;
+        stream_free(s);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                             int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    if (m->local) return m->local->ops->tokenize(m->local, text, len, bos, cont, out, cap, err);
+    int64_t id = ++m->next_id;
+    lmql__buf_addf(&m->out, "TOKENIZE {\"stream_id\": %lld, \"bos\": %s, \"cont\": %s, \"text\": ", (long long)id,
+                   bos ? "true" : "false", cont ? "true" : "false");
+    lmql__buf_json_str(&m->out, text, len);
+    lmql__buf_adds(&m->out, "}");
+    if (send_buf(m, err)) return INT32_MIN;
+    struct lmql_val *p = await_msg(m, id, err);
+    if (!p) return INT32_MIN;
+    struct lmql_val *t = field(p, "tokens");
+    int32_t n = t && t->kind == LMQL_V_LIST ? (int32_t)t->u.list.len : -1;
+    if (n < 0) lmql__errf(err, "the LMTP server sent no tokens");
+    for (int32_t i = 0; i < n && i < cap; i++) {
+        double d = -1;
+        num(t->u.list.items[i], &d);
+        out[i] = (int32_t)d;
+    }
+    lmql__val_unref(p);
+    return n < 0 ? INT32_MIN : n > cap ? -n : n;
+}
+
+static void lmtp_slot_copy(struct lmql__model *base, int src, int dst) { (void)base; (void)src; (void)dst; }
+
+static void lmtp_slot_drop(struct lmql__model *base, int slot) {
+    if (slot >= 0 && slot < LMTP_SLOTS) cancel((struct lmtp *)base, slot);
+}
+
+static void lmtp_free(struct lmql__model *base) {
+    struct lmtp *m = (struct lmtp *)base;
+    for (int i = 0; i < LMTP_SLOTS; i++) {
+        if (m->conn) cancel(m, i);
+        free(m->dist[i]);
+    }
+    lmql__lmtp_close(m->conn);
+    if (m->local) {
+        lmql__vocab_free_borrowed(&base->vocab, &m->local->vocab);
+        lmql__model_free(m->local);
+    } else {
+        lmql__vocab_free(&base->vocab);
+    }
+    lmql__buf_free(&m->out);
+    free(m->endpoint);
+    free(m->token);
+    free(base->id);
+    free(m);
+}
+
+static const struct lmql__model_ops lmtp_ops = {
+    .name = "lmtp",
+    .free = lmtp_free,
+    .tokenize = lmtp_tokenize,
+    .next_logprobs = lmtp_next_logprobs,
+    .score = lmtp_score,
+    .slot_copy = lmtp_slot_copy,
+    .slot_drop = lmtp_slot_drop,
+};
+
+static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
+
+/* The vocabulary from the server (VOCAB extension). */
+static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
+    int64_t id = ++m->next_id;
+    lmql__buf_addf(&m->out, "VOCAB {\"stream_id\": %lld, \"model\": ", (long long)id);
+    lmql__buf_json_str(&m->out, m->base.id, strlen(m->base.id));
+    lmql__buf_adds(&m->out, "}");
+    if (send_buf(m, err)) return -1;
+    struct lmql_val *p = await_msg(m, id, err);
+    if (!p) return -1;
+    struct lmql_val *v = field(p, "vocab"), *pieces = field(v, "pieces"), *eog = field(v, "eog");
+    double bos = -1, eos = -1;
+    num(field(v, "bos"), &bos);
+    num(field(v, "eos"), &eos);
+    struct lmql__vocab *vb = &m->base.vocab;
+    int rc = -1;
+    if (!pieces || pieces->kind != LMQL_V_LIST || !eog || eog->kind != LMQL_V_LIST || pieces->u.list.len < 1) {
+        lmql__errf(err, "the LMTP server does not send its vocabulary and '%s' is not on this machine",
+                   m->base.id + 10);
+        goto done;
+    }
+    int32_t n = (int32_t)pieces->u.list.len;
+    size_t total = 0;
+    for (int32_t t = 0; t < n; t++) {
+        struct lmql_val *s = pieces->u.list.items[t];
+        if (s->kind != LMQL_V_STR || s->u.str.len % 2) { lmql__errf(err, "bad vocabulary from the server"); goto done; }
+        total += s->u.str.len / 2;
+    }
+    vb->n_tokens = n;
+    vb->bytes = malloc(total + 1);
+    vb->off = malloc(((size_t)n + 1) * sizeof *vb->off);
+    vb->is_eog = calloc((size_t)n, 1);
+    vb->is_control = calloc((size_t)n, 1);
+    vb->eog = malloc((eog->u.list.len + 1) * sizeof *vb->eog);
+    if (!vb->bytes || !vb->off || !vb->is_eog || !vb->is_control || !vb->eog) { lmql__errf(err, "out of memory"); goto done; }
+    size_t at = 0;
+    for (int32_t t = 0; t < n; t++) {
+        struct lmql_val *s = pieces->u.list.items[t];
+        vb->off[t] = (uint32_t)at;
+        for (size_t k = 0; k + 1 < s->u.str.len; k += 2) {
+            int hi = hexval(s->u.str.s[k]), lo = hexval(s->u.str.s[k + 1]);
+            if (hi < 0 || lo < 0) { lmql__errf(err, "bad vocabulary from the server"); goto done; }
+            vb->bytes[at++] = (char)(hi << 4 | lo);
+        }
+        vb->is_control[t] = vb->off[t] == at;
+    }
+    vb->off[n] = (uint32_t)at;
+    for (size_t i = 0; i < eog->u.list.len; i++) {
+        double d;
+        if (num(eog->u.list.items[i], &d) && d >= 0 && d < n) {
+            vb->eog[vb->n_eog++] = (int32_t)d;
+            vb->is_eog[(int32_t)d] = 1;
+        }
+    }
+    vb->bos = bos >= 0 && bos < n ? (int32_t)bos : -1;
+    vb->eos = eos >= 0 && eos < n ? (int32_t)eos : -1;
+    struct lmql_val *ab = field(v, "add_bos");
+    vb->add_bos = ab && ab->kind == LMQL_V_BOOL && ab->u.b;
+    rc = 0;
+done:
+    lmql__val_unref(p);
+    return rc;
+}
+
+struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
+    struct lmtp *m = calloc(1, sizeof *m);
+    if (!m) { lmql__errf(err, "out of memory"); return NULL; }
+    m->base.ops = &lmtp_ops;
+    m->base.n_slots = LMTP_SLOTS;
+    m->base.n_ctx = INT32_MAX;   /* the server checks its own context */
+    m->chunk = 16;
+    m->base.id = strdup(id);
+    const char *endpoint = NULL, *token = NULL;
+    for (int i = 0; i < n_kv; i++) {
+        if (!strcmp(kv[i].key, "endpoint")) endpoint = kv[i].value;
+        else if (!strcmp(kv[i].key, "token")) token = kv[i].value;
+        else if (!strcmp(kv[i].key, "chunksize")) {
+            char *end;
+            long c = strtol(kv[i].value, &end, 10);
+            if (*end || c < 1 || c > 4096) {
+                lmql__errf(err, "chunksize must be an integer from 1 to 4096, not '%s'", kv[i].value);
+                goto fail;
+            }
+            m->chunk = (int)c;
+        } else {
+            lmql__errf(err, "%s: unknown parameter '%s' (valid: endpoint, chunksize, token; model parameters such as "
+                       "n_ctx belong on the `lmql serve-model` command line)", id, kv[i].key);
+            goto fail;
+        }
+    }
+    if (!token) token = getenv("LMQL_SERVER_TOKEN");
+    if (!m->base.id) { lmql__errf(err, "out of memory"); goto fail; }
+    m->conn = lmql__lmtp_connect(endpoint, token, 10000, err);
+    if (!m->conn) goto fail;
+    const char *path = id + strlen("llama.cpp:");
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fclose(f);
+        struct lmql__kv vo = {"vocab_only", "true"};
+        m->local = lmql__llama_open(path, &vo, 1, err);
+        if (!m->local) goto fail;
+        m->base.vocab = m->local->vocab;   /* borrowed: freed with local */
+    } else if (remote_vocab(m, err)) {
+        goto fail;
+    }
+    return &m->base;
+fail:
+    lmtp_free(&m->base);
+    return NULL;
+}

@@ -1,0 +1,48 @@
+/*
+** The serving engine behind `lmql serve-model`: every active stream of
+** every connection advances in one batched model call per step
+** (continuous batching over the model's sequence slots).
+**
+** The transport (serve_ws.c) parses frames and hands GENERATE/SCORE
+** commands to the engine; the engine's own thread evaluates them and hands
+** reply frames back through `emit`. Streams are admitted first come, first
+** served, as sequence slots and KV space allow; a new stream takes the slot
+** whose cached tokens share the longest prefix with its prompt, or forks
+** the cache of a running stream that shares more.
+*/
+#ifndef LMQL_SERVE_H
+#define LMQL_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lmtp.h"
+#include "model.h"
+
+struct lmql__engine;
+
+struct lmql__engine_io {
+    /* A reply frame for connection conn (called on the engine thread). */
+    void (*emit)(void *ud, void *conn, const char *frame, size_t len);
+    /* The engine holds no more streams of conn from here on. */
+    void (*release)(void *ud, void *conn);
+    void *ud;
+};
+
+struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io, uint64_t seed,
+                                      struct lmql__err *err);
+/* Stops the thread; streams still open are released unanswered. */
+void lmql__engine_free(struct lmql__engine *e);
+
+/* Queue a GENERATE or SCORE (the engine takes cmd's contents; cmd is
+** zeroed). 0, or -1 with a message for the client in err: bad token ids,
+** a prompt the context cannot hold, a stream id already running. On 0 the
+** engine will call io->release(conn) once for this stream. */
+int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *cmd, char *err, size_t cap);
+/* Stop a stream, or all streams of conn (stream_id < 0), now: they get no
+** further replies. Returns how many were stopped. */
+int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id);
+/* Streams of conn queued or running. */
+int lmql__engine_streams(struct lmql__engine *e, void *conn);
+
+#endif

@@ -1,0 +1,610 @@
+/*
+** The serving engine (see serve.h).
+**
+** One thread owns the model. Each turn of its loop admits queued streams
+** into free sequence slots, then evaluates every running GENERATE stream in
+** one next_logprobs call (one llama_decode for the whole batch) and every
+** new SCORE stream in one score call, and emits one TOKEN frame per stream.
+** Connections only ever touch the queues, under the engine's lock.
+*/
+#include "serve.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A running stream may share its cache with a newcomer when their prompts
+** agree on at least this many more tokens than the best idle slot offers:
+** below that a fork costs more bookkeeping than it saves. */
+#define FORK_MIN_GAIN 16
+
+struct stream {
+    struct stream *next;
+    void *conn;
+    int64_t id;
+    enum lmql__lmtp_kind kind;
+    int32_t *toks;              /* prompt, then generated (GENERATE) or scored (SCORE) tokens */
+    int32_t n, cap, n_prompt;
+    int64_t max_tokens, n_gen;
+    double temperature, top_p;
+    int64_t top_k;
+    int top_logprobs;
+    struct lmql__lmtp_bias *bias;
+    int32_t n_bias;
+    bool allow_list;            /* some bias >= 100: only those tokens may come */
+    int32_t reserve;            /* KV cells counted against n_ctx */
+    int slot;
+    bool cancelled, done;
+    bool slot_lost;             /* an evaluation failed: the backend dropped the slot */
+};
+
+struct slot {
+    int32_t *toks;              /* what the slot's cache holds (as far as we know) */
+    int32_t n, cap;
+    struct stream *s;           /* the stream using it, or NULL */
+    uint64_t used;
+};
+
+struct lmql__engine {
+    struct lmql__model *m;
+    struct lmql__engine_io io;
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    struct stream *pending, *pending_tail, *active;
+    struct slot *slots;
+    int64_t reserved;
+    uint64_t clock, rng;
+    float *x;                   /* n_vocab scratch */
+    double *w;
+    int32_t *cand;
+    struct lmql__buf out;
+};
+
+static void stream_free(struct stream *s) {
+    if (!s) return;
+    free(s->toks);
+    free(s->bias);
+    free(s);
+}
+
+static int toks_reserve(int32_t **p, int32_t *cap, int32_t n) {
+    if (n <= *cap) return 0;
+    int32_t c = *cap ? *cap : 64;
+    while (c < n) c *= 2;
+    int32_t *q = realloc(*p, (size_t)c * sizeof *q);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int32_t common_prefix(const int32_t *a, int32_t na, const int32_t *b, int32_t nb) {
+    int32_t k = 0;
+    while (k < na && k < nb && a[k] == b[k]) k++;
+    return k;
+}
+
+/* ------------------------------------------------------------ replies -- */
+
+static void emit(struct lmql__engine *e, struct stream *s) {
+    if (e->out.len) e->io.emit(e->io.ud, s->conn, e->out.data, e->out.len);
+    e->out.len = 0;
+}
+
+static void fail_stream(struct lmql__engine *e, struct stream *s, const char *msg) {
+    e->out.len = 0;
+    if (!s->cancelled && !lmql__lmtp_error(&e->out, "TOKEN", s->id, msg)) emit(e, s);
+    e->out.len = 0;
+    s->done = true;
+}
+
+/* ------------------------------------------------------------ sampling -- */
+
+/* Apply the stream's logit_bias to x (LMQL's convention: -100 forbids a
+** token, +100 marks the allowed ones; other values add) and renormalise.
+** Returns the most likely token, or -1 when nothing is allowed. */
+static int32_t biased(struct lmql__engine *e, const struct stream *s, const float *lp) {
+    int32_t nv = e->m->vocab.n_tokens;
+    float *x = e->x;
+    if (s->allow_list) {
+        for (int32_t t = 0; t < nv; t++) x[t] = -INFINITY;
+        for (int32_t i = 0; i < s->n_bias; i++) {
+            const struct lmql__lmtp_bias *b = &s->bias[i];
+            if (b->value >= 100) x[b->tok] = lp[b->tok];
+        }
+        for (int32_t i = 0; i < s->n_bias; i++) {
+            const struct lmql__lmtp_bias *b = &s->bias[i];
+            if (b->value > -100 && b->value < 100 && isfinite(x[b->tok])) x[b->tok] += b->value;
+        }
+    } else {
+        memcpy(x, lp, (size_t)nv * sizeof *x);
+        for (int32_t i = 0; i < s->n_bias; i++) {
+            const struct lmql__lmtp_bias *b = &s->bias[i];
+            x[b->tok] = b->value <= -100 ? -INFINITY : x[b->tok] + b->value;
+        }
+    }
+    if (!s->n_bias) return -2;   /* x is already normalised: the caller finds the best */
+    float mx = -INFINITY;
+    for (int32_t t = 0; t < nv; t++)
+        if (x[t] > mx) mx = x[t];
+    if (mx == -INFINITY) return -1;
+    return lmql__log_softmax(x, nv);
+}
+
+static int cmp_cand_desc(const void *a, const void *b, void *ctx) {
+    const float *x = ctx;
+    float fa = x[*(const int32_t *)a], fb = x[*(const int32_t *)b];
+    return fa < fb ? 1 : fa > fb ? -1 : 0;
+}
+
+/* A draw from softmax(x / T) limited to the top_k most likely and the
+** smallest set holding top_p of the probability. */
+static int32_t sample(struct lmql__engine *e, const struct stream *s, int32_t best) {
+    int32_t nv = e->m->vocab.n_tokens, k = 0;
+    const float *x = e->x;
+    for (int32_t t = 0; t < nv; t++)
+        if (x[t] > -INFINITY) e->cand[k++] = t;
+    if (s->top_k > 0 || s->top_p < 1) {
+        qsort_r(e->cand, (size_t)k, sizeof *e->cand, cmp_cand_desc, e->x);
+        if (s->top_k > 0 && k > s->top_k) k = (int32_t)s->top_k;
+    }
+    double sum = 0;
+    for (int32_t i = 0; i < k; i++) sum += e->w[i] = exp((x[e->cand[i]] - x[best]) / s->temperature);
+    if (s->top_p < 1) {
+        double acc = 0;
+        for (int32_t i = 0; i < k; i++) {
+            acc += e->w[i];
+            if (acc >= s->top_p * sum) { k = i + 1; sum = acc; break; }
+        }
+    }
+    double u = (double)(lmql__rng_next(&e->rng) >> 11) / 9007199254740992.0 * sum;
+    for (int32_t i = 0; i < k; i++) {
+        u -= e->w[i];
+        if (u < 0) return e->cand[i];
+    }
+    return k ? e->cand[k - 1] : best;
+}
+
+/* The n most likely tokens of x, most likely first, plus tok if missing. */
+static int top_tokens(const float *x, int32_t nv, int n, int32_t tok, int32_t *top, float *lp) {
+    int k = 0;
+    for (int32_t t = 0; t < nv && n > 0; t++) {
+        if (x[t] == -INFINITY || (k == n && x[t] <= lp[k - 1])) continue;
+        int i = k < n ? k++ : n - 1;
+        while (i > 0 && lp[i - 1] < x[t]) {
+            top[i] = top[i - 1];
+            lp[i] = lp[i - 1];
+            i--;
+        }
+        top[i] = t;
+        lp[i] = x[t];
+    }
+    bool have = false;
+    for (int i = 0; i < k; i++) have |= top[i] == tok;
+    if (!have) {
+        top[k] = tok;
+        lp[k++] = x[tok];
+    }
+    return k;
+}
+
+/* -------------------------------------------------------------- steps -- */
+
+static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
+    struct lmql__model *m = e->m;
+    struct lmql__eval_req reqs[256];
+    const float *outs[256];
+    struct stream *batch[256];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        struct stream *s = ss[i];
+        if (s->n > m->n_ctx) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the sequence reached the server's context size (n_ctx=%d)", m->n_ctx);
+            fail_stream(e, s, msg);
+            continue;
+        }
+        reqs[k] = (struct lmql__eval_req){s->slot, s->toks, s->n, NULL};
+        batch[k++] = s;
+    }
+    if (!k) return;
+    struct lmql__err err = {0};
+    if (m->ops->next_logprobs(m, k, reqs, outs, &err)) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "failed to generate tokens '%s'", err.msg);
+        for (int i = 0; i < k; i++) {
+            fail_stream(e, batch[i], msg);
+            batch[i]->slot_lost = true;
+        }
+        return;
+    }
+    int32_t nv = m->vocab.n_tokens;
+    int32_t top[128];
+    float top_lp[128];
+    for (int i = 0; i < k; i++) {
+        struct stream *s = batch[i];
+        int32_t best = biased(e, s, outs[i]);
+        if (best == -1) {
+            fail_stream(e, s, "the logit_bias forbids every token");
+            continue;
+        }
+        const float *x = outs[i];
+        if (best == -2) {   /* no bias: the model's own distribution */
+            memcpy(e->x, x, (size_t)nv * sizeof *e->x);
+            best = 0;
+            for (int32_t t = 1; t < nv; t++)
+                if (e->x[t] > e->x[best]) best = t;
+        }
+        int32_t tok = s->temperature > 0 ? sample(e, s, best) : best;
+        if (toks_reserve(&s->toks, &s->cap, s->n + 1)) {
+            fail_stream(e, s, "out of memory");
+            continue;
+        }
+        s->toks[s->n++] = tok;
+        s->n_gen++;
+        const char *finish = m->vocab.is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
+        int nt = top_tokens(e->x, nv, s->top_logprobs, tok, top, top_lp);
+        e->out.len = 0;
+        if (lmql__lmtp_token(&e->out, s->id, tok, e->x[tok], finish, top, top_lp, nt)) {
+            fail_stream(e, s, "out of memory");
+            continue;
+        }
+        emit(e, s);
+        if (finish) s->done = true;
+    }
+}
+
+static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
+    struct lmql__model *m = e->m;
+    struct lmql__eval_req reqs[256];
+    int32_t from[256];
+    float *scores[256];
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        reqs[i] = (struct lmql__eval_req){ss[i]->slot, ss[i]->toks, ss[i]->n, NULL};
+        from[i] = ss[i]->n_prompt;
+        scores[i] = malloc((size_t)(ss[i]->n - ss[i]->n_prompt) * sizeof **scores);
+        ok &= scores[i] != NULL;
+    }
+    struct lmql__err err = {0};
+    if (!ok) snprintf(err.msg, sizeof err.msg, "out of memory");
+    if (!ok || m->ops->score(m, n, reqs, from, scores, &err)) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "failed to score tokens '%s'", err.msg);
+        for (int i = 0; i < n; i++) {
+            fail_stream(e, ss[i], msg);
+            ss[i]->slot_lost = true;
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            struct stream *s = ss[i];
+            for (int32_t j = s->n_prompt; j < s->n && !s->cancelled; j++) {
+                e->out.len = 0;
+                if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - s->n_prompt],
+                                     j == s->n - 1 ? "stop" : NULL, NULL, NULL, 0))
+                    break;
+                emit(e, s);
+            }
+            s->done = true;
+        }
+    }
+    for (int i = 0; i < n; i++) free(scores[i]);
+}
+
+/* ---------------------------------------------------------- admission -- */
+
+/* A slot for s: the idle one whose cache shares most of its prompt, or a
+** fork of a running stream's cache when that shares clearly more. Idle
+** caches are dropped (least recently used first) while KV space is short.
+** Called with the lock held. */
+static bool admit_one(struct lmql__engine *e, struct stream *s) {
+    struct lmql__model *m = e->m;
+    if (e->reserved + s->reserve > m->n_ctx) return false;
+    int idle = -1, busy = -1;
+    int32_t idle_len = -1, busy_len = 0;
+    for (int i = 0; i < m->n_slots; i++) {
+        struct slot *sl = &e->slots[i];
+        int32_t c = common_prefix(sl->toks, sl->n, s->toks, s->n_prompt);
+        if (sl->s) {
+            if (c > busy_len) { busy_len = c; busy = i; }
+        } else if (c > idle_len || (c == idle_len && sl->used < e->slots[idle].used)) {
+            idle_len = c;
+            idle = i;
+        }
+    }
+    if (idle < 0) return false;
+    /* KV cells: running streams' reservations plus what idle caches hold. */
+    for (;;) {
+        int64_t held = 0;
+        int lru = -1;
+        for (int i = 0; i < m->n_slots; i++) {
+            struct slot *sl = &e->slots[i];
+            if (sl->s || i == idle || !sl->n) continue;
+            held += sl->n;
+            if (lru < 0 || sl->used < e->slots[lru].used) lru = i;
+        }
+        if (e->reserved + s->reserve + held <= m->n_ctx || lru < 0) break;
+        m->ops->slot_drop(m, lru);
+        e->slots[lru].n = 0;
+    }
+    struct slot *sl = &e->slots[idle];
+    if (busy >= 0 && busy_len >= idle_len + FORK_MIN_GAIN) {
+        m->ops->slot_copy(m, busy, idle);
+        struct slot *src = &e->slots[busy];
+        if (!toks_reserve(&sl->toks, &sl->cap, src->n)) {
+            memcpy(sl->toks, src->toks, (size_t)src->n * sizeof *sl->toks);
+            sl->n = src->n;
+        } else {
+            sl->n = 0;
+        }
+    }
+    sl->s = s;
+    sl->used = ++e->clock;
+    s->slot = idle;
+    e->reserved += s->reserve;
+    return true;
+}
+
+/* A finished stream leaves its tokens as the slot's cache for the next. */
+static void retire(struct lmql__engine *e, struct stream *s) {
+    struct slot *sl = &e->slots[s->slot];
+    sl->s = NULL;
+    sl->used = ++e->clock;
+    sl->n = 0;
+    if (!s->slot_lost) {
+        if (!toks_reserve(&sl->toks, &sl->cap, s->n)) {
+            memcpy(sl->toks, s->toks, (size_t)s->n * sizeof *sl->toks);
+            sl->n = s->n;
+        }
+    }
+    e->reserved -= s->reserve;
+}
+
+static void *engine_main(void *arg) {
+    struct lmql__engine *e = arg;
+    struct stream *gen[256], *sco[256], *gone[256];
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->stop && !e->pending && !e->active) pthread_cond_wait(&e->cv, &e->mu);
+        if (e->stop) break;
+        while (e->pending && admit_one(e, e->pending)) {
+            struct stream *s = e->pending;
+            e->pending = s->next;
+            if (!e->pending) e->pending_tail = NULL;
+            s->next = e->active;
+            e->active = s;
+        }
+        int ng = 0, ns = 0;
+        for (struct stream *s = e->active; s; s = s->next) {
+            if (s->cancelled) s->done = true;
+            else if (s->kind == LMTP_SCORE && ns < 256) sco[ns++] = s;
+            else if (s->kind == LMTP_GENERATE && ng < 256) gen[ng++] = s;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (ns) score_step(e, sco, ns);
+        if (ng) generate_step(e, gen, ng);
+        pthread_mutex_lock(&e->mu);
+        int n_gone = 0;
+        for (struct stream **p = &e->active; *p;) {
+            struct stream *s = *p;
+            if (s->done && n_gone < 256) {
+                *p = s->next;
+                retire(e, s);
+                gone[n_gone++] = s;
+            } else {
+                p = &s->next;
+            }
+        }
+        if (n_gone) {
+            pthread_mutex_unlock(&e->mu);
+            for (int i = 0; i < n_gone; i++) {
+                e->io.release(e->io.ud, gone[i]->conn);
+                stream_free(gone[i]);
+            }
+            pthread_mutex_lock(&e->mu);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- API -- */
+
+struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io, uint64_t seed,
+                                      struct lmql__err *err) {
+    struct lmql__engine *e = calloc(1, sizeof *e);
+    if (!e) { lmql__errf(err, "out of memory"); return NULL; }
+    e->m = m;
+    e->io = *io;
+    e->rng = seed;
+    size_t nv = (size_t)m->vocab.n_tokens;
+    e->slots = calloc((size_t)m->n_slots, sizeof *e->slots);
+    e->x = malloc(nv * sizeof *e->x);
+    e->w = malloc(nv * sizeof *e->w);
+    e->cand = malloc(nv * sizeof *e->cand);
+    if (!e->slots || !e->x || !e->w || !e->cand) {
+        lmql__errf(err, "out of memory");
+        lmql__engine_free(e);
+        return NULL;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    if (pthread_create(&e->th, NULL, engine_main, e)) {
+        lmql__errf(err, "cannot start the engine thread");
+        lmql__engine_free(e);
+        return NULL;
+    }
+    e->started = true;
+    return e;
+}
+
+void lmql__engine_free(struct lmql__engine *e) {
+    if (!e) return;
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->th, NULL);
+        pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->cv);
+    }
+    struct stream *lists[2] = {e->pending, e->active};
+    for (int l = 0; l < 2; l++)
+        for (struct stream *s = lists[l], *nx; s; s = nx) {
+            nx = s->next;
+            e->io.release(e->io.ud, s->conn);
+            stream_free(s);
+        }
+    for (int i = 0; e->slots && i < e->m->n_slots; i++) free(e->slots[i].toks);
+    free(e->slots);
+    free(e->x);
+    free(e->w);
+    free(e->cand);
+    lmql__buf_free(&e->out);
+    free(e);
+}
+
+static bool running(struct lmql__engine *e, void *conn, int64_t id) {
+    struct stream *lists[2] = {e->pending, e->active};
+    for (int l = 0; l < 2; l++)
+        for (struct stream *s = lists[l]; s; s = s->next)
+            if (s->conn == conn && s->id == id && !s->cancelled && !s->done) return true;
+    return false;
+}
+
+static int check_ids(const int32_t *t, int32_t n, int32_t nv, const char *what, char *err, size_t cap) {
+    for (int32_t i = 0; i < n; i++)
+        if (t[i] >= nv) {
+            snprintf(err, cap, "%s holds token id %d, outside the vocabulary (0..%d)", what, t[i], nv - 1);
+            return -1;
+        }
+    return 0;
+}
+
+int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *c, char *err, size_t cap) {
+    struct lmql__model *m = e->m;
+    int32_t nv = m->vocab.n_tokens;
+    if (c->kind != LMTP_GENERATE && c->kind != LMTP_SCORE) {
+        snprintf(err, cap, "not a GENERATE or SCORE command");
+        return -1;
+    }
+    if (!c->has_stream_id) {
+        snprintf(err, cap, "'stream_id' is required");
+        return -1;
+    }
+    if (c->n_prompt < 1) {
+        snprintf(err, cap, "the prompt is empty (it needs at least the BOS token)");
+        return -1;
+    }
+    if (check_ids(c->prompt, c->n_prompt, nv, "the prompt", err, cap) ||
+        check_ids(c->scored, c->n_scored, nv, "'scored'", err, cap))
+        return -1;
+    for (int32_t i = 0; i < c->n_bias; i++)
+        if (c->bias[i].tok >= nv) {
+            snprintf(err, cap, "logit_bias names token id %d, outside the vocabulary (0..%d)", c->bias[i].tok, nv - 1);
+            return -1;
+        }
+    int64_t need = c->kind == LMTP_SCORE ? (int64_t)c->n_prompt + c->n_scored : (int64_t)c->n_prompt + 1;
+    if (c->kind == LMTP_SCORE && c->n_scored < 1) {
+        snprintf(err, cap, "'scored' is empty: nothing to score");
+        return -1;
+    }
+    if (need > m->n_ctx) {
+        snprintf(err, cap, "the request needs %lld tokens of context; the server's context holds n_ctx=%d "
+                 "(start lmql serve-model with a larger --n_ctx)", (long long)need, m->n_ctx);
+        return -1;
+    }
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s || toks_reserve(&s->toks, &s->cap, (int32_t)need)) {
+        free(s);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    s->conn = conn;
+    s->id = c->stream_id;
+    s->kind = c->kind;
+    memcpy(s->toks, c->prompt, (size_t)c->n_prompt * sizeof *s->toks);
+    s->n = s->n_prompt = c->n_prompt;
+    if (c->kind == LMTP_SCORE) {
+        memcpy(s->toks + s->n, c->scored, (size_t)c->n_scored * sizeof *s->toks);
+        s->n += c->n_scored;
+        s->reserve = s->n;
+    } else {
+        int64_t r = (int64_t)c->n_prompt + c->max_tokens;
+        s->reserve = (int32_t)(r > m->n_ctx ? m->n_ctx : r);
+    }
+    s->max_tokens = c->max_tokens;
+    s->temperature = c->temperature;
+    s->top_p = c->top_p;
+    s->top_k = c->top_k;
+    s->top_logprobs = (int)(c->top_logprobs > 100 ? 100 : c->top_logprobs);
+    s->bias = c->bias;
+    s->n_bias = c->n_bias;
+    c->bias = NULL;
+    c->n_bias = 0;
+    for (int32_t i = 0; i < s->n_bias; i++) s->allow_list |= s->bias[i].value >= 100;
+    pthread_mutex_lock(&e->mu);
+    if (running(e, conn, s->id)) {
+        pthread_mutex_unlock(&e->mu);
+        snprintf(err, cap, "stream %lld is already running on this connection", (long long)s->id);
+        stream_free(s);
+        return -1;
+    }
+    if (e->pending_tail) e->pending_tail->next = s;
+    else e->pending = s;
+    e->pending_tail = s;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id) {
+    struct stream *gone = NULL;
+    int n = 0;
+    pthread_mutex_lock(&e->mu);
+    /* Queued streams go now; running ones at the start of the next step. */
+    struct stream *tail = NULL;
+    for (struct stream **p = &e->pending; *p;) {
+        struct stream *s = *p;
+        if (s->conn == conn && (stream_id < 0 || s->id == stream_id)) {
+            *p = s->next;
+            s->next = gone;
+            gone = s;
+            n++;
+        } else {
+            tail = s;
+            p = &s->next;
+        }
+    }
+    e->pending_tail = tail;
+    for (struct stream *s = e->active; s; s = s->next)
+        if (s->conn == conn && (stream_id < 0 || s->id == stream_id) && !s->cancelled) {
+            s->cancelled = true;
+            n++;
+        }
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    for (struct stream *s = gone, *nx; s; s = nx) {
+        nx = s->next;
+        e->io.release(e->io.ud, s->conn);
+        stream_free(s);
+    }
+    return n;
+}
+
+int lmql__engine_streams(struct lmql__engine *e, void *conn) {
+    int n = 0;
+    pthread_mutex_lock(&e->mu);
+    struct stream *lists[2] = {e->pending, e->active};
+    for (int l = 0; l < 2; l++)
+        for (struct stream *s = lists[l]; s; s = s->next)
+            n += s->conn == conn && !s->cancelled && !s->done;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
