@@ -71,9 +71,13 @@ $(BUILD)/bin/lmql-bench-cons: $(BUILD)/obj/tools/bench_cons.o $(LIB) $(BUILD)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
 
+$(BUILD)/bin/lmql-bench-serve: $(BUILD)/obj/tools/bench_serve.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
+
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -86,6 +90,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons testdata build/model
 	  kill $$b
 	@echo "constraints: mask time per token, llama.cpp's grammar sampler, end to end (bench/results/constraints.json):"
 	$(BUILD)/bin/lmql-bench-cons
+	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
+	$(BUILD)/bin/lmql-bench-serve
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)
@@ -136,7 +142,8 @@ header-check:
 
 # libFuzzer targets, FUZZ_SECONDS each: fuzz_parse (lexer and parser) and
 # fuzz_interp (compile and run on the random model: parser, interpreter,
-# constraints, decoding), both seeded from the case files; fuzz_regex.
+# constraints, decoding), both seeded from the case files; fuzz_regex;
+# fuzz_lmtp (the server's command parser), seeded from tests/fuzz/lmtp.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
@@ -150,14 +157,19 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(wildcard src/regex*.c) $< -o $@
+build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/lmtp.h src/lmql_int.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c $< -o $@ -lm
 fuzz-corpus:
-	@rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
+	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus && mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus
+	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex testdata fuzz-corpus
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	build/fuzz/fuzz_regex -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/
+	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan

@@ -297,6 +297,10 @@ static int read_bias(struct rd *r, int32_t max_items, struct lmql__lmtp_cmd *c) 
         return skip_value(r);
     }
     r->i++;
+    /* A repeated key replaces the earlier value, as in any JSON object. */
+    free(c->bias);
+    c->bias = NULL;
+    c->n_bias = 0;
     int32_t cap = 0;
     struct lmql__buf key = {0};
     bool bad = false;
@@ -458,7 +462,7 @@ static int add_id(struct lmql__buf *b, int64_t stream_id) {
 /* Log-probabilities: JSON has no -Infinity; a forbidden token is -1e30. */
 static int add_lp(struct lmql__buf *b, double lp) {
     if (!isfinite(lp)) lp = lp > 0 ? 1e30 : -1e30;
-    return lmql__buf_addf(b, "%.7g", lp);
+    return lmql__buf_addf(b, "%.9g", lp);
 }
 
 int lmql__lmtp_token(struct lmql__buf *b, int64_t stream_id, int32_t tok, double logprob, const char *finish,
