@@ -24,6 +24,7 @@ command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
 # libwebsockets: the WebSocket transport of serve-model and of the
 # llama.cpp:PATH client (LMTP).
 [ -f /usr/include/libwebsockets.h ] || need_pkgs+=(libwebsockets-dev)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)   # the server tests' WebSocket client
 # libstdc++ and libgcc_s come with gcc; llama.cpp's libraries need them at run time.
 # npm fetches the release (its libraries, and the vocab files the tests use
 # even when an installed llama.cpp is linked instead).

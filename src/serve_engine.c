@@ -91,16 +91,24 @@ static int32_t common_prefix(const int32_t *a, int32_t na, const int32_t *b, int
 
 /* ------------------------------------------------------------ replies -- */
 
-static void emit(struct lmql__engine *e, struct stream *s) {
-    if (e->out.len) e->io.emit(e->io.ud, s->conn, e->out.data, e->out.len);
+/* Send the frame in e->out for s, unless s was cancelled meanwhile; `last`
+** ends the stream. Under the lock, and `done` is set before the frame
+** leaves: a client that reacts to the last token (reusing the stream id,
+** counting its streams) must find the stream over, and a cancelled stream
+** sends nothing after CANCEL is answered. */
+static void emit(struct lmql__engine *e, struct stream *s, bool last) {
+    pthread_mutex_lock(&e->mu);
+    bool send = !s->cancelled && e->out.len;
+    if (last || s->cancelled) s->done = true;
+    if (send) e->io.emit(e->io.ud, s->conn, e->out.data, e->out.len);
+    pthread_mutex_unlock(&e->mu);
     e->out.len = 0;
 }
 
 static void fail_stream(struct lmql__engine *e, struct stream *s, const char *msg) {
     e->out.len = 0;
-    if (!s->cancelled && !lmql__lmtp_error(&e->out, "TOKEN", s->id, msg)) emit(e, s);
-    e->out.len = 0;
-    s->done = true;
+    if (lmql__lmtp_error(&e->out, "TOKEN", s->id, msg)) e->out.len = 0;
+    emit(e, s, true);
 }
 
 /* ------------------------------------------------------------ sampling -- */
@@ -254,8 +262,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
             fail_stream(e, s, "out of memory");
             continue;
         }
-        emit(e, s);
-        if (finish) s->done = true;
+        emit(e, s, finish != NULL);
     }
 }
 
@@ -283,14 +290,16 @@ static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
     } else {
         for (int i = 0; i < n; i++) {
             struct stream *s = ss[i];
-            for (int32_t j = s->n_prompt; j < s->n && !s->cancelled; j++) {
+            for (int32_t j = s->n_prompt; j < s->n && !s->done; j++) {
                 e->out.len = 0;
-                if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - s->n_prompt],
-                                     j == s->n - 1 ? "stop" : NULL, NULL, NULL, 0))
+                bool last = j == s->n - 1;
+                if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - s->n_prompt], last ? "stop" : NULL,
+                                     NULL, NULL, 0)) {
+                    fail_stream(e, s, "out of memory");
                     break;
-                emit(e, s);
+                }
+                emit(e, s, last);
             }
-            s->done = true;
         }
     }
     for (int i = 0; i < n; i++) free(scores[i]);

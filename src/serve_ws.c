@@ -276,7 +276,7 @@ static bool token_ok(struct lmql_server *S, struct lws *wsi) {
     int n = lws_hdr_copy(wsi, got, sizeof got, WSI_TOKEN_HTTP_AUTHORIZATION);
     const char *t = n > 0 && !strncmp(got, "Bearer ", 7) ? got + 7 : NULL;
     char arg[512];
-    if (!t && lws_get_urlarg_by_name(wsi, "token=", arg, sizeof arg)) t = arg;
+    if (!t) t = lws_get_urlarg_by_name(wsi, "token=", arg, sizeof arg);   /* points at the value */
     if (!t) t = n > 0 ? got : NULL;
     /* Compare every byte whatever the first difference: no timing hint. */
     size_t a = t ? strlen(t) : 0, b = strlen(S->p.token);
