@@ -531,6 +531,19 @@ static void mask_and(uint8_t *restrict dst, const uint8_t *restrict a, size_t n)
     for (; i < n; i++) dst[i] &= a[i];
 }
 
+/* dst = a & b in one pass (the caller's mask from a node's and the vocabulary's). */
+static void mask_and_of(uint8_t *restrict dst, const uint8_t *restrict a, const uint8_t *restrict b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        x &= y;
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++) dst[i] = a[i] & b[i];
+}
+
 static void mask_or(uint8_t *restrict dst, const uint8_t *restrict a, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -856,6 +869,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         bool is_and = nd->kind == CK_AND;
         enum cover acc = is_and ? C_ALL : C_NONE;
         bool e_acc = is_and;
+        const uint8_t *acc_mask = NULL;   /* a kid's own mask until a second one needs combining */
         uint8_t *buf = NULL;
         for (int i = 0; i < nd->n_kids; i++) {
             enum cover kc;
@@ -866,13 +880,17 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
             if (is_and ? kc == C_ALL : kc == C_NONE) continue;
             if (is_and ? kc == C_NONE : kc == C_ALL) { acc = kc; continue; }
             if (is_and ? acc == C_NONE : acc == C_ALL) continue;
+            if (acc == (is_and ? C_ALL : C_NONE)) { acc_mask = km; acc = C_MASK; continue; }
             if (!buf && !(buf = node_buf(c, nd))) return -1;
-            if (acc == (is_and ? C_ALL : C_NONE)) { memcpy(buf, km, (size_t)nv); acc = C_MASK; continue; }
+            if (acc_mask != buf) {
+                memcpy(buf, acc_mask, (size_t)nv);
+                acc_mask = buf;
+            }
             if (is_and) mask_and(buf, km, (size_t)nv);
             else mask_or(buf, km, (size_t)nv);
         }
         *cover = acc;
-        *mask = buf;
+        *mask = acc == C_MASK ? acc_mask : NULL;
         *eos = e_acc;
         return 0;
     }
@@ -888,10 +906,7 @@ int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_
     size_t nv = (size_t)c->model->vocab.n_tokens;
     if (cv == C_ALL) memcpy(mask, c->all, nv);
     else if (cv == C_NONE) memset(mask, 0, nv);
-    else {
-        memcpy(mask, m, nv);
-        mask_and(mask, c->all, nv);
-    }
+    else mask_and_of(mask, m, c->all, nv);
     /* Nothing allowed and no end allowed: the constraints cannot hold any
     ** more, and LMQL ends the variable. */
     if (!*eos_ok && cv != C_ALL && !mask_any(mask, nv)) *eos_ok = true;

@@ -220,7 +220,8 @@ static void *serve_thread(void *S) {
 
 int main(int argc, char **argv) {
     const char *path = "build/models/bench-q4_0.gguf", *out_path = "bench/results/serve.json";
-    int n_prefix = 1000, runs = 2;
+    int n_prefix = 1000, runs = 3;
+    const char *poll = NULL;   /* the server's threadpool polling; default: the server's own (0) */
     g_gen = 64;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -230,7 +231,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prefix")) n_prefix = atoi(v);
         else if (!strcmp(a, "--runs")) runs = atoi(v);
         else if (!strcmp(a, "--out")) out_path = v;
-        else { fprintf(stderr, "usage: lmql-bench-serve [MODEL.gguf] [--gen N] [--prefix N] [--runs N] [--out F]\n"); return 2; }
+        else if (!strcmp(a, "--poll")) poll = v;
+        else { fprintf(stderr, "usage: lmql-bench-serve [MODEL.gguf] [--gen N] [--prefix N] [--runs N] [--poll N] [--out F]\n"); return 2; }
         i++;
     }
     if (g_gen < 2 || n_prefix < 16 || n_prefix > 3000 || runs < 1) { fprintf(stderr, "lmql-bench-serve: bad numbers\n"); return 2; }
@@ -239,7 +241,7 @@ int main(int argc, char **argv) {
     snprintf(id, sizeof id, "llama.cpp:%s", path);
     snprintf(nt, sizeof nt, "%d", threads);
     g_model_id = id;
-    const char *keys[] = {"n_ctx", "n_seq_max", "n_threads"}, *vals[] = {"4096", "8", nt};
+    const char *keys[] = {"n_ctx", "n_seq_max", "n_threads", "poll"}, *vals[] = {"4096", "8", nt, poll};
     struct lmql_server_params sp;
     lmql_server_default_params(&sp);
     sp.model = id;
@@ -247,7 +249,7 @@ int main(int argc, char **argv) {
     sp.quiet = 1;
     sp.param_keys = keys;
     sp.param_values = vals;
-    sp.n_params = 3;
+    sp.n_params = poll ? 4 : 3;
     struct lmql_server *S = lmql_server_open(&sp, err, sizeof err);
     if (!S) { fprintf(stderr, "lmql-bench-serve: %s\n", err); return 1; }
     snprintf(g_ep, sizeof g_ep, "127.0.0.1:%d", lmql_server_port(S));
