@@ -950,7 +950,7 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     const char *which = "all", *out_path = NULL;
-    int n_seqs = 50, grammar_steps = 300, runs = 3, threads = 2;
+    int n_seqs = 50, grammar_steps = 300, runs = 5, threads = 2;
     bool skip_e2e = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
