@@ -519,20 +519,8 @@ unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
 
 /* Masks are bytes of 0/1; combine them eight at a time (byte loops that
 ** may alias do not vectorise, and this runs over the whole vocabulary). */
-static void mask_and(uint8_t *restrict dst, const uint8_t *restrict a, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, dst + i, 8);
-        memcpy(&y, a + i, 8);
-        x &= y;
-        memcpy(dst + i, &x, 8);
-    }
-    for (; i < n; i++) dst[i] &= a[i];
-}
-
-/* dst = a & b in one pass (the caller's mask from a node's and the vocabulary's). */
-static void mask_and_of(uint8_t *restrict dst, const uint8_t *restrict a, const uint8_t *restrict b, size_t n) {
+/* dst = a & b in one pass, eight bytes at a time; dst may be a. */
+static void mask_and_of(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t x, y;
@@ -543,6 +531,8 @@ static void mask_and_of(uint8_t *restrict dst, const uint8_t *restrict a, const 
     }
     for (; i < n; i++) dst[i] = a[i] & b[i];
 }
+
+static void mask_and(uint8_t *dst, const uint8_t *a, size_t n) { mask_and_of(dst, dst, a, n); }
 
 static void mask_or(uint8_t *restrict dst, const uint8_t *restrict a, size_t n) {
     size_t i = 0;

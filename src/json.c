@@ -23,75 +23,12 @@ static void skip_ws(struct reader *r) {
     while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r')) r->i++;
 }
 
-static int hex4(struct reader *r, unsigned *out) {
-    if (r->i + 4 > r->n) return -1;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = r->s[r->i++];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void put_utf8(struct lmql__buf *b, unsigned cp) {
-    char u[4];
-    size_t k;
-    if (cp < 0x80) { u[0] = (char)cp; k = 1; }
-    else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
-    else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
-    }
-    lmql__buf_add(b, u, k);
-}
-
 static struct lmql_val *read_string(struct reader *r) {
     struct lmql__buf b = {0};
-    lmql__buf_reserve(&b, 0);
-    r->i++;   /* opening quote */
-    while (r->i < r->n) {
-        unsigned char c = (unsigned char)r->s[r->i++];
-        if (c == '"') {
-            struct lmql_val *v = lmql__val_str(b.data ? b.data : "", b.len);
-            lmql__buf_free(&b);
-            return v;
-        }
-        if (c < 0x20) { lmql__buf_free(&b); r->i--; return fail(r, "control character in string"); }
-        if (c != '\\') { lmql__buf_add(&b, &c, 1); continue; }
-        if (r->i >= r->n) break;
-        char e = r->s[r->i++];
-        unsigned cp;
-        switch (e) {
-        case '"': case '\\': case '/': lmql__buf_add(&b, &e, 1); break;
-        case 'b': lmql__buf_add(&b, "\b", 1); break;
-        case 'f': lmql__buf_add(&b, "\f", 1); break;
-        case 'n': lmql__buf_add(&b, "\n", 1); break;
-        case 'r': lmql__buf_add(&b, "\r", 1); break;
-        case 't': lmql__buf_add(&b, "\t", 1); break;
-        case 'u':
-            if (hex4(r, &cp)) { lmql__buf_free(&b); return fail(r, "bad \\u escape"); }
-            if (cp >= 0xD800 && cp < 0xDC00) {
-                unsigned lo;
-                if (r->i + 6 <= r->n && r->s[r->i] == '\\' && r->s[r->i + 1] == 'u') {
-                    r->i += 2;
-                    if (hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF) { lmql__buf_free(&b); return fail(r, "bad surrogate pair"); }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else cp = 0xFFFD;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) cp = 0xFFFD;
-            put_utf8(&b, cp);
-            break;
-        default: lmql__buf_free(&b); return fail(r, "bad escape");
-        }
-    }
+    const char *bad = lmql__buf_reserve(&b, 0) ? "out of memory" : lmql__json_unescape(r->s, r->n, &r->i, &b);
+    struct lmql_val *v = bad ? NULL : lmql__val_str(b.data ? b.data : "", b.len);
     lmql__buf_free(&b);
-    return fail(r, "unterminated string");
+    return bad ? fail(r, bad) : v;
 }
 
 static struct lmql_val *read_value(struct reader *r);

@@ -33,6 +33,11 @@ void lmql__buf_free(struct lmql__buf *b);
 /* Append s as a JSON string literal (with quotes); invalid UTF-8 bytes
 ** become U+FFFD so the output is always valid JSON. */
 int  lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n);
+/* Decode the JSON string literal at s[*i] (its opening quote) into out
+** (appended as UTF-8, not NUL-terminated; out NULL only checks it) and
+** advance *i past its closing quote. Returns NULL, or what is wrong with
+** *i at the fault. A lone surrogate becomes U+FFFD. */
+const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql__buf *out);
 
 /* splitmix64: a small, fast generator that gives the same sequence on every
 ** platform, so seeded runs repeat anywhere. Advances *state. */

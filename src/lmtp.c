@@ -50,76 +50,12 @@ static int syntax(struct rd *r, const char *what) {
     return -1;
 }
 
-static int hex4(struct rd *r, unsigned *out) {
-    if (r->i + 4 > r->n) return -1;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = r->s[r->i++];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* A string into out (decoded, NUL-terminated) or skipped when out is NULL. */
 static int read_string(struct rd *r, struct lmql__buf *out) {
     ws(r);
-    if (r->i >= r->n || r->s[r->i] != '"') return syntax(r, "expected a string");
-    r->i++;
-    while (r->i < r->n) {
-        unsigned char c = (unsigned char)r->s[r->i++];
-        if (c == '"') return out && lmql__buf_add(out, "", 1) ? syntax(r, "out of memory") : 0;
-        if (c < 0x20) return syntax(r, "control character in a string");
-        if (c != '\\') {
-            if (out && lmql__buf_add(out, &c, 1)) return syntax(r, "out of memory");
-            continue;
-        }
-        if (r->i >= r->n) break;
-        char e = r->s[r->i++];
-        char one = 0;
-        switch (e) {
-        case '"': one = '"'; break;
-        case '\\': one = '\\'; break;
-        case '/': one = '/'; break;
-        case 'b': one = '\b'; break;
-        case 'f': one = '\f'; break;
-        case 'n': one = '\n'; break;
-        case 'r': one = '\r'; break;
-        case 't': one = '\t'; break;
-        case 'u': {
-            unsigned cp;
-            if (hex4(r, &cp)) return syntax(r, "bad \\u escape");
-            if (cp >= 0xD800 && cp < 0xDC00 && r->i + 6 <= r->n && r->s[r->i] == '\\' && r->s[r->i + 1] == 'u') {
-                size_t at = r->i;
-                unsigned lo;
-                r->i += 2;
-                if (!hex4(r, &lo) && lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                else r->i = at;
-            }
-            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;   /* a lone surrogate */
-            unsigned char u[4];
-            size_t k;
-            if (cp < 0x80) { u[0] = (unsigned char)cp; k = 1; }
-            else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | cp >> 6); u[1] = (unsigned char)(0x80 | (cp & 63)); k = 2; }
-            else if (cp < 0x10000) {
-                u[0] = (unsigned char)(0xE0 | cp >> 12); u[1] = (unsigned char)(0x80 | (cp >> 6 & 63));
-                u[2] = (unsigned char)(0x80 | (cp & 63)); k = 3;
-            } else {
-                u[0] = (unsigned char)(0xF0 | cp >> 18); u[1] = (unsigned char)(0x80 | (cp >> 12 & 63));
-                u[2] = (unsigned char)(0x80 | (cp >> 6 & 63)); u[3] = (unsigned char)(0x80 | (cp & 63)); k = 4;
-            }
-            if (out && lmql__buf_add(out, u, k)) return syntax(r, "out of memory");
-            continue;
-        }
-        default: return syntax(r, "bad escape");
-        }
-        if (out && lmql__buf_add(out, &one, 1)) return syntax(r, "out of memory");
-    }
-    return syntax(r, "unterminated string");
+    const char *bad = lmql__json_unescape(r->s, r->n, &r->i, out);
+    if (!bad && out && lmql__buf_add(out, "", 1)) bad = "out of memory";
+    return bad ? syntax(r, bad) : 0;
 }
 
 /* A JSON number (its exact grammar), as a double. */

@@ -157,3 +157,76 @@ uint64_t lmql__rng_next(uint64_t *s) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+
+static int hex4(const char *s, size_t n, size_t *i, unsigned *out) {
+    if (*i + 4 > n) return -1;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[(*i)++];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int put_utf8(struct lmql__buf *b, unsigned cp) {
+    char u[4];
+    size_t k;
+    if (cp < 0x80) { u[0] = (char)cp; k = 1; }
+    else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
+    else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
+    }
+    return b ? lmql__buf_add(b, u, k) : 0;
+}
+
+const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql__buf *out) {
+    if (*i >= n || s[*i] != '"') return "expected a string";
+    (*i)++;
+    while (*i < n) {
+        unsigned char c = (unsigned char)s[(*i)++];
+        if (c == '"') return NULL;
+        if (c < 0x20) { (*i)--; return "control character in a string"; }
+        if (c != '\\') {
+            if (out && lmql__buf_add(out, &c, 1)) return "out of memory";
+            continue;
+        }
+        if (*i >= n) break;
+        char e = s[(*i)++], one;
+        unsigned cp;
+        switch (e) {
+        case '"': case '\\': case '/': one = e; break;
+        case 'b': one = '\b'; break;
+        case 'f': one = '\f'; break;
+        case 'n': one = '\n'; break;
+        case 'r': one = '\r'; break;
+        case 't': one = '\t'; break;
+        case 'u':
+            if (hex4(s, n, i, &cp)) return "bad \\u escape";
+            if (cp >= 0xD800 && cp < 0xDC00) {
+                unsigned lo;
+                if (*i + 6 <= n && s[*i] == '\\' && s[*i + 1] == 'u') {
+                    *i += 2;
+                    if (hex4(s, n, i, &lo) || lo < 0xDC00 || lo > 0xDFFF) return "bad surrogate pair";
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            if (put_utf8(out, cp)) return "out of memory";
+            continue;
+        default: return "bad escape";
+        }
+        if (out && lmql__buf_add(out, &one, 1)) return "out of memory";
+    }
+    return "unterminated string";
+}
