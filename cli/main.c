@@ -276,7 +276,11 @@ static int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     printf("serving %s on ws://%s:%d\n", p.model, p.host, lmql_server_port(g_server));
     fflush(stdout);
-    rc = lmql_server_run(g_server) == LMQL_OK ? 0 : 1;
+    rc = 0;
+    if (lmql_server_run(g_server) != LMQL_OK) {
+        fprintf(stderr, "lmql serve-model: the event loop failed; stopping\n");
+        rc = 1;
+    }
     lmql_server_free(g_server);
     g_server = NULL;
 done:

@@ -194,7 +194,10 @@ static void handle(struct conn *c, const char *text, size_t len) {
     struct lmql_server *S = c->srv;
     struct lmql__lmtp_cmd cmd;
     char err[1024];
-    int rc = lmql__lmtp_parse(text, len, S->m->vocab.n_tokens + 1, &cmd, err, sizeof err);
+    /* Arrays beyond these cannot be valid (a prompt longer than the context,
+    ** a bias over more tokens than the vocabulary has): refuse them early. */
+    int32_t cap = S->m->vocab.n_tokens > S->m->n_ctx ? S->m->vocab.n_tokens : S->m->n_ctx;
+    int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, err, sizeof err);
     bool stream_cmd = cmd.kind == LMTP_GENERATE || cmd.kind == LMTP_SCORE;
     /* LMQL's client reads stream errors from TOKEN replies only. */
     const char *word = rc == 0 || cmd.has_stream_id ? (stream_cmd ? "TOKEN" : "MSG") : "MSG";
@@ -499,8 +502,10 @@ int lmql_server_port(const struct lmql_server *S) { return S ? S->port : -1; }
 
 lmql_status lmql_server_run(struct lmql_server *S) {
     if (!S || !S->ctx) return LMQL_ERR_MISUSE;
+    /* A signal that stops the server can also interrupt the wait inside
+    ** lws_service (which then reports a failure): that is the stop, not an error. */
     while (!S->stop)
-        if (lws_service(S->ctx, 0) < 0) return LMQL_ERR_RUNTIME;
+        if (lws_service(S->ctx, 0) < 0 && !S->stop) return LMQL_ERR_RUNTIME;
     return LMQL_OK;
 }
 
