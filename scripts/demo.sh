@@ -17,7 +17,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then port=0; fi
 out=$(mktemp)
 $LMQL serve-model llama.cpp:build/models/tiny-spm.gguf --n_ctx 1024 --port $port >"$out" &
 srv=$!
-trap 'kill $srv 2>/dev/null; rm -f "$out"' EXIT
+trap 'kill $srv 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 100); do grep -q serving "$out" && break; sleep 0.1; done
 printf '\n\033[1m$ %s\033[0m\n%s\n' "lmql serve-model llama.cpp:build/models/tiny-spm.gguf --n_ctx 1024 &" "$(cat "$out")"
 port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out")
@@ -27,4 +27,4 @@ else
   show $LMQL run -e "argmax \"Say 'this is a test':[RESPONSE]\" from lmql.model(\"llama.cpp:build/models/tiny-spm.gguf\", endpoint=\"127.0.0.1:$port\") where len(TOKENS(RESPONSE)) < 10"
 fi
 kill -TERM $srv
-wait $srv
+wait $srv   # its exit status (0 after SIGTERM) is the demo's

@@ -491,6 +491,9 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
         goto fail;
     }
     free(kv);
+    logf_srv(S, "%s loaded: %d-token vocabulary, n_ctx=%d shared by %d sequences; limits: %d connections, "
+             "%d streams each, max_tokens %d; Ctrl-C stops", S->real_path, S->m->vocab.n_tokens, S->m->n_ctx,
+             S->m->n_slots, p->max_connections, p->max_streams, p->max_tokens);
     return S;
 fail:
     free(kv);
