@@ -5,8 +5,9 @@
 **
 ** The transport (serve_ws.c) parses frames and hands GENERATE/SCORE
 ** commands to the engine; the engine's own thread evaluates them and hands
-** reply frames back through `emit`. Streams are admitted first come, first
-** served, as sequence slots and KV space allow; a new stream takes the slot
+** reply frames back through `emit`. Streams are admitted as sequence slots
+** and KV space allow, the oldest of the connection with the fewest running
+** streams first; a new stream takes the slot
 ** whose cached tokens share the longest prefix with its prompt, or forks
 ** the cache of a running stream that shares more.
 */

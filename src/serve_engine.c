@@ -374,6 +374,24 @@ static void retire(struct lmql__engine *e, struct stream *s) {
     e->reserved -= s->reserve;
 }
 
+/* Which queued stream goes next: the oldest of the connection that has
+** the fewest running, so one client's burst cannot hold the slots while
+** others wait. Looks at the first 256 queued. Returns the link to it. */
+static struct stream **next_fair(struct lmql__engine *e) {
+    struct stream **best = &e->pending;
+    int best_n = INT32_MAX, seen = 0;
+    for (struct stream **p = &e->pending; *p && seen < 256; p = &(*p)->next, seen++) {
+        int n = 0;
+        for (struct stream *a = e->active; a; a = a->next) n += a->conn == (*p)->conn;
+        if (n < best_n) {
+            best_n = n;
+            best = p;
+            if (n == 0) break;
+        }
+    }
+    return best;
+}
+
 static void *engine_main(void *arg) {
     struct lmql__engine *e = arg;
     struct stream *gen[256], *sco[256], *gone[256];
@@ -381,10 +399,13 @@ static void *engine_main(void *arg) {
     for (;;) {
         while (!e->stop && !e->pending && !e->active) pthread_cond_wait(&e->cv, &e->mu);
         if (e->stop) break;
-        while (e->pending && admit_one(e, e->pending)) {
-            struct stream *s = e->pending;
-            e->pending = s->next;
-            if (!e->pending) e->pending_tail = NULL;
+        for (struct stream **p; e->pending && admit_one(e, *(p = next_fair(e)));) {
+            struct stream *s = *p;
+            *p = s->next;
+            if (e->pending_tail == s) {   /* the new tail: the stream before it, if any */
+                e->pending_tail = NULL;
+                for (struct stream *t = e->pending; t; t = t->next) e->pending_tail = t;
+            }
             s->next = e->active;
             e->active = s;
         }

@@ -500,6 +500,61 @@ def t_concurrency():
     ws.close()
 
 
+def t_fairness():
+    """One connection queues more streams than the server has slots (8); a
+    second connection's request must not wait behind that queue: it takes
+    the first slot that frees, before the first connection's queued ones."""
+    srv = S["main"]
+    a, b = connect(srv), connect(srv)
+    first = {}                      # stream id -> arrival time of its first token
+    done_a = threading.Event()
+    errors = []
+
+    def read_a():
+        # Raw frames first, parsed later: a reader that parses falls behind
+        # the server and its timestamps stop meaning anything.
+        try:
+            finished = 0
+            while finished < 11:
+                op, fin, data = a.recv_frame()
+                t = time.time()
+                sid = int(data.split(b'"stream_id": ', 1)[1].split(b",", 1)[0].split(b"}", 1)[0])
+                if b'"error"' in data:
+                    errors.append(data[:200])
+                    finished += 1
+                    continue
+                first.setdefault(sid, t)
+                if b'"finish_reason": "' in data:
+                    finished += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+        done_a.set()
+    th = threading.Thread(target=read_a)
+    th.start()
+    # Eight long streams that end 20 steps apart (744 tokens of KV in all: the
+    # 1024 of n_ctx hold them at once), then three short ones that must queue.
+    for i in range(1, 9):
+        gen(a, i, [BOS, 300 + i, 400 + i], 20 * i)
+    for i in range(9, 12):
+        gen(a, i, [BOS, 300 + i, 400 + i], 3)
+    deadline = time.time() + 30 * SLOW
+    while len(first) < 8 and time.time() < deadline:
+        time.sleep(0.005)
+    gen(b, 1, [BOS, 777, 778], 2)
+    toks = read_stream(b, 1)
+    t_b = time.time()
+    done_a.wait(60 * SLOW)
+    th.join(5)
+    check("fairness: both connections answered", not errors and len(toks) == 2 and 10 in first and 11 in first,
+          short(errors), short(toks), short(sorted(first)))
+    if 10 in first:
+        check("fairness: the second connection is served before the first one's queued streams",
+              t_b < first[10], f"B done at +{t_b - first[1]:.3f}s, A's stream 10 first token at "
+              f"+{first[10] - first[1]:.3f}s")
+    a.close()
+    b.close()
+
+
 def t_disconnect_cancel():
     srv = S["main"]
     ws = connect(srv)
@@ -1020,7 +1075,7 @@ def main():
                              port, f"stdout: {s.line!r}", s.stderr_tail())
         if not started:
             return
-        for t in (t_cli_params, t_queries, t_generate_frames, t_concurrency, t_disconnect_cancel, t_bad_inputs,
+        for t in (t_cli_params, t_queries, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
                   t_handshake, t_limits, t_cycles):
             t0 = time.time()
             run_test(t)
