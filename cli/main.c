@@ -23,6 +23,7 @@ static const char USAGE[] =
     "  --json          print the result as JSON on stdout\n"
     "  -q, --quiet     no streaming, no progress\n"
     "  --seed N        sampling seed (default 0; the same seed repeats a run)\n"
+    "  --stats         after the run, print token and model-call counts on stderr\n"
     "  --NAME VALUE    bind the query's free variable NAME (numbers become numbers)\n"
     "\n"
     "serve-model options:\n"
@@ -91,7 +92,7 @@ static lmql_status bind_arg(struct lmql_args *A, const char *name, const char *v
 
 static int cmd_run(int argc, char **argv) {
     const char *file = NULL, *inline_src = NULL, *model = NULL;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, stats = 0;
     unsigned long long seed = 0;
     struct lmql_args *A = lmql_args_init();
     int rc = 1;
@@ -107,8 +108,9 @@ static int cmd_run(int argc, char **argv) {
         char key[256];
         const char *val = NULL;
         if (!strcmp(a, "-e") || !strcmp(a, "--json") || !strcmp(a, "-q") || !strcmp(a, "--quiet") ||
-            !strcmp(a, "--model") || !strcmp(a, "--seed")) {
+            !strcmp(a, "--model") || !strcmp(a, "--seed") || !strcmp(a, "--stats")) {
             if (!strcmp(a, "--json")) { json = 1; continue; }
+            if (!strcmp(a, "--stats")) { stats = 1; continue; }
             if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
             if (i + 1 >= argc) { fprintf(stderr, "lmql run: %s needs a value\n", a); goto done; }
             val = argv[++i];
@@ -190,6 +192,14 @@ static int cmd_run(int argc, char **argv) {
                 printf("%s: %s\n", lmql_result_variable_name(R, i, k), lmql_result_variable_json(R, i, k));
         }
         if (n == 0) printf("%s\n", lmql_result_json(R));
+    }
+    if (stats) {
+        struct lmql_stats t;
+        lmql_last_stats(L, &t);
+        fprintf(stderr, "stats: %llu tokens generated, %llu evaluated (%llu more reused from the KV cache), "
+                "%llu model calls (forward passes, or requests to a served model), %.3f s in them, %.3f s in all\n",
+                (unsigned long long)t.n_generated, (unsigned long long)t.n_decoded, (unsigned long long)t.n_reused,
+                (unsigned long long)t.n_forward, t.t_eval, t.t_total);
     }
     rc = 0;
 done:

@@ -245,6 +245,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
         lmql__buf_adds(b, "}");
     }
     lmql__buf_adds(b, "}");
+    m->base.stats.n_calls++;   /* a request is this model's forward pass */
     return send_buf(m, err);
 }
 
@@ -312,6 +313,7 @@ static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__ev
         lmql__buf_adds(b, "], \"scored\": [");
         for (int32_t i = from[r]; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i > from[r] ? "," : "", q->tokens[i]);
         lmql__buf_adds(b, "]}");
+        base->stats.n_calls++;
         int rc = send_buf(m, err);
         while (rc == 0 && !s->finished) rc = pump(m, NULL, err);
         if (rc == 0 && s->error) rc = lmql__errf(err, "the LMTP server: %s", s->error);

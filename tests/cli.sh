@@ -26,6 +26,10 @@ json() {
 
 SEED="argmax \"Say 'this is a test':[RESPONSE]\" from \"local:llama.cpp:$TINY\" where len(TOKENS(RESPONSE)) < 10"
 
+run "seed query --stats" 0 run -q --stats -e "$SEED"
+contains "--stats prints counts on stderr" "$tmp/err" "tokens generated"
+if grep -qE 'stats: [1-9][0-9]* tokens generated, [0-9]+ evaluated .* [1-9][0-9]* model calls' "$tmp/err"; then
+  ok "--stats counts are positive"; else bad "--stats counts are positive" "$(cat "$tmp/err")"; fi
 run "seed query --json" 0 run --json -e "$SEED"
 json "seed query result shape" 'Object.keys(r).join() == "prompt,variables,distribution_variable,distribution_values"'
 json "seed query prompt is text + RESPONSE" 'r.prompt == "Say '"'"'this is a test'"'"':" + r.variables.RESPONSE'

@@ -289,6 +289,29 @@ def t_queries():
                   short(r))
 
 
+def t_chunks():
+    """The client asks for chunks (LMQL's chunksize, 16) and answers the next
+    steps from them while the mask stays the same: the seed query is one
+    request, with chunksize=1 one request per token."""
+    srv = S["main"]
+    q = "argmax \"Say 'this is a test':[RESPONSE]\" from {M} where len(TOKENS(RESPONSE)) < 10"
+    calls = {}
+    for chunk in (16, 1):
+        m = f'lmql.model("{MODEL}", endpoint="127.0.0.1:{srv.port}", chunksize={chunk})'
+        r = subprocess.run([LMQL, "run", "--json", "--stats", "-e", q.format(M=m)], capture_output=True, text=True,
+                           timeout=120 * SLOW)
+        g = re.search(r"stats: (\d+) tokens generated, .* (\d+) model calls", r.stderr)
+        calls[chunk] = (int(g.group(1)), int(g.group(2))) if r.returncode == 0 and g else None
+        if chunk == 16:
+            first_out = r.stdout
+        elif calls[16] and calls[1]:
+            check("chunked and unchunked runs give the same result", r.stdout == first_out, first_out, r.stdout)
+    ok16, ok1 = calls.get(16), calls.get(1)
+    check("chunksize 16: the seed query's tokens come from one request", ok16 is not None and ok16[0] >= 2 and
+          ok16[1] == 1, short(calls))
+    check("chunksize 1: one request per generated token", ok1 is not None and ok1[1] == ok1[0], short(calls))
+
+
 def t_generate_frames():
     ws = connect(S["main"])
     gen(ws, 11, P0, 8, top_logprobs=3)
@@ -1075,7 +1098,7 @@ def main():
                              port, f"stdout: {s.line!r}", s.stderr_tail())
         if not started:
             return
-        for t in (t_cli_params, t_queries, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
+        for t in (t_cli_params, t_queries, t_chunks, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
                   t_handshake, t_limits, t_cycles):
             t0 = time.time()
             run_test(t)
