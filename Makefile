@@ -120,6 +120,26 @@ testdata: $(VOCABS) $(TINY)
 demo: all testdata
 	bash scripts/demo.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the command, the library, lmql.h and lmql.pc; the bundled
+# llama.cpp libraries go to PREFIX/lib too, where the command's $ORIGIN/../lib rpath finds them.
+PREFIX  ?= /usr/local
+comma   := ,
+# llama.cpp's link flags for programs built against the installed library: the build tree's paths become
+# the install's, and the rpath names it (programs elsewhere have no $ORIGIN/../lib).
+PC_LLAMA_LIBS = $(subst -Lbuild/lib,-L$${libdir},$(filter-out -Wl$(comma)-rpath$(comma)%,$(LLAMA_LIBS))) \
+                $(if $(filter 1,$(LLAMA_BUNDLED)),-Wl$(comma)-rpath$(comma)$${libdir})
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LMQL) $(DESTDIR)$(PREFIX)/bin/lmql
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblmql.a
+	install -m 644 include/lmql.h $(DESTDIR)$(PREFIX)/include/lmql.h
+	$(if $(filter 1,$(LLAMA_BUNDLED)),cp -P build/lib/*.so* $(DESTDIR)$(PREFIX)/lib/)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: lmql' 'Description: LMQL queries on llama.cpp' 'Version: $(shell sed -n 's/^#define LMQL_VERSION "\(.*\)"/\1/p' include/lmql.h)' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -llmql $(PC_LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmql.pc
+
 # Test data is made once, by the default build's tools.
 unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
