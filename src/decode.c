@@ -214,14 +214,16 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
             if (t < 0 || t >= v->n_tokens) return lmql__errf(err, "bad beam trace");
         } else if (b) {
             for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
-            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask};
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask, NULL};
             const float *lp;
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
             frontier(g, lp, eos_ok);
             return -2;
         } else {
             for (int32_t k = 0; k < v->n_eog; k++) g->mask[v->eog[k]] = eos_ok;
-            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask};
+            struct lmql__sampling sp = {g->temperature, g->top_k, g->top_p};
+            bool sampling = g->decoder == LMQL_DEC_SAMPLE && g->temperature > 0;
+            struct lmql__eval_req req = {g->slot, seq->toks, seq->n, g->mask, sampling ? &sp : NULL};
             const float *lp;
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
             t = pick(g, lp, g->mask);

@@ -228,7 +228,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
     struct lmql__err e = {{0}};
     /* The prompt is evaluated once in our slot; value slots start as forks. */
     if (rc == 0) {
-        struct lmql__eval_req base = {I->slot, I->seq.toks, I->seq.n, NULL};
+        struct lmql__eval_req base = {I->slot, I->seq.toks, I->seq.n, NULL, NULL};
         const float *lp;
         if (m->ops->next_logprobs(m, 1, &base, &lp, &e)) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);
     }
@@ -249,7 +249,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
             if (lmql__seq_push(&seqs[j], I->seq.toks, I->seq.n) || lmql__seq_push(&seqs[j], t, nt) ||
                 !(sc[j] = calloc((size_t)nt, sizeof **sc))) { rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory"); break; }
             if (slot != I->slot) m->ops->slot_copy(m, I->slot, slot);
-            reqs[j] = (struct lmql__eval_req){slot, seqs[j].toks, seqs[j].n, NULL};
+            reqs[j] = (struct lmql__eval_req){slot, seqs[j].toks, seqs[j].n, NULL, NULL};
             from[j] = I->seq.n;
         }
         if (rc == 0 && m->ops->score(m, (int)cnt, reqs, from, sc, &e)) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "%s", e.msg);

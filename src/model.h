@@ -96,6 +96,16 @@ struct lmql__eval_req {
     ** may end), or NULL. In-process models ignore it; the LMTP client sends
     ** it to the server as a logit_bias. */
     const uint8_t *mask;
+    /* Set when the decoder samples (NULL otherwise). In-process models ignore
+    ** it (the decoder draws from their distribution); the LMTP client lets
+    ** the server draw, as LMQL does, and returns that token alone. */
+    const struct lmql__sampling *sampling;
+};
+
+struct lmql__sampling {
+    double  temperature;    /* > 0 */
+    int32_t top_k;          /* 0: all */
+    double  top_p;          /* 1: all */
 };
 
 struct lmql__model_stats {

@@ -33,13 +33,14 @@ struct rstream {
     int64_t id;
     int32_t *prompt;
     int32_t n_prompt;
-    uint64_t mask_key;
+    uint64_t key;               /* stream_key() of the request that started it */
     int32_t max_tokens;
     int32_t *tok;               /* received, position by position */
     float *lp;                  /* LMTP_TOP + 1 per position: the top list's logprobs */
     int32_t *top;               /* LMTP_TOP + 1 ids per position (-1 past the end) */
     int32_t n_recv, cap;
     bool finished;
+    bool sampled;               /* the server drew its tokens (temperature > 0) */
     char *error;
 };
 
@@ -204,11 +205,18 @@ static void cancel(struct lmtp *m, int slot) {
     m->slot[slot] = NULL;
 }
 
-static uint64_t mask_key(const uint8_t *mask, int32_t n) {
-    if (!mask) return 0;
+/* What a chunk was generated under: the mask and, for a sampled one, the
+** sampling parameters (a sampled chunk cannot answer an argmax step). */
+static uint64_t stream_key(const struct lmql__eval_req *q, int32_t n) {
     uint64_t h = 1469598103934665603ull;
-    for (int32_t i = 0; i < n; i++) h = (h ^ mask[i]) * 1099511628211ull;
-    return h | 1;
+    for (int32_t i = 0; q->mask && i < n; i++) h = (h ^ q->mask[i]) * 1099511628211ull;
+    if (q->sampling) {
+        const struct lmql__sampling *sp = q->sampling;
+        double v[3] = {sp->temperature, (double)sp->top_k, sp->top_p};
+        const unsigned char *b = (const unsigned char *)v;
+        for (size_t i = 0; i < sizeof v; i++) h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
 }
 
 static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint64_t key, struct lmql__err *err) {
@@ -221,14 +229,23 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
     s->id = ++m->next_id;
     memcpy(s->prompt, q->tokens, (size_t)q->n_tokens * sizeof *s->prompt);
     s->n_prompt = q->n_tokens;
-    s->mask_key = key;
+    s->key = key;
     s->max_tokens = m->chunk;
     m->slot[slot] = s;
     struct lmql__buf *b = &m->out;
     lmql__buf_adds(b, "GENERATE {\"model\": ");
     lmql__buf_json_str(b, m->base.id, strlen(m->base.id));
-    lmql__buf_addf(b, ", \"stream_id\": %lld, \"max_tokens\": %d, \"temperature\": 0.0, \"top_logprobs\": %d, \"prompt\": [",
-                   (long long)s->id, m->chunk, LMTP_TOP);
+    lmql__buf_addf(b, ", \"stream_id\": %lld, \"max_tokens\": %d, \"top_logprobs\": %d, ", (long long)s->id, m->chunk,
+                   LMTP_TOP);
+    s->sampled = q->sampling != NULL;
+    if (q->sampling) {
+        lmql__buf_addf(b, "\"temperature\": %.9g", q->sampling->temperature);
+        if (q->sampling->top_k > 0) lmql__buf_addf(b, ", \"top_k\": %d", q->sampling->top_k);
+        if (q->sampling->top_p < 1) lmql__buf_addf(b, ", \"top_p\": %.9g", q->sampling->top_p);
+    } else {
+        lmql__buf_adds(b, "\"temperature\": 0.0");
+    }
+    lmql__buf_adds(b, ", \"prompt\": [");
     for (int32_t i = 0; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i ? "," : "", q->tokens[i]);
     lmql__buf_adds(b, "]");
     if (q->mask) {
@@ -251,7 +268,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
 
 /* Does stream s, as far as it went (or may still go), continue q? */
 static bool follows(const struct rstream *s, const struct lmql__eval_req *q, uint64_t key) {
-    if (!s || s->error || s->mask_key != key || q->n_tokens < s->n_prompt) return false;
+    if (!s || s->error || s->key != key || q->n_tokens < s->n_prompt) return false;
     int32_t j = q->n_tokens - s->n_prompt;
     if (j >= s->max_tokens || (s->finished && j >= s->n_recv)) return false;
     if (memcmp(q->tokens, s->prompt, (size_t)s->n_prompt * sizeof *q->tokens)) return false;
@@ -267,7 +284,7 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         if (q->slot < 0 || q->slot >= LMTP_SLOTS) return lmql__errf(err, "sequence slot %d out of range", q->slot);
-        uint64_t key = mask_key(q->mask, nv);
+        uint64_t key = stream_key(q, nv);
         if (!follows(m->slot[q->slot], q, key) && start(m, q->slot, q, key, err)) return -1;
     }
     for (int r = 0; r < n_req; r++) {
@@ -278,7 +295,7 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
             if (pump(m, NULL, err)) return -1;
         if (s->error) return lmql__errf(err, "the LMTP server: %s", s->error);
         if (s->n_recv <= j) {   /* ended early: ask again from here */
-            if (start(m, q->slot, q, mask_key(q->mask, nv), err)) return -1;
+            if (start(m, q->slot, q, stream_key(q, nv), err)) return -1;
             r--;
             continue;
         }
@@ -287,7 +304,9 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
         for (int32_t t = 0; t < nv; t++) d[t] = -INFINITY;
         const int32_t *top = s->top + (size_t)j * (LMTP_TOP + 1);
         const float *lp = s->lp + (size_t)j * (LMTP_TOP + 1);
-        for (int k = 0; k < LMTP_TOP + 1 && top[k] >= 0; k++)
+        /* A drawn token is the decoder's only choice (it would draw again
+        ** otherwise); an argmax step sees the server's top tokens. */
+        for (int k = 0; k < (s->sampled ? 1 : LMTP_TOP + 1) && top[k] >= 0; k++)
             if (top[k] < nv) d[top[k]] = lp[k];
         out[r] = d;
     }

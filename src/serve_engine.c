@@ -217,7 +217,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
             fail_stream(e, s, msg);
             continue;
         }
-        reqs[k] = (struct lmql__eval_req){s->slot, s->toks, s->n, NULL};
+        reqs[k] = (struct lmql__eval_req){s->slot, s->toks, s->n, NULL, NULL};
         batch[k++] = s;
     }
     if (!k) return;
@@ -273,7 +273,7 @@ static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
     float *scores[256];
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        reqs[i] = (struct lmql__eval_req){ss[i]->slot, ss[i]->toks, ss[i]->n, NULL};
+        reqs[i] = (struct lmql__eval_req){ss[i]->slot, ss[i]->toks, ss[i]->n, NULL, NULL};
         from[i] = ss[i]->n_prompt;
         scores[i] = malloc((size_t)(ss[i]->n - ss[i]->n_prompt) * sizeof **scores);
         ok &= scores[i] != NULL;

@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         m->ops->slot_drop(m, 0);
         toks[1] = 1000 + r;   /* a different prompt each run: nothing reused */
-        struct lmql__eval_req q = {0, toks, n_prompt, NULL};
+        struct lmql__eval_req q = {0, toks, n_prompt, NULL, NULL};
         const float *lp;
         double t = now();
         if (m->ops->next_logprobs(m, 1, &q, &lp, &err)) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }

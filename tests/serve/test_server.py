@@ -312,6 +312,28 @@ def t_chunks():
     check("chunksize 1: one request per generated token", ok1 is not None and ok1[1] == ok1[0], short(calls))
 
 
+def t_sampling():
+    """sample(n) through the server: the server draws (LMQL's way), the
+    constraints still hold for every sequence."""
+    srv = S["main"]
+    m = f'lmql.model("{MODEL}", endpoint="127.0.0.1:{srv.port}")'
+    q = (f'sample(n=3, temperature=1.5) "Q:[A] and[B]" from {m} '
+         'where len(TOKENS(A)) < 5 and B in [" x", " y", " zed"]')
+    rc, out, err = lmql_run(q)
+    ok = rc == 0
+    try:
+        res = json.loads(out) if ok else None
+    except ValueError:
+        res, ok = None, False
+    check("sample(n=3) through the server: three results", ok and isinstance(res, list) and len(res) == 3,
+          f"exit {rc}", err[-300:], out[-300:])
+    if ok and isinstance(res, list):
+        check("sample(n=3): every B is one of the phrases",
+              all(r["variables"].get("B") in (" x", " y", " zed") for r in res), short(res))
+        check("sample(n=3): every prompt is 'Q:' + A + ' and' + B",
+              all(r["prompt"] == "Q:" + r["variables"]["A"] + " and" + r["variables"]["B"] for r in res), short(res))
+
+
 def t_generate_frames():
     ws = connect(S["main"])
     gen(ws, 11, P0, 8, top_logprobs=3)
@@ -1098,7 +1120,7 @@ def main():
                              port, f"stdout: {s.line!r}", s.stderr_tail())
         if not started:
             return
-        for t in (t_cli_params, t_queries, t_chunks, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
+        for t in (t_cli_params, t_queries, t_chunks, t_sampling, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
                   t_handshake, t_limits, t_cycles):
             t0 = time.time()
             run_test(t)

@@ -133,7 +133,7 @@ static int32_t argmax(const float *x, int32_t n) {
 }
 
 static int32_t eval1(struct lmql__model *m, int slot, const int32_t *t, int32_t n) {
-    struct lmql__eval_req r = {slot, t, n, NULL};
+    struct lmql__eval_req r = {slot, t, n, NULL, NULL};
     const float *lp;
     struct lmql__err err;
     if (m->ops->next_logprobs(m, 1, &r, &lp, &err)) {
@@ -198,7 +198,7 @@ static void test_fork_rollback(void) {
     int32_t u[40];
     memcpy(u, t, (size_t)n * sizeof *u);
     u[n] = 500; u[n + 1] = 600;
-    struct lmql__eval_req reqs[2] = {{2, t, n + 5, NULL}, {3, u, n + 2, NULL}};
+    struct lmql__eval_req reqs[2] = {{2, t, n + 5, NULL, NULL}, {3, u, n + 2, NULL, NULL}};
     const float *lp[2];
     struct lmql__err err;
     CHECK_INT(m->ops->next_logprobs(m, 2, reqs, lp, &err), 0);
@@ -227,7 +227,7 @@ static void test_score(void) {
     /* Slot 0 holds a longer, different continuation: scoring must roll back. */
     eval1(m, 0, b, nb);
     float sa[16], sb[16], *sc[2] = {sa, sb};
-    struct lmql__eval_req reqs[2] = {{0, a, na, NULL}, {1, b, nb, NULL}};
+    struct lmql__eval_req reqs[2] = {{0, a, na, NULL, NULL}, {1, b, nb, NULL, NULL}};
     int32_t from[2] = {np, np};
     struct lmql__err err = {{0}};
     CHECK_INT(m->ops->score(m, 2, reqs, from, sc, &err), 0);
@@ -235,7 +235,7 @@ static void test_score(void) {
     int32_t lens[2] = {na, nb};
     for (int r = 0; r < 2; r++) {
         for (int32_t i = np; i < lens[r]; i++) {
-            struct lmql__eval_req q = {0, seqs[r], i, NULL};
+            struct lmql__eval_req q = {0, seqs[r], i, NULL, NULL};
             const float *lp;
             CHECK_INT(ref->ops->next_logprobs(ref, 1, &q, &lp, &err), 0);
             float want = lp[seqs[r][i]];
@@ -257,7 +257,7 @@ static void test_score(void) {
         CHECK(nb2 > 8);
         CHECK_INT(eval1(chunked, 0, big, nb2), eval1(ref, 0, big, nb2));
         float s1[128], s2[128], *p1[1] = {s1}, *p2[1] = {s2};
-        struct lmql__eval_req rq = {1, big, nb2, NULL};
+        struct lmql__eval_req rq = {1, big, nb2, NULL, NULL};
         int32_t fr[1] = {2};
         CHECK_INT(chunked->ops->score(chunked, 1, &rq, fr, p1, &err), 0);
         CHECK_INT(ref->ops->score(ref, 1, &rq, fr, p2, &err), 0);
@@ -334,17 +334,17 @@ static void test_context_overflow(void) {
     for (int i = 0; i < 100; i++) strcat(text, "one two three ");
     int32_t n = tok(m, text, true, false, t, 1024);
     CHECK(n > 256);
-    struct lmql__eval_req r = {0, t, n, NULL};
+    struct lmql__eval_req r = {0, t, n, NULL, NULL};
     const float *lp;
     struct lmql__err err = {{0}};
     CHECK_INT(m->ops->next_logprobs(m, 1, &r, &lp, &err), -1);
     CHECK_CONTAINS(err.msg, "longer than the context (n_ctx=256)");
 /* Bad token ids and slots are refused before llama.cpp sees them. */
     int32_t badt[2] = {1, 999999};
-    struct lmql__eval_req rb = {0, badt, 2, NULL};
+    struct lmql__eval_req rb = {0, badt, 2, NULL, NULL};
     CHECK_INT(m->ops->next_logprobs(m, 1, &rb, &lp, &err), -1);
     CHECK_CONTAINS(err.msg, "out of range");
-    struct lmql__eval_req rs = {99, t, 4, NULL};
+    struct lmql__eval_req rs = {99, t, 4, NULL, NULL};
     CHECK_INT(m->ops->next_logprobs(m, 1, &rs, &lp, &err), -1);
     CHECK_CONTAINS(err.msg, "slot 99");
     CHECK(eval1(m, 0, t, 8) >= 0);
@@ -361,7 +361,7 @@ static void test_random_model(void) {
     if (!a || !b) { lmql__model_free(a); lmql__model_free(b); return; }
     CHECK_INT(a->vocab.n_tokens, 32000);
     int32_t t[4] = {1, 100, 200, 300};
-    struct lmql__eval_req r = {0, t, 4, NULL};
+    struct lmql__eval_req r = {0, t, 4, NULL, NULL};
     const float *lp;
     CHECK_INT(a->ops->next_logprobs(a, 1, &r, &lp, &err), 0);
     CHECK(fabsf(lp[0] - lp[31999]) == 0.0f);
