@@ -17,6 +17,7 @@ struct rd {
     char *err;          /* the first error wins */
     size_t cap;
     bool failed;
+    bool unknown;       /* an unknown command: that stays the message, whatever follows */
 };
 
 static void rfail(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -45,6 +46,7 @@ static bool eat(struct rd *r, char c) {
 
 /* A syntax error: the rest of the frame cannot be read. */
 static int syntax(struct rd *r, const char *what) {
+    if (r->unknown) return -1;
     r->failed = false;   /* a syntax error replaces a field error: it is the real cause */
     rfail(r, "malformed JSON at byte %zu: %s", r->i, what);
     return -1;
@@ -334,7 +336,7 @@ int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql
     c->max_tokens = 32;
     c->top_logprobs = 1;
     c->top_p = 1;
-    struct rd r = {frame, n, 0, 0, err, errcap, false};
+    struct rd r = {frame, n, 0, 0, err, errcap, false, false};
     err[0] = 0;
     size_t sp = 0;
     while (sp < n && frame[sp] != ' ') sp++;
@@ -352,6 +354,7 @@ int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql
         for (; k < sp && k < 40; k++) name[k] = frame[k] >= 0x20 && frame[k] < 0x7f ? frame[k] : '?';
         name[k] = 0;
         rfail(&r, "Unknown command: %s", name);
+        r.unknown = true;
     }
     r.i = sp < n ? sp + 1 : n;
     if (!eat(&r, '{')) return syntax(&r, "expected '{' after the command");
