@@ -717,6 +717,7 @@ static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t
     struct lmql__err err;
     int32_t k = c->model->ops->tokenize(c->model, text, n, false, true, toks, 64, &err);
     *tok = -1;
+    if (k == INT32_MIN) return 0;   /* not remembered: the next hole tries again */
     if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
         int32_t *big = malloc((size_t)(-k) * sizeof *big);
         if (!big) return -1;

@@ -41,6 +41,7 @@ struct rstream {
     int32_t n_recv, cap;
     bool finished;
     bool sampled;               /* the server drew its tokens (temperature > 0) */
+    int32_t served;             /* positions handed out: a draw is handed out once */
     char *error;
 };
 
@@ -93,7 +94,7 @@ static struct rstream *find_stream(struct lmtp *m, int64_t id) {
 /* One TOKEN payload into its stream. */
 static void take_token(struct lmtp *m, const struct lmql_val *p) {
     double id_d, t_d, lp_d = -INFINITY;
-    if (!num(field(p, "stream_id"), &id_d)) return;
+    if (!num(field(p, "stream_id"), &id_d) || !(id_d >= 0 && id_d < 9e15)) return;
     struct rstream *s = find_stream(m, (int64_t)id_d);
     if (!s || s->finished) return;
     const struct lmql_val *e = field(p, "error");
@@ -102,7 +103,16 @@ static void take_token(struct lmtp *m, const struct lmql_val *p) {
         s->finished = true;
         return;
     }
-    if (!num(field(p, "token"), &t_d)) return;
+    const struct lmql_val *fr = field(p, "finish_reason");
+    if (!num(field(p, "token"), &t_d) || !(t_d >= 0 && t_d < m->base.vocab.n_tokens)) {
+        /* A stream that ends without a usable token still ends. */
+        if (fr && fr->kind == LMQL_V_STR) s->finished = true;
+        else {
+            s->error = strdup("the server sent a token outside the vocabulary");
+            s->finished = true;
+        }
+        return;
+    }
     num(field(p, "logprob"), &lp_d);
     if (s->n_recv == s->cap) {
         int32_t c = s->cap ? s->cap * 2 : 16;
@@ -126,13 +136,12 @@ static void take_token(struct lmtp *m, const struct lmql_val *p) {
     const struct lmql_val *tl = field(p, "top_logprobs");
     for (size_t i = 0; tl && tl->kind == LMQL_V_DICT && i < tl->u.dict.len && k < LMTP_TOP + 1; i++) {
         double v;
-        int32_t t = (int32_t)strtol(tl->u.dict.keys[i]->u.str.s, NULL, 10);
-        if (t == tok || !num(tl->u.dict.vals[i], &v)) continue;
-        top[k] = t;
+        long t = strtol(tl->u.dict.keys[i]->u.str.s, NULL, 10);
+        if (t == tok || t < 0 || t >= m->base.vocab.n_tokens || !num(tl->u.dict.vals[i], &v)) continue;
+        top[k] = (int32_t)t;
         lp[k++] = (float)v;
     }
     for (; k < LMTP_TOP + 1; k++) top[k] = -1;
-    const struct lmql_val *fr = field(p, "finish_reason");
     if (fr && fr->kind == LMQL_V_STR) s->finished = true;
 }
 
@@ -155,6 +164,17 @@ static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err
     bool token = sp - text == 5 && !memcmp(text, "TOKEN", 5);
     free(text);
     for (size_t i = 0; token && i < v->u.list.len; i++) take_token(m, v->u.list.items[i]);
+    /* Other servers answer a failed GENERATE/SCORE with a MSG error: it ends the stream. */
+    for (size_t i = 0; !token && i < v->u.list.len; i++) {
+        const struct lmql_val *p = v->u.list.items[i], *e = field(p, "error");
+        double id_d;
+        struct rstream *s = e && num(field(p, "stream_id"), &id_d) && id_d >= 0 && id_d < 9e15
+                                ? find_stream(m, (int64_t)id_d) : NULL;
+        if (s && !s->finished) {
+            s->error = strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+            s->finished = true;
+        }
+    }
     if (!token && msg_out) *msg_out = lmql__val_ref(v);
     lmql__val_unref(v);
     return 0;
@@ -271,6 +291,7 @@ static bool follows(const struct rstream *s, const struct lmql__eval_req *q, uin
     if (!s || s->error || s->key != key || q->n_tokens < s->n_prompt) return false;
     int32_t j = q->n_tokens - s->n_prompt;
     if (j >= s->max_tokens || (s->finished && j >= s->n_recv)) return false;
+    if (s->sampled && j < s->served) return false;   /* that draw was used: a new one is due */
     if (memcmp(q->tokens, s->prompt, (size_t)s->n_prompt * sizeof *q->tokens)) return false;
     for (int32_t i = 0; i < j; i++)
         if (i >= s->n_recv || q->tokens[s->n_prompt + i] != s->tok[i]) return false;
@@ -293,12 +314,14 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
         int32_t j = q->n_tokens - s->n_prompt;
         while (s->n_recv <= j && !s->finished)
             if (pump(m, NULL, err)) return -1;
-        if (s->error) return lmql__errf(err, "the LMTP server: %s", s->error);
+        /* An error that came after this position's token concerns a later one. */
+        if (s->n_recv <= j && s->error) return lmql__errf(err, "the LMTP server: %s", s->error);
         if (s->n_recv <= j) {   /* ended early: ask again from here */
             if (start(m, q->slot, q, stream_key(q, nv), err)) return -1;
             r--;
             continue;
         }
+        if (j + 1 > s->served) s->served = j + 1;
         float *d = m->dist[q->slot];
         if (!d && !(d = m->dist[q->slot] = malloc((size_t)nv * sizeof *d))) return lmql__errf(err, "out of memory");
         for (int32_t t = 0; t < nv; t++) d[t] = -INFINITY;

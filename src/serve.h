@@ -23,8 +23,11 @@
 struct lmql__engine;
 
 struct lmql__engine_io {
-    /* A reply frame for connection conn (called on the engine thread). */
+    /* A reply frame for connection conn (called on the engine thread, with
+    ** the engine's lock held: queue it, do not block). */
     void (*emit)(void *ud, void *conn, const char *frame, size_t len);
+    /* Frames were emitted since the last call (engine thread, no lock held). */
+    void (*wake)(void *ud);
     /* The engine holds no more streams of conn from here on. */
     void (*release)(void *ud, void *conn);
     void *ud;

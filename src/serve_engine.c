@@ -63,6 +63,7 @@ struct lmql__engine {
     double *w;
     int32_t *cand;
     struct lmql__buf out;
+    bool emitted;               /* frames went out this step: wake the transport once */
 };
 
 static void stream_free(struct stream *s) {
@@ -101,6 +102,7 @@ static void emit(struct lmql__engine *e, struct stream *s, bool last) {
     bool send = !s->cancelled && e->out.len;
     if (last || s->cancelled) s->done = true;
     if (send) e->io.emit(e->io.ud, s->conn, e->out.data, e->out.len);
+    e->emitted |= send;
     pthread_mutex_unlock(&e->mu);
     e->out.len = 0;
 }
@@ -418,6 +420,10 @@ static void *engine_main(void *arg) {
         pthread_mutex_unlock(&e->mu);
         if (ns) score_step(e, sco, ns);
         if (ng) generate_step(e, gen, ng);
+        if (e->emitted) {   /* one wake-up per step, outside every lock */
+            e->emitted = false;
+            e->io.wake(e->io.ud);
+        }
         pthread_mutex_lock(&e->mu);
         int n_gone = 0;
         for (struct stream **p = &e->active; *p;) {

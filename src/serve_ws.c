@@ -36,6 +36,8 @@ struct conn {
     struct lmql_server *srv;
     int refs;                   /* the socket's + one per stream */
     struct frame *out, *out_tail;
+    size_t out_bytes;           /* queued, not yet written */
+    bool throttled;             /* reading paused until the client reads its replies */
     bool close_after_flush;
     struct lmql__buf in;        /* the message being received (service thread only) */
     bool in_skip;
@@ -70,6 +72,25 @@ static void enqueue_locked(struct conn *c, const char *text, size_t len) {
     if (c->out_tail) c->out_tail->next = f;
     else c->out = f;
     c->out_tail = f;
+    c->out_bytes += len;
+}
+
+/* A client that sends requests but does not read the replies: stop reading
+** its requests until it has read most of what is queued, so it cannot make
+** the server's memory grow without bound. Service thread only. */
+#define OUT_CAP ((size_t)8 << 20)
+static void throttle(struct conn *c) {
+    if (!c->wsi) return;
+    pthread_mutex_lock(&c->srv->mu);
+    size_t queued = c->out_bytes;
+    pthread_mutex_unlock(&c->srv->mu);
+    if (!c->throttled && queued > OUT_CAP) {
+        c->throttled = true;
+        lws_rx_flow_control(c->wsi, 0);
+    } else if (c->throttled && queued < OUT_CAP / 2) {
+        c->throttled = false;
+        lws_rx_flow_control(c->wsi, 1);
+    }
 }
 
 /* From the service thread. */
@@ -78,6 +99,7 @@ static void reply(struct conn *c, const struct lmql__buf *b) {
     enqueue_locked(c, b->data, b->len);
     pthread_mutex_unlock(&c->srv->mu);
     if (c->wsi) lws_callback_on_writable(c->wsi);
+    throttle(c);
 }
 
 static void reply_error(struct conn *c, const char *cmd, int64_t stream_id, const char *msg) {
@@ -104,6 +126,12 @@ static void on_emit(void *ud, void *conn, const char *frame, size_t len) {
     struct lmql_server *S = ud;
     pthread_mutex_lock(&S->mu);
     enqueue_locked(conn, frame, len);
+    pthread_mutex_unlock(&S->mu);
+}
+
+static void on_wake(void *ud) {
+    struct lmql_server *S = ud;
+    pthread_mutex_lock(&S->mu);
     bool wake = !S->shutting;
     pthread_mutex_unlock(&S->mu);
     if (wake) lws_cancel_service(S->ctx);
@@ -171,13 +199,28 @@ static void vocab_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     lmql__buf_free(&b);
 }
 
+/* Tokenizing runs on the service thread: the text is capped so that one
+** request cannot hold up every other client for long (~0.5 s at most). */
+#define TOKENIZE_MAX ((size_t)256 << 10)
+
 static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     struct lmql__model *m = c->srv->m;
     struct lmql__err err = {0};
+    if (cmd->text_len > TOKENIZE_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "TOKENIZE takes at most %zu bytes of text; send it in parts", TOKENIZE_MAX);
+        reply_error(c, "MSG", cmd->stream_id, msg);
+        return;
+    }
     int32_t cap = (int32_t)(cmd->text_len + 8), *t = malloc((size_t)cap * sizeof *t);
     int32_t n = t ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
+    if (n < 0 && n != INT32_MIN) {   /* more tokens than bytes: the size it asked for */
+        int32_t *more = realloc(t, (size_t)(-n) * sizeof *t);
+        if (more) t = more;
+        n = more ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
+    }
     if (n < 0) {
-        reply_error(c, "MSG", cmd->stream_id, t ? err.msg : "out of memory");
+        reply_error(c, "MSG", cmd->stream_id, t && err.msg[0] ? err.msg : "the text could not be tokenized");
         free(t);
         return;
     }
@@ -225,14 +268,13 @@ static void handle(struct conn *c, const char *text, size_t len) {
         lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"cancelled\": %d}]", (long long)cmd.stream_id, n);
         reply(c, &b);
         lmql__buf_free(&b);
-    } else if (cmd.kind == LMTP_GENERATE && cmd.max_tokens > S->p.max_tokens) {
-        snprintf(err, sizeof err, "max_tokens %lld is above this server's limit of %d", (long long)cmd.max_tokens,
-                 S->p.max_tokens);
-        reply_error(c, word, cmd.stream_id, err);
     } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
         snprintf(err, sizeof err, "too many streams on this connection (limit %d)", S->p.max_streams);
         reply_error(c, word, cmd.stream_id, err);
     } else {
+        /* LMQL's client sends a constraint's token bound as max_tokens, uncapped:
+        ** the stream ends with "length" at the limit and the client asks again. */
+        if (cmd.max_tokens > S->p.max_tokens) cmd.max_tokens = S->p.max_tokens;
         pthread_mutex_lock(&S->mu);
         c->refs++;
         pthread_mutex_unlock(&S->mu);
@@ -383,9 +425,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (f) {
             c->out = f->next;
             if (!c->out) c->out_tail = NULL;
+            c->out_bytes -= f->len;
         }
         bool more = c->out != NULL;
         pthread_mutex_unlock(&S->mu);
+        throttle(c);
         if (f) {
             int w = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
             bool short_write = w < (int)f->len;
@@ -469,7 +513,7 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     /* The resolved path: a relative one keeps working whatever the cwd. */
     S->m = lmql__llama_open(S->real_path, kv, p->n_params, &e);
     if (!S->m) { snprintf(err, cap, "%s", e.msg); goto fail; }
-    struct lmql__engine_io io = {on_emit, on_release, S};
+    struct lmql__engine_io io = {on_emit, on_wake, on_release, S};
     S->eng = lmql__engine_new(S->m, &io, p->seed, &e);
     if (!S->eng) { snprintf(err, cap, "%s", e.msg); goto fail; }
 
