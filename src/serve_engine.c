@@ -19,6 +19,8 @@
 ** agree on at least this many more tokens than the best idle slot offers:
 ** below that a fork costs more bookkeeping than it saves. */
 #define FORK_MIN_GAIN 16
+/* KV cells a stream reserves beyond its prompt at a time (see grow). */
+#define GROW_STEP 64
 
 struct stream {
     struct stream *next;
@@ -89,6 +91,8 @@ static int32_t common_prefix(const int32_t *a, int32_t na, const int32_t *b, int
     while (k < na && k < nb && a[k] == b[k]) k++;
     return k;
 }
+
+static bool grow(struct lmql__engine *e, struct stream *s);
 
 /* ------------------------------------------------------------ replies -- */
 
@@ -258,6 +262,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         s->toks[s->n++] = tok;
         s->n_gen++;
         const char *finish = m->vocab.is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
+        if (!finish && s->n > s->reserve && !grow(e, s)) finish = "length";   /* KV space is taken */
         int nt = top_tokens(e->x, nv, s->top_logprobs, tok, top, top_lp);
         e->out.len = 0;
         if (lmql__lmtp_token(&e->out, s->id, tok, e->x[tok], finish, top, top_lp, nt)) {
@@ -309,6 +314,43 @@ static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
 
 /* ---------------------------------------------------------- admission -- */
 
+/* Whether `need` more KV cells fit next to the running streams'
+** reservations, dropping idle slots' caches (least recently used first,
+** never `keep`) until they do. Engine thread. */
+static bool make_room(struct lmql__engine *e, int64_t need, int keep) {
+    struct lmql__model *m = e->m;
+    if (e->reserved + need > m->n_ctx) return false;
+    for (;;) {
+        int64_t held = 0;
+        int lru = -1;
+        for (int i = 0; i < m->n_slots; i++) {
+            struct slot *sl = &e->slots[i];
+            if (sl->s || i == keep || !sl->n) continue;
+            held += sl->n;
+            if (lru < 0 || sl->used < e->slots[lru].used) lru = i;
+        }
+        if (e->reserved + need + held <= m->n_ctx) return true;
+        if (lru < 0) return false;
+        m->ops->slot_drop(m, lru);
+        e->slots[lru].n = 0;
+    }
+}
+
+/* More KV cells for a running stream that has used its reservation: the
+** next GROW_STEP tokens (or what max_tokens and n_ctx leave). False when
+** they do not fit: the stream then ends with "length" and the client asks
+** again, instead of one long request holding the whole context from its
+** start. */
+static bool grow(struct lmql__engine *e, struct stream *s) {
+    int64_t target = (int64_t)s->reserve + GROW_STEP, cap = (int64_t)s->n_prompt + s->max_tokens;
+    if (target > cap) target = cap;
+    if (target > e->m->n_ctx) target = e->m->n_ctx;
+    if (target < s->n || !make_room(e, target - s->reserve, s->slot)) return false;
+    e->reserved += target - s->reserve;
+    s->reserve = (int32_t)target;
+    return true;
+}
+
 /* A slot for s: the idle one whose cache shares most of its prompt, or a
 ** fork of a running stream's cache when that shares clearly more. Idle
 ** caches are dropped (least recently used first) while KV space is short.
@@ -328,21 +370,7 @@ static bool admit_one(struct lmql__engine *e, struct stream *s) {
             idle = i;
         }
     }
-    if (idle < 0) return false;
-    /* KV cells: running streams' reservations plus what idle caches hold. */
-    for (;;) {
-        int64_t held = 0;
-        int lru = -1;
-        for (int i = 0; i < m->n_slots; i++) {
-            struct slot *sl = &e->slots[i];
-            if (sl->s || i == idle || !sl->n) continue;
-            held += sl->n;
-            if (lru < 0 || sl->used < e->slots[lru].used) lru = i;
-        }
-        if (e->reserved + s->reserve + held <= m->n_ctx || lru < 0) break;
-        m->ops->slot_drop(m, lru);
-        e->slots[lru].n = 0;
-    }
+    if (idle < 0 || !make_room(e, s->reserve, idle)) return false;
     struct slot *sl = &e->slots[idle];
     if (busy >= 0 && busy_len >= idle_len + FORK_MIN_GAIN) {
         m->ops->slot_copy(m, busy, idle);
@@ -572,7 +600,7 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
         s->n += c->n_scored;
         s->reserve = s->n;
     } else {
-        int64_t r = (int64_t)c->n_prompt + c->max_tokens;
+        int64_t r = (int64_t)c->n_prompt + (c->max_tokens < GROW_STEP ? c->max_tokens : GROW_STEP);
         s->reserve = (int32_t)(r > m->n_ctx ? m->n_ctx : r);
     }
     s->max_tokens = c->max_tokens;

@@ -633,6 +633,36 @@ def t_fairness():
     b.close()
 
 
+def t_long_requests():
+    """Two requests whose max_tokens would each take most of the context
+    (LMQL's client sends a constraint's bound, e.g. 600) run side by side:
+    KV space is reserved as streams grow, and the one that cannot grow ends
+    with "length" (the client asks again) instead of waiting for the other."""
+    srv = S["main"]   # n_ctx 1024
+    ws = connect(srv)
+    gen(ws, 1, [BOS, 501, 502], 600)
+    gen(ws, 2, [BOS, 601, 602], 600)
+    order, ends, counts = [], {}, {1: 0, 2: 0}
+    while len(ends) < 2:
+        cmd, payload = ws.recv()
+        for p in payload:
+            sid = p.get("stream_id")
+            if cmd != "TOKEN" or sid not in counts or "error" in p:
+                raise AssertionError(f"unexpected {cmd} {short(p)}")
+            counts[sid] += 1
+            order.append(sid)
+            if p.get("finish_reason"):
+                ends[sid] = p["finish_reason"]
+    last_1 = max(i for i, x in enumerate(order) if x == 1)
+    check("two long requests: the second streams before the first ends", order.index(2) < last_1,
+          f"first token of 2 at {order.index(2)}, last of 1 at {last_1}")
+    check("two long requests: both end with 'length'; one was cut short, the other then got all 600",
+          ends == {1: "length", 2: "length"} and max(counts.values()) == 600 and 64 <= min(counts.values()) < 600,
+          short(ends), short(counts))
+    check("connection still answers after the long requests", model_info_ok(ws))
+    ws.close()
+
+
 def t_disconnect_cancel():
     srv = S["main"]
     ws = connect(srv)
@@ -1152,7 +1182,7 @@ def main():
                              port, f"stdout: {s.line!r}", s.stderr_tail())
         if not started:
             return
-        for t in (t_cli_params, t_queries, t_chunks, t_sampling, t_flood, t_generate_frames, t_concurrency, t_fairness, t_disconnect_cancel, t_bad_inputs,
+        for t in (t_cli_params, t_queries, t_chunks, t_sampling, t_flood, t_generate_frames, t_concurrency, t_fairness, t_long_requests, t_disconnect_cancel, t_bad_inputs,
                   t_handshake, t_limits, t_cycles):
             t0 = time.time()
             run_test(t)
