@@ -42,7 +42,7 @@ $(SETUP_STAMP):
 $(CONFIG): $(SETUP_STAMP) scripts/configure.sh
 	bash scripts/configure.sh
 
-$(BUILD)/obj/%.o: %.c $(CONFIG) $(wildcard src/*.h src/*.def include/*.h)
+$(BUILD)/obj/%.o: %.c $(CONFIG) $(wildcard src/*.h src/*.def include/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

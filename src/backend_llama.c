@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ggml-backend.h>
@@ -329,16 +328,10 @@ static void take_logits(struct llm *m, struct slot *s, int32_t row) {
     s->have_lp = true;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int decode_batch(struct llm *m, struct lmql__err *err) {
-    double t0 = now();
+    double t0 = lmql__now();
     int rc = llama_decode(m->ctx, m->batch);
-    m->base.stats.t_eval += now() - t0;
+    m->base.stats.t_eval += lmql__now() - t0;
     m->base.stats.n_calls++;
     if (rc == 0) return 0;
     if (rc == 1)

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -375,12 +374,6 @@ static struct lmql_result *make_result(const struct lmql__run_out *o) {
     return R;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_args *args, struct lmql_result **out) {
     if (!out) return LMQL_ERR_MISUSE;
     *out = NULL;
@@ -389,7 +382,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
     struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params, .functions = L->functions};
     struct lmql__run_out o;
     struct lmql__rerr e;
-    double t0 = now();
+    double t0 = lmql__now();
     struct lmql__model_stats before[64];
     int n_before = L->n_models < 64 ? L->n_models : 64;
     for (int i = 0; i < n_before; i++) before[i] = L->models[i].model->stats;
@@ -407,7 +400,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
         L->stats.n_forward += s->n_calls - b->n_calls;
     }
     L->stats.n_generated = o.n_generated;
-    L->stats.t_total = now() - t0;
+    L->stats.t_total = lmql__now() - t0;
 
     lmql_status st = LMQL_OK;
     if (rc) {

@@ -43,6 +43,9 @@ const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql_
 ** platform, so seeded runs repeat anywhere. Advances *state. */
 uint64_t lmql__rng_next(uint64_t *state);
 
+/* Seconds on the monotonic clock (for durations). */
+double lmql__now(void);
+
 /* At s, where no valid UTF-8 sequence starts: how many bytes one
 ** replacement character stands for (a lead byte and the continuation
 ** bytes that follow it, short of a whole sequence; else 1). */

@@ -6,24 +6,18 @@
 ** wakes the loop every 50 ms so waits can end on time.
 */
 #include "lmtp_conn.h"
+#include "wsq.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct msg {
     struct msg *next;
     size_t len;
     char *text;
-};
-
-struct out {
-    struct out *next;
-    size_t len;
-    unsigned char data[];       /* LWS_PRE bytes of room, then the text */
 };
 
 struct lmql__lmtp_conn {
@@ -33,7 +27,7 @@ struct lmql__lmtp_conn {
     char why[256];
     char host[256];
     char auth[512];
-    struct out *out, *out_tail;
+    struct lmql__wsq out;
     struct msg *in, *in_tail;
     struct lmql__buf part;      /* a message arriving in fragments */
     lws_sorted_usec_list_t tick;
@@ -42,12 +36,6 @@ struct lmql__lmtp_conn {
 static void on_tick(lws_sorted_usec_list_t *sul) {
     struct lmql__lmtp_conn *c = lws_container_of(sul, struct lmql__lmtp_conn, tick);
     lws_sul_schedule(c->ctx, 0, &c->tick, on_tick, 50 * LWS_US_PER_MS);
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
@@ -63,7 +51,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->established = true;
-        if (c->out) lws_callback_on_writable(wsi);
+        if (c->out.head) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         snprintf(c->why, sizeof c->why, "%s", in && len ? (const char *)in : "connection refused");
@@ -92,15 +80,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
-        struct out *o = c->out;
-        if (!o) return 0;
-        c->out = o->next;
-        if (!c->out) c->out_tail = NULL;
-        int w = lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
-        bool bad = w < (int)o->len;
-        free(o);
-        if (bad) return -1;
-        if (c->out) lws_callback_on_writable(wsi);
+        struct lmql__wsframe *f = lmql__wsq_pop(&c->out);
+        if (f && lmql__wsq_send(wsi, f)) return -1;
+        if (c->out.head) lws_callback_on_writable(wsi);
         return 0;
     }
     default:
@@ -159,8 +141,8 @@ struct lmql__lmtp_conn *lmql__lmtp_connect(const char *endpoint, const char *tok
     ci.local_protocol_name = "lmtp-client";
     ci.pwsi = &c->wsi;
     if (!lws_client_connect_via_info(&ci)) c->closed = true;
-    double until = now_ms() + timeout_ms;
-    while (!c->established && !c->closed && now_ms() < until) lws_service(c->ctx, 0);
+    double until = (lmql__now() * 1e3) + timeout_ms;
+    while (!c->established && !c->closed && (lmql__now() * 1e3) < until) lws_service(c->ctx, 0);
     if (!c->established) {
         lmql__errf(err, "cannot reach the LMTP server at %s:%d (%s); start it with `lmql serve-model llama.cpp:PATH`",
                    c->host, port, c->closed ? (c->why[0] ? c->why : "connection refused") : "timed out");
@@ -174,10 +156,7 @@ void lmql__lmtp_close(struct lmql__lmtp_conn *c) {
     if (!c) return;
     lws_sul_cancel(&c->tick);
     if (c->ctx) lws_context_destroy(c->ctx);
-    for (struct out *o = c->out, *nx; o; o = nx) {
-        nx = o->next;
-        free(o);
-    }
+    lmql__wsq_clear(&c->out);
     for (struct msg *m = c->in, *nx; m; m = nx) {
         nx = m->next;
         free(m->text);
@@ -189,20 +168,13 @@ void lmql__lmtp_close(struct lmql__lmtp_conn *c) {
 
 int lmql__lmtp_send(struct lmql__lmtp_conn *c, const char *text, size_t len, struct lmql__err *err) {
     if (c->closed) return lmql__errf(err, "the LMTP connection is closed (%s)", c->why);
-    struct out *o = malloc(sizeof *o + LWS_PRE + len);
-    if (!o) return lmql__errf(err, "out of memory");
-    o->next = NULL;
-    o->len = len;
-    memcpy(o->data + LWS_PRE, text, len);
-    if (c->out_tail) c->out_tail->next = o;
-    else c->out = o;
-    c->out_tail = o;
+    if (lmql__wsq_push(&c->out, text, len)) return lmql__errf(err, "out of memory");
     if (c->wsi) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
 int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int timeout_ms, struct lmql__err *err) {
-    double until = now_ms() + timeout_ms;
+    double until = (lmql__now() * 1e3) + timeout_ms;
     for (;;) {
         if (c->in) {
             struct msg *m = c->in;
@@ -214,10 +186,10 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
             return 1;
         }
         if (c->closed) return lmql__errf(err, "the LMTP server went away (%s)", c->why);
-        if (now_ms() >= until) {
-            if (timeout_ms > 0 || !c->out) return 0;
+        if ((lmql__now() * 1e3) >= until) {
+            if (timeout_ms > 0 || !c->out.head) return 0;
         }
         lws_service(c->ctx, 0);
-        if (timeout_ms == 0 && !c->in && !c->out) return 0;
+        if (timeout_ms == 0 && !c->in && !c->out.head) return 0;
     }
 }

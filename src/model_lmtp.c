@@ -228,13 +228,20 @@ static void cancel(struct lmtp *m, int slot) {
 /* What a chunk was generated under: the mask and, for a sampled one, the
 ** sampling parameters (a sampled chunk cannot answer an argmax step). */
 static uint64_t stream_key(const struct lmql__eval_req *q, int32_t n) {
+    /* Every step asks this: eight mask bytes per multiply, not one. */
     uint64_t h = 1469598103934665603ull;
-    for (int32_t i = 0; q->mask && i < n; i++) h = (h ^ q->mask[i]) * 1099511628211ull;
+    int32_t i = 0;
+    for (; q->mask && i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, q->mask + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    for (; q->mask && i < n; i++) h = (h ^ q->mask[i]) * 1099511628211ull;
     if (q->sampling) {
         const struct lmql__sampling *sp = q->sampling;
         double v[3] = {sp->temperature, (double)sp->top_k, sp->top_p};
         const unsigned char *b = (const unsigned char *)v;
-        for (size_t i = 0; i < sizeof v; i++) h = (h ^ b[i]) * 1099511628211ull;
+        for (size_t k = 0; k < sizeof v; k++) h = (h ^ b[k]) * 1099511628211ull;
     }
     return h;
 }

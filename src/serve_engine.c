@@ -121,10 +121,12 @@ static void fail_stream(struct lmql__engine *e, struct stream *s, const char *ms
 
 /* Apply the stream's logit_bias to x (LMQL's convention: -100 forbids a
 ** token, +100 marks the allowed ones; other values add) and renormalise.
-** Returns the most likely token, or -1 when nothing is allowed. */
+** Returns the most likely token, -1 when nothing is allowed, or -2 when
+** the stream has no bias (e->x untouched: lp is used as it is). */
 static int32_t biased(struct lmql__engine *e, const struct stream *s, const float *lp) {
     int32_t nv = e->m->vocab.n_tokens;
     float *x = e->x;
+    if (!s->n_bias) return -2;
     if (s->allow_list) {
         for (int32_t t = 0; t < nv; t++) x[t] = -INFINITY;
         for (int32_t i = 0; i < s->n_bias; i++) {
@@ -142,7 +144,6 @@ static int32_t biased(struct lmql__engine *e, const struct stream *s, const floa
             x[b->tok] = b->value <= -100 ? -INFINITY : x[b->tok] + b->value;
         }
     }
-    if (!s->n_bias) return -2;   /* x is already normalised: the caller finds the best */
     float mx = -INFINITY;
     for (int32_t t = 0; t < nv; t++)
         if (x[t] > mx) mx = x[t];
@@ -158,13 +159,12 @@ static int cmp_cand_desc(const void *a, const void *b, void *ctx) {
 
 /* A draw from softmax(x / T) limited to the top_k most likely and the
 ** smallest set holding top_p of the probability. */
-static int32_t sample(struct lmql__engine *e, const struct stream *s, int32_t best) {
+static int32_t sample(struct lmql__engine *e, const struct stream *s, const float *x, int32_t best) {
     int32_t nv = e->m->vocab.n_tokens, k = 0;
-    const float *x = e->x;
     for (int32_t t = 0; t < nv; t++)
         if (x[t] > -INFINITY) e->cand[k++] = t;
     if (s->top_k > 0 || s->top_p < 1) {
-        qsort_r(e->cand, (size_t)k, sizeof *e->cand, cmp_cand_desc, e->x);
+        qsort_r(e->cand, (size_t)k, sizeof *e->cand, cmp_cand_desc, (void *)x);
         if (s->top_k > 0 && k > s->top_k) k = (int32_t)s->top_k;
     }
     double sum = 0;
@@ -247,14 +247,14 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
             fail_stream(e, s, "the logit_bias forbids every token");
             continue;
         }
-        const float *x = outs[i];
-        if (best == -2) {   /* no bias: the model's own distribution */
-            memcpy(e->x, x, (size_t)nv * sizeof *e->x);
+        /* No bias: the model's own distribution, read in place. */
+        const float *x = best == -2 ? outs[i] : e->x;
+        if (best == -2) {
             best = 0;
             for (int32_t t = 1; t < nv; t++)
-                if (e->x[t] > e->x[best]) best = t;
+                if (x[t] > x[best]) best = t;
         }
-        int32_t tok = s->temperature > 0 ? sample(e, s, best) : best;
+        int32_t tok = s->temperature > 0 ? sample(e, s, x, best) : best;
         if (toks_reserve(&s->toks, &s->cap, s->n + 1)) {
             fail_stream(e, s, "out of memory");
             continue;
@@ -263,9 +263,9 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         s->n_gen++;
         const char *finish = m->vocab.is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
         if (!finish && s->n > s->reserve && !grow(e, s)) finish = "length";   /* KV space is taken */
-        int nt = top_tokens(e->x, nv, s->top_logprobs, tok, top, top_lp);
+        int nt = top_tokens(x, nv, s->top_logprobs, tok, top, top_lp);
         e->out.len = 0;
-        if (lmql__lmtp_token(&e->out, s->id, tok, e->x[tok], finish, top, top_lp, nt)) {
+        if (lmql__lmtp_token(&e->out, s->id, tok, x[tok], finish, top, top_lp, nt)) {
             fail_stream(e, s, "out of memory");
             continue;
         }

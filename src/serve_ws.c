@@ -23,20 +23,14 @@
 #include "lmtp.h"
 #include "model.h"
 #include "serve.h"
-
-struct frame {
-    struct frame *next;
-    size_t len;
-    unsigned char data[];       /* LWS_PRE bytes of room, then the text */
-};
+#include "wsq.h"
 
 struct conn {
     struct conn *next, **prev;  /* in the server's list */
     struct lws *wsi;            /* NULL once the socket closed */
     struct lmql_server *srv;
     int refs;                   /* the socket's + one per stream */
-    struct frame *out, *out_tail;
-    size_t out_bytes;           /* queued, not yet written */
+    struct lmql__wsq out;       /* replies not yet written */
     bool throttled;             /* reading paused until the client reads its replies */
     bool close_after_flush;
     struct lmql__buf in;        /* the message being received (service thread only) */
@@ -63,16 +57,7 @@ struct lmql_server {
 
 /* Queue a frame for c; with the lock held. */
 static void enqueue_locked(struct conn *c, const char *text, size_t len) {
-    if (!c->wsi) return;
-    struct frame *f = malloc(sizeof *f + LWS_PRE + len);
-    if (!f) return;
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->data + LWS_PRE, text, len);
-    if (c->out_tail) c->out_tail->next = f;
-    else c->out = f;
-    c->out_tail = f;
-    c->out_bytes += len;
+    if (c->wsi) lmql__wsq_push(&c->out, text, len);   /* out of memory: the frame is lost, not the server */
 }
 
 /* A client that sends requests but does not read the replies: stop reading
@@ -82,7 +67,7 @@ static void enqueue_locked(struct conn *c, const char *text, size_t len) {
 static void throttle(struct conn *c) {
     if (!c->wsi) return;
     pthread_mutex_lock(&c->srv->mu);
-    size_t queued = c->out_bytes;
+    size_t queued = c->out.bytes;
     pthread_mutex_unlock(&c->srv->mu);
     if (!c->throttled && queued > OUT_CAP) {
         c->throttled = true;
@@ -112,10 +97,7 @@ static void conn_unref_locked(struct lmql_server *S, struct conn *c) {
     if (--c->refs > 0) return;
     *c->prev = c->next;
     if (c->next) c->next->prev = c->prev;
-    for (struct frame *f = c->out, *nx; f; f = nx) {
-        nx = f->next;
-        free(f);
-    }
+    lmql__wsq_clear(&c->out);
     lmql__buf_free(&c->in);
     free(c);
     S->n_conns--;
@@ -421,21 +403,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!c) return 0;
         pthread_mutex_lock(&S->mu);
-        struct frame *f = c->out;
-        if (f) {
-            c->out = f->next;
-            if (!c->out) c->out_tail = NULL;
-            c->out_bytes -= f->len;
-        }
-        bool more = c->out != NULL;
+        struct lmql__wsframe *f = lmql__wsq_pop(&c->out);
+        bool more = c->out.head != NULL;
         pthread_mutex_unlock(&S->mu);
         throttle(c);
-        if (f) {
-            int w = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
-            bool short_write = w < (int)f->len;
-            free(f);
-            if (short_write) return -1;
-        }
+        if (f && lmql__wsq_send(wsi, f)) return -1;
         if (more) lws_callback_on_writable(wsi);
         else if (c->close_after_flush) return -1;
         return 0;
@@ -453,7 +425,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         pthread_mutex_lock(&S->mu);
         for (struct conn *k = S->conns; k; k = k->next)
-            if (k->wsi && k->out) lws_callback_on_writable(k->wsi);
+            if (k->wsi && k->out.head) lws_callback_on_writable(k->wsi);
         pthread_mutex_unlock(&S->mu);
         return 0;
     default:

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int lmql__errf(struct lmql__err *err, const char *fmt, ...) {
@@ -229,4 +230,10 @@ const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql_
         if (out && lmql__buf_add(out, &one, 1)) return "out of memory";
     }
     return "unterminated string";
+}
+
+double lmql__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

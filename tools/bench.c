@@ -13,25 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "model.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -52,10 +36,10 @@ int main(int argc, char **argv) {
     if (n_prompt < 1 || n_gen < 1 || runs < 1 || runs > 100) { fprintf(stderr, "lmql-bench: bad sizes\n"); return 2; }
     struct lmql__kv kv[3] = {{"n_ctx", "1024"}, {"poll", poll}, {"n_threads", threads}};
     struct lmql__err err = {{0}};
-    double t0 = now();
+    double t0 = lmql__now();
     struct lmql__model *m = lmql__llama_open(path, kv, threads[0] ? 3 : 2, &err);
     if (!m) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }
-    double t_load = now() - t0;
+    double t_load = lmql__now() - t0;
     int32_t *toks = malloc((size_t)(n_prompt + n_gen + 1) * sizeof *toks);
     double *pp = calloc((size_t)runs, sizeof *pp), *tg = calloc((size_t)runs, sizeof *tg);
     if (!toks || !pp || !tg) return 1;
@@ -67,11 +51,11 @@ int main(int argc, char **argv) {
         toks[1] = 1000 + r;   /* a different prompt each run: nothing reused */
         struct lmql__eval_req q = {0, toks, n_prompt, NULL, NULL};
         const float *lp;
-        double t = now();
+        double t = lmql__now();
         if (m->ops->next_logprobs(m, 1, &q, &lp, &err)) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }
-        pp[r] = n_prompt / (now() - t);
+        pp[r] = n_prompt / (lmql__now() - t);
         int32_t n = n_prompt;
-        t = now();
+        t = lmql__now();
         for (int g = 0; g < n_gen; g++) {
             int32_t best = 0;
             for (int32_t i = 1; i < m->vocab.n_tokens; i++) if (lp[i] > lp[best]) best = i;
@@ -79,10 +63,10 @@ int main(int argc, char **argv) {
             q.n_tokens = n;
             if (m->ops->next_logprobs(m, 1, &q, &lp, &err)) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }
         }
-        tg[r] = n_gen / (now() - t);
+        tg[r] = n_gen / (lmql__now() - t);
     }
     printf("%-32s load %.2fs  prompt(%d) %8.1f tok/s  generation(%d) %7.1f tok/s  threads %s  poll %s  (median of %d)\n",
-           path, t_load, n_prompt, median(pp, runs), n_gen, median(tg, runs), threads[0] ? threads : "all cores",
+           path, t_load, n_prompt, bench_median(pp, runs), n_gen, bench_median(tg, runs), threads[0] ? threads : "all cores",
            poll, runs);
     lmql__model_free(m);
 
@@ -96,11 +80,11 @@ int main(int argc, char **argv) {
     double q_ms[100];
     for (int r = 0; P && r <= runs; r++) {
         struct lmql_result *R;
-        double t = now();
+        double t = lmql__now();
         if (lmql_run(L, P, NULL, &R) != LMQL_OK) { fprintf(stderr, "lmql-bench: %s\n", lmql_errmsg(L)); break; }
-        if (r > 0) q_ms[r - 1] = (now() - t) * 1000;   /* run 0 loads the model */
+        if (r > 0) q_ms[r - 1] = (lmql__now() - t) * 1000;   /* run 0 loads the model */
         lmql_result_free(R);
-        if (r == runs) printf("%-32s seed query %.1f ms (median of %d, model loaded)\n", path, median(q_ms, runs), runs);
+        if (r == runs) printf("%-32s seed query %.1f ms (median of %d, model loaded)\n", path, bench_median(q_ms, runs), runs);
     }
     lmql_program_free(P);
     lmql_free(L);

@@ -47,23 +47,13 @@
 #include "constraint.h"
 #include "diag.h"
 #include "interp.h"
+#include "bench_util.h"
 #include "model.h"
 #include "parse.h"
 #include "trie.h"
 #include "value.h"
 
 /* ------------------------------------------------------------ helpers -- */
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* A growing list of timings in seconds. */
 struct samples {
@@ -86,14 +76,9 @@ static int samples_add(struct samples *s, double x) {
 /* Nearest-rank percentile (p in 0..1); sorts the samples. 0 when empty. */
 static double samples_pct(struct samples *s, double p) {
     if (s->n == 0) return 0;
-    qsort(s->v, s->n, sizeof *s->v, cmp_double);
+    qsort(s->v, s->n, sizeof *s->v, bench_cmp_double);
     size_t k = (size_t)ceil(p * (double)s->n);
     return s->v[k ? k - 1 : 0];
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static double uniform(uint64_t *rng) { return (double)(lmql__rng_next(rng) >> 11) / 9007199254740992.0; }
@@ -281,17 +266,17 @@ static int sim_ours(struct lmql__model *m, const struct workload *w, const struc
     if (!mask || !allowed) goto done;
     for (int s = 0; s < n_seqs; s++) {
         struct lmql__cons *c;
-        double t0 = now();
+        double t0 = lmql__now();
         if (cons_compile(m, wh, &c)) goto done;
-        samples_add(&r->compile, now() - t0);
+        samples_add(&r->compile, lmql__now() - t0);
         value.len = 0;
         if (lmql__buf_reserve(&value, 1)) { lmql__cons_free(c); goto done; }
         value.data[0] = 0;
         for (int32_t n = 0; n < w->max_tokens; n++) {
             bool eos;
-            t0 = now();
+            t0 = lmql__now();
             int mrc = lmql__cons_mask(c, value.data, value.len, n, mask, &eos);
-            double dt = now() - t0;
+            double dt = lmql__now() - t0;
             if (mrc || samples_add(&r->step, dt)) { lmql__cons_free(c); goto done; }
             int32_t k = 0;
             for (int32_t t = 0; t < nv; t++)
@@ -330,10 +315,10 @@ static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *v
     struct lmql__buf value = {0};
     uint64_t rng = seed;
     int rc = -1, steps = 0;
-    double t_end = now() + 5.0;   /* and at most about 5 s per constraint */
+    double t_end = lmql__now() + 5.0;   /* and at most about 5 s per constraint */
     if (!tmpl || !cand || !allowed) goto done;
     for (int32_t t = 0; t < nv; t++) tmpl[t] = (llama_token_data){t, 0.0f, 0.0f};
-    for (int s = 0; s < n_seqs && steps < max_steps && now() < t_end; s++) {
+    for (int s = 0; s < n_seqs && steps < max_steps && lmql__now() < t_end; s++) {
         struct llama_sampler *g = llama_sampler_init_grammar(lv, w->gbnf, "root");
         if (!g) {
             r->failed = true;
@@ -342,12 +327,12 @@ static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *v
         }
         value.len = 0;
         for (int32_t n = 0; n < w->max_tokens && steps < max_steps; n++, steps++) {
-            double t0 = now();
+            double t0 = lmql__now();
             memcpy(cand, tmpl, (size_t)nv * sizeof *cand);
             llama_token_data_array arr = {cand, (size_t)nv, -1, false};
-            double t1 = now();
+            double t1 = lmql__now();
             llama_sampler_apply(g, &arr);
-            double dt = now() - t1;
+            double dt = lmql__now() - t1;
             samples_add(&r->copy, t1 - t0);
             int32_t k = 0;
             bool eog = false;
@@ -362,9 +347,9 @@ static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *v
                 break;
             }
             llama_token tok = allowed[lmql__rng_next(&rng) % (uint64_t)k];
-            t1 = now();
+            t1 = lmql__now();
             llama_sampler_accept(g, tok);
-            dt += now() - t1;
+            dt += lmql__now() - t1;
             if (samples_add(&r->step, dt)) { llama_sampler_free(g); goto done; }
             uint32_t len;
             const char *piece = lmql__vocab_piece(vb, tok, &len);
@@ -422,9 +407,9 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
         fprintf(stderr, "lmql-bench-cons: %s: %s\n", vs->path, err.msg);
         return -1;
     }
-    double t0 = now();
+    double t0 = lmql__now();
     struct lmql_trie *trie = lmql__vocab_trie(&m->vocab);
-    double t_trie = now() - t0;
+    double t_trie = lmql__now() - t0;
     if (!trie) { fprintf(stderr, "lmql-bench-cons: out of memory building the trie\n"); lmql__model_free(m); return -1; }
 
     /* The grammar sampler needs llama.cpp's own vocabulary object; the
@@ -596,19 +581,19 @@ static double bare_run(struct bare *b, int n, double *t_eval) {
     int32_t nv = llama_vocab_n_tokens(v);
     llama_memory_clear(llama_get_memory(b->ctx), true);
     *t_eval = 0;
-    double t0 = now(), t1 = now();
+    double t0 = lmql__now(), t1 = lmql__now();
     if (llama_decode(b->ctx, llama_batch_get_one(b->prompt, b->n_prompt))) return -1;
-    *t_eval += now() - t1;
+    *t_eval += lmql__now() - t1;
     for (int i = 0; i < n; i++) {
         const float *lg = llama_get_logits_ith(b->ctx, -1);
         llama_token best = 0;
         for (int32_t t = 1; t < nv; t++) if (lg[t] > lg[best]) best = t;
         if (i == n - 1) break;
-        t1 = now();
+        t1 = lmql__now();
         if (llama_decode(b->ctx, llama_batch_get_one(&best, 1))) return -1;
-        *t_eval += now() - t1;
+        *t_eval += lmql__now() - t1;
     }
-    return now() - t0;
+    return lmql__now() - t0;
 }
 
 static struct lmql_program *e2e_program(struct lmql *L, const char *path, int threads, int n) {
@@ -625,12 +610,12 @@ static struct lmql_program *e2e_program(struct lmql *L, const char *path, int th
 /* Returns the wall time of one run, with its stats; < 0 on failure. */
 static double lmql_timed_run(struct lmql *L, struct lmql_program *P, struct lmql_stats *st) {
     struct lmql_result *R;
-    double t0 = now();
+    double t0 = lmql__now();
     if (lmql_run(L, P, NULL, &R) != LMQL_OK) {
         fprintf(stderr, "lmql-bench-cons: %s\n", lmql_errmsg(L));
         return -1;
     }
-    double dt = now() - t0;
+    double dt = lmql__now() - t0;
     lmql_result_free(R);
     lmql_last_stats(L, st);
     return dt;
@@ -665,11 +650,11 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
         runs = fit < 1 ? 1 : fit;
         printf("\n  (the warm-up ran at %.1f tok/s: only %d run%s of each)", 8 / t_warm, runs, runs > 1 ? "s" : "");
     }
-    double q_best = 0, b_best = 0, t_start = now();
+    double q_best = 0, b_best = 0, t_start = lmql__now();
     int done_runs = 0;
     for (int r = 0; r < runs; r++, done_runs++) {
         /* The estimate above can be wrong; stop on time as well. */
-        if (r > 0 && now() - t_start > 90) {
+        if (r > 0 && lmql__now() - t_start > 90) {
             printf("\n  (stopped after %d of %d runs: over a minute and a half, the machine is busy)", r, runs);
             break;
         }
@@ -695,8 +680,8 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
         }
     }
     runs = done_runs;
-    double qm = median(q_tps, runs), bm = median(b_tps, runs);
-    double qo = median(q_over, runs) * 1e3, bo = median(b_over, runs) * 1e3;
+    double qm = bench_median(q_tps, runs), bm = bench_median(b_tps, runs);
+    double qo = bench_median(q_over, runs) * 1e3, bo = bench_median(b_over, runs) * 1e3;
     printf("\nEnd to end, %s, %d threads, %d tokens after \"Q:\", median of %d (interleaved, after warm-up)\n", path,
            threads, n_gen, runs);
     printf("  bare llama.cpp greedy loop     %7.2f tok/s (best %.2f)  outside llama_decode: %.3f ms/token\n", bm,
@@ -833,12 +818,12 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     struct lmql__run_out o;
     struct lmql__rerr e;
     struct lmql__model_stats before = real->stats;
-    double t0 = now();
+    double t0 = lmql__now();
     if (lmql__interp_run(&host, q, NULL, &o, &e)) {
         snprintf(out->error, sizeof out->error, "%d:%d: %s", e.pos.line, e.pos.col, e.msg);
         goto done;
     }
-    out->t_run = now() - t0;
+    out->t_run = lmql__now() - t0;
     out->n_generated = o.n_generated;
     out->n_queries = c.n_queries;
     out->n_forced = c.n_forced;
@@ -1004,7 +989,7 @@ int main(int argc, char **argv) {
     lmql__buf_adds(&js, ",\n  ");
     json_num(&js, "grammar_max_steps", grammar_steps);
     lmql__buf_adds(&js, ",\n  \"masks\": [");
-    double t0 = now();
+    double t0 = lmql__now();
     bool first = true;
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) {
@@ -1024,9 +1009,9 @@ int main(int argc, char **argv) {
     if (rc || skip_e2e) lmql__buf_adds(&js, "null");
     else if (bench_json("build/models/tiny-spm.gguf", &js)) bad = 1;
     lmql__buf_adds(&js, ",\n  ");
-    json_num(&js, "seconds", now() - t0);
+    json_num(&js, "seconds", lmql__now() - t0);
     lmql__buf_adds(&js, "\n}\n");
-    printf("\ntotal %.1f s\n", now() - t0);
+    printf("\ntotal %.1f s\n", lmql__now() - t0);
 
     if (!rc) {
         /* The default place is bench/results of the tree; make it. */

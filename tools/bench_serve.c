@@ -22,12 +22,6 @@
 #include "lmql_int.h"
 #include "lmtp_conn.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *g_model_id;
 static int g_gen;
 static char g_ep[64];   /* 127.0.0.1:PORT */
@@ -71,7 +65,7 @@ static int read_stream(struct lmql__lmtp_conn *c, double *t_first) {
         if (bad) fprintf(stderr, "lmql-bench-serve: %s\n", text);
         free(text);
         if (bad) return -1;
-        if (n++ == 0 && t_first) *t_first = now();
+        if (n++ == 0 && t_first) *t_first = lmql__now();
         if (end) return n;
     }
 }
@@ -93,9 +87,9 @@ static void *client_main(void *arg) {
     if (!c) return NULL;
     int32_t p[8];
     int np = prompt_of(cl->k, p);
-    cl->t_start = now();
+    cl->t_start = lmql__now();
     if (!send_generate(c, 1, p, np, g_gen)) cl->n = read_stream(c, NULL);
-    cl->t_end = now();
+    cl->t_end = lmql__now();
     lmql__lmtp_close(c);
     return NULL;
 }
@@ -110,7 +104,7 @@ static double serve_run(int n) {
         pthread_create(&cl[i].th, NULL, client_main, &cl[i]);
     }
     pthread_barrier_wait(&go);
-    double t0 = now(), t1 = t0;
+    double t0 = lmql__now(), t1 = t0;
     int total = 0;
     bool ok = true;
     for (int i = 0; i < n; i++) {
@@ -168,7 +162,7 @@ static void add(struct llama_batch *bt, llama_token t, int pos, int seq, bool lo
 static double bare_run(struct bare *b, int n) {
     int32_t nv = llama_vocab_n_tokens(llama_model_get_vocab(b->model));
     llama_memory_clear(llama_get_memory(b->ctx), true);
-    double t0 = now();
+    double t0 = lmql__now();
     int32_t p[8], np = 0, row[8];
     llama_token next[8];
     b->batch.n_tokens = 0;
@@ -193,7 +187,7 @@ static double bare_run(struct bare *b, int n) {
             row[s] = s;
         }
     }
-    return n * g_gen / (now() - t0);
+    return n * g_gen / (lmql__now() - t0);
 }
 
 /* --------------------------------------------------------------- prefix -- */
@@ -206,7 +200,7 @@ static double ttft(const int32_t *prefix, int n, int32_t tail) {
     int32_t *p = malloc(((size_t)n + 1) * sizeof *p);
     memcpy(p, prefix, (size_t)n * sizeof *p);
     p[n] = tail;
-    double t0 = now(), t1 = -1;
+    double t0 = lmql__now(), t1 = -1;
     if (send_generate(c, 1, p, n + 1, 1) || read_stream(c, &t1) != 1) t1 = -1;
     free(p);
     lmql__lmtp_close(c);
