@@ -5,10 +5,13 @@
 #include <lmql.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -27,13 +30,19 @@ static const char USAGE[] =
     "  --NAME VALUE    bind the query's free variable NAME (numbers become numbers)\n"
     "\n"
     "serve-model options:\n"
-    "  --host H              address to listen on (default 127.0.0.1)\n"
+    "  --host H              address to listen on (default 127.0.0.1; localhost is 127.0.0.1 and ::1)\n"
     "  --port P              port (default 8080; 0 picks a free one)\n"
-    "  --token T             clients must send T (Authorization: Bearer T, or ?token=T)\n"
+    "  --token-file F        clients must send the token in F (Authorization: Bearer T, or ?token=T);\n"
+    "                        also $LMQL_SERVER_TOKEN, or --token T (visible to local users in ps)\n"
     "  --allow-origin LIST   browser origins allowed besides localhost (comma separated, * for all)\n"
     "  --max-connections N   (default 64)   --max-streams N   per connection (default 64)\n"
     "  --max-tokens N        largest max_tokens of a request (default 4096)\n"
     "  --max-frame BYTES     largest message (default 16 MiB)\n"
+    "  --idle-timeout S      close a connection idle this long with no stream (default 300; 0 never)\n"
+    "  --handshake-timeout S time to finish the WebSocket handshake (default 10)\n"
+    "  --max-unread BYTES    replies a connection may leave unread before its streams end (default 8 MiB)\n"
+    "  --max-queued-bias N   logit_bias entries a connection may have in streams not yet running (default 1048576)\n"
+    "  --max-score-tokens N  SCORE tokens a connection may have queued or running (default 65536)\n"
     "  --seed N              sampling seed   -q, --quiet   no log lines\n"
     "  --PARAM VALUE         a Llama(...) parameter for the model: --n_ctx 1024, --n_seq_max 8, ...\n";
 
@@ -218,15 +227,46 @@ static void on_signal(int sig) {
     lmql_server_stop(g_server);
 }
 
-static int int_opt(const char *name, const char *v, long lo, long hi, int *out) {
+static int ll_opt(const char *name, const char *v, long long lo, long long hi, long long *out) {
     char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi) {
-        fprintf(stderr, "lmql serve-model: %s wants a number from %ld to %ld, not '%s'\n", name, lo, hi, v);
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < lo || n > hi) {
+        fprintf(stderr, "lmql serve-model: %s wants a number from %lld to %lld, not '%s'\n", name, lo, hi, v);
         return -1;
     }
+    *out = n;
+    return 0;
+}
+
+static int int_opt(const char *name, const char *v, long lo, long hi, int *out) {
+    long long n;
+    if (ll_opt(name, v, lo, hi, &n)) return -1;
     *out = (int)n;
     return 0;
+}
+
+/* The server's token from a file (its first line), so that it is not on
+** the command line, where every local user can read it. */
+static char *read_token_file(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "lmql serve-model: --token-file '%s': %s\n", path,
+                fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char buf[4097];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 0) { fprintf(stderr, "lmql serve-model: cannot read '%s': %s\n", path, strerror(errno)); return NULL; }
+    buf[n] = 0;
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (!buf[0]) { fprintf(stderr, "lmql serve-model: --token-file '%s' holds no token on its first line\n", path); return NULL; }
+    char *t = strdup(buf);
+    if (!t) fprintf(stderr, "lmql serve-model: out of memory\n");
+    return t;
 }
 
 /* `lmql serve-model llama.cpp:PATH [options] [--PARAM VALUE ...]`: the
@@ -235,6 +275,8 @@ static int cmd_serve(int argc, char **argv) {
     struct lmql_server_params p;
     lmql_server_default_params(&p);
     const char **keys = calloc((size_t)argc + 1, sizeof *keys), **vals = calloc((size_t)argc + 1, sizeof *vals);
+    const char *token_file = NULL;
+    char *file_token = NULL;
     int rc = 2;
     if (!keys || !vals) goto done;
     for (int i = 0; i < argc; i++) {
@@ -254,6 +296,12 @@ static int cmd_serve(int argc, char **argv) {
         if (!strcmp(k, "host")) p.host = v;
         else if (!strcmp(k, "port")) { if (int_opt(a, v, 0, 65535, &p.port)) goto done; }
         else if (!strcmp(k, "token")) p.token = v;
+        else if (!strcmp(k, "token-file")) token_file = v;
+        else if (!strcmp(k, "idle-timeout")) { if (int_opt(a, v, 0, 1 << 30, &p.idle_timeout)) goto done; }
+        else if (!strcmp(k, "handshake-timeout")) { if (int_opt(a, v, 1, 3600, &p.handshake_timeout)) goto done; }
+        else if (!strcmp(k, "max-unread")) { if (ll_opt(a, v, 65536, 1LL << 40, &p.max_unread)) goto done; }
+        else if (!strcmp(k, "max-queued-bias")) { if (ll_opt(a, v, 0, 1LL << 40, &p.max_queued_bias)) goto done; }
+        else if (!strcmp(k, "max-score-tokens")) { if (ll_opt(a, v, 1, 1LL << 40, &p.max_score_tokens)) goto done; }
         else if (!strcmp(k, "allow-origin")) p.allow_origin = v;
         else if (!strcmp(k, "max-connections")) { if (int_opt(a, v, 1, 100000, &p.max_connections)) goto done; }
         else if (!strcmp(k, "max-streams")) { if (int_opt(a, v, 1, 100000, &p.max_streams)) goto done; }
@@ -268,6 +316,19 @@ static int cmd_serve(int argc, char **argv) {
     if (!p.model) {
         fprintf(stderr, "lmql serve-model: which model? e.g. lmql serve-model llama.cpp:model.gguf --n_ctx 1024\n");
         goto done;
+    }
+    if (p.token && token_file) {
+        fprintf(stderr, "lmql serve-model: --token and --token-file both given; use one\n");
+        goto done;
+    }
+    if (token_file) {
+        if (!(file_token = read_token_file(token_file))) goto done;
+        p.token = file_token;
+    } else if (!p.token && getenv("LMQL_SERVER_TOKEN") && *getenv("LMQL_SERVER_TOKEN")) {
+        p.token = getenv("LMQL_SERVER_TOKEN");
+    } else if (p.token && !p.quiet) {
+        fprintf(stderr, "lmql serve-model: note: --token is visible to every local user (ps); "
+                "--token-file F or $LMQL_SERVER_TOKEN keep it private\n");
     }
     p.param_keys = keys;
     p.param_values = vals;
@@ -284,7 +345,9 @@ static int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    printf("serving %s on ws://%s:%d\n", p.model, p.host, lmql_server_port(g_server));
+    /* The address clients use: an IPv6 one goes in brackets. */
+    bool v6 = strchr(p.host, ':') != NULL;
+    printf("serving %s on ws://%s%s%s:%d\n", p.model, v6 ? "[" : "", p.host, v6 ? "]" : "", lmql_server_port(g_server));
     fflush(stdout);
     rc = 0;
     if (lmql_server_run(g_server) != LMQL_OK) {
@@ -296,6 +359,7 @@ static int cmd_serve(int argc, char **argv) {
 done:
     free(keys);
     free(vals);
+    free(file_token);
     return rc;
 }
 

@@ -158,7 +158,7 @@ struct lmql_server_params {
     const char *const *param_keys;  /* Llama(...) parameters: n_ctx, n_seq_max, ... */
     const char *const *param_values;
     int          n_params;
-    const char  *host;              /* default "127.0.0.1" */
+    const char  *host;              /* default "127.0.0.1"; "localhost" is 127.0.0.1 and ::1; a name, each of its addresses */
     int          port;              /* default 8080; 0 picks a free port (see lmql_server_port) */
     const char  *token;             /* required from clients when set (header or ?token=) */
     const char  *allow_origin;      /* extra allowed browser origins, comma separated; "*" all */
@@ -168,6 +168,11 @@ struct lmql_server_params {
     int          max_tokens;        /* largest max_tokens of a GENERATE; default 4096 */
     uint64_t     seed;              /* sampling seed */
     int          quiet;             /* no log lines on stderr */
+    int          idle_timeout;      /* seconds without a frame or a stream before a connection closes; default 300, 0 never */
+    int          handshake_timeout; /* seconds a client has to finish its WebSocket handshake; default 10 */
+    long long    max_unread;        /* bytes of replies a connection may leave unread; default 8 MiB */
+    long long    max_queued_bias;   /* logit_bias entries of a connection's streams not yet running; default 1048576 */
+    long long    max_score_tokens;  /* SCORE tokens a connection may have queued or running; default 65536 */
 };
 void lmql_server_default_params(struct lmql_server_params *p);
 
@@ -176,6 +181,8 @@ void lmql_server_default_params(struct lmql_server_params *p);
 struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *err, size_t err_cap);
 /* The port it listens on. */
 int lmql_server_port(const struct lmql_server *S);
+/* Every address it listens on, e.g. "127.0.0.1:8080 and [::1]:8080". */
+const char *lmql_server_address(const struct lmql_server *S);
 /* Serve until lmql_server_stop; returns LMQL_OK or an error status. */
 lmql_status lmql_server_run(struct lmql_server *S);
 /* Ask lmql_server_run to return: safe from a signal handler and from

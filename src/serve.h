@@ -30,17 +30,27 @@ struct lmql__engine_io {
     void (*wake)(void *ud);
     /* The engine holds no more streams of conn from here on. */
     void (*release)(void *ud, void *conn);
+    /* Bytes of replies conn has not read yet (engine thread, no lock held). */
+    size_t (*unread)(void *ud, void *conn);
     void *ud;
 };
 
-struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io, uint64_t seed,
-                                      struct lmql__err *err);
+/* Per-connection budgets, so one client cannot exhaust the server. */
+struct lmql__engine_limits {
+    size_t max_unread;          /* replies not read: past it, the connection's streams end with an error */
+    int64_t max_queued_bias;    /* logit_bias entries of streams queued and not yet running */
+    int64_t max_score_tokens;   /* tokens of SCORE streams queued or running */
+};
+
+struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io,
+                                      const struct lmql__engine_limits *lim, uint64_t seed, struct lmql__err *err);
 /* Stops the thread; streams still open are released unanswered. */
 void lmql__engine_free(struct lmql__engine *e);
 
 /* Queue a GENERATE or SCORE (the engine takes cmd's contents; cmd is
 ** zeroed). 0, or -1 with a message for the client in err: bad token ids,
-** a prompt the context cannot hold, a stream id already running. On 0 the
+** a prompt the context cannot hold, a stream id already running, a budget
+** of lmql__engine_limits exceeded. On 0 the
 ** engine will call io->release(conn) once for this stream. */
 int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *cmd, char *err, size_t cap);
 /* Stop a stream, or all streams of conn (stream_id < 0), now: they get no

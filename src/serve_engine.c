@@ -3,8 +3,9 @@
 **
 ** One thread owns the model. Each turn of its loop admits queued streams
 ** into free sequence slots, then evaluates every running GENERATE stream in
-** one next_logprobs call (one llama_decode for the whole batch) and every
-** new SCORE stream in one score call, and emits one TOKEN frame per stream.
+** one next_logprobs call (one llama_decode for the whole batch) and the
+** next slice of every SCORE stream in one score call, and emits one TOKEN
+** frame per token.
 ** Connections only ever touch the queues, under the engine's lock.
 */
 #include "serve.h"
@@ -21,6 +22,11 @@
 #define FORK_MIN_GAIN 16
 /* KV cells a stream reserves beyond its prompt at a time (see grow). */
 #define GROW_STEP 64
+/* SCORE tokens evaluated per step, per stream and in all: a long SCORE is
+** scored a slice at a time between generation steps, so it cannot stall
+** the other streams (one 900-token SCORE took a whole step before). */
+#define SCORE_SLICE 32
+#define SCORE_STEP_MAX 128
 
 struct stream {
     struct stream *next;
@@ -29,6 +35,7 @@ struct stream {
     enum lmql__lmtp_kind kind;
     int32_t *toks;              /* prompt, then generated (GENERATE) or scored (SCORE) tokens */
     int32_t n, cap, n_prompt;
+    int32_t scored_to;          /* SCORE: tokens before this one are scored */
     int64_t max_tokens, n_gen;
     double temperature, top_p;
     int64_t top_k;
@@ -52,6 +59,7 @@ struct slot {
 struct lmql__engine {
     struct lmql__model *m;
     struct lmql__engine_io io;
+    struct lmql__engine_limits lim;
     pthread_t th;
     bool started;
     pthread_mutex_t mu;
@@ -209,6 +217,19 @@ static int top_tokens(const float *x, int32_t nv, int n, int32_t tok, int32_t *t
 
 /* -------------------------------------------------------------- steps -- */
 
+/* A client that does not read its replies while its streams run would make
+** them pile up without bound: past the budget its streams end with an
+** error, and the transport stops reading its requests meanwhile. */
+static bool reader_keeps_up(struct lmql__engine *e, struct stream *s) {
+    size_t unread = e->io.unread(e->io.ud, s->conn);
+    if (unread <= e->lim.max_unread) return true;
+    char msg[200];
+    snprintf(msg, sizeof msg, "the client has not read %zu bytes of replies (limit %zu): its streams end until "
+             "it reads", unread, e->lim.max_unread);
+    fail_stream(e, s, msg);
+    return false;
+}
+
 static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
     struct lmql__model *m = e->m;
     struct lmql__eval_req reqs[256];
@@ -223,6 +244,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
             fail_stream(e, s, msg);
             continue;
         }
+        if (!reader_keeps_up(e, s)) continue;
         reqs[k] = (struct lmql__eval_req){s->slot, s->toks, s->n, NULL, NULL};
         batch[k++] = s;
     }
@@ -273,18 +295,31 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
     }
 }
 
-static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
+/* The next slice of each SCORE stream, at most SCORE_STEP_MAX tokens in all
+** (the streams beyond wait for the next step). */
+static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
     struct lmql__model *m = e->m;
     struct lmql__eval_req reqs[256];
     int32_t from[256];
     float *scores[256];
+    struct stream *ss[256];
     bool ok = true;
-    for (int i = 0; i < n; i++) {
-        reqs[i] = (struct lmql__eval_req){ss[i]->slot, ss[i]->toks, ss[i]->n, NULL, NULL};
-        from[i] = ss[i]->n_prompt;
-        scores[i] = malloc((size_t)(ss[i]->n - ss[i]->n_prompt) * sizeof **scores);
-        ok &= scores[i] != NULL;
+    int n = 0, budget = SCORE_STEP_MAX;
+    for (int i = 0; i < n_all && budget > 0; i++) {
+        struct stream *s = all[i];
+        if (!reader_keeps_up(e, s)) continue;
+        int32_t k = s->n - s->scored_to;
+        if (k > SCORE_SLICE) k = SCORE_SLICE;
+        if (k > budget) k = budget;
+        budget -= k;
+        ss[n] = s;
+        reqs[n] = (struct lmql__eval_req){s->slot, s->toks, s->scored_to + k, NULL, NULL};
+        from[n] = s->scored_to;
+        scores[n] = malloc((size_t)k * sizeof **scores);
+        ok &= scores[n] != NULL;
+        n++;
     }
+    if (!n) return;
     struct lmql__err err = {0};
     if (!ok) snprintf(err.msg, sizeof err.msg, "out of memory");
     if (!ok || m->ops->score(m, n, reqs, from, scores, &err)) {
@@ -297,16 +332,17 @@ static void score_step(struct lmql__engine *e, struct stream **ss, int n) {
     } else {
         for (int i = 0; i < n; i++) {
             struct stream *s = ss[i];
-            for (int32_t j = s->n_prompt; j < s->n && !s->done; j++) {
+            for (int32_t j = from[i]; j < reqs[i].n_tokens && !s->done; j++) {
                 e->out.len = 0;
                 bool last = j == s->n - 1;
-                if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - s->n_prompt], last ? "stop" : NULL,
+                if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - from[i]], last ? "stop" : NULL,
                                      NULL, NULL, 0)) {
                     fail_stream(e, s, "out of memory");
                     break;
                 }
                 emit(e, s, last);
             }
+            s->scored_to = reqs[i].n_tokens;
         }
     }
     for (int i = 0; i < n; i++) free(scores[i]);
@@ -479,12 +515,13 @@ static void *engine_main(void *arg) {
 
 /* ---------------------------------------------------------------- API -- */
 
-struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io, uint64_t seed,
-                                      struct lmql__err *err) {
+struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io,
+                                      const struct lmql__engine_limits *lim, uint64_t seed, struct lmql__err *err) {
     struct lmql__engine *e = calloc(1, sizeof *e);
     if (!e) { lmql__errf(err, "out of memory"); return NULL; }
     e->m = m;
     e->io = *io;
+    e->lim = *lim;
     e->rng = seed;
     size_t nv = (size_t)m->vocab.n_tokens;
     e->slots = calloc((size_t)m->n_slots, sizeof *e->slots);
@@ -551,6 +588,31 @@ static int check_ids(const int32_t *t, int32_t n, int32_t nv, const char *what, 
     return 0;
 }
 
+/* Whether s would take conn past its budgets of queued work: logit_bias
+** entries of streams not yet running (each costs memory while it waits),
+** and SCORE tokens queued or running. With the lock held. */
+static bool over_budget(struct lmql__engine *e, void *conn, const struct stream *s, char *err, size_t cap) {
+    int64_t bias = s->n_bias, score = s->kind == LMTP_SCORE ? s->n - s->n_prompt : 0;
+    for (struct stream *q = e->pending; q; q = q->next)
+        if (q->conn == conn) {
+            bias += q->n_bias;
+            if (q->kind == LMTP_SCORE) score += q->n - q->n_prompt;
+        }
+    for (struct stream *q = e->active; q; q = q->next)
+        if (q->conn == conn && q->kind == LMTP_SCORE && !q->done) score += q->n - q->scored_to;
+    if (bias > e->lim.max_queued_bias) {
+        snprintf(err, cap, "too much queued work on this connection: %lld logit_bias entries in streams not yet "
+                 "running (limit %lld); wait for some to finish", (long long)bias, (long long)e->lim.max_queued_bias);
+        return true;
+    }
+    if (score > e->lim.max_score_tokens) {
+        snprintf(err, cap, "too much queued work on this connection: %lld SCORE tokens queued or running (limit %lld); "
+                 "wait for some to finish", (long long)score, (long long)e->lim.max_score_tokens);
+        return true;
+    }
+    return false;
+}
+
 int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *c, char *err, size_t cap) {
     struct lmql__model *m = e->m;
     int32_t nv = m->vocab.n_tokens;
@@ -599,6 +661,7 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
         memcpy(s->toks + s->n, c->scored, (size_t)c->n_scored * sizeof *s->toks);
         s->n += c->n_scored;
         s->reserve = s->n;
+        s->scored_to = s->n_prompt;
     } else {
         int64_t r = (int64_t)c->n_prompt + (c->max_tokens < GROW_STEP ? c->max_tokens : GROW_STEP);
         s->reserve = (int32_t)(r > m->n_ctx ? m->n_ctx : r);
@@ -617,6 +680,11 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
     if (running(e, conn, s->id)) {
         pthread_mutex_unlock(&e->mu);
         snprintf(err, cap, "stream %lld is already running on this connection", (long long)s->id);
+        stream_free(s);
+        return -1;
+    }
+    if (over_budget(e, conn, s, err, cap)) {
+        pthread_mutex_unlock(&e->mu);
         stream_free(s);
         return -1;
     }

@@ -1,319 +1,42 @@
 /*
-** `lmql serve-model`: LMTP over WebSocket (libwebsockets), in front of the
-** batching engine (serve_engine.c).
+** `lmql serve-model`'s transport: listening sockets, WebSocket handshakes
+** and frames (ws_frame.c), time-outs, and the loop that owns every socket
+** (see serve_int.h for the threads).
 **
-** Threads: libwebsockets' service loop runs in lmql_server_run and owns
-** every socket; the engine thread evaluates. Replies cross over through a
-** per-connection queue of frames under the server's lock, and the engine
-** wakes the loop with lws_cancel_service. A connection object lives until
-** both the socket and every stream of it are gone (reference counted), so
-** the engine never writes into freed memory after a client hangs up.
+** Our own loop over poll(2) rather than a WebSocket library: the server must
+** bind exactly the address it names, read the whole Origin header, refuse
+** unmasked client frames, time out slow handshakes without a shared header
+** pool a slow client can exhaust, and close the idlest connection to admit a
+** new one; each of those fought the library we used before.
 */
-#include "lmql.h"
-
-#include <libwebsockets.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include "lmtp.h"
-#include "model.h"
-#include "serve.h"
-#include "wsq.h"
+#include "serve_int.h"
 
-struct conn {
-    struct conn *next, **prev;  /* in the server's list */
-    struct lws *wsi;            /* NULL once the socket closed */
-    struct lmql_server *srv;
-    int refs;                   /* the socket's + one per stream */
-    struct lmql__wsq out;       /* replies not yet written */
-    bool throttled;             /* reading paused until the client reads its replies */
-    bool close_after_flush;
-    struct lmql__buf in;        /* the message being received (service thread only) */
-    bool in_skip;
-};
+/* A handshake's request head beyond this is refused: real ones are < 1 KiB. */
+#define HEAD_MAX (16 << 10)
+/* Connections still in their handshake, at most: the oldest goes to admit
+** a newer one, so slow handshakes (slowloris) cannot keep others out. */
+#define PENDING_MAX 256
+/* Bytes read from one socket per turn of the loop, so one busy client
+** cannot hold the loop. */
+#define READ_CHUNK (64 << 10)
 
-struct lmql_server {
-    struct lmql_server_params p;
-    char *model_id;             /* "llama.cpp:PATH" as given */
-    char *real_path;            /* PATH resolved */
-    char *constructor;          /* for MODEL_INFO */
-    struct lmql__model *m;
-    struct lmql__engine *eng;
-    struct lws_context *ctx;
-    int port;
-    pthread_mutex_t mu;
-    struct conn *conns;
-    int n_conns;
-    bool shutting;
-    volatile sig_atomic_t stop;
-};
-
-/* ------------------------------------------------------------- frames -- */
-
-/* Queue a frame for c; with the lock held. */
-static void enqueue_locked(struct conn *c, const char *text, size_t len) {
-    if (c->wsi) lmql__wsq_push(&c->out, text, len);   /* out of memory: the frame is lost, not the server */
-}
-
-/* A client that sends requests but does not read the replies: stop reading
-** its requests until it has read most of what is queued, so it cannot make
-** the server's memory grow without bound. Service thread only. */
-#define OUT_CAP ((size_t)8 << 20)
-static void throttle(struct conn *c) {
-    if (!c->wsi) return;
-    pthread_mutex_lock(&c->srv->mu);
-    size_t queued = c->out.bytes;
-    pthread_mutex_unlock(&c->srv->mu);
-    if (!c->throttled && queued > OUT_CAP) {
-        c->throttled = true;
-        lws_rx_flow_control(c->wsi, 0);
-    } else if (c->throttled && queued < OUT_CAP / 2) {
-        c->throttled = false;
-        lws_rx_flow_control(c->wsi, 1);
-    }
-}
-
-/* From the service thread. */
-static void reply(struct conn *c, const struct lmql__buf *b) {
-    pthread_mutex_lock(&c->srv->mu);
-    enqueue_locked(c, b->data, b->len);
-    pthread_mutex_unlock(&c->srv->mu);
-    if (c->wsi) lws_callback_on_writable(c->wsi);
-    throttle(c);
-}
-
-static void reply_error(struct conn *c, const char *cmd, int64_t stream_id, const char *msg) {
-    struct lmql__buf b = {0};
-    if (!lmql__lmtp_error(&b, cmd, stream_id, msg)) reply(c, &b);
-    lmql__buf_free(&b);
-}
-
-static void conn_unref_locked(struct lmql_server *S, struct conn *c) {
-    if (--c->refs > 0) return;
-    *c->prev = c->next;
-    if (c->next) c->next->prev = c->prev;
-    lmql__wsq_clear(&c->out);
-    lmql__buf_free(&c->in);
-    free(c);
-    S->n_conns--;
-}
-
-/* Engine callbacks (engine thread). */
-static void on_emit(void *ud, void *conn, const char *frame, size_t len) {
-    struct lmql_server *S = ud;
-    pthread_mutex_lock(&S->mu);
-    enqueue_locked(conn, frame, len);
-    pthread_mutex_unlock(&S->mu);
-}
-
-static void on_wake(void *ud) {
-    struct lmql_server *S = ud;
-    pthread_mutex_lock(&S->mu);
-    bool wake = !S->shutting;
-    pthread_mutex_unlock(&S->mu);
-    if (wake) lws_cancel_service(S->ctx);
-}
-
-static void on_release(void *ud, void *conn) {
-    struct lmql_server *S = ud;
-    pthread_mutex_lock(&S->mu);
-    conn_unref_locked(S, conn);
-    pthread_mutex_unlock(&S->mu);
-}
-
-/* ----------------------------------------------------------- commands -- */
-
-/* The model a request names must be the one served: the same identifier,
-** or the same file under another spelling of its path. */
-static bool same_model(struct lmql_server *S, const char *want) {
-    if (!want || !strcmp(want, S->model_id)) return true;
-    const char *path = !strncmp(want, "llama.cpp:", 10) ? want + 10 : !strncmp(want, "local:llama.cpp:", 16) ? want + 16 : NULL;
-    if (!path) return false;
-    char rp[PATH_MAX];
-    return realpath(path, rp) && !strcmp(rp, S->real_path);
-}
-
-static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
-    struct lmql_server *S = c->srv;
-    struct lmql__buf b = {0};
-    lmql__buf_adds(&b, "MSG [{\"stream_id\": ");
-    if (cmd->has_stream_id) lmql__buf_addf(&b, "%lld", (long long)cmd->stream_id);
-    else lmql__buf_adds(&b, "null");
-    lmql__buf_adds(&b, ", \"model_info\": {\"model_identifier\": ");
-    lmql__buf_json_str(&b, S->real_path, strlen(S->real_path));
-    lmql__buf_adds(&b, ", \"model_type\": \"llama.cpp\", \"constructor\": ");
-    lmql__buf_json_str(&b, S->constructor, strlen(S->constructor));
-    lmql__buf_addf(&b, ", \"server\": \"lmql-c " LMQL_VERSION "\", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d}}]",
-                   S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots);
-    reply(c, &b);
-    lmql__buf_free(&b);
-}
-
-/* Extension: the vocabulary, each piece as hex (pieces are bytes, not
-** always UTF-8), so a client without the GGUF tokenizes nothing wrong. */
-static void vocab_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
-    const struct lmql__vocab *v = &c->srv->m->vocab;
-    struct lmql__buf b = {0};
-    static const char hex[] = "0123456789abcdef";
-    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"vocab\": {\"n_vocab\": %d, \"bos\": %d, \"eos\": %d, \"add_bos\": %s, "
-                   "\"eog\": [", (long long)cmd->stream_id, v->n_tokens, v->bos, v->eos, v->add_bos ? "true" : "false");
-    for (int32_t i = 0; i < v->n_eog; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", v->eog[i]);
-    lmql__buf_adds(&b, "], \"pieces\": [");
-    for (int32_t t = 0; t < v->n_tokens; t++) {
-        uint32_t len;
-        const char *p = lmql__vocab_piece(v, t, &len);
-        if (lmql__buf_reserve(&b, 2 * (size_t)len + 4)) break;
-        b.data[b.len++] = t ? ',' : '"';
-        if (t) b.data[b.len++] = '"';
-        for (uint32_t k = 0; k < len; k++) {
-            b.data[b.len++] = hex[(unsigned char)p[k] >> 4];
-            b.data[b.len++] = hex[(unsigned char)p[k] & 15];
-        }
-        b.data[b.len++] = '"';
-    }
-    lmql__buf_adds(&b, "]}}]");
-    reply(c, &b);
-    lmql__buf_free(&b);
-}
-
-/* Tokenizing runs on the service thread: the text is capped so that one
-** request cannot hold up every other client for long (~0.5 s at most). */
-#define TOKENIZE_MAX ((size_t)256 << 10)
-
-static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
-    struct lmql__model *m = c->srv->m;
-    struct lmql__err err = {0};
-    if (cmd->text_len > TOKENIZE_MAX) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "TOKENIZE takes at most %zu bytes of text; send it in parts", TOKENIZE_MAX);
-        reply_error(c, "MSG", cmd->stream_id, msg);
-        return;
-    }
-    int32_t cap = (int32_t)(cmd->text_len + 8), *t = malloc((size_t)cap * sizeof *t);
-    int32_t n = t ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
-    if (n < 0 && n != INT32_MIN) {   /* more tokens than bytes: the size it asked for */
-        int32_t *more = realloc(t, (size_t)(-n) * sizeof *t);
-        if (more) t = more;
-        n = more ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
-    }
-    if (n < 0) {
-        reply_error(c, "MSG", cmd->stream_id, t && err.msg[0] ? err.msg : "the text could not be tokenized");
-        free(t);
-        return;
-    }
-    struct lmql__buf b = {0};
-    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"tokens\": [", (long long)cmd->stream_id);
-    for (int32_t i = 0; i < n; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", t[i]);
-    lmql__buf_adds(&b, "]}]");
-    reply(c, &b);
-    lmql__buf_free(&b);
-    free(t);
-}
-
-static void handle(struct conn *c, const char *text, size_t len) {
-    struct lmql_server *S = c->srv;
-    struct lmql__lmtp_cmd cmd;
-    char err[1024];
-    /* Arrays beyond these cannot be valid (a prompt longer than the context,
-    ** a bias over more tokens than the vocabulary has): refuse them early. */
-    int32_t cap = S->m->vocab.n_tokens > S->m->n_ctx ? S->m->vocab.n_tokens : S->m->n_ctx;
-    int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, err, sizeof err);
-    bool stream_cmd = cmd.kind == LMTP_GENERATE || cmd.kind == LMTP_SCORE;
-    /* LMQL's client reads stream errors from TOKEN replies only. */
-    const char *word = rc == 0 || cmd.has_stream_id ? (stream_cmd ? "TOKEN" : "MSG") : "MSG";
-    if (rc) {
-        reply_error(c, word, cmd.has_stream_id ? cmd.stream_id : -1, err);
-        lmql__lmtp_cmd_free(&cmd);
-        return;
-    }
-    if ((stream_cmd || cmd.kind == LMTP_CANCEL || cmd.kind == LMTP_VOCAB || cmd.kind == LMTP_TOKENIZE) &&
-        !cmd.has_stream_id) {
-        reply_error(c, word, -1, "'stream_id' is required");
-    } else if (!same_model(S, cmd.model)) {
-        snprintf(err, sizeof err, "this server serves '%s', not '%.300s' (start an lmql serve-model for that one)",
-                 S->model_id, cmd.model);
-        reply_error(c, word, cmd.stream_id, err);
-    } else if (cmd.kind == LMTP_MODEL_INFO) {
-        model_info(c, &cmd);
-    } else if (cmd.kind == LMTP_VOCAB) {
-        vocab_reply(c, &cmd);
-    } else if (cmd.kind == LMTP_TOKENIZE) {
-        tokenize_reply(c, &cmd);
-    } else if (cmd.kind == LMTP_CANCEL) {
-        int n = lmql__engine_cancel(S->eng, c, cmd.stream_id);
-        struct lmql__buf b = {0};
-        lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"cancelled\": %d}]", (long long)cmd.stream_id, n);
-        reply(c, &b);
-        lmql__buf_free(&b);
-    } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
-        snprintf(err, sizeof err, "too many streams on this connection (limit %d)", S->p.max_streams);
-        reply_error(c, word, cmd.stream_id, err);
-    } else {
-        /* LMQL's client sends a constraint's token bound as max_tokens, uncapped:
-        ** the stream ends with "length" at the limit and the client asks again. */
-        if (cmd.max_tokens > S->p.max_tokens) cmd.max_tokens = S->p.max_tokens;
-        pthread_mutex_lock(&S->mu);
-        c->refs++;
-        pthread_mutex_unlock(&S->mu);
-        if (lmql__engine_submit(S->eng, c, &cmd, err, sizeof err)) {
-            on_release(S, c);
-            reply_error(c, word, cmd.stream_id, err);
-        }
-    }
-    lmql__lmtp_cmd_free(&cmd);
-}
-
-/* ----------------------------------------------------------- handshake -- */
-
-static bool local_origin(const char *o) {
-    const char *h = strstr(o, "://");
-    if (!h) return false;
-    h += 3;
-    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(hosts[i]);
-        if (!strncmp(h, hosts[i], n) && (h[n] == 0 || h[n] == ':' || h[n] == '/')) return true;
-    }
-    return false;
-}
-
-static bool origin_allowed(struct lmql_server *S, const char *o) {
-    if (local_origin(o)) return true;
-    const char *list = S->p.allow_origin;
-    if (!list) return false;
-    size_t on = strlen(o);
-    while (*list) {
-        size_t n = strcspn(list, ",");
-        while (n && list[0] == ' ') { list++; n--; }
-        if ((n == 1 && list[0] == '*') || (n == on && !memcmp(list, o, n))) return true;
-        list += n;
-        if (*list == ',') list++;
-    }
-    return false;
-}
-
-static bool token_ok(struct lmql_server *S, struct lws *wsi) {
-    if (!S->p.token) return true;
-    char got[512] = "";
-    int n = lws_hdr_copy(wsi, got, sizeof got, WSI_TOKEN_HTTP_AUTHORIZATION);
-    const char *t = n > 0 && !strncmp(got, "Bearer ", 7) ? got + 7 : NULL;
-    char arg[512];
-    if (!t) t = lws_get_urlarg_by_name(wsi, "token=", arg, sizeof arg);   /* points at the value */
-    if (!t) t = n > 0 ? got : NULL;
-    /* Compare every byte whatever the first difference: no timing hint. */
-    size_t a = t ? strlen(t) : 0, b = strlen(S->p.token);
-    unsigned diff = a != b;
-    for (size_t i = 0; i < b; i++) diff |= (unsigned)((i < a ? t[i] : 0) ^ S->p.token[i]);
-    return t && !diff;
-}
-
-static void logf_srv(struct lmql_server *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_srv(struct lmql_server *S, const char *fmt, ...) {
+void lmql__serve_logf(struct lmql_server *S, const char *fmt, ...) {
     if (S->p.quiet) return;
     va_list ap;
     va_start(ap, fmt);
@@ -323,120 +46,546 @@ static void logf_srv(struct lmql_server *S, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ----------------------------------------------------------- callback -- */
+/* ------------------------------------------------------------- replies -- */
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
-    struct lmql_server *S = lws_context_user(lws_get_context(wsi));
-    struct conn **pc = user, *c = pc ? *pc : NULL;
-    switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "this is an LMTP server: connect with a WebSocket");
-        return -1;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char origin[512] = "";
-        if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 && !origin_allowed(S, origin)) {
-            logf_srv(S, "refused a connection from origin %.200s (allow it with --allow-origin)", origin);
-            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed (see --allow-origin)");
-            return -1;
+static void wake(struct lmql_server *S) {
+    char b = 1;
+    ssize_t w = write(S->wake[1], &b, 1);   /* a full pipe already holds a wake-up */
+    (void)w;
+}
+
+void lmql__serve_reply(struct conn *c, const char *text, size_t len) {
+    struct lmql_server *S = c->srv;
+    pthread_mutex_lock(&S->mu);
+    if (c->open) lmql__wsq_push(&c->out, text, len);   /* out of memory: the frame is lost, not the server */
+    pthread_mutex_unlock(&S->mu);
+}
+
+void lmql__serve_reply_buf(struct conn *c, const struct lmql__buf *b) { lmql__serve_reply(c, b->data, b->len); }
+
+void lmql__serve_reply_error(struct conn *c, const char *cmd, int64_t stream_id, const char *msg) {
+    struct lmql__buf b = {0};
+    if (!lmql__lmtp_error(&b, cmd, stream_id, msg)) lmql__serve_reply_buf(c, &b);
+    lmql__buf_free(&b);
+}
+
+void lmql__serve_unref_locked(struct lmql_server *S, struct conn *c) {
+    if (--c->refs > 0) return;
+    *c->prev = c->next;
+    if (c->next) c->next->prev = c->prev;
+    lmql__wsq_clear(&c->out);
+    lmql__buf_free(&c->rx);
+    lmql__buf_free(&c->tx);
+    lmql__buf_free(&c->msg);
+    free(c);
+    S->n_conns--;
+}
+
+/* Replies queued or being written, not yet taken by the client's socket.
+** The transport's part (tx) is read without the lock: a stale value only
+** moves the moment a budget applies by one write. */
+static size_t unread_locked(const struct conn *c) { return c->out.bytes + (c->tx.len - c->tx_off); }
+
+/* Engine callbacks (engine thread). */
+static void on_emit(void *ud, void *conn, const char *frame, size_t len) {
+    (void)ud;
+    lmql__serve_reply(conn, frame, len);
+}
+
+static void on_wake(void *ud) { wake(ud); }
+
+static void on_release(void *ud, void *conn) {
+    struct lmql_server *S = ud;
+    pthread_mutex_lock(&S->mu);
+    lmql__serve_unref_locked(S, conn);
+    pthread_mutex_unlock(&S->mu);
+}
+
+static size_t on_unread(void *ud, void *conn) {
+    struct lmql_server *S = ud;
+    pthread_mutex_lock(&S->mu);
+    size_t n = unread_locked(conn);
+    pthread_mutex_unlock(&S->mu);
+    return n;
+}
+
+/* --------------------------------------------------------- connections -- */
+
+/* Close the socket now; the object stays on the live list (the loop may
+** still hold it) until reap drops the socket's reference. */
+static void conn_close(struct conn *c) {
+    struct lmql_server *S = c->srv;
+    if (c->fd < 0) return;
+    close(c->fd);
+    c->fd = -1;
+    pthread_mutex_lock(&S->mu);
+    c->open = false;
+    pthread_mutex_unlock(&S->mu);
+    /* Its streams stop now; the object goes when the engine lets go. */
+    if (S->eng) lmql__engine_cancel(S->eng, c, -1);
+}
+
+/* Connections whose socket closed leave the live list. */
+static void reap(struct lmql_server *S) {
+    for (struct conn **pp = &S->live; *pp;) {
+        struct conn *c = *pp;
+        if (c->fd >= 0) {
+            pp = &c->lnext;
+            continue;
         }
-        if (!token_ok(S, wsi)) {
-            logf_srv(S, "refused a connection without the right token");
-            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "a valid token is required");
-            return -1;
-        }
-        return 0;
+        *pp = c->lnext;
+        S->n_live--;
+        pthread_mutex_lock(&S->mu);
+        lmql__serve_unref_locked(S, c);
+        pthread_mutex_unlock(&S->mu);
     }
-    case LWS_CALLBACK_ESTABLISHED: {
-        c = calloc(1, sizeof *c);
-        if (!c) return -1;
-        c->wsi = wsi;
+}
+
+/* Queue a control frame ahead of nothing else: it goes after what is
+** already on its way out. */
+static void send_control(struct conn *c, int opcode, const void *payload, size_t n) {
+    unsigned char h[10];
+    size_t hn = lmql__ws_frame_header(h, opcode, n);
+    if (lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, payload, n)) c->closing = true;
+}
+
+/* Fail or end the connection with a close frame (code and reason), written
+** after the replies already queued; nothing more is read. */
+static void close_with(struct conn *c, int code, const char *why) {
+    if (c->closing) return;
+    unsigned char p[125];
+    size_t n = strlen(why);
+    if (n > 123) n = 123;
+    p[0] = (unsigned char)(code >> 8);
+    p[1] = (unsigned char)code;
+    memcpy(p + 2, why, n);
+    /* Replies the engine queued go first; then the close frame. */
+    pthread_mutex_lock(&c->srv->mu);
+    for (struct lmql__wsframe *f; (f = lmql__wsq_pop(&c->out));) {
+        size_t len;
+        const char *t = lmql__wsframe_text(f, &len);
+        unsigned char h[10];
+        size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
+        lmql__buf_add(&c->tx, h, hn);
+        lmql__buf_add(&c->tx, t, len);
+        lmql__wsframe_free(f);
+    }
+    c->open = false;   /* nothing more is queued */
+    pthread_mutex_unlock(&c->srv->mu);
+    send_control(c, WS_CLOSE, p, n + 2);
+    c->closing = true;
+    lmql__engine_cancel(c->srv->eng, c, -1);
+}
+
+/* An HTTP answer to a request that does not become a WebSocket. */
+static void http_refuse(struct conn *c, int status, const char *reason, const char *body) {
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                     status, reason, strlen(body) + 1, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "");
+    lmql__buf_add(&c->tx, head, (size_t)n);
+    lmql__buf_add(&c->tx, body, strlen(body));
+    lmql__buf_add(&c->tx, "\n", 1);
+    c->closing = true;
+}
+
+static int open_conns(struct lmql_server *S) {
+    int n = 0;
+    for (struct conn *k = S->live; k; k = k->lnext) n += k->fd >= 0 && k->open && !k->closing;
+    return n;
+}
+
+/* The open connection idle longest with no stream and nothing to send, or
+** NULL. */
+static struct conn *idlest(struct lmql_server *S, struct conn *except) {
+    struct conn *best = NULL;
+    for (struct conn *k = S->live; k; k = k->lnext) {
+        if (k == except || k->fd < 0 || !k->open || k->closing || k->tx.len > k->tx_off) continue;
+        pthread_mutex_lock(&S->mu);
+        bool queued = k->out.head != NULL;
+        pthread_mutex_unlock(&S->mu);
+        if (queued || lmql__engine_streams(S->eng, k)) continue;
+        if (!best || k->t_active < best->t_active) best = k;
+    }
+    return best;
+}
+
+static void handshake(struct conn *c) {
+    struct lmql_server *S = c->srv;
+    size_t n = lmql__ws_head_len(c->rx.data, c->rx.len);
+    if (!n) {
+        if (c->rx.len > HEAD_MAX) http_refuse(c, 431, "Request Header Fields Too Large", "request head too large");
+        return;
+    }
+    struct lmql__ws_request rq;
+    const char *bad = lmql__ws_parse_request(c->rx.data, n, &rq);
+    const char *denied = NULL;
+    if (bad) {
+        http_refuse(c, !strcmp(bad, "Method Not Allowed") ? 405 : !strcmp(bad, "Bad Request") ? 400 : 505, bad,
+                    "this is an LMTP server: connect with a WebSocket");
+    } else if (!rq.upgrade) {
+        http_refuse(c, 400, "Bad Request", "this is an LMTP server: connect with a WebSocket");
+    } else if (!rq.version_13) {
+        http_refuse(c, 426, "Upgrade Required", "WebSocket version 13 is required");
+    } else if (!rq.key || rq.key_len != 24) {
+        http_refuse(c, 400, "Bad Request", "Sec-WebSocket-Key must be 16 bytes in base64");
+    } else if ((denied = lmql__serve_admit(S, &rq))) {
+        http_refuse(c, 403, "Forbidden", denied);
+    }
+    if (c->closing) return;
+    char accept[29];
+    lmql__ws_accept_key(rq.key, rq.key_len, accept);
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, rq.offers_lmtp ? "Sec-WebSocket-Protocol: lmtp\r\n" : "");
+    lmql__buf_add(&c->tx, head, (size_t)hn);
+    /* What came after the head is the first frames. */
+    memmove(c->rx.data, c->rx.data + n, c->rx.len - n);
+    c->rx.len -= n;
+    c->t_active = lmql__now();
+    /* At the connection limit the idlest connection (no stream, nothing to
+    ** send) makes room: idle clients cannot lock out working ones. */
+    bool full = open_conns(S) >= S->p.max_connections;
+    if (full) {
+        struct conn *old = idlest(S, c);
+        if (old) {
+            lmql__serve_reply_error(old, "MSG", -1, "closed: the server is at its connection limit and this "
+                                                   "connection was the idlest");
+            close_with(old, 1001, "idle connection closed to admit another");
+            lmql__serve_logf(S, "closed the idlest connection to admit a new one (limit %d)", S->p.max_connections);
+            full = false;
+        }
+    }
+    c->upgraded = true;
+    pthread_mutex_lock(&S->mu);
+    c->open = true;
+    pthread_mutex_unlock(&S->mu);
+    if (full) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "too many connections (limit %d); try again later", S->p.max_connections);
+        lmql__serve_reply_error(c, "MSG", -1, msg);
+        close_with(c, 1013, "too many connections");
+    }
+}
+
+static bool over_unread(struct conn *c) {
+    pthread_mutex_lock(&c->srv->mu);
+    size_t queued = unread_locked(c);
+    pthread_mutex_unlock(&c->srv->mu);
+    return queued > (size_t)c->srv->p.max_unread;
+}
+
+/* A complete message arrived. */
+static void message(struct conn *c) {
+    c->in_msg = false;
+    if (c->msg_skip) return;
+    if (!lmql__utf8_valid((const unsigned char *)c->msg.data, c->msg.len)) {
+        close_with(c, 1007, "a text message must be UTF-8");
+        return;
+    }
+    lmql__serve_command(c, c->msg.data ? c->msg.data : "", c->msg.len);
+    c->msg.len = 0;
+    if (c->msg.cap > (1u << 20)) lmql__buf_free(&c->msg);   /* do not keep a huge buffer around */
+}
+
+static void control(struct conn *c, const struct lmql__ws_hdr *h, unsigned char *p) {
+    if (h->opcode == WS_PING) {
+        send_control(c, WS_PONG, p, h->len);
+    } else if (h->opcode == WS_CLOSE) {
+        /* Echo the code (RFC 6455 5.5.1); a 1-byte body is malformed. */
+        if (h->len == 1) close_with(c, 1002, "a close frame's body is a code and a reason");
+        else close_with(c, h->len >= 2 ? (p[0] << 8 | p[1]) : 1000, "");
+    }
+}
+
+/* Parse what has arrived: frames, or the handshake before them. */
+static void parse(struct conn *c) {
+    struct lmql_server *S = c->srv;
+    if (c->closing) return;
+    if (!c->upgraded) {
+        handshake(c);
+        if (!c->upgraded) return;
+    }
+    size_t at = 0;
+    unsigned char *d = (unsigned char *)c->rx.data;
+    c->parse_later = false;
+    while (!c->closing && at < c->rx.len) {
+        if (!c->in_frame && over_unread(c)) {   /* the rest waits until the client reads */
+            c->parse_later = true;
+            break;
+        }
+        if (!c->in_frame) {
+            struct lmql__ws_hdr h;
+            const char *why = NULL;
+            int code;
+            int hn = lmql__ws_parse_header(d + at, c->rx.len - at, &h, &why, &code);
+            if (hn < 0) {
+                lmql__serve_logf(S, "closed a connection that broke the WebSocket protocol: %s", why);
+                close_with(c, code, why);
+                break;
+            }
+            if (hn == 0) break;
+            if (h.opcode >= WS_CLOSE) {   /* control frames come whole, between a message's frames */
+                if (c->rx.len - at < (size_t)hn + h.len) break;
+                lmql__ws_unmask(d + at + hn, (size_t)h.len, h.mask, 0);
+                control(c, &h, d + at + hn);
+                at += (size_t)hn + (size_t)h.len;
+                continue;
+            }
+            at += (size_t)hn;
+            if ((h.opcode == WS_CONT) != c->in_msg) {
+                close_with(c, 1002, c->in_msg ? "a new message began before the last one ended"
+                                              : "a continuation frame with no message to continue");
+                break;
+            }
+            if (h.opcode != WS_CONT) {
+                c->in_msg = true;
+                c->msg_skip = false;
+                c->msg.len = 0;
+                if (h.opcode == WS_BINARY) {
+                    lmql__serve_reply_error(c, "MSG", -1, "LMTP messages are text frames, not binary");
+                    c->msg_skip = true;
+                }
+            }
+            c->fr = h;
+            c->fr_got = 0;
+            c->in_frame = true;
+        }
+        /* Payload: as much of the frame as has arrived. */
+        uint64_t left = c->fr.len - c->fr_got;
+        size_t k = c->rx.len - at < left ? c->rx.len - at : (size_t)left;
+        if (!c->msg_skip) {
+            if (c->msg.len + k > (size_t)S->p.max_frame) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "message larger than this server's limit of %d bytes", S->p.max_frame);
+                lmql__serve_reply_error(c, "MSG", -1, msg);
+                c->msg_skip = true;
+                lmql__buf_free(&c->msg);
+            } else {
+                lmql__ws_unmask(d + at, k, c->fr.mask, c->fr_got);
+                if (lmql__buf_add(&c->msg, d + at, k)) {
+                    lmql__serve_reply_error(c, "MSG", -1, "out of memory");
+                    c->msg_skip = true;
+                }
+            }
+        }
+        at += k;
+        c->fr_got += k;
+        if (c->fr_got == c->fr.len) {
+            c->in_frame = false;
+            if (c->fr.fin) message(c);
+        }
+    }
+    memmove(c->rx.data, c->rx.data + at, c->rx.len - at);
+    c->rx.len -= at;
+}
+
+static void conn_read(struct conn *c) {
+    if (lmql__buf_reserve(&c->rx, READ_CHUNK)) { conn_close(c); return; }
+    ssize_t r = recv(c->fd, c->rx.data + c->rx.len, READ_CHUNK, 0);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        conn_close(c);
+        return;
+    }
+    if (r < 0) return;
+    c->rx.len += (size_t)r;
+    if (c->upgraded) c->t_active = lmql__now();
+    parse(c);
+    if (c->rx.cap > (4u << 20) && c->rx.len < (1u << 16)) {   /* give back what a burst took */
+        struct lmql__buf small = {0};
+        if (!lmql__buf_add(&small, c->rx.data, c->rx.len)) {
+            lmql__buf_free(&c->rx);
+            c->rx = small;
+        }
+    }
+}
+
+/* Write what is queued until the socket takes no more. */
+static void conn_write(struct conn *c) {
+    struct lmql_server *S = c->srv;
+    for (;;) {
+        if (c->tx_off == c->tx.len) {
+            c->tx.len = c->tx_off = 0;
+            pthread_mutex_lock(&S->mu);
+            struct lmql__wsframe *f;
+            bool oom = false;
+            while (!oom && c->tx.len < (256u << 10) && (f = lmql__wsq_pop(&c->out))) {
+                size_t len;
+                const char *t = lmql__wsframe_text(f, &len);
+                unsigned char h[10];
+                size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
+                oom = lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, t, len);
+                lmql__wsframe_free(f);
+            }
+            pthread_mutex_unlock(&S->mu);
+            if (oom) { conn_close(c); return; }
+            if (!c->tx.len) break;
+        }
+        ssize_t w = send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->tx_off += (size_t)w;
+            if (c->upgraded) c->t_active = lmql__now();
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else {
+            conn_close(c);
+            return;
+        }
+    }
+    if (c->tx.cap > (1u << 20)) lmql__buf_free(&c->tx);
+    if (c->closing) conn_close(c);
+}
+
+/* A client that sends requests but does not read the replies: stop reading
+** its requests until it has read most of what is queued. */
+static void throttle(struct conn *c) {
+    pthread_mutex_lock(&c->srv->mu);
+    size_t queued = unread_locked(c);
+    pthread_mutex_unlock(&c->srv->mu);
+    size_t cap = c->srv->p.max_unread;
+    if (!c->throttled && queued > cap) c->throttled = true;
+    else if (c->throttled && queued < cap / 2) c->throttled = false;
+}
+
+static void conn_accept(struct lmql_server *S, int lfd) {
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM) return;
+            /* Out of descriptors: the oldest handshake makes room. */
+            struct conn *old = NULL;
+            for (struct conn *k = S->live; k; k = k->lnext)
+                if (k->fd >= 0 && !k->upgraded && !k->closing && (!old || k->t_start < old->t_start)) old = k;
+            if (!old) return;
+            conn_close(old);
+            continue;
+        }
+        int pending = 0;
+        struct conn *old = NULL;
+        for (struct conn *k = S->live; k; k = k->lnext)
+            if (k->fd >= 0 && !k->upgraded && !k->closing) {
+                pending++;
+                if (!old || k->t_start < old->t_start) old = k;
+            }
+        if (pending >= PENDING_MAX && old) conn_close(old);
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c) { close(fd); return; }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
         c->srv = S;
         c->refs = 1;
+        c->t_start = c->t_active = lmql__now();
         pthread_mutex_lock(&S->mu);
         c->next = S->conns;
         if (c->next) c->next->prev = &c->next;
         c->prev = &S->conns;
         S->conns = c;
-        bool over = ++S->n_conns > S->p.max_connections;
+        S->n_conns++;
         pthread_mutex_unlock(&S->mu);
-        *pc = c;
-        if (over) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "too many connections (limit %d); try again later", S->p.max_connections);
-            reply_error(c, "MSG", -1, msg);
-            c->close_after_flush = true;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_RECEIVE: {
-        if (!c || c->close_after_flush) return 0;
-        if (lws_is_first_fragment(wsi)) {
-            c->in.len = 0;
-            c->in_skip = false;
-            if (lws_frame_is_binary(wsi)) {
-                reply_error(c, "MSG", -1, "LMTP messages are text frames, not binary");
-                c->in_skip = true;
-            }
-        }
-        if (!c->in_skip) {
-            if (c->in.len + len > (size_t)S->p.max_frame) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "message larger than this server's limit of %d bytes", S->p.max_frame);
-                reply_error(c, "MSG", -1, msg);
-                c->in_skip = true;
-                c->in.len = 0;
-            } else if (lmql__buf_add(&c->in, in, len)) {
-                reply_error(c, "MSG", -1, "out of memory");
-                c->in_skip = true;
-            }
-        }
-        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-            if (!c->in_skip) handle(c, c->in.data ? c->in.data : "", c->in.len);
-            c->in.len = 0;
-            if (c->in.cap > (1u << 20)) {   /* do not keep a huge buffer around */
-                lmql__buf_free(&c->in);
-                c->in = (struct lmql__buf){0};
-            }
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-        if (!c) return 0;
-        pthread_mutex_lock(&S->mu);
-        struct lmql__wsframe *f = lmql__wsq_pop(&c->out);
-        bool more = c->out.head != NULL;
-        pthread_mutex_unlock(&S->mu);
-        throttle(c);
-        if (f && lmql__wsq_send(wsi, f)) return -1;
-        if (more) lws_callback_on_writable(wsi);
-        else if (c->close_after_flush) return -1;
-        return 0;
-    }
-    case LWS_CALLBACK_CLOSED:
-        if (!c) return 0;
-        *pc = NULL;
-        /* Its streams stop now; the object goes when the engine lets go. */
-        lmql__engine_cancel(S->eng, c, -1);
-        pthread_mutex_lock(&S->mu);
-        c->wsi = NULL;
-        conn_unref_locked(S, c);
-        pthread_mutex_unlock(&S->mu);
-        return 0;
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        pthread_mutex_lock(&S->mu);
-        for (struct conn *k = S->conns; k; k = k->next)
-            if (k->wsi && k->out.head) lws_callback_on_writable(k->wsi);
-        pthread_mutex_unlock(&S->mu);
-        return 0;
-    default:
-        return 0;
+        c->lnext = S->live;
+        S->live = c;
+        S->n_live++;
     }
 }
 
-static struct lws_protocols k_protocols[] = {
-    {"lmtp", callback, sizeof(struct conn *), 65536, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
+/* Handshakes that take too long, and connections idle too long. */
+static void timeouts(struct lmql_server *S, double now) {
+    for (struct conn *c = S->live; c; c = c->lnext) {
+        if (c->fd < 0) continue;
+        if (!c->upgraded && !c->closing && now - c->t_start > S->p.handshake_timeout) {
+            conn_close(c);
+        } else if (c->closing && now - c->t_active > S->p.handshake_timeout) {
+            conn_close(c);   /* a client that does not read its close frame */
+        } else if (c->open && !c->closing && S->p.idle_timeout > 0 && now - c->t_active > S->p.idle_timeout &&
+                   c->tx.len == c->tx_off && !lmql__engine_streams(S->eng, c)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "closed: idle for %d s (--idle-timeout)", S->p.idle_timeout);
+            lmql__serve_reply_error(c, "MSG", -1, msg);
+            close_with(c, 1001, "idle time-out");
+        }
+    }
+}
+
+/* ----------------------------------------------------------- listening -- */
+
+static int listen_on(struct lmql_server *S, const struct sockaddr *a, socklen_t alen, char *err, size_t cap) {
+    int fd = socket(a->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* An IPv6 address means that address only, never IPv4 as well. */
+    if (a->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, a, alen) || listen(fd, 128)) {
+        snprintf(err, cap, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    S->lfd[S->n_lfd++] = fd;
+    return 0;
+}
+
+static void addr_text(const struct sockaddr *a, char *out, size_t cap) {
+    char h[INET6_ADDRSTRLEN] = "?";
+    int port;
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)a;
+        inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof h);
+        port = ntohs(s6->sin6_port);
+        snprintf(out, cap, "[%s]:%d", h, port);
+    } else {
+        const struct sockaddr_in *s4 = (const void *)a;
+        inet_ntop(AF_INET, &s4->sin_addr, h, sizeof h);
+        port = ntohs(s4->sin_port);
+        snprintf(out, cap, "%s:%d", h, port);
+    }
+}
+
+/* Bind exactly what host names: "localhost" is 127.0.0.1 and ::1; an
+** address is that address; a name is each address it resolves to. */
+static int bind_host(struct lmql_server *S, const char *host, int port, char *err, size_t cap) {
+    const char *names[2] = {host, NULL};
+    if (!strcmp(host, "localhost")) { names[0] = "127.0.0.1"; names[1] = "::1"; }
+    char why[256] = "no address";
+    struct lmql__buf bound = {0};
+    for (int k = 0; k < 2 && names[k]; k++) {
+        struct addrinfo hints = {0}, *res = NULL;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        char ps[16];
+        snprintf(ps, sizeof ps, "%d", S->port > 0 ? S->port : port);
+        int g = getaddrinfo(names[k], ps, &hints, &res);
+        if (g) { snprintf(why, sizeof why, "%s", gai_strerror(g)); continue; }
+        for (struct addrinfo *ai = res; ai && S->n_lfd < 8; ai = ai->ai_next) {
+            if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+            if (S->port > 0) {   /* every socket on the port the first one got */
+                if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)S->port);
+                else ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)S->port);
+            }
+            if (listen_on(S, ai->ai_addr, ai->ai_addrlen, why, sizeof why)) continue;
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            getsockname(S->lfd[S->n_lfd - 1], (struct sockaddr *)&ss, &sl);
+            char t[80];
+            addr_text((struct sockaddr *)&ss, t, sizeof t);
+            if (S->port <= 0) S->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                                       : ((struct sockaddr_in *)&ss)->sin_port);
+            lmql__buf_addf(&bound, "%s%s", bound.len ? " and " : "", t);
+        }
+        freeaddrinfo(res);
+    }
+    if (!S->n_lfd) {
+        lmql__buf_free(&bound);
+        snprintf(err, cap, "cannot listen on %s port %d: %s", host, port, why);
+        return -1;
+    }
+    S->bound = bound.data;
+    return 0;
+}
 
 /* ---------------------------------------------------------------- API -- */
 
@@ -449,6 +598,11 @@ void lmql_server_default_params(struct lmql_server_params *p) {
     p->max_frame = 16 << 20;
     p->max_tokens = 4096;
     p->seed = 0x5EED;
+    p->idle_timeout = 300;
+    p->handshake_timeout = 10;
+    p->max_unread = 8 << 20;
+    p->max_queued_bias = 1 << 20;
+    p->max_score_tokens = 1 << 16;
 }
 
 struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *err, size_t cap) {
@@ -457,15 +611,24 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     struct lmql__err e = {0};
     if (!S) { snprintf(err, cap, "out of memory"); return NULL; }
     S->p = *p;
+    S->wake[0] = S->wake[1] = -1;
     pthread_mutex_init(&S->mu, NULL);
     if (!p->model || strncmp(p->model, "llama.cpp:", 10) || !p->model[10]) {
         snprintf(err, cap, "serve-model needs a model as llama.cpp:PATH (a GGUF file), got '%s'", p->model ? p->model : "");
         goto fail;
     }
     if (p->max_connections < 1 || p->max_streams < 1 || p->max_frame < 1024 || p->max_tokens < 1 || p->port < 0 ||
-        p->port > 65535) {
-        snprintf(err, cap, "bad server limits: connections, streams and max_tokens >= 1, frames >= 1024 bytes, port 0..65535");
+        p->port > 65535 || p->idle_timeout < 0 || p->handshake_timeout < 1 || p->max_unread < 65536 ||
+        p->max_queued_bias < 0 || p->max_score_tokens < 1) {
+        snprintf(err, cap, "bad server limits: connections, streams, max_tokens and score tokens >= 1, frames >= 1024 "
+                 "bytes, unread replies >= 65536 bytes, handshake time-out >= 1 s, idle time-out >= 0 s, port 0..65535");
         goto fail;
+    }
+    /* Many slow clients each hold a descriptor: use all the process may. */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     const char *path = p->model + 10;
     char rp[PATH_MAX];
@@ -482,34 +645,21 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     lmql__buf_adds(&ctor, ")");
     S->constructor = ctor.data;
     if (!S->model_id || !S->real_path || !kv || !S->constructor) { snprintf(err, cap, "out of memory"); goto fail; }
+    if (pipe2(S->wake, O_NONBLOCK | O_CLOEXEC)) { snprintf(err, cap, "cannot make a pipe: %s", strerror(errno)); goto fail; }
+    /* The socket before the model: a port in use is reported at once. */
+    if (bind_host(S, p->host && *p->host ? p->host : "127.0.0.1", p->port, err, cap)) goto fail;
     /* The resolved path: a relative one keeps working whatever the cwd. */
     S->m = lmql__llama_open(S->real_path, kv, p->n_params, &e);
     if (!S->m) { snprintf(err, cap, "%s", e.msg); goto fail; }
-    struct lmql__engine_io io = {on_emit, on_wake, on_release, S};
-    S->eng = lmql__engine_new(S->m, &io, p->seed, &e);
+    struct lmql__engine_io io = {on_emit, on_wake, on_release, on_unread, S};
+    struct lmql__engine_limits lim = {(size_t)p->max_unread, p->max_queued_bias, p->max_score_tokens};
+    S->eng = lmql__engine_new(S->m, &io, &lim, p->seed, &e);
     if (!S->eng) { snprintf(err, cap, "%s", e.msg); goto fail; }
-
-    lws_set_log_level(p->quiet ? 0 : LLL_ERR, NULL);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = p->port;
-    info.iface = p->host && *p->host ? p->host : "127.0.0.1";
-    info.protocols = k_protocols;
-    info.user = S;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.ka_time = 0;
-    info.timeout_secs = 30;
-    S->ctx = lws_create_context(&info);
-    struct lws_vhost *vh = S->ctx ? lws_get_vhost_by_name(S->ctx, "default") : NULL;
-    S->port = vh ? lws_get_vhost_listen_port(vh) : -1;
-    if (!S->ctx || S->port <= 0) {
-        snprintf(err, cap, "cannot listen on %s:%d (in use, or not an address of this machine)", info.iface, p->port);
-        goto fail;
-    }
     free(kv);
-    logf_srv(S, "%s loaded: %d-token vocabulary, n_ctx=%d shared by %d sequences; limits: %d connections, "
-             "%d streams each, max_tokens %d; Ctrl-C stops", S->real_path, S->m->vocab.n_tokens, S->m->n_ctx,
-             S->m->n_slots, p->max_connections, p->max_streams, p->max_tokens);
+    lmql__serve_logf(S, "%s loaded: %d-token vocabulary, n_ctx=%d shared by %d sequences; listening on %s; limits: "
+                     "%d connections, %d streams each, max_tokens %d, idle time-out %d s; Ctrl-C stops",
+                     S->real_path, S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots, S->bound, p->max_connections,
+                     p->max_streams, p->max_tokens, p->idle_timeout);
     return S;
 fail:
     free(kv);
@@ -519,36 +669,92 @@ fail:
 
 int lmql_server_port(const struct lmql_server *S) { return S ? S->port : -1; }
 
+const char *lmql_server_address(const struct lmql_server *S) { return S && S->bound ? S->bound : ""; }
+
 lmql_status lmql_server_run(struct lmql_server *S) {
-    if (!S || !S->ctx) return LMQL_ERR_MISUSE;
-    /* A signal that stops the server can also interrupt the wait inside
-    ** lws_service (which then reports a failure): that is the stop, not an error. */
-    while (!S->stop)
-        if (lws_service(S->ctx, 0) < 0 && !S->stop) return LMQL_ERR_RUNTIME;
-    return LMQL_OK;
+    if (!S || !S->n_lfd) return LMQL_ERR_MISUSE;
+    struct pollfd *pf = NULL;
+    struct conn **who = NULL;
+    size_t pcap = 0;
+    double last_tick = 0;
+    lmql_status rc = LMQL_OK;
+    while (!S->stop) {
+        size_t need = 1 + (size_t)S->n_lfd + (size_t)S->n_live;
+        if (need > pcap) {
+            size_t nc = need * 2;
+            struct pollfd *np = realloc(pf, nc * sizeof *np);
+            if (np) pf = np;
+            struct conn **nw = np ? realloc(who, nc * sizeof *nw) : NULL;
+            if (nw) who = nw;
+            if (!np || !nw) { rc = LMQL_ERR_NOMEM; break; }
+            pcap = nc;
+        }
+        size_t n = 0;
+        pf[n++] = (struct pollfd){S->wake[0], POLLIN, 0};
+        for (int i = 0; i < S->n_lfd; i++) pf[n++] = (struct pollfd){S->lfd[i], POLLIN, 0};
+        size_t first = n;
+        pthread_mutex_lock(&S->mu);
+        for (struct conn *c = S->live; c; c = c->lnext) {
+            if (c->fd < 0) continue;
+            short ev = 0;
+            if (!c->closing && !c->throttled) ev |= POLLIN;
+            if (c->tx.len > c->tx_off || c->out.head) ev |= POLLOUT;
+            who[n] = c;
+            pf[n++] = (struct pollfd){c->fd, ev, 0};
+        }
+        pthread_mutex_unlock(&S->mu);
+        int r = poll(pf, (nfds_t)n, 1000);
+        if (r < 0 && errno != EINTR) { rc = LMQL_ERR_RUNTIME; break; }
+        if (S->stop) break;
+        if (r > 0 && (pf[0].revents & POLLIN)) {
+            char b[256];
+            while (read(S->wake[0], b, sizeof b) > 0) {}
+        }
+        for (size_t i = first; r > 0 && i < n; i++) {
+            struct conn *c = who[i];
+            if (c->fd < 0) continue;
+            if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) conn_read(c);
+            if (c->fd >= 0 && (pf[i].revents & POLLOUT || c->tx.len > c->tx_off)) conn_write(c);
+            if (c->fd >= 0) throttle(c);
+            if (c->fd >= 0 && c->parse_later && !c->throttled) parse(c);
+        }
+        for (int i = 0; r > 0 && i < S->n_lfd; i++)
+            if (pf[1 + i].revents & POLLIN) conn_accept(S, S->lfd[i]);
+        double now = lmql__now();
+        if (now - last_tick >= 0.5) {
+            last_tick = now;
+            timeouts(S, now);
+        }
+        reap(S);
+    }
+    free(pf);
+    free(who);
+    return rc;
 }
 
 void lmql_server_stop(struct lmql_server *S) {
     if (!S) return;
     S->stop = 1;
-    if (S->ctx) lws_cancel_service(S->ctx);
+    if (S->wake[1] >= 0) wake(S);   /* write(2) is async-signal-safe */
 }
 
 void lmql_server_free(struct lmql_server *S) {
     if (!S) return;
-    pthread_mutex_lock(&S->mu);
-    S->shutting = true;
-    pthread_mutex_unlock(&S->mu);
-    if (S->ctx) lws_context_destroy(S->ctx);   /* closes every socket: their streams are cancelled */
+    for (struct conn *c = S->live; c; c = c->lnext) conn_close(c);   /* their streams are cancelled */
+    reap(S);
     lmql__engine_free(S->eng);
     while (S->conns) {   /* nothing refers to them any more */
         S->conns->refs = 1;
-        conn_unref_locked(S, S->conns);
+        lmql__serve_unref_locked(S, S->conns);
     }
+    for (int i = 0; i < S->n_lfd; i++) close(S->lfd[i]);
+    if (S->wake[0] >= 0) close(S->wake[0]);
+    if (S->wake[1] >= 0) close(S->wake[1]);
     lmql__model_free(S->m);
     pthread_mutex_destroy(&S->mu);
     free(S->model_id);
     free(S->real_path);
     free(S->constructor);
+    free(S->bound);
     free(S);
 }

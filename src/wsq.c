@@ -49,3 +49,10 @@ void lmql__wsq_clear(struct lmql__wsq *q) {
     }
     *q = (struct lmql__wsq){0};
 }
+
+const char *lmql__wsframe_text(const struct lmql__wsframe *f, size_t *len) {
+    *len = f->len;
+    return (const char *)f->data + LWS_PRE;
+}
+
+void lmql__wsframe_free(struct lmql__wsframe *f) { free(f); }

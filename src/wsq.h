@@ -24,5 +24,8 @@ struct lmql__wsframe *lmql__wsq_pop(struct lmql__wsq *q);
 /* Write f as one text frame and free it: 0, or -1 when the write fell short. */
 int lmql__wsq_send(struct lws *wsi, struct lmql__wsframe *f);
 void lmql__wsq_clear(struct lmql__wsq *q);
+/* A popped frame's text, and freeing it (for writers other than lws_write). */
+const char *lmql__wsframe_text(const struct lmql__wsframe *f, size_t *len);
+void lmql__wsframe_free(struct lmql__wsframe *f);
 
 #endif

@@ -27,8 +27,11 @@ for t in "$@"; do
   out=$("$t" 2>&1); tally "$(basename "$t")" $? "$out"
 done
 out=$(bash tests/cli.sh "$build/bin/lmql" 2>&1); tally cli.sh $? "$out"
-# The LMTP server end to end (starts its own servers on free ports).
-out=$(python3 tests/serve/test_server.py "$build/bin/lmql" 2>&1); tally test_server.py $? "$out"
+# The LMTP server end to end, and attacks on the server, the client and the
+# CLI (each file starts its own servers on free ports).
+for t in tests/serve/test_*.py; do
+  out=$(python3 "$t" "$build/bin/lmql" 2>&1); tally "$(basename "$t")" $? "$out"
+done
 label=unit; [ "$build" != build ] && label=${build#build-}
 echo "$pass $fail" > "$build/test-summary"
 echo "$label: $pass passed, $fail failed"

@@ -1,0 +1,260 @@
+/*
+** The LMTP commands of `lmql serve-model` (MODEL_INFO, VOCAB, TOKENIZE,
+** CANCEL, and GENERATE/SCORE handed to the engine) and who may connect.
+*/
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve_int.h"
+
+/* ----------------------------------------------------------- commands -- */
+
+/* The model a request names must be the one served: the same identifier,
+** or the same file under another spelling of its path. */
+static bool same_model(struct lmql_server *S, const char *want) {
+    if (!want || !strcmp(want, S->model_id)) return true;
+    const char *path = !strncmp(want, "llama.cpp:", 10) ? want + 10 : !strncmp(want, "local:llama.cpp:", 16) ? want + 16 : NULL;
+    if (!path) return false;
+    char rp[PATH_MAX];
+    return realpath(path, rp) && !strcmp(rp, S->real_path);
+}
+
+static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
+    struct lmql_server *S = c->srv;
+    struct lmql__buf b = {0};
+    lmql__buf_adds(&b, "MSG [{\"stream_id\": ");
+    if (cmd->has_stream_id) lmql__buf_addf(&b, "%lld", (long long)cmd->stream_id);
+    else lmql__buf_adds(&b, "null");
+    lmql__buf_adds(&b, ", \"model_info\": {\"model_identifier\": ");
+    lmql__buf_json_str(&b, S->real_path, strlen(S->real_path));
+    lmql__buf_adds(&b, ", \"model_type\": \"llama.cpp\", \"constructor\": ");
+    lmql__buf_json_str(&b, S->constructor, strlen(S->constructor));
+    lmql__buf_addf(&b, ", \"server\": \"lmql-c " LMQL_VERSION "\", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d}}]",
+                   S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots);
+    lmql__serve_reply_buf(c, &b);
+    lmql__buf_free(&b);
+}
+
+/* Extension: the vocabulary, each piece as hex (pieces are bytes, not
+** always UTF-8), so a client without the GGUF tokenizes nothing wrong. */
+static void vocab_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
+    const struct lmql__vocab *v = &c->srv->m->vocab;
+    struct lmql__buf b = {0};
+    static const char hex[] = "0123456789abcdef";
+    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"vocab\": {\"n_vocab\": %d, \"bos\": %d, \"eos\": %d, \"add_bos\": %s, "
+                   "\"eog\": [", (long long)cmd->stream_id, v->n_tokens, v->bos, v->eos, v->add_bos ? "true" : "false");
+    for (int32_t i = 0; i < v->n_eog; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", v->eog[i]);
+    lmql__buf_adds(&b, "], \"pieces\": [");
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        uint32_t len;
+        const char *p = lmql__vocab_piece(v, t, &len);
+        if (lmql__buf_reserve(&b, 2 * (size_t)len + 4)) break;
+        b.data[b.len++] = t ? ',' : '"';
+        if (t) b.data[b.len++] = '"';
+        for (uint32_t k = 0; k < len; k++) {
+            b.data[b.len++] = hex[(unsigned char)p[k] >> 4];
+            b.data[b.len++] = hex[(unsigned char)p[k] & 15];
+        }
+        b.data[b.len++] = '"';
+    }
+    lmql__buf_adds(&b, "]}}]");
+    lmql__serve_reply_buf(c, &b);
+    lmql__buf_free(&b);
+}
+
+/* Tokenizing runs on the service thread: the text is capped so that one
+** request cannot hold up every other client for long (~0.5 s at most). */
+#define TOKENIZE_MAX ((size_t)256 << 10)
+
+static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
+    struct lmql__model *m = c->srv->m;
+    struct lmql__err err = {0};
+    if (cmd->text_len > TOKENIZE_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "TOKENIZE takes at most %zu bytes of text; send it in parts", TOKENIZE_MAX);
+        lmql__serve_reply_error(c, "MSG", cmd->stream_id, msg);
+        return;
+    }
+    int32_t cap = (int32_t)(cmd->text_len + 8), *t = malloc((size_t)cap * sizeof *t);
+    int32_t n = t ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
+    if (n < 0 && n != INT32_MIN) {   /* more tokens than bytes: the size it asked for */
+        int32_t *more = realloc(t, (size_t)(-n) * sizeof *t);
+        if (more) t = more;
+        n = more ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
+    }
+    if (n < 0) {
+        lmql__serve_reply_error(c, "MSG", cmd->stream_id, t && err.msg[0] ? err.msg : "the text could not be tokenized");
+        free(t);
+        return;
+    }
+    struct lmql__buf b = {0};
+    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"tokens\": [", (long long)cmd->stream_id);
+    for (int32_t i = 0; i < n; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", t[i]);
+    lmql__buf_adds(&b, "]}]");
+    lmql__serve_reply_buf(c, &b);
+    lmql__buf_free(&b);
+    free(t);
+}
+
+void lmql__serve_command(struct conn *c, const char *text, size_t len) {
+    struct lmql_server *S = c->srv;
+    struct lmql__lmtp_cmd cmd;
+    char err[1024];
+    /* Arrays beyond these cannot be valid (a prompt longer than the context,
+    ** a bias over more tokens than the vocabulary has): refuse them early. */
+    int32_t cap = S->m->vocab.n_tokens > S->m->n_ctx ? S->m->vocab.n_tokens : S->m->n_ctx;
+    int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, err, sizeof err);
+    bool stream_cmd = cmd.kind == LMTP_GENERATE || cmd.kind == LMTP_SCORE;
+    /* LMQL's client reads stream errors from TOKEN replies only. */
+    const char *word = rc == 0 || cmd.has_stream_id ? (stream_cmd ? "TOKEN" : "MSG") : "MSG";
+    if (rc) {
+        lmql__serve_reply_error(c, word, cmd.has_stream_id ? cmd.stream_id : -1, err);
+        lmql__lmtp_cmd_free(&cmd);
+        return;
+    }
+    if ((stream_cmd || cmd.kind == LMTP_CANCEL || cmd.kind == LMTP_VOCAB || cmd.kind == LMTP_TOKENIZE) &&
+        !cmd.has_stream_id) {
+        lmql__serve_reply_error(c, word, -1, "'stream_id' is required");
+    } else if (!same_model(S, cmd.model)) {
+        snprintf(err, sizeof err, "this server serves '%s', not '%.300s' (start an lmql serve-model for that one)",
+                 S->model_id, cmd.model);
+        lmql__serve_reply_error(c, word, cmd.stream_id, err);
+    } else if (cmd.kind == LMTP_MODEL_INFO) {
+        model_info(c, &cmd);
+    } else if (cmd.kind == LMTP_VOCAB) {
+        vocab_reply(c, &cmd);
+    } else if (cmd.kind == LMTP_TOKENIZE) {
+        tokenize_reply(c, &cmd);
+    } else if (cmd.kind == LMTP_CANCEL) {
+        int n = lmql__engine_cancel(S->eng, c, cmd.stream_id);
+        struct lmql__buf b = {0};
+        lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"cancelled\": %d}]", (long long)cmd.stream_id, n);
+        lmql__serve_reply_buf(c, &b);
+        lmql__buf_free(&b);
+    } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
+        snprintf(err, sizeof err, "too many streams on this connection (limit %d)", S->p.max_streams);
+        lmql__serve_reply_error(c, word, cmd.stream_id, err);
+    } else {
+        /* LMQL's client sends a constraint's token bound as max_tokens, uncapped:
+        ** the stream ends with "length" at the limit and the client asks again. */
+        if (cmd.max_tokens > S->p.max_tokens) cmd.max_tokens = S->p.max_tokens;
+        pthread_mutex_lock(&S->mu);
+        c->refs++;
+        pthread_mutex_unlock(&S->mu);
+        if (lmql__engine_submit(S->eng, c, &cmd, err, sizeof err)) {
+            pthread_mutex_lock(&S->mu);
+            lmql__serve_unref_locked(S, c);
+            pthread_mutex_unlock(&S->mu);
+            lmql__serve_reply_error(c, word, cmd.stream_id, err);
+        }
+    }
+    lmql__lmtp_cmd_free(&cmd);
+}
+
+/* ----------------------------------------------------------- handshake -- */
+
+/* Browsers send the page's origin; a page on this machine may connect. */
+static bool local_origin(const char *o, size_t n) {
+    static const char *const schemes[] = {"http://", "https://"};
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (int s = 0; s < 2; s++) {
+        size_t sn = strlen(schemes[s]);
+        if (n < sn || strncmp(o, schemes[s], sn)) continue;
+        const char *h = o + sn;
+        size_t hn = n - sn;
+        for (int i = 0; i < 3; i++) {
+            size_t k = strlen(hosts[i]);
+            if (hn >= k && !memcmp(h, hosts[i], k) && (hn == k || h[k] == ':' || h[k] == '/')) {
+                /* What follows the host is a port (digits) and nothing else. */
+                size_t j = k;
+                if (j < hn && h[j] == ':') {
+                    j++;
+                    while (j < hn && h[j] >= '0' && h[j] <= '9') j++;
+                }
+                return j == hn || h[j] == '/';
+            }
+        }
+    }
+    return false;
+}
+
+static bool origin_allowed(struct lmql_server *S, const char *o, size_t on) {
+    if (local_origin(o, on)) return true;
+    const char *list = S->p.allow_origin;
+    if (!list) return false;
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        const char *e = list + n;
+        while (list < e && *list == ' ') list++;
+        size_t k = (size_t)(e - list);
+        while (k && list[k - 1] == ' ') k--;
+        if ((k == 1 && list[0] == '*') || (k == on && !memcmp(list, o, k))) return true;
+        list = *e ? e + 1 : e;
+    }
+    return false;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The token of ?token=... in the request target, percent-decoded into out;
+** false when there is none or it does not fit. */
+static bool url_token(const struct lmql__ws_request *rq, char *out, size_t cap) {
+    const char *q = memchr(rq->target, '?', rq->target_len), *end = rq->target + rq->target_len;
+    while (q && q < end) {
+        q++;
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *ae = amp ? amp : end;
+        if (ae - q >= 6 && !memcmp(q, "token=", 6)) {
+            size_t o = 0;
+            for (const char *v = q + 6; v < ae; v++) {
+                int c = (unsigned char)*v;
+                if (c == '%' && ae - v >= 3 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+                    c = hexval(v[1]) * 16 + hexval(v[2]);
+                    v += 2;
+                } else if (c == '+') {
+                    c = ' ';
+                }
+                if (o + 1 >= cap) return false;
+                out[o++] = (char)c;
+            }
+            out[o] = 0;
+            return true;
+        }
+        q = amp;
+    }
+    return false;
+}
+
+/* Compare every byte whatever the first difference: no timing hint. */
+static bool same_secret(const char *t, size_t a, const char *want) {
+    size_t b = strlen(want);
+    unsigned diff = a != b;
+    for (size_t i = 0; i < b; i++) diff |= (unsigned)((i < a ? (unsigned char)t[i] : 0) ^ (unsigned char)want[i]);
+    return !diff;
+}
+
+static bool token_ok(struct lmql_server *S, const struct lmql__ws_request *rq) {
+    if (!S->p.token) return true;
+    /* Authorization: Bearer T; else ?token=T; else the bare header. */
+    if (rq->auth && rq->auth_len > 7 && !strncmp(rq->auth, "Bearer ", 7))
+        return same_secret(rq->auth + 7, rq->auth_len - 7, S->p.token);
+    char arg[1024];
+    if (url_token(rq, arg, sizeof arg)) return same_secret(arg, strlen(arg), S->p.token);
+    return rq->auth && same_secret(rq->auth, rq->auth_len, S->p.token);
+}
+
+const char *lmql__serve_admit(struct lmql_server *S, const struct lmql__ws_request *rq) {
+    if (rq->origin && !origin_allowed(S, rq->origin, rq->origin_len)) {
+        lmql__serve_logf(S, "refused a connection from origin %.*s (allow it with --allow-origin)",
+                         (int)(rq->origin_len > 200 ? 200 : rq->origin_len), rq->origin);
+        return "origin not allowed (see --allow-origin)";
+    }
+    if (!token_ok(S, rq)) {
+        lmql__serve_logf(S, "refused a connection without the right token");
+        return "a valid token is required";
+    }
+    return NULL;
+}
