@@ -34,9 +34,16 @@ static int n_positional(int argc, const char **names) {
 
 /* ---------------------------------------------------------- functions -- */
 
-static struct lmql_val *to_str(struct lmql_val *v) {
+/* A failed equality/ordering/str/repr of values: why (value.h), in err. */
+static struct lmql_val *val_berr(struct lmql__err *err) {
+    const char *e = lmql__val_error();
+    if (!e) return NULL;   /* out of memory */
+    return berr(err, "%s: %s", strstr(e, "Circular") ? "ValueError" : "RecursionError", e);
+}
+
+static struct lmql_val *to_str(struct lmql_val *v, struct lmql__err *err) {
     struct lmql__buf b = {0};
-    lmql__val_str_into(&b, v);
+    if (lmql__val_str_into(&b, v)) { lmql__buf_free(&b); return val_berr(err); }
     struct lmql_val *s = lmql__val_str(b.data ? b.data : "", b.len);
     lmql__buf_free(&b);
     return s;
@@ -71,11 +78,11 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         if (a->kind == LMQL_V_DICT) return lmql__val_int((int64_t)a->u.dict.len);
         return berr(err, "object of type '%s' has no len()", lmql__val_type_name(a));
     }
-    if (!strcmp(name, "str")) return argc ? to_str(a) : lmql__val_str("", 0);
+    if (!strcmp(name, "str")) return argc ? to_str(a, err) : lmql__val_str("", 0);
     if (!strcmp(name, "repr")) {
         if (argc != 1) return berr(err, "repr() takes exactly one argument");
         struct lmql__buf b = {0};
-        lmql__val_repr_into(&b, a);
+        if (lmql__val_repr_into(&b, a)) { lmql__buf_free(&b); return val_berr(err); }
         struct lmql_val *s = lmql__val_str(b.data ? b.data : "", b.len);
         lmql__buf_free(&b);
         return s;
@@ -107,7 +114,8 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
     if (!strcmp(name, "abs")) {
         if (argc != 1) return berr(err, "abs() takes exactly one argument");
         if (a->kind == LMQL_V_FLOAT) return lmql__val_float(fabs(a->u.f));
-        if (intlike(a) && ival(a) != INT64_MIN) return lmql__val_int(ival(a) < 0 ? -ival(a) : ival(a));
+        if (intlike(a) && ival(a) == INT64_MIN) return berr(err, "integer overflow in abs(): the result does not fit in 64 bits");
+        if (intlike(a)) return lmql__val_int(ival(a) < 0 ? -ival(a) : ival(a));
         return berr(err, "bad operand type for abs(): '%s'", lmql__val_type_name(a));
     }
     if (!strcmp(name, "range")) {
@@ -121,10 +129,19 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             if (argc == 3) step = ival(argv[2]);
         } else return berr(err, "range expected 1 to 3 arguments");
         if (step == 0) return berr(err, "range() arg 3 must not be zero");
-        double count = ceil(((double)hi - (double)lo) / (double)step);
+        /* The item count exactly, in unsigned arithmetic: hi - lo and lo + k*step
+        ** overflow int64 near its limits (range(2**63-2, 2**63-1, 2**63-1)). */
+        uint64_t mag = step > 0 ? (uint64_t)step : 0 - (uint64_t)step, count = 0;
+        if (step > 0 ? lo < hi : lo > hi)
+            count = (step > 0 ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi) - 1;
+        if (step > 0 ? lo < hi : lo > hi) count = count / mag + 1;
         if (count > 10000000) return berr(err, "range() of more than 10,000,000 items is not supported");
-        struct lmql_val *l = lmql__val_list(count > 0 ? (size_t)count : 0);
-        for (int64_t i = lo; l && (step > 0 ? i < hi : i > hi); i += step) lmql__list_push(l, lmql__val_int(i));
+        struct lmql_val *l = lmql__val_list((size_t)count);
+        for (uint64_t k = 0; l && k < count; k++)
+            if (lmql__list_push(l, lmql__val_int((int64_t)((uint64_t)lo + k * (uint64_t)step)))) {
+                lmql__val_unref(l);
+                return NULL;
+            }
         return l;
     }
     if (!strcmp(name, "list") || !strcmp(name, "tuple")) {
@@ -149,7 +166,10 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         if (!items) { lmql__val_unref(out); return berr(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
         for (size_t i = 0; i < items->u.list.len; i++) {
             bool seen = false;
-            for (size_t j = 0; j < out->u.list.len && !seen; j++) seen = lmql__val_equal(out->u.list.items[j], items->u.list.items[i]);
+            for (size_t j = 0; j < out->u.list.len && !seen; j++) {
+                seen = lmql__val_equal(out->u.list.items[j], items->u.list.items[i]);
+                if (lmql__val_error()) { lmql__val_unref(items); lmql__val_unref(out); return val_berr(err); }
+            }
             if (!seen) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
         }
         lmql__val_unref(items);
@@ -175,7 +195,10 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             size_t j = i;
             while (j > 0) {
                 int c = lmql__val_compare(out->u.list.items[j - 1], x);
-                if (c == -2) { lmql__val_unref(out); return berr(err, "sorted(): values cannot be compared"); }
+                if (c == -2) {
+                    lmql__val_unref(out);
+                    return lmql__val_error() ? val_berr(err) : berr(err, "sorted(): values cannot be compared");
+                }
                 if (reverse ? c >= 0 : c <= 0) break;
                 out->u.list.items[j] = out->u.list.items[j - 1];
                 j--;
@@ -222,7 +245,14 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             bool fl = false;
             for (size_t i = 0; i < n; i++) {
                 if (v[i]->kind == LMQL_V_FLOAT) { fl = true; sf += v[i]->u.f; }
-                else if (intlike(v[i])) { si += ival(v[i]); sf += (double)ival(v[i]); }
+                else if (intlike(v[i])) {
+                    /* Python's ints do not overflow; ours say so instead of wrapping */
+                    if (!fl && __builtin_add_overflow(si, ival(v[i]), &si)) {
+                        lmql__val_unref(items);
+                        return berr(err, "integer overflow in sum(): the result does not fit in 64 bits");
+                    }
+                    sf += (double)ival(v[i]);
+                }
                 else { lmql__val_unref(items); return berr(err, "unsupported operand type for sum: '%s'", lmql__val_type_name(v[i])); }
             }
             out = fl ? lmql__val_float(sf) : lmql__val_int(si);
@@ -233,7 +263,10 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             struct lmql_val *best = v[0];
             for (size_t i = 1; i < n; i++) {
                 int c = lmql__val_compare(v[i], best);
-                if (c == -2) { lmql__val_unref(items); return berr(err, "values of %s() cannot be compared", name); }
+                if (c == -2) {
+                    lmql__val_unref(items);
+                    return lmql__val_error() ? val_berr(err) : berr(err, "values of %s() cannot be compared", name);
+                }
                 if (name[1] == 'i' ? c < 0 : c > 0) best = v[i];
             }
             out = lmql__val_ref(best);
@@ -437,13 +470,13 @@ static struct lmql_val *str_format(struct lmql_val *self, int argc, struct lmql_
         struct lmql__buf t = {0};
         struct lmql_val *shown = v;
         if (conv && *conv == 'r') {
-            lmql__val_repr_into(&t, v);
+            if (lmql__val_repr_into(&t, v)) { lmql__buf_free(&t); lmql__buf_free(&b); return val_berr(err); }
             shown = lmql__val_str(t.data ? t.data : "", t.len);
             lmql__buf_free(&t);
         }
         int rc = spec ? lmql__val_format(&b, shown, spec, err) : lmql__val_str_into(&b, shown);
         if (shown != v) lmql__val_unref(shown);
-        if (rc) { lmql__buf_free(&b); return NULL; }
+        if (rc) { lmql__buf_free(&b); return err->msg[0] ? NULL : val_berr(err); }
     }
     struct lmql_val *out = lmql__val_str(b.data ? b.data : "", b.len);
     lmql__buf_free(&b);
@@ -605,6 +638,7 @@ static struct lmql_val *list_method(const char *m, struct lmql_val *self, int ar
     if (!strcmp(m, "index")) {
         for (size_t i = 0; argc == 1 && i < self->u.list.len; i++)
             if (lmql__val_equal(self->u.list.items[i], argv[0])) return lmql__val_int((int64_t)i);
+            else if (lmql__val_error()) return val_berr(err);
         return berr(err, "value is not in list");
     }
     if (!strcmp(m, "insert")) {

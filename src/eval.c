@@ -5,6 +5,8 @@
 #include "interp_int.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,48 @@ int lmql__set_name(struct interp *I, const char *name, struct lmql_val *v) {
 static struct lmql_val *oom(struct interp *I) {
     lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     return NULL;
+}
+
+int lmql__val_fail(struct interp *I, const struct lmql_node *n) {
+    const char *e = lmql__val_error();
+    if (!e) return lmql__fail(I, n, LMQL_ERR_NOMEM, "out of memory");
+    return lmql__fail(I, n, LMQL_ERR_RUNTIME, "%s: %s", strstr(e, "Circular") ? "ValueError" : "RecursionError", e);
+}
+
+/* The list or dict that makes key unhashable (key itself, or in a tuple). */
+static const struct lmql_val *unhashable_part(const struct lmql_val *key) {
+    if (key->kind != LMQL_V_TUPLE) return key;
+    for (size_t i = 0; i < key->u.list.len; i++)
+        if (!lmql__val_hashable(key->u.list.items[i])) return unhashable_part(key->u.list.items[i]);
+    return key;
+}
+
+int lmql__check_key(struct interp *I, const struct lmql_node *n, const struct lmql_val *key) {
+    if (lmql__val_hashable(key)) return 0;
+    return lmql__fail(I, n, LMQL_ERR_RUNTIME, "TypeError: unhashable type: '%s'",
+                      lmql__val_type_name(unhashable_part(key)));
+}
+
+/*
+** The C stack a thread may use for evaluation: below stack_floor an
+** expression fails instead of overflowing the stack. Parse limits bound
+** each expression, but evaluation also nests through calls of defs and
+** queries; the floor leaves a margin for what runs under an expression
+** (a nested query decoding, str() of a deep value).
+*/
+static _Thread_local uintptr_t stack_floor;
+
+void lmql__stack_mark(void) {
+    pthread_attr_t a;
+    void *lo;
+    size_t size;
+    stack_floor = 0;
+    if (pthread_getattr_np(pthread_self(), &a)) return;
+    if (!pthread_attr_getstack(&a, &lo, &size)) {
+        size_t margin = size / 4 < ((size_t)1 << 20) ? size / 4 : ((size_t)1 << 20);
+        stack_floor = (uintptr_t)lo + margin;
+    }
+    pthread_attr_destroy(&a);
 }
 
 static struct lmql_val *str_concat(struct interp *I, const struct lmql_val *a, const struct lmql_val *b) {
@@ -108,18 +152,40 @@ static struct lmql_val *binop(struct interp *I, const struct lmql_node *n, enum 
         case LMQL_BINOP_FLOORDIV:
         case LMQL_BINOP_MOD:
             if (y == 0) { lmql__fail(I, n, LMQL_ERR_RUNTIME, "integer division or modulo by zero"); return NULL; }
-            if (x == INT64_MIN && y == -1) goto overflow;
+            if (x == INT64_MIN && y == -1) {   /* C leaves both undefined; Python: // overflows, % is 0 */
+                if (op == LMQL_BINOP_FLOORDIV) goto overflow;
+                r = 0;
+                break;
+            }
             r = op == LMQL_BINOP_FLOORDIV ? x / y - ((x % y != 0) && ((x < 0) != (y < 0))) : x % y;
             if (op == LMQL_BINOP_MOD && r != 0 && ((r < 0) != (y < 0))) r += y;
             break;
         case LMQL_BINOP_POW:
             if (y < 0) return lmql__val_float(pow((double)x, (double)y));
+            /* by squaring: 1 ** 10**18 must not loop 10**18 times */
             r = 1;
-            for (int64_t i = 0; i < y; i++)
-                if (__builtin_mul_overflow(r, x, &r)) goto overflow;
+            for (int64_t base = x, e = y;;) {
+                if ((e & 1) && __builtin_mul_overflow(r, base, &r)) goto overflow;
+                e >>= 1;
+                if (!e) break;
+                if (__builtin_mul_overflow(base, base, &base)) goto overflow;
+            }
             break;
-        case LMQL_BINOP_LSHIFT: if (y < 0 || y > 62) goto overflow; r = x << y; break;
-        case LMQL_BINOP_RSHIFT: if (y < 0) goto overflow; r = y > 63 ? (x < 0 ? -1 : 0) : x >> y; break;
+        case LMQL_BINOP_LSHIFT:
+            if (y < 0) {
+                lmql__fail(I, n, LMQL_ERR_RUNTIME, "ValueError: negative shift count");
+                return NULL;
+            }
+            /* x << y is x * 2**y (a shift of a negative number is undefined in C) */
+            if (x == 0) { r = 0; break; }
+            if (y > 62 || __builtin_mul_overflow(x, (int64_t)1 << y, &r)) goto overflow;
+            break;
+        case LMQL_BINOP_RSHIFT:
+            if (y < 0) {
+                lmql__fail(I, n, LMQL_ERR_RUNTIME, "ValueError: negative shift count");
+                return NULL;
+            }
+            r = y > 63 ? (x < 0 ? -1 : 0) : x >> y; break;
         case LMQL_BINOP_BITAND: r = x & y; break;
         case LMQL_BINOP_BITOR: r = x | y; break;
         case LMQL_BINOP_BITXOR: r = x ^ y; break;
@@ -128,7 +194,8 @@ static struct lmql_val *binop(struct interp *I, const struct lmql_node *n, enum 
         struct lmql_val *v = lmql__val_int(r);
         return v ? v : oom(I);
     overflow:
-        lmql__fail(I, n, LMQL_ERR_RUNTIME, "integer overflow in %s", lmql__binop_text(op));
+        lmql__fail(I, n, LMQL_ERR_RUNTIME, "integer overflow in %s: the result does not fit in 64 bits",
+                   lmql__binop_text(op));
         return NULL;
     }
     double x = as_float(a), y = as_float(b), r;
@@ -164,11 +231,17 @@ static int contains(struct interp *I, const struct lmql_node *n, struct lmql_val
         return 0;
     }
     if (c->kind == LMQL_V_LIST || c->kind == LMQL_V_TUPLE) {
-        for (size_t i = 0; i < c->u.list.len; i++)
+        for (size_t i = 0; i < c->u.list.len; i++) {
             if (lmql__val_equal(c->u.list.items[i], x)) return 1;
+            if (lmql__val_error()) return lmql__val_fail(I, n);
+        }
         return 0;
     }
-    if (c->kind == LMQL_V_DICT) return lmql__dict_get(c, x) != NULL;
+    if (c->kind == LMQL_V_DICT) {
+        if (lmql__check_key(I, n, x)) return -1;
+        int r = lmql__dict_get(c, x) != NULL;
+        return lmql__val_error() ? lmql__val_fail(I, n) : r;
+    }
     lmql__fail(I, n, LMQL_ERR_RUNTIME, "argument of type '%s' is not iterable", lmql__val_type_name(c));
     return -1;
 }
@@ -177,14 +250,18 @@ static int compare1(struct interp *I, const struct lmql_node *n, enum lmql_cmpop
                     struct lmql_val *b) {
     int c;
     switch (op) {
-    case LMQL_CMPOP_EQ: return lmql__val_equal(a, b);
-    case LMQL_CMPOP_NE: return !lmql__val_equal(a, b);
+    case LMQL_CMPOP_EQ:
+    case LMQL_CMPOP_NE:
+        c = lmql__val_equal(a, b);
+        if (lmql__val_error()) return lmql__val_fail(I, n);
+        return op == LMQL_CMPOP_EQ ? c : !c;
     case LMQL_CMPOP_IS: return a == b || (a->kind == LMQL_V_NONE && b->kind == LMQL_V_NONE);
     case LMQL_CMPOP_IS_NOT: return !(a == b || (a->kind == LMQL_V_NONE && b->kind == LMQL_V_NONE));
     case LMQL_CMPOP_IN: return contains(I, n, b, a);
     case LMQL_CMPOP_NOT_IN: c = contains(I, n, b, a); return c < 0 ? -1 : !c;
     default:
         c = lmql__val_compare(a, b);
+        if (c == -2 && lmql__val_error()) return lmql__val_fail(I, n);
         if (c == -2) {
             lmql__fail(I, n, LMQL_ERR_RUNTIME, "'%s' not supported between '%s' and '%s'", lmql__cmpop_text(op),
                        lmql__val_type_name(a), lmql__val_type_name(b));
@@ -259,9 +336,11 @@ static struct lmql_val *subscript(struct interp *I, const struct lmql_node *n, s
     if (!key) return NULL;
     struct lmql_val *out = NULL;
     if (obj->kind == LMQL_V_DICT) {
-        out = lmql__dict_get(obj, key);
+        out = lmql__check_key(I, n, key) ? NULL : lmql__dict_get(obj, key);
         if (out) lmql__val_ref(out);
-        else {
+        else if (I->err->msg[0] || lmql__val_error()) {
+            if (!I->err->msg[0]) lmql__val_fail(I, n);
+        } else {
             struct lmql__buf b = {0};
             lmql__val_repr_into(&b, key);
             lmql__fail(I, n, LMQL_ERR_RUNTIME, "KeyError: %s", b.data ? b.data : "?");
@@ -329,12 +408,12 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *p, struct lmql_v
     struct lmql_val *shown = v;
     struct lmql__buf conv = {0};
     if (p->u.interp.conv == 'r' || p->u.interp.conv == 'a') {
-        lmql__val_repr_into(&conv, v);
+        if (lmql__val_repr_into(&conv, v)) { lmql__buf_free(&conv); return lmql__val_fail(I, p); }
         shown = lmql__val_str(conv.data ? conv.data : "", conv.len);
         lmql__buf_free(&conv);
         if (!shown) return lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory");
     } else if (p->u.interp.conv == 's' && p->u.interp.spec && *p->u.interp.spec) {
-        lmql__val_str_into(&conv, v);
+        if (lmql__val_str_into(&conv, v)) { lmql__buf_free(&conv); return lmql__val_fail(I, p); }
         shown = lmql__val_str(conv.data ? conv.data : "", conv.len);
         lmql__buf_free(&conv);
         if (!shown) return lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory");
@@ -344,7 +423,7 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *p, struct lmql_v
         struct lmql__err e = {{0}};
         if (lmql__val_format(out, shown, p->u.interp.spec, &e)) rc = lmql__fail(I, p, LMQL_ERR_RUNTIME, "%s", e.msg);
     } else {
-        rc = lmql__val_str_into(out, shown) ? lmql__fail(I, p, LMQL_ERR_NOMEM, "out of memory") : 0;
+        rc = lmql__val_str_into(out, shown) ? lmql__val_fail(I, p) : 0;
     }
     if (shown != v) lmql__val_unref(shown);
     return rc;
@@ -376,6 +455,7 @@ static struct lmql_val *eval_display(struct interp *I, const struct lmql_node *n
         if (!d) return oom(I);
         for (int32_t i = 0; i < n->u.dict.keys.n; i++) {
             struct lmql_val *k = lmql__eval(I, n->u.dict.keys.items[i]);
+            if (k && lmql__check_key(I, n->u.dict.keys.items[i], k)) { lmql__val_unref(k); k = NULL; }
             struct lmql_val *v = k ? lmql__eval(I, n->u.dict.values.items[i]) : NULL;
             if (!k || !v || lmql__dict_set(d, k, v)) {
                 if (k && !v) lmql__val_unref(k);
@@ -461,6 +541,12 @@ fail:
 
 struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n) {
     struct lmql_val *a, *b, *v;
+    char here;
+    if (!stack_floor) lmql__stack_mark();
+    if ((uintptr_t)&here < stack_floor) {
+        lmql__fail(I, n, LMQL_ERR_RUNTIME, "RecursionError: expression nested too deeply (out of stack)");
+        return NULL;
+    }
     switch (n->kind) {
     case LMQL_NODE_INT: v = lmql__val_int(n->u.i); return v ? v : oom(I);
     case LMQL_NODE_FLOAT: v = lmql__val_float(n->u.f); return v ? v : oom(I);
@@ -500,7 +586,10 @@ struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n) {
         if (n->u.unary.op == LMQL_UNOP_NOT) v = lmql__val_bool(!lmql__val_truthy(a));
         else if (a->kind == LMQL_V_FLOAT)
             v = lmql__val_float(n->u.unary.op == LMQL_UNOP_NEG ? -a->u.f : a->u.f);
-        else if (is_intlike(a) && n->u.unary.op != LMQL_UNOP_INVERT && !(n->u.unary.op == LMQL_UNOP_NEG && as_int(a) == INT64_MIN))
+        else if (is_intlike(a) && n->u.unary.op == LMQL_UNOP_NEG && as_int(a) == INT64_MIN) {
+            lmql__fail(I, n, LMQL_ERR_RUNTIME, "integer overflow in unary -: the result does not fit in 64 bits");
+            v = NULL;
+        } else if (is_intlike(a) && n->u.unary.op != LMQL_UNOP_INVERT)
             v = lmql__val_int(n->u.unary.op == LMQL_UNOP_NEG ? -as_int(a) : as_int(a));
         else if (is_intlike(a) && n->u.unary.op == LMQL_UNOP_INVERT) v = lmql__val_int(~as_int(a));
         else {
@@ -574,7 +663,9 @@ int lmql__assign(struct interp *I, const struct lmql_node *t, struct lmql_val *v
         int rc = -1;
         if (!key) goto out;
         if (obj->kind == LMQL_V_DICT) {
-            rc = lmql__dict_set(obj, lmql__val_ref(key), lmql__val_ref(v));
+            rc = lmql__check_key(I, t->u.sub.index, key);
+            if (rc == 0 && lmql__dict_set(obj, lmql__val_ref(key), lmql__val_ref(v)))
+                rc = lmql__val_fail(I, t);
         } else if (obj->kind == LMQL_V_LIST && is_intlike(key)) {
             int64_t i = norm_index(as_int(key), obj->u.list.len);
             if (i < 0) lmql__fail(I, t, LMQL_ERR_RUNTIME, "list assignment index out of range");

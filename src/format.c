@@ -121,7 +121,11 @@ int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char
     } else {
         return lmql__errf(err, "format code '%c' does not apply to %s", type, lmql__val_type_name(v));
     }
-    if (rc) { lmql__buf_free(&body); return lmql__errf(err, "out of memory"); }
+    if (rc) {
+        lmql__buf_free(&body);
+        const char *why = lmql__val_error();   /* str() of a value nested too deeply */
+        return why ? lmql__errf(err, "RecursionError: %s", why) : lmql__errf(err, "out of memory");
+    }
     const char *b = body.data ? body.data : "";
     size_t len = body.len, chars = n_chars(b, len);
     size_t pad = (size_t)width > chars ? (size_t)width - chars : 0;

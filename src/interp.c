@@ -718,9 +718,10 @@ static int resolve_model(struct interp *I, struct lmql__model *inherited) {
         if (v->kind == LMQL_V_STR) id = v->u.str.s;
         else if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) spec = v->u.obj.ptr;
         else {
+            lmql__fail(I, I->q->from, LMQL_ERR_QUERY, "'from' needs a model name or lmql.model(...), not %s",
+                       lmql__val_type_name(v));
             lmql__val_unref(v);
-            return lmql__fail(I, I->q->from, LMQL_ERR_QUERY, "'from' needs a model name or lmql.model(...), not %s",
-                              lmql__val_type_name(v));
+            return -1;
         }
     }
     if (!id && !spec && inherited) {
@@ -729,9 +730,11 @@ static int resolve_model(struct interp *I, struct lmql__model *inherited) {
     }
     if (!id && !spec) id = p->default_model;
     if (!id && !spec) id = getenv("LMQL_DEFAULT_MODEL");
-    if ((!id || !*id) && !spec)
+    if ((!id || !*id) && !spec) {
+        lmql__val_unref(v);   /* from "": the evaluated (empty) name */
         return lmql__fail(I, NULL, LMQL_ERR_MODEL, "no model: add `from \"local:llama.cpp:PATH.gguf\"` to the query, "
                           "pass --model ID, or set LMQL_DEFAULT_MODEL");
+    }
     struct lmql__err e = {{0}};
     I->model = spec ? I->host->get_model(I->host->ud, spec->id, spec->kv, spec->n_kv, &e)
                     : I->host->get_model(I->host->ud, id, NULL, 0, &e);
@@ -808,6 +811,7 @@ static int beam_replay(struct interp *I, struct lmql_val *args, struct lmql__bea
 /* A copy of I's configuration with a sequence state of its own (threads). */
 static void interp_fork(struct interp *T, const struct interp *I, struct lmql__rerr *err, struct lmql__model *model) {
     *T = *I;
+    T->gc = lmql__gc_current();
     T->err = err;
     T->globals = NULL;
     T->locals = NULL;
@@ -844,6 +848,7 @@ static int beam_replay(struct interp *I, struct lmql_val *args, struct lmql__bea
 
 static void *replay_main(void *p) {
     struct par_replay *r = p;
+    lmql__gc_enter(r->I.gc);   /* containers made here belong to the run */
     r->rc = r->I.gen.mask ? beam_replay(&r->I, r->args, r->io, r->slot, r->res, r->frontier)
                           : lmql__fail(&r->I, NULL, LMQL_ERR_NOMEM, "out of memory");
     lmql__batcher_leave(r->batcher);
@@ -1088,6 +1093,7 @@ struct par_seq {
 
 static void *par_main(void *p) {
     struct par_seq *ps = p;
+    lmql__gc_enter(ps->I.gc);   /* containers made here belong to the run */
     ps->rc = run_sequence(&ps->I, ps->args, ps->s, 0, ps->res, &ps->ret);
     lmql__batcher_leave(ps->batcher);
     return NULL;
@@ -1329,7 +1335,22 @@ done:
 int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                      struct lmql__run_out *out, struct lmql__rerr *err) {
     memset(err, 0, sizeof *err);
-    return run_query(host, q, args, NULL, NULL, 0, out, err);
+    /* The containers of this run join a registry that frees their cycles
+    ** at the end (value.h); results leave it checked free of cycles. */
+    struct lmql__gc *gc = lmql__gc_new();
+    if (!gc) {
+        memset(out, 0, sizeof *out);
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        err->status = LMQL_ERR_NOMEM;
+        return -1;
+    }
+    struct lmql__gc *prev = lmql__gc_enter(gc);
+    int rc = run_query(host, q, args, NULL, NULL, 0, out, err);
+    if (rc == 0) rc = lmql__results_check(out, err);
+    if (rc) lmql__run_out_free(out);
+    lmql__gc_enter(prev);
+    lmql__gc_finish(gc);
+    return rc;
 }
 
 /* A copy of the caller's top-level names, so query functions see the

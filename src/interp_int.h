@@ -13,6 +13,7 @@ enum flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN };
 
 struct interp {
     const struct lmql__host *host;
+    struct lmql__gc *gc;             /* the run's container registry (set for threads) */
     const struct lmql_ast_query *q;
     struct lmql__rerr *err;
     struct lmql_val *globals;        /* dict */
@@ -41,6 +42,13 @@ struct interp {
 /* Record an error at node n (NULL: no position). Returns -1. */
 int lmql__fail(struct interp *I, const struct lmql_node *n, lmql_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The error of a failed equality/ordering/str/repr/JSON of values
+** (recursion depth, circular reference; out of memory otherwise). -1. */
+int lmql__val_fail(struct interp *I, const struct lmql_node *n);
+/* 0 when key can be a dict key; else Python's TypeError, -1. */
+int lmql__check_key(struct interp *I, const struct lmql_node *n, const struct lmql_val *key);
+/* Note this thread's stack limits for the evaluation guard (eval.c). */
+void lmql__stack_mark(void);
 /* Count one step against max_steps; -1 when over. */
 int lmql__step(struct interp *I, const struct lmql_node *n);
 
@@ -74,6 +82,11 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
                                     struct lmql_val **argv, const char **names);
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
+
+/* Results leave the run as JSON: a cycle (or nesting past the depth
+** limit) in a variable or return value is an error of the run, found
+** here while the run's registry can still free it (interp_results.c). */
+int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err);
 
 /* A model named in `from` or by lmql.model(...). */
 struct lmql__model_spec {

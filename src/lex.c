@@ -62,15 +62,28 @@ int lmql__srcmap_init(struct lmql_srcmap *m, struct lmql_arena *a,
   m->len = len;
   m->file = file ? file : "<input>";
   m->lines = lmql__arena_alloc(a, (size_t)n * sizeof *m->lines);
-  m->cache = lmql__arena_alloc(a, sizeof *m->cache);
-  if (!m->lines || !m->cache) return -1;
-  m->cache->col = 1;
+  m->cont = lmql__arena_alloc(a, (len / LMQL_SRCMAP_STRIDE + 1) * sizeof *m->cont);
+  if (!m->lines || !m->cont) return -1;
   m->n_lines = n;
   int32_t k = 1;
   m->lines[0] = 0;
   for (size_t i = 0; i < len && k < n; i++)
     if (src[i] == '\n') m->lines[k++] = i + 1;
+  uint32_t c = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (i % LMQL_SRCMAP_STRIDE == 0) m->cont[i / LMQL_SRCMAP_STRIDE] = c;
+    c += ((unsigned char)src[i] & 0xC0) == 0x80;
+  }
+  if (len % LMQL_SRCMAP_STRIDE == 0) m->cont[len / LMQL_SRCMAP_STRIDE] = c;
   return 0;
+}
+
+/* UTF-8 continuation bytes in src[0, off). */
+static size_t cont_before(const struct lmql_srcmap *m, size_t off) {
+  size_t c = m->cont[off / LMQL_SRCMAP_STRIDE];
+  for (size_t i = off - off % LMQL_SRCMAP_STRIDE; i < off; i++)
+    c += ((unsigned char)m->src[i] & 0xC0) == 0x80;
+  return c;
 }
 
 struct lmql_pos lmql__srcmap_pos(const struct lmql_srcmap *m, size_t offset) {
@@ -81,30 +94,11 @@ struct lmql_pos lmql__srcmap_pos(const struct lmql_srcmap *m, size_t offset) {
     int32_t mid = lo + (hi - lo + 1) / 2;
     if (m->lines[mid] <= offset) lo = mid; else hi = mid - 1;
   }
-  int32_t col = 1;
   size_t from = m->lines[lo];
-  struct lmql_poscache *c = m->cache;
-  if (c && c->line_idx == lo && c->off >= from && c->off > offset) {
-    /* a little to the left of the last lookup (a node's start is looked
-    ** up after its first operand): count backwards */
-    col = c->col;
-    for (size_t i = offset; i < c->off; i++)
-      if (((unsigned char)m->src[i] & 0xC0) != 0x80) col--;
-  } else {
-    if (c && c->line_idx == lo && c->off >= from && c->off <= offset) {
-      from = c->off;
-      col = c->col;
-    }
-    for (size_t i = from; i < offset; i++)
-      if (((unsigned char)m->src[i] & 0xC0) != 0x80) col++;
-  }
-  if (c) {
-    c->off = offset;
-    c->line_idx = lo;
-    c->col = col;
-  }
+  /* characters = bytes - continuation bytes */
+  size_t chars = (offset - from) - (cont_before(m, offset) - cont_before(m, from));
   p.line = lo + 1;
-  p.col = col;
+  p.col = chars < INT32_MAX - 1 ? (int32_t)chars + 1 : INT32_MAX;
   p.offset = offset;
   return p;
 }

@@ -47,13 +47,6 @@ struct lmql_pos {
   size_t offset;
 };
 
-/* Remembers the last lookup: positions are mostly asked for in increasing
-** order, so columns on long lines are counted incrementally. */
-struct lmql_poscache {
-  size_t off;
-  int32_t line_idx, col;
-};
-
 /* Line table of one source text, for offset -> line:col. */
 struct lmql_srcmap {
   const char *src;
@@ -61,8 +54,14 @@ struct lmql_srcmap {
   const char *file;      /* borrowed, for diagnostics */
   size_t *lines;         /* start offset of each line */
   int32_t n_lines;
-  struct lmql_poscache *cache; /* arena memory, mutable through const */
+  /* UTF-8 continuation bytes before each multiple of LMQL_SRCMAP_STRIDE:
+  ** a column is then a subtraction plus a scan of under one stride, so a
+  ** lookup costs the same wherever it lands.  (A cache of the last lookup
+  ** made flat chains such as a+a+...+a quadratic: every operator node
+  ** looks up its left operand's start, far back on the same line.) */
+  uint32_t *cont;
 };
+#define LMQL_SRCMAP_STRIDE 64
 
 struct lmql_token {
   enum lmql_tok_kind kind;

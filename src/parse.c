@@ -184,6 +184,16 @@ void lmql__p_enter(struct lmql_parser *p) {
 
 void lmql__p_leave(struct lmql_parser *p) { p->depth--; }
 
+void lmql__p_chain_link(struct lmql_parser *p) {
+  if (++p->chain > LMQL_PARSE_MAX_CHAIN) {
+    p->suppress = 0;
+    lmql__p_error_at(p, p->toks[p->i].off,
+                     "expression nested too deeply (more than %d chained operations); "
+                     "split it into several statements", LMQL_PARSE_MAX_CHAIN);
+    longjmp(*p->bail, 1);
+  }
+}
+
 /* ---- memory ---- */
 
 void lmql__p_oom(struct lmql_parser *p) {

@@ -26,6 +26,11 @@
 #include "lex.h"
 
 #define LMQL_PARSE_DEFAULT_MAX_DEPTH 200
+/* Links of operator and trailer chains (a+b+c, a.b.c, a[0][0], a**b**c)
+** on one path of the tree.  They nest the tree as brackets do, but a
+** program writes thousands without a bracket: every walk over the tree
+** (evaluation, where-clause compilation) recurses once per link. */
+#define LMQL_PARSE_MAX_CHAIN 2000
 
 struct lmql_parse_opts {
   /* Nesting limit for brackets, operators, blocks and nested queries, so
@@ -70,6 +75,7 @@ struct lmql_parser {
   struct lmql_diags *d;
   struct lmql_srcmap sm;
   int32_t max_depth, depth;
+  int32_t chain;                  /* chain links on the current path */
   jmp_buf *bail;                  /* out of memory / too deep: abandon */
   int oom;
 
@@ -111,6 +117,9 @@ void lmql__p_unexpected(struct lmql_parser *p, const char *where);
 void lmql__p_unsupported(struct lmql_parser *p, const struct lmql_token *t);
 void lmql__p_enter(struct lmql_parser *p);
 void lmql__p_leave(struct lmql_parser *p);
+/* One more link of an operator/trailer chain (see LMQL_PARSE_MAX_CHAIN);
+** the caller takes its links back with p->chain -= n when the chain ends. */
+void lmql__p_chain_link(struct lmql_parser *p);
 
 /* memory and nodes */
 void *lmql__p_alloc(struct lmql_parser *p, size_t size);

@@ -306,13 +306,16 @@ void lmql__p_call_args(struct lmql_parser *p, struct lmql_vec *args, int close) 
 /* primary -> atom { '.' NAME | '(' arglist ')' | '[' subscript ']' } */
 struct lmql_node *lmql__p_primary(struct lmql_parser *p) {
   struct lmql_node *n = atom(p);
-  for (;;) {
+  int32_t links = 0;
+  for (;; links++) {
     int k = lmql__p_kind(p);
+    if (k == K(DOT) || k == K(LPAREN) || k == K(LBRACKET)) lmql__p_chain_link(p);
     if (k == K(DOT)) {
       lmql__p_next(p);
       struct lmql_token *t = lmql__p_tok(p);
       if (lmql__p_kind(p) != K(NAME)) {
         lmql__p_unexpected(p, "after '.'");
+        p->chain -= links + 1;
         return n;
       }
       lmql__p_next(p);
@@ -331,6 +334,7 @@ struct lmql_node *lmql__p_primary(struct lmql_parser *p) {
     } else if (k == K(LBRACKET)) {
       n = subscript(p, n);
     } else {
+      p->chain -= links;
       return n;
     }
   }
@@ -346,12 +350,14 @@ static struct lmql_node *power(struct lmql_parser *p) {
   }
   struct lmql_node *n = lmql__p_primary(p);
   if (lmql__p_kind(p) == K(POW)) {
+    lmql__p_chain_link(p);   /* a**b**c recurses here, through factor */
     lmql__p_next(p);
     struct lmql_node *b = lmql__p_node(p, LMQL_NODE_BINOP, n->pos.offset);
     b->u.bin.op = LMQL_BINOP_POW;
     b->u.bin.left = n;
     b->u.bin.right = factor(p);
     n = b;
+    p->chain--;
   }
   return n;
 }
@@ -395,6 +401,7 @@ static const struct {
 static struct lmql_node *binary(struct lmql_parser *p, int level) {
   if (level >= BIN_LEVELS) return factor(p);
   struct lmql_node *left = binary(p, level + 1);
+  int32_t links = 0;
   for (;;) {
     int k = lmql__p_kind(p), found = -1;
     for (size_t i = 0; i < sizeof binops / sizeof binops[0]; i++)
@@ -407,8 +414,11 @@ static struct lmql_node *binary(struct lmql_parser *p, int level) {
         (void)binary(p, level + 1);
         continue;
       }
+      p->chain -= links;
       return left;
     }
+    lmql__p_chain_link(p);
+    links++;
     lmql__p_next(p);
     struct lmql_node *b = lmql__p_node(p, LMQL_NODE_BINOP, left->pos.offset);
     b->u.bin.op = binops[found].op;

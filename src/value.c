@@ -5,6 +5,8 @@
 #include "value.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +15,87 @@ struct lmql_val lmql__none = {.kind = LMQL_V_NONE, .refs = -1};
 struct lmql_val lmql__true = {.kind = LMQL_V_BOOL, .refs = -1, .u.b = true};
 struct lmql_val lmql__false = {.kind = LMQL_V_BOOL, .refs = -1, .u.b = false};
 
+/* ---------------------------------------------------------------------
+** Containers that can hold references (lists, tuples, dicts, functions
+** with a bound receiver) carry a header in front of the value: the links
+** of the registry of the run that made them. Reference counting alone
+** never frees a cycle (`a = []; a.append(a)`); at the end of a run the
+** registry finds the containers that nothing outside the registry holds
+** (CPython's trial deletion) and frees them.
+*/
+struct gc_node {
+    struct gc_node *prev, *next;
+    struct lmql__gc *owner;          /* NULL: untracked (made outside a run, or a survivor) */
+    intptr_t gc_refs;                /* scratch of a collection */
+    struct lmql_val v;
+};
+#define NODE(p) ((struct gc_node *)((char *)(p) - offsetof(struct gc_node, v)))
+
+struct lmql__gc {
+    pthread_mutex_t mu;              /* the threads of one run share its registry */
+    struct gc_node head;             /* circular list sentinel */
+    size_t n;
+};
+
+static _Thread_local struct lmql__gc *gc_current;
+
+static bool tracked_kind(enum lmql_val_kind k) {
+    return k == LMQL_V_LIST || k == LMQL_V_TUPLE || k == LMQL_V_DICT || k == LMQL_V_FUNC;
+}
+
+static void gc_link(struct gc_node *n, struct lmql__gc *g) {
+    n->owner = g;
+    if (!g) { n->prev = n->next = NULL; return; }
+    pthread_mutex_lock(&g->mu);
+    n->next = g->head.next;
+    n->prev = &g->head;
+    g->head.next->prev = n;
+    g->head.next = n;
+    g->n++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gc_unlink(struct gc_node *n) {
+    struct lmql__gc *g = n->owner;
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    g->n--;
+    pthread_mutex_unlock(&g->mu);
+    n->owner = NULL;
+    n->prev = n->next = NULL;
+}
+
+struct lmql__gc *lmql__gc_new(void) {
+    struct lmql__gc *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    if (pthread_mutex_init(&g->mu, NULL)) { free(g); return NULL; }
+    g->head.next = g->head.prev = &g->head;
+    return g;
+}
+
+struct lmql__gc *lmql__gc_enter(struct lmql__gc *g) {
+    struct lmql__gc *prev = gc_current;
+    gc_current = g;
+    return prev;
+}
+
+struct lmql__gc *lmql__gc_current(void) { return gc_current; }
+
 static struct lmql_val *val_new(enum lmql_val_kind k) {
-    struct lmql_val *v = calloc(1, sizeof *v);
-    if (v) {
-        v->kind = k;
-        v->refs = 1;
+    struct lmql_val *v;
+    if (tracked_kind(k)) {
+        struct gc_node *n = calloc(1, sizeof *n);
+        if (!n) return NULL;
+        gc_link(n, gc_current);
+        v = &n->v;
+    } else {
+        v = calloc(1, sizeof *v);
+        if (!v) return NULL;
     }
+    v->kind = k;
+    v->refs = 1;
     return v;
 }
 
@@ -27,28 +104,177 @@ struct lmql_val *lmql__val_ref(struct lmql_val *v) {
     return v;
 }
 
+/* Drop the references a value holds (its contents), leaving it empty. */
+static void clear_contents(struct lmql_val *v) {
+    switch (v->kind) {
+    case LMQL_V_STR: free(v->u.str.s); v->u.str.s = NULL; v->u.str.len = 0; break;
+    case LMQL_V_LIST:
+    case LMQL_V_TUPLE: {
+        struct lmql_val **items = v->u.list.items;
+        size_t n = v->u.list.len;
+        v->u.list.items = NULL;
+        v->u.list.len = v->u.list.cap = 0;
+        for (size_t i = 0; i < n; i++) lmql__val_unref(items[i]);
+        free(items);
+        break;
+    }
+    case LMQL_V_DICT: {
+        struct lmql_val **k = v->u.dict.keys, **x = v->u.dict.vals;
+        size_t n = v->u.dict.len;
+        v->u.dict.keys = v->u.dict.vals = NULL;
+        v->u.dict.len = v->u.dict.cap = 0;
+        free(v->u.dict.ix);
+        v->u.dict.ix = NULL;
+        for (size_t i = 0; i < n; i++) {
+            lmql__val_unref(k[i]);
+            lmql__val_unref(x[i]);
+        }
+        free(k);
+        free(x);
+        break;
+    }
+    case LMQL_V_FUNC: {
+        struct lmql_val *self = v->u.func.self;
+        v->u.func.self = NULL;
+        lmql__val_unref(self);
+        break;
+    }
+    case LMQL_V_OBJ:
+        if (v->u.obj.free) v->u.obj.free(v->u.obj.ptr);
+        v->u.obj.free = NULL;
+        break;
+    default: break;
+    }
+}
+
+/* Freeing a container frees its items, which may be containers: a list
+** nested 100,000 deep would recurse 100,000 frames. Past a small depth the
+** containers to free are queued (through their free header) and freed by
+** the outermost call, one after another (CPython's trashcan). */
+#define TRASH_DEPTH 50
+static _Thread_local int trash_depth;
+static _Thread_local struct gc_node *trash;
+
+static void free_value(struct lmql_val *v) {
+    if (!tracked_kind(v->kind)) {
+        clear_contents(v);
+        free(v);
+        return;
+    }
+    struct gc_node *n = NODE(v);
+    gc_unlink(n);
+    if (trash_depth >= TRASH_DEPTH) {
+        n->next = trash;
+        trash = n;
+        return;
+    }
+    trash_depth++;
+    clear_contents(v);
+    free(n);
+    if (trash_depth == 1) {
+        while (trash) {
+            n = trash;
+            trash = n->next;
+            clear_contents(&n->v);
+            free(n);
+        }
+    }
+    trash_depth--;
+}
+
 void lmql__val_unref(struct lmql_val *v) {
     if (!v || v->refs < 0 || --v->refs > 0) return;
+    free_value(v);
+}
+
+/* The references a tracked container holds, for the collector. */
+static void each_child(struct lmql_val *v, void (*fn)(struct lmql_val *c, void *ud), void *ud) {
     switch (v->kind) {
-    case LMQL_V_STR: free(v->u.str.s); break;
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
-        for (size_t i = 0; i < v->u.list.len; i++) lmql__val_unref(v->u.list.items[i]);
-        free(v->u.list.items);
+        for (size_t i = 0; i < v->u.list.len; i++) fn(v->u.list.items[i], ud);
         break;
     case LMQL_V_DICT:
         for (size_t i = 0; i < v->u.dict.len; i++) {
-            lmql__val_unref(v->u.dict.keys[i]);
-            lmql__val_unref(v->u.dict.vals[i]);
+            fn(v->u.dict.keys[i], ud);
+            fn(v->u.dict.vals[i], ud);
         }
-        free(v->u.dict.keys);
-        free(v->u.dict.vals);
         break;
-    case LMQL_V_FUNC: lmql__val_unref(v->u.func.self); break;
-    case LMQL_V_OBJ: if (v->u.obj.free) v->u.obj.free(v->u.obj.ptr); break;
+    case LMQL_V_FUNC: if (v->u.func.self) fn(v->u.func.self, ud); break;
     default: break;
     }
-    free(v);
+}
+
+static struct gc_node *member(struct lmql_val *c, struct lmql__gc *g) {
+    if (!c || c->refs <= 0 || !tracked_kind(c->kind)) return NULL;
+    struct gc_node *n = NODE(c);
+    return n->owner == g ? n : NULL;
+}
+
+static void subtract_internal(struct lmql_val *c, void *ud) {
+    struct gc_node *n = member(c, ud);
+    if (n) n->gc_refs--;
+}
+
+struct mark_ctx {
+    struct lmql__gc *g;
+    struct gc_node **stack;
+    size_t n;
+};
+
+static void mark_child(struct lmql_val *c, void *ud) {
+    struct mark_ctx *m = ud;
+    struct gc_node *n = member(c, m->g);
+    if (n && n->gc_refs >= 0) {
+        n->gc_refs = -1;   /* reachable */
+        m->stack[m->n++] = n;
+    }
+}
+
+void lmql__gc_finish(struct lmql__gc *g) {
+    if (!g) return;
+    if (gc_current == g) gc_current = NULL;
+    /* Trial deletion: references not held by containers of this registry
+    ** come from outside (results, host values); everything reachable
+    ** from those is alive, the rest is garbage (cycles included). */
+    size_t n = g->n, k = 0;
+    struct gc_node **all = n ? malloc(n * sizeof *all) : NULL;
+    struct gc_node **stack = n ? malloc(n * sizeof *stack) : NULL;
+    if (n && (!all || !stack)) {
+        free(all);
+        free(stack);
+        all = NULL;   /* out of memory: nothing is collected, survivors are untracked below */
+        n = 0;
+    }
+    for (struct gc_node *p = g->head.next; n && p != &g->head; p = p->next) {
+        p->gc_refs = p->v.refs;
+        all[k++] = p;
+    }
+    for (size_t i = 0; i < n; i++) each_child(&all[i]->v, subtract_internal, g);
+    struct mark_ctx m = {g, stack, 0};
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->gc_refs > 0) {
+            all[i]->gc_refs = -1;
+            stack[m.n++] = all[i];
+        }
+    while (m.n) {
+        struct gc_node *p = stack[--m.n];
+        each_child(&p->v, mark_child, &m);
+    }
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->gc_refs >= 0) all[ng++] = all[i];   /* garbage, in place */
+    /* Hold each garbage container while all are emptied, so none is
+    ** freed half-way; then the last references go. */
+    for (size_t i = 0; i < ng; i++) all[i]->v.refs++;
+    for (size_t i = 0; i < ng; i++) clear_contents(&all[i]->v);
+    for (size_t i = 0; i < ng; i++) lmql__val_unref(&all[i]->v);
+    free(all);
+    free(stack);
+    /* The survivors (results) go on as plain reference-counted values. */
+    while (g->head.next != &g->head) gc_unlink(g->head.next);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
 }
 
 struct lmql_val *lmql__val_bool(bool b) { return b ? &lmql__true : &lmql__false; }
@@ -83,7 +309,7 @@ static struct lmql_val *seq_new(enum lmql_val_kind k, size_t cap) {
     if (!v) return NULL;
     if (cap) {
         v->u.list.items = malloc(cap * sizeof *v->u.list.items);
-        if (!v->u.list.items) { free(v); return NULL; }
+        if (!v->u.list.items) { lmql__val_unref(v); return NULL; }
         v->u.list.cap = cap;
     }
     return v;
@@ -124,37 +350,141 @@ int lmql__list_push(struct lmql_val *list, struct lmql_val *item) {
     return 0;
 }
 
-static size_t dict_find(const struct lmql_val *d, const struct lmql_val *key) {
-    for (size_t i = 0; i < d->u.dict.len; i++)
+/* ------------------------------------------------------------ hashing --
+** Dicts keep insertion order in keys/vals and, from DICT_INDEX_MIN entries
+** on, an open-addressing index of entry numbers by key hash: a scope with
+** 100,000 names is a dict, and a linear scan per lookup made programs
+** quadratic in their number of variables. Equal values hash alike
+** (1 == 1.0 == True). */
+#define DICT_INDEX_MIN 8
+
+struct dict_ix {
+    size_t mask;                     /* slots - 1, slots a power of two */
+    uint32_t slot[];                 /* entry + 1, 0 = empty */
+};
+
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t hash_at(const struct lmql_val *v, int depth) {
+    switch (v->kind) {
+    case LMQL_V_NONE: return 0x9e3779b97f4a7c15ull;
+    case LMQL_V_BOOL: return mix((uint64_t)v->u.b);
+    case LMQL_V_INT: return mix((uint64_t)v->u.i);
+    case LMQL_V_FLOAT: {
+        double f = v->u.f;
+        if (f == floor(f) && f >= -9223372036854775808.0 && f < 9223372036854775808.0) return mix((uint64_t)(int64_t)f);
+        uint64_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        return mix(bits);
+    }
+    case LMQL_V_STR: {
+        uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
+        for (size_t i = 0; i < v->u.str.len; i++) h = (h ^ (unsigned char)v->u.str.s[i]) * 0x100000001b3ull;
+        return mix(h);
+    }
+    case LMQL_V_TUPLE: {
+        uint64_t h = 0x345678;
+        /* Past the depth limit the rest of a (very deep) tuple does not
+        ** count: still equal values hash alike. */
+        if (depth < LMQL_VAL_MAX_DEPTH)
+            for (size_t i = 0; i < v->u.list.len; i++) h = mix(h * 1000003u ^ hash_at(v->u.list.items[i], depth + 1));
+        return h;
+    }
+    case LMQL_V_FUNC:
+    case LMQL_V_OBJ: return mix((uint64_t)(uintptr_t)v);   /* equal only to themselves */
+    default: return (uint64_t)v->kind;   /* unhashable (list, dict): the interpreter refuses them as keys */
+    }
+}
+
+static bool hashable_at(const struct lmql_val *v, int depth) {
+    if (v->kind == LMQL_V_LIST || v->kind == LMQL_V_DICT) return false;
+    /* Past the depth limit a tuple counts as hashable; comparing it
+    ** fails on the same limit. */
+    if (v->kind == LMQL_V_TUPLE && depth < LMQL_VAL_MAX_DEPTH)
+        for (size_t i = 0; i < v->u.list.len; i++)
+            if (!hashable_at(v->u.list.items[i], depth + 1)) return false;
+    return true;
+}
+
+bool lmql__val_hashable(const struct lmql_val *v) { return hashable_at(v, 0); }
+
+static int dict_reindex(struct lmql_val *d, size_t want) {
+    size_t slots = 16;
+    while (slots < want * 2) slots *= 2;
+    struct dict_ix *ix = calloc(1, sizeof *ix + slots * sizeof ix->slot[0]);
+    if (!ix) return -1;
+    ix->mask = slots - 1;
+    for (size_t i = 0; i < d->u.dict.len; i++) {
+        size_t j = (size_t)hash_at(d->u.dict.keys[i], 0) & ix->mask;
+        while (ix->slot[j]) j = (j + 1) & ix->mask;
+        ix->slot[j] = (uint32_t)(i + 1);
+    }
+    free(d->u.dict.ix);
+    d->u.dict.ix = ix;
+    return 0;
+}
+
+/* The entry of key in d, or (size_t)-1; *slot (when given) is where an
+** index lookup stopped, the place for a new key. */
+static size_t dict_find(const struct lmql_val *d, const struct lmql_val *key, size_t *slot) {
+    const struct dict_ix *ix = d->u.dict.ix;
+    if (!ix) {
+        for (size_t i = 0; i < d->u.dict.len; i++)
+            if (lmql__val_equal(d->u.dict.keys[i], key)) return i;
+        return (size_t)-1;
+    }
+    size_t j = (size_t)hash_at(key, 0) & ix->mask;
+    for (; ix->slot[j]; j = (j + 1) & ix->mask) {
+        size_t i = ix->slot[j] - 1;
         if (lmql__val_equal(d->u.dict.keys[i], key)) return i;
+    }
+    if (slot) *slot = j;
     return (size_t)-1;
 }
 
 int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *val) {
     if (!key || !val) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
-    size_t i = dict_find(d, key);
+    size_t slot = 0, i = dict_find(d, key, &slot);
     if (i != (size_t)-1) {
         lmql__val_unref(key);
         lmql__val_unref(d->u.dict.vals[i]);
         d->u.dict.vals[i] = val;
         return 0;
     }
+    if (d->u.dict.len >= UINT32_MAX - 1) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
     if (d->u.dict.len == d->u.dict.cap) {
         size_t cap = d->u.dict.cap ? d->u.dict.cap * 2 : 4;
         struct lmql_val **k = realloc(d->u.dict.keys, cap * sizeof *k);
         if (k) d->u.dict.keys = k;
-        struct lmql_val **v = realloc(d->u.dict.vals, cap * sizeof *v);
+        struct lmql_val **v = k ? realloc(d->u.dict.vals, cap * sizeof *v) : NULL;
         if (v) d->u.dict.vals = v;
         if (!k || !v) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
         d->u.dict.cap = cap;
     }
-    d->u.dict.keys[d->u.dict.len] = key;
-    d->u.dict.vals[d->u.dict.len++] = val;
+    size_t n = d->u.dict.len;
+    d->u.dict.keys[n] = key;
+    d->u.dict.vals[n] = val;
+    d->u.dict.len = n + 1;
+    struct dict_ix *ix = d->u.dict.ix;
+    if (ix && (n + 1) * 2 <= ix->mask + 1) {
+        ix->slot[slot] = (uint32_t)(n + 1);
+    } else if ((ix || n + 1 >= DICT_INDEX_MIN) && dict_reindex(d, (n + 1) * 2)) {
+        d->u.dict.len = n;   /* out of memory: the entry is not added */
+        lmql__val_unref(key);
+        lmql__val_unref(val);
+        return -1;
+    }
     return 0;
 }
 
 struct lmql_val *lmql__dict_get(struct lmql_val *d, const struct lmql_val *key) {
-    size_t i = dict_find(d, key);
+    size_t i = dict_find(d, key, NULL);
     return i == (size_t)-1 ? NULL : d->u.dict.vals[i];
 }
 
@@ -179,8 +509,46 @@ static double num(const struct lmql_val *v) {
     return v->kind == LMQL_V_FLOAT ? v->u.f : v->kind == LMQL_V_INT ? (double)v->u.i : (double)v->u.b;
 }
 
-bool lmql__val_equal(const struct lmql_val *a, const struct lmql_val *b) {
-    if (a == b) return true;
+/* ------------------------------------------------- recursion guards --
+** Equality, ordering, str/repr and JSON recurse into containers. Each
+** counts its depth: past LMQL_VAL_MAX_DEPTH the operation fails with
+** Python's RecursionError message (left in val_err for the interpreter
+** to raise) instead of exhausting the C stack. str/repr/JSON also keep
+** the containers they are inside of: a container met again inside itself
+** prints as [...] / {...} (Python's reprlib rule) or, in JSON, fails
+** with "Circular reference detected" as Python's json does. */
+static _Thread_local const char *val_err;
+static _Thread_local int val_depth;
+static _Thread_local const struct lmql_val *inside[LMQL_VAL_MAX_DEPTH + 1];
+
+const char *lmql__val_error(void) { return val_err; }
+
+/* Enter one level; false (val_err set) past the limit. A fresh top-level
+** operation starts without an old error. */
+static bool enter(const char *what) {
+    if (val_depth == 0) val_err = NULL;
+    if (val_depth >= LMQL_VAL_MAX_DEPTH) {
+        val_err = what;
+        return false;
+    }
+    val_depth++;
+    return true;
+}
+static void leave(void) { val_depth--; }
+
+static bool is_inside(const struct lmql_val *v) {
+    for (int i = 0; i < val_depth; i++)
+        if (inside[i] == v) return true;
+    return false;
+}
+
+#define ERR_CMP "maximum recursion depth exceeded in comparison"
+#define ERR_REPR "maximum recursion depth exceeded while getting the repr of an object"
+#define ERR_JSON_DEPTH "maximum recursion depth exceeded while encoding a JSON object"
+#define ERR_CIRCULAR "Circular reference detected"
+
+static bool equal_at(const struct lmql_val *a, const struct lmql_val *b) {
+    if (a == b) return true;   /* identity first, as Python's containers compare items */
     if (is_num(a) && is_num(b)) {
         if (a->kind != LMQL_V_FLOAT && b->kind != LMQL_V_FLOAT) {
             int64_t x = a->kind == LMQL_V_INT ? a->u.i : a->u.b, y = b->kind == LMQL_V_INT ? b->u.i : b->u.b;
@@ -189,27 +557,38 @@ bool lmql__val_equal(const struct lmql_val *a, const struct lmql_val *b) {
         return num(a) == num(b);
     }
     if (a->kind != b->kind) return false;
+    bool eq = true;
     switch (a->kind) {
     case LMQL_V_NONE: return true;
     case LMQL_V_STR: return a->u.str.len == b->u.str.len && !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
         if (a->u.list.len != b->u.list.len) return false;
-        for (size_t i = 0; i < a->u.list.len; i++)
-            if (!lmql__val_equal(a->u.list.items[i], b->u.list.items[i])) return false;
-        return true;
+        if (!enter(ERR_CMP)) return false;
+        for (size_t i = 0; eq && !val_err && i < a->u.list.len && i < b->u.list.len; i++)
+            eq = equal_at(a->u.list.items[i], b->u.list.items[i]);
+        leave();
+        return eq && !val_err;
     case LMQL_V_DICT:
         if (a->u.dict.len != b->u.dict.len) return false;
-        for (size_t i = 0; i < a->u.dict.len; i++) {
+        if (!enter(ERR_CMP)) return false;
+        for (size_t i = 0; eq && !val_err && i < a->u.dict.len; i++) {
             struct lmql_val *o = lmql__dict_get((struct lmql_val *)b, a->u.dict.keys[i]);
-            if (!o || !lmql__val_equal(o, a->u.dict.vals[i])) return false;
+            eq = o && equal_at(o, a->u.dict.vals[i]);
         }
-        return true;
+        leave();
+        return eq && !val_err;
     default: return false;
     }
 }
 
+bool lmql__val_equal(const struct lmql_val *a, const struct lmql_val *b) {
+    if (val_depth == 0) val_err = NULL;
+    return equal_at(a, b);
+}
+
 int lmql__val_compare(const struct lmql_val *a, const struct lmql_val *b) {
+    if (val_depth == 0) val_err = NULL;
     if (is_num(a) && is_num(b)) {
         double x = num(a), y = num(b);
         if (a->kind != LMQL_V_FLOAT && b->kind != LMQL_V_FLOAT) {
@@ -226,10 +605,15 @@ int lmql__val_compare(const struct lmql_val *a, const struct lmql_val *b) {
         return a->u.str.len < b->u.str.len ? -1 : a->u.str.len > b->u.str.len;
     }
     if ((a->kind == LMQL_V_LIST && b->kind == LMQL_V_LIST) || (a->kind == LMQL_V_TUPLE && b->kind == LMQL_V_TUPLE)) {
-        for (size_t i = 0; i < a->u.list.len && i < b->u.list.len; i++) {
+        if (!enter(ERR_CMP)) return -2;
+        int c = 2;
+        for (size_t i = 0; c == 2 && i < a->u.list.len && i < b->u.list.len; i++) {
             if (lmql__val_equal(a->u.list.items[i], b->u.list.items[i])) continue;
-            return lmql__val_compare(a->u.list.items[i], b->u.list.items[i]);
+            c = val_err ? -2 : lmql__val_compare(a->u.list.items[i], b->u.list.items[i]);
         }
+        leave();
+        if (val_err) return -2;
+        if (c != 2) return c;
         return a->u.list.len < b->u.list.len ? -1 : a->u.list.len > b->u.list.len;
     }
     return -2;
@@ -281,8 +665,9 @@ static int str_repr(struct lmql__buf *b, const char *s, size_t n) {
     return lmql__buf_add(b, &q, 1);
 }
 
-static int seq_into(struct lmql__buf *b, const struct lmql_val *v, int (*item)(struct lmql__buf *, const struct lmql_val *),
-                    const char *open, const char *close) {
+typedef int (*into_fn)(struct lmql__buf *, const struct lmql_val *);
+
+static int seq_into(struct lmql__buf *b, const struct lmql_val *v, into_fn item, const char *open, const char *close) {
     if (lmql__buf_adds(b, open)) return -1;
     for (size_t i = 0; i < v->u.list.len; i++) {
         if (i && lmql__buf_adds(b, ", ")) return -1;
@@ -292,24 +677,47 @@ static int seq_into(struct lmql__buf *b, const struct lmql_val *v, int (*item)(s
     return lmql__buf_adds(b, close);
 }
 
+/* A container's text inside the guards: [...] when it is being printed
+** already (or an error for JSON), an error past the depth limit. */
+static int container_into(struct lmql__buf *b, const struct lmql_val *v, bool json,
+                          int (*body)(struct lmql__buf *, const struct lmql_val *)) {
+    if (val_depth == 0) val_err = NULL;
+    if (is_inside(v)) {
+        if (json) { val_err = ERR_CIRCULAR; return -1; }
+        return lmql__buf_adds(b, v->kind == LMQL_V_DICT ? "{...}" : v->kind == LMQL_V_TUPLE ? "(...)" : "[...]");
+    }
+    if (!enter(json ? ERR_JSON_DEPTH : ERR_REPR)) return -1;
+    inside[val_depth - 1] = v;
+    int rc = body(b, v);
+    leave();
+    return rc;
+}
+
+static int repr_body(struct lmql__buf *b, const struct lmql_val *v) {
+    if (v->kind == LMQL_V_LIST) return seq_into(b, v, lmql__val_repr_into, "[", "]");
+    if (v->kind == LMQL_V_TUPLE) return seq_into(b, v, lmql__val_repr_into, "(", ")");
+    if (lmql__buf_adds(b, "{")) return -1;
+    for (size_t i = 0; i < v->u.dict.len; i++) {
+        if ((i && lmql__buf_adds(b, ", ")) || lmql__val_repr_into(b, v->u.dict.keys[i]) ||
+            lmql__buf_adds(b, ": ") || lmql__val_repr_into(b, v->u.dict.vals[i]))
+            return -1;
+    }
+    return lmql__buf_adds(b, "}");
+}
+
 int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v) {
+    if (val_depth == 0) val_err = NULL;
     switch (v->kind) {
     case LMQL_V_STR: return str_repr(b, v->u.str.s, v->u.str.len);
-    case LMQL_V_LIST: return seq_into(b, v, lmql__val_repr_into, "[", "]");
-    case LMQL_V_TUPLE: return seq_into(b, v, lmql__val_repr_into, "(", ")");
-    case LMQL_V_DICT:
-        if (lmql__buf_adds(b, "{")) return -1;
-        for (size_t i = 0; i < v->u.dict.len; i++) {
-            if ((i && lmql__buf_adds(b, ", ")) || lmql__val_repr_into(b, v->u.dict.keys[i]) ||
-                lmql__buf_adds(b, ": ") || lmql__val_repr_into(b, v->u.dict.vals[i]))
-                return -1;
-        }
-        return lmql__buf_adds(b, "}");
+    case LMQL_V_LIST:
+    case LMQL_V_TUPLE:
+    case LMQL_V_DICT: return container_into(b, v, false, repr_body);
     default: return lmql__val_str_into(b, v);
     }
 }
 
 int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
+    if (val_depth == 0) val_err = NULL;
     switch (v->kind) {
     case LMQL_V_NONE: return lmql__buf_adds(b, "None");
     case LMQL_V_BOOL: return lmql__buf_adds(b, v->u.b ? "True" : "False");
@@ -322,7 +730,24 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     }
 }
 
+static int json_body(struct lmql__buf *b, const struct lmql_val *v) {
+    if (v->kind != LMQL_V_DICT) return seq_into(b, v, lmql__val_json_into, "[", "]");
+    if (lmql__buf_adds(b, "{")) return -1;
+    for (size_t i = 0; i < v->u.dict.len; i++) {
+        struct lmql__buf k = {0};
+        const struct lmql_val *key = v->u.dict.keys[i];
+        int rc = key->kind == LMQL_V_STR ? lmql__buf_add(&k, key->u.str.s, key->u.str.len)
+                                         : lmql__val_str_into(&k, key);
+        rc = rc || (i && lmql__buf_adds(b, ", ")) || lmql__buf_json_str(b, k.data ? k.data : "", k.len) ||
+             lmql__buf_adds(b, ": ") || lmql__val_json_into(b, v->u.dict.vals[i]);
+        lmql__buf_free(&k);
+        if (rc) return -1;
+    }
+    return lmql__buf_adds(b, "}");
+}
+
 int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v) {
+    if (val_depth == 0) val_err = NULL;
     switch (v->kind) {
     case LMQL_V_NONE: return lmql__buf_adds(b, "null");
     case LMQL_V_BOOL: return lmql__buf_adds(b, v->u.b ? "true" : "false");
@@ -332,20 +757,8 @@ int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v) {
         return float_into(b, v->u.f);
     case LMQL_V_STR: return lmql__buf_json_str(b, v->u.str.s, v->u.str.len);
     case LMQL_V_LIST:
-    case LMQL_V_TUPLE: return seq_into(b, v, lmql__val_json_into, "[", "]");
-    case LMQL_V_DICT:
-        if (lmql__buf_adds(b, "{")) return -1;
-        for (size_t i = 0; i < v->u.dict.len; i++) {
-            struct lmql__buf k = {0};
-            const struct lmql_val *key = v->u.dict.keys[i];
-            int rc = key->kind == LMQL_V_STR ? lmql__buf_add(&k, key->u.str.s, key->u.str.len)
-                                             : lmql__val_str_into(&k, key);
-            rc = rc || (i && lmql__buf_adds(b, ", ")) || lmql__buf_json_str(b, k.data ? k.data : "", k.len) ||
-                 lmql__buf_adds(b, ": ") || lmql__val_json_into(b, v->u.dict.vals[i]);
-            lmql__buf_free(&k);
-            if (rc) return -1;
-        }
-        return lmql__buf_adds(b, "}");
+    case LMQL_V_TUPLE:
+    case LMQL_V_DICT: return container_into(b, v, true, json_body);
     default: {
         struct lmql__buf s = {0};
         int rc = lmql__val_str_into(&s, v) || lmql__buf_json_str(b, s.data ? s.data : "", s.len);

@@ -46,7 +46,11 @@ struct lmql_val {
         double  f;
         struct { char *s; size_t len; } str;
         struct { struct lmql_val **items; size_t len, cap; } list;   /* list and tuple */
-        struct { struct lmql_val **keys, **vals; size_t len, cap; } dict;   /* insertion order */
+        struct {
+            struct lmql_val **keys, **vals;   /* insertion order */
+            size_t len, cap;
+            struct dict_ix *ix;               /* hash index (value.c), NULL while small */
+        } dict;
         struct {
             const char *name;
             lmql__builtin_fn fn;       /* builtin, or NULL for a script def */
@@ -62,6 +66,39 @@ struct lmql_val {
 };
 
 extern struct lmql_val lmql__none, lmql__true, lmql__false;
+
+/* How deep equality, ordering, hashing, str/repr and JSON go into nested
+** containers before they fail (Python's RecursionError) instead of
+** exhausting the C stack. */
+#define LMQL_VAL_MAX_DEPTH 500
+
+/* Why the last equality/ordering/str/repr/JSON of this thread failed:
+** a recursion-depth or circular-reference message, or NULL (then a -1
+** from the text forms means out of memory). Equality reads false and
+** ordering -2 when it is set; check it right after the call. */
+const char *lmql__val_error(void);
+
+/* Can v be a dict key (Python's hashable: not a list or dict, nor a
+** tuple holding one)? */
+bool lmql__val_hashable(const struct lmql_val *v);
+
+/*
+** Cycle collection. Reference counts never reach zero in a cycle
+** (`a = []; a.append(a)`), so each run has a registry: every container
+** made by a thread whose current registry it is joins it. At the end of
+** the run lmql__gc_finish frees the containers that nothing outside the
+** registry holds (cycles included) and lets the survivors (the results)
+** go on as plain reference-counted values: results must then be free of
+** cycles, which the interpreter checks (they become JSON anyway).
+** The registry is locked for each join and leave, so the threads of a run
+** share it; nothing may run in the registry while it is finished.
+*/
+struct lmql__gc;
+struct lmql__gc *lmql__gc_new(void);
+/* Make g this thread's current registry (NULL: none); returns the previous one. */
+struct lmql__gc *lmql__gc_enter(struct lmql__gc *g);
+struct lmql__gc *lmql__gc_current(void);
+void lmql__gc_finish(struct lmql__gc *g);
 
 struct lmql_val *lmql__val_ref(struct lmql_val *v);
 void lmql__val_unref(struct lmql_val *v);

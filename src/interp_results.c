@@ -1,0 +1,43 @@
+/*
+** The last step of a run: its results must convert to JSON. Python's json
+** refuses a circular structure; here a cycle could not even be freed once
+** the run's registry has let the results go (value.h), so a result with a
+** cycle fails the run while the registry can still collect it.
+*/
+#include "interp_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int check_one(const struct lmql_val *v, const char *what, const char *name, struct lmql__rerr *err) {
+    if (!v) return 0;
+    struct lmql__buf b = {0};
+    int rc = lmql__val_json_into(&b, v);
+    lmql__buf_free(&b);
+    if (!rc) return 0;
+    const char *why = lmql__val_error();
+    memset(err, 0, sizeof *err);
+    if (!why) {
+        err->status = LMQL_ERR_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+    } else {
+        err->status = LMQL_ERR_RUNTIME;
+        snprintf(err->msg, sizeof err->msg, "%s%s%s cannot be returned as JSON: %s: %s", what, name ? " " : "",
+                 name ? name : "", strstr(why, "Circular") ? "ValueError" : "RecursionError", why);
+    }
+    return -1;
+}
+
+int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err) {
+    for (int i = 0; out->seqs && i < out->n_seqs; i++) {
+        const struct lmql__seq_result *s = &out->seqs[i];
+        if (check_one(s->ret, "the return value", NULL, err)) return -1;
+        if (check_one(s->dist_values, "the distribution", NULL, err)) return -1;
+        for (size_t k = 0; s->vars && k < s->vars->u.dict.len; k++) {
+            const struct lmql_val *key = s->vars->u.dict.keys[k];
+            if (check_one(s->vars->u.dict.vals[k], "the variable", key->kind == LMQL_V_STR ? key->u.str.s : "?", err))
+                return -1;
+        }
+    }
+    return 0;
+}
