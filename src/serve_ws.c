@@ -213,10 +213,11 @@ static struct conn *idlest(struct lmql_server *S, struct conn *except) {
 static void handshake(struct conn *c) {
     struct lmql_server *S = c->srv;
     size_t n = lmql__ws_head_len(c->rx.data, c->rx.len);
-    if (!n) {
-        if (c->rx.len > HEAD_MAX) http_refuse(c, 431, "Request Header Fields Too Large", "request head too large");
+    if (n > HEAD_MAX || (!n && c->rx.len > HEAD_MAX)) {
+        http_refuse(c, 431, "Request Header Fields Too Large", "request head too large");
         return;
     }
+    if (!n) return;
     struct lmql__ws_request rq;
     const char *bad = lmql__ws_parse_request(c->rx.data, n, &rq);
     const char *denied = NULL;

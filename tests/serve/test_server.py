@@ -71,12 +71,14 @@ def short(x, n=300):
 # ------------------------------------------------------------- servers --
 
 class Server:
-    def __init__(self, name, *extra):
+    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1"):
         self.name = name
+        self.host = host
         self.errpath = os.path.join(tmpdir, name + ".stderr")
         self.err = open(self.errpath, "wb")
-        self.argv = [LMQL, "serve-model", MODEL, "--port", "0", "-q", "--n_ctx", "1024", *extra]
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err)
+        self.argv = [LMQL, "serve-model", MODEL, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err,
+                                     env=env)
         servers.append(self)
         self.port = None
         self.line = ""
@@ -93,8 +95,8 @@ class Server:
                     break
                 buf += chunk
         self.line = buf.decode(errors="replace").strip()
-        m = re.fullmatch(r"serving (\S+) on ws://([^:\s]+):(\d+)", self.line)
-        if m and m.group(1) == MODEL and m.group(2) == "127.0.0.1":
+        m = re.fullmatch(r"serving (\S+) on ws://(\S+):(\d+)", self.line)
+        if m and m.group(1) == MODEL and m.group(2) == self.host:
             self.port = int(m.group(3))
         return self.port
 
