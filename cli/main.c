@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,12 +48,38 @@ static const char USAGE[] =
     "  --seed N              sampling seed   -q, --quiet   no log lines\n"
     "  --PARAM VALUE         a Llama(...) parameter for the model: --n_ctx 1024, --n_seq_max 8, ...\n";
 
-static int read_file(const char *path, char **out, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "lmql: cannot open '%s': %s\n", path, strerror(errno));
-        return -1;
+/* A query file must be a regular file: a FIFO would block the open (and
+** the read) until some writer comes, /dev/zero never ends, a directory
+** cannot be read. stat first, so nothing with side effects is opened; then
+** open non-blocking and check the opened file, so a FIFO swapped in after
+** the stat neither blocks nor gets read. `-` is stdin, a pipe on purpose. */
+static FILE *open_query(const char *path) {
+    struct stat st;
+    int fd = -1;
+    if (stat(path, &st) != 0) goto os_error;
+    if (S_ISREG(st.st_mode)) {
+        if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0 || fstat(fd, &st) != 0) goto os_error;
     }
+    if (!S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        fprintf(stderr, "lmql: cannot read '%s': not a regular file (it is %s)\n", path,
+                S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket"
+                : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a plain file");
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);   /* a regular file never blocks: plain reads from here */
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (f) return f;
+os_error:
+    fprintf(stderr, "lmql: cannot open '%s': %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+static int read_file(const char *path, char **out, size_t *len) {
+    FILE *f = strcmp(path, "-") ? open_query(path) : stdin;
+    if (!f) return -1;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (;;) {

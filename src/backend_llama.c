@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -137,23 +138,91 @@ static double param_or(const struct params *p, enum pkey k, double dflt) {
     return p->set[k] ? p->num[k] : dflt;
 }
 
+/* What llama.cpp aborts on, or misbehaves with, checked before any file is
+** read: a bad value is the user's to fix, with the valid range named. */
+static int check_params(const struct params *p, struct lmql__err *err) {
+    static const struct { enum pkey k; double lo, hi; const char *why; } range[] = {
+        {K_N_SEQ_MAX, 1, 256, "llama.cpp's LLAMA_MAX_SEQ"},
+        {K_N_BATCH, 1, INT32_MAX, "tokens per llama_decode"},
+        {K_N_UBATCH, 1, INT32_MAX, "tokens per compute step"},
+        /* ggml's thread pools hold at most GGML_MAX_N_THREADS threads. */
+        {K_N_THREADS, 1, GGML_MAX_N_THREADS, "ggml's GGML_MAX_N_THREADS"},
+        {K_N_THREADS_BATCH, 1, GGML_MAX_N_THREADS, "ggml's GGML_MAX_N_THREADS"},
+        {K_POLL, 0, 100, "a percentage"},
+        /* 0 means the model's own; negative values give NaN logits. */
+        {K_ROPE_FREQ_BASE, 0, 1e30, "0 is the model's value"},
+        {K_ROPE_FREQ_SCALE, 0, 1e30, "0 is the model's value"},
+    };
+    for (size_t i = 0; i < sizeof range / sizeof *range; i++) {
+        double v = p->num[range[i].k];
+        if (p->set[range[i].k] && (v < range[i].lo || v > range[i].hi))
+            return lmql__errf(err, "parameter %s must be from %g to %g (%s), not %g", g_params[range[i].k].name,
+                              range[i].lo, range[i].hi, range[i].why, v);
+    }
+    if (p->set[K_N_CTX] && p->num[K_N_CTX] != 0 && p->num[K_N_CTX] < 8)
+        return lmql__errf(err, "parameter n_ctx must be at least 8 (or 0 for the model's training context), not %g",
+                          p->num[K_N_CTX]);
+    return 0;
+}
+
 /* -------------------------------------------------------- file checks -- */
 
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a plain file";
+}
+
+/*
+** Open a model or vocabulary file for reading, refusing anything but a
+** regular file: reading a FIFO blocks until a writer comes (forever, for a
+** server), /dev/zero never ends, a directory or socket cannot be read. The
+** path is stat'ed first (nothing with side effects is opened), then opened
+** non-blocking (a FIFO swapped in after the stat cannot block the open) and
+** the opened file checked again, so what was checked is what is read.
+** Returns the descriptor or -1 with err filled; *st is the opened file's.
+*/
+int lmql__open_regular(const char *path, const char *what, struct stat *st, struct lmql__err *err) {
+    if (stat(path, st) != 0) return lmql__errf(err, "cannot open %s '%s': %s", what, path, strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return lmql__errf(err, "%s '%s' is not a regular file (it is %s)", what, path, file_kind(st->st_mode));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return lmql__errf(err, "cannot open %s '%s': %s", what, path, strerror(errno));
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        int e = errno;
+        bool reg = S_ISREG(st->st_mode);
+        close(fd);
+        if (reg) return lmql__errf(err, "cannot open %s '%s': %s", what, path, strerror(e));
+        return lmql__errf(err, "%s '%s' is not a regular file (it is %s)", what, path, file_kind(st->st_mode));
+    }
+    /* Regular files never block; reads of it should not see EAGAIN either. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* llama.cpp and gguf open the file again by name. Through /proc/self/fd
+** they open the very file that was checked, even if the path has been
+** replaced since (by a FIFO, say); without /proc, the path itself. */
+static void fd_path(int fd, const char *path, char *out, size_t cap) {
+    snprintf(out, cap, "/proc/self/fd/%d", fd);
+    struct stat a, b;
+    if (stat(out, &a) != 0 || fstat(fd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        snprintf(out, cap, "%s", path);
+}
+
 /* llama.cpp reports some bad files only by aborting or with a generic
-** message; check what it would stumble on and name the actual problem. */
-static int check_file(const char *path, struct lmql__err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lmql__errf(err, "cannot open model file '%s': %s", path, strerror(errno));
+** message; check what it would stumble on and name the actual problem.
+** `open_path` names the opened file (fd_path); `*split` is set for the first
+** part of a split model, whose other parts llama.cpp finds by its name. */
+static int check_file(const char *path, int fd, const struct stat *st, const char *open_path, bool *split,
+                      struct lmql__err *err) {
     unsigned char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    struct stat st;
-    int fst = fstat(fileno(f), &st);
-    fclose(f);
-    if (fst == 0 && S_ISDIR(st.st_mode)) return lmql__errf(err, "model path '%s' is a directory", path);
-    if (got < 4) return lmql__errf(err, "'%s' is not a GGUF model: the file has only %zu bytes", path, got);
+    ssize_t got = pread(fd, magic, 4, 0);
+    if (got < 0) return lmql__errf(err, "cannot read model file '%s': %s", path, strerror(errno));
+    if (got < 4) return lmql__errf(err, "'%s' is not a GGUF model: the file has only %zd bytes", path, got);
     if (!memcmp(magic, "GGUF", 4)) {
         struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
-        struct gguf_context *g = gguf_init_from_file(path, gp);
+        struct gguf_context *g = gguf_init_from_file(open_path, gp);
         if (!g) return lmql__errf(err, "'%s' is a damaged or truncated GGUF file (its header cannot be read)", path);
         /* Every tensor's data must lie inside the file. */
         uint64_t end = gguf_get_data_offset(g);
@@ -161,10 +230,12 @@ static int check_file(const char *path, struct lmql__err *err) {
             uint64_t e = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i) + gguf_get_tensor_size(g, i);
             if (e > end) end = e;
         }
+        int64_t k = gguf_find_key(g, "split.count");
+        *split = k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT16 && gguf_get_val_u16(g, k) > 1;
         gguf_free(g);
-        if ((uint64_t)st.st_size < end)
+        if ((uint64_t)st->st_size < end)
             return lmql__errf(err, "'%s' is a truncated GGUF file: %lld bytes, its tensors need %llu", path,
-                              (long long)st.st_size, (unsigned long long)end);
+                              (long long)st->st_size, (unsigned long long)end);
         return 0;
     }
     /* Pre-GGUF GGML files, as the old llama.cpp docs made (.bin). The magic
@@ -280,14 +351,21 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
     size_t cap = (size_t)n * 8 + 64, len = 0;
     v->bytes = malloc(cap);
     if (!v->off || !v->is_eog || !v->is_control || !v->bytes) return lmql__errf(err, "out of memory");
-    char piece[256];
+    char small[256], *piece = small, *big = NULL;
     for (int32_t t = 0; t < n; t++) {
-        int32_t k = llama_token_to_piece(m->vocab, t, piece, sizeof piece, 0, false);
-        if (k < 0) k = 0;   /* pieces longer than 256 bytes do not occur in practice */
+        int32_t k = llama_token_to_piece(m->vocab, t, small, sizeof small, 0, false);
+        piece = small;
+        if (k < 0) {   /* a long piece (runs of spaces in code vocabularies): -k is its size */
+            char *p = realloc(big, (size_t)-k);
+            if (!p) { free(big); return lmql__errf(err, "out of memory"); }
+            big = piece = p;
+            k = llama_token_to_piece(m->vocab, t, piece, -k, 0, false);
+            if (k < 0) k = 0;
+        }
         if (len + (size_t)k > cap) {
             cap = cap * 2 + (size_t)k;
             char *p = realloc(v->bytes, cap);
-            if (!p) return lmql__errf(err, "out of memory");
+            if (!p) { free(big); return lmql__errf(err, "out of memory"); }
             v->bytes = p;
         }
         v->off[t] = (uint32_t)len;
@@ -296,6 +374,7 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
         v->is_eog[t] = llama_vocab_is_eog(m->vocab, t);
         v->is_control[t] = llama_vocab_is_control(m->vocab, t);
     }
+    free(big);
     v->off[n] = (uint32_t)len;
     for (int32_t t = 0; t < n; t++) v->n_eog += v->is_eog[t];
     v->eog = malloc(((size_t)v->n_eog + 1) * sizeof *v->eog);
@@ -580,18 +659,28 @@ static bool progress_cb(float p, void *ud) {
 struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
     struct params p;
     if (parse_params(kv, n_kv, &p, err)) return NULL;
-    if (check_file(path, err)) return NULL;
+    if (check_params(&p, err)) return NULL;
+    /* First, so that gguf's complaints about a bad file go to our log. */
     g_verbose = param_or(&p, K_VERBOSE, 0) != 0;
     pthread_once(&g_once, backend_init);
+    struct stat st;
+    int fd = lmql__open_regular(path, "model file", &st, err);
+    if (fd < 0) return NULL;
+    char open_path[PATH_MAX + 32];
+    bool split = false;
+    fd_path(fd, path, open_path, sizeof open_path);
+    if (check_file(path, fd, &st, open_path, &split, err)) { close(fd); return NULL; }
+    if (split) snprintf(open_path, sizeof open_path, "%s", path);   /* the other parts are found by name */
+    struct llm *m = NULL;
 
     bool vocab_only = param_or(&p, K_VOCAB_ONLY, 0) != 0;
     if (!vocab_only && ggml_backend_dev_count() == 0) {
         lmql__errf(err, "no llama.cpp compute backend could be loaded (looked for libggml-cpu-*.so in %s)",
                    g_libdir[0] ? g_libdir : "?");
-        return NULL;
+        goto fail;
     }
-    struct llm *m = calloc(1, sizeof *m);
-    if (!m) { lmql__errf(err, "out of memory"); return NULL; }
+    m = calloc(1, sizeof *m);
+    if (!m) { lmql__errf(err, "out of memory"); goto fail; }
     m->base.ops = &llm_ops;
     m->base.id = strdup(path);
 
@@ -608,7 +697,7 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
         mp.progress_callback_user_data = &last;
     }
     g_last_log[0] = 0;
-    m->model = llama_model_load_from_file(path, mp);
+    m->model = llama_model_load_from_file(open_path, mp);
     if (!m->model) {
         lmql__errf(err, "llama.cpp could not load '%s'%s%s", path, g_last_log[0] ? ": " : "", g_last_log);
         goto fail;
@@ -617,27 +706,33 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
     if (load_vocab(m, err)) goto fail;
 
     int n_slots = (int)param_or(&p, K_N_SEQ_MAX, 8);
-    if (n_slots < 1 || n_slots > 256) { lmql__errf(err, "n_seq_max must be between 1 and 256"); goto fail; }
     m->base.n_slots = n_slots;
     if (!vocab_only) {
         struct llama_context_params cp = llama_context_default_params();
         int32_t train = llama_model_n_ctx_train(m->model);
         uint32_t n_ctx = (uint32_t)param_or(&p, K_N_CTX, 2048);
         if (n_ctx == 0) n_ctx = (uint32_t)(train > 0 ? train : 2048);
-        if (n_ctx < 8) { lmql__errf(err, "n_ctx must be at least 8"); goto fail; }
+        if (n_ctx < 8) { lmql__errf(err, "n_ctx must be at least 8 (the model's training context is %u)", n_ctx); goto fail; }
+        /* Every batch may hold the last token of each sequence, and llama.cpp
+        ** asserts (aborts) unless its n_batch output rows cover n_seq_max. */
+        if (n_ctx < (uint32_t)n_slots) {
+            lmql__errf(err, "n_ctx (%u) must be at least n_seq_max (%d): each sequence needs room in the context",
+                       n_ctx, n_slots);
+            goto fail;
+        }
         cp.n_ctx = n_ctx;
         cp.n_batch = (uint32_t)param_or(&p, K_N_BATCH, 512);
         cp.n_ubatch = (uint32_t)param_or(&p, K_N_UBATCH, cp.n_batch < 512 ? cp.n_batch : 512);
-        if (cp.n_batch == 0 || cp.n_ubatch == 0) { lmql__errf(err, "n_batch and n_ubatch must be positive"); goto fail; }
         if (cp.n_batch > cp.n_ctx) cp.n_batch = cp.n_ctx;   /* llama.cpp caps it silently */
+        /* Raised, not refused: n_batch only bounds how many tokens go into
+        ** one llama_decode (n_ubatch bounds the compute buffers), and below
+        ** n_seq_max llama.cpp aborts the process when it reserves its
+        ** output rows (GGML_ASSERT n_outputs_max). */
+        if (cp.n_batch < (uint32_t)n_slots) cp.n_batch = (uint32_t)n_slots;
         if (cp.n_ubatch > cp.n_batch) cp.n_ubatch = cp.n_batch;
         int cores = lmql__ncores();
-        cp.n_threads = (int32_t)param_or(&p, K_N_THREADS, cores);
+        cp.n_threads = (int32_t)param_or(&p, K_N_THREADS, cores > GGML_MAX_N_THREADS ? GGML_MAX_N_THREADS : cores);
         cp.n_threads_batch = (int32_t)param_or(&p, K_N_THREADS_BATCH, cp.n_threads);
-        if (cp.n_threads < 1 || cp.n_threads_batch < 1 || cp.n_threads > 1024 || cp.n_threads_batch > 1024) {
-            lmql__errf(err, "n_threads and n_threads_batch must be between 1 and 1024");
-            goto fail;
-        }
         cp.n_seq_max = (uint32_t)n_slots;
         cp.kv_unified = true;   /* forks share their prefix's cells */
         if (p.set[K_FLASH_ATTN])
@@ -652,7 +747,6 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
             goto fail;
         }
         int poll = (int)param_or(&p, K_POLL, 0);
-        if (poll > 100) { lmql__errf(err, "poll must be between 0 and 100"); goto fail; }
         attach_threadpools(m, cp.n_threads, cp.n_threads_batch, poll);
         m->base.n_ctx = (int32_t)llama_n_ctx(m->ctx);
         m->n_batch = (int32_t)llama_n_batch(m->ctx);
@@ -664,8 +758,10 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
         m->slots[i].logprobs = malloc((size_t)m->base.vocab.n_tokens * sizeof(float));
         if (!m->slots[i].logprobs) { lmql__errf(err, "out of memory"); goto fail; }
     }
+    close(fd);   /* llama.cpp has read (or mapped) what it needs */
     return &m->base;
 fail:
-    llm_free(&m->base);
+    if (m) llm_free(&m->base);
+    close(fd);
     return NULL;
 }

@@ -124,6 +124,13 @@ struct lmql__model {
     char  *id;              /* the identifier it was opened with */
 };
 
+/* Open a file that must be a regular file (a model, a vocabulary): not a
+** FIFO, device, socket or directory, whose reads block or never end. `what`
+** names it in errors ("model file"). Returns an fd (O_CLOEXEC) with *st
+** filled, or -1 with err naming the path and what it is. */
+struct stat;
+int lmql__open_regular(const char *path, const char *what, struct stat *st, struct lmql__err *err);
+
 /* Open `local:llama.cpp:PATH` / a .gguf path. params may be NULL. */
 struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *params, int n_params,
                                      struct lmql__err *err);

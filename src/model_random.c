@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct rnd {
     struct lmql__model base;
@@ -115,6 +117,11 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
         lmql__errf(err, "random model: no vocabulary; pass vocab=\"PATH.gguf\"");
         return NULL;
     }
+    /* Named as a vocabulary in the error (lmql__llama_open checks it again). */
+    struct stat st;
+    int fd = lmql__open_regular(vocab, "vocabulary file", &st, err);
+    if (fd < 0) return NULL;
+    close(fd);
     struct lmql__kv vo = {"vocab_only", "true"};
     struct lmql__model *vm = lmql__llama_open(vocab, &vo, 1, err);
     if (!vm) return NULL;

@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const VOCABS[] = {
     "build/vocab/ggml-vocab-llama-spm.gguf",
@@ -322,6 +324,73 @@ static void test_bad_files(void) {
     expect_open_error(TINY_SPM, &badb, 1, "true or false");
 }
 
+/* Files that are not regular files: a FIFO would block the open and the
+** read forever (no writer), /dev/zero never ends. Each is refused by name,
+** at once, whatever reads it (model, vocabulary of the random model). */
+static void test_not_regular_files(void) {
+    const char *fifo = "build/tests/fifo.gguf";
+    alarm(60);   /* a regression blocks in open() forever: die, and fail, instead */
+    unlink(fifo);
+    CHECK_INT(mkfifo(fifo, 0600), 0);
+    expect_open_error(fifo, NULL, 0, "'build/tests/fifo.gguf' is not a regular file (it is a FIFO");
+    struct lmql__kv vo = {"vocab_only", "true"};
+    expect_open_error(fifo, &vo, 1, "not a regular file");
+    expect_open_error("/dev/zero", NULL, 0, "'/dev/zero' is not a regular file (it is a character device)");
+    expect_open_error("build/tests", NULL, 0, "not a regular file (it is a directory)");
+    struct lmql__err err = {{0}};
+    struct lmql__kv rv = {"vocab", "build/tests/fifo.gguf"};
+    CHECK(lmql__random_open(&rv, 1, NULL, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "vocabulary file 'build/tests/fifo.gguf' is not a regular file");
+    unlink(fifo);
+    alarm(0);
+}
+
+/* Parameter combinations llama.cpp aborts the process on (GGML_ASSERT) are
+** refused with the valid range, or adjusted where the value only tunes
+** speed: n_batch below n_seq_max is raised to it. */
+static void test_param_combos(void) {
+    /* n_batch=1 with 8 sequences: all 8 slots in one call must work. */
+    struct lmql__kv kv[] = {{"n_batch", "1"}, {"n_threads", "1"}, {"n_ctx", "256"}};
+    struct lmql__model *m = open_tiny(TINY_SPM, kv, 3);
+    if (m) {
+        CHECK_INT(m->n_slots, 8);
+        int32_t t[8][3];
+        struct lmql__eval_req r[8];
+        const float *lp[8];
+        for (int i = 0; i < 8; i++) {
+            t[i][0] = 1, t[i][1] = 100 + i, t[i][2] = 200;
+            r[i] = (struct lmql__eval_req){i, t[i], 3, NULL, NULL};
+        }
+        struct lmql__err err = {{0}};
+        CHECK_INT(m->ops->next_logprobs(m, 8, r, lp, &err), 0);
+        lmql__model_free(m);
+    }
+    /* The same with n_batch capped by a small n_ctx, and n_ubatch=1. */
+    struct lmql__kv kv2[] = {{"n_ctx", "8"}, {"n_ubatch", "1"}, {"n_threads", "1"}};
+    m = open_tiny(TINY_SPM, kv2, 3);
+    if (m) {
+        int32_t t[3] = {1, 100, 200};
+        CHECK(eval1(m, 7, t, 3) >= 0);
+        lmql__model_free(m);
+    }
+    struct lmql__kv small_ctx[] = {{"n_ctx", "8"}, {"n_seq_max", "16"}};
+    expect_open_error(TINY_SPM, small_ctx, 2, "n_ctx (8) must be at least n_seq_max (16)");
+    struct lmql__kv seq0 = {"n_seq_max", "0"}, seq_big = {"n_seq_max", "257"}, b0 = {"n_batch", "0"},
+                    ub0 = {"n_ubatch", "0"}, thr = {"n_threads", "513"}, thr0 = {"n_threads_batch", "0"},
+                    poll = {"poll", "101"}, rope = {"rope_freq_base", "-1"}, scale = {"rope_freq_scale", "-2"},
+                    ctx = {"n_ctx", "3"};
+    expect_open_error(TINY_SPM, &seq0, 1, "n_seq_max must be from 1 to 256");
+    expect_open_error(TINY_SPM, &seq_big, 1, "n_seq_max must be from 1 to 256");
+    expect_open_error(TINY_SPM, &b0, 1, "n_batch must be from 1");
+    expect_open_error(TINY_SPM, &ub0, 1, "n_ubatch must be from 1");
+    expect_open_error(TINY_SPM, &thr, 1, "n_threads must be from 1 to 512");
+    expect_open_error(TINY_SPM, &thr0, 1, "n_threads_batch must be from 1 to 512");
+    expect_open_error(TINY_SPM, &poll, 1, "poll must be from 0 to 100");
+    expect_open_error(TINY_SPM, &rope, 1, "rope_freq_base must be from 0");
+    expect_open_error(TINY_SPM, &scale, 1, "rope_freq_scale must be from 0");
+    expect_open_error(TINY_SPM, &ctx, 1, "n_ctx must be at least 8");
+}
+
 /* A prompt longer than n_ctx is an error, and the model stays usable.
 ** llama.cpp rounds n_ctx up to a multiple of 256. */
 static void test_context_overflow(void) {
@@ -396,6 +465,8 @@ int main(void) {
     RUN(test_fork_rollback);
     RUN(test_score);
     RUN(test_bad_files);
+    RUN(test_not_regular_files);
+    RUN(test_param_combos);
     RUN(test_context_overflow);
     RUN(test_random_model);
     return th_report("model");
