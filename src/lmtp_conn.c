@@ -20,12 +20,18 @@ struct msg {
     char *text;
 };
 
+/* The largest message a server may send (as the server's own --max-frame
+** default): a 256k-token vocabulary (VOCAB) is ~5 MiB; more is a broken or
+** hostile server, which must not make the client buffer without bound. */
+#define LMTP_MAX_MESSAGE ((size_t)16 << 20)
+
 struct lmql__lmtp_conn {
     struct lws_context *ctx;
     struct lws *wsi;
     bool established, closed;
     char why[256];
     char host[256];
+    char where[300];            /* "host:port", for errors */
     char auth[512];
     struct lmql__wsq out;
     struct msg *in, *in_tail;
@@ -65,11 +71,25 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE: {
         if (lws_is_first_fragment(wsi)) c->part.len = 0;
-        if (lmql__buf_add(&c->part, in, len)) return -1;
+        if (len > LMTP_MAX_MESSAGE - c->part.len) {
+            snprintf(c->why, sizeof c->why, "it sent a message of more than %zu MiB; the connection was closed",
+                     LMTP_MAX_MESSAGE >> 20);
+            lmql__buf_free(&c->part);
+            return -1;
+        }
+        if (lmql__buf_add(&c->part, in, len)) {
+            snprintf(c->why, sizeof c->why, "out of memory for a message of %zu bytes", c->part.len + len);
+            return -1;
+        }
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
         struct msg *m = malloc(sizeof *m);
         char *text = malloc(c->part.len + 1);
-        if (!m || !text) { free(m); free(text); return -1; }
+        if (!m || !text) {
+            free(m);
+            free(text);
+            snprintf(c->why, sizeof c->why, "out of memory for a message of %zu bytes", c->part.len);
+            return -1;
+        }
         memcpy(text, c->part.data ? c->part.data : "", c->part.len);
         text[c->part.len] = 0;
         *m = (struct msg){NULL, c->part.len, text};
@@ -116,6 +136,7 @@ struct lmql__lmtp_conn *lmql__lmtp_connect(const char *endpoint, const char *tok
         port = (int)p;
     }
     snprintf(c->host, sizeof c->host, "%.*s", (int)(hl ? hl : 9), hl ? e : "localhost");
+    snprintf(c->where, sizeof c->where, "%s:%d", c->host, port);
     if (token) snprintf(c->auth, sizeof c->auth, "Bearer %s", token);
 
     lws_set_log_level(0, NULL);
@@ -167,7 +188,7 @@ void lmql__lmtp_close(struct lmql__lmtp_conn *c) {
 }
 
 int lmql__lmtp_send(struct lmql__lmtp_conn *c, const char *text, size_t len, struct lmql__err *err) {
-    if (c->closed) return lmql__errf(err, "the LMTP connection is closed (%s)", c->why);
+    if (c->closed) return lmql__errf(err, "the connection to the model server at %s is closed (%s)", c->where, c->why);
     if (lmql__wsq_push(&c->out, text, len)) return lmql__errf(err, "out of memory");
     if (c->wsi) lws_callback_on_writable(c->wsi);
     return 0;
@@ -185,7 +206,7 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
             free(m);
             return 1;
         }
-        if (c->closed) return lmql__errf(err, "the LMTP server went away (%s)", c->why);
+        if (c->closed) return lmql__errf(err, "lost the connection to the model server at %s: %s", c->where, c->why);
         if ((lmql__now() * 1e3) >= until) {
             if (timeout_ms > 0 || !c->out.head) return 0;
         }
@@ -193,3 +214,5 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
         if (timeout_ms == 0 && !c->in && !c->out.head) return 0;
     }
 }
+
+const char *lmql__lmtp_where(const struct lmql__lmtp_conn *c) { return c ? c->where : "?"; }

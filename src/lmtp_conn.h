@@ -26,4 +26,7 @@ int lmql__lmtp_send(struct lmql__lmtp_conn *c, const char *text, size_t len, str
 ** when the connection is gone (err says why). */
 int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int timeout_ms, struct lmql__err *err);
 
+/* "host:port" of the server, for messages that name it. */
+const char *lmql__lmtp_where(const struct lmql__lmtp_conn *c);
+
 #endif

@@ -33,6 +33,7 @@ struct lmql__vocab {
     bool      add_bos;      /* the model expects BOS before a prompt */
     struct lmql_trie *trie; /* built on first use by lmql__vocab_trie */
     struct lmql__memo *memo;/* masks and first tokens by meaning (memo.h), with the trie */
+    uint64_t  fingerprint;  /* lmql__vocab_fingerprint, once computed (0: not yet) */
 };
 
 /* The byte trie of the vocabulary's pieces (trie.h), built on first use
@@ -142,6 +143,12 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *params, int n_param
 ** "host:port", chunksize=N, token=T). */
 struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *params, int n_params,
                                     struct lmql__err *err);
+
+/* What a client and a server must agree on to exchange token ids: the
+** pieces, their flags, BOS/EOS and the tokenization of a probe text, hashed.
+** Computed once per vocabulary (not thread-safe the first time: call it
+** from one thread). Never 0. */
+uint64_t lmql__vocab_fingerprint(struct lmql__model *m);
 
 /* Convenience wrappers. */
 static inline void lmql__model_free(struct lmql__model *m) { if (m) m->ops->free(m); }

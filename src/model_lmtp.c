@@ -14,10 +14,12 @@
 ** from the server (VOCAB and TOKENIZE extensions). No tokenizer is ever
 ** guessed.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "json.h"
 #include "lmtp.h"
@@ -28,6 +30,13 @@
 #define LMTP_SLOTS   64
 #define LMTP_TOP     5        /* top_logprobs asked for: the choices a client-side sampler sees */
 #define LMTP_TIMEOUT 300000   /* ms without any reply before giving up */
+/* Limits on a vocabulary sent by a server (VOCAB): real ones have at most a
+** few 100k tokens of a few bytes (the longest pieces, runs of spaces or
+** dashes, ~100 bytes). Beyond these the server is broken or hostile, and
+** the tries and masks built over the vocabulary would cost without bound.
+** All pieces together are bounded by the largest message (lmtp_conn.c). */
+#define LMTP_MAX_VOCAB  (1 << 21)           /* tokens */
+#define LMTP_MAX_PIECE  4096                /* bytes of one piece */
 
 struct rstream {
     int64_t id;
@@ -57,6 +66,19 @@ struct lmtp {
     float *dist[LMTP_SLOTS];
     struct lmql__buf out;
 };
+
+/* Where errors come from: "the model server at HOST:PORT". */
+#define SRV "the model server at %s"
+#define WHERE(m) lmql__lmtp_where((m)->conn)
+
+/* Text from the server, made safe to print on a terminal (no escape
+** sequences) and short, into buf. */
+static const char *clean(const char *s, char *buf, size_t cap) {
+    size_t n = 0;
+    for (; s && *s && n + 1 < cap; s++) buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    buf[n] = 0;
+    return buf;
+}
 
 static struct lmql_val *field(const struct lmql_val *d, const char *k) {
     if (!d || d->kind != LMQL_V_DICT) return NULL;
@@ -151,12 +173,13 @@ static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err
     size_t len;
     int r = lmql__lmtp_recv(m->conn, &text, &len, LMTP_TIMEOUT, err);
     if (r < 0) return -1;
-    if (r == 0) return lmql__errf(err, "the LMTP server sent nothing for %d s", LMTP_TIMEOUT / 1000);
+    if (r == 0) return lmql__errf(err, SRV " sent nothing for %d s", WHERE(m), LMTP_TIMEOUT / 1000);
     char *sp = memchr(text, ' ', len);
     struct lmql__err jerr = {0};
     struct lmql_val *v = sp ? lmql__json_parse(sp + 1, len - (size_t)(sp + 1 - text), &jerr) : NULL;
     if (!v || v->kind != LMQL_V_LIST) {
-        lmql__errf(err, "the LMTP server sent a malformed message: %.80s", text);
+        char shown[84];
+        lmql__errf(err, SRV " sent a malformed message: %s", WHERE(m), clean(text, shown, sizeof shown));
         free(text);
         lmql__val_unref(v);
         return -1;
@@ -182,7 +205,8 @@ static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err
 
 /* A MSG reply to a request of ours (VOCAB, TOKENIZE): the first payload
 ** with that stream id. */
-static struct lmql_val *await_msg(struct lmtp *m, int64_t id, struct lmql__err *err) {
+static struct lmql_val *await_msg(struct lmtp *m, int64_t id, bool *refused, struct lmql__err *err) {
+    if (refused) *refused = false;
     for (;;) {
         struct lmql_val *v = NULL;
         if (pump(m, &v, err)) return NULL;
@@ -190,10 +214,13 @@ static struct lmql_val *await_msg(struct lmtp *m, int64_t id, struct lmql__err *
         for (size_t i = 0; i < v->u.list.len; i++) {
             struct lmql_val *p = v->u.list.items[i];
             double sid;
-            if (!num(field(p, "stream_id"), &sid) || (int64_t)sid != id) continue;
+            if (!num(field(p, "stream_id"), &sid) || sid != (double)id) continue;
             struct lmql_val *e = field(p, "error");
             if (e) {
-                lmql__errf(err, "the LMTP server: %s", e->kind == LMQL_V_STR ? e->u.str.s : "error");
+                if (refused) *refused = true;
+                char shown[512];
+                lmql__errf(err, SRV ": %s", WHERE(m),
+                           clean(e->kind == LMQL_V_STR ? e->u.str.s : "error", shown, sizeof shown));
                 lmql__val_unref(v);
                 return NULL;
             }
@@ -322,7 +349,8 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
         while (s->n_recv <= j && !s->finished)
             if (pump(m, NULL, err)) return -1;
         /* An error that came after this position's token concerns a later one. */
-        if (s->n_recv <= j && s->error) return lmql__errf(err, "the LMTP server: %s", s->error);
+        char shown[512];
+        if (s->n_recv <= j && s->error) return lmql__errf(err, SRV ": %s", WHERE(m), clean(s->error, shown, sizeof shown));
         if (s->n_recv <= j) {   /* ended early: ask again from here */
             if (start(m, q->slot, q, stream_key(q, nv), err)) return -1;
             r--;
@@ -365,9 +393,10 @@ static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__ev
         base->stats.n_calls++;
         int rc = send_buf(m, err);
         while (rc == 0 && !s->finished) rc = pump(m, NULL, err);
-        if (rc == 0 && s->error) rc = lmql__errf(err, "the LMTP server: %s", s->error);
+        char shown[512];
+        if (rc == 0 && s->error) rc = lmql__errf(err, SRV ": %s", WHERE(m), clean(s->error, shown, sizeof shown));
         if (rc == 0 && s->n_recv != q->n_tokens - from[r])
-            rc = lmql__errf(err, "the LMTP server scored %d tokens of %d", s->n_recv, q->n_tokens - from[r]);
+            rc = lmql__errf(err, SRV " scored %d tokens of %d", WHERE(m), s->n_recv, q->n_tokens - from[r]);
         for (int32_t i = 0; rc == 0 && i < s->n_recv; i++) scores[r][i] = s->lp[(size_t)i * (LMTP_TOP + 1)];
         m->scoring = NULL;
         stream_free(s);
@@ -386,15 +415,22 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     lmql__buf_json_str(&m->out, text, len);
     lmql__buf_adds(&m->out, "}");
     if (send_buf(m, err)) return INT32_MIN;
-    struct lmql_val *p = await_msg(m, id, err);
+    struct lmql_val *p = await_msg(m, id, NULL, err);
     if (!p) return INT32_MIN;
     struct lmql_val *t = field(p, "tokens");
-    int32_t n = t && t->kind == LMQL_V_LIST ? (int32_t)t->u.list.len : -1;
-    if (n < 0) lmql__errf(err, "the LMTP server sent no tokens");
-    for (int32_t i = 0; i < n && i < cap; i++) {
+    int32_t n = t && t->kind == LMQL_V_LIST && t->u.list.len <= INT32_MAX ? (int32_t)t->u.list.len : -1;
+    if (n < 0) lmql__errf(err, SRV " sent no tokens for TOKENIZE", WHERE(m));
+    /* Every id is checked, wherever it lands: a token outside the
+    ** vocabulary would index past the end of its tables. */
+    for (int32_t i = 0; i < n; i++) {
         double d = -1;
-        num(t->u.list.items[i], &d);
-        out[i] = (int32_t)d;
+        if (!num(t->u.list.items[i], &d) || !(d >= 0 && d < base->vocab.n_tokens) || d != (int32_t)d) {
+            lmql__errf(err, SRV " answered TOKENIZE with a token outside its vocabulary of %d", WHERE(m),
+                       base->vocab.n_tokens);
+            n = -1;
+            break;
+        }
+        if (i < cap) out[i] = (int32_t)d;
     }
     lmql__val_unref(p);
     return n < 0 ? INT32_MIN : n > cap ? -n : n;
@@ -438,15 +474,18 @@ static const struct lmql__model_ops lmtp_ops = {
 
 static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 
-/* The vocabulary from the server (VOCAB extension). */
-static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
+/* The vocabulary from the server (VOCAB extension). `why_not_local` says
+** why the GGUF at PATH was not used, for the error when the server has no
+** VOCAB either. Everything is checked: the server may be broken or hostile. */
+static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__err *err) {
     int64_t id = ++m->next_id;
     lmql__buf_addf(&m->out, "VOCAB {\"stream_id\": %lld, \"model\": ", (long long)id);
     lmql__buf_json_str(&m->out, m->base.id, strlen(m->base.id));
     lmql__buf_adds(&m->out, "}");
     if (send_buf(m, err)) return -1;
-    struct lmql_val *p = await_msg(m, id, err);
-    if (!p) return -1;
+    bool refused;
+    struct lmql_val *p = await_msg(m, id, &refused, err);
+    if (!p && !refused) return -1;
     struct lmql_val *v = field(p, "vocab"), *pieces = field(v, "pieces"), *eog = field(v, "eog");
     double bos = -1, eos = -1;
     num(field(v, "bos"), &bos);
@@ -454,15 +493,27 @@ static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
     struct lmql__vocab *vb = &m->base.vocab;
     int rc = -1;
     if (!pieces || pieces->kind != LMQL_V_LIST || !eog || eog->kind != LMQL_V_LIST || pieces->u.list.len < 1) {
-        lmql__errf(err, "the LMTP server does not send its vocabulary and '%s' is not on this machine",
-                   m->base.id + 10);
+        lmql__errf(err, SRV " does not send its vocabulary (VOCAB) and %s", WHERE(m), why_not_local);
+        goto done;
+    }
+    if (pieces->u.list.len > LMTP_MAX_VOCAB) {
+        lmql__errf(err, SRV " sent a vocabulary of %zu tokens (the limit is %d)", WHERE(m), pieces->u.list.len,
+                   LMTP_MAX_VOCAB);
         goto done;
     }
     int32_t n = (int32_t)pieces->u.list.len;
     size_t total = 0;
     for (int32_t t = 0; t < n; t++) {
         struct lmql_val *s = pieces->u.list.items[t];
-        if (s->kind != LMQL_V_STR || s->u.str.len % 2) { lmql__errf(err, "bad vocabulary from the server"); goto done; }
+        if (s->kind != LMQL_V_STR || s->u.str.len % 2) {
+            lmql__errf(err, SRV " sent a bad vocabulary: piece %d is not a hex string", WHERE(m), t);
+            goto done;
+        }
+        if (s->u.str.len / 2 > LMTP_MAX_PIECE) {
+            lmql__errf(err, SRV " sent a vocabulary piece of %zu bytes (token %d; the limit is %d)", WHERE(m),
+                       s->u.str.len / 2, t, LMTP_MAX_PIECE);
+            goto done;
+        }
         total += s->u.str.len / 2;
     }
     vb->n_tokens = n;
@@ -470,7 +521,7 @@ static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
     vb->off = malloc(((size_t)n + 1) * sizeof *vb->off);
     vb->is_eog = calloc((size_t)n, 1);
     vb->is_control = calloc((size_t)n, 1);
-    vb->eog = malloc((eog->u.list.len + 1) * sizeof *vb->eog);
+    vb->eog = malloc(((size_t)n + 1) * sizeof *vb->eog);
     if (!vb->bytes || !vb->off || !vb->is_eog || !vb->is_control || !vb->eog) { lmql__errf(err, "out of memory"); goto done; }
     size_t at = 0;
     for (int32_t t = 0; t < n; t++) {
@@ -478,15 +529,19 @@ static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
         vb->off[t] = (uint32_t)at;
         for (size_t k = 0; k + 1 < s->u.str.len; k += 2) {
             int hi = hexval(s->u.str.s[k]), lo = hexval(s->u.str.s[k + 1]);
-            if (hi < 0 || lo < 0) { lmql__errf(err, "bad vocabulary from the server"); goto done; }
+            if (hi < 0 || lo < 0) {
+                lmql__errf(err, SRV " sent a bad vocabulary: piece %d is not a hex string", WHERE(m), t);
+                goto done;
+            }
             vb->bytes[at++] = (char)(hi << 4 | lo);
         }
         vb->is_control[t] = vb->off[t] == at;
     }
     vb->off[n] = (uint32_t)at;
+    /* Each end-of-generation token once, whatever the server repeats. */
     for (size_t i = 0; i < eog->u.list.len; i++) {
         double d;
-        if (num(eog->u.list.items[i], &d) && d >= 0 && d < n) {
+        if (num(eog->u.list.items[i], &d) && d >= 0 && d < n && !vb->is_eog[(int32_t)d]) {
             vb->eog[vb->n_eog++] = (int32_t)d;
             vb->is_eog[(int32_t)d] = 1;
         }
@@ -499,6 +554,31 @@ static int remote_vocab(struct lmtp *m, struct lmql__err *err) {
 done:
     lmql__val_unref(p);
     return rc;
+}
+
+/* Is the GGUF at `path` on this machine the model the server serves? Our
+** server's MODEL_INFO carries the fingerprint of its vocabulary; others'
+** may carry n_vocab, or nothing (then the file is trusted, as LMQL does).
+** A different file (replaced since the server loaded it, or another model
+** at the same path here) would give token ids the server reads as other
+** tokens, so its vocabulary is not used. */
+static bool local_matches(struct lmtp *m, const struct lmql_val *info, char *why, size_t cap) {
+    const struct lmql_val *mi = field(info, "model_info"), *h = field(mi, "vocab_hash");
+    double nv;
+    if (h && h->kind == LMQL_V_STR) {
+        char mine[17];
+        snprintf(mine, sizeof mine, "%016llx", (unsigned long long)lmql__vocab_fingerprint(m->local));
+        if (!strcmp(h->u.str.s, mine)) return true;
+        snprintf(why, cap, "'%s' on this machine is not the model it serves (their vocabularies differ)",
+                 m->base.id + 10);
+        return false;
+    }
+    if (num(field(mi, "n_vocab"), &nv) && nv != m->local->vocab.n_tokens) {
+        snprintf(why, cap, "'%s' on this machine is not the model it serves (%d tokens, it serves %.0f)",
+                 m->base.id + 10, m->local->vocab.n_tokens, nv);
+        return false;
+    }
+    return true;
 }
 
 struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
@@ -531,17 +611,37 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     if (!m->base.id) { lmql__errf(err, "out of memory"); goto fail; }
     m->conn = lmql__lmtp_connect(endpoint, token, 10000, err);
     if (!m->conn) goto fail;
+    /* MODEL_INFO goes out first and is answered while the local file loads. */
+    int64_t info_id = ++m->next_id;
+    lmql__buf_addf(&m->out, "MODEL_INFO {\"stream_id\": %lld, \"model\": ", (long long)info_id);
+    lmql__buf_json_str(&m->out, id, strlen(id));
+    lmql__buf_adds(&m->out, ", \"data\": {\"model\": ");
+    lmql__buf_json_str(&m->out, id, strlen(id));
+    lmql__buf_adds(&m->out, "}}");
+    if (send_buf(m, err)) goto fail;
+    /* The tokenizer from PATH when this machine has it as a regular file
+    ** (a FIFO there must not block us); otherwise, or when it cannot be
+    ** read, or is not the served model, the server's. */
     const char *path = id + strlen("llama.cpp:");
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        fclose(f);
+    char why[PATH_MAX + 128];
+    struct stat st;
+    snprintf(why, sizeof why, "'%s' is not on this machine", path);
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
         struct lmql__kv vo = {"vocab_only", "true"};
-        m->local = lmql__llama_open(path, &vo, 1, err);
-        if (!m->local) goto fail;
-        m->base.vocab = m->local->vocab;   /* borrowed: freed with local */
-    } else if (remote_vocab(m, err)) {
-        goto fail;
+        struct lmql__err lerr = {{0}};
+        m->local = lmql__llama_open(path, &vo, 1, &lerr);
+        if (!m->local) snprintf(why, sizeof why, "the copy here cannot be read: %s", lerr.msg);
     }
+    bool refused;
+    struct lmql_val *info = await_msg(m, info_id, &refused, err);
+    if (!info && !refused) goto fail;   /* the connection failed; a server without MODEL_INFO is fine */
+    if (m->local && !local_matches(m, info, why, sizeof why)) {
+        lmql__model_free(m->local);
+        m->local = NULL;
+    }
+    lmql__val_unref(info);
+    if (m->local) m->base.vocab = m->local->vocab;   /* borrowed: freed with local */
+    else if (remote_vocab(m, why, err)) goto fail;
     return &m->base;
 fail:
     lmtp_free(&m->base);

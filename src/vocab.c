@@ -48,6 +48,43 @@ struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
     return v->trie;
 }
 
+/* FNV-1a, 64 bits: not a defence against a forger (the server is trusted
+** to say what it serves), only a check that two files agree. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+uint64_t lmql__vocab_fingerprint(struct lmql__model *m) {
+    struct lmql__vocab *v = &m->vocab;
+    if (v->fingerprint) return v->fingerprint;
+    uint64_t h = 1469598103934665603ull;
+    int32_t head[4] = {v->n_tokens, v->bos, v->eos, v->add_bos};
+    h = fnv(h, head, sizeof head);
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        uint32_t len;
+        const char *p = lmql__vocab_piece(v, t, &len);
+        unsigned char flags[2] = {v->is_eog[t], v->is_control[t]};
+        h = fnv(h, &len, sizeof len);
+        h = fnv(h, p, len);
+        h = fnv(h, flags, sizeof flags);
+    }
+    /* Equal pieces with other merge rules tokenize differently: a probe of
+    ** words, digits, spaces, punctuation and multi-byte text, as a start
+    ** and as a continuation. */
+    static const char probe[] = "Hello, world! 12345 +  x=[1, 2]; \"q\"\n\tcaf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac end.";
+    int32_t toks[128];
+    for (int cont = 0; cont < 2; cont++) {
+        struct lmql__err err;
+        int32_t n = m->ops->tokenize(m, probe, sizeof probe - 1, true, cont, toks, 128, &err);
+        h = fnv(h, &n, sizeof n);
+        if (n > 0) h = fnv(h, toks, (size_t)n * sizeof *toks);
+    }
+    v->fingerprint = h ? h : 1;
+    return v->fingerprint;
+}
+
 void lmql__vocab_free_borrowed(struct lmql__vocab *copy, const struct lmql__vocab *owner) {
     if (copy->trie != owner->trie) lmql__trie_free(copy->trie);
     if (copy->memo != owner->memo) lmql__memo_free(copy->memo);
