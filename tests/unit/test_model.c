@@ -389,6 +389,12 @@ static void test_param_combos(void) {
     expect_open_error(TINY_SPM, &rope, 1, "rope_freq_base must be from 0");
     expect_open_error(TINY_SPM, &scale, 1, "rope_freq_scale must be from 0");
     expect_open_error(TINY_SPM, &ctx, 1, "n_ctx must be at least 8");
+    /* A KV cache far beyond the machine's memory: refused at once (llama.cpp
+    ** spent minutes on it before failing or being killed). */
+    struct lmql__kv huge = {"n_ctx", "2000000000"};
+    alarm(60);
+    expect_open_error(TINY_SPM, &huge, 1, "GiB of KV cache, more than this machine's memory");
+    alarm(0);
 }
 
 /* A prompt longer than n_ctx is an error, and the model stays usable.
