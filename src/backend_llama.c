@@ -724,12 +724,13 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
         /* llama.cpp allocates the whole KV cache (and per-cell bookkeeping)
         ** up front: an n_ctx far beyond the memory takes minutes to fail, or
         ** gets the process killed. F16 K and V per layer and token; an upper
-        ** bound for models with fewer attention layers. */
+        ** bound for models with fewer attention layers. Only for a cache in
+        ** this machine's memory: offloaded layers keep theirs on the GPU. */
         int32_t n_head = llama_model_n_head(m->model), n_kv_head = llama_model_n_head_kv(m->model);
         double kv_bytes = (double)n_ctx * llama_model_n_layer(m->model) * 2.0 * 2.0 *
                           (n_head > 0 ? (double)llama_model_n_embd(m->model) / n_head * n_kv_head : 0);
         struct sysinfo si;
-        if (sysinfo(&si) == 0 && kv_bytes > ((double)si.totalram + (double)si.totalswap) * si.mem_unit) {
+        if (mp.n_gpu_layers == 0 && sysinfo(&si) == 0 && kv_bytes > ((double)si.totalram + (double)si.totalswap) * si.mem_unit) {
             lmql__errf(err, "n_ctx=%u needs about %.1f GiB of KV cache, more than this machine's memory (%.1f GiB); "
                        "lower n_ctx", n_ctx, kv_bytes / (1 << 30),
                        ((double)si.totalram + (double)si.totalswap) * si.mem_unit / (1 << 30));
