@@ -31,8 +31,12 @@ static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     lmql__buf_json_str(&b, S->real_path, strlen(S->real_path));
     lmql__buf_adds(&b, ", \"model_type\": \"llama.cpp\", \"constructor\": ");
     lmql__buf_json_str(&b, S->constructor, strlen(S->constructor));
-    lmql__buf_addf(&b, ", \"server\": \"lmql-c " LMQL_VERSION "\", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d}}]",
-                   S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots);
+    /* vocab_hash: a client that reads the vocabulary from its own copy of
+    ** the GGUF checks that it is the one served (lmql__vocab_fingerprint,
+    ** computed at open). A string: JSON numbers are doubles. */
+    lmql__buf_addf(&b, ", \"server\": \"lmql-c " LMQL_VERSION "\", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d, "
+                   "\"vocab_hash\": \"%016llx\"}}]", S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots,
+                   (unsigned long long)S->m->vocab.fingerprint);
     lmql__serve_reply_buf(c, &b);
     lmql__buf_free(&b);
 }

@@ -635,7 +635,7 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     char rp[PATH_MAX];
     S->model_id = strdup(p->model);
     S->real_path = strdup(realpath(path, rp) ? rp : path);
-    kv = calloc((size_t)p->n_params + 1, sizeof *kv);
+    kv = calloc((size_t)p->n_params + 1, sizeof *kv);   /* + use_mmap below */
     struct lmql__buf ctor = {0};
     lmql__buf_adds(&ctor, "Llama(model_path=");
     lmql__buf_json_str(&ctor, S->real_path ? S->real_path : path, strlen(S->real_path ? S->real_path : path));
@@ -643,6 +643,13 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
         kv[i] = (struct lmql__kv){p->param_keys[i], p->param_values[i]};
         lmql__buf_addf(&ctor, ", %s=%s", p->param_keys[i], p->param_values[i]);
     }
+    /* The weights are copied into memory unless --use_mmap true: a mapped
+    ** file truncated while serving kills the server (SIGBUS), and one
+    ** rewritten in place changes the served weights silently. */
+    int n_kv = p->n_params;
+    bool mmap_given = false;
+    for (int i = 0; i < p->n_params; i++) mmap_given |= !strcmp(p->param_keys[i], "use_mmap");
+    if (kv && !mmap_given) kv[n_kv++] = (struct lmql__kv){"use_mmap", "false"};
     lmql__buf_adds(&ctor, ")");
     S->constructor = ctor.data;
     if (!S->model_id || !S->real_path || !kv || !S->constructor) { snprintf(err, cap, "out of memory"); goto fail; }
@@ -650,8 +657,9 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     /* The socket before the model: a port in use is reported at once. */
     if (bind_host(S, p->host && *p->host ? p->host : "127.0.0.1", p->port, err, cap)) goto fail;
     /* The resolved path: a relative one keeps working whatever the cwd. */
-    S->m = lmql__llama_open(S->real_path, kv, p->n_params, &e);
+    S->m = lmql__llama_open(S->real_path, kv, n_kv, &e);
     if (!S->m) { snprintf(err, cap, "%s", e.msg); goto fail; }
+    lmql__vocab_fingerprint(S->m);   /* for MODEL_INFO, before any other thread runs */
     struct lmql__engine_io io = {on_emit, on_wake, on_release, on_unread, S};
     struct lmql__engine_limits lim = {(size_t)p->max_unread, p->max_queued_bias, p->max_score_tokens};
     S->eng = lmql__engine_new(S->m, &io, &lim, p->seed, &e);
