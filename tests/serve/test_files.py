@@ -39,30 +39,8 @@ SLOW = ts.SLOW
 TINY = "build/models/tiny-spm.gguf"
 OTHER = "build/models/tiny-gpt2.gguf"      # another vocabulary
 tmp = ts.tmpdir
-passed = failed = 0
-
-
-def ok(name):
-    global passed
-    passed += 1
-    print("ok " + name, flush=True)
-
-
-def bad(name, *details):
-    global failed
-    failed += 1
-    print("not ok " + name, flush=True)
-    for d in details:
-        for line in str(d).splitlines() or [""]:
-            print("    " + line[:600], flush=True)
-
-
-def check(name, cond, *details):
-    if cond:
-        ok(name)
-    else:
-        bad(name, *details)
-    return bool(cond)
+# One tally with test_server's helpers (its ok/bad/check count there).
+ok, bad, check = ts.ok, ts.bad, ts.check
 
 
 SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: ")
@@ -381,9 +359,9 @@ def main():
         for s in ts.servers:
             s.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-        print(f"files: {passed} passed, {failed} failed", flush=True)
+        print(f"files: {ts.passed} passed, {ts.failed} failed", flush=True)
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed or not passed else 0)
+    sys.exit(1 if ts.failed or not ts.passed else 0)
