@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmql.h"
 #include "memo.h"
 #include "model.h"
 #include "regex.h"
@@ -54,6 +55,7 @@ struct lmql__cons {
     int n_stops;
     unsigned post;
     uint8_t *all;                 /* every token with text */
+    struct lmql__err why;         /* why the last mask failed, when not for memory */
 };
 
 /* ------------------------------------------------------------ checks -- */
@@ -62,10 +64,18 @@ static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fm
     __attribute__((format(printf, 3, 4)));
 static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...) {
     va_list ap;
+    e->status = 0;
     if (n) e->pos = n->pos;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+/* Out of memory is no fault of the query: a runtime failure, not a query error. */
+static int coom(struct lmql__cerr *e) {
+    cfail(e, NULL, "out of memory");
+    e->status = LMQL_ERR_NOMEM;
     return -1;
 }
 
@@ -145,7 +155,7 @@ static const char *call_name(const struct lmql_node *n) {
 
 static struct cnode *node_new(struct compiler *k, enum ck kind) {
     struct cnode *c = calloc(1, sizeof *c);
-    if (!c) cfail(k->e, NULL, "out of memory");
+    if (!c) coom(k->e);
     else c->kind = kind;
     return c;
 }
@@ -170,7 +180,7 @@ static void node_free(struct cnode *c) {
 static int add_kid(struct compiler *k, struct cnode *parent, struct cnode *kid) {
     if (!kid) return -1;
     struct cnode **p = realloc(parent->kids, ((size_t)parent->n_kids + 1) * sizeof *p);
-    if (!p) { node_free(kid); return cfail(k->e, NULL, "out of memory"); }
+    if (!p) { node_free(kid); return coom(k->e); }
     parent->kids = p;
     parent->kids[parent->n_kids++] = kid;
     return 0;
@@ -182,7 +192,7 @@ static int add_phrase(struct compiler *k, struct cnode *c, const char *s, size_t
     size_t *l = realloc(c->phl, ((size_t)c->n_ph + 1) * sizeof *l);
     if (l) c->phl = l;
     char *copy = malloc(n + 1);
-    if (!p || !l || !copy) { free(copy); return cfail(k->e, NULL, "out of memory"); }
+    if (!p || !l || !copy) { free(copy); return coom(k->e); }
     memcpy(copy, s, n);
     copy[n] = 0;
     c->ph[c->n_ph] = copy;
@@ -344,7 +354,7 @@ static int add_stop(struct compiler *k, const struct lmql_node *n, bool before) 
     else if (c->n_stops >= (int)(sizeof c->stops / sizeof *c->stops)) rc = cfail(k->e, n, "too many stop phrases");
     else {
         char *copy = malloc(v->u.str.len + 1);
-        if (!copy) rc = cfail(k->e, n, "out of memory");
+        if (!copy) rc = coom(k->e);
         else {
             memcpy(copy, v->u.str.s, v->u.str.len + 1);
             c->stops[c->n_stops++] = (struct lmql__stop){copy, v->u.str.len, before};
@@ -463,7 +473,7 @@ int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char 
     *out = NULL;
     memset(e, 0, sizeof *e);
     struct lmql__cons *c = calloc(1, sizeof *c);
-    if (!c) return cfail(e, NULL, "out of memory");
+    if (!c) return coom(e);
     c->model = env->model;
     c->trie = lmql__vocab_trie(&env->model->vocab);
     c->all = malloc((size_t)env->model->vocab.n_tokens);
@@ -471,7 +481,7 @@ int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char 
     c->root = node_new(&k, CK_AND);
     if (!c->trie || !c->all || !c->root) {
         lmql__cons_free(c);
-        return cfail(e, NULL, "out of memory");
+        return coom(e);
     }
     const struct lmql__vocab *v = &env->model->vocab;
     for (int32_t t = 0; t < v->n_tokens; t++) c->all[t] = v->off[t + 1] > v->off[t];
@@ -714,16 +724,18 @@ static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t
     size_t kl = memo_key(key, sizeof key, 'P', 0, text, n);
     if (kl && lmql__memo_get(memo, key, kl, tok, sizeof *tok)) return 0;
     int32_t toks[64];
-    struct lmql__err err;
+    struct lmql__err err = {{0}};
     int32_t k = c->model->ops->tokenize(c->model, text, n, false, true, toks, 64, &err);
     *tok = -1;
-    if (k == INT32_MIN) return 0;   /* not remembered: the next hole tries again */
+    /* A phrase left out of the mask would be a wrong mask: fail instead. */
+    if (k == INT32_MIN) return lmql__errf(&c->why, "tokenizing a phrase of the constraint failed: %s", err.msg);
     if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
         int32_t *big = malloc((size_t)(-k) * sizeof *big);
         if (!big) return -1;
         k = c->model->ops->tokenize(c->model, text, n, false, true, big, -k, &err);
         if (k > 0) *tok = big[0];
         free(big);
+        if (k == INT32_MIN) return lmql__errf(&c->why, "tokenizing a phrase of the constraint failed: %s", err.msg);
     } else if (k > 0) {
         *tok = toks[0];
     }
@@ -923,8 +935,12 @@ static bool stop_active(void *ctx, int i, const char *value, size_t vlen, int32_
     return true;
 }
 
-static int rules_mask(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok) {
-    return lmql__cons_mask(ctx, value, vlen, n_tokens, mask, eos_ok);
+static int rules_mask(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok,
+                      struct lmql__err *err) {
+    struct lmql__cons *c = ctx;
+    c->why.msg[0] = 0;
+    if (!lmql__cons_mask(c, value, vlen, n_tokens, mask, eos_ok)) return 0;
+    return lmql__errf(err, "%s", c->why.msg[0] ? c->why.msg : "out of memory computing a token mask");
 }
 
 void lmql__cons_rules(struct lmql__cons *c, struct lmql__hole_rules *r) {

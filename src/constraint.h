@@ -24,6 +24,7 @@ struct lmql_trie;
 struct lmql__cerr {
     struct lmql_pos pos;
     char msg[512];
+    int status;   /* 0: the query is wrong; else the lmql_status of a failure that is not its fault */
 };
 
 /* Reject what LMQL rejects in constraints (<=, >=, !=, chained

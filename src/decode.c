@@ -194,8 +194,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         bool eos_ok = true;
         int32_t n_allowed = 0, only = -1;
         if (rules->mask) {
-            if (rules->mask(rules->ctx, value->data, value->len, n_gen, g->mask, &eos_ok))
-                return lmql__errf(err, "out of memory computing a token mask");
+            if (rules->mask(rules->ctx, value->data, value->len, n_gen, g->mask, &eos_ok, err)) return -1;
             for (int32_t t = 0; t < v->n_tokens && n_allowed < 2; t++)
                 if (g->mask[t]) { n_allowed++; only = t; }
         } else {

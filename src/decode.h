@@ -28,7 +28,8 @@ struct lmql__stop {
 struct lmql__hole_rules {
     const struct lmql__stop *stops;
     int n_stops;
-    int (*mask)(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok);
+    int (*mask)(void *ctx, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask, bool *eos_ok,
+                struct lmql__err *err);
     /* Is stop phrase i in force for this value? NULL: always. */
     bool (*stop_active)(void *ctx, int i, const char *value, size_t vlen, int32_t n_tokens);
     void *ctx;

@@ -323,7 +323,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
     struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
     struct lmql__cons *cons = NULL;
-    struct lmql__cerr ce;
+    struct lmql__cerr ce = {.status = 0};
     int rc = lmql__cons_compile(wheres, 2, name, &env, &cons, &ce);
     if (rc == 0 && type && type->kind == LMQL_NODE_STR) rc = lmql__cons_add_regex(cons, type, &ce);
     else if (rc == 0 && type) rc = lmql__cons_add_int(cons);
@@ -331,7 +331,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         lmql__cons_free(cons);
         if (I->err->msg[0]) return -1;   /* evaluating part of the clause failed */
         I->err->pos = ce.pos.line ? ce.pos : seg->pos;
-        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+        return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
     }
     struct lmql__hole_rules rules;
     lmql__cons_rules(cons, &rules);
@@ -409,10 +409,10 @@ static int run_prompt(struct interp *I, const struct lmql_node *p) {
         I->dist = p->u.prompt.dist;
     }
     if (p->u.prompt.where) {
-        struct lmql__cerr ce;
+        struct lmql__cerr ce = {.status = 0};
         if (lmql__where_check(p->u.prompt.where, &ce)) {
             I->err->pos = ce.pos;
-            return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+            return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
         }
     }
     I->inline_where = p->u.prompt.where;
@@ -756,10 +756,10 @@ static int bind_args(struct interp *I, struct lmql_val *args) {
 
 /* Check the global where clause once, before anything runs. */
 static int check_where(struct interp *I) {
-    struct lmql__cerr ce;
+    struct lmql__cerr ce = {.status = 0};
     if (lmql__where_check(I->q->where, &ce)) {
         I->err->pos = ce.pos;
-        return lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+        return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
     }
     return 0;
 }
@@ -1488,7 +1488,7 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     const struct lmql_ast_query *q0 = I->q;
     struct lmql_val *globals0 = I->globals, *locals0 = I->locals, *vars0 = I->res->vars;
     const struct lmql_node *where0 = I->inline_where;
-    struct lmql__cerr ce;
+    struct lmql__cerr ce = {.status = 0};
     struct lmql_val *nested_vars = lmql__val_dict();
     I->q = nq;
     I->globals = scope;
@@ -1498,7 +1498,7 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     if (!nested_vars) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     else if (nq->where && lmql__where_check(nq->where, &ce)) {
         I->err->pos = ce.pos;
-        rc = lmql__fail(I, NULL, LMQL_ERR_QUERY, "%s", ce.msg);
+        rc = lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
     }
     if (rc == 0) rc = lmql__exec_block(I, &nq->prologue);
     if (rc == 0 && I->flow == FLOW_NORMAL) rc = lmql__exec_block(I, &nq->body);

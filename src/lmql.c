@@ -282,7 +282,11 @@ static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, co
     struct lmql_val *out = NULL;
     if (!bufs || !json) { lmql__errf(err, "out of memory"); goto done; }
     for (int i = 0; i < argc; i++) {
-        if (lmql__val_json_into(&bufs[i], argv[i])) { lmql__errf(err, "out of memory"); goto done; }
+        if (lmql__val_json_into(&bufs[i], argv[i])) {   /* a cycle, too deep, or out of memory */
+            const char *why = lmql__val_error();
+            lmql__errf(err, "%s(): argument %d cannot be passed as JSON: %s", h->name, i + 1, why ? why : "out of memory");
+            goto done;
+        }
         json[i] = bufs[i].data;
     }
     char *res = NULL;

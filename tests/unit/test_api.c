@@ -89,6 +89,14 @@ static void test_host_functions(void) {
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
     CHECK_CONTAINS(lmql_errmsg(L), "returned bad JSON");
     lmql_program_free(P);
+    /* A list that holds itself cannot be JSON: the cause, not "out of memory". */
+    src = "argmax\n    a = [1]\n    a.append(a)\n    \"{add(a, 1)}\"\nfrom \"random\"";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
+    CHECK_CONTAINS(lmql_errmsg(L), "add(): argument 1 cannot be passed as JSON");
+    CHECK_CONTAINS(lmql_errmsg(L), "Circular reference");
+    CHECK_INT(calls, 2);   /* add(1) above was a call; this one never reached the host */
+    lmql_program_free(P);
     lmql_free(L);
 }
 
