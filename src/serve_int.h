@@ -56,6 +56,7 @@ struct lmql_server {
     struct lmql__model *m;
     struct lmql__engine *eng;
     int lfd[8], n_lfd;          /* listening sockets */
+    double accept_pause_until;  /* out of descriptors: accept nothing until then */
     int wake[2];                /* the engine's wake-up pipe */
     int port;
     pthread_mutex_t mu;

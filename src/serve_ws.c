@@ -390,6 +390,7 @@ static void conn_read(struct conn *c) {
         return;
     }
     if (r < 0) return;
+    if (c->closing) return;   /* nothing more is read from a closing connection */
     c->rx.len += (size_t)r;
     if (c->upgraded) c->t_active = lmql__now();
     parse(c);
@@ -457,11 +458,26 @@ static void conn_accept(struct lmql_server *S, int lfd) {
         if (fd < 0) {
             if (errno == EINTR) continue;
             if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM) return;
-            /* Out of descriptors: the oldest handshake makes room. */
+            /* Out of descriptors: a handshake slow for a second makes room (a
+            ** newer one has not had its turn to be read yet); else the idlest
+            ** connection, and the listeners rest a moment (polling them would spin). */
             struct conn *old = NULL;
+            double now = lmql__now();
             for (struct conn *k = S->live; k; k = k->lnext)
-                if (k->fd >= 0 && !k->upgraded && !k->closing && (!old || k->t_start < old->t_start)) old = k;
-            if (!old) return;
+                if (k->fd >= 0 && !k->upgraded && !k->closing && now - k->t_start > 1.0 &&
+                    (!old || k->t_start < old->t_start))
+                    old = k;
+            if (!old) {
+                /* The idlest open connection makes room, as at --max-connections. */
+                struct conn *idle = idlest(S, NULL);
+                if (idle) {
+                    lmql__serve_reply_error(idle, "MSG", -1, "closed: the server is out of file descriptors and "
+                                                             "this connection was the idlest");
+                    close_with(idle, 1001, "idle connection closed to admit another");
+                }
+                S->accept_pause_until = lmql__now() + 0.1;
+                return;
+            }
             conn_close(old);
             continue;
         }
@@ -700,7 +716,8 @@ lmql_status lmql_server_run(struct lmql_server *S) {
         }
         size_t n = 0;
         pf[n++] = (struct pollfd){S->wake[0], POLLIN, 0};
-        for (int i = 0; i < S->n_lfd; i++) pf[n++] = (struct pollfd){S->lfd[i], POLLIN, 0};
+        bool accepting = lmql__now() >= S->accept_pause_until;
+        for (int i = 0; i < S->n_lfd; i++) pf[n++] = (struct pollfd){S->lfd[i], accepting ? POLLIN : 0, 0};
         size_t first = n;
         pthread_mutex_lock(&S->mu);
         for (struct conn *c = S->live; c; c = c->lnext) {
@@ -712,7 +729,7 @@ lmql_status lmql_server_run(struct lmql_server *S) {
             pf[n++] = (struct pollfd){c->fd, ev, 0};
         }
         pthread_mutex_unlock(&S->mu);
-        int r = poll(pf, (nfds_t)n, 1000);
+        int r = poll(pf, (nfds_t)n, accepting ? 1000 : 100);
         if (r < 0 && errno != EINTR) { rc = LMQL_ERR_RUNTIME; break; }
         if (S->stop) break;
         if (r > 0 && (pf[0].revents & POLLIN)) {

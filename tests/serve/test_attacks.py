@@ -313,6 +313,37 @@ def t_score(srv):
     w.close()
 
 
+def t_fds():
+    """Out of file descriptors: the server neither spins on its listener nor
+    locks new clients out; the idlest connection makes room."""
+    srv = Server("attacks-fds", limit_fds=64)
+    if not check("a server limited to 64 descriptors starts", srv.wait_ready(), srv.stderr_tail()):
+        return
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    head = (f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+    held = []
+    for _ in range(90):   # past the descriptors: the rest wait in the kernel's backlog
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(head)
+        held.append(s)
+    time.sleep(1.0 * SLOW)
+    t0 = srv.cpu_ticks()
+    time.sleep(2.0)
+    used = srv.cpu_ticks() - t0
+    check(f"out of descriptors: the server does not spin ({used} of 200 ticks in 2 s)", used < 100)
+    try:
+        w = connect(srv, timeout=30 * SLOW)
+        check("out of descriptors: a new client still gets in and is answered", model_info_ok(w))
+        w.close()
+    except (WSError, OSError) as e:
+        bad("out of descriptors: a new client still gets in and is answered", str(e))
+    for s in held:
+        s.close()
+    check("... and the server is alive", srv.alive(), srv.stderr_tail())
+    srv.kill()
+
+
 def main():
     started = time.time()
     try:
@@ -327,7 +358,7 @@ def main():
         for name, fn in (("bind", lambda: t_bind(main_srv, local)), ("origin", lambda: t_origin(main_srv)),
                          ("token", t_token), ("unmasked", lambda: t_unmasked(main_srv)),
                          ("timeouts", lambda: t_timeouts(lim)), ("unread", lambda: t_unread(unread)),
-                         ("bias", lambda: t_bias(lim)), ("score", lambda: t_score(lim))):
+                         ("bias", lambda: t_bias(lim)), ("score", lambda: t_score(lim)), ("fds", t_fds)):
             try:
                 fn()
             except Exception as e:  # noqa: BLE001

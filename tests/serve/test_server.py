@@ -71,14 +71,18 @@ def short(x, n=300):
 # ------------------------------------------------------------- servers --
 
 class Server:
-    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1"):
+    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1", limit_fds=None):
         self.name = name
         self.host = host
         self.errpath = os.path.join(tmpdir, name + ".stderr")
         self.err = open(self.errpath, "wb")
         self.argv = [LMQL, "serve-model", MODEL, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
+        def limit():
+            if limit_fds:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit_fds, limit_fds))
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err,
-                                     env=env)
+                                     env=env, preexec_fn=limit if limit_fds else None)
         servers.append(self)
         self.port = None
         self.line = ""
