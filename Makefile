@@ -164,7 +164,8 @@ header-check:
 # fuzz_interp (compile and run on the random model: parser, interpreter,
 # constraints, decoding), both seeded from the case files; fuzz_regex;
 # fuzz_lmtp (the server's command parser), seeded from tests/fuzz/lmtp;
-# fuzz_ws (the server's handshake and frame reader).
+# fuzz_ws (the server's handshake and frame reader); fuzz_json (the JSON
+# reader: a model server's replies to the client, host functions' results).
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
@@ -181,6 +182,9 @@ build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex
 build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/lmtp.h src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c $< -o $@ -lm
+build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/json.h src/value.h src/lmql_int.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c $< -o $@ -lm
 build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/ws_frame.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c $< -o $@
@@ -188,13 +192,14 @@ fuzz-corpus:
 	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus && mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus
 	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws testdata fuzz-corpus
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	build/fuzz/fuzz_regex -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
+	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan
