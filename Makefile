@@ -42,9 +42,14 @@ $(SETUP_STAMP):
 $(CONFIG): $(SETUP_STAMP) scripts/configure.sh
 	bash scripts/configure.sh
 
-$(BUILD)/obj/%.o: %.c $(CONFIG) $(wildcard src/*.h src/*.def include/*.h tools/*.h)
+# Each object depends on the headers it includes, as the compiler lists them
+# (-MMD); one without that list yet (built before it was kept) on every header.
+HEADERS = $(wildcard src/*.h src/*.def include/*.h tools/*.h tests/unit/*.h)
+.SECONDEXPANSION:
+$(BUILD)/obj/%.o: %.c $(CONFIG) $$(if $$(wildcard $(BUILD)/obj/$$*.d),,$(HEADERS))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+-include $(wildcard $(BUILD)/obj/src/*.d $(BUILD)/obj/cli/*.d $(BUILD)/obj/tools/*.d $(BUILD)/obj/tests/unit/*.d)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

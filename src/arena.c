@@ -60,10 +60,6 @@ char *lmql__arena_strndup(struct lmql_arena *a, const char *s, size_t len) {
   return p;
 }
 
-char *lmql__arena_strdup(struct lmql_arena *a, const char *s) {
-  return lmql__arena_strndup(a, s, strlen(s));
-}
-
 void *lmql__arena_grow(struct lmql_arena *a, void *old, size_t old_n,
                        size_t new_cap, size_t elem) {
   if (elem && new_cap > SIZE_MAX / elem) { a->oom = 1; return NULL; }

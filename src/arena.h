@@ -32,7 +32,6 @@ void *lmql__arena_alloc(struct lmql_arena *a, size_t size);
 
 /* Copy `len` bytes of s and add a NUL; NULL on failure. */
 char *lmql__arena_strndup(struct lmql_arena *a, const char *s, size_t len);
-char *lmql__arena_strdup(struct lmql_arena *a, const char *s);
 
 /* Grow an arena array: returns a new block of new_cap*elem bytes holding the
 ** first old_n elements of old (the old block is abandoned, not freed). */

@@ -413,10 +413,3 @@ char *lmql__ast_dump_query(const struct lmql_ast_query *q, unsigned flags) {
   return b.s;
 }
 
-char *lmql__ast_dump_node(const struct lmql_node *n, unsigned flags) {
-  struct dump b = {NULL, 0, 0, 0, flags};
-  put(&b, "", 0);
-  if (n) stmt(&b, n, 0);
-  if (b.oom) { free(b.s); return NULL; }
-  return b.s;
-}

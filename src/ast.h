@@ -211,6 +211,5 @@ enum {
 ** C escapes, everything else is (head child...).
 */
 char *lmql__ast_dump_query(const struct lmql_ast_query *q, unsigned flags);
-char *lmql__ast_dump_node(const struct lmql_node *n, unsigned flags);
 
 #endif

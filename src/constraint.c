@@ -518,11 +518,6 @@ int lmql__cons_add_regex(struct lmql__cons *c, const struct lmql_node *pattern, 
     return add_kid(&k, c->root, regex_node(&k, pattern, pattern->u.str.text, pattern->u.str.len));
 }
 
-const struct lmql__stop *lmql__cons_stops(const struct lmql__cons *c, int *n) {
-    *n = c->n_stops;
-    return c->stops;
-}
-
 unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
 
 /* ------------------------------------------------------------- masks -- */

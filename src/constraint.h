@@ -64,9 +64,6 @@ int lmql__cons_add_regex(struct lmql__cons *c, const struct lmql_node *pattern, 
 int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_t n_tokens, uint8_t *mask,
                     bool *eos_ok);
 
-/* Stop phrases (STOPS_AT / STOPS_BEFORE) of the hole. */
-const struct lmql__stop *lmql__cons_stops(const struct lmql__cons *c, int *n);
-
 /* Post-processing the where clause asks for. */
 enum {
     LMQL_POST_INT = 1,       /* the value becomes an int */

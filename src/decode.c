@@ -206,7 +206,6 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         struct lmql__beam_io *b = g->beam;
         if (n_allowed == 1 && !eos_ok && !m->ops->choose) {
             t = only;
-            g->n_forced++;
         } else if (b && b->pos < b->n_trace) {
             t = b->trace[b->pos++];      /* a choice made in an earlier step */
             if (t == LMQL__END) break;

@@ -53,7 +53,6 @@ struct lmql__beam_io {
     int     width;              /* candidates wanted at the frontier */
     struct lmql__cand *cand;    /* width entries */
     int     n_cand;             /* filled when the frontier is reached */
-    float   forced_lp;          /* (unused: forced tokens score 0) */
 };
 
 struct lmql__gen {
@@ -68,7 +67,6 @@ struct lmql__gen {
     void   (*on_token)(void *ud, const char *bytes, size_t len);
     void    *ud;
     uint8_t *mask;          /* scratch, n_vocab */
-    uint64_t n_forced;      /* tokens taken without the model (statistics) */
     struct lmql__beam_io *beam; /* non-NULL while replaying a beam */
 };
 

@@ -53,16 +53,6 @@ int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
   return 0;
 }
 
-int lmql__diag_add(struct lmql_diags *d, const char *file, const char *src,
-                   size_t src_len, size_t offset, int32_t line, int32_t col,
-                   const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int r = lmql__diag_addv(d, file, src, src_len, offset, line, col, fmt, ap);
-  va_end(ap);
-  return r;
-}
-
 void lmql__diags_sort(struct lmql_diags *d) {
   /* insertion sort: stable, and lists are short (bounded by max) */
   for (int32_t i = 1; i < d->n; i++) {

@@ -47,15 +47,8 @@ void lmql__diags_init(struct lmql_diags *d);
 /* Release all messages; the list is empty afterwards.  NULL is a no-op. */
 void lmql__diags_free(struct lmql_diags *d);
 
-/* Append a diagnostic (printf-style message).  Returns 0, or -1 when it
-** was dropped (limit reached or out of memory; recorded in d). */
-int lmql__diag_add(struct lmql_diags *d, const char *file, const char *src,
-                   size_t src_len, size_t offset, int32_t line, int32_t col,
-                   const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 8, 9)))
-#endif
-    ;
+/* Append a diagnostic (a printf-style message and its arguments).  Returns
+** 0, or -1 when it was dropped (limit reached or out of memory; recorded in d). */
 int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
                     size_t src_len, size_t offset, int32_t line, int32_t col,
                     const char *fmt, va_list ap)
