@@ -3,7 +3,6 @@
 */
 #include "json.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,36 +33,12 @@ static struct lmql_val *read_string(struct reader *r) {
 static struct lmql_val *read_value(struct reader *r);
 
 static struct lmql_val *read_number(struct reader *r) {
-    size_t start = r->i;
-    bool is_float = false;
-    if (r->s[r->i] == '-') r->i++;
-    if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad number");
-    if (r->s[r->i] == '0') r->i++;
-    else while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    if (r->i < r->n && r->s[r->i] == '.') {
-        is_float = true;
-        r->i++;
-        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad fraction");
-        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    }
-    if (r->i < r->n && (r->s[r->i] == 'e' || r->s[r->i] == 'E')) {
-        is_float = true;
-        r->i++;
-        if (r->i < r->n && (r->s[r->i] == '+' || r->s[r->i] == '-')) r->i++;
-        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return fail(r, "bad exponent");
-        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    }
-    char tmp[64];
-    size_t len = r->i - start;
-    if (len >= sizeof tmp) { is_float = true; len = sizeof tmp - 1; }
-    memcpy(tmp, r->s + start, len);
-    tmp[len] = 0;
-    if (!is_float) {
-        errno = 0;
-        long long v = strtoll(tmp, NULL, 10);
-        if (!errno) return lmql__val_int(v);
-    }
-    return lmql__val_float(strtod(tmp, NULL));
+    double d;
+    int64_t iv;
+    bool is_int;
+    const char *bad = lmql__json_number(r->s, r->n, &r->i, &d, &iv, &is_int);
+    if (bad) return fail(r, bad);
+    return is_int ? lmql__val_int(iv) : lmql__val_float(d);
 }
 
 static struct lmql_val *read_container(struct reader *r, bool object) {

@@ -5,6 +5,7 @@
 #define LMQL_INT_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,12 @@ int  lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n);
 ** advance *i past its closing quote. Returns NULL, or what is wrong with
 ** *i at the fault. A lone surrogate becomes U+FFFD. */
 const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql__buf *out);
+/* Read the JSON number at s[*i] (RFC 8259's grammar exactly) and advance
+** *i past it. *d is its value, correctly rounded whatever its length;
+** *is_int is set when it has no fraction or exponent and fits in 64 bits
+** (then *iv is its value). Returns NULL, or what is wrong with *i at the
+** fault (or "out of memory"): never a different number. */
+const char *lmql__json_number(const char *s, size_t n, size_t *i, double *d, int64_t *iv, bool *is_int);
 
 /* splitmix64: a small, fast generator that gives the same sequence on every
 ** platform, so seeded runs repeat anywhere. Advances *state. */

@@ -63,29 +63,10 @@ static int read_string(struct rd *r, struct lmql__buf *out) {
 /* A JSON number (its exact grammar), as a double. */
 static int read_number(struct rd *r, double *out) {
     ws(r);
-    size_t a = r->i;
-    if (r->i < r->n && r->s[r->i] == '-') r->i++;
-    if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "expected a number");
-    if (r->s[r->i] == '0') r->i++;
-    else while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    if (r->i < r->n && r->s[r->i] == '.') {
-        r->i++;
-        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "bad number");
-        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    }
-    if (r->i < r->n && (r->s[r->i] == 'e' || r->s[r->i] == 'E')) {
-        r->i++;
-        if (r->i < r->n && (r->s[r->i] == '+' || r->s[r->i] == '-')) r->i++;
-        if (r->i >= r->n || r->s[r->i] < '0' || r->s[r->i] > '9') return syntax(r, "bad number");
-        while (r->i < r->n && r->s[r->i] >= '0' && r->s[r->i] <= '9') r->i++;
-    }
-    char tmp[64];
-    size_t len = r->i - a;
-    if (len >= sizeof tmp) { *out = a < r->n && r->s[a] == '-' ? -HUGE_VAL : HUGE_VAL; return 0; }
-    memcpy(tmp, r->s + a, len);
-    tmp[len] = 0;
-    *out = strtod(tmp, NULL);
-    return 0;
+    int64_t iv;
+    bool is_int;
+    const char *bad = lmql__json_number(r->s, r->n, &r->i, out, &iv, &is_int);
+    return bad ? syntax(r, bad) : 0;
 }
 
 static bool word(struct rd *r, const char *w) {
@@ -430,5 +411,125 @@ int lmql__lmtp_error(struct lmql__buf *b, const char *cmd, int64_t stream_id, co
     rc |= lmql__buf_adds(b, ", \"error\": ");
     rc |= lmql__buf_json_str(b, msg, strlen(msg));
     rc |= lmql__buf_adds(b, "}]");
+    return rc ? -1 : 0;
+}
+
+int lmql__lmtp_model_info(struct lmql__buf *b, int64_t stream_id, const struct lmql__lmtp_info *info) {
+    int rc = lmql__buf_adds(b, "MSG [{\"stream_id\": ");
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_adds(b, ", \"model_info\": {\"model_identifier\": ");
+    rc |= lmql__buf_json_str(b, info->model_identifier, strlen(info->model_identifier));
+    rc |= lmql__buf_adds(b, ", \"model_type\": \"llama.cpp\", \"constructor\": ");
+    rc |= lmql__buf_json_str(b, info->constructor, strlen(info->constructor));
+    rc |= lmql__buf_adds(b, ", \"server\": ");
+    rc |= lmql__buf_json_str(b, info->server, strlen(info->server));
+    rc |= lmql__buf_addf(b, ", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d, \"vocab_hash\": \"%016llx\"}}]",
+                         info->n_vocab, info->n_ctx, info->n_seq_max, (unsigned long long)info->vocab_hash);
+    return rc ? -1 : 0;
+}
+
+/* ", " between the items of a list, "" before the first. */
+static int add_ids(struct lmql__buf *b, const int32_t *v, int32_t n, const char *sep) {
+    int rc = 0;
+    for (int32_t i = 0; i < n; i++) rc |= lmql__buf_addf(b, "%s%d", i ? sep : "", v[i]);
+    return rc;
+}
+
+int lmql__lmtp_vocab(struct lmql__buf *b, int64_t stream_id, const struct lmql__lmtp_vocab *v) {
+    static const char hex[] = "0123456789abcdef";
+    int rc = lmql__buf_adds(b, "MSG [{\"stream_id\": ");
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_addf(b, ", \"vocab\": {\"n_vocab\": %d, \"bos\": %d, \"eos\": %d, \"add_bos\": %s, \"eog\": [",
+                         v->n_vocab, v->bos, v->eos, v->add_bos ? "true" : "false");
+    rc |= add_ids(b, v->eog, v->n_eog, ", ");
+    rc |= lmql__buf_adds(b, "], \"pieces\": [");
+    for (int32_t t = 0; !rc && t < v->n_vocab; t++) {
+        uint32_t len = v->off[t + 1] - v->off[t];
+        const unsigned char *p = (const unsigned char *)v->bytes + v->off[t];
+        if (lmql__buf_reserve(b, 2 * (size_t)len + 4)) return -1;
+        b->data[b->len++] = t ? ',' : '"';
+        if (t) b->data[b->len++] = '"';
+        for (uint32_t k = 0; k < len; k++) {
+            b->data[b->len++] = hex[p[k] >> 4];
+            b->data[b->len++] = hex[p[k] & 15];
+        }
+        b->data[b->len++] = '"';
+        b->data[b->len] = 0;
+    }
+    rc |= lmql__buf_adds(b, "]}}]");
+    return rc ? -1 : 0;
+}
+
+int lmql__lmtp_tokens(struct lmql__buf *b, int64_t stream_id, const int32_t *tok, int32_t n) {
+    int rc = lmql__buf_adds(b, "MSG [{\"stream_id\": ");
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_adds(b, ", \"tokens\": [");
+    rc |= add_ids(b, tok, n, ", ");
+    rc |= lmql__buf_adds(b, "]}]");
+    return rc ? -1 : 0;
+}
+
+int lmql__lmtp_cancelled(struct lmql__buf *b, int64_t stream_id, int n) {
+    int rc = lmql__buf_adds(b, "MSG [{\"stream_id\": ");
+    rc |= add_id(b, stream_id);
+    rc |= lmql__buf_addf(b, ", \"cancelled\": %d}]", n);
+    return rc ? -1 : 0;
+}
+
+/* ----------------------------------------------------------- requests -- */
+
+static int add_str_field(struct lmql__buf *b, const char *key, const char *s, size_t n) {
+    int rc = lmql__buf_addf(b, ", \"%s\": ", key);
+    return rc | lmql__buf_json_str(b, s, n);
+}
+
+int lmql__lmtp_request(struct lmql__buf *b, const struct lmql__lmtp_cmd *c) {
+    const char *name = NULL;
+    for (size_t k = 0; k < sizeof k_cmds / sizeof *k_cmds; k++)
+        if (k_cmds[k].kind == c->kind) name = k_cmds[k].name;
+    if (!name) return -1;
+    int rc = lmql__buf_addf(b, "%s {\"stream_id\": ", name);
+    rc |= add_id(b, c->stream_id);
+    if (c->model) rc |= add_str_field(b, "model", c->model, strlen(c->model));
+    switch (c->kind) {
+    case LMTP_GENERATE:
+        rc |= lmql__buf_addf(b, ", \"max_tokens\": %lld, \"top_logprobs\": %lld", (long long)c->max_tokens,
+                             (long long)c->top_logprobs);
+        rc |= c->temperature == 0 ? lmql__buf_adds(b, ", \"temperature\": 0.0")
+                                  : lmql__buf_addf(b, ", \"temperature\": %.17g", c->temperature);
+        if (c->top_k > 0) rc |= lmql__buf_addf(b, ", \"top_k\": %lld", (long long)c->top_k);
+        if (c->top_p < 1) rc |= lmql__buf_addf(b, ", \"top_p\": %.17g", c->top_p);
+        rc |= lmql__buf_adds(b, ", \"prompt\": [");
+        rc |= add_ids(b, c->prompt, c->n_prompt, ",");
+        rc |= lmql__buf_adds(b, "]");
+        if (c->n_bias > 0) {
+            rc |= lmql__buf_adds(b, ", \"logit_bias\": {");
+            for (int32_t i = 0; i < c->n_bias; i++)
+                rc |= lmql__buf_addf(b, "%s\"%d\": %.9g", i ? ", " : "", c->bias[i].tok, (double)c->bias[i].value);
+            rc |= lmql__buf_adds(b, "}");
+        }
+        break;
+    case LMTP_SCORE:
+        rc |= lmql__buf_adds(b, ", \"prompt\": [");
+        rc |= add_ids(b, c->prompt, c->n_prompt, ",");
+        rc |= lmql__buf_adds(b, "], \"scored\": [");
+        rc |= add_ids(b, c->scored, c->n_scored, ",");
+        rc |= lmql__buf_adds(b, "]");
+        break;
+    case LMTP_MODEL_INFO:
+        if (c->model) {
+            rc |= lmql__buf_adds(b, ", \"data\": {\"model\": ");
+            rc |= lmql__buf_json_str(b, c->model, strlen(c->model));
+            rc |= lmql__buf_adds(b, "}");
+        }
+        break;
+    case LMTP_TOKENIZE:
+        rc |= lmql__buf_addf(b, ", \"bos\": %s, \"cont\": %s", c->bos ? "true" : "false", c->cont ? "true" : "false");
+        rc |= add_str_field(b, "text", c->text ? c->text : "", c->text_len);
+        break;
+    default:
+        break;
+    }
+    rc |= lmql__buf_adds(b, "}");
     return rc ? -1 : 0;
 }

@@ -70,4 +70,36 @@ int lmql__lmtp_token(struct lmql__buf *b, int64_t stream_id, int32_t tok, double
                      const int32_t *top, const float *top_lp, int n_top);
 int lmql__lmtp_error(struct lmql__buf *b, const char *cmd, int64_t stream_id, const char *msg);
 
+/* MODEL_INFO's answer. vocab_hash lets a client check that its own copy
+** of the GGUF is the one served; it goes as a hex string (JSON numbers
+** are doubles). */
+struct lmql__lmtp_info {
+    const char *model_identifier, *constructor, *server;
+    int32_t n_vocab, n_ctx, n_seq_max;
+    uint64_t vocab_hash;
+};
+int lmql__lmtp_model_info(struct lmql__buf *b, int64_t stream_id, const struct lmql__lmtp_info *info);
+
+/* VOCAB's answer: each piece (bytes[off[t]..off[t+1])) as hex, since
+** pieces are bytes, not always UTF-8. */
+struct lmql__lmtp_vocab {
+    int32_t n_vocab, bos, eos;
+    bool add_bos;
+    const int32_t *eog;
+    int32_t n_eog;
+    const char *bytes;
+    const uint32_t *off;
+};
+int lmql__lmtp_vocab(struct lmql__buf *b, int64_t stream_id, const struct lmql__lmtp_vocab *v);
+
+/* TOKENIZE's answer (the ids) and CANCEL's (how many streams stopped). */
+int lmql__lmtp_tokens(struct lmql__buf *b, int64_t stream_id, const int32_t *tok, int32_t n);
+int lmql__lmtp_cancelled(struct lmql__buf *b, int64_t stream_id, int n);
+
+/* A client's command, appended to b as a whole frame's text: the inverse
+** of lmql__lmtp_parse for c->kind (any but LMTP_UNKNOWN), writing the
+** fields that command takes (model when not NULL; for MODEL_INFO also
+** LMQL's "data" echo of it). Returns 0 or -1 (out of memory). */
+int lmql__lmtp_request(struct lmql__buf *b, const struct lmql__lmtp_cmd *c);
+
 #endif

@@ -238,15 +238,19 @@ static int send_buf(struct lmtp *m, struct lmql__err *err) {
     return rc;
 }
 
+/* A command that names only its stream and the model (CANCEL, VOCAB, MODEL_INFO). */
+static int send_cmd(struct lmtp *m, enum lmql__lmtp_kind kind, int64_t id, struct lmql__err *err) {
+    struct lmql__lmtp_cmd c = {.kind = kind, .stream_id = id, .has_stream_id = true, .model = m->base.id};
+    if (lmql__lmtp_request(&m->out, &c)) { m->out.len = 0; return lmql__errf(err, "out of memory"); }
+    return send_buf(m, err);
+}
+
 static void cancel(struct lmtp *m, int slot) {
     struct rstream *s = m->slot[slot];
     if (!s) return;
     if (!s->finished) {
         struct lmql__err err;
-        lmql__buf_addf(&m->out, "CANCEL {\"stream_id\": %lld, \"model\": ", (long long)s->id);
-        lmql__buf_json_str(&m->out, m->base.id, strlen(m->base.id));
-        lmql__buf_adds(&m->out, "}");
-        send_buf(m, &err);
+        send_cmd(m, LMTP_CANCEL, s->id, &err);
     }
     stream_free(s);
     m->slot[slot] = NULL;
@@ -286,36 +290,27 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
     s->key = key;
     s->max_tokens = m->chunk;
     m->slot[slot] = s;
-    struct lmql__buf *b = &m->out;
-    lmql__buf_adds(b, "GENERATE {\"model\": ");
-    lmql__buf_json_str(b, m->base.id, strlen(m->base.id));
-    lmql__buf_addf(b, ", \"stream_id\": %lld, \"max_tokens\": %d, \"top_logprobs\": %d, ", (long long)s->id, m->chunk,
-                   LMTP_TOP);
     s->sampled = q->sampling != NULL;
+    struct lmql__lmtp_cmd c = {.kind = LMTP_GENERATE, .stream_id = s->id, .has_stream_id = true, .model = m->base.id,
+                               .prompt = (int32_t *)q->tokens, .n_prompt = q->n_tokens, .max_tokens = m->chunk,
+                               .top_logprobs = LMTP_TOP, .top_p = 1};
     if (q->sampling) {
-        lmql__buf_addf(b, "\"temperature\": %.9g", q->sampling->temperature);
-        if (q->sampling->top_k > 0) lmql__buf_addf(b, ", \"top_k\": %d", q->sampling->top_k);
-        if (q->sampling->top_p < 1) lmql__buf_addf(b, ", \"top_p\": %.9g", q->sampling->top_p);
-    } else {
-        lmql__buf_adds(b, "\"temperature\": 0.0");
+        c.temperature = q->sampling->temperature;
+        c.top_k = q->sampling->top_k > 0 ? q->sampling->top_k : 0;
+        c.top_p = q->sampling->top_p;
     }
-    lmql__buf_adds(b, ", \"prompt\": [");
-    for (int32_t i = 0; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i ? "," : "", q->tokens[i]);
-    lmql__buf_adds(b, "]");
     if (q->mask) {
         int32_t nv = m->base.vocab.n_tokens, allowed = 0;
         for (int32_t t = 0; t < nv; t++) allowed += q->mask[t] != 0;
         bool plus = allowed < nv / 2;
-        lmql__buf_adds(b, ", \"logit_bias\": {");
-        bool first = true;
+        if (!(c.bias = malloc((size_t)(plus ? allowed : nv - allowed) * sizeof *c.bias + 1)))
+            return lmql__errf(err, "out of memory");
         for (int32_t t = 0; t < nv; t++)
-            if ((q->mask[t] != 0) == plus) {
-                lmql__buf_addf(b, "%s\"%d\": %s", first ? "" : ", ", t, plus ? "100" : "-100");
-                first = false;
-            }
-        lmql__buf_adds(b, "}");
+            if ((q->mask[t] != 0) == plus) c.bias[c.n_bias++] = (struct lmql__lmtp_bias){t, plus ? 100.0f : -100.0f};
     }
-    lmql__buf_adds(b, "}");
+    int rc = lmql__lmtp_request(&m->out, &c);
+    free(c.bias);
+    if (rc) { m->out.len = 0; return lmql__errf(err, "out of memory"); }
     m->base.stats.n_calls++;   /* a request is this model's forward pass */
     return send_buf(m, err);
 }
@@ -382,16 +377,11 @@ static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__ev
         if (!s) return lmql__errf(err, "out of memory");
         s->id = ++m->next_id;
         m->scoring = s;
-        struct lmql__buf *b = &m->out;
-        lmql__buf_adds(b, "SCORE {\"model\": ");
-        lmql__buf_json_str(b, base->id, strlen(base->id));
-        lmql__buf_addf(b, ", \"stream_id\": %lld, \"prompt\": [", (long long)s->id);
-        for (int32_t i = 0; i < from[r]; i++) lmql__buf_addf(b, "%s%d", i ? "," : "", q->tokens[i]);
-        lmql__buf_adds(b, "], \"scored\": [");
-        for (int32_t i = from[r]; i < q->n_tokens; i++) lmql__buf_addf(b, "%s%d", i > from[r] ? "," : "", q->tokens[i]);
-        lmql__buf_adds(b, "]}");
+        struct lmql__lmtp_cmd c = {.kind = LMTP_SCORE, .stream_id = s->id, .has_stream_id = true, .model = base->id,
+                                   .prompt = (int32_t *)q->tokens, .n_prompt = from[r],
+                                   .scored = (int32_t *)q->tokens + from[r], .n_scored = q->n_tokens - from[r]};
         base->stats.n_calls++;
-        int rc = send_buf(m, err);
+        int rc = lmql__lmtp_request(&m->out, &c) ? (m->out.len = 0, lmql__errf(err, "out of memory")) : send_buf(m, err);
         while (rc == 0 && !s->finished) rc = pump(m, NULL, err);
         char shown[512];
         if (rc == 0 && s->error) rc = lmql__errf(err, SRV ": %s", WHERE(m), clean(s->error, shown, sizeof shown));
@@ -410,10 +400,9 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     struct lmtp *m = (struct lmtp *)base;
     if (m->local) return m->local->ops->tokenize(m->local, text, len, bos, cont, out, cap, err);
     int64_t id = ++m->next_id;
-    lmql__buf_addf(&m->out, "TOKENIZE {\"stream_id\": %lld, \"bos\": %s, \"cont\": %s, \"text\": ", (long long)id,
-                   bos ? "true" : "false", cont ? "true" : "false");
-    lmql__buf_json_str(&m->out, text, len);
-    lmql__buf_adds(&m->out, "}");
+    struct lmql__lmtp_cmd c = {.kind = LMTP_TOKENIZE, .stream_id = id, .has_stream_id = true, .text = (char *)text,
+                               .text_len = len, .bos = bos, .cont = cont};
+    if (lmql__lmtp_request(&m->out, &c)) { m->out.len = 0; lmql__errf(err, "out of memory"); return INT32_MIN; }
     if (send_buf(m, err)) return INT32_MIN;
     struct lmql_val *p = await_msg(m, id, NULL, err);
     if (!p) return INT32_MIN;
@@ -479,10 +468,7 @@ static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && 
 ** VOCAB either. Everything is checked: the server may be broken or hostile. */
 static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__err *err) {
     int64_t id = ++m->next_id;
-    lmql__buf_addf(&m->out, "VOCAB {\"stream_id\": %lld, \"model\": ", (long long)id);
-    lmql__buf_json_str(&m->out, m->base.id, strlen(m->base.id));
-    lmql__buf_adds(&m->out, "}");
-    if (send_buf(m, err)) return -1;
+    if (send_cmd(m, LMTP_VOCAB, id, err)) return -1;
     bool refused;
     struct lmql_val *p = await_msg(m, id, &refused, err);
     if (!p && !refused) return -1;
@@ -613,12 +599,7 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     if (!m->conn) goto fail;
     /* MODEL_INFO goes out first and is answered while the local file loads. */
     int64_t info_id = ++m->next_id;
-    lmql__buf_addf(&m->out, "MODEL_INFO {\"stream_id\": %lld, \"model\": ", (long long)info_id);
-    lmql__buf_json_str(&m->out, id, strlen(id));
-    lmql__buf_adds(&m->out, ", \"data\": {\"model\": ");
-    lmql__buf_json_str(&m->out, id, strlen(id));
-    lmql__buf_adds(&m->out, "}}");
-    if (send_buf(m, err)) goto fail;
+    if (send_cmd(m, LMTP_MODEL_INFO, info_id, err)) goto fail;
     /* The tokenizer from PATH when this machine has it as a regular file
     ** (a FIFO there must not block us); otherwise, or when it cannot be
     ** read, or is not the served model, the server's. */

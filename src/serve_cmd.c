@@ -21,51 +21,30 @@ static bool same_model(struct lmql_server *S, const char *want) {
     return realpath(path, rp) && !strcmp(rp, S->real_path);
 }
 
+/* The reply in b, or nothing when it could not be written (out of memory). */
+static void reply(struct conn *c, struct lmql__buf *b, int rc) {
+    if (!rc) lmql__serve_reply_buf(c, b);
+    lmql__buf_free(b);
+}
+
 static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     struct lmql_server *S = c->srv;
     struct lmql__buf b = {0};
-    lmql__buf_adds(&b, "MSG [{\"stream_id\": ");
-    if (cmd->has_stream_id) lmql__buf_addf(&b, "%lld", (long long)cmd->stream_id);
-    else lmql__buf_adds(&b, "null");
-    lmql__buf_adds(&b, ", \"model_info\": {\"model_identifier\": ");
-    lmql__buf_json_str(&b, S->real_path, strlen(S->real_path));
-    lmql__buf_adds(&b, ", \"model_type\": \"llama.cpp\", \"constructor\": ");
-    lmql__buf_json_str(&b, S->constructor, strlen(S->constructor));
     /* vocab_hash: a client that reads the vocabulary from its own copy of
     ** the GGUF checks that it is the one served (lmql__vocab_fingerprint,
-    ** computed at open). A string: JSON numbers are doubles. */
-    lmql__buf_addf(&b, ", \"server\": \"lmql-c " LMQL_VERSION "\", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d, "
-                   "\"vocab_hash\": \"%016llx\"}}]", S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots,
-                   (unsigned long long)S->m->vocab.fingerprint);
-    lmql__serve_reply_buf(c, &b);
-    lmql__buf_free(&b);
+    ** computed at open). */
+    struct lmql__lmtp_info info = {S->real_path, S->constructor, "lmql-c " LMQL_VERSION, S->m->vocab.n_tokens,
+                                   S->m->n_ctx, S->m->n_slots, S->m->vocab.fingerprint};
+    reply(c, &b, lmql__lmtp_model_info(&b, cmd->has_stream_id ? cmd->stream_id : -1, &info));
 }
 
-/* Extension: the vocabulary, each piece as hex (pieces are bytes, not
-** always UTF-8), so a client without the GGUF tokenizes nothing wrong. */
+/* Extension: the vocabulary, so a client without the GGUF tokenizes
+** nothing wrong. */
 static void vocab_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     const struct lmql__vocab *v = &c->srv->m->vocab;
     struct lmql__buf b = {0};
-    static const char hex[] = "0123456789abcdef";
-    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"vocab\": {\"n_vocab\": %d, \"bos\": %d, \"eos\": %d, \"add_bos\": %s, "
-                   "\"eog\": [", (long long)cmd->stream_id, v->n_tokens, v->bos, v->eos, v->add_bos ? "true" : "false");
-    for (int32_t i = 0; i < v->n_eog; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", v->eog[i]);
-    lmql__buf_adds(&b, "], \"pieces\": [");
-    for (int32_t t = 0; t < v->n_tokens; t++) {
-        uint32_t len;
-        const char *p = lmql__vocab_piece(v, t, &len);
-        if (lmql__buf_reserve(&b, 2 * (size_t)len + 4)) break;
-        b.data[b.len++] = t ? ',' : '"';
-        if (t) b.data[b.len++] = '"';
-        for (uint32_t k = 0; k < len; k++) {
-            b.data[b.len++] = hex[(unsigned char)p[k] >> 4];
-            b.data[b.len++] = hex[(unsigned char)p[k] & 15];
-        }
-        b.data[b.len++] = '"';
-    }
-    lmql__buf_adds(&b, "]}}]");
-    lmql__serve_reply_buf(c, &b);
-    lmql__buf_free(&b);
+    struct lmql__lmtp_vocab lv = {v->n_tokens, v->bos, v->eos, v->add_bos, v->eog, v->n_eog, v->bytes, v->off};
+    reply(c, &b, lmql__lmtp_vocab(&b, cmd->stream_id, &lv));
 }
 
 /* Tokenizing runs on the service thread: the text is capped so that one
@@ -94,11 +73,7 @@ static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
         return;
     }
     struct lmql__buf b = {0};
-    lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"tokens\": [", (long long)cmd->stream_id);
-    for (int32_t i = 0; i < n; i++) lmql__buf_addf(&b, "%s%d", i ? ", " : "", t[i]);
-    lmql__buf_adds(&b, "]}]");
-    lmql__serve_reply_buf(c, &b);
-    lmql__buf_free(&b);
+    reply(c, &b, lmql__lmtp_tokens(&b, cmd->stream_id, t, n));
     free(t);
 }
 
@@ -134,9 +109,7 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
     } else if (cmd.kind == LMTP_CANCEL) {
         int n = lmql__engine_cancel(S->eng, c, cmd.stream_id);
         struct lmql__buf b = {0};
-        lmql__buf_addf(&b, "MSG [{\"stream_id\": %lld, \"cancelled\": %d}]", (long long)cmd.stream_id, n);
-        lmql__serve_reply_buf(c, &b);
-        lmql__buf_free(&b);
+        reply(c, &b, lmql__lmtp_cancelled(&b, cmd.stream_id, n));
     } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
         snprintf(err, sizeof err, "too many streams on this connection (limit %d)", S->p.max_streams);
         lmql__serve_reply_error(c, word, cmd.stream_id, err);

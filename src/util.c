@@ -3,6 +3,7 @@
 */
 #include "lmql_int.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,46 @@ const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql_
         if (out && lmql__buf_add(out, &one, 1)) return "out of memory";
     }
     return "unterminated string";
+}
+
+static bool digit_at(const char *s, size_t n, size_t i) { return i < n && s[i] >= '0' && s[i] <= '9'; }
+
+const char *lmql__json_number(const char *s, size_t n, size_t *i, double *d, int64_t *iv, bool *is_int) {
+    size_t a = *i, k = a;
+    bool frac = false;
+    if (k < n && s[k] == '-') k++;
+    if (!digit_at(s, n, k)) { *i = k; return "expected a number"; }
+    if (s[k] == '0') k++;
+    else while (digit_at(s, n, k)) k++;
+    if (k < n && s[k] == '.') {
+        frac = true;
+        if (!digit_at(s, n, ++k)) { *i = k; return "bad fraction"; }
+        while (digit_at(s, n, k)) k++;
+    }
+    if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+        frac = true;
+        k++;
+        if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+        if (!digit_at(s, n, k)) { *i = k; return "bad exponent"; }
+        while (digit_at(s, n, k)) k++;
+    }
+    /* strtod and strtoll want a NUL: a copy, on the heap when long, so
+    ** that every digit counts. */
+    char small[64], *tmp = small;
+    size_t len = k - a;
+    if (len >= sizeof small && !(tmp = malloc(len + 1))) return "out of memory";
+    memcpy(tmp, s + a, len);
+    tmp[len] = 0;
+    *is_int = false;
+    if (!frac) {
+        errno = 0;
+        long long v = strtoll(tmp, NULL, 10);
+        if (errno == 0) { *is_int = true; *iv = v; }
+    }
+    *d = strtod(tmp, NULL);
+    if (tmp != small) free(tmp);
+    *i = k;
+    return NULL;
 }
 
 double lmql__now(void) {

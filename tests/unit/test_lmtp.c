@@ -5,6 +5,7 @@
 ** the reply), and replies have LMQL's shape.
 */
 #include "harness.h"
+#include "json.h"
 #include "lmtp.h"
 
 #include <math.h>
@@ -131,9 +132,206 @@ static void test_replies(void) {
     lmql__buf_free(&b);
 }
 
+/* The one JSON number reader (util.c), for both the LMTP parser and
+** json.c: exact for any length, never a different number. */
+static void test_numbers(void) {
+    char big[128];
+    memset(big, '9', 100);
+    big[100] = 0;
+    double d;
+    int64_t iv;
+    bool is_int;
+    size_t i = 0;
+    CHECK(lmql__json_number(big, 100, &i, &d, &iv, &is_int) == NULL);
+    CHECK_INT(i, 100);
+    CHECK(!is_int && d == 1e100);
+    /* 1 followed by 99 zeros and an exponent: the exponent still counts. */
+    char e[400];
+    snprintf(e, sizeof e, "1%0*de-99", 99, 0);
+    i = 0;
+    CHECK(lmql__json_number(e, strlen(e), &i, &d, &iv, &is_int) == NULL && i == strlen(e) && d == 1.0);
+    /* 0.000...0001e+100 with 80 zeros: 1e19. */
+    snprintf(e, sizeof e, "0.%0*d1e+100", 80, 0);
+    i = 0;
+    CHECK(lmql__json_number(e, strlen(e), &i, &d, &iv, &is_int) == NULL && d == 1e19);
+    /* A long exponent. */
+    const char *le = "-2.5e0000000000000000000000000000000000000000000000000000000000000000000000000003";
+    i = 0;
+    CHECK(lmql__json_number(le, strlen(le), &i, &d, &iv, &is_int) == NULL && d == -2500.0 && !is_int);
+    i = 0;
+    CHECK(lmql__json_number("1e400", 5, &i, &d, &iv, &is_int) == NULL && isinf(d));
+    i = 0;
+    CHECK(lmql__json_number("-9223372036854775808", 20, &i, &d, &iv, &is_int) == NULL && is_int &&
+          iv == INT64_MIN);
+    i = 0;
+    CHECK(lmql__json_number("9223372036854775808", 19, &i, &d, &iv, &is_int) == NULL && !is_int &&
+          d == 9223372036854775808.0);
+    const char *bad[] = {"-", "01", "1.", "1.e5", "1e", "1e+", ".5", "x"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        i = 0;
+        const char *why = lmql__json_number(bad[k], strlen(bad[k]), &i, &d, &iv, &is_int);
+        /* "01" reads as 0 and stops before the 1: the caller sees trailing text. */
+        CHECK(why != NULL || (k == 1 && i == 1 && d == 0));
+    }
+    /* Both readers use it. */
+    struct lmql__err err = {0};
+    snprintf(e, sizeof e, "[%s, %s]", big, le);
+    struct lmql_val *v = lmql__json_parse(e, strlen(e), &err);
+    CHECK(v && v->kind == LMQL_V_LIST && v->u.list.len == 2 && v->u.list.items[0]->kind == LMQL_V_FLOAT &&
+          v->u.list.items[0]->u.f == 1e100 && v->u.list.items[1]->u.f == -2500.0);
+    lmql__val_unref(v);
+    struct lmql__lmtp_cmd c;
+    char msg[256];
+    snprintf(e, sizeof e, "GENERATE {\"stream_id\": 1, \"prompt\": [1], \"top_p\": %s}", le + 1);
+    CHECK_INT(parse(e, &c, msg), -1);   /* 2500 is past the range, not a huge value */
+    CHECK_CONTAINS(msg, "2500");
+    lmql__lmtp_cmd_free(&c);
+    snprintf(e, sizeof e, "GENERATE {\"stream_id\": 1, \"prompt\": [1], \"temperature\": 0.%0*d5}", 90, 0);
+    CHECK_INT(parse(e, &c, msg), 0);
+    CHECK(c.temperature == 5e-91);
+    lmql__lmtp_cmd_free(&c);
+}
+
+/* Every client command the writer makes reads back as itself. */
+static void test_request_round_trip(void) {
+    int32_t prompt[3] = {1, 660, 29901}, scored[2] = {7, 8};
+    struct lmql__lmtp_bias bias[2] = {{3, 100}, {17, -100}};
+    struct lmql__lmtp_cmd in[] = {
+        {.kind = LMTP_GENERATE, .stream_id = 5, .has_stream_id = true, .model = "llama.cpp:/m \"x\".gguf",
+         .prompt = prompt, .n_prompt = 3, .has_prompt = true, .max_tokens = 16, .temperature = 0.7,
+         .top_logprobs = 5, .top_k = 40, .top_p = 0.9, .bias = bias, .n_bias = 2},
+        {.kind = LMTP_GENERATE, .stream_id = 6, .has_stream_id = true, .model = "m", .prompt = prompt, .n_prompt = 1,
+         .has_prompt = true, .max_tokens = 1, .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_SCORE, .stream_id = 7, .has_stream_id = true, .model = "m", .prompt = prompt, .n_prompt = 3,
+         .has_prompt = true, .scored = scored, .n_scored = 2, .has_scored = true, .max_tokens = 32,
+         .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_MODEL_INFO, .stream_id = 1, .has_stream_id = true, .model = "m", .max_tokens = 32,
+         .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_CANCEL, .stream_id = 9, .has_stream_id = true, .model = "m", .max_tokens = 32,
+         .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_VOCAB, .stream_id = 10, .has_stream_id = true, .model = "m", .max_tokens = 32,
+         .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_TOKENIZE, .stream_id = 11, .has_stream_id = true, .text = "a\"\n\xc3\xa9\0b", .text_len = 7,
+         .bos = true, .cont = false, .max_tokens = 32, .top_logprobs = 1, .top_p = 1},
+    };
+    for (size_t k = 0; k < sizeof in / sizeof *in; k++) {
+        const struct lmql__lmtp_cmd *a = &in[k];
+        struct lmql__buf b = {0};
+        CHECK_INT(lmql__lmtp_request(&b, a), 0);
+        struct lmql__lmtp_cmd c;
+        char err[256];
+        CHECK_INT(lmql__lmtp_parse(b.data, b.len, 1000, &c, err, sizeof err), 0);
+        CHECK_INT(c.kind, a->kind);
+        CHECK(c.stream_id == a->stream_id && c.has_stream_id);
+        CHECK(a->model ? c.model && !strcmp(c.model, a->model) : !c.model);
+        CHECK(c.n_prompt == a->n_prompt && (!a->n_prompt || !memcmp(c.prompt, a->prompt, (size_t)a->n_prompt * 4)));
+        CHECK(c.n_scored == a->n_scored && (!a->n_scored || !memcmp(c.scored, a->scored, (size_t)a->n_scored * 4)));
+        CHECK(c.has_prompt == a->has_prompt && c.has_scored == a->has_scored);
+        CHECK_INT(c.max_tokens, a->max_tokens);
+        CHECK_INT(c.top_logprobs, a->top_logprobs);
+        CHECK_INT(c.top_k, a->top_k);
+        CHECK(c.temperature == a->temperature && c.top_p == a->top_p);
+        CHECK_INT(c.n_bias, a->n_bias);
+        for (int32_t i = 0; i < c.n_bias && i < a->n_bias; i++)
+            CHECK(c.bias[i].tok == a->bias[i].tok && c.bias[i].value == a->bias[i].value);
+        CHECK(c.text_len == a->text_len && (!a->text || !memcmp(c.text, a->text, a->text_len)));
+        CHECK(c.bos == a->bos && c.cont == a->cont);
+        lmql__lmtp_cmd_free(&c);
+        lmql__buf_free(&b);
+    }
+}
+
+static struct lmql_val *payload(const struct lmql__buf *b, const char *word) {
+    size_t w = strlen(word);
+    CHECK(b->len > w && !memcmp(b->data, word, w) && b->data[w] == ' ');
+    struct lmql__err err = {0};
+    struct lmql_val *v = lmql__json_parse(b->data + w + 1, b->len - w - 1, &err);
+    CHECK(v && v->kind == LMQL_V_LIST && v->u.list.len == 1);
+    struct lmql_val *p = v && v->kind == LMQL_V_LIST && v->u.list.len == 1 ? lmql__val_ref(v->u.list.items[0]) : NULL;
+    lmql__val_unref(v);
+    return p;
+}
+
+static const struct lmql_val *get(const struct lmql_val *d, const char *k) {
+    for (size_t i = 0; d && d->kind == LMQL_V_DICT && i < d->u.dict.len; i++)
+        if (!strcmp(d->u.dict.keys[i]->u.str.s, k)) return d->u.dict.vals[i];
+    return NULL;
+}
+
+static long long int_of(const struct lmql_val *v) { return v && v->kind == LMQL_V_INT ? (long long)v->u.i : -999; }
+
+/* Every server reply the writers make reads back (as JSON) as what went in. */
+static void test_reply_round_trip(void) {
+    struct lmql__buf b = {0};
+    struct lmql__lmtp_info info = {"/m/a \"b\".gguf", "llama.cpp:/m", "lmql-c x", 32000, 4096, 8,
+                                   0x0123456789abcdefull};
+    CHECK_INT(lmql__lmtp_model_info(&b, 4, &info), 0);
+    struct lmql_val *p = payload(&b, "MSG");
+    const struct lmql_val *mi = get(p, "model_info");
+    CHECK_INT(int_of(get(p, "stream_id")), 4);
+    CHECK_STR(get(mi, "model_identifier")->u.str.s, info.model_identifier);
+    CHECK_STR(get(mi, "constructor")->u.str.s, info.constructor);
+    CHECK_STR(get(mi, "server")->u.str.s, info.server);
+    CHECK_STR(get(mi, "vocab_hash")->u.str.s, "0123456789abcdef");
+    CHECK(int_of(get(mi, "n_vocab")) == 32000 && int_of(get(mi, "n_ctx")) == 4096 && int_of(get(mi, "n_seq_max")) == 8);
+    lmql__val_unref(p);
+
+    b.len = 0;
+    int32_t eog[2] = {2, 3};
+    uint32_t off[5] = {0, 0, 1, 3, 4};
+    struct lmql__lmtp_vocab voc = {4, 1, 2, true, eog, 2, "a\xff\x00" "b", off};
+    CHECK_INT(lmql__lmtp_vocab(&b, 5, &voc), 0);
+    p = payload(&b, "MSG");
+    const struct lmql_val *vv = get(p, "vocab"), *pieces = get(vv, "pieces");
+    CHECK(int_of(get(vv, "n_vocab")) == 4 && int_of(get(vv, "bos")) == 1 && int_of(get(vv, "eos")) == 2);
+    CHECK(get(vv, "add_bos") && get(vv, "add_bos")->kind == LMQL_V_BOOL && get(vv, "add_bos")->u.b);
+    CHECK(get(vv, "eog") && get(vv, "eog")->u.list.len == 2 && int_of(get(vv, "eog")->u.list.items[1]) == 3);
+    CHECK(pieces && pieces->kind == LMQL_V_LIST && pieces->u.list.len == 4);
+    if (pieces && pieces->kind == LMQL_V_LIST && pieces->u.list.len == 4) {
+        CHECK_STR(pieces->u.list.items[0]->u.str.s, "");
+        CHECK_STR(pieces->u.list.items[1]->u.str.s, "61");
+        CHECK_STR(pieces->u.list.items[2]->u.str.s, "ff00");
+        CHECK_STR(pieces->u.list.items[3]->u.str.s, "62");
+    }
+    lmql__val_unref(p);
+
+    b.len = 0;
+    int32_t toks[3] = {1, 0, 31999};
+    CHECK_INT(lmql__lmtp_tokens(&b, 6, toks, 3), 0);
+    p = payload(&b, "MSG");
+    const struct lmql_val *tl = get(p, "tokens");
+    CHECK(tl && tl->u.list.len == 3 && int_of(tl->u.list.items[2]) == 31999 && int_of(get(p, "stream_id")) == 6);
+    lmql__val_unref(p);
+
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_cancelled(&b, 7, 2), 0);
+    p = payload(&b, "MSG");
+    CHECK(int_of(get(p, "stream_id")) == 7 && int_of(get(p, "cancelled")) == 2);
+    lmql__val_unref(p);
+
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_token(&b, 8, 5, -0.25, "length", toks, (const float[]){-0.25f, -1.5f}, 2), 0);
+    p = payload(&b, "TOKEN");
+    CHECK(int_of(get(p, "token")) == 5 && int_of(get(p, "stream_id")) == 8);
+    CHECK(get(p, "logprob") && get(p, "logprob")->u.f == -0.25);
+    CHECK_STR(get(p, "finish_reason")->u.str.s, "length");
+    lmql__val_unref(p);
+
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_error(&b, "TOKEN", 9, "no \xff"), 0);
+    p = payload(&b, "TOKEN");
+    CHECK(int_of(get(p, "stream_id")) == 9);
+    CHECK_STR(get(p, "error")->u.str.s, "no \xef\xbf\xbd");
+    lmql__val_unref(p);
+    lmql__buf_free(&b);
+}
+
 int main(void) {
     RUN(test_lmql_client_frames);
     RUN(test_errors);
     RUN(test_replies);
+    RUN(test_numbers);
+    RUN(test_request_round_trip);
+    RUN(test_reply_round_trip);
     return th_report("lmtp");
 }
