@@ -486,8 +486,7 @@ struct lmql_val *lmql__iter_list(struct interp *I, const struct lmql_node *at, s
     if (!l) return oom(I);
     if (v->kind == LMQL_V_STR) {
         for (size_t i = 0; i < v->u.str.len;) {
-            size_t k = 1;   /* one UTF-8 character at a time */
-            while (i + k < v->u.str.len && ((unsigned char)v->u.str.s[i + k] & 0xC0) == 0x80) k++;
+            size_t k = lmql__utf8_char_len(v->u.str.s + i, v->u.str.len - i);   /* as len() counts */
             lmql__list_push(l, lmql__val_str(v->u.str.s + i, k));
             i += k;
         }

@@ -11,13 +11,6 @@
 
 static bool is_align(char c) { return c == '<' || c == '>' || c == '^' || c == '='; }
 
-/* Count UTF-8 characters, for width padding. */
-static size_t n_chars(const char *s, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return k;
-}
-
 int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char *spec, struct lmql__err *err) {
     const char *p = spec;
     char fill = ' ', align = 0, sign = '-', type = 0;
@@ -44,7 +37,7 @@ int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char
     if (type == 's' || (!type && !numeric)) {
         if (numeric && type == 's') return lmql__errf(err, "format code 's' is for strings");
         rc = lmql__val_str_into(&body, v);
-        if (prec >= 0 && body.len > (size_t)prec) body.len = (size_t)prec;
+        if (prec >= 0) body.len = lmql__utf8_offset(body.data, body.len, (size_t)prec);
         if (!align) align = '<';
     } else if (numeric) {
         double f = v->kind == LMQL_V_FLOAT ? v->u.f : v->kind == LMQL_V_INT ? (double)v->u.i : (double)v->u.b;
@@ -127,7 +120,7 @@ int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char
         return why ? lmql__errf(err, "RecursionError: %s", why) : lmql__errf(err, "out of memory");
     }
     const char *b = body.data ? body.data : "";
-    size_t len = body.len, chars = n_chars(b, len);
+    size_t len = body.len, chars = lmql__utf8_count(b, len);
     size_t pad = (size_t)width > chars ? (size_t)width - chars : 0;
     size_t left = align == '<' ? 0 : align == '^' ? pad / 2 : pad, right = pad - left;
     if (align == '=' && len && (b[0] == '-' || b[0] == '+' || b[0] == ' ')) {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "utf8.h"
+
 /* A cause for a runtime error, filled by the module that failed. */
 struct lmql__err {
     char msg[1024];
@@ -52,17 +54,6 @@ uint64_t lmql__rng_next(uint64_t *state);
 
 /* Seconds on the monotonic clock (for durations). */
 double lmql__now(void);
-
-/* At s, where no valid UTF-8 sequence starts: how many bytes one
-** replacement character stands for (a lead byte and the continuation
-** bytes that follow it, short of a whole sequence; else 1). */
-size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n);
-
-/* Strings are UTF-8 and count characters as Python does (an invalid
-** piece counts as one): the number of characters, and the byte offset of
-** character k (n when k is past the end). */
-size_t lmql__utf8_count(const char *s, size_t n);
-size_t lmql__utf8_offset(const char *s, size_t n, size_t k);
 
 /* Number of CPU cores this process may run on (at least 1). */
 int lmql__ncores(void);

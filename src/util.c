@@ -64,53 +64,6 @@ void lmql__buf_free(struct lmql__buf *b) {
     b->len = b->cap = 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    unsigned cp = c & (0x3F >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
-    size_t k = 1;
-    while (k <= need && k < n && (s[k] & 0xC0) == 0x80) k++;
-    return k;
-}
-
-/* Bytes of the character at s: a whole UTF-8 sequence, or the invalid
-** piece one replacement character would stand for. */
-static size_t char_len(const unsigned char *s, size_t n) {
-    size_t l = utf8_len(s, n);
-    return l ? l : lmql__utf8_invalid_len(s, n);
-}
-
-size_t lmql__utf8_count(const char *s, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; k++) i += char_len((const unsigned char *)s + i, n - i);
-    return k;
-}
-
-size_t lmql__utf8_offset(const char *s, size_t n, size_t k) {
-    size_t i = 0;
-    while (k-- > 0 && i < n) i += char_len((const unsigned char *)s + i, n - i);
-    return i;
-}
-
 int lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     if (lmql__buf_add(b, "\"", 1)) return -1;
@@ -124,7 +77,7 @@ int lmql__buf_json_str(struct lmql__buf *b, const char *s, size_t n) {
         else if (c == '\t') rc = lmql__buf_adds(b, "\\t");
         else if (c < 0x20 || c == 0x7F) rc = lmql__buf_addf(b, "\\u%04x", c);
         else {
-            size_t l = utf8_len(u + i, n - i);
+            size_t l = lmql__utf8_seq_len(u + i, n - i);
             if (l == 0) {
                 /* One U+FFFD for a truncated sequence (its lead byte and the
                 ** continuation bytes that came), as Python's decoder does. */

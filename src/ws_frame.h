@@ -61,8 +61,7 @@ void lmql__ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], ui
 ** out[0..10): its length. */
 size_t lmql__ws_frame_header(unsigned char out[10], int opcode, uint64_t len);
 
-/* Whether s[0..n) is valid UTF-8 (RFC 3629: no overlong forms, no
-** surrogates, nothing past U+10FFFF), as a text message must be. */
-bool lmql__utf8_valid(const unsigned char *s, size_t n);
+/* lmql__utf8_valid: whether a text message is valid UTF-8. */
+#include "utf8.h"
 
 #endif
