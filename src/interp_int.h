@@ -1,6 +1,7 @@
 /*
 ** Interpreter internals shared by interp.c (statements, prompts, holes),
-** eval.c (expressions) and builtins.c (functions and methods).
+** seqs.c and search.c (sequences, decoders), eval.c (expressions) and
+** builtins.c (functions and methods).
 */
 #ifndef LMQL_INTERP_INT_H
 #define LMQL_INTERP_INT_H
@@ -33,7 +34,7 @@ struct interp {
     uint64_t rng;
     const struct lmql_node *inline_where;   /* of the prompt being run */
     const char *decoder_override;    /* @lmql.query(decoder=...) of a sub-query */
-    bool frontier;                   /* a beam replay stopped at its next choice */
+    bool frontier;                   /* a replay stopped at its next choice: -1 unwinds, no error */
     const struct lmql_node *dist;    /* the DISTRIBUTION in force (global or of this prompt) */
     size_t dist_end;                 /* prompt length once it was scored; 0 before */
     uint64_t n_generated;
@@ -80,6 +81,12 @@ int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct
 ** caller's model unless it names its own (interp.c). */
 struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
                                     struct lmql_val **argv, const char **names);
+/* Run query q (seqs.c): the top-level query (inherited NULL) or a query
+** function called from script code (inherited = the caller's model, decoder
+** its @lmql.query(decoder=...) or NULL). */
+int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
+                    struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
+                    struct lmql__rerr *err);
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
@@ -87,6 +94,8 @@ int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 ** limit) in a variable or return value is an error of the run, found
 ** here while the run's registry can still free it (interp_results.c). */
 int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err);
+/* Free what one sequence's result holds and clear it (interp_results.c). */
+void lmql__seq_result_free(struct lmql__seq_result *r);
 
 /* A model named in `from` or by lmql.model(...). */
 struct lmql__model_spec {

@@ -7,6 +7,7 @@
 #include "interp_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_one(const struct lmql_val *v, const char *what, const char *name, struct lmql__rerr *err) {
@@ -40,4 +41,18 @@ int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err)
         }
     }
     return 0;
+}
+
+void lmql__seq_result_free(struct lmql__seq_result *r) {
+    lmql__buf_free(&r->prompt);
+    lmql__val_unref(r->vars);
+    lmql__val_unref(r->ret);
+    lmql__val_unref(r->dist_values);
+    memset(r, 0, sizeof *r);
+}
+
+void lmql__run_out_free(struct lmql__run_out *out) {
+    for (int i = 0; out->seqs && i < out->n_seqs; i++) lmql__seq_result_free(&out->seqs[i]);
+    free(out->seqs);
+    memset(out, 0, sizeof *out);
 }
