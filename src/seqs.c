@@ -166,16 +166,6 @@ static int bind_args(struct interp *I, struct lmql_val *args) {
     return 0;
 }
 
-/* Check the global where clause once, before anything runs. */
-static int check_where(struct interp *I) {
-    struct lmql__cerr ce = {.status = 0};
-    if (lmql__where_check(I->q->where, &ce)) {
-        I->err->pos = ce.pos;
-        return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
-    }
-    return 0;
-}
-
 static void reset_sequence(struct interp *I) {
     lmql__val_unref(I->globals);
     I->globals = NULL;
@@ -353,10 +343,11 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     memset(out, 0, sizeof *out);
     int rc = -1;
 
-    /* The prologue may define what `from` and the decoder arguments use. */
+    /* The prologue may define what `from` and the decoder arguments use;
+    ** the global where clause is checked once, before anything runs. */
     I.globals = lmql__val_dict();
     if (!I.globals) return lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory");
-    if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || check_where(&I) || decoder_config(&I, &cfg) ||
+    if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__check_where(&I, q->where) || decoder_config(&I, &cfg) ||
         resolve_model(&I, inherited))
         goto done;
     I.gen.model = I.model;
