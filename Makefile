@@ -102,6 +102,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o 
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $< $(BUILD)/obj/tests/unit/harness.o $(LIB) -o $@ -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
+# The allocation-failure test fails our own allocations only: the calls in
+# our objects go to its wrappers, llama.cpp's and libc's stay as they are.
+$(BUILD)/tests/test_alloc: $(BUILD)/obj/tests/unit/test_alloc.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(BUILD)/obj/tests/unit/harness.o $(LIB) -o $@ -Wl,-rpath,'$$ORIGIN/../lib' \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup $(LDLIBS)
+
 # Test data: llama.cpp's vocab-only files and tiny random-weight models.
 build/vocab/%.gguf: $(SETUP_STAMP)
 	@mkdir -p $(dir $@)
@@ -184,15 +191,15 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(wildcard src/regex*.c) $< -o $@
-build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/lmtp.h src/lmql_int.h
+build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c src/lmtp.h src/lmql_int.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c $< -o $@ -lm
-build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/json.h src/value.h src/lmql_int.h
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c src/utf8.c $< -o $@ -lm
+build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/json.h src/value.h src/lmql_int.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c $< -o $@ -lm
-build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/ws_frame.h
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c $< -o $@ -lm
+build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/utf8.c src/ws_frame.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c $< -o $@
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c src/utf8.c $< -o $@
 fuzz-corpus:
 	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus && mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus
 	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/

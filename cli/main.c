@@ -207,7 +207,7 @@ static int cmd_run(int argc, char **argv) {
     P = lmql_program_compile(L, inline_src ? "<expr>" : file, src, len);
     if (!P) {
         fprintf(stderr, "%s\n", lmql_errmsg(L));
-        rc = 2;
+        rc = lmql_error_status(L) == LMQL_ERR_QUERY ? 2 : 1;   /* out of memory is not the query's fault */
         goto done;
     }
     lmql_status s = lmql_run(L, P, A, &R);

@@ -82,6 +82,9 @@ void lmql_set_seed(struct lmql *L, uint64_t seed);
 ** query errors the text is `FILE:LINE:COL: error: message`, then the
 ** source line and a caret. */
 const char *lmql_errmsg(const struct lmql *L);
+/* The status of the last error on L (LMQL_OK when there is none): tells a
+** query error from running out of memory when lmql_program_compile fails. */
+lmql_status lmql_error_status(const struct lmql *L);
 /* 1-based position of the last query error, or 0 when it has none. */
 int lmql_error_line(const struct lmql *L);
 int lmql_error_col(const struct lmql *L);

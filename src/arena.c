@@ -3,6 +3,7 @@
 ** large AST costs O(log n) mallocs; oversized requests get their own chunk.
 */
 #include "arena.h"
+#include "alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ static int new_chunk(struct lmql_arena *a, size_t need) {
   if (cap < need) cap = need;
   if (cap > SIZE_MAX - sizeof(struct lmql_arena_chunk)) return -1;
   if (a->limit && a->total + cap > a->limit) return -1;
-  struct lmql_arena_chunk *c = malloc(sizeof *c + cap);
+  struct lmql_arena_chunk *c = lmql__malloc(sizeof *c + cap);
   if (!c) return -1;
   c->prev = a->head;
   a->head = c;

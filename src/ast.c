@@ -2,6 +2,7 @@
 ** ast.c -- node names and the s-expression dump used by golden tests.
 */
 #include "ast.h"
+#include "alloc.h"
 
 #include <locale.h>
 #include <math.h>
@@ -85,7 +86,7 @@ static void put(struct dump *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t ncap = b->cap ? b->cap : 256;
     while (ncap < b->len + n + 1) ncap *= 2;
-    char *ns = realloc(b->s, ncap);
+    char *ns = lmql__realloc(b->s, ncap);
     if (!ns) { b->oom = 1; return; }
     b->s = ns;
     b->cap = ncap;

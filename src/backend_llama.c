@@ -283,7 +283,7 @@ static int slot_reserve(struct slot *s, int32_t n) {
     if (n <= s->cap) return 0;
     int32_t cap = s->cap ? s->cap : 64;
     while (cap < n) cap *= 2;
-    int32_t *p = realloc(s->toks, (size_t)cap * sizeof *p);
+    int32_t *p = lmql__realloc(s->toks, (size_t)cap * sizeof *p);
     if (!p) return -1;
     s->toks = p;
     s->cap = cap;
@@ -311,9 +311,9 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     ** document. For text that continues a prompt, tokenize "\n" + text:
     ** the newline is a byte token that never merges, and what follows it
     ** is the text's own tokenization. */
-    char *tmp = malloc(len + 1);
+    char *tmp = lmql__malloc(len + 1);
     int32_t need = (int32_t)len + 8, n;
-    int32_t *buf = malloc((size_t)need * sizeof *buf);
+    int32_t *buf = lmql__malloc((size_t)need * sizeof *buf);
     if (!tmp || !buf) {
         free(tmp); free(buf);
         lmql__errf(err, "out of memory");
@@ -346,18 +346,18 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
     struct lmql__vocab *v = &m->base.vocab;
     int32_t n = llama_vocab_n_tokens(m->vocab);
     v->n_tokens = n;
-    v->off = malloc(((size_t)n + 1) * sizeof *v->off);
-    v->is_eog = calloc((size_t)n, 1);
-    v->is_control = calloc((size_t)n, 1);
+    v->off = lmql__malloc(((size_t)n + 1) * sizeof *v->off);
+    v->is_eog = lmql__calloc((size_t)n, 1);
+    v->is_control = lmql__calloc((size_t)n, 1);
     size_t cap = (size_t)n * 8 + 64, len = 0;
-    v->bytes = malloc(cap);
+    v->bytes = lmql__malloc(cap);
     if (!v->off || !v->is_eog || !v->is_control || !v->bytes) return lmql__errf(err, "out of memory");
     char small[256], *piece = small, *big = NULL;
     for (int32_t t = 0; t < n; t++) {
         int32_t k = llama_token_to_piece(m->vocab, t, small, sizeof small, 0, false);
         piece = small;
         if (k < 0) {   /* a long piece (runs of spaces in code vocabularies): -k is its size */
-            char *p = realloc(big, (size_t)-k);
+            char *p = lmql__realloc(big, (size_t)-k);
             if (!p) { free(big); return lmql__errf(err, "out of memory"); }
             big = piece = p;
             k = llama_token_to_piece(m->vocab, t, piece, -k, 0, false);
@@ -365,7 +365,7 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
         }
         if (len + (size_t)k > cap) {
             cap = cap * 2 + (size_t)k;
-            char *p = realloc(v->bytes, cap);
+            char *p = lmql__realloc(v->bytes, cap);
             if (!p) { free(big); return lmql__errf(err, "out of memory"); }
             v->bytes = p;
         }
@@ -378,7 +378,7 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
     free(big);
     v->off[n] = (uint32_t)len;
     for (int32_t t = 0; t < n; t++) v->n_eog += v->is_eog[t];
-    v->eog = malloc(((size_t)v->n_eog + 1) * sizeof *v->eog);
+    v->eog = lmql__malloc(((size_t)v->n_eog + 1) * sizeof *v->eog);
     if (!v->eog) return lmql__errf(err, "out of memory");
     for (int32_t t = 0, k = 0; t < n; t++)
         if (v->is_eog[t]) v->eog[k++] = t;
@@ -487,8 +487,8 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
                 return lmql__errf(err, "token id %d out of range (vocabulary of %d)", q->tokens[i], nv);
     }
 
-    int32_t *start = malloc((size_t)n_req * sizeof *start);
-    struct row *rows = malloc((size_t)m->n_batch * sizeof *rows);
+    int32_t *start = lmql__malloc((size_t)n_req * sizeof *start);
+    struct row *rows = lmql__malloc((size_t)m->n_batch * sizeof *rows);
     if (!start || !rows) { free(start); free(rows); return lmql__errf(err, "out of memory"); }
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
@@ -680,10 +680,10 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
                    g_libdir[0] ? g_libdir : "?");
         goto fail;
     }
-    m = calloc(1, sizeof *m);
+    m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__errf(err, "out of memory"); goto fail; }
     m->base.ops = &llm_ops;
-    m->base.id = strdup(path);
+    m->base.id = lmql__strdup(path);
 
     struct llama_model_params mp = llama_model_default_params();
     mp.vocab_only = vocab_only;
@@ -768,10 +768,10 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
         m->n_batch = (int32_t)llama_n_batch(m->ctx);
         m->batch = llama_batch_init(m->n_batch, 0, 1);
     }
-    m->slots = calloc((size_t)n_slots, sizeof *m->slots);
+    m->slots = lmql__calloc((size_t)n_slots, sizeof *m->slots);
     if (!m->slots) { lmql__errf(err, "out of memory"); goto fail; }
     for (int i = 0; i < n_slots && m->ctx; i++) {
-        m->slots[i].logprobs = malloc((size_t)m->base.vocab.n_tokens * sizeof(float));
+        m->slots[i].logprobs = lmql__malloc((size_t)m->base.vocab.n_tokens * sizeof(float));
         if (!m->slots[i].logprobs) { lmql__errf(err, "out of memory"); goto fail; }
     }
     close(fd);   /* llama.cpp has read (or mapped) what it needs */

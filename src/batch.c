@@ -141,14 +141,14 @@ static const struct lmql__model_ops batcher_ops = {
 struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, bool fork_first) {
     if (inner->ops->choose || n_seqs < 2) return NULL;   /* seeded draws must stay in order */
     if (!lmql__vocab_trie(&inner->vocab)) return NULL;   /* built now, not by two threads at once */
-    struct batcher *b = calloc(1, sizeof *b);
+    struct batcher *b = lmql__calloc(1, sizeof *b);
     if (!b) return NULL;
     b->cap = n_seqs;
     b->fork_first = fork_first;
-    b->reqs = calloc((size_t)n_seqs, sizeof *b->reqs);
-    b->outs = calloc((size_t)n_seqs, sizeof *b->outs);
-    b->rcs = calloc((size_t)n_seqs, sizeof *b->rcs);
-    b->errs = calloc((size_t)n_seqs, sizeof *b->errs);
+    b->reqs = lmql__calloc((size_t)n_seqs, sizeof *b->reqs);
+    b->outs = lmql__calloc((size_t)n_seqs, sizeof *b->outs);
+    b->rcs = lmql__calloc((size_t)n_seqs, sizeof *b->rcs);
+    b->errs = lmql__calloc((size_t)n_seqs, sizeof *b->errs);
     if (!b->reqs || !b->outs || !b->rcs || !b->errs || pthread_mutex_init(&b->mu, NULL)) {
         free(b->reqs); free(b->outs); free(b->rcs); free(b->errs); free(b);
         return NULL;

@@ -337,23 +337,32 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
     (void)ud;
     if (argc < 1 || names[0] || argv[0]->kind != LMQL_V_STR)
         return berr(err, "lmql.model() takes the model identifier as its first argument");
-    struct lmql__model_spec *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->id = strdup(argv[0]->u.str.s);
-    s->kv = calloc((size_t)argc, sizeof *s->kv);
+    struct lmql__model_spec *s = lmql__calloc(1, sizeof *s);
+    if (!s) return berr(err, "out of memory");
+    s->id = lmql__strdup(argv[0]->u.str.s);
+    s->kv = lmql__calloc((size_t)argc, sizeof *s->kv);
+    if (!s->id || !s->kv) {
+        lmql__model_spec_free(s);
+        return berr(err, "out of memory");
+    }
     for (int i = 1; i < argc; i++) {
         if (!names[i]) {
             lmql__model_spec_free(s);
             return berr(err, "lmql.model() takes one positional argument; pass the rest as key=value");
         }
         struct lmql__buf b = {0};
-        if (argv[i]->kind == LMQL_V_BOOL) lmql__buf_adds(&b, argv[i]->u.b ? "true" : "false");
-        else lmql__val_str_into(&b, argv[i]);
-        s->kv[s->n_kv].key = strdup(names[i]);
-        s->kv[s->n_kv].value = b.data ? b.data : strdup("");
+        int bad = argv[i]->kind == LMQL_V_BOOL ? lmql__buf_adds(&b, argv[i]->u.b ? "true" : "false")
+                                               : lmql__val_str_into(&b, argv[i]);
+        s->kv[s->n_kv].key = lmql__strdup(names[i]);
+        s->kv[s->n_kv].value = b.data ? b.data : lmql__strdup("");
         s->n_kv++;
+        if (bad || !s->kv[s->n_kv - 1].key || !s->kv[s->n_kv - 1].value) {
+            lmql__model_spec_free(s);
+            return berr(err, "out of memory");
+        }
     }
-    return lmql__val_obj("model", s, model_spec_free_cb);
+    struct lmql_val *v = lmql__val_obj("model", s, model_spec_free_cb);   /* frees s when it fails */
+    return v ? v : berr(err, "out of memory");
 }
 
 /* lmql.F(template, constraints): the query '"template" where constraints'
@@ -380,7 +389,7 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
     lmql__buf_adds(&src, "argmax ");
     lmql__buf_json_str(&src, argv[0]->u.str.s, argv[0]->u.str.len);   /* a JSON string is a valid Python string */
     if (argc == 2) { lmql__buf_adds(&src, " where "); lmql__buf_add(&src, argv[1]->u.str.s, argv[1]->u.str.len); }
-    struct fquery *f = calloc(1, sizeof *f);
+    struct fquery *f = lmql__calloc(1, sizeof *f);
     if (!f || !src.data) { free(f); lmql__buf_free(&src); return berr(err, "out of memory"); }
     lmql__arena_init(&f->arena);
     struct lmql_diags d;
@@ -811,8 +820,8 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
     struct lmql__err err = {{0}};
     struct lmql_val *out;
         if (fn->u.func.self) {
-        struct lmql_val **av = malloc(((size_t)argc + 1) * sizeof *av);
-        const char **nm = malloc(((size_t)argc + 1) * sizeof *nm);
+        struct lmql_val **av = lmql__malloc(((size_t)argc + 1) * sizeof *av);
+        const char **nm = lmql__malloc(((size_t)argc + 1) * sizeof *nm);
         if (!av || !nm) { free(av); free(nm); lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
         av[0] = fn->u.func.self;
         nm[0] = NULL;

@@ -154,7 +154,7 @@ static const char *call_name(const struct lmql_node *n) {
 }
 
 static struct cnode *node_new(struct compiler *k, enum ck kind) {
-    struct cnode *c = calloc(1, sizeof *c);
+    struct cnode *c = lmql__calloc(1, sizeof *c);
     if (!c) coom(k->e);
     else c->kind = kind;
     return c;
@@ -179,7 +179,7 @@ static void node_free(struct cnode *c) {
 
 static int add_kid(struct compiler *k, struct cnode *parent, struct cnode *kid) {
     if (!kid) return -1;
-    struct cnode **p = realloc(parent->kids, ((size_t)parent->n_kids + 1) * sizeof *p);
+    struct cnode **p = lmql__realloc(parent->kids, ((size_t)parent->n_kids + 1) * sizeof *p);
     if (!p) { node_free(kid); return coom(k->e); }
     parent->kids = p;
     parent->kids[parent->n_kids++] = kid;
@@ -187,11 +187,11 @@ static int add_kid(struct compiler *k, struct cnode *parent, struct cnode *kid) 
 }
 
 static int add_phrase(struct compiler *k, struct cnode *c, const char *s, size_t n) {
-    char **p = realloc(c->ph, ((size_t)c->n_ph + 1) * sizeof *p);
+    char **p = lmql__realloc(c->ph, ((size_t)c->n_ph + 1) * sizeof *p);
     if (p) c->ph = p;
-    size_t *l = realloc(c->phl, ((size_t)c->n_ph + 1) * sizeof *l);
+    size_t *l = lmql__realloc(c->phl, ((size_t)c->n_ph + 1) * sizeof *l);
     if (l) c->phl = l;
-    char *copy = malloc(n + 1);
+    char *copy = lmql__malloc(n + 1);
     if (!p || !l || !copy) { free(copy); return coom(k->e); }
     memcpy(copy, s, n);
     copy[n] = 0;
@@ -353,7 +353,7 @@ static int add_stop(struct compiler *k, const struct lmql_node *n, bool before) 
     if (v->kind != LMQL_V_STR || v->u.str.len == 0) rc = cfail(k->e, n, "the phrase of %s() must be a non-empty string", call_name(n));
     else if (c->n_stops >= (int)(sizeof c->stops / sizeof *c->stops)) rc = cfail(k->e, n, "too many stop phrases");
     else {
-        char *copy = malloc(v->u.str.len + 1);
+        char *copy = lmql__malloc(v->u.str.len + 1);
         if (!copy) rc = coom(k->e);
         else {
             memcpy(copy, v->u.str.s, v->u.str.len + 1);
@@ -472,11 +472,11 @@ int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char 
                        struct lmql__cons **out, struct lmql__cerr *e) {
     *out = NULL;
     memset(e, 0, sizeof *e);
-    struct lmql__cons *c = calloc(1, sizeof *c);
+    struct lmql__cons *c = lmql__calloc(1, sizeof *c);
     if (!c) return coom(e);
     c->model = env->model;
     c->trie = lmql__vocab_trie(&env->model->vocab);
-    c->all = malloc((size_t)env->model->vocab.n_tokens);
+    c->all = lmql__malloc((size_t)env->model->vocab.n_tokens);
     struct compiler k = {env, c, var, e};
     c->root = node_new(&k, CK_AND);
     if (!c->trie || !c->all || !c->root) {
@@ -706,7 +706,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
                      enum cover *cover, const uint8_t **mask, bool *eos);
 
 static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
-    if (!nd->buf) nd->buf = malloc((size_t)c->model->vocab.n_tokens);
+    if (!nd->buf) nd->buf = lmql__malloc((size_t)c->model->vocab.n_tokens);
     return nd->buf;
 }
 
@@ -725,7 +725,7 @@ static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t
     /* A phrase left out of the mask would be a wrong mask: fail instead. */
     if (k == INT32_MIN) return lmql__errf(&c->why, "tokenizing a phrase of the constraint failed: %s", err.msg);
     if (k < 0 && k != INT32_MIN) {   /* a long remainder: only its first token matters */
-        int32_t *big = malloc((size_t)(-k) * sizeof *big);
+        int32_t *big = lmql__malloc((size_t)(-k) * sizeof *big);
         if (!big) return -1;
         k = c->model->ops->tokenize(c->model, text, n, false, true, big, -k, &err);
         if (k > 0) *tok = big[0];
@@ -752,9 +752,9 @@ static int eval_phrases(struct lmql__cons *c, struct cnode *nd, const char *v, s
         if (nd->phl[i] == vlen) { *eos = true; continue; }
         /* Tokenizing is the slow part (BPE on 128k vocabularies), and the
         ** offsets into a phrase repeat from step to step: remember them. */
-        if (!nd->first && !(nd->first = calloc((size_t)nd->n_ph, sizeof *nd->first))) return -1;
+        if (!nd->first && !(nd->first = lmql__calloc((size_t)nd->n_ph, sizeof *nd->first))) return -1;
         if (!nd->first[i]) {
-            if (!(nd->first[i] = malloc((nd->phl[i] + 1) * sizeof **nd->first))) return -1;
+            if (!(nd->first[i] = lmql__malloc((nd->phl[i] + 1) * sizeof **nd->first))) return -1;
             for (size_t k = 0; k <= nd->phl[i]; k++) nd->first[i][k] = -2;
         }
         int32_t *memo = &nd->first[i][vlen];
@@ -776,7 +776,7 @@ static int eval_starts(struct lmql__cons *c, struct cnode *nd, const char *v, si
     if (!buf) return -1;
     memset(buf, 0, (size_t)c->model->vocab.n_tokens);
     bool any = false;
-    int32_t cap = lmql__trie_max_len(c->trie) + 1, *pre = malloc((size_t)cap * sizeof *pre);
+    int32_t cap = lmql__trie_max_len(c->trie) + 1, *pre = lmql__malloc((size_t)cap * sizeof *pre);
     if (!pre) return -1;
     for (int i = 0; i < nd->n_ph; i++) {
         if (vlen > nd->phl[i] || memcmp(nd->ph[i], v, vlen)) continue;

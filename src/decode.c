@@ -12,7 +12,7 @@ int lmql__seq_push(struct lmql__seq *s, const int32_t *t, int32_t n) {
     if (s->n + n > s->cap) {
         int32_t cap = s->cap ? s->cap : 64;
         while (cap < s->n + n) cap *= 2;
-        int32_t *p = realloc(s->toks, (size_t)cap * sizeof *p);
+        int32_t *p = lmql__realloc(s->toks, (size_t)cap * sizeof *p);
         if (!p) return -1;
         s->toks = p;
         s->cap = cap;
@@ -38,7 +38,7 @@ static int cmp_cand(const void *a, const void *b) {
 ** k best and the smallest prefix reaching top_p of their mass, draw. */
 static int32_t pick_truncated(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     int32_t n = g->model->vocab.n_tokens, k = 0;
-    struct cand *c = malloc((size_t)n * sizeof *c);
+    struct cand *c = lmql__malloc((size_t)n * sizeof *c);
     if (!c) return -1;
     for (int32_t t = 0; t < n; t++)
         if (mask[t]) c[k++] = (struct cand){lp[t] / (float)g->temperature, t};
@@ -132,7 +132,7 @@ static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
         /* `width` draws from softmax(lp / T) over the allowed tokens and the
         ** end: one cumulative table, then a binary search per draw. */
         int32_t n = v->n_tokens;
-        double *cdf = malloc(((size_t)n + 1) * sizeof *cdf);
+        double *cdf = lmql__malloc(((size_t)n + 1) * sizeof *cdf);
         if (!cdf) return;
         double mx = eos_ok ? eos_lp : -INFINITY, acc = 0;
         for (int32_t t = 0; t < n; t++)

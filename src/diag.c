@@ -2,6 +2,7 @@
 ** diag.c -- diagnostic list and rendering.
 */
 #include "diag.h"
+#include "alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
   if (d->n >= max) { d->n_dropped++; return -1; }
   if (d->n == d->cap) {
     int32_t ncap = d->cap ? d->cap * 2 : 8;
-    struct lmql_diag *ni = realloc(d->items, (size_t)ncap * sizeof *ni);
+    struct lmql_diag *ni = lmql__realloc(d->items, (size_t)ncap * sizeof *ni);
     if (!ni) { d->oom = 1; return -1; }
     d->items = ni;
     d->cap = ncap;
@@ -39,7 +40,7 @@ int lmql__diag_addv(struct lmql_diags *d, const char *file, const char *src,
   int need = vsnprintf(small, sizeof small, fmt, ap2);
   va_end(ap2);
   if (need < 0) need = 0;
-  char *msg = malloc((size_t)need + 1);
+  char *msg = lmql__malloc((size_t)need + 1);
   if (!msg) { d->oom = 1; return -1; }
   vsnprintf(msg, (size_t)need + 1, fmt, ap);
   struct lmql_diag *g = &d->items[d->n++];
@@ -133,7 +134,7 @@ char *lmql__diags_render_all(const struct lmql_diags *d) {
   size_t total = 0;
   for (int32_t i = 0; i < d->n; i++)
     total += lmql__diag_render(&d->items[i], 1, NULL, 0);
-  char *s = malloc(total + 1);
+  char *s = lmql__malloc(total + 1);
   if (!s) return NULL;
   size_t pos = 0;
   for (int32_t i = 0; i < d->n; i++)

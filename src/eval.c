@@ -76,7 +76,7 @@ void lmql__stack_mark(void) {
 static struct lmql_val *str_concat(struct interp *I, const struct lmql_val *a, const struct lmql_val *b) {
     struct lmql_val *v = lmql__val_str(NULL, 0);
     if (!v) return oom(I);
-    char *p = malloc(a->u.str.len + b->u.str.len + 1);
+    char *p = lmql__malloc(a->u.str.len + b->u.str.len + 1);
     if (!p) { lmql__val_unref(v); return oom(I); }
     memcpy(p, a->u.str.s, a->u.str.len);
     memcpy(p + a->u.str.len, b->u.str.s, b->u.str.len);
@@ -381,8 +381,8 @@ static struct lmql_val *eval_call(struct interp *I, const struct lmql_node *n) {
     }
     if (!fn) return NULL;
     int32_t argc = n->u.call.args.n;
-    struct lmql_val **argv = calloc((size_t)(argc ? argc : 1), sizeof *argv);
-    const char **names = calloc((size_t)(argc ? argc : 1), sizeof *names);
+    struct lmql_val **argv = lmql__calloc((size_t)(argc ? argc : 1), sizeof *argv);
+    const char **names = lmql__calloc((size_t)(argc ? argc : 1), sizeof *names);
     struct lmql_val *out = NULL;
     if (!argv || !names) { oom(I); goto done; }
     for (int32_t i = 0; i < argc; i++) {
@@ -555,7 +555,7 @@ struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n) {
     case LMQL_NODE_FSTRING: return eval_fstring(I, n);
     case LMQL_NODE_NAME:
         if ((v = lmql__lookup(I, n->u.name))) return lmql__val_ref(v);
-        if ((v = lmql__builtin(n->u.name))) return v;
+        if (lmql__builtin_exists(n->u.name)) return (v = lmql__builtin(n->u.name)) ? v : oom(I);
         lmql__fail(I, n, LMQL_ERR_RUNTIME, "name '%s' is not defined", n->u.name);
         return NULL;
     case LMQL_NODE_ATTR:

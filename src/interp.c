@@ -54,11 +54,11 @@ static int push_text(struct interp *I, const struct lmql_node *at, const char *s
     if (n == 0 && !first) return 0;
     struct lmql__err e = {{0}};
     int32_t cap = (int32_t)(n + 8 > 64 ? n + 8 : 64);
-    int32_t *t = malloc((size_t)cap * sizeof *t);
+    int32_t *t = lmql__malloc((size_t)cap * sizeof *t);
     if (!t) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     int32_t k = m->ops->tokenize(m, s, n, first, !first, t, cap, &e);
     if (k < 0 && k != INT32_MIN) {
-        int32_t *bigger = realloc(t, (size_t)(-k) * sizeof *t);
+        int32_t *bigger = lmql__realloc(t, (size_t)(-k) * sizeof *t);
         if (!bigger) { free(t); return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); }
         t = bigger;
         k = m->ops->tokenize(m, s, n, first, !first, t, -k, &e);
@@ -215,7 +215,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
             rc = lmql__fail(I, d, LMQL_ERR_QUERY, "distribution values must be non-empty strings");
     if (rc == 0) rc = push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len);
     I->pending.len = 0;
-    double *score = calloc(n ? n : 1, sizeof *score);
+    double *score = lmql__calloc(n ? n : 1, sizeof *score);
     if (!score && rc == 0) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
 
     struct lmql__model *m = I->model;
@@ -229,10 +229,10 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
     int per = m->n_slots > 1 ? m->n_slots - 1 : 1;
     for (size_t k0 = 0; rc == 0 && k0 < n; k0 += (size_t)per) {
         size_t cnt = n - k0 < (size_t)per ? n - k0 : (size_t)per;
-        struct lmql__eval_req *reqs = calloc(cnt, sizeof *reqs);
-        int32_t *from = calloc(cnt, sizeof *from);
-        float **sc = calloc(cnt, sizeof *sc);
-        struct lmql__seq *seqs = calloc(cnt, sizeof *seqs);
+        struct lmql__eval_req *reqs = lmql__calloc(cnt, sizeof *reqs);
+        int32_t *from = lmql__calloc(cnt, sizeof *from);
+        float **sc = lmql__calloc(cnt, sizeof *sc);
+        struct lmql__seq *seqs = lmql__calloc(cnt, sizeof *seqs);
         if (!reqs || !from || !sc || !seqs) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
         for (size_t j = 0; rc == 0 && j < cnt; j++) {
             const struct lmql_val *v = items->u.list.items[k0 + j];
@@ -241,7 +241,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
             int32_t nt = m->ops->tokenize(m, v->u.str.s, v->u.str.len, false, true, t, 512, &e);
             if (nt <= 0) { rc = lmql__fail(I, d, LMQL_ERR_RUNTIME, "cannot tokenize distribution value (too long?)"); break; }
             if (lmql__seq_push(&seqs[j], I->seq.toks, I->seq.n) || lmql__seq_push(&seqs[j], t, nt) ||
-                !(sc[j] = calloc((size_t)nt, sizeof **sc))) { rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory"); break; }
+                !(sc[j] = lmql__calloc((size_t)nt, sizeof **sc))) { rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory"); break; }
             if (slot != I->slot) m->ops->slot_copy(m, I->slot, slot);
             reqs[j] = (struct lmql__eval_req){slot, seqs[j].toks, seqs[j].n, NULL, NULL};
             from[j] = I->seq.n;
@@ -695,8 +695,8 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     const struct lmql_node *call = seg->u.hole.type;   /* q(args), or a bare name q */
     const struct lmql_ast_query *nq = def->u.def.query;
     int32_t argc = call->kind == LMQL_NODE_CALL ? call->u.call.args.n : 0;
-    struct lmql_val **argv = calloc((size_t)argc + 1, sizeof *argv);
-    const char **names = calloc((size_t)argc + 1, sizeof *names);
+    struct lmql_val **argv = lmql__calloc((size_t)argc + 1, sizeof *argv);
+    const char **names = lmql__calloc((size_t)argc + 1, sizeof *names);
     int rc = argv && names ? 0 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; rc == 0 && i < argc; i++) {
         const struct lmql_node *a = call->u.call.args.items[i];

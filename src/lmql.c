@@ -25,6 +25,7 @@ struct lmql {
     struct lmql_params params;
     struct lmql__buf errmsg;
     int err_line, err_col;
+    lmql_status err_status;       /* of the last error (LMQL_OK: none) */
     struct cached_model *models;
     int n_models;
     struct lmql_stats stats;
@@ -66,7 +67,7 @@ struct lmql_params lmql_default_params(void) {
 }
 
 struct lmql *lmql_init(const struct lmql_params *params) {
-    struct lmql *L = calloc(1, sizeof *L);
+    struct lmql *L = lmql__calloc(1, sizeof *L);
     if (!L) return NULL;
     L->params = params ? *params : lmql_default_params();
     if (L->params.max_steps <= 0) L->params.max_steps = 1000000;
@@ -96,19 +97,23 @@ static void clear_error(struct lmql *L) {
     L->errmsg.len = 0;
     if (L->errmsg.data) L->errmsg.data[0] = 0;
     L->err_line = L->err_col = 0;
+    L->err_status = LMQL_OK;
 }
 
 static lmql_status set_error(struct lmql *L, lmql_status st, const char *msg) {
     clear_error(L);
-    lmql__buf_adds(&L->errmsg, msg);
-    return st;
+    /* No room for the message: the error is running out of memory. */
+    L->err_status = lmql__buf_adds(&L->errmsg, msg) ? LMQL_ERR_NOMEM : st;
+    return L->err_status;
 }
 
 const char *lmql_errmsg(const struct lmql *L) {
     if (!L) return "no lmql handle";
+    if (!L->errmsg.len && L->err_status == LMQL_ERR_NOMEM) return "out of memory";
     return L->errmsg.data ? L->errmsg.data : "";
 }
 int lmql_error_line(const struct lmql *L) { return L ? L->err_line : 0; }
+lmql_status lmql_error_status(const struct lmql *L) { return L ? L->err_status : LMQL_ERR_MISUSE; }
 int lmql_error_col(const struct lmql *L) { return L ? L->err_col : 0; }
 
 /* A query error at a position, shown as FILE:LINE:COL with the line and a
@@ -121,23 +126,39 @@ static lmql_status query_error(struct lmql *L, const struct lmql_program *P, str
     struct lmql_diag d = {.file = P->file, .src = P->src, .src_len = P->len, .offset = pos.offset,
                           .line = pos.line, .col = pos.col, .msg = (char *)msg};
     size_t need = lmql__diag_render(&d, excerpt, NULL, 0);
-    if (lmql__buf_reserve(&L->errmsg, need + 1)) return LMQL_ERR_NOMEM;
+    if (lmql__buf_reserve(&L->errmsg, need + 1)) return set_error(L, LMQL_ERR_NOMEM, "out of memory");
     lmql__diag_render(&d, excerpt, L->errmsg.data, need + 1);
     L->errmsg.len = need;
     while (L->errmsg.len && L->errmsg.data[L->errmsg.len - 1] == '\n') L->errmsg.data[--L->errmsg.len] = 0;
     L->err_line = pos.line;
     L->err_col = pos.col;
+    L->err_status = LMQL_ERR_QUERY;
     return LMQL_ERR_QUERY;
 }
 
+static struct lmql_program *compile(struct lmql *L, const char *filename, const char *src, size_t len);
+
+/* Compiling during which an allocation failed is out of memory, whatever
+** the path made of it (see lmql_run). */
 struct lmql_program *lmql_program_compile(struct lmql *L, const char *filename, const char *src, size_t len) {
     if (!L || (!src && len)) return NULL;
+    unsigned long failed0 = lmql__alloc_failures();
+    struct lmql_program *P = compile(L, filename, src, len);
+    if (lmql__alloc_failures() != failed0) {
+        lmql_program_free(P);
+        set_error(L, LMQL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    return P;
+}
+
+static struct lmql_program *compile(struct lmql *L, const char *filename, const char *src, size_t len) {
     clear_error(L);
-    struct lmql_program *P = calloc(1, sizeof *P);
+    struct lmql_program *P = lmql__calloc(1, sizeof *P);
     if (!P) { set_error(L, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
     lmql__arena_init(&P->arena);
-    P->src = malloc(len + 1);
-    P->file = strdup(filename ? filename : "<expr>");
+    P->src = lmql__malloc(len + 1);
+    P->file = lmql__strdup(filename ? filename : "<expr>");
     if (!P->src || !P->file) goto oom;
     if (len) memcpy(P->src, src, len);
     P->src[len] = 0;
@@ -147,10 +168,15 @@ struct lmql_program *lmql_program_compile(struct lmql *L, const char *filename, 
     lmql__diags_init(&d);
     struct lmql_parse_opts opts = {.max_depth = L->params.max_depth};
     P->q = lmql__parse_query(&P->arena, P->src, len, P->file, &d, &opts);
-    if (!P->q) { lmql__diags_free(&d); goto oom; }
+    /* A diagnostic that could not be stored would leave a wrong account. */
+    if (!P->q || d.oom) { lmql__diags_free(&d); goto oom; }
     if (d.n > 0) {
         char *all = lmql__diags_render_all(&d);
-        set_error(L, LMQL_ERR_QUERY, all ? all : "syntax error");
+        if (!all) {
+            lmql__diags_free(&d);
+            goto oom;
+        }
+        set_error(L, LMQL_ERR_QUERY, all);
         size_t n = L->errmsg.len;
         while (n && L->errmsg.data[n - 1] == '\n') L->errmsg.data[--n] = 0;
         L->errmsg.len = n;
@@ -187,7 +213,7 @@ void lmql_program_free(struct lmql_program *P) {
 /* ---------------------------------------------------------- arguments -- */
 
 struct lmql_args *lmql_args_init(void) {
-    struct lmql_args *A = calloc(1, sizeof *A);
+    struct lmql_args *A = lmql__calloc(1, sizeof *A);
     if (A && !(A->dict = lmql__val_dict())) { free(A); return NULL; }
     return A;
 }
@@ -255,7 +281,7 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
                    "or a path ending in .gguf)", id);
     }
     if (!m) { lmql__buf_free(&key); return NULL; }
-    struct cached_model *more = realloc(L->models, ((size_t)L->n_models + 1) * sizeof *more);
+    struct cached_model *more = lmql__realloc(L->models, ((size_t)L->n_models + 1) * sizeof *more);
     if (!more) { lmql__buf_free(&key); lmql__model_free(m); lmql__errf(err, "out of memory"); return NULL; }
     L->models = more;
     L->models[L->n_models].key = key.data;
@@ -277,8 +303,8 @@ static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, co
     struct host_fn *h = ud;
     for (int i = 0; i < argc; i++)
         if (names[i]) { lmql__errf(err, "%s() takes positional arguments only", h->name); return NULL; }
-    struct lmql__buf *bufs = calloc((size_t)argc + 1, sizeof *bufs);
-    const char **json = calloc((size_t)argc + 1, sizeof *json);
+    struct lmql__buf *bufs = lmql__calloc((size_t)argc + 1, sizeof *bufs);
+    const char **json = lmql__calloc((size_t)argc + 1, sizeof *json);
     struct lmql_val *out = NULL;
     if (!bufs || !json) { lmql__errf(err, "out of memory"); goto done; }
     for (int i = 0; i < argc; i++) {
@@ -313,10 +339,10 @@ lmql_status lmql_register_function(struct lmql *L, const char *name, lmql_host_f
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p > name && *p >= '0' && *p <= '9')))
             return set_error(L, LMQL_ERR_MISUSE, "a host function name must be an identifier");
     if (!L->functions && !(L->functions = lmql__val_dict())) return LMQL_ERR_NOMEM;
-    struct host_fn **more = realloc(L->host_fns, ((size_t)L->n_host_fns + 1) * sizeof *more);
+    struct host_fn **more = lmql__realloc(L->host_fns, ((size_t)L->n_host_fns + 1) * sizeof *more);
     if (!more) return LMQL_ERR_NOMEM;
     L->host_fns = more;
-    struct host_fn *h = calloc(1, sizeof *h);
+    struct host_fn *h = lmql__calloc(1, sizeof *h);
     if (!h) return LMQL_ERR_NOMEM;
     L->host_fns[L->n_host_fns++] = h;
     h->fn = fn;
@@ -342,7 +368,7 @@ static int seq_object_json(struct lmql__buf *b, const struct lmql__seq_result *s
 }
 
 static struct lmql_result *make_result(const struct lmql__run_out *o) {
-    struct lmql_result *R = calloc(1, sizeof *R);
+    struct lmql_result *R = lmql__calloc(1, sizeof *R);
     if (!R) return NULL;
     struct lmql__buf b = {0};
     int rc = 0;
@@ -356,20 +382,20 @@ static struct lmql_result *make_result(const struct lmql__run_out *o) {
     }
     if (o->many) rc = rc || lmql__buf_adds(&b, "]");
     R->json = b.data;
-    R->seqs = calloc(o->n_seqs > 0 ? (size_t)o->n_seqs : 1, sizeof *R->seqs);
+    R->seqs = lmql__calloc(o->n_seqs > 0 ? (size_t)o->n_seqs : 1, sizeof *R->seqs);
     if (rc || !R->json || !R->seqs) { lmql_result_free(R); return NULL; }
     R->n = o->n_seqs;
     for (int i = 0; i < o->n_seqs; i++) {
         const struct lmql__seq_result *s = &o->seqs[i];
         struct lmql_seq_view *v = &R->seqs[i];
-        v->prompt = strdup(s->prompt.data ? s->prompt.data : "");
+        v->prompt = lmql__strdup(s->prompt.data ? s->prompt.data : "");
         v->n_vars = (int)s->vars->u.dict.len;
-        v->names = calloc((size_t)v->n_vars + 1, sizeof *v->names);
-        v->json = calloc((size_t)v->n_vars + 1, sizeof *v->json);
+        v->names = lmql__calloc((size_t)v->n_vars + 1, sizeof *v->names);
+        v->json = lmql__calloc((size_t)v->n_vars + 1, sizeof *v->json);
         if (!v->prompt || !v->names || !v->json) { lmql_result_free(R); return NULL; }
         for (int k = 0; k < v->n_vars; k++) {
             struct lmql__buf j = {0};
-            v->names[k] = strdup(s->vars->u.dict.keys[k]->u.str.s);
+            v->names[k] = lmql__strdup(s->vars->u.dict.keys[k]->u.str.s);
             lmql__val_json_into(&j, s->vars->u.dict.vals[k]);
             v->json[k] = j.data;
             if (!v->names[k] || !v->json[k]) { lmql_result_free(R); return NULL; }
@@ -391,6 +417,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
     int n_before = L->n_models < 64 ? L->n_models : 64;
     for (int i = 0; i < n_before; i++) before[i] = L->models[i].model->stats;
 
+    unsigned long failed0 = lmql__alloc_failures();
     int rc = lmql__interp_run(&host, P->q, args ? args->dict : NULL, &o, &e);
 
     memset(&L->stats, 0, sizeof L->stats);
@@ -419,6 +446,14 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
         st = set_error(L, LMQL_ERR_NOMEM, "out of memory");
     }
     lmql__run_out_free(&o);
+    L->err_status = st;
+    /* An allocation failed during the run: whatever the path made of it (an
+    ** error of another kind, a result without a part), the run is out of memory. */
+    if (lmql__alloc_failures() != failed0) {
+        lmql_result_free(*out);
+        *out = NULL;
+        st = set_error(L, LMQL_ERR_NOMEM, "out of memory");
+    }
     return st;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
+
 #include "utf8.h"
 
 /* A cause for a runtime error, filled by the module that failed. */

@@ -188,7 +188,7 @@ static int read_ids(struct rd *r, const char *key, int32_t max_items, int32_t **
             if (!bad) {
                 if (n == cap) {
                     int32_t nc = cap ? cap * 2 : 64;
-                    int32_t *p = realloc(v, (size_t)nc * sizeof *p);
+                    int32_t *p = lmql__realloc(v, (size_t)nc * sizeof *p);
                     if (!p) { free(v); return syntax(r, "out of memory"); }
                     v = p;
                     cap = nc;
@@ -245,7 +245,7 @@ static int read_bias(struct rd *r, int32_t max_items, struct lmql__lmtp_cmd *c) 
             if (!bad) {
                 if (c->n_bias == cap) {
                     int32_t nc = cap ? cap * 2 : 64;
-                    struct lmql__lmtp_bias *p = realloc(c->bias, (size_t)nc * sizeof *p);
+                    struct lmql__lmtp_bias *p = lmql__realloc(c->bias, (size_t)nc * sizeof *p);
                     if (!p) { rc = syntax(r, "out of memory"); break; }
                     c->bias = p;
                     cap = nc;

@@ -82,8 +82,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-        struct msg *m = malloc(sizeof *m);
-        char *text = malloc(c->part.len + 1);
+        struct msg *m = lmql__malloc(sizeof *m);
+        char *text = lmql__malloc(c->part.len + 1);
         if (!m || !text) {
             free(m);
             free(text);
@@ -117,7 +117,7 @@ static const struct lws_protocols k_protocols[] = {
 
 struct lmql__lmtp_conn *lmql__lmtp_connect(const char *endpoint, const char *token, int timeout_ms,
                                            struct lmql__err *err) {
-    struct lmql__lmtp_conn *c = calloc(1, sizeof *c);
+    struct lmql__lmtp_conn *c = lmql__calloc(1, sizeof *c);
     if (!c) { lmql__errf(err, "out of memory"); return NULL; }
     const char *e = endpoint && *endpoint ? endpoint : "localhost:8080";
     if (!strncmp(e, "ws://", 5)) e += 5;

@@ -4,6 +4,7 @@
 ** state), so one lock is not contended.
 */
 #include "memo.h"
+#include "alloc.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -33,7 +34,7 @@ static uint64_t fnv1a(const void *p, size_t n) {
 }
 
 struct lmql__memo *lmql__memo_new(size_t budget) {
-    struct lmql__memo *m = calloc(1, sizeof *m);
+    struct lmql__memo *m = lmql__calloc(1, sizeof *m);
     if (!m) return NULL;
     if (pthread_mutex_init(&m->mu, NULL)) {
         free(m);
@@ -83,7 +84,7 @@ void lmql__memo_put(struct lmql__memo *m, const void *key, size_t klen, const vo
     if (!m) return;
     size_t cost = sizeof(struct entry) + klen + len;
     if (cost > m->budget) return;
-    struct entry *e = malloc(cost);
+    struct entry *e = lmql__malloc(cost);
     if (!e) return;
     e->hash = fnv1a(key, klen);
     e->klen = klen;

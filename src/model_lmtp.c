@@ -121,7 +121,7 @@ static void take_token(struct lmtp *m, const struct lmql_val *p) {
     if (!s || s->finished) return;
     const struct lmql_val *e = field(p, "error");
     if (e) {
-        s->error = strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+        s->error = lmql__strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
         s->finished = true;
         return;
     }
@@ -130,7 +130,7 @@ static void take_token(struct lmtp *m, const struct lmql_val *p) {
         /* A stream that ends without a usable token still ends. */
         if (fr && fr->kind == LMQL_V_STR) s->finished = true;
         else {
-            s->error = strdup("the server sent a token outside the vocabulary");
+            s->error = lmql__strdup("the server sent a token outside the vocabulary");
             s->finished = true;
         }
         return;
@@ -138,13 +138,13 @@ static void take_token(struct lmtp *m, const struct lmql_val *p) {
     num(field(p, "logprob"), &lp_d);
     if (s->n_recv == s->cap) {
         int32_t c = s->cap ? s->cap * 2 : 16;
-        int32_t *t = realloc(s->tok, (size_t)c * sizeof *t);
+        int32_t *t = lmql__realloc(s->tok, (size_t)c * sizeof *t);
         if (t) s->tok = t;
-        float *l = realloc(s->lp, (size_t)c * (LMTP_TOP + 1) * sizeof *l);
+        float *l = lmql__realloc(s->lp, (size_t)c * (LMTP_TOP + 1) * sizeof *l);
         if (l) s->lp = l;
-        int32_t *tp = realloc(s->top, (size_t)c * (LMTP_TOP + 1) * sizeof *tp);
+        int32_t *tp = lmql__realloc(s->top, (size_t)c * (LMTP_TOP + 1) * sizeof *tp);
         if (tp) s->top = tp;
-        if (!t || !l || !tp) { s->error = strdup("out of memory"); s->finished = true; return; }
+        if (!t || !l || !tp) { s->error = lmql__strdup("out of memory"); s->finished = true; return; }
         s->cap = c;
     }
     int32_t at = s->n_recv++;
@@ -194,7 +194,7 @@ static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err
         struct rstream *s = e && num(field(p, "stream_id"), &id_d) && id_d >= 0 && id_d < 9e15
                                 ? find_stream(m, (int64_t)id_d) : NULL;
         if (s && !s->finished) {
-            s->error = strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+            s->error = lmql__strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
             s->finished = true;
         }
     }
@@ -279,8 +279,8 @@ static uint64_t stream_key(const struct lmql__eval_req *q, int32_t n) {
 
 static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint64_t key, struct lmql__err *err) {
     cancel(m, slot);
-    struct rstream *s = calloc(1, sizeof *s);
-    if (!s || !(s->prompt = malloc((size_t)q->n_tokens * sizeof *s->prompt))) {
+    struct rstream *s = lmql__calloc(1, sizeof *s);
+    if (!s || !(s->prompt = lmql__malloc((size_t)q->n_tokens * sizeof *s->prompt))) {
         free(s);
         return lmql__errf(err, "out of memory");
     }
@@ -303,7 +303,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
         int32_t nv = m->base.vocab.n_tokens, allowed = 0;
         for (int32_t t = 0; t < nv; t++) allowed += q->mask[t] != 0;
         bool plus = allowed < nv / 2;
-        if (!(c.bias = malloc((size_t)(plus ? allowed : nv - allowed) * sizeof *c.bias + 1)))
+        if (!(c.bias = lmql__malloc((size_t)(plus ? allowed : nv - allowed) * sizeof *c.bias + 1)))
             return lmql__errf(err, "out of memory");
         for (int32_t t = 0; t < nv; t++)
             if ((q->mask[t] != 0) == plus) c.bias[c.n_bias++] = (struct lmql__lmtp_bias){t, plus ? 100.0f : -100.0f};
@@ -353,7 +353,7 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
         }
         if (j + 1 > s->served) s->served = j + 1;
         float *d = m->dist[q->slot];
-        if (!d && !(d = m->dist[q->slot] = malloc((size_t)nv * sizeof *d))) return lmql__errf(err, "out of memory");
+        if (!d && !(d = m->dist[q->slot] = lmql__malloc((size_t)nv * sizeof *d))) return lmql__errf(err, "out of memory");
         for (int32_t t = 0; t < nv; t++) d[t] = -INFINITY;
         const int32_t *top = s->top + (size_t)j * (LMTP_TOP + 1);
         const float *lp = s->lp + (size_t)j * (LMTP_TOP + 1);
@@ -373,7 +373,7 @@ static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__ev
         const struct lmql__eval_req *q = &reqs[r];
         if (from[r] < 1 || from[r] > q->n_tokens) return lmql__errf(err, "scored tokens need a prefix");
         if (from[r] == q->n_tokens) continue;
-        struct rstream *s = calloc(1, sizeof *s);
+        struct rstream *s = lmql__calloc(1, sizeof *s);
         if (!s) return lmql__errf(err, "out of memory");
         s->id = ++m->next_id;
         m->scoring = s;
@@ -503,11 +503,11 @@ static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__
         total += s->u.str.len / 2;
     }
     vb->n_tokens = n;
-    vb->bytes = malloc(total + 1);
-    vb->off = malloc(((size_t)n + 1) * sizeof *vb->off);
-    vb->is_eog = calloc((size_t)n, 1);
-    vb->is_control = calloc((size_t)n, 1);
-    vb->eog = malloc(((size_t)n + 1) * sizeof *vb->eog);
+    vb->bytes = lmql__malloc(total + 1);
+    vb->off = lmql__malloc(((size_t)n + 1) * sizeof *vb->off);
+    vb->is_eog = lmql__calloc((size_t)n, 1);
+    vb->is_control = lmql__calloc((size_t)n, 1);
+    vb->eog = lmql__malloc(((size_t)n + 1) * sizeof *vb->eog);
     if (!vb->bytes || !vb->off || !vb->is_eog || !vb->is_control || !vb->eog) { lmql__errf(err, "out of memory"); goto done; }
     size_t at = 0;
     for (int32_t t = 0; t < n; t++) {
@@ -568,13 +568,13 @@ static bool local_matches(struct lmtp *m, const struct lmql_val *info, char *why
 }
 
 struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
-    struct lmtp *m = calloc(1, sizeof *m);
+    struct lmtp *m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__errf(err, "out of memory"); return NULL; }
     m->base.ops = &lmtp_ops;
     m->base.n_slots = LMTP_SLOTS;
     m->base.n_ctx = INT32_MAX;   /* the server checks its own context */
     m->chunk = 16;
-    m->base.id = strdup(id);
+    m->base.id = lmql__strdup(id);
     const char *endpoint = NULL, *token = NULL;
     for (int i = 0; i < n_kv; i++) {
         if (!strcmp(kv[i].key, "endpoint")) endpoint = kv[i].value;

@@ -125,16 +125,16 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
     struct lmql__kv vo = {"vocab_only", "true"};
     struct lmql__model *vm = lmql__llama_open(vocab, &vo, 1, err);
     if (!vm) return NULL;
-    struct rnd *m = calloc(1, sizeof *m);
+    struct rnd *m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__model_free(vm); lmql__errf(err, "out of memory"); return NULL; }
     m->base.ops = &rnd_ops;
     m->vocab_model = vm;
     m->base.vocab = vm->vocab;          /* borrowed: freed with vm */
     m->base.n_slots = 1 << 16;          /* slots cost nothing here */
     m->base.n_ctx = INT32_MAX;
-    m->base.id = strdup("random");
+    m->base.id = lmql__strdup("random");
     m->state = seed;
-    m->uniform = malloc((size_t)vm->vocab.n_tokens * sizeof(float));
+    m->uniform = lmql__malloc((size_t)vm->vocab.n_tokens * sizeof(float));
     if (!m->uniform || !m->base.id) { rnd_free(&m->base); lmql__errf(err, "out of memory"); return NULL; }
     float lp = -logf((float)vm->vocab.n_tokens);
     for (int32_t i = 0; i < vm->vocab.n_tokens; i++) m->uniform[i] = lp;

@@ -13,6 +13,7 @@
 ** whatever epsilon states they passed through.
 */
 #include "regex.h"
+#include "alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,7 +141,7 @@ static uint64_t hash_set(const int32_t *s, int32_t n) {
 
 static int rehash(struct dfa_build *D) {
     size_t cap = D->hash_cap ? D->hash_cap * 2 : 1024;
-    int32_t *h = malloc(cap * sizeof *h);
+    int32_t *h = lmql__malloc(cap * sizeof *h);
     if (!h) return dfail(D, "out of memory");
     memset(h, 0xFF, cap * sizeof *h);
     for (int32_t i = 0; i < D->n; i++) {
@@ -168,13 +169,13 @@ static int32_t intern(struct dfa_build *D, int32_t m) {
         return too_complex(D);
     if (D->n == D->cap) {
         int32_t nc = D->cap ? D->cap * 2 : 64;
-        size_t *off = realloc(D->off, (size_t)nc * sizeof *off);
+        size_t *off = lmql__realloc(D->off, (size_t)nc * sizeof *off);
         if (off) D->off = off;
-        int32_t *len = realloc(D->len, (size_t)nc * sizeof *len);
+        int32_t *len = lmql__realloc(D->len, (size_t)nc * sizeof *len);
         if (len) D->len = len;
-        uint8_t *acc = realloc(D->acc, (size_t)nc);
+        uint8_t *acc = lmql__realloc(D->acc, (size_t)nc);
         if (acc) D->acc = acc;
-        int32_t *tr = realloc(D->trans, (size_t)nc * (size_t)D->k * sizeof *tr);
+        int32_t *tr = lmql__realloc(D->trans, (size_t)nc * (size_t)D->k * sizeof *tr);
         if (tr) D->trans = tr;
         if (!off || !len || !acc || !tr) return dfail(D, "out of memory");
         D->cap = nc;
@@ -182,7 +183,7 @@ static int32_t intern(struct dfa_build *D, int32_t m) {
     if (D->n_pool + (size_t)m > D->cap_pool) {
         size_t nc = D->cap_pool ? D->cap_pool : 1024;
         while (nc < D->n_pool + (size_t)m) nc *= 2;
-        int32_t *p = realloc(D->pool, nc * sizeof *p);
+        int32_t *p = lmql__realloc(D->pool, nc * sizeof *p);
         if (!p) return dfail(D, "out of memory");
         D->pool = p;
         D->cap_pool = nc;
@@ -218,8 +219,8 @@ static int byte_classes(struct dfa_build *D) {
         D->cls[b] = (uint8_t)k;
     }
     D->k = k + 1;
-    D->span_lo = malloc((size_t)nfa->n);
-    D->span_hi = malloc((size_t)nfa->n);
+    D->span_lo = lmql__malloc((size_t)nfa->n);
+    D->span_hi = lmql__malloc((size_t)nfa->n);
     if (!D->span_lo || !D->span_hi) return dfail(D, "out of memory");
     for (int32_t i = 0; i < nfa->n; i++) {
         D->span_lo[i] = D->cls[nfa->st[i].lo];
@@ -231,9 +232,9 @@ static int byte_classes(struct dfa_build *D) {
 static int subset_construction(struct dfa_build *D) {
     const struct lmql__rx_nstate *st = D->nfa->st;
     size_t nn = (size_t)D->nfa->n;
-    D->mark = calloc(nn, sizeof *D->mark);
-    D->stack = malloc(nn * sizeof *D->stack);
-    D->out = malloc(nn * sizeof *D->out);
+    D->mark = lmql__calloc(nn, sizeof *D->mark);
+    D->stack = lmql__malloc(nn * sizeof *D->stack);
+    D->out = lmql__malloc(nn * sizeof *D->out);
     if (!D->mark || !D->stack || !D->out) return dfail(D, "out of memory");
     if (rehash(D)) return -1;
     int32_t m = closure(D, &D->nfa->start, 1);
@@ -255,7 +256,7 @@ static int subset_construction(struct dfa_build *D) {
         D->work += (uint64_t)len + total;
         if (D->work > RX_MAX_WORK) return too_complex(D);
         if (total > D->cap_seeds) {
-            int32_t *p = realloc(D->seeds, total * sizeof *p);
+            int32_t *p = lmql__realloc(D->seeds, total * sizeof *p);
             if (!p) return dfail(D, "out of memory");
             D->seeds = p;
             D->cap_seeds = total;
@@ -285,15 +286,15 @@ static int subset_construction(struct dfa_build *D) {
 static int coreachable(struct dfa_build *D, uint8_t *live) {
     int32_t n = D->n, k = D->k;
     size_t ne = 0;
-    int32_t *start = calloc((size_t)n + 1, sizeof *start);
-    int32_t *queue = malloc((size_t)n * sizeof *queue);
+    int32_t *start = lmql__calloc((size_t)n + 1, sizeof *start);
+    int32_t *queue = lmql__malloc((size_t)n * sizeof *queue);
     int32_t *src = NULL;
     int rc = -1;
     if (!start || !queue) goto done;
     for (size_t e = 0; e < (size_t)n * k; e++)
         if (D->trans[e] >= 0) { start[D->trans[e] + 1]++; ne++; }
     for (int32_t i = 0; i < n; i++) start[i + 1] += start[i];
-    src = malloc((ne ? ne : 1) * sizeof *src);
+    src = lmql__malloc((ne ? ne : 1) * sizeof *src);
     if (!src) goto done;
     for (int32_t i = 0; i < n; i++)
         for (int32_t c = 0; c < k; c++) {
@@ -339,15 +340,15 @@ done:
 static int32_t minimise(const int32_t *T, int32_t n, int32_t k, const uint8_t *acc, int32_t *blk) {
     size_t ne = 0;
     for (size_t e = 0; e < (size_t)n * k; e++) ne += T[e] >= 0;
-    int32_t *in_off = calloc((size_t)n + 1, sizeof *in_off);
-    int32_t *in_src = malloc((ne ? ne : 1) * sizeof *in_src);
-    uint8_t *in_cls = malloc(ne ? ne : 1);
-    int32_t *gsrc = malloc((ne ? ne : 1) * sizeof *gsrc);  /* preimage, grouped by class */
-    int32_t *elems = malloc((size_t)n * sizeof *elems), *loc = malloc((size_t)n * sizeof *loc);
-    int32_t *first = malloc((size_t)n * sizeof *first), *past = malloc((size_t)n * sizeof *past);
-    int32_t *mark = malloc((size_t)n * sizeof *mark);      /* end of the marked front */
-    int32_t *work = malloc((size_t)n * sizeof *work), *snap = malloc((size_t)n * sizeof *snap);
-    int32_t *touched = malloc((size_t)n * sizeof *touched);
+    int32_t *in_off = lmql__calloc((size_t)n + 1, sizeof *in_off);
+    int32_t *in_src = lmql__malloc((ne ? ne : 1) * sizeof *in_src);
+    uint8_t *in_cls = lmql__malloc(ne ? ne : 1);
+    int32_t *gsrc = lmql__malloc((ne ? ne : 1) * sizeof *gsrc);  /* preimage, grouped by class */
+    int32_t *elems = lmql__malloc((size_t)n * sizeof *elems), *loc = lmql__malloc((size_t)n * sizeof *loc);
+    int32_t *first = lmql__malloc((size_t)n * sizeof *first), *past = lmql__malloc((size_t)n * sizeof *past);
+    int32_t *mark = lmql__malloc((size_t)n * sizeof *mark);      /* end of the marked front */
+    int32_t *work = lmql__malloc((size_t)n * sizeof *work), *snap = lmql__malloc((size_t)n * sizeof *snap);
+    int32_t *touched = lmql__malloc((size_t)n * sizeof *touched);
     int32_t cnt[257];
     int32_t blocks = -1;
     if (!in_off || !in_src || !in_cls || !gsrc || !elems || !loc || !first || !past || !mark ||
@@ -464,8 +465,8 @@ static void build_free(struct dfa_build *D) {
 static int finish(struct dfa_build *D, struct lmql_regex *re) {
     int32_t n = D->n, k = D->k;
     int rc = -1;
-    uint8_t *live = malloc((size_t)(n ? n : 1));
-    int32_t *id = malloc((size_t)(n ? n : 1) * sizeof *id);
+    uint8_t *live = lmql__malloc((size_t)(n ? n : 1));
+    int32_t *id = lmql__malloc((size_t)(n ? n : 1) * sizeof *id);
     int32_t *T = NULL, *blk = NULL, *order = NULL, *renum = NULL;
     uint8_t *acc = NULL;
     if (!live || !id) goto oom;
@@ -477,9 +478,9 @@ static int finish(struct dfa_build *D, struct lmql_regex *re) {
     if (!live[0]) { rc = 0; goto done; } /* nothing can ever match */
     int32_t nl = 0;
     for (int32_t i = 0; i < n; i++) id[i] = live[i] ? nl++ : -1;
-    T = malloc((size_t)nl * k * sizeof *T);
-    acc = malloc((size_t)nl);
-    blk = malloc((size_t)nl * sizeof *blk);
+    T = lmql__malloc((size_t)nl * k * sizeof *T);
+    acc = lmql__malloc((size_t)nl);
+    blk = lmql__malloc((size_t)nl * sizeof *blk);
     if (!T || !acc || !blk) goto oom;
     for (int32_t i = 0; i < n; i++) {
         if (id[i] < 0) continue;
@@ -493,8 +494,8 @@ static int finish(struct dfa_build *D, struct lmql_regex *re) {
     if (nb < 0) goto oom;
     /* breadth-first from the start block; every block is reachable since
     ** subset construction only made reachable states */
-    order = malloc((size_t)nb * sizeof *order);
-    renum = malloc((size_t)nb * sizeof *renum);
+    order = lmql__malloc((size_t)nb * sizeof *order);
+    renum = lmql__malloc((size_t)nb * sizeof *renum);
     int32_t *rep = id; /* reuse: a representative state per block */
     if (!order || !renum) goto oom;
     for (int32_t b = 0; b < nb; b++) renum[b] = -1;
@@ -512,8 +513,8 @@ static int finish(struct dfa_build *D, struct lmql_regex *re) {
             }
         }
     }
-    re->trans = malloc((size_t)qt * k * sizeof *re->trans);
-    re->accept = malloc((size_t)qt);
+    re->trans = lmql__malloc((size_t)qt * k * sizeof *re->trans);
+    re->accept = lmql__malloc((size_t)qt);
     if (!re->trans || !re->accept) goto oom;
     for (int32_t i = 0; i < qt; i++) {
         int32_t s = rep[order[i]];
@@ -558,7 +559,7 @@ struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len, char *er
     if (lmql__regex_nfa_build(pattern, len, &nfa, &err)) goto fail;
     D.nfa = &nfa;
     D.err = &err;
-    re = calloc(1, sizeof *re);
+    re = lmql__calloc(1, sizeof *re);
     if (!re) goto fail;
     if (byte_classes(&D) || subset_construction(&D) || finish(&D, re)) goto fail;
     build_free(&D);

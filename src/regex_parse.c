@@ -18,6 +18,7 @@
 ** counted repetition is just a loop that builds fresh copies.
 */
 #include "regex.h"
+#include "alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ static int grow(void **ptr, int32_t n, int32_t *cap, size_t elem) {
     if (n < *cap) return 0;
     if (*cap > INT32_MAX / 2) return -1;
     int32_t nc = *cap ? *cap * 2 : 16;
-    void *q = realloc(*ptr, (size_t)nc * elem);
+    void *q = lmql__realloc(*ptr, (size_t)nc * elem);
     if (!q) return -1;
     *ptr = q;
     *cap = nc;

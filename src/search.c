@@ -31,7 +31,7 @@ static void cand_seqs_free(struct cand_seq *v, int n) {
 static int cand_extend(struct interp *I, struct cand_seq *nb, const struct cand_seq *b, const struct lmql__cand *c,
                        int time) {
     memset(nb, 0, sizeof *nb);
-    nb->trace = malloc(((size_t)b->n + 1) * sizeof *nb->trace);
+    nb->trace = lmql__malloc(((size_t)b->n + 1) * sizeof *nb->trace);
     if (!nb->trace) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     if (b->n) memcpy(nb->trace, b->trace, (size_t)b->n * sizeof *nb->trace);
     nb->trace[b->n] = c->tok;
@@ -44,7 +44,7 @@ static int cand_extend(struct interp *I, struct cand_seq *nb, const struct cand_
 /* The results of the finished sequences v[0..n), in that order, into out. */
 static int cand_collect(struct interp *I, struct cand_seq *v, int n, struct lmql__run_out *out) {
     free(out->seqs);
-    out->seqs = calloc((size_t)(n > 0 ? n : 1), sizeof *out->seqs);
+    out->seqs = lmql__calloc((size_t)(n > 0 ? n : 1), sizeof *out->seqs);
     if (!out->seqs) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         out->seqs[i] = v[i].res;
@@ -73,11 +73,11 @@ static int replays_init(struct replays *r, int n, int width, struct lmql_val *ar
     memset(r, 0, sizeof *r);
     r->width = width;
     r->args = args;
-    r->slots = calloc((size_t)n + 1, sizeof *r->slots);
-    r->ends = calloc((size_t)n + 1, sizeof *r->ends);
-    r->ios = calloc((size_t)n + 1, sizeof *r->ios);
-    r->ress = calloc((size_t)n + 1, sizeof *r->ress);
-    r->cands = calloc(((size_t)n + 1) * (size_t)width, sizeof *r->cands);
+    r->slots = lmql__calloc((size_t)n + 1, sizeof *r->slots);
+    r->ends = lmql__calloc((size_t)n + 1, sizeof *r->ends);
+    r->ios = lmql__calloc((size_t)n + 1, sizeof *r->ios);
+    r->ress = lmql__calloc((size_t)n + 1, sizeof *r->ress);
+    r->cands = lmql__calloc(((size_t)n + 1) * (size_t)width, sizeof *r->cands);
     return r->slots && r->ends && r->ios && r->ress && r->cands ? 0 : -1;
 }
 
@@ -128,7 +128,7 @@ static int cmp_score(const void *a, const void *b) {
 int lmql__run_beam(struct interp *I, const struct lmql__decoder_cfg *cfg, struct lmql_val *args,
                    struct lmql__run_out *out) {
     int width = cfg->n, rc = 0;
-    struct cand_seq *cur = calloc(1, sizeof *cur), *next = NULL;
+    struct cand_seq *cur = lmql__calloc(1, sizeof *cur), *next = NULL;
     int n_cur = 1, n_next = 0;
     if (!cur) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     for (int step = 0; rc == 0; step++) {
@@ -136,7 +136,7 @@ int lmql__run_beam(struct interp *I, const struct lmql__decoder_cfg *cfg, struct
         for (int i = 0; i < n_cur; i++) open |= !cur[i].done;
         if (!open) break;
         if (step > cfg->max_len) { rc = lmql__fail(I, NULL, LMQL_ERR_RUNTIME, "beam search exceeded max_len steps"); break; }
-        next = calloc((size_t)n_cur * (size_t)width + (size_t)n_cur, sizeof *next);
+        next = lmql__calloc((size_t)n_cur * (size_t)width + (size_t)n_cur, sizeof *next);
         n_next = 0;
         if (!next) { rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); break; }
         /* Replay the open beams to their next choice. */
@@ -206,7 +206,7 @@ static int cmp_normalized(const void *a, const void *b) {
 /* Room for one more in *v (of *cap). */
 static int cand_grow(struct interp *I, struct cand_seq **v, int n, int *cap) {
     if (n < *cap) return 0;
-    struct cand_seq *m = realloc(*v, (size_t)(*cap * 2) * sizeof *m);
+    struct cand_seq *m = lmql__realloc(*v, (size_t)(*cap * 2) * sizeof *m);
     if (!m) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     *cap *= 2;
     *v = m;
@@ -225,13 +225,13 @@ static int cand_grow(struct interp *I, struct cand_seq **v, int n, int *cap) {
 int lmql__run_best_k(struct interp *I, const struct lmql__decoder_cfg *cfg, struct lmql_val *args,
                      struct lmql__run_out *out) {
     int k = cfg->n, rc = 0, n_open = 1, cap_open = 16, n_done = 0, cap_done = 8, spent = 0;
-    struct cand_seq *open = calloc((size_t)cap_open, sizeof *open), *done = calloc((size_t)cap_done, sizeof *done);
+    struct cand_seq *open = lmql__calloc((size_t)cap_open, sizeof *open), *done = lmql__calloc((size_t)cap_done, sizeof *done);
     if (!open || !done) { free(open); free(done); return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory"); }
     open[0].time = -1;
     for (int t = 0; rc == 0 && n_open > 0 && (spent < cfg->budget || n_done == 0); t++) {
         if (t > cfg->max_len) { rc = lmql__fail(I, NULL, LMQL_ERR_RUNTIME, "best_k exceeded max_len steps"); break; }
         int g = n_open < k ? n_open : k;
-        struct cand_seq *sel = calloc((size_t)g, sizeof *sel);
+        struct cand_seq *sel = lmql__calloc((size_t)g, sizeof *sel);
         struct replays rp;
         if (replays_init(&rp, g, cfg->continuations, args) || !sel)
             rc = lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");

@@ -266,9 +266,9 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
                         int (*job)(struct interp *T, int i, void *ud), void *ud, int *rcs) {
     struct lmql__model *b = lmql__batcher_new(I->model, n, fork_first);
     if (!b) return -1;
-    struct par_job *js = calloc((size_t)n, sizeof *js);
-    pthread_t *th = calloc((size_t)n, sizeof *th);
-    bool *started = calloc((size_t)n, sizeof *started);
+    struct par_job *js = lmql__calloc((size_t)n, sizeof *js);
+    pthread_t *th = lmql__calloc((size_t)n, sizeof *th);
+    bool *started = lmql__calloc((size_t)n, sizeof *started);
     if (!js || !th || !started) {
         free(js); free(th); free(started);
         lmql__batcher_free(b);
@@ -287,7 +287,7 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         T->model = b;
         T->gen.model = b;
         T->gen.rng = &T->rng;
-        T->gen.mask = malloc((size_t)I->model->vocab.n_tokens);
+        T->gen.mask = lmql__malloc((size_t)I->model->vocab.n_tokens);
         T->n_generated = 0;
         js[i].batcher = b;
         js[i].job = job;
@@ -357,8 +357,8 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     I.gen.top_p = cfg.top_p;
     I.gen.max_len = cfg.max_len;
     I.gen.rng = &I.rng;
-    I.gen.mask = malloc((size_t)I.model->vocab.n_tokens);
-    out->seqs = calloc((size_t)cfg.n, sizeof *out->seqs);
+    I.gen.mask = lmql__malloc((size_t)I.model->vocab.n_tokens);
+    out->seqs = lmql__calloc((size_t)cfg.n, sizeof *out->seqs);
     if (!I.gen.mask || !out->seqs) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
     out->many = cfg.n > 1;
     if (cfg.kind == LMQL_DEC_BEAM || cfg.kind == LMQL_DEC_BEAM_SAMPLE) {
@@ -375,7 +375,7 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     /* sample(n) / argmax(n): the sequences in threads, decoded together
     ** in one batch per step, when the model batches; else one by one. */
     int first_slot = depth == 0 ? 0 : I.model->n_slots - 1 - depth % I.model->n_slots;
-    int *rcs = depth == 0 && cfg.n > 1 && cfg.n <= I.model->n_slots ? calloc((size_t)cfg.n, sizeof *rcs) : NULL;
+    int *rcs = depth == 0 && cfg.n > 1 && cfg.n <= I.model->n_slots ? lmql__calloc((size_t)cfg.n, sizeof *rcs) : NULL;
     struct sample_job job = {.args = args, .out = out};
     if (rcs && lmql__seqs_parallel(&I, cfg.n, true, "sequence", sample_job, &job, rcs) == 0) {
         free(rcs);

@@ -60,10 +60,10 @@ static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
         lmql__serve_reply_error(c, "MSG", cmd->stream_id, msg);
         return;
     }
-    int32_t cap = (int32_t)(cmd->text_len + 8), *t = malloc((size_t)cap * sizeof *t);
+    int32_t cap = (int32_t)(cmd->text_len + 8), *t = lmql__malloc((size_t)cap * sizeof *t);
     int32_t n = t ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
     if (n < 0 && n != INT32_MIN) {   /* more tokens than bytes: the size it asked for */
-        int32_t *more = realloc(t, (size_t)(-n) * sizeof *t);
+        int32_t *more = lmql__realloc(t, (size_t)(-n) * sizeof *t);
         if (more) t = more;
         n = more ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
     }

@@ -88,7 +88,7 @@ static int toks_reserve(int32_t **p, int32_t *cap, int32_t n) {
     if (n <= *cap) return 0;
     int32_t c = *cap ? *cap : 64;
     while (c < n) c *= 2;
-    int32_t *q = realloc(*p, (size_t)c * sizeof *q);
+    int32_t *q = lmql__realloc(*p, (size_t)c * sizeof *q);
     if (!q) return -1;
     *p = q;
     *cap = c;
@@ -317,7 +317,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
         ss[n] = s;
         reqs[n] = (struct lmql__eval_req){s->slot, s->toks, s->scored_to + k, NULL, NULL};
         from[n] = s->scored_to;
-        scores[n] = malloc((size_t)k * sizeof **scores);
+        scores[n] = lmql__malloc((size_t)k * sizeof **scores);
         ok &= scores[n] != NULL;
         n++;
     }
@@ -519,17 +519,17 @@ static void *engine_main(void *arg) {
 
 struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__engine_io *io,
                                       const struct lmql__engine_limits *lim, uint64_t seed, struct lmql__err *err) {
-    struct lmql__engine *e = calloc(1, sizeof *e);
+    struct lmql__engine *e = lmql__calloc(1, sizeof *e);
     if (!e) { lmql__errf(err, "out of memory"); return NULL; }
     e->m = m;
     e->io = *io;
     e->lim = *lim;
     e->rng = seed;
     size_t nv = (size_t)m->vocab.n_tokens;
-    e->slots = calloc((size_t)m->n_slots, sizeof *e->slots);
-    e->x = malloc(nv * sizeof *e->x);
-    e->w = malloc(nv * sizeof *e->w);
-    e->cand = malloc(nv * sizeof *e->cand);
+    e->slots = lmql__calloc((size_t)m->n_slots, sizeof *e->slots);
+    e->x = lmql__malloc(nv * sizeof *e->x);
+    e->w = lmql__malloc(nv * sizeof *e->w);
+    e->cand = lmql__malloc(nv * sizeof *e->cand);
     if (!e->slots || !e->x || !e->w || !e->cand) {
         lmql__errf(err, "out of memory");
         lmql__engine_free(e);
@@ -648,7 +648,7 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
                  "(start lmql serve-model with a larger --n_ctx)", (long long)need, m->n_ctx);
         return -1;
     }
-    struct stream *s = calloc(1, sizeof *s);
+    struct stream *s = lmql__calloc(1, sizeof *s);
     if (!s || toks_reserve(&s->toks, &s->cap, (int32_t)need)) {
         free(s);
         snprintf(err, cap, "out of memory");

@@ -495,7 +495,7 @@ static void conn_accept(struct lmql_server *S, int lfd) {
                 if (!old || k->t_start < old->t_start) old = k;
             }
         if (pending >= PENDING_MAX && old) conn_close(old);
-        struct conn *c = calloc(1, sizeof *c);
+        struct conn *c = lmql__calloc(1, sizeof *c);
         if (!c) { close(fd); return; }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -629,7 +629,7 @@ void lmql_server_default_params(struct lmql_server_params *p) {
 }
 
 struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *err, size_t cap) {
-    struct lmql_server *S = calloc(1, sizeof *S);
+    struct lmql_server *S = lmql__calloc(1, sizeof *S);
     struct lmql__kv *kv = NULL;
     struct lmql__err e = {0};
     if (!S) { snprintf(err, cap, "out of memory"); return NULL; }
@@ -655,9 +655,9 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     }
     const char *path = p->model + 10;
     char rp[PATH_MAX];
-    S->model_id = strdup(p->model);
-    S->real_path = strdup(realpath(path, rp) ? rp : path);
-    kv = calloc((size_t)p->n_params + 1, sizeof *kv);   /* + use_mmap below */
+    S->model_id = lmql__strdup(p->model);
+    S->real_path = lmql__strdup(realpath(path, rp) ? rp : path);
+    kv = lmql__calloc((size_t)p->n_params + 1, sizeof *kv);   /* + use_mmap below */
     struct lmql__buf ctor = {0};
     lmql__buf_adds(&ctor, "Llama(model_path=");
     lmql__buf_json_str(&ctor, S->real_path ? S->real_path : path, strlen(S->real_path ? S->real_path : path));
@@ -713,9 +713,9 @@ lmql_status lmql_server_run(struct lmql_server *S) {
         size_t need = 1 + (size_t)S->n_lfd + (size_t)S->n_live;
         if (need > pcap) {
             size_t nc = need * 2;
-            struct pollfd *np = realloc(pf, nc * sizeof *np);
+            struct pollfd *np = lmql__realloc(pf, nc * sizeof *np);
             if (np) pf = np;
-            struct conn **nw = np ? realloc(who, nc * sizeof *nw) : NULL;
+            struct conn **nw = np ? lmql__realloc(who, nc * sizeof *nw) : NULL;
             if (nw) who = nw;
             if (!np || !nw) { rc = LMQL_ERR_NOMEM; break; }
             pcap = nc;

@@ -113,7 +113,7 @@ static int close_node(struct lmql_trie *t, const uint32_t *path, struct trie_set
     if (end - path[d] < TRIE_SET_MIN_NODES) return 0;
     if (t->n_sets == t->cap_sets) {
         uint32_t cap = t->cap_sets ? t->cap_sets * 2 : 256;
-        struct trie_set *s = realloc(t->sets, cap * sizeof *s);
+        struct trie_set *s = lmql__realloc(t->sets, cap * sizeof *s);
         if (!s) return -1;
         t->sets = s;
         t->cap_sets = cap;
@@ -125,9 +125,9 @@ static int close_node(struct lmql_trie *t, const uint32_t *path, struct trie_set
 
 /* Nodes in preorder from the sorted items; fills perm and base too. */
 static int build_nodes(struct lmql_trie *t, const struct sort_item *items, int32_t n) {
-    uint32_t *path = malloc(((size_t)t->max_len + 1) * sizeof *path);
-    struct trie_set *acc = calloc((size_t)t->max_len + 1, sizeof *acc);
-    t->nodes = calloc((size_t)t->n_nodes + 1, sizeof *t->nodes);
+    uint32_t *path = lmql__malloc(((size_t)t->max_len + 1) * sizeof *path);
+    struct trie_set *acc = lmql__calloc((size_t)t->max_len + 1, sizeof *acc);
+    t->nodes = lmql__calloc((size_t)t->n_nodes + 1, sizeof *t->nodes);
     if (!path || !acc || !t->nodes) goto fail;
 
     /* path[d] is the open node at depth d on the current token's path;
@@ -172,13 +172,13 @@ fail:
 }
 
 struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v) {
-    struct lmql_trie *t = calloc(1, sizeof *t);
+    struct lmql_trie *t = lmql__calloc(1, sizeof *t);
     struct sort_item *items = NULL;
     if (!t) return NULL;
     t->n_vocab = v->n_tokens;
     for (int i = 0; i < 256; i++) t->ident[i] = (uint8_t)i;
 
-    items = malloc((v->n_tokens ? (size_t)v->n_tokens : 1) * sizeof *items);
+    items = lmql__malloc((v->n_tokens ? (size_t)v->n_tokens : 1) * sizeof *items);
     if (!items) goto fail;
     int32_t n = 0;
     uint32_t max_len = 0;
@@ -205,8 +205,8 @@ struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v) {
         n_nodes += items[k].len - (k ? common_prefix(&items[k - 1], &items[k]) : 0);
     if (n_nodes >= UINT32_MAX) goto fail;
     t->n_nodes = (uint32_t)n_nodes;
-    t->perm = malloc((n ? (size_t)n : 1) * sizeof *t->perm);
-    t->base = calloc(v->n_tokens ? (size_t)v->n_tokens : 1, 1);
+    t->perm = lmql__malloc((n ? (size_t)n : 1) * sizeof *t->perm);
+    t->base = lmql__calloc(v->n_tokens ? (size_t)v->n_tokens : 1, 1);
     if (!t->perm || !t->base) goto fail;
     if (build_nodes(t, items, n)) goto fail;
 
@@ -269,7 +269,7 @@ static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *ma
     e->n = 0;
     e->allowed = 0;
     /* Without a buffer, stream from the start (no failure to report). */
-    e->r = malloc(EMIT_RANGES * sizeof *e->r);
+    e->r = lmql__malloc(EMIT_RANGES * sizeof *e->r);
     if (!e->r) memset(mask, 0, (size_t)t->n_vocab);
 }
 
@@ -346,7 +346,7 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
     }
     size_t ss = w->state_size, stride = state_stride(ss);
     size_t need = ((size_t)t->max_len + 1) * stride;
-    unsigned char *st = need <= sizeof local.b ? local.b : malloc(need);
+    unsigned char *st = need <= sizeof local.b ? local.b : lmql__malloc(need);
     if (!st) {
         memset(mask, 0, (size_t)t->n_vocab);
         return -1;
@@ -423,7 +423,7 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
     }
     const uint8_t *cls = byte_class ? byte_class : t->ident;
     size_t need = (size_t)t->max_len + 1;
-    int32_t *st = need <= sizeof local / sizeof *local ? local : malloc(need * sizeof *st);
+    int32_t *st = need <= sizeof local / sizeof *local ? local : lmql__malloc(need * sizeof *st);
     if (!st) {
         memset(mask, 0, (size_t)t->n_vocab);
         return -1;
@@ -529,12 +529,12 @@ struct lmql_trie_cache {
 
 struct lmql_trie_cache *lmql__trie_cache_new(const struct lmql_trie *t, int n_entries) {
     if (n_entries < 1) n_entries = 1;
-    struct lmql_trie_cache *c = calloc(1, sizeof *c);
+    struct lmql_trie_cache *c = lmql__calloc(1, sizeof *c);
     if (!c) return NULL;
     c->n_entries = n_entries;
     c->n_vocab = (size_t)t->n_vocab;
-    c->e = calloc((size_t)n_entries, sizeof *c->e);
-    c->masks = malloc((size_t)n_entries * (c->n_vocab ? c->n_vocab : 1));
+    c->e = lmql__calloc((size_t)n_entries, sizeof *c->e);
+    c->masks = lmql__malloc((size_t)n_entries * (c->n_vocab ? c->n_vocab : 1));
     if (!c->e || !c->masks) {
         lmql__trie_cache_free(c);
         return NULL;

@@ -28,7 +28,7 @@ int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
         if (cap > SIZE_MAX / 2) return -1;
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p = lmql__realloc(b->data, cap);
     if (!p) return -1;
     b->data = p;
     b->cap = cap;
@@ -211,7 +211,7 @@ const char *lmql__json_number(const char *s, size_t n, size_t *i, double *d, int
     ** that every digit counts. */
     char small[64], *tmp = small;
     size_t len = k - a;
-    if (len >= sizeof small && !(tmp = malloc(len + 1))) return "out of memory";
+    if (len >= sizeof small && !(tmp = lmql__malloc(len + 1))) return "out of memory";
     memcpy(tmp, s + a, len);
     tmp[len] = 0;
     *is_int = false;

@@ -68,7 +68,7 @@ static void gc_unlink(struct gc_node *n) {
 }
 
 struct lmql__gc *lmql__gc_new(void) {
-    struct lmql__gc *g = calloc(1, sizeof *g);
+    struct lmql__gc *g = lmql__calloc(1, sizeof *g);
     if (!g) return NULL;
     if (pthread_mutex_init(&g->mu, NULL)) { free(g); return NULL; }
     g->head.next = g->head.prev = &g->head;
@@ -86,12 +86,12 @@ struct lmql__gc *lmql__gc_current(void) { return gc_current; }
 static struct lmql_val *val_new(enum lmql_val_kind k) {
     struct lmql_val *v;
     if (tracked_kind(k)) {
-        struct gc_node *n = calloc(1, sizeof *n);
+        struct gc_node *n = lmql__calloc(1, sizeof *n);
         if (!n) return NULL;
         gc_link(n, gc_current);
         v = &n->v;
     } else {
-        v = calloc(1, sizeof *v);
+        v = lmql__calloc(1, sizeof *v);
         if (!v) return NULL;
     }
     v->kind = k;
@@ -238,12 +238,12 @@ void lmql__gc_finish(struct lmql__gc *g) {
     ** come from outside (results, host values); everything reachable
     ** from those is alive, the rest is garbage (cycles included). */
     size_t n = g->n, k = 0;
-    struct gc_node **all = n ? malloc(n * sizeof *all) : NULL;
-    struct gc_node **stack = n ? malloc(n * sizeof *stack) : NULL;
+    struct gc_node **all = n ? lmql__malloc(n * sizeof *all) : NULL;
+    struct gc_node **stack = n ? lmql__malloc(n * sizeof *stack) : NULL;
     if (n && (!all || !stack)) {
         free(all);
         free(stack);
-        all = NULL;   /* out of memory: nothing is collected, survivors are untracked below */
+        all = stack = NULL;   /* out of memory: nothing is collected, survivors are untracked below */
         n = 0;
     }
     for (struct gc_node *p = g->head.next; n && p != &g->head; p = p->next) {
@@ -294,7 +294,7 @@ struct lmql_val *lmql__val_float(double f) {
 struct lmql_val *lmql__val_str(const char *s, size_t len) {
     struct lmql_val *v = val_new(LMQL_V_STR);
     if (!v) return NULL;
-    v->u.str.s = malloc(len + 1);
+    v->u.str.s = lmql__malloc(len + 1);
     if (!v->u.str.s) { free(v); return NULL; }
     if (len) memcpy(v->u.str.s, s, len);
     v->u.str.s[len] = 0;
@@ -308,7 +308,7 @@ static struct lmql_val *seq_new(enum lmql_val_kind k, size_t cap) {
     struct lmql_val *v = val_new(k);
     if (!v) return NULL;
     if (cap) {
-        v->u.list.items = malloc(cap * sizeof *v->u.list.items);
+        v->u.list.items = lmql__malloc(cap * sizeof *v->u.list.items);
         if (!v->u.list.items) { lmql__val_unref(v); return NULL; }
         v->u.list.cap = cap;
     }
@@ -341,7 +341,7 @@ int lmql__list_push(struct lmql_val *list, struct lmql_val *item) {
     if (!item) return -1;
     if (list->u.list.len == list->u.list.cap) {
         size_t cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
-        struct lmql_val **p = realloc(list->u.list.items, cap * sizeof *p);
+        struct lmql_val **p = lmql__realloc(list->u.list.items, cap * sizeof *p);
         if (!p) { lmql__val_unref(item); return -1; }
         list->u.list.items = p;
         list->u.list.cap = cap;
@@ -417,7 +417,7 @@ bool lmql__val_hashable(const struct lmql_val *v) { return hashable_at(v, 0); }
 static int dict_reindex(struct lmql_val *d, size_t want) {
     size_t slots = 16;
     while (slots < want * 2) slots *= 2;
-    struct dict_ix *ix = calloc(1, sizeof *ix + slots * sizeof ix->slot[0]);
+    struct dict_ix *ix = lmql__calloc(1, sizeof *ix + slots * sizeof ix->slot[0]);
     if (!ix) return -1;
     ix->mask = slots - 1;
     for (size_t i = 0; i < d->u.dict.len; i++) {
@@ -460,9 +460,9 @@ int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *va
     if (d->u.dict.len >= UINT32_MAX - 1) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
     if (d->u.dict.len == d->u.dict.cap) {
         size_t cap = d->u.dict.cap ? d->u.dict.cap * 2 : 4;
-        struct lmql_val **k = realloc(d->u.dict.keys, cap * sizeof *k);
+        struct lmql_val **k = lmql__realloc(d->u.dict.keys, cap * sizeof *k);
         if (k) d->u.dict.keys = k;
-        struct lmql_val **v = k ? realloc(d->u.dict.vals, cap * sizeof *v) : NULL;
+        struct lmql_val **v = k ? lmql__realloc(d->u.dict.vals, cap * sizeof *v) : NULL;
         if (v) d->u.dict.vals = v;
         if (!k || !v) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
         d->u.dict.cap = cap;

@@ -2,6 +2,7 @@
 ** Outgoing frame queue (see wsq.h).
 */
 #include "wsq.h"
+#include "alloc.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ struct lmql__wsframe {
 };
 
 int lmql__wsq_push(struct lmql__wsq *q, const char *text, size_t len) {
-    struct lmql__wsframe *f = malloc(sizeof *f + LWS_PRE + len);
+    struct lmql__wsframe *f = lmql__malloc(sizeof *f + LWS_PRE + len);
     if (!f) return -1;
     f->next = NULL;
     f->len = len;
