@@ -607,7 +607,6 @@ static void llm_free(struct lmql__model *base) {
 }
 
 static const struct lmql__model_ops llm_ops = {
-    .name = "llama.cpp",
     .free = llm_free,
     .tokenize = llm_tokenize,
     .next_logprobs = llm_next_logprobs,

@@ -128,7 +128,6 @@ static void b_slot_drop(struct lmql__model *m, int slot) {
 static void b_free(struct lmql__model *m) { lmql__batcher_free(m); }
 
 static const struct lmql__model_ops batcher_ops = {
-    .name = "batch",
     .free = b_free,
     .tokenize = b_tokenize,
     .next_logprobs = b_next_logprobs,

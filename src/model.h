@@ -60,7 +60,6 @@ struct lmql__model;
 struct lmql__eval_req;
 
 struct lmql__model_ops {
-    const char *name;
     void (*free)(struct lmql__model *m);
     /* Tokenize bytes. `bos` prepends BOS when the model uses one. `cont`
     ** marks text that continues earlier text (no SPM prefix space is

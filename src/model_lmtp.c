@@ -452,7 +452,6 @@ static void lmtp_free(struct lmql__model *base) {
 }
 
 static const struct lmql__model_ops lmtp_ops = {
-    .name = "lmtp",
     .free = lmtp_free,
     .tokenize = lmtp_tokenize,
     .next_logprobs = lmtp_next_logprobs,

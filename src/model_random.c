@@ -83,7 +83,6 @@ static void rnd_free(struct lmql__model *base) {
 }
 
 static const struct lmql__model_ops rnd_ops = {
-    .name = "random",
     .free = rnd_free,
     .tokenize = rnd_tokenize,
     .next_logprobs = rnd_next_logprobs,

@@ -11,7 +11,7 @@ pass=0; fail=0
 tally() {
   local name=$1 rc=$2 out=$3 line p f
   echo "$out" | grep -E '^(not ok|FAIL)' | head -40
-  line=$(echo "$out" | grep -E '^[a-z_-]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
+  line=$(echo "$out" | grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
   if [ -z "$line" ]; then
     echo "$out" | tail -20
     echo "$name: crashed or printed no summary (exit $rc)"
