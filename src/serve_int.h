@@ -30,6 +30,7 @@ struct conn {
     struct lmql_server *srv;
     int fd;                     /* -1 once the socket is closed (transport thread) */
     bool open;                  /* handshake done and socket not closed: replies are queued (under the lock) */
+    bool broken;                /* a reply could not be queued: close at once (under the lock) */
     int refs;                   /* the socket's + one per stream (under the lock) */
     struct lmql__wsq out;       /* reply frames not yet written (under the lock) */
     /* The rest belongs to the transport thread. */

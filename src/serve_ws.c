@@ -58,8 +58,13 @@ static void wake(struct lmql_server *S) {
 void lmql__serve_reply(struct conn *c, const char *text, size_t len) {
     struct lmql_server *S = c->srv;
     pthread_mutex_lock(&S->mu);
-    if (c->open) lmql__wsq_push(&c->out, text, len);   /* out of memory: the frame is lost, not the server */
+    /* A reply that cannot be queued must not vanish (a stream missing a
+    ** token reads as a whole answer): the connection is closed instead, and
+    ** its client sees that its requests failed. */
+    bool lost = c->open && lmql__wsq_push(&c->out, text, len);
+    if (lost) c->broken = true;
     pthread_mutex_unlock(&S->mu);
+    if (lost) wake(S);
 }
 
 void lmql__serve_reply_buf(struct conn *c, const struct lmql__buf *b) { lmql__serve_reply(c, b->data, b->len); }
@@ -150,7 +155,11 @@ static void reap(struct lmql_server *S) {
 static void send_control(struct conn *c, int opcode, const void *payload, size_t n) {
     unsigned char h[10];
     size_t hn = lmql__ws_frame_header(h, opcode, n);
-    if (lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, payload, n)) c->closing = true;
+    if (lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, payload, n)) {
+        pthread_mutex_lock(&c->srv->mu);
+        c->broken = true;
+        pthread_mutex_unlock(&c->srv->mu);
+    }
 }
 
 /* Fail or end the connection with a close frame (code and reason), written
@@ -170,8 +179,7 @@ static void close_with(struct conn *c, int code, const char *why) {
         const char *t = lmql__wsframe_text(f, &len);
         unsigned char h[10];
         size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
-        lmql__buf_add(&c->tx, h, hn);
-        lmql__buf_add(&c->tx, t, len);
+        if (lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, t, len)) c->broken = true;
         lmql__wsframe_free(f);
     }
     c->open = false;   /* nothing more is queued */
@@ -497,8 +505,11 @@ static void conn_accept(struct lmql_server *S, int lfd) {
         if (pending >= PENDING_MAX && old) conn_close(old);
         struct conn *c = lmql__calloc(1, sizeof *c);
         if (!c) { close(fd); return; }
-        int one = 1;
+        int one = 1, sndbuf = 256 << 10;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* A fixed send buffer: what a client leaves unread is bounded by
+        ** --max-unread plus this, not by the kernel's autotuning (up to 4 MiB). */
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         c->fd = fd;
         c->srv = S;
         c->refs = 1;
@@ -742,9 +753,13 @@ lmql_status lmql_server_run(struct lmql_server *S) {
             char b[256];
             while (read(S->wake[0], b, sizeof b) > 0) {}
         }
-        for (size_t i = first; r > 0 && i < n; i++) {
+        for (size_t i = first; i < n; i++) {
             struct conn *c = who[i];
-            if (c->fd < 0) continue;
+            pthread_mutex_lock(&S->mu);
+            bool broken = c->broken;
+            pthread_mutex_unlock(&S->mu);
+            if (broken) conn_close(c);   /* a reply was lost: see lmql__serve_reply */
+            if (c->fd < 0 || r <= 0) continue;
             if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) conn_read(c);
             if (c->fd >= 0 && (pf[i].revents & POLLOUT || c->tx.len > c->tx_off)) conn_write(c);
             if (c->fd >= 0) throttle(c);

@@ -8,11 +8,14 @@ Access: the bind address, a long Origin, the token off the command line.
 Resources: handshake and idle time-outs, slow handshakes, replies never read,
 queued logit_bias, long SCOREs. Protocol: unmasked frames.
 Prints `ok`/`not ok` lines and `attacks: N passed, M failed`."""
+import array
+import fcntl
 import json
 import os
 import socket
 import struct
 import sys
+import termios
 import time
 
 sys.dont_write_bytecode = True
@@ -234,15 +237,30 @@ def t_unmasked(srv):
     check("the server is still serving", model_info_ok(connect(srv)))
 
 
+def pending(sock):
+    """Bytes received and not yet read on sock."""
+    buf = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return buf[0]
+
+
 def t_unread(srv):
     """--max-unread 65536: a client that asks and never reads."""
     w = connect(srv)
+    w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)   # the server's send buffer is fixed too
     r0 = srv.rss_kb()
     # ~2.5 KB a token with 100 top_logprobs: 32 MB asked for, far past what the
     # kernel's socket buffers take (~3 MB here) plus the 64 KiB budget.
     for i in range(64):
         gen(w, i + 1, [BOS, 300 + i], 200, top_logprobs=100)
-    time.sleep(3 * SLOW)
+    # Wait until what waits in our socket stops growing: the server has
+    # filled the kernel's buffers and met its budget (however loaded the machine).
+    last, steady, until = -1, 0, time.time() + 60 * SLOW
+    while steady < 3 and time.time() < until:
+        time.sleep(0.5)
+        n = pending(w.sock)
+        steady = steady + 1 if n == last and n > 0 else 0
+        last = n
     r1 = srv.rss_kb()
     # The replies queued before the budget ran out, then the streams' errors.
     first_error = None

@@ -12,12 +12,18 @@
 #include "harness.h"
 
 #include <lmql.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,6 +181,191 @@ static void test_runs(void) {
               LMQL_OK);
 }
 
+/* ------------------------------------------------------------ server -- */
+
+/* A WebSocket client on plain sockets and the stack: it allocates nothing
+** through our code, so only the server's allocations are counted. */
+static int ws_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {10, 0};   /* a reply that never comes is a failure, not a wait */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) { if (fd >= 0) close(fd); return -1; }
+    const char *hs = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    if (write(fd, hs, strlen(hs)) != (ssize_t)strlen(hs)) { close(fd); return -1; }
+    char head[1024];
+    size_t n = 0;
+    while (n < sizeof head - 1) {   /* byte by byte: the frames after the head stay in the socket */
+        if (read(fd, head + n, 1) != 1) { close(fd); return -1; }
+        n++;
+        if (n >= 4 && !memcmp(head + n - 4, "\r\n\r\n", 4)) break;
+    }
+    head[n] = 0;
+    if (!strstr(head, " 101 ")) { close(fd); return -1; }
+    return fd;
+}
+
+static int ws_send(int fd, const char *text) {
+    unsigned char f[4096];
+    size_t n = strlen(text), h = 0;
+    if (n + 8 > sizeof f) return -1;
+    f[h++] = 0x81;
+    if (n < 126) f[h++] = (unsigned char)(0x80 | n);
+    else { f[h++] = 0x80 | 126; f[h++] = (unsigned char)(n >> 8); f[h++] = (unsigned char)n; }
+    const unsigned char mask[4] = {1, 2, 3, 4};
+    memcpy(f + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < n; i++) f[h + i] = (unsigned char)text[i] ^ mask[i & 3];
+    return write(fd, f, h + n) == (ssize_t)(h + n) ? 0 : -1;
+}
+
+/* 0, -1 when the connection closed, -2 when nothing came for the timeout. */
+static int read_full(int fd, void *p, size_t n) {
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* The next message's text; -1 for a close frame, a closed connection or an
+** oversized message, -2 when nothing came for the timeout. */
+static int ws_recv(int fd, char *out, size_t cap) {
+    unsigned char h[10];
+    int rc = read_full(fd, h, 2);
+    if (rc) return rc;
+    uint64_t n = h[1] & 0x7F;
+    if (n == 126) { if (read_full(fd, h + 2, 2)) return -1; n = (uint64_t)h[2] << 8 | h[3]; }
+    else if (n == 127) { if (read_full(fd, h + 2, 8)) return -1; n = 0; for (int i = 0; i < 8; i++) n = n << 8 | h[2 + i]; }
+    if ((h[0] & 0x0F) == 8 || n >= cap) return -1;
+    if (read_full(fd, out, (size_t)n)) return -1;
+    out[n] = 0;
+    return 0;
+}
+
+/* GENERATE on fd as stream sid: the token ids, as text, into toks; 0 when
+** the stream finished, 1 when the server answered with an error, -1 when
+** the connection closed, -2 when the server stopped answering (a hang). */
+static int generate(int fd, int sid, char *toks, size_t cap) {
+    char req[256], msg[1 << 16];
+    snprintf(req, sizeof req, "GENERATE {\"stream_id\": %d, \"prompt\": [1, 450, 4996], \"max_tokens\": 6, "
+             "\"temperature\": 0}", sid);
+    toks[0] = 0;
+    if (ws_send(fd, req)) return -1;
+    for (;;) {
+        int rc = ws_recv(fd, msg, sizeof msg);
+        if (rc) return rc;
+        if (strstr(msg, "\"error\"")) return 1;
+        const char *t = strstr(msg, "\"token\": ");
+        if (t && strlen(toks) + 16 < cap) {
+            strncat(toks, t + 9, strspn(t + 9, "0123456789"));
+            strcat(toks, " ");
+        }
+        if (strstr(msg, "\"finish_reason\": \"")) return 0;
+    }
+}
+
+static void *serve_thread(void *S) {
+    lmql_server_run(S);
+    return NULL;
+}
+
+/* One child: a server, a GENERATE with allocation fail_at failing (0: none),
+** then a second GENERATE with none, which must be answered in full. Writes
+** "outcome first-tokens|second-tokens count" to wfd. */
+static void server_child(long fail_at, int wfd) {
+    struct lmql_server_params p;
+    lmql_server_default_params(&p);
+    const char *keys[] = {"n_ctx"}, *vals[] = {"512"};
+    p.model = "llama.cpp:build/models/tiny-spm.gguf";
+    p.port = 0;
+    p.quiet = 1;
+    p.param_keys = keys;
+    p.param_values = vals;
+    p.n_params = 1;
+    char err[256], out[2048], t1[512], t2[512];
+    struct lmql_server *S = lmql_server_open(&p, err, sizeof err);
+    pthread_t th;
+    if (!S || pthread_create(&th, NULL, serve_thread, S)) _exit(3);
+    int fd = ws_connect(lmql_server_port(S));
+    if (fd < 0) _exit(3);
+    atomic_store(&g_count, 0);
+    atomic_store(&g_fail_at, fail_at);
+    int r1 = generate(fd, 1, t1, sizeof t1);
+    atomic_store(&g_fail_at, 0);
+    long used = atomic_load(&g_count);
+    if (r1 < 0) {   /* the connection went (or hangs): a new one must be served */
+        close(fd);
+        fd = ws_connect(lmql_server_port(S));
+    }
+    int r2 = fd < 0 ? -1 : generate(fd, 2, t2, sizeof t2);
+    int len = snprintf(out, sizeof out, "%d %d %s|%s %ld", r1, r2, t1, t2, used);
+    ssize_t w = write(wfd, out, (size_t)len);
+    (void)w;
+    _exit(0);   /* the server's threads go with the process */
+}
+
+static int server_run(long fail_at, char *out, size_t cap) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        server_child(fail_at, fd[1]);
+    }
+    close(fd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(fd[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
+    out[n] = 0;
+    close(fd[0]);
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    return WIFSIGNALED(ws) ? -WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+/* A server handling GENERATE with each of its allocations failing in turn:
+** the request is answered in full or with an error (or its connection
+** closes), and the next request is answered in full. */
+static void test_server(void) {
+    char base[2048], got[2048];
+    if (server_run(0, base, sizeof base) || strncmp(base, "0 0 ", 4)) {
+        th_fail(__FILE__, __LINE__, "server: the run without failures gave '%s'", base);
+        return;
+    }
+    long total = atol(strrchr(base, ' ') + 1);
+    char expect[1024];
+    snprintf(expect, sizeof expect, "%.*s", (int)(strrchr(base, ' ') - base - 4), base + 4);   /* "t1|t2" */
+    const char *bar = strchr(expect, '|');
+    int bad = 0, same = 0, refused = 0;
+    for (long n = 1; n <= total && bad < 10; n = next_n(n, total)) {
+        int rc = server_run(n, got, sizeof got);
+        int r1 = -9, r2 = -9;
+        char toks[1024] = "";
+        if (rc == 0) sscanf(got, "%d %d %1023[^\n]", &r1, &r2, toks);
+        char *cut = strrchr(toks, ' ');
+        if (cut) *cut = 0;   /* drop the count */
+        const char *second = strchr(toks, '|');
+        bool ok = rc == 0 && r1 != -2 && r2 == 0 && second && !strcmp(second + 1, bar + 1) &&
+                  (r1 != 0 || !strncmp(toks, expect, (size_t)(bar - expect) + 1));
+        if (ok && r1 == 0) same++;
+        else if (ok) refused++;
+        else {
+            bad++;
+            th_fail(__FILE__, __LINE__, "server: allocation %ld of %ld failing: exit %d, '%s' (expected '%s')", n, total,
+                    rc, got, base);
+        }
+    }
+    if (!bad) th_passed++;
+    printf("# server GENERATE: %ld allocations; failing each of %d of them: %d same tokens, %d error or closed, "
+           "then served\n", total, same + refused, same, refused);
+}
+
 int main(void) {
     /* LMQL_ALLOC_ONE="QUERY N": run QUERY once with allocation N failing, in
     ** this process (for a debugger or the sanitizers), and print what came. */
@@ -190,5 +381,6 @@ int main(void) {
     }
     RUN(test_compile);
     RUN(test_runs);
+    RUN(test_server);
     return th_report("alloc");
 }
