@@ -83,7 +83,7 @@ static struct rstream *find_stream(struct lmtp *m, int64_t id) {
 /* One TOKEN payload into its stream. */
 static void take_token(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t i) {
     struct lmql__lmtp_token_reply t;
-    lmql__lmtp_read_token(r, i, m->base.vocab.n_tokens, LMTP_TOP, &t);
+    lmql__lmtp_read_token(r, i, m->base.vocab->n_tokens, LMTP_TOP, &t);
     if (t.stream_id < 0) return;
     struct rstream *s = find_stream(m, t.stream_id);
     if (!s || s->finished) return;
@@ -247,7 +247,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
         c.top_p = q->sampling->top_p;
     }
     if (q->mask) {
-        int32_t nv = m->base.vocab.n_tokens, allowed = 0;
+        int32_t nv = m->base.vocab->n_tokens, allowed = 0;
         for (int32_t t = 0; t < nv; t++) allowed += q->mask[t] != 0;
         bool plus = allowed < nv / 2;
         if (!(c.bias = lmql__malloc((size_t)(plus ? allowed : nv - allowed) * sizeof *c.bias + 1)))
@@ -277,7 +277,7 @@ static bool follows(const struct rstream *s, const struct lmql__eval_req *q, uin
 static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
                               const float **out, struct lmql__err *err) {
     struct lmtp *m = (struct lmtp *)base;
-    int32_t nv = base->vocab.n_tokens;
+    int32_t nv = base->vocab->n_tokens;
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         if (q->slot < 0 || q->slot >= LMTP_SLOTS) return lmql__errf(err, "sequence slot %d out of range", q->slot);
@@ -355,7 +355,7 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     size_t at;
     if (await_msg(m, id, &r, &at, NULL, err)) return INT32_MIN;
     char why[128];
-    int32_t n = lmql__lmtp_read_tokens(&r, at, base->vocab.n_tokens, out, cap, why, sizeof why);
+    int32_t n = lmql__lmtp_read_tokens(&r, at, base->vocab->n_tokens, out, cap, why, sizeof why);
     lmql__lmtp_reply_free(&r);
     if (n == INT32_MIN) lmql__errf(err, SRV " %s", WHERE(m), why);
     return n;
@@ -374,12 +374,8 @@ static void lmtp_free(struct lmql__model *base) {
         free(m->dist[i]);
     }
     lmql__lmtp_close(m->conn);
-    if (m->local) {
-        lmql__vocab_free_borrowed(&base->vocab, &m->local->vocab);
-        lmql__model_free(m->local);
-    } else {
-        lmql__vocab_free(&base->vocab);
-    }
+    lmql__vocab_unref(base->vocab);
+    lmql__model_free(m->local);
     lmql__buf_free(&m->out);
     free(m->endpoint);
     free(m->token);
@@ -413,7 +409,8 @@ static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__
     lmql__lmtp_reply_free(&r);
     if (rc > 0) return lmql__errf(err, SRV " does not send its vocabulary (VOCAB) and %s", WHERE(m), why_not_local);
     if (rc < 0) return lmql__errf(err, SRV " %s", WHERE(m), why);
-    struct lmql__vocab *vb = &m->base.vocab;
+    struct lmql__vocab *vb = m->base.vocab = lmql__vocab_new();
+    if (!vb) { lmql__lmtp_vocab_reply_free(&rv); return lmql__errf(err, "out of memory"); }
     int32_t n = rv.n_vocab;
     vb->n_tokens = n;
     vb->bytes = rv.bytes;
@@ -446,9 +443,9 @@ static bool local_matches(struct lmtp *m, const struct lmql__lmtp_reply *r, size
                  m->base.id + 10);
         return false;
     }
-    if (info.has_n_vocab && info.n_vocab != m->local->vocab.n_tokens) {
+    if (info.has_n_vocab && info.n_vocab != m->local->vocab->n_tokens) {
         snprintf(why, cap, "'%s' on this machine is not the model it serves (%d tokens, it serves %.0f)",
-                 m->base.id + 10, m->local->vocab.n_tokens, info.n_vocab);
+                 m->base.id + 10, m->local->vocab->n_tokens, info.n_vocab);
         return false;
     }
     return true;
@@ -509,7 +506,7 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
         m->local = NULL;
     }
     lmql__lmtp_reply_free(&info);
-    if (m->local) m->base.vocab = m->local->vocab;   /* borrowed: freed with local */
+    if (m->local) m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
     else if (remote_vocab(m, why, err)) goto fail;
     return &m->base;
 fail:
