@@ -301,9 +301,9 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
         lmql__errf(err, "text of %zu bytes is too long to tokenize", len);
         return INT32_MIN;
     }
-    bool add_bos = bos && base->vocab.add_bos && base->vocab.bos >= 0;
+    bool add_bos = bos && base->vocab->add_bos && base->vocab->bos >= 0;
     if (!cont || !m->prefix_space || len == 0) {
-        if (len == 0) return add_bos ? (cap >= 1 ? (out[0] = base->vocab.bos, 1) : -1) : 0;
+        if (len == 0) return add_bos ? (cap >= 1 ? (out[0] = base->vocab->bos, 1) : -1) : 0;
         int32_t n = raw_tokenize(m, text, len, add_bos, out, cap);
         return n;
     }
@@ -332,7 +332,7 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
         int32_t want = n - skip - 1 + (add_bos ? 1 : 0);
         if (want > cap) res = -want;
         else {
-            if (add_bos) out[k++] = base->vocab.bos;
+            if (add_bos) out[k++] = base->vocab->bos;
             for (int32_t i = skip + 1; i < n; i++) out[k++] = buf[i];
             res = k;
         }
@@ -343,7 +343,8 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
 }
 
 static int load_vocab(struct llm *m, struct lmql__err *err) {
-    struct lmql__vocab *v = &m->base.vocab;
+    struct lmql__vocab *v = m->base.vocab = lmql__vocab_new();
+    if (!v) return lmql__errf(err, "out of memory");
     int32_t n = llama_vocab_n_tokens(m->vocab);
     v->n_tokens = n;
     v->off = lmql__malloc(((size_t)n + 1) * sizeof *v->off);
@@ -402,7 +403,7 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
 /* Copy the logits of batch row `row` into the slot as log-probabilities. */
 static void take_logits(struct llm *m, struct slot *s, int32_t row) {
     const float *lg = llama_get_logits_ith(m->ctx, row);
-    int32_t n = m->base.vocab.n_tokens;
+    int32_t n = m->base.vocab->n_tokens;
     memcpy(s->logprobs, lg, (size_t)n * sizeof *lg);
     lmql__log_softmax(s->logprobs, n);
     s->have_lp = true;
@@ -430,7 +431,7 @@ struct row {
 /* log p(tok) from the logits of batch row b. */
 static float token_logprob(struct llm *m, int32_t b, int32_t tok) {
     const float *lg = llama_get_logits_ith(m->ctx, b);
-    int32_t n = m->base.vocab.n_tokens;
+    int32_t n = m->base.vocab->n_tokens;
     float mx = lg[0];
     for (int32_t t = 1; t < n; t++) if (lg[t] > mx) mx = lg[t];
     double sum = 0;
@@ -467,7 +468,7 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
     if (!m->ctx) return lmql__errf(err, "the model was opened with vocab_only and cannot be evaluated");
     if (n_req <= 0) return n_req == 0 ? 0 : lmql__errf(err, "negative request count");
     llama_memory_t mem = llama_get_memory(m->ctx);
-    int32_t nv = base->vocab.n_tokens;
+    int32_t nv = base->vocab->n_tokens;
 
     /* Validate everything before llama.cpp sees it. */
     for (int r = 0; r < n_req; r++) {
@@ -572,7 +573,7 @@ static void llm_slot_copy(struct lmql__model *base, int src, int dst) {
     if (s->n > 0) memcpy(d->toks, s->toks, (size_t)s->n * sizeof *s->toks);
     d->n = s->n;
     if (s->have_lp) {
-        memcpy(d->logprobs, s->logprobs, (size_t)base->vocab.n_tokens * sizeof *s->logprobs);
+        memcpy(d->logprobs, s->logprobs, (size_t)base->vocab->n_tokens * sizeof *s->logprobs);
         d->have_lp = true;
     }
 }
@@ -601,7 +602,7 @@ static void llm_free(struct lmql__model *base) {
         free(m->slots[i].logprobs);
     }
     free(m->slots);
-    lmql__vocab_free(&base->vocab);
+    lmql__vocab_unref(base->vocab);
     free(base->id);
     free(m);
 }
@@ -770,7 +771,7 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
     m->slots = lmql__calloc((size_t)n_slots, sizeof *m->slots);
     if (!m->slots) { lmql__errf(err, "out of memory"); goto fail; }
     for (int i = 0; i < n_slots && m->ctx; i++) {
-        m->slots[i].logprobs = lmql__malloc((size_t)m->base.vocab.n_tokens * sizeof(float));
+        m->slots[i].logprobs = lmql__malloc((size_t)m->base.vocab->n_tokens * sizeof(float));
         if (!m->slots[i].logprobs) { lmql__errf(err, "out of memory"); goto fail; }
     }
     close(fd);   /* llama.cpp has read (or mapped) what it needs */

@@ -139,7 +139,7 @@ static const struct lmql__model_ops batcher_ops = {
 
 struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, bool fork_first) {
     if (inner->ops->choose || n_seqs < 2) return NULL;   /* seeded draws must stay in order */
-    if (!lmql__vocab_trie(&inner->vocab)) return NULL;   /* built now, not by two threads at once */
+    if (!lmql__vocab_share(inner->vocab)) return NULL;   /* trie built now, not by two threads at once */
     struct batcher *b = lmql__calloc(1, sizeof *b);
     if (!b) return NULL;
     b->cap = n_seqs;
@@ -156,7 +156,7 @@ struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, boo
     b->inner = inner;
     b->active = n_seqs;
     b->base.ops = &batcher_ops;
-    b->base.vocab = inner->vocab;     /* shared, trie included; owned by inner */
+    b->base.vocab = lmql__vocab_ref(inner->vocab);   /* shared, trie included */
     b->base.n_slots = inner->n_slots;
     b->base.n_ctx = inner->n_ctx;
     b->base.id = inner->id;
@@ -181,5 +181,6 @@ void lmql__batcher_free(struct lmql__model *m) {
     free(b->outs);
     free(b->rcs);
     free(b->errs);
+    lmql__vocab_unref(b->base.vocab);
     free(b);
 }

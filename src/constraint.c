@@ -475,15 +475,15 @@ int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char 
     struct lmql__cons *c = lmql__calloc(1, sizeof *c);
     if (!c) return coom(e);
     c->model = env->model;
-    c->trie = lmql__vocab_trie(&env->model->vocab);
-    c->all = lmql__malloc((size_t)env->model->vocab.n_tokens);
+    c->trie = lmql__vocab_trie(env->model->vocab);
+    c->all = lmql__malloc((size_t)env->model->vocab->n_tokens);
     struct compiler k = {env, c, var, e};
     c->root = node_new(&k, CK_AND);
     if (!c->trie || !c->all || !c->root) {
         lmql__cons_free(c);
         return coom(e);
     }
-    const struct lmql__vocab *v = &env->model->vocab;
+    const struct lmql__vocab *v = env->model->vocab;
     for (int32_t t = 0; t < v->n_tokens; t++) c->all[t] = v->off[t + 1] > v->off[t];
     for (int i = 0; i < n; i++) {
         if (!wheres[i]) continue;
@@ -681,8 +681,8 @@ static const uint8_t *walk(struct lmql__cons *c, struct cnode *nd, const struct 
     if (hit) return hit;
     uint8_t *slot = lmql__trie_cache_slot(nd->cache, &state, sizeof state);
     if (!slot) return NULL;
-    size_t nv = (size_t)c->model->vocab.n_tokens;
-    struct lmql__memo *memo = lmql__vocab_memo(&c->model->vocab);
+    size_t nv = (size_t)c->model->vocab->n_tokens;
+    struct lmql__memo *memo = lmql__vocab_memo(c->model->vocab);
     char key[320];
     size_t kl = memo_key(key, sizeof key, tag, state, text, tlen);
     if (kl && lmql__memo_get(memo, key, kl, slot, nv)) return slot;
@@ -706,7 +706,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
                      enum cover *cover, const uint8_t **mask, bool *eos);
 
 static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
-    if (!nd->buf) nd->buf = lmql__malloc((size_t)c->model->vocab.n_tokens);
+    if (!nd->buf) nd->buf = lmql__malloc((size_t)c->model->vocab->n_tokens);
     return nd->buf;
 }
 
@@ -714,7 +714,7 @@ static uint8_t *node_buf(struct lmql__cons *c, struct cnode *nd) {
 ** remembered in the vocabulary's memo: the next hole's copy of the same
 ** phrase list asks for the same remainders. */
 static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t *tok) {
-    struct lmql__memo *memo = lmql__vocab_memo(&c->model->vocab);
+    struct lmql__memo *memo = lmql__vocab_memo(c->model->vocab);
     char key[320];
     size_t kl = memo_key(key, sizeof key, 'P', 0, text, n);
     if (kl && lmql__memo_get(memo, key, kl, tok, sizeof *tok)) return 0;
@@ -743,7 +743,7 @@ static int eval_phrases(struct lmql__cons *c, struct cnode *nd, const char *v, s
                         const uint8_t **mask, bool *eos) {
     uint8_t *buf = node_buf(c, nd);
     if (!buf) return -1;
-    int32_t nv = c->model->vocab.n_tokens;
+    int32_t nv = c->model->vocab->n_tokens;
     memset(buf, 0, (size_t)nv);
     bool any = false;
     *eos = false;
@@ -774,7 +774,7 @@ static int eval_starts(struct lmql__cons *c, struct cnode *nd, const char *v, si
         if (vlen >= nd->phl[i] && !memcmp(v, nd->ph[i], nd->phl[i])) { *cover = C_ALL; *eos = true; return 0; }
     uint8_t *buf = node_buf(c, nd);
     if (!buf) return -1;
-    memset(buf, 0, (size_t)c->model->vocab.n_tokens);
+    memset(buf, 0, (size_t)c->model->vocab->n_tokens);
     bool any = false;
     int32_t cap = lmql__trie_max_len(c->trie) + 1, *pre = lmql__malloc((size_t)cap * sizeof *pre);
     if (!pre) return -1;
@@ -797,7 +797,7 @@ static int eval_starts(struct lmql__cons *c, struct cnode *nd, const char *v, si
 
 static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
                      enum cover *cover, const uint8_t **mask, bool *eos) {
-    int32_t nv = c->model->vocab.n_tokens;
+    int32_t nv = c->model->vocab->n_tokens;
     struct lmql_trie_walker w = {.state_size = sizeof(int32_t)};
     int32_t st;
     *mask = NULL;
@@ -901,7 +901,7 @@ int lmql__cons_mask(struct lmql__cons *c, const char *value, size_t vlen, int32_
     enum cover cv;
     const uint8_t *m;
     if (eval_node(c, c->root, value ? value : "", vlen, n_tokens, &cv, &m, eos_ok)) return -1;
-    size_t nv = (size_t)c->model->vocab.n_tokens;
+    size_t nv = (size_t)c->model->vocab->n_tokens;
     if (cv == C_ALL) memcpy(mask, c->all, nv);
     else if (cv == C_NONE) memset(mask, 0, nv);
     else mask_and_of(mask, m, c->all, nv);

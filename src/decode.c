@@ -37,7 +37,7 @@ static int cmp_cand(const void *a, const void *b) {
 /* top_k / top_p sampling: sort the allowed tokens by probability, keep the
 ** k best and the smallest prefix reaching top_p of their mass, draw. */
 static int32_t pick_truncated(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
-    int32_t n = g->model->vocab.n_tokens, k = 0;
+    int32_t n = g->model->vocab->n_tokens, k = 0;
     struct cand *c = lmql__malloc((size_t)n * sizeof *c);
     if (!c) return -1;
     for (int32_t t = 0; t < n; t++)
@@ -66,7 +66,7 @@ static int32_t pick_truncated(struct lmql__gen *g, const float *lp, const uint8_
 
 static int32_t pick(struct lmql__gen *g, const float *lp, const uint8_t *mask) {
     struct lmql__model *m = g->model;
-    int32_t n = m->vocab.n_tokens;
+    int32_t n = m->vocab->n_tokens;
     if (m->ops->choose) return m->ops->choose(m, lp, mask);
     if (g->decoder == LMQL_DEC_ARGMAX || g->temperature <= 0) {
         int32_t best = -1;
@@ -121,7 +121,7 @@ static const struct lmql__stop *find_stop(const struct lmql__hole_rules *r, cons
 ** among the allowed tokens and the end of the value. */
 static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
     struct lmql__beam_io *b = g->beam;
-    const struct lmql__vocab *v = &g->model->vocab;
+    const struct lmql__vocab *v = g->model->vocab;
     b->n_cand = 0;
     float eos_lp = -INFINITY;
     for (int32_t k = 0; k < v->n_eog; k++) {
@@ -181,7 +181,7 @@ static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err) {
     struct lmql__model *m = g->model;
-    const struct lmql__vocab *v = &m->vocab;
+    const struct lmql__vocab *v = m->vocab;
     int32_t n_gen = 0;
     if (lmql__buf_reserve(value, 0)) return lmql__errf(err, "out of memory");
     for (;;) {

@@ -69,7 +69,7 @@ static int push_text(struct interp *I, const struct lmql_node *at, const char *s
     if (rc) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     if (I->seq.n == 0) {
         /* Nothing to condition on: start from BOS, or EOS as GPT-2 does. */
-        int32_t start = m->vocab.bos >= 0 ? m->vocab.bos : m->vocab.eos;
+        int32_t start = m->vocab->bos >= 0 ? m->vocab->bos : m->vocab->eos;
         if (start < 0) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "the prompt is empty and the model has no BOS token");
         if (lmql__seq_push(&I->seq, &start, 1)) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     }

@@ -102,4 +102,95 @@ int lmql__lmtp_cancelled(struct lmql__buf *b, int64_t stream_id, int n);
 ** LMQL's "data" echo of it). Returns 0 or -1 (out of memory). */
 int lmql__lmtp_request(struct lmql__buf *b, const struct lmql__lmtp_cmd *c);
 
+/* --------------------------------------------------------------------
+** The server's replies, read by a client (lmtp_reply.c): `CMD [payload,
+** ...]`. Everything is checked, since a server may be broken or hostile:
+** ids inside the vocabulary, pieces valid hex and bounded, texts that will
+** be printed cleaned of control characters. Error texts (err) start with
+** a verb ("sent ...") so the caller can put the server's name before them.
+*/
+struct lmql_val;
+
+/* Limits on a vocabulary sent by a server (VOCAB): real ones have at most a
+** few 100k tokens of a few bytes (the longest pieces, runs of spaces or
+** dashes, ~100 bytes). Beyond these the server is broken or hostile, and
+** the tries and masks built over the vocabulary would cost without bound. */
+#define LMQL__LMTP_MAX_VOCAB (1 << 21)  /* tokens */
+#define LMQL__LMTP_MAX_PIECE 4096       /* bytes of one piece */
+#define LMQL__LMTP_MAX_TOP   16         /* top_logprobs entries read per token */
+
+struct lmql__lmtp_reply {
+    bool token;                 /* a TOKEN frame; anything else (MSG) is a message */
+    size_t n;                   /* payloads */
+    struct lmql_val *list;      /* the parsed payloads (private) */
+};
+
+/* Split and parse one frame. Returns 0, or -1 when it is not `CMD [...]`
+** (err then shows the start of the frame, cleaned). */
+int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *r, char *err, size_t errcap);
+void lmql__lmtp_reply_free(struct lmql__lmtp_reply *r);
+
+/* Payload i's stream id, or -1 when it has none usable (absent, not a
+** number, negative or beyond 9e15). */
+int64_t lmql__lmtp_read_stream(const struct lmql__lmtp_reply *r, size_t i);
+/* Payload i's error, cleaned into buf, or NULL when it reports none. A
+** non-string error reads as "the server reported an error". */
+const char *lmql__lmtp_read_error(const struct lmql__lmtp_reply *r, size_t i, char *buf, size_t cap);
+
+/* One TOKEN payload. */
+struct lmql__lmtp_token_reply {
+    int64_t stream_id;          /* -1: none usable (then nothing else is read) */
+    bool    has_error;
+    char    error[512];         /* cleaned */
+    bool    has_token;          /* token is a number inside the vocabulary */
+    int32_t token;
+    double  logprob;            /* -INFINITY when absent */
+    bool    finished;           /* finish_reason is a string */
+    int     n_top;              /* top_logprobs entries other than token, in range */
+    int32_t top[LMQL__LMTP_MAX_TOP];
+    float   top_lp[LMQL__LMTP_MAX_TOP];
+};
+/* Read payload i of a TOKEN frame; at most max_top (<= LMQL__LMTP_MAX_TOP)
+** top entries are kept. */
+void lmql__lmtp_read_token(const struct lmql__lmtp_reply *r, size_t i, int32_t n_vocab, int max_top,
+                           struct lmql__lmtp_token_reply *t);
+
+/* MODEL_INFO's answer as far as a client checks it. */
+struct lmql__lmtp_info_reply {
+    bool has_hash;              /* vocab_hash is a string */
+    bool hash_ok;               /* ... of 16 lowercase hex digits, read into vocab_hash */
+    uint64_t vocab_hash;
+    bool has_n_vocab;           /* n_vocab is a number */
+    double n_vocab;
+};
+void lmql__lmtp_read_info(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_info_reply *info);
+
+/* TOKENIZE's answer: the ids into out. Returns their count, -(count) when
+** cap is too small (every id is checked all the same), or INT32_MIN with
+** err filled. */
+int32_t lmql__lmtp_read_tokens(const struct lmql__lmtp_reply *r, size_t i, int32_t n_vocab, int32_t *out,
+                               int32_t cap, char *err, size_t errcap);
+
+/* VOCAB's answer, owned by the caller (lmql__lmtp_vocab_reply_free):
+** bytes/off as in struct lmql__lmtp_vocab, eog without repeats, bos/eos -1
+** when absent or out of range. */
+struct lmql__lmtp_vocab_reply {
+    int32_t n_vocab, bos, eos;
+    bool add_bos;
+    int32_t *eog;
+    int32_t n_eog;
+    char *bytes;
+    uint32_t *off;
+};
+/* Returns 0; 1 when payload i carries no vocabulary (a server without
+** VOCAB); -1 with err filled when it is malformed, over the limits or
+** memory runs out. i may be out of range (no payload: 1). */
+int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_vocab_reply *v, char *err,
+                          size_t errcap);
+void lmql__lmtp_vocab_reply_free(struct lmql__lmtp_vocab_reply *v);
+
+/* Text from a server made safe to print (control characters become '?')
+** and at most cap - 1 bytes, into buf. */
+const char *lmql__lmtp_clean(const char *s, char *buf, size_t cap);
+
 #endif

@@ -13,6 +13,7 @@
 #ifndef LMQL_MODEL_H
 #define LMQL_MODEL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,8 +21,24 @@
 
 /* The vocabulary as bytes: piece i is bytes[off[i] .. off[i+1]). SPM's
 ** U+2581 is a space, byte tokens <0xNN> are that one byte, control tokens
-** are empty. Pieces may be partial UTF-8. */
+** are empty. Pieces may be partial UTF-8.
+**
+** Ownership: one allocated object (lmql__vocab_new), reference counted;
+** every model that uses it (a backend, the random model and the LMTP client
+** borrowing a vocab-only model's, the batcher) holds a reference, taken with
+** lmql__vocab_ref and dropped with lmql__vocab_unref. The trie and the memo
+** are built once per vocabulary, whoever asks first, and shared by all.
+**
+** Threads: the pieces and flags are written only while the vocabulary is
+** being loaded, before its first lmql__vocab_ref; after that they are read
+** only, by any thread. The lazily built parts (trie, memo, fingerprint) are
+** not locked: build them (lmql__vocab_trie, lmql__vocab_fingerprint) from
+** one thread before threads share the vocabulary, as batch.c does.
+** lmql__vocab_share builds the trie and marks that moment; building the
+** trie after it is an assertion failure. The memo has its own lock (memo.h). The count is atomic. */
 struct lmql__vocab {
+    _Atomic int refs;       /* lmql__vocab_ref / lmql__vocab_unref */
+    bool      shared;       /* lmql__vocab_share was called: lazy parts are frozen */
     int32_t   n_tokens;
     char     *bytes;
     uint32_t *off;          /* n_tokens + 1 entries */
@@ -35,6 +52,18 @@ struct lmql__vocab {
     struct lmql__memo *memo;/* masks and first tokens by meaning (memo.h), with the trie */
     uint64_t  fingerprint;  /* lmql__vocab_fingerprint, once computed (0: not yet) */
 };
+
+/* A new, empty vocabulary with one reference (NULL when out of memory). */
+struct lmql__vocab *lmql__vocab_new(void);
+static inline struct lmql__vocab *lmql__vocab_ref(struct lmql__vocab *v) {
+    if (v) v->refs++;
+    return v;
+}
+/* Drop a reference; the last one frees the vocabulary, trie and memo. */
+void lmql__vocab_unref(struct lmql__vocab *v);
+/* From now on threads may share v: builds the trie and memo (and returns
+** the trie, NULL when out of memory); they are never built again. */
+struct lmql_trie *lmql__vocab_share(struct lmql__vocab *v);
 
 /* The byte trie of the vocabulary's pieces (trie.h), built on first use
 ** and freed with the vocabulary; NULL when out of memory. */
@@ -117,7 +146,7 @@ struct lmql__model_stats {
 
 struct lmql__model {
     const struct lmql__model_ops *ops;
-    struct lmql__vocab vocab;
+    struct lmql__vocab *vocab;   /* a reference (see struct lmql__vocab) */
     int    n_slots;
     int32_t n_ctx;
     struct lmql__model_stats stats;
@@ -157,9 +186,5 @@ int32_t lmql__log_softmax(float *x, int32_t n);
 /* Detokenize: concatenation of the pieces. Returns bytes written, or the
 ** size needed when cap is too small. */
 size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32_t n, char *out, size_t cap);
-void lmql__vocab_free(struct lmql__vocab *v);
-/* For a model that borrows another's vocabulary by copying the struct: free
-** what was built on the copy (trie, memo), not the borrowed arrays. */
-void lmql__vocab_free_borrowed(struct lmql__vocab *copy, const struct lmql__vocab *owner);
 
 #endif

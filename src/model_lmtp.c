@@ -21,23 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "json.h"
 #include "lmtp.h"
 #include "lmtp_conn.h"
 #include "model.h"
-#include "value.h"
 
 #define LMTP_SLOTS   64
 #define LMTP_TOP     5        /* top_logprobs asked for: the choices a client-side sampler sees */
 #define LMTP_TIMEOUT 300000   /* ms without any reply before giving up */
-/* Limits on a vocabulary sent by a server (VOCAB): real ones have at most a
-** few 100k tokens of a few bytes (the longest pieces, runs of spaces or
-** dashes, ~100 bytes). Beyond these the server is broken or hostile, and
-** the tries and masks built over the vocabulary would cost without bound.
-** All pieces together are bounded by the largest message (lmtp_conn.c). */
-#define LMTP_MAX_VOCAB  (1 << 21)           /* tokens */
-#define LMTP_MAX_PIECE  4096                /* bytes of one piece */
-
 struct rstream {
     int64_t id;
     int32_t *prompt;
@@ -71,30 +61,7 @@ struct lmtp {
 #define SRV "the model server at %s"
 #define WHERE(m) lmql__lmtp_where((m)->conn)
 
-/* Text from the server, made safe to print on a terminal (no escape
-** sequences) and short, into buf. */
-static const char *clean(const char *s, char *buf, size_t cap) {
-    size_t n = 0;
-    for (; s && *s && n + 1 < cap; s++) buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
-    buf[n] = 0;
-    return buf;
-}
-
-static struct lmql_val *field(const struct lmql_val *d, const char *k) {
-    if (!d || d->kind != LMQL_V_DICT) return NULL;
-    for (size_t i = 0; i < d->u.dict.len; i++) {
-        const struct lmql_val *key = d->u.dict.keys[i];
-        if (key->kind == LMQL_V_STR && !strcmp(key->u.str.s, k)) return d->u.dict.vals[i];
-    }
-    return NULL;
-}
-
-static bool num(const struct lmql_val *v, double *out) {
-    if (!v) return false;
-    if (v->kind == LMQL_V_INT) { *out = (double)v->u.i; return true; }
-    if (v->kind == LMQL_V_FLOAT) { *out = v->u.f; return true; }
-    return false;
-}
+static const char *clean(const char *s, char *buf, size_t cap) { return lmql__lmtp_clean(s, buf, cap); }
 
 static void stream_free(struct rstream *s) {
     if (!s) return;
@@ -114,121 +81,101 @@ static struct rstream *find_stream(struct lmtp *m, int64_t id) {
 }
 
 /* One TOKEN payload into its stream. */
-static void take_token(struct lmtp *m, const struct lmql_val *p) {
-    double id_d, t_d, lp_d = -INFINITY;
-    if (!num(field(p, "stream_id"), &id_d) || !(id_d >= 0 && id_d < 9e15)) return;
-    struct rstream *s = find_stream(m, (int64_t)id_d);
+static void take_token(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t i) {
+    struct lmql__lmtp_token_reply t;
+    lmql__lmtp_read_token(r, i, m->base.vocab->n_tokens, LMTP_TOP, &t);
+    if (t.stream_id < 0) return;
+    struct rstream *s = find_stream(m, t.stream_id);
     if (!s || s->finished) return;
-    const struct lmql_val *e = field(p, "error");
-    if (e) {
-        s->error = lmql__strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+    if (t.has_error) {
+        s->error = lmql__strdup(t.error);
         s->finished = true;
         return;
     }
-    const struct lmql_val *fr = field(p, "finish_reason");
-    if (!num(field(p, "token"), &t_d) || !(t_d >= 0 && t_d < m->base.vocab.n_tokens)) {
+    if (!t.has_token) {
         /* A stream that ends without a usable token still ends. */
-        if (fr && fr->kind == LMQL_V_STR) s->finished = true;
-        else {
-            s->error = lmql__strdup("the server sent a token outside the vocabulary");
-            s->finished = true;
-        }
+        if (!t.finished) s->error = lmql__strdup("the server sent a token outside the vocabulary");
+        s->finished = true;
         return;
     }
-    num(field(p, "logprob"), &lp_d);
     if (s->n_recv == s->cap) {
         int32_t c = s->cap ? s->cap * 2 : 16;
-        int32_t *t = lmql__realloc(s->tok, (size_t)c * sizeof *t);
-        if (t) s->tok = t;
+        int32_t *tk = lmql__realloc(s->tok, (size_t)c * sizeof *tk);
+        if (tk) s->tok = tk;
         float *l = lmql__realloc(s->lp, (size_t)c * (LMTP_TOP + 1) * sizeof *l);
         if (l) s->lp = l;
         int32_t *tp = lmql__realloc(s->top, (size_t)c * (LMTP_TOP + 1) * sizeof *tp);
         if (tp) s->top = tp;
-        if (!t || !l || !tp) { s->error = lmql__strdup("out of memory"); s->finished = true; return; }
+        if (!tk || !l || !tp) { s->error = lmql__strdup("out of memory"); s->finished = true; return; }
         s->cap = c;
     }
     int32_t at = s->n_recv++;
-    int32_t tok = (int32_t)t_d;
-    s->tok[at] = tok;
+    s->tok[at] = t.token;
     int32_t *top = s->top + (size_t)at * (LMTP_TOP + 1);
     float *lp = s->lp + (size_t)at * (LMTP_TOP + 1);
     int k = 0;
-    top[k] = tok;
-    lp[k++] = (float)lp_d;
-    const struct lmql_val *tl = field(p, "top_logprobs");
-    for (size_t i = 0; tl && tl->kind == LMQL_V_DICT && i < tl->u.dict.len && k < LMTP_TOP + 1; i++) {
-        double v;
-        long t = strtol(tl->u.dict.keys[i]->u.str.s, NULL, 10);
-        if (t == tok || t < 0 || t >= m->base.vocab.n_tokens || !num(tl->u.dict.vals[i], &v)) continue;
-        top[k] = (int32_t)t;
-        lp[k++] = (float)v;
+    top[k] = t.token;
+    lp[k++] = (float)t.logprob;
+    for (int q = 0; q < t.n_top; q++, k++) {
+        top[k] = t.top[q];
+        lp[k] = t.top_lp[q];
     }
     for (; k < LMTP_TOP + 1; k++) top[k] = -1;
-    if (fr && fr->kind == LMQL_V_STR) s->finished = true;
+    if (t.finished) s->finished = true;
 }
 
-/* Read one message (waiting up to the timeout) and file it. */
-static int pump(struct lmtp *m, struct lmql_val **msg_out, struct lmql__err *err) {
+/* Read one message (waiting up to the timeout) and file it. A message that
+** is not TOKEN goes to *msg_out when given (else it is dropped); msg_out->list
+** is NULL when there was none. */
+static int pump(struct lmtp *m, struct lmql__lmtp_reply *msg_out, struct lmql__err *err) {
+    if (msg_out) memset(msg_out, 0, sizeof *msg_out);
     char *text;
     size_t len;
-    int r = lmql__lmtp_recv(m->conn, &text, &len, LMTP_TIMEOUT, err);
-    if (r < 0) return -1;
-    if (r == 0) return lmql__errf(err, SRV " sent nothing for %d s", WHERE(m), LMTP_TIMEOUT / 1000);
-    char *sp = memchr(text, ' ', len);
-    struct lmql__err jerr = {0};
-    struct lmql_val *v = sp ? lmql__json_parse(sp + 1, len - (size_t)(sp + 1 - text), &jerr) : NULL;
-    if (!v || v->kind != LMQL_V_LIST) {
-        char shown[84];
-        lmql__errf(err, SRV " sent a malformed message: %s", WHERE(m), clean(text, shown, sizeof shown));
-        free(text);
-        lmql__val_unref(v);
-        return -1;
-    }
-    bool token = sp - text == 5 && !memcmp(text, "TOKEN", 5);
+    int rc = lmql__lmtp_recv(m->conn, &text, &len, LMTP_TIMEOUT, err);
+    if (rc < 0) return -1;
+    if (rc == 0) return lmql__errf(err, SRV " sent nothing for %d s", WHERE(m), LMTP_TIMEOUT / 1000);
+    struct lmql__lmtp_reply r;
+    char why[160];
+    rc = lmql__lmtp_read_reply(text, len, &r, why, sizeof why);
     free(text);
-    for (size_t i = 0; token && i < v->u.list.len; i++) take_token(m, v->u.list.items[i]);
+    if (rc) return lmql__errf(err, SRV " %s", WHERE(m), why);
+    for (size_t i = 0; r.token && i < r.n; i++) take_token(m, &r, i);
     /* Other servers answer a failed GENERATE/SCORE with a MSG error: it ends the stream. */
-    for (size_t i = 0; !token && i < v->u.list.len; i++) {
-        const struct lmql_val *p = v->u.list.items[i], *e = field(p, "error");
-        double id_d;
-        struct rstream *s = e && num(field(p, "stream_id"), &id_d) && id_d >= 0 && id_d < 9e15
-                                ? find_stream(m, (int64_t)id_d) : NULL;
-        if (s && !s->finished) {
-            s->error = lmql__strdup(e->kind == LMQL_V_STR ? e->u.str.s : "the server reported an error");
+    for (size_t i = 0; !r.token && i < r.n; i++) {
+        int64_t id = lmql__lmtp_read_stream(&r, i);
+        struct rstream *s = id >= 0 ? find_stream(m, id) : NULL;
+        char e[512];
+        if (s && !s->finished && lmql__lmtp_read_error(&r, i, e, sizeof e)) {
+            s->error = lmql__strdup(e);
             s->finished = true;
         }
     }
-    if (!token && msg_out) *msg_out = lmql__val_ref(v);
-    lmql__val_unref(v);
+    if (!r.token && msg_out) *msg_out = r;
+    else lmql__lmtp_reply_free(&r);
     return 0;
 }
 
 /* A MSG reply to a request of ours (VOCAB, TOKENIZE): the first payload
-** with that stream id. */
-static struct lmql_val *await_msg(struct lmtp *m, int64_t id, bool *refused, struct lmql__err *err) {
+** with that stream id, as *r (freed by the caller) and its index *at.
+** A payload with an error is -1, with *refused set. */
+static int await_msg(struct lmtp *m, int64_t id, struct lmql__lmtp_reply *r, size_t *at, bool *refused,
+                     struct lmql__err *err) {
     if (refused) *refused = false;
     for (;;) {
-        struct lmql_val *v = NULL;
-        if (pump(m, &v, err)) return NULL;
-        if (!v) continue;
-        for (size_t i = 0; i < v->u.list.len; i++) {
-            struct lmql_val *p = v->u.list.items[i];
-            double sid;
-            if (!num(field(p, "stream_id"), &sid) || sid != (double)id) continue;
-            struct lmql_val *e = field(p, "error");
-            if (e) {
+        if (pump(m, r, err)) return -1;
+        for (size_t i = 0; i < r->n; i++) {
+            if (lmql__lmtp_read_stream(r, i) != id) continue;
+            char shown[512];
+            if (lmql__lmtp_read_error(r, i, shown, sizeof shown)) {
                 if (refused) *refused = true;
-                char shown[512];
-                lmql__errf(err, SRV ": %s", WHERE(m),
-                           clean(e->kind == LMQL_V_STR ? e->u.str.s : "error", shown, sizeof shown));
-                lmql__val_unref(v);
-                return NULL;
+                lmql__errf(err, SRV ": %s", WHERE(m), shown);
+                lmql__lmtp_reply_free(r);
+                return -1;
             }
-            struct lmql_val *keep = lmql__val_ref(p);
-            lmql__val_unref(v);
-            return keep;
+            *at = i;
+            return 0;
         }
-        lmql__val_unref(v);
+        lmql__lmtp_reply_free(r);
     }
 }
 
@@ -300,7 +247,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
         c.top_p = q->sampling->top_p;
     }
     if (q->mask) {
-        int32_t nv = m->base.vocab.n_tokens, allowed = 0;
+        int32_t nv = m->base.vocab->n_tokens, allowed = 0;
         for (int32_t t = 0; t < nv; t++) allowed += q->mask[t] != 0;
         bool plus = allowed < nv / 2;
         if (!(c.bias = lmql__malloc((size_t)(plus ? allowed : nv - allowed) * sizeof *c.bias + 1)))
@@ -330,7 +277,7 @@ static bool follows(const struct rstream *s, const struct lmql__eval_req *q, uin
 static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
                               const float **out, struct lmql__err *err) {
     struct lmtp *m = (struct lmtp *)base;
-    int32_t nv = base->vocab.n_tokens;
+    int32_t nv = base->vocab->n_tokens;
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         if (q->slot < 0 || q->slot >= LMTP_SLOTS) return lmql__errf(err, "sequence slot %d out of range", q->slot);
@@ -404,25 +351,14 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
                                .text_len = len, .bos = bos, .cont = cont};
     if (lmql__lmtp_request(&m->out, &c)) { m->out.len = 0; lmql__errf(err, "out of memory"); return INT32_MIN; }
     if (send_buf(m, err)) return INT32_MIN;
-    struct lmql_val *p = await_msg(m, id, NULL, err);
-    if (!p) return INT32_MIN;
-    struct lmql_val *t = field(p, "tokens");
-    int32_t n = t && t->kind == LMQL_V_LIST && t->u.list.len <= INT32_MAX ? (int32_t)t->u.list.len : -1;
-    if (n < 0) lmql__errf(err, SRV " sent no tokens for TOKENIZE", WHERE(m));
-    /* Every id is checked, wherever it lands: a token outside the
-    ** vocabulary would index past the end of its tables. */
-    for (int32_t i = 0; i < n; i++) {
-        double d = -1;
-        if (!num(t->u.list.items[i], &d) || !(d >= 0 && d < base->vocab.n_tokens) || d != (int32_t)d) {
-            lmql__errf(err, SRV " answered TOKENIZE with a token outside its vocabulary of %d", WHERE(m),
-                       base->vocab.n_tokens);
-            n = -1;
-            break;
-        }
-        if (i < cap) out[i] = (int32_t)d;
-    }
-    lmql__val_unref(p);
-    return n < 0 ? INT32_MIN : n > cap ? -n : n;
+    struct lmql__lmtp_reply r;
+    size_t at;
+    if (await_msg(m, id, &r, &at, NULL, err)) return INT32_MIN;
+    char why[128];
+    int32_t n = lmql__lmtp_read_tokens(&r, at, base->vocab->n_tokens, out, cap, why, sizeof why);
+    lmql__lmtp_reply_free(&r);
+    if (n == INT32_MIN) lmql__errf(err, SRV " %s", WHERE(m), why);
+    return n;
 }
 
 static void lmtp_slot_copy(struct lmql__model *base, int src, int dst) { (void)base; (void)src; (void)dst; }
@@ -438,12 +374,8 @@ static void lmtp_free(struct lmql__model *base) {
         free(m->dist[i]);
     }
     lmql__lmtp_close(m->conn);
-    if (m->local) {
-        lmql__vocab_free_borrowed(&base->vocab, &m->local->vocab);
-        lmql__model_free(m->local);
-    } else {
-        lmql__vocab_free(&base->vocab);
-    }
+    lmql__vocab_unref(base->vocab);
+    lmql__model_free(m->local);
     lmql__buf_free(&m->out);
     free(m->endpoint);
     free(m->token);
@@ -460,85 +392,40 @@ static const struct lmql__model_ops lmtp_ops = {
     .slot_drop = lmtp_slot_drop,
 };
 
-static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
-
 /* The vocabulary from the server (VOCAB extension). `why_not_local` says
 ** why the GGUF at PATH was not used, for the error when the server has no
-** VOCAB either. Everything is checked: the server may be broken or hostile. */
+** VOCAB either. Everything is checked (lmql__lmtp_read_vocab): the server
+** may be broken or hostile. */
 static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__err *err) {
     int64_t id = ++m->next_id;
     if (send_cmd(m, LMTP_VOCAB, id, err)) return -1;
     bool refused;
-    struct lmql_val *p = await_msg(m, id, &refused, err);
-    if (!p && !refused) return -1;
-    struct lmql_val *v = field(p, "vocab"), *pieces = field(v, "pieces"), *eog = field(v, "eog");
-    double bos = -1, eos = -1;
-    num(field(v, "bos"), &bos);
-    num(field(v, "eos"), &eos);
-    struct lmql__vocab *vb = &m->base.vocab;
-    int rc = -1;
-    if (!pieces || pieces->kind != LMQL_V_LIST || !eog || eog->kind != LMQL_V_LIST || pieces->u.list.len < 1) {
-        lmql__errf(err, SRV " does not send its vocabulary (VOCAB) and %s", WHERE(m), why_not_local);
-        goto done;
-    }
-    if (pieces->u.list.len > LMTP_MAX_VOCAB) {
-        lmql__errf(err, SRV " sent a vocabulary of %zu tokens (the limit is %d)", WHERE(m), pieces->u.list.len,
-                   LMTP_MAX_VOCAB);
-        goto done;
-    }
-    int32_t n = (int32_t)pieces->u.list.len;
-    size_t total = 0;
-    for (int32_t t = 0; t < n; t++) {
-        struct lmql_val *s = pieces->u.list.items[t];
-        if (s->kind != LMQL_V_STR || s->u.str.len % 2) {
-            lmql__errf(err, SRV " sent a bad vocabulary: piece %d is not a hex string", WHERE(m), t);
-            goto done;
-        }
-        if (s->u.str.len / 2 > LMTP_MAX_PIECE) {
-            lmql__errf(err, SRV " sent a vocabulary piece of %zu bytes (token %d; the limit is %d)", WHERE(m),
-                       s->u.str.len / 2, t, LMTP_MAX_PIECE);
-            goto done;
-        }
-        total += s->u.str.len / 2;
-    }
+    struct lmql__lmtp_reply r = {0};
+    size_t at = 0;
+    if (await_msg(m, id, &r, &at, &refused, err) && !refused) return -1;
+    struct lmql__lmtp_vocab_reply rv;
+    char why[160];
+    int rc = lmql__lmtp_read_vocab(&r, at, &rv, why, sizeof why);
+    lmql__lmtp_reply_free(&r);
+    if (rc > 0) return lmql__errf(err, SRV " does not send its vocabulary (VOCAB) and %s", WHERE(m), why_not_local);
+    if (rc < 0) return lmql__errf(err, SRV " %s", WHERE(m), why);
+    struct lmql__vocab *vb = m->base.vocab = lmql__vocab_new();
+    if (!vb) { lmql__lmtp_vocab_reply_free(&rv); return lmql__errf(err, "out of memory"); }
+    int32_t n = rv.n_vocab;
     vb->n_tokens = n;
-    vb->bytes = lmql__malloc(total + 1);
-    vb->off = lmql__malloc(((size_t)n + 1) * sizeof *vb->off);
+    vb->bytes = rv.bytes;
+    vb->off = rv.off;
+    vb->eog = rv.eog;
+    vb->n_eog = rv.n_eog;
+    vb->bos = rv.bos;
+    vb->eos = rv.eos;
+    vb->add_bos = rv.add_bos;
     vb->is_eog = lmql__calloc((size_t)n, 1);
     vb->is_control = lmql__calloc((size_t)n, 1);
-    vb->eog = lmql__malloc(((size_t)n + 1) * sizeof *vb->eog);
-    if (!vb->bytes || !vb->off || !vb->is_eog || !vb->is_control || !vb->eog) { lmql__errf(err, "out of memory"); goto done; }
-    size_t at = 0;
-    for (int32_t t = 0; t < n; t++) {
-        struct lmql_val *s = pieces->u.list.items[t];
-        vb->off[t] = (uint32_t)at;
-        for (size_t k = 0; k + 1 < s->u.str.len; k += 2) {
-            int hi = hexval(s->u.str.s[k]), lo = hexval(s->u.str.s[k + 1]);
-            if (hi < 0 || lo < 0) {
-                lmql__errf(err, SRV " sent a bad vocabulary: piece %d is not a hex string", WHERE(m), t);
-                goto done;
-            }
-            vb->bytes[at++] = (char)(hi << 4 | lo);
-        }
-        vb->is_control[t] = vb->off[t] == at;
-    }
-    vb->off[n] = (uint32_t)at;
-    /* Each end-of-generation token once, whatever the server repeats. */
-    for (size_t i = 0; i < eog->u.list.len; i++) {
-        double d;
-        if (num(eog->u.list.items[i], &d) && d >= 0 && d < n && !vb->is_eog[(int32_t)d]) {
-            vb->eog[vb->n_eog++] = (int32_t)d;
-            vb->is_eog[(int32_t)d] = 1;
-        }
-    }
-    vb->bos = bos >= 0 && bos < n ? (int32_t)bos : -1;
-    vb->eos = eos >= 0 && eos < n ? (int32_t)eos : -1;
-    struct lmql_val *ab = field(v, "add_bos");
-    vb->add_bos = ab && ab->kind == LMQL_V_BOOL && ab->u.b;
-    rc = 0;
-done:
-    lmql__val_unref(p);
-    return rc;
+    if (!vb->is_eog || !vb->is_control) return lmql__errf(err, "out of memory");
+    for (int32_t i = 0; i < rv.n_eog; i++) vb->is_eog[rv.eog[i]] = 1;
+    for (int32_t t = 0; t < n; t++) vb->is_control[t] = vb->off[t] == vb->off[t + 1];
+    return 0;
 }
 
 /* Is the GGUF at `path` on this machine the model the server serves? Our
@@ -547,20 +434,18 @@ done:
 ** A different file (replaced since the server loaded it, or another model
 ** at the same path here) would give token ids the server reads as other
 ** tokens, so its vocabulary is not used. */
-static bool local_matches(struct lmtp *m, const struct lmql_val *info, char *why, size_t cap) {
-    const struct lmql_val *mi = field(info, "model_info"), *h = field(mi, "vocab_hash");
-    double nv;
-    if (h && h->kind == LMQL_V_STR) {
-        char mine[17];
-        snprintf(mine, sizeof mine, "%016llx", (unsigned long long)lmql__vocab_fingerprint(m->local));
-        if (!strcmp(h->u.str.s, mine)) return true;
+static bool local_matches(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t at, char *why, size_t cap) {
+    struct lmql__lmtp_info_reply info;
+    lmql__lmtp_read_info(r, at, &info);
+    if (info.has_hash) {
+        if (info.hash_ok && info.vocab_hash == lmql__vocab_fingerprint(m->local)) return true;
         snprintf(why, cap, "'%s' on this machine is not the model it serves (their vocabularies differ)",
                  m->base.id + 10);
         return false;
     }
-    if (num(field(mi, "n_vocab"), &nv) && nv != m->local->vocab.n_tokens) {
+    if (info.has_n_vocab && info.n_vocab != m->local->vocab->n_tokens) {
         snprintf(why, cap, "'%s' on this machine is not the model it serves (%d tokens, it serves %.0f)",
-                 m->base.id + 10, m->local->vocab.n_tokens, nv);
+                 m->base.id + 10, m->local->vocab->n_tokens, info.n_vocab);
         return false;
     }
     return true;
@@ -613,14 +498,15 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
         if (!m->local) snprintf(why, sizeof why, "the copy here cannot be read: %s", lerr.msg);
     }
     bool refused;
-    struct lmql_val *info = await_msg(m, info_id, &refused, err);
-    if (!info && !refused) goto fail;   /* the connection failed; a server without MODEL_INFO is fine */
-    if (m->local && !local_matches(m, info, why, sizeof why)) {
+    struct lmql__lmtp_reply info = {0};
+    size_t info_at = 0;
+    if (await_msg(m, info_id, &info, &info_at, &refused, err) && !refused) goto fail;   /* the connection failed; a server without MODEL_INFO is fine */
+    if (m->local && !local_matches(m, &info, info_at, why, sizeof why)) {
         lmql__model_free(m->local);
         m->local = NULL;
     }
-    lmql__val_unref(info);
-    if (m->local) m->base.vocab = m->local->vocab;   /* borrowed: freed with local */
+    lmql__lmtp_reply_free(&info);
+    if (m->local) m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
     else if (remote_vocab(m, why, err)) goto fail;
     return &m->base;
 fail:

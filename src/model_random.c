@@ -33,9 +33,9 @@ static int rnd_next_logprobs(struct lmql__model *base, int n_req, const struct l
     struct rnd *m = (struct rnd *)base;
     for (int r = 0; r < n_req; r++) {
         for (int32_t i = 0; i < reqs[r].n_tokens; i++)
-            if (reqs[r].tokens[i] < 0 || reqs[r].tokens[i] >= base->vocab.n_tokens)
+            if (reqs[r].tokens[i] < 0 || reqs[r].tokens[i] >= base->vocab->n_tokens)
                 return lmql__errf(err, "token id %d out of range (vocabulary of %d)", reqs[r].tokens[i],
-                                  base->vocab.n_tokens);
+                                  base->vocab->n_tokens);
         out[r] = m->uniform;
         base->stats.n_decoded += (uint64_t)reqs[r].n_tokens;
     }
@@ -62,7 +62,7 @@ static void rnd_drop_noop(struct lmql__model *base, int a) { (void)base; (void)a
 static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const uint8_t *mask) {
     struct rnd *m = (struct rnd *)base;
     (void)logprobs;
-    int32_t n = base->vocab.n_tokens, count = 0;
+    int32_t n = base->vocab->n_tokens, count = 0;
     for (int32_t t = 0; t < n; t++) count += mask[t] != 0;
     if (count == 0) return -1;
     uint64_t k = lmql__rng_next(&m->state) % (uint64_t)count;
@@ -73,9 +73,7 @@ static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const
 
 static void rnd_free(struct lmql__model *base) {
     struct rnd *m = (struct rnd *)base;
-    /* The vocabulary is the tokenizer model's, but a trie built through this
-    ** copy of it is ours. */
-    lmql__vocab_free_borrowed(&base->vocab, &m->vocab_model->vocab);
+    lmql__vocab_unref(base->vocab);   /* the tokenizer model's, shared */
     lmql__model_free(m->vocab_model);
     free(m->uniform);
     free(base->id);
@@ -128,14 +126,14 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
     if (!m) { lmql__model_free(vm); lmql__errf(err, "out of memory"); return NULL; }
     m->base.ops = &rnd_ops;
     m->vocab_model = vm;
-    m->base.vocab = vm->vocab;          /* borrowed: freed with vm */
+    m->base.vocab = lmql__vocab_ref(vm->vocab);   /* shared with the tokenizer model */
     m->base.n_slots = 1 << 16;          /* slots cost nothing here */
     m->base.n_ctx = INT32_MAX;
     m->base.id = lmql__strdup("random");
     m->state = seed;
-    m->uniform = lmql__malloc((size_t)vm->vocab.n_tokens * sizeof(float));
+    m->uniform = lmql__malloc((size_t)vm->vocab->n_tokens * sizeof(float));
     if (!m->uniform || !m->base.id) { rnd_free(&m->base); lmql__errf(err, "out of memory"); return NULL; }
-    float lp = -logf((float)vm->vocab.n_tokens);
-    for (int32_t i = 0; i < vm->vocab.n_tokens; i++) m->uniform[i] = lp;
+    float lp = -logf((float)vm->vocab->n_tokens);
+    for (int32_t i = 0; i < vm->vocab->n_tokens; i++) m->uniform[i] = lp;
     return &m->base;
 }

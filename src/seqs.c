@@ -287,7 +287,7 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         T->model = b;
         T->gen.model = b;
         T->gen.rng = &T->rng;
-        T->gen.mask = lmql__malloc((size_t)I->model->vocab.n_tokens);
+        T->gen.mask = lmql__malloc((size_t)I->model->vocab->n_tokens);
         T->n_generated = 0;
         js[i].batcher = b;
         js[i].job = job;
@@ -357,7 +357,7 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     I.gen.top_p = cfg.top_p;
     I.gen.max_len = cfg.max_len;
     I.gen.rng = &I.rng;
-    I.gen.mask = lmql__malloc((size_t)I.model->vocab.n_tokens);
+    I.gen.mask = lmql__malloc((size_t)I.model->vocab->n_tokens);
     out->seqs = lmql__calloc((size_t)cfg.n, sizeof *out->seqs);
     if (!I.gen.mask || !out->seqs) { lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory"); goto done; }
     out->many = cfg.n > 1;

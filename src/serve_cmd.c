@@ -33,15 +33,15 @@ static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     /* vocab_hash: a client that reads the vocabulary from its own copy of
     ** the GGUF checks that it is the one served (lmql__vocab_fingerprint,
     ** computed at open). */
-    struct lmql__lmtp_info info = {S->real_path, S->constructor, "lmql-c " LMQL_VERSION, S->m->vocab.n_tokens,
-                                   S->m->n_ctx, S->m->n_slots, S->m->vocab.fingerprint};
+    struct lmql__lmtp_info info = {S->real_path, S->constructor, "lmql-c " LMQL_VERSION, S->m->vocab->n_tokens,
+                                   S->m->n_ctx, S->m->n_slots, S->m->vocab->fingerprint};
     reply(c, &b, lmql__lmtp_model_info(&b, cmd->has_stream_id ? cmd->stream_id : -1, &info));
 }
 
 /* Extension: the vocabulary, so a client without the GGUF tokenizes
 ** nothing wrong. */
 static void vocab_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
-    const struct lmql__vocab *v = &c->srv->m->vocab;
+    const struct lmql__vocab *v = c->srv->m->vocab;
     struct lmql__buf b = {0};
     struct lmql__lmtp_vocab lv = {v->n_tokens, v->bos, v->eos, v->add_bos, v->eog, v->n_eog, v->bytes, v->off};
     reply(c, &b, lmql__lmtp_vocab(&b, cmd->stream_id, &lv));
@@ -83,7 +83,7 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
     char err[1024];
     /* Arrays beyond these cannot be valid (a prompt longer than the context,
     ** a bias over more tokens than the vocabulary has): refuse them early. */
-    int32_t cap = S->m->vocab.n_tokens > S->m->n_ctx ? S->m->vocab.n_tokens : S->m->n_ctx;
+    int32_t cap = S->m->vocab->n_tokens > S->m->n_ctx ? S->m->vocab->n_tokens : S->m->n_ctx;
     int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, err, sizeof err);
     bool stream_cmd = cmd.kind == LMTP_GENERATE || cmd.kind == LMTP_SCORE;
     /* LMQL's client reads stream errors from TOKEN replies only. */

@@ -133,7 +133,7 @@ static void fail_stream(struct lmql__engine *e, struct stream *s, const char *ms
 ** Returns the most likely token, -1 when nothing is allowed, or -2 when
 ** the stream has no bias (e->x untouched: lp is used as it is). */
 static int32_t biased(struct lmql__engine *e, const struct stream *s, const float *lp) {
-    int32_t nv = e->m->vocab.n_tokens;
+    int32_t nv = e->m->vocab->n_tokens;
     float *x = e->x;
     if (!s->n_bias) return -2;
     if (s->allow_list) {
@@ -169,7 +169,7 @@ static int cmp_cand_desc(const void *a, const void *b, void *ctx) {
 /* A draw from softmax(x / T) limited to the top_k most likely and the
 ** smallest set holding top_p of the probability. */
 static int32_t sample(struct lmql__engine *e, const struct stream *s, const float *x, int32_t best) {
-    int32_t nv = e->m->vocab.n_tokens, k = 0;
+    int32_t nv = e->m->vocab->n_tokens, k = 0;
     for (int32_t t = 0; t < nv; t++)
         if (x[t] > -INFINITY) e->cand[k++] = t;
     if (s->top_k > 0 || s->top_p < 1) {
@@ -260,7 +260,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         }
         return;
     }
-    int32_t nv = m->vocab.n_tokens;
+    int32_t nv = m->vocab->n_tokens;
     int32_t top[128];
     float top_lp[128];
     for (int i = 0; i < k; i++) {
@@ -284,7 +284,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         }
         s->toks[s->n++] = tok;
         s->n_gen++;
-        const char *finish = m->vocab.is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
+        const char *finish = m->vocab->is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
         if (!finish && s->n > s->reserve && !grow(e, s)) finish = "length";   /* KV space is taken */
         int nt = top_tokens(x, nv, s->top_logprobs, tok, top, top_lp);
         e->out.len = 0;
@@ -525,7 +525,7 @@ struct lmql__engine *lmql__engine_new(struct lmql__model *m, const struct lmql__
     e->io = *io;
     e->lim = *lim;
     e->rng = seed;
-    size_t nv = (size_t)m->vocab.n_tokens;
+    size_t nv = (size_t)m->vocab->n_tokens;
     e->slots = lmql__calloc((size_t)m->n_slots, sizeof *e->slots);
     e->x = lmql__malloc(nv * sizeof *e->x);
     e->w = lmql__malloc(nv * sizeof *e->w);
@@ -617,7 +617,7 @@ static bool over_budget(struct lmql__engine *e, void *conn, const struct stream 
 
 int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *c, char *err, size_t cap) {
     struct lmql__model *m = e->m;
-    int32_t nv = m->vocab.n_tokens;
+    int32_t nv = m->vocab->n_tokens;
     if (c->kind != LMTP_GENERATE && c->kind != LMTP_SCORE) {
         snprintf(err, cap, "not a GENERATE or SCORE command");
         return -1;

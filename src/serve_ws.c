@@ -700,7 +700,7 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     free(kv);
     lmql__serve_logf(S, "%s loaded: %d-token vocabulary, n_ctx=%d shared by %d sequences; listening on %s; limits: "
                      "%d connections, %d streams each, max_tokens %d, idle time-out %d s; Ctrl-C stops",
-                     S->real_path, S->m->vocab.n_tokens, S->m->n_ctx, S->m->n_slots, S->bound, p->max_connections,
+                     S->real_path, S->m->vocab->n_tokens, S->m->n_ctx, S->m->n_slots, S->bound, p->max_connections,
                      p->max_streams, p->max_tokens, p->idle_timeout);
     return S;
 fail:

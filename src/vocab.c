@@ -5,6 +5,7 @@
 #include "memo.h"
 #include "trie.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,10 @@ size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32
 ** masks of a 128k vocabulary, ~2000 of a 32k one. */
 #define MEMO_BUDGET ((size_t)64 << 20)
 
-/* Not locked: batch.c builds it before its threads start. */
+/* Not locked: built before threads share the vocabulary (model.h). */
 struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
     if (!v->trie) {
+        assert(!v->shared && "the trie is built before threads share the vocabulary");
         v->trie = lmql__trie_build(v);
         if (v->trie && !v->memo) v->memo = lmql__memo_new(MEMO_BUDGET);
     }
@@ -57,7 +59,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 }
 
 uint64_t lmql__vocab_fingerprint(struct lmql__model *m) {
-    struct lmql__vocab *v = &m->vocab;
+    struct lmql__vocab *v = m->vocab;
     if (v->fingerprint) return v->fingerprint;
     uint64_t h = 1469598103934665603ull;
     int32_t head[4] = {v->n_tokens, v->bos, v->eos, v->add_bos};
@@ -85,14 +87,26 @@ uint64_t lmql__vocab_fingerprint(struct lmql__model *m) {
     return v->fingerprint;
 }
 
-void lmql__vocab_free_borrowed(struct lmql__vocab *copy, const struct lmql__vocab *owner) {
-    if (copy->trie != owner->trie) lmql__trie_free(copy->trie);
-    if (copy->memo != owner->memo) lmql__memo_free(copy->memo);
-    copy->trie = NULL;
-    copy->memo = NULL;
+struct lmql__vocab *lmql__vocab_new(void) {
+    struct lmql__vocab *v = lmql__calloc(1, sizeof *v);
+    if (v) {
+        v->refs = 1;
+        v->bos = v->eos = -1;
+    }
+    return v;
 }
 
-void lmql__vocab_free(struct lmql__vocab *v) {
+struct lmql_trie *lmql__vocab_share(struct lmql__vocab *v) {
+    struct lmql_trie *t = lmql__vocab_trie(v);
+    v->shared = true;
+    return t;
+}
+
+void lmql__vocab_unref(struct lmql__vocab *v) {
+    if (!v) return;
+    int left = --v->refs;
+    assert(left >= 0);
+    if (left > 0) return;
     lmql__trie_free(v->trie);
     lmql__memo_free(v->memo);
     free(v->bytes);
@@ -100,5 +114,5 @@ void lmql__vocab_free(struct lmql__vocab *v) {
     free(v->is_eog);
     free(v->eog);
     free(v->is_control);
-    memset(v, 0, sizeof *v);
+    free(v);
 }

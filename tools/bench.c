@@ -44,8 +44,8 @@ int main(int argc, char **argv) {
     double *pp = calloc((size_t)runs, sizeof *pp), *tg = calloc((size_t)runs, sizeof *tg);
     if (!toks || !pp || !tg) return 1;
     /* A deterministic prompt of ordinary tokens. */
-    toks[0] = m->vocab.bos >= 0 ? m->vocab.bos : 0;
-    for (int i = 1; i < n_prompt; i++) toks[i] = 1000 + (i * 7919) % (m->vocab.n_tokens - 2000);
+    toks[0] = m->vocab->bos >= 0 ? m->vocab->bos : 0;
+    for (int i = 1; i < n_prompt; i++) toks[i] = 1000 + (i * 7919) % (m->vocab->n_tokens - 2000);
     for (int r = 0; r < runs; r++) {
         m->ops->slot_drop(m, 0);
         toks[1] = 1000 + r;   /* a different prompt each run: nothing reused */
@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         t = lmql__now();
         for (int g = 0; g < n_gen; g++) {
             int32_t best = 0;
-            for (int32_t i = 1; i < m->vocab.n_tokens; i++) if (lp[i] > lp[best]) best = i;
+            for (int32_t i = 1; i < m->vocab->n_tokens; i++) if (lp[i] > lp[best]) best = i;
             toks[n++] = best;
             q.n_tokens = n;
             if (m->ops->next_logprobs(m, 1, &q, &lp, &err)) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }

@@ -257,7 +257,7 @@ static bool has_stop(const struct workload *w, const struct lmql__buf *v) {
 /* Our engine: time lmql__cons_mask at every step of n_seqs sequences. */
 static int sim_ours(struct lmql__model *m, const struct workload *w, const struct where *wh, int n_seqs, uint64_t seed,
                     struct sim_result *r) {
-    int32_t nv = m->vocab.n_tokens;
+    int32_t nv = m->vocab->n_tokens;
     uint8_t *mask = malloc((size_t)nv);
     int32_t *allowed = malloc((size_t)nv * sizeof *allowed);
     struct lmql__buf value = {0};
@@ -284,7 +284,7 @@ static int sim_ours(struct lmql__model *m, const struct workload *w, const struc
             r->n_allowed += (uint64_t)k;
             if (k == 0 || (eos && uniform(&rng) < w->p_eos)) break;
             uint32_t len;
-            const char *piece = lmql__vocab_piece(&m->vocab, allowed[lmql__rng_next(&rng) % (uint64_t)k], &len);
+            const char *piece = lmql__vocab_piece(m->vocab, allowed[lmql__rng_next(&rng) % (uint64_t)k], &len);
             if (lmql__buf_add(&value, piece, len)) { lmql__cons_free(c); goto done; }
             r->n_tokens++;
             if (has_stop(w, &value)) break;
@@ -408,7 +408,7 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
         return -1;
     }
     double t0 = lmql__now();
-    struct lmql_trie *trie = lmql__vocab_trie(&m->vocab);
+    struct lmql_trie *trie = lmql__vocab_trie(m->vocab);
     double t_trie = lmql__now() - t0;
     if (!trie) { fprintf(stderr, "lmql-bench-cons: out of memory building the trie\n"); lmql__model_free(m); return -1; }
 
@@ -423,7 +423,7 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
     }
     const struct llama_vocab *lv = lm ? llama_model_get_vocab(lm) : NULL;
 
-    printf("\n%s: %d tokens, trie %d nodes, %.1f MiB, built in %.0f ms\n", vs->path, m->vocab.n_tokens,
+    printf("\n%s: %d tokens, trie %d nodes, %.1f MiB, built in %.0f ms\n", vs->path, m->vocab->n_tokens,
            lmql__trie_n_nodes(trie), lmql__trie_memory(trie) / 1048576.0, t_trie * 1e3);
     printf("%-11s %6s %5s %7s %9s %9s %9s %9s | %6s %9s %9s %9s | %8s  %s\n", "constraint", "steps", "seqs", "allowed",
            "median", "p99", "max", "compile", "steps", "median", "p99", "copy", "gram/our", "targets (med, p99, >=100x)");
@@ -435,7 +435,7 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
         if (where_parse(&wh, w->where)) { rc = -1; break; }
         uint64_t seed = 0x5EED0000u + (uint64_t)i;
         if (sim_ours(m, w, &wh, n_seqs, seed, &ours)) { where_free(&wh); sim_free(&ours); rc = -1; break; }
-        if (lv && sim_grammar(lv, &m->vocab, w, n_seqs, grammar_steps, seed, &gram)) {
+        if (lv && sim_grammar(lv, m->vocab, w, n_seqs, grammar_steps, seed, &gram)) {
             where_free(&wh);
             sim_free(&ours);
             sim_free(&gram);
@@ -463,7 +463,7 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
         *first_row = false;
         json_str(js, "vocab", vs->name);
         lmql__buf_adds(js, ", ");
-        json_num(js, "n_vocab", m->vocab.n_tokens);
+        json_num(js, "n_vocab", m->vocab->n_tokens);
         lmql__buf_adds(js, ", ");
         json_str(js, "constraint", w->key);
         lmql__buf_adds(js, ", ");
@@ -802,7 +802,7 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     if (!real) { snprintf(out->error, sizeof out->error, "%s: %s", path, err.msg); return -1; }
     struct counting c = {.base = *real, .real = real};
     c.base.ops = &k_counting_ops;
-    c.base.vocab.trie = NULL;   /* built anew for the copy, freed below */
+    c.base.vocab->trie = NULL;   /* built anew for the copy, freed below */
 
     struct lmql_arena a;
     lmql__arena_init(&a);
@@ -856,7 +856,7 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
 done:
     lmql__diags_free(&d);
     lmql__arena_free(&a);
-    lmql__trie_free(c.base.vocab.trie);
+    lmql__trie_free(c.base.vocab->trie);
     lmql__model_free(real);
     return rc;
 }

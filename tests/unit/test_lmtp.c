@@ -326,6 +326,149 @@ static void test_reply_round_trip(void) {
     lmql__buf_free(&b);
 }
 
+/* A frame from b read back as a client reads it. */
+static int read_back(const struct lmql__buf *b, struct lmql__lmtp_reply *r, char *err) {
+    return lmql__lmtp_read_reply(b->data, b->len, r, err, 256);
+}
+
+static int read_text(const char *frame, struct lmql__lmtp_reply *r, char *err) {
+    return lmql__lmtp_read_reply(frame, strlen(frame), r, err, 256);
+}
+
+static void test_reply_readers(void) {
+    struct lmql__buf b = {0};
+    struct lmql__lmtp_reply r;
+    char err[256], e[512];
+
+    /* TOKEN: writer -> reader gives the same fields. */
+    int32_t top[3] = {5, 7, 99};
+    CHECK_INT(lmql__lmtp_token(&b, 8, 5, -0.25, "length", top, (const float[]){-0.25f, -1.5f, -2.0f}, 3), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    CHECK(r.token && r.n == 1);
+    struct lmql__lmtp_token_reply t;
+    lmql__lmtp_read_token(&r, 0, 50, 4, &t);
+    CHECK(t.stream_id == 8 && t.has_token && t.token == 5 && t.logprob == -0.25 && t.finished && !t.has_error);
+    /* The token itself and ids outside the vocabulary (99) are not among the top. */
+    CHECK(t.n_top == 1 && t.top[0] == 7 && t.top_lp[0] == -1.5f);
+    lmql__lmtp_reply_free(&r);
+
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_token(&b, 0, 3, -INFINITY, NULL, NULL, NULL, 0), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    lmql__lmtp_read_token(&r, 0, 50, 4, &t);
+    CHECK(t.stream_id == 0 && t.has_token && t.token == 3 && t.logprob == -1e30 && !t.finished && t.n_top == 0);
+    /* Out of the vocabulary: no token. */
+    lmql__lmtp_read_token(&r, 0, 3, 4, &t);
+    CHECK(t.stream_id == 0 && !t.has_token);
+    lmql__lmtp_reply_free(&r);
+
+    /* Errors: cleaned of control characters; a stream id < 0 reads as none. */
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_error(&b, "TOKEN", 9, "bad\x1b[2Jthing"), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    lmql__lmtp_read_token(&r, 0, 50, 4, &t);
+    CHECK(t.stream_id == 9 && t.has_error);
+    CHECK_STR(t.error, "bad?[2Jthing");
+    CHECK_STR(lmql__lmtp_read_error(&r, 0, e, sizeof e), "bad?[2Jthing");
+    lmql__lmtp_reply_free(&r);
+    b.len = 0;
+    CHECK_INT(lmql__lmtp_error(&b, "MSG", -1, "x"), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    CHECK(!r.token && lmql__lmtp_read_stream(&r, 0) == -1);
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 2, \"error\": 5}, {\"stream_id\": 1e16}]", &r, err), 0);
+    CHECK_STR(lmql__lmtp_read_error(&r, 0, e, sizeof e), "the server reported an error");
+    CHECK(lmql__lmtp_read_stream(&r, 1) == -1 && !lmql__lmtp_read_error(&r, 1, e, sizeof e));
+    CHECK(lmql__lmtp_read_stream(&r, 2) == -1);   /* no such payload */
+    lmql__lmtp_reply_free(&r);
+
+    /* Malformed frames. */
+    CHECK_INT(read_text("TOKEN {\"token\": 1}", &r, err), -1);
+    CHECK(strstr(err, "sent a malformed message: TOKEN {") != NULL);
+    CHECK_INT(read_text("TOKEN[]", &r, err), -1);
+    CHECK_INT(read_text("MSG [1, \x01", &r, err), -1);
+    CHECK(strchr(err, '\x01') == NULL);
+
+    /* MODEL_INFO. */
+    b.len = 0;
+    struct lmql__lmtp_info info = {"m", "c", "s", 32000, 4096, 8, 0xfedcba9876543210ull};
+    CHECK_INT(lmql__lmtp_model_info(&b, 4, &info), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    struct lmql__lmtp_info_reply ir;
+    lmql__lmtp_read_info(&r, 0, &ir);
+    CHECK(lmql__lmtp_read_stream(&r, 0) == 4);
+    CHECK(ir.has_hash && ir.hash_ok && ir.vocab_hash == info.vocab_hash && ir.has_n_vocab && ir.n_vocab == 32000);
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 1, \"model_info\": {\"vocab_hash\": \"FEDCBA9876543210\"}}]", &r, err), 0);
+    lmql__lmtp_read_info(&r, 0, &ir);
+    CHECK(ir.has_hash && !ir.hash_ok && !ir.has_n_vocab);
+    lmql__lmtp_reply_free(&r);
+
+    /* TOKENIZE. */
+    b.len = 0;
+    int32_t toks[3] = {1, 0, 31999}, got[3];
+    CHECK_INT(lmql__lmtp_tokens(&b, 6, toks, 3), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 3, err, sizeof err), 3);
+    CHECK(!memcmp(got, toks, sizeof toks));
+    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 2, err, sizeof err), -3);
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 31999, got, 3, err, sizeof err) == INT32_MIN);
+    CHECK_STR(err, "answered TOKENIZE with a token outside its vocabulary of 31999");
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 6, \"tokens\": [1, 2.5]}]", &r, err), 0);
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, err, sizeof err) == INT32_MIN);
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 6}]", &r, err), 0);
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, err, sizeof err) == INT32_MIN);
+    CHECK_STR(err, "sent no tokens for TOKENIZE");
+    lmql__lmtp_reply_free(&r);
+
+    /* VOCAB. */
+    b.len = 0;
+    int32_t eog[3] = {2, 3, 2};
+    uint32_t off[5] = {0, 0, 1, 3, 4};
+    struct lmql__lmtp_vocab voc = {4, 1, 2, true, eog, 3, "a\xff\x00" "b", off};
+    CHECK_INT(lmql__lmtp_vocab(&b, 5, &voc), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    struct lmql__lmtp_vocab_reply vr;
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 0);
+    CHECK(vr.n_vocab == 4 && vr.bos == 1 && vr.eos == 2 && vr.add_bos);
+    CHECK(vr.n_eog == 2 && vr.eog[0] == 2 && vr.eog[1] == 3);   /* repeats dropped */
+    CHECK(!memcmp(vr.off, off, sizeof off) && !memcmp(vr.bytes, "a\xff\x00" "b", 4));
+    lmql__lmtp_vocab_reply_free(&vr);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 1, &vr, err, sizeof err), 1);   /* no such payload */
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [], \"pieces\": [\"6\"]}}]", &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
+    CHECK_STR(err, "sent a bad vocabulary: piece 0 is not a hex string");
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [9], \"bos\": 7, \"pieces\": [\"61\", \"zz\"]}}]",
+                        &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
+    CHECK_STR(err, "sent a bad vocabulary: piece 1 is not a hex string");
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [9], \"bos\": 7, \"pieces\": [\"61\", \"\"]}}]",
+                        &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 0);
+    CHECK(vr.n_vocab == 2 && vr.n_eog == 0 && vr.bos == -1 && vr.eos == -1 && !vr.add_bos && vr.off[2] == 1);
+    lmql__lmtp_vocab_reply_free(&vr);
+    lmql__lmtp_reply_free(&r);
+    CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"pieces\": [\"61\"]}}]", &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 1);   /* no eog list: not a vocabulary */
+    lmql__lmtp_reply_free(&r);
+    /* A piece over the limit. */
+    struct lmql__buf big = {0};
+    lmql__buf_adds(&big, "MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [], \"pieces\": [\"");
+    for (int k = 0; k < LMQL__LMTP_MAX_PIECE + 1; k++) lmql__buf_adds(&big, "41");
+    lmql__buf_adds(&big, "\"]}}]");
+    CHECK_INT(read_back(&big, &r, err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
+    CHECK(strstr(err, "sent a vocabulary piece of 4097 bytes") != NULL);
+    lmql__lmtp_reply_free(&r);
+    lmql__buf_free(&big);
+    lmql__buf_free(&b);
+}
+
 int main(void) {
     RUN(test_lmql_client_frames);
     RUN(test_errors);
@@ -333,5 +476,6 @@ int main(void) {
     RUN(test_numbers);
     RUN(test_request_round_trip);
     RUN(test_reply_round_trip);
+    RUN(test_reply_readers);
     return th_report("lmtp");
 }

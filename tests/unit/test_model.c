@@ -56,7 +56,7 @@ static void test_roundtrip(void) {
             int32_t n = tok(m, texts[i], false, true, t, 256);
             CHECK(n > 0);
             char out[512];
-            size_t len = lmql__vocab_detok(&m->vocab, t, n, out, sizeof out - 1);
+            size_t len = lmql__vocab_detok(m->vocab, t, n, out, sizeof out - 1);
             out[len] = 0;
             CHECK_STR(out, texts[i]);
         }
@@ -68,11 +68,11 @@ static void test_roundtrip(void) {
 static void test_spm_tokens(void) {
     struct lmql__model *m = open_vocab(VOCABS[0]);
     if (!m) return;
-    CHECK_INT(m->vocab.n_tokens, 32000);
-    CHECK_INT(m->vocab.bos, 1);
-    CHECK_INT(m->vocab.eos, 2);
-    CHECK(m->vocab.add_bos);
-    CHECK(m->vocab.is_eog[2]);
+    CHECK_INT(m->vocab->n_tokens, 32000);
+    CHECK_INT(m->vocab->bos, 1);
+    CHECK_INT(m->vocab->eos, 2);
+    CHECK(m->vocab->add_bos);
+    CHECK(m->vocab->is_eog[2]);
     int32_t t[64];
     /* A document start gets SPM's prefix space; BOS is added on request. */
     CHECK_INT(tok(m, "Hello world", true, false, t, 64), 3);
@@ -88,18 +88,18 @@ static void test_spm_tokens(void) {
     CHECK_INT(n, 4);
     CHECK_INT(t[0], 243); CHECK_INT(t[3], 156);
     uint32_t len;
-    const char *p = lmql__vocab_piece(&m->vocab, 243, &len);
+    const char *p = lmql__vocab_piece(m->vocab, 243, &len);
     CHECK_INT(len, 1);
     CHECK_INT((unsigned char)p[0], 0xF0);
-    p = lmql__vocab_piece(&m->vocab, 15043, &len);
+    p = lmql__vocab_piece(m->vocab, 15043, &len);
     CHECK(len == 6 && !memcmp(p, " Hello", 6));
     /* Control tokens have no text. */
-    lmql__vocab_piece(&m->vocab, 1, &len);
+    lmql__vocab_piece(m->vocab, 1, &len);
     CHECK_INT(len, 0);
     /* A continuation does not invent a space. */
     n = tok(m, "world", false, true, t, 64);
     CHECK(n >= 1);
-    p = lmql__vocab_piece(&m->vocab, t[0], &len);
+    p = lmql__vocab_piece(m->vocab, t[0], &len);
     CHECK(p[0] == 'w');
     /* Too small a buffer reports the size needed. */
     CHECK_INT(tok(m, "Hello world", true, false, t, 1), -3);
@@ -109,21 +109,21 @@ static void test_spm_tokens(void) {
 static void test_bpe_vocabs(void) {
     struct lmql__model *m = open_vocab(VOCABS[1]);
     if (m) {
-        CHECK_INT(m->vocab.n_tokens, 50257);
+        CHECK_INT(m->vocab->n_tokens, 50257);
         int32_t t[16];
         int32_t n = tok(m, " Hello", false, false, t, 16);
         CHECK_INT(n, 1);
         uint32_t len;
-        const char *p = lmql__vocab_piece(&m->vocab, t[0], &len);
+        const char *p = lmql__vocab_piece(m->vocab, t[0], &len);
         CHECK(len == 6 && !memcmp(p, " Hello", 6));   /* GPT-2's Ġ is a space */
         lmql__model_free(m);
     }
     m = open_vocab(VOCABS[2]);
     if (m) {
-        CHECK_INT(m->vocab.n_tokens, 128256);
+        CHECK_INT(m->vocab->n_tokens, 128256);
         int32_t t[16];
         CHECK(tok(m, "Hello", true, false, t, 16) >= 2);
-        CHECK_INT(t[0], m->vocab.bos);
+        CHECK_INT(t[0], m->vocab->bos);
         lmql__model_free(m);
     }
 }
@@ -142,7 +142,7 @@ static int32_t eval1(struct lmql__model *m, int slot, const int32_t *t, int32_t 
         th_fail(__FILE__, __LINE__, "eval: %s", err.msg);
         return -1;
     }
-    return argmax(lp, m->vocab.n_tokens);
+    return argmax(lp, m->vocab->n_tokens);
 }
 
 /* A sequence that shares a prefix with the slot decodes only the suffix. */
@@ -204,12 +204,12 @@ static void test_fork_rollback(void) {
     const float *lp[2];
     struct lmql__err err;
     CHECK_INT(m->ops->next_logprobs(m, 2, reqs, lp, &err), 0);
-    int32_t a0 = argmax(lp[0], m->vocab.n_tokens), a1 = argmax(lp[1], m->vocab.n_tokens);
+    int32_t a0 = argmax(lp[0], m->vocab->n_tokens), a1 = argmax(lp[1], m->vocab->n_tokens);
     CHECK_INT(a0, eval1(fresh, 0, t, n + 5));
     CHECK_INT(a1, eval1(fresh, 0, u, n + 2));
     /* Log-probabilities are normalised. */
     double sum = 0;
-    for (int32_t i = 0; i < m->vocab.n_tokens; i++) sum += exp(lp[0][i]);
+    for (int32_t i = 0; i < m->vocab->n_tokens; i++) sum += exp(lp[0][i]);
     CHECK(fabs(sum - 1.0) < 1e-3);
     lmql__model_free(fresh);
     lmql__model_free(m);
@@ -434,7 +434,7 @@ static void test_random_model(void) {
     struct lmql__model *b = lmql__random_open(kv, 1, VOCABS[0], &err);
     CHECK(a && b);
     if (!a || !b) { lmql__model_free(a); lmql__model_free(b); return; }
-    CHECK_INT(a->vocab.n_tokens, 32000);
+    CHECK_INT(a->vocab->n_tokens, 32000);
     int32_t t[4] = {1, 100, 200, 300};
     struct lmql__eval_req r = {0, t, 4, NULL, NULL};
     const float *lp;

@@ -397,8 +397,8 @@ static void test_real_vocabs(void) {
     for (int i = 0; i < N_VOCABS; i++) {
         struct lmql__model *m = open_vocab(VOCABS[i]);
         if (!m) continue;
-        check_vocab(VOCABS[i], &m->vocab);
-        check_lookups(VOCABS[i], &m->vocab);
+        check_vocab(VOCABS[i], m->vocab);
+        check_lookups(VOCABS[i], m->vocab);
         lmql__model_free(m);
     }
 }
@@ -484,9 +484,9 @@ done:
 static void test_cache(void) {
     struct lmql__model *m = open_vocab(VOCABS[0]);
     if (!m) return;
-    struct lmql_trie *t = lmql__trie_build(&m->vocab);
+    struct lmql_trie *t = lmql__trie_build(m->vocab);
     struct lmql_trie_cache *c = t ? lmql__trie_cache_new(t, 2) : NULL;
-    uint8_t *ref = malloc((size_t)m->vocab.n_tokens);
+    uint8_t *ref = malloc((size_t)m->vocab->n_tokens);
     CHECK(t && c && ref);
     if (!t || !c || !ref) goto done;
     struct lmql_trie_walker w = {.step = step_len3, .state_size = 4};
@@ -496,7 +496,7 @@ static void test_cache(void) {
             const uint8_t *cm = lmql__trie_cache_mask(c, t, &w, &s);
             CHECK(cm != NULL);
             lmql__trie_mask(t, &w, &s, ref);
-            if (cm) CHECK_INT(first_diff(cm, ref, m->vocab.n_tokens), -1);
+            if (cm) CHECK_INT(first_diff(cm, ref, m->vocab->n_tokens), -1);
         }
     lmql__trie_cache_stats(c, &hits, &misses);
     CHECK_INT(hits, 2);
@@ -514,7 +514,7 @@ static void test_cache(void) {
     if (slot) {
         lmql__trie_mask_dfa(t, len_t, 1, (const uint8_t[256]){0}, NULL, 1, slot);
         lmql__trie_mask(t, &w, &key, ref);
-        CHECK_INT(first_diff(slot, ref, m->vocab.n_tokens), -1);
+        CHECK_INT(first_diff(slot, ref, m->vocab->n_tokens), -1);
         CHECK(lmql__trie_cache_find(c, &key, sizeof key) == slot);
     }
     lmql__trie_cache_clear(c);
@@ -553,7 +553,7 @@ static void test_timing(void) {
     for (int i = 0; i < N_VOCABS; i++) {
         struct lmql__model *m = open_vocab(VOCABS[i]);
         if (!m) continue;
-        const struct lmql__vocab *v = &m->vocab;
+        const struct lmql__vocab *v = m->vocab;
         double t0 = now_s();
         struct lmql_trie *t = lmql__trie_build(v);
         double t_build = now_s() - t0;
