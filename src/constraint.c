@@ -123,6 +123,46 @@ static int coom(struct lmql__cerr *e) {
     return -1;
 }
 
+/* The calls of constraint functions anywhere in n: the right number of
+** arguments, and a REGEX pattern written as a literal must compile. */
+static int check_calls(const struct lmql_node *n, struct lmql__cerr *e) {
+    if (!n) return 0;
+    switch (n->kind) {
+    case LMQL_NODE_CALL: {
+        enum cfn fn = cfn_of(n);
+        int32_t argc = n->u.call.args.n;
+        if (fn != CFN_NONE && argc != cfn_info[fn].argc)
+            return cfail(e, n, "%s() takes %s", n->u.call.func->u.name, cfn_info[fn].args);
+        if (fn == CFN_REGEX && n->u.call.args.items[1]->kind == LMQL_NODE_STR) {
+            const struct lmql_node *p = n->u.call.args.items[1];
+            char msg[256];
+            size_t off = 0;
+            struct lmql_regex *re = lmql__regex_compile(p->u.str.text, p->u.str.len, msg, sizeof msg, &off);
+            if (!re) return cfail(e, p, "bad regex: %s (at offset %zu of the pattern)", msg, off);
+            lmql__regex_free(re);
+        }
+        for (int32_t i = 0; i < argc; i++) if (check_calls(n->u.call.args.items[i], e)) return -1;
+        return 0;
+    }
+    case LMQL_NODE_KEYWORD: return check_calls(n->u.kw.value, e);
+    case LMQL_NODE_UNARY: return check_calls(n->u.unary.operand, e);
+    case LMQL_NODE_BINOP: return check_calls(n->u.bin.left, e) || check_calls(n->u.bin.right, e) ? -1 : 0;
+    case LMQL_NODE_COMPARE:
+        if (check_calls(n->u.cmp.left, e)) return -1;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (check_calls(n->u.cmp.comparators.items[i], e)) return -1;
+        return 0;
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (check_calls(n->u.boolop.values.items[i], e)) return -1;
+        return 0;
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        for (int32_t i = 0; i < n->u.items.n; i++) if (check_calls(n->u.items.items[i], e)) return -1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
     if (!n) return 0;
     switch (n->kind) {
@@ -138,16 +178,28 @@ int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
         enum lmql_cmpop op = n->u.cmp.ops[0];
         if (op == LMQL_CMPOP_LE || op == LMQL_CMPOP_GE || op == LMQL_CMPOP_NE)
             return cfail(e, n, "the constraint operator '%s' is not supported; use <, > or ==", lmql__cmpop_text(op));
-        return 0;
+        return check_calls(n, e);
     }
     case LMQL_NODE_CALL:
         if (n->u.call.func->kind == LMQL_NODE_ATTR)
             return cfail(e, n, "method calls like '.%s(...)' are not supported in constraints",
                          n->u.call.func->u.attr.name);
-        return 0;
+        return check_calls(n, e);
     default:
-        return 0;
+        return check_calls(n, e);
     }
+}
+
+static int check_query_where(void *ud, const struct lmql_ast_query *q) { return lmql__where_check(q->where, ud); }
+
+static int check_prompt_where(void *ud, const struct lmql_node *s) {
+    return s->kind == LMQL_NODE_PROMPT ? lmql__where_check(s->u.prompt.where, ud) : 0;
+}
+
+int lmql__where_check_all(const struct lmql_ast_query *q, struct lmql__cerr *e) {
+    memset(e, 0, sizeof *e);
+    struct lmql_ast_visitor v = {.query = check_query_where, .stmt = check_prompt_where, .ud = e};
+    return lmql__ast_visit(q, &v) ? -1 : 0;
 }
 
 /* --------------------------------------------------------- compiling -- */
