@@ -406,6 +406,44 @@ static void query(struct dump *b, const struct lmql_ast_query *q, int ind) {
   put(b, ")", 1);
 }
 
+/* ---- the statement visitor ---- */
+
+static int visit_block(const struct lmql_node_list *b, const struct lmql_ast_visitor *v);
+
+static int visit_stmt(const struct lmql_node *s, const struct lmql_ast_visitor *v) {
+  int rc = v->stmt ? v->stmt(v->ud, s) : 0;
+  if (rc) return rc;
+  switch (s->kind) {
+  case LMQL_NODE_IF:
+  case LMQL_NODE_WHILE:
+    if ((rc = visit_block(&s->u.if_.body, v))) return rc;
+    return visit_block(&s->u.if_.orelse, v);
+  case LMQL_NODE_FOR:
+    if ((rc = visit_block(&s->u.for_.body, v))) return rc;
+    return visit_block(&s->u.for_.orelse, v);
+  case LMQL_NODE_DEF:
+    if ((rc = visit_block(&s->u.def.body, v))) return rc;
+    return s->u.def.query ? lmql__ast_visit(s->u.def.query, v) : 0;
+  default:
+    return 0;
+  }
+}
+
+static int visit_block(const struct lmql_node_list *b, const struct lmql_ast_visitor *v) {
+  for (int32_t i = 0; i < b->n; i++) {
+    int rc = visit_stmt(b->items[i], v);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int lmql__ast_visit(const struct lmql_ast_query *q, const struct lmql_ast_visitor *v) {
+  int rc = visit_block(&q->prologue, v);
+  if (!rc) rc = visit_block(&q->body, v);
+  if (!rc && v->query) rc = v->query(v->ud, q);
+  return rc;
+}
+
 char *lmql__ast_dump_query(const struct lmql_ast_query *q, unsigned flags) {
   struct dump b = {NULL, 0, 0, 0, flags};
   put(&b, "", 0);

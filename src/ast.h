@@ -194,6 +194,22 @@ struct lmql_ast_query {
   struct lmql_node_list query_defs; /* DEF nodes with .query, source order */
 };
 
+/*
+** The one walk over a query's statements, everywhere: prologue and body,
+** the blocks of if/while/for (else blocks too) and of def, and the queries
+** of @lmql.query functions, at any depth. Statements in branches that never
+** run are visited too. `stmt` sees each statement before the statements
+** inside it; `query` sees each query after all its statements (so where
+** clauses come in source order). A callback returning nonzero stops the
+** walk, and that value is returned. Either callback may be NULL.
+*/
+struct lmql_ast_visitor {
+  int (*query)(void *ud, const struct lmql_ast_query *q);
+  int (*stmt)(void *ud, const struct lmql_node *stmt);
+  void *ud;
+};
+int lmql__ast_visit(const struct lmql_ast_query *q, const struct lmql_ast_visitor *v);
+
 const char *lmql__node_kind_name(enum lmql_node_kind k);
 const char *lmql__binop_text(enum lmql_binop op);
 const char *lmql__unop_text(enum lmql_unop op);

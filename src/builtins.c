@@ -2,6 +2,7 @@
 ** Builtin functions, methods of str/list/dict, the `lmql` module, and
 ** calls of functions defined in a query.
 */
+#include "constraint.h"
 #include "interp_int.h"
 #include "parse.h"
 
@@ -405,6 +406,12 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
         return NULL;
     }
     lmql__diags_free(&d);
+    /* Its where clause is checked here, as a program's are when compiled. */
+    struct lmql__cerr ce;
+    if (lmql__where_check_all(q, &ce)) {
+        fquery_free(f);
+        return berr(err, "lmql.F(): %s", ce.msg);
+    }
     f->def.kind = LMQL_NODE_DEF;
     f->def.u.def.name = "<lmql.F>";
     f->def.u.def.query = q;

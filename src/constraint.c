@@ -58,6 +58,50 @@ struct lmql__cons {
     struct lmql__err why;         /* why the last mask failed, when not for memory */
 };
 
+/* ---------------------------------------------- constraint functions -- */
+
+/* LMQL's constraint functions, from constraints.def. */
+enum cfn {
+    CFN_NONE,
+#define CFN(id, name, argc, args) CFN_##id,
+#define ALIAS(id, name)
+#include "constraints.def"
+#undef CFN
+#undef ALIAS
+};
+
+static const struct {
+    const char *name;
+    enum cfn id;
+} cfn_names[] = {
+#define CFN(id, name, argc, args) {name, CFN_##id},
+#define ALIAS(id, name) {name, CFN_##id},
+#include "constraints.def"
+#undef CFN
+#undef ALIAS
+};
+
+static const struct {
+    int argc;
+    const char *args;
+} cfn_info[] = {
+    [CFN_NONE] = {0, NULL},
+#define CFN(id, name, argc, args) [CFN_##id] = {argc, args},
+#define ALIAS(id, name)
+#include "constraints.def"
+#undef CFN
+#undef ALIAS
+};
+
+/* The constraint function called by n (CFN_NONE for anything else). */
+static enum cfn cfn_of(const struct lmql_node *n) {
+    if (!n || n->kind != LMQL_NODE_CALL || n->u.call.func->kind != LMQL_NODE_NAME) return CFN_NONE;
+    const char *f = n->u.call.func->u.name;
+    for (size_t i = 0; i < sizeof cfn_names / sizeof *cfn_names; i++)
+        if (!strcmp(f, cfn_names[i].name)) return cfn_names[i].id;
+    return CFN_NONE;
+}
+
 /* ------------------------------------------------------------ checks -- */
 
 static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...)
@@ -79,6 +123,46 @@ static int coom(struct lmql__cerr *e) {
     return -1;
 }
 
+/* The calls of constraint functions anywhere in n: the right number of
+** arguments, and a REGEX pattern written as a literal must compile. */
+static int check_calls(const struct lmql_node *n, struct lmql__cerr *e) {
+    if (!n) return 0;
+    switch (n->kind) {
+    case LMQL_NODE_CALL: {
+        enum cfn fn = cfn_of(n);
+        int32_t argc = n->u.call.args.n;
+        if (fn != CFN_NONE && argc != cfn_info[fn].argc)
+            return cfail(e, n, "%s() takes %s", n->u.call.func->u.name, cfn_info[fn].args);
+        if (fn == CFN_REGEX && n->u.call.args.items[1]->kind == LMQL_NODE_STR) {
+            const struct lmql_node *p = n->u.call.args.items[1];
+            char msg[256];
+            size_t off = 0;
+            struct lmql_regex *re = lmql__regex_compile(p->u.str.text, p->u.str.len, msg, sizeof msg, &off);
+            if (!re) return cfail(e, p, "bad regex: %s (at offset %zu of the pattern)", msg, off);
+            lmql__regex_free(re);
+        }
+        for (int32_t i = 0; i < argc; i++) if (check_calls(n->u.call.args.items[i], e)) return -1;
+        return 0;
+    }
+    case LMQL_NODE_KEYWORD: return check_calls(n->u.kw.value, e);
+    case LMQL_NODE_UNARY: return check_calls(n->u.unary.operand, e);
+    case LMQL_NODE_BINOP: return check_calls(n->u.bin.left, e) || check_calls(n->u.bin.right, e) ? -1 : 0;
+    case LMQL_NODE_COMPARE:
+        if (check_calls(n->u.cmp.left, e)) return -1;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (check_calls(n->u.cmp.comparators.items[i], e)) return -1;
+        return 0;
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (check_calls(n->u.boolop.values.items[i], e)) return -1;
+        return 0;
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        for (int32_t i = 0; i < n->u.items.n; i++) if (check_calls(n->u.items.items[i], e)) return -1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
     if (!n) return 0;
     switch (n->kind) {
@@ -94,16 +178,28 @@ int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
         enum lmql_cmpop op = n->u.cmp.ops[0];
         if (op == LMQL_CMPOP_LE || op == LMQL_CMPOP_GE || op == LMQL_CMPOP_NE)
             return cfail(e, n, "the constraint operator '%s' is not supported; use <, > or ==", lmql__cmpop_text(op));
-        return 0;
+        return check_calls(n, e);
     }
     case LMQL_NODE_CALL:
         if (n->u.call.func->kind == LMQL_NODE_ATTR)
             return cfail(e, n, "method calls like '.%s(...)' are not supported in constraints",
                          n->u.call.func->u.attr.name);
-        return 0;
+        return check_calls(n, e);
     default:
-        return 0;
+        return check_calls(n, e);
     }
+}
+
+static int check_query_where(void *ud, const struct lmql_ast_query *q) { return lmql__where_check(q->where, ud); }
+
+static int check_prompt_where(void *ud, const struct lmql_node *s) {
+    return s->kind == LMQL_NODE_PROMPT ? lmql__where_check(s->u.prompt.where, ud) : 0;
+}
+
+int lmql__where_check_all(const struct lmql_ast_query *q, struct lmql__cerr *e) {
+    memset(e, 0, sizeof *e);
+    struct lmql_ast_visitor v = {.query = check_query_where, .stmt = check_prompt_where, .ud = e};
+    return lmql__ast_visit(q, &v) ? -1 : 0;
 }
 
 /* --------------------------------------------------------- compiling -- */
@@ -235,15 +331,11 @@ static struct cnode *compile(struct compiler *k, const struct lmql_node *n);
 ** hole they say nothing. */
 static bool uses_constraint_fn(const struct lmql_node *n) {
     if (!n) return false;
-    static const char *const fns[] = {"TOKENS", "INT", "REGEX", "STOPS_AT", "stops_at", "STOPS_BEFORE",
-                                      "stops_before", "STARTS_WITH", "ERASE", "ESCAPED", "WORDS", "SENTENCES", NULL};
     switch (n->kind) {
-    case LMQL_NODE_CALL: {
-        const char *f = call_name(n);
-        for (int i = 0; f && fns[i]; i++) if (!strcmp(f, fns[i])) return true;
+    case LMQL_NODE_CALL:
+        if (cfn_of(n) != CFN_NONE) return true;
         for (int32_t i = 0; i < n->u.call.args.n; i++) if (uses_constraint_fn(n->u.call.args.items[i])) return true;
         return false;
-    }
     case LMQL_NODE_BOOLOP:
         for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (uses_constraint_fn(n->u.boolop.values.items[i])) return true;
         return false;
@@ -273,8 +365,7 @@ static int length_of_var(struct compiler *k, const struct lmql_node *n) {
     if (!f || strcmp(f, "len") || n->u.call.args.n != 1) return 0;
     const struct lmql_node *a = n->u.call.args.items[0];
     if (is_var(k, a)) return 1;
-    const char *g = call_name(a);
-    if (g && !strcmp(g, "TOKENS") && a->u.call.args.n == 1 && is_var(k, a->u.call.args.items[0])) return 2;
+    if (cfn_of(a) == CFN_TOKENS && a->u.call.args.n == 1 && is_var(k, a->u.call.args.items[0])) return 2;
     return 0;
 }
 
@@ -344,7 +435,8 @@ static struct cnode *compile_compare(struct compiler *k, const struct lmql_node 
 }
 
 static int add_stop(struct compiler *k, const struct lmql_node *n, bool before) {
-    if (n->u.call.args.n != 2) return cfail(k->e, n, "%s() takes a variable and a phrase", call_name(n));
+    enum cfn fn = cfn_of(n);
+    if (n->u.call.args.n != cfn_info[fn].argc) return cfail(k->e, n, "%s() takes %s", call_name(n), cfn_info[fn].args);
     bool unknown;
     struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
     if (!v) return unknown ? 0 : -1;
@@ -385,31 +477,36 @@ static struct cnode *regex_node(struct compiler *k, const struct lmql_node *at, 
 
 static struct cnode *compile_call(struct compiler *k, const struct lmql_node *n) {
     const char *f = call_name(n);
+    enum cfn fn = cfn_of(n);
     int32_t argc = n->u.call.args.n;
     const struct lmql_node *a0 = argc > 0 ? n->u.call.args.items[0] : NULL;
     bool on_var = is_var(k, a0);
-    if (f && (!strcmp(f, "STOPS_AT") || !strcmp(f, "stops_at") || !strcmp(f, "STOPS_BEFORE") || !strcmp(f, "stops_before"))) {
+    switch (fn) {
+    case CFN_STOPS_AT:
+    case CFN_STOPS_BEFORE: {
         if (!on_var) return node_new(k, CK_TRUE);
-        if (add_stop(k, n, f[6] == 'B' || f[6] == 'b')) return NULL;
+        if (add_stop(k, n, fn == CFN_STOPS_BEFORE)) return NULL;
         struct cnode *c = node_new(k, CK_STOP);
         if (c) c->n = k->c->n_stops - 1;
         return c;
     }
-    if (f && (!strcmp(f, "INT") || !strcmp(f, "ERASE") || !strcmp(f, "ESCAPED"))) {
-        if (argc != 1) { cfail(k->e, n, "%s() takes one variable", f); return NULL; }
+    case CFN_INT:
+    case CFN_ERASE:
+    case CFN_ESCAPED:
+        if (argc != cfn_info[fn].argc) { cfail(k->e, n, "%s() takes %s", f, cfn_info[fn].args); return NULL; }
         if (!on_var) return node_new(k, CK_TRUE);
-        if (f[0] == 'I') { k->c->post |= LMQL_POST_INT; return node_new(k, CK_INT); }
-        k->c->post |= f[1] == 'R' ? LMQL_POST_ERASE : LMQL_POST_ESCAPED;
+        if (fn == CFN_INT) { k->c->post |= LMQL_POST_INT; return node_new(k, CK_INT); }
+        k->c->post |= fn == CFN_ERASE ? LMQL_POST_ERASE : LMQL_POST_ESCAPED;
         return node_new(k, CK_TRUE);
-    }
-    if (f && (!strcmp(f, "REGEX") || !strcmp(f, "STARTS_WITH"))) {
-        if (argc != 2) { cfail(k->e, n, "%s() takes a variable and a %s", f, f[0] == 'R' ? "pattern" : "prefix"); return NULL; }
+    case CFN_REGEX:
+    case CFN_STARTS_WITH: {
+        if (argc != cfn_info[fn].argc) { cfail(k->e, n, "%s() takes %s", f, cfn_info[fn].args); return NULL; }
         if (!on_var) return node_new(k, CK_TRUE);
         bool unknown;
         struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
         if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
         struct cnode *c = NULL;
-        if (f[0] == 'R') {
+        if (fn == CFN_REGEX) {
             if (v->kind != LMQL_V_STR) cfail(k->e, n, "REGEX() needs a pattern string");
             else c = regex_node(k, n->u.call.args.items[1], v->u.str.s, v->u.str.len);
         } else if ((c = node_new(k, CK_STARTS)) && phrases_from(k, c, n, v)) {
@@ -418,6 +515,9 @@ static struct cnode *compile_call(struct compiler *k, const struct lmql_node *n)
         }
         lmql__val_unref(v);
         return c;
+    }
+    default:
+        break;
     }
     if (!mentions(k, n)) return constant(k, n);
     cfail(k->e, n, "the constraint %s(...) is not supported", f ? f : "call");

@@ -31,6 +31,10 @@ struct lmql__cerr {
 ** comparisons, method calls on variables) and what this version cannot
 ** enforce. Returns 0, or -1 with e filled. */
 int lmql__where_check(const struct lmql_node *where, struct lmql__cerr *e);
+/* Check every where clause of a query and of the queries inside it (inline
+** ones, in branches that never run too; @lmql.query functions), in source
+** order, once, when it is compiled: the first error, or 0. */
+int lmql__where_check_all(const struct lmql_ast_query *q, struct lmql__cerr *e);
 
 /* What compiling needs from the interpreter: the model (vocabulary,
 ** tokenizer, trie) and the value of an expression that does not involve

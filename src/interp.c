@@ -396,20 +396,12 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     return rc;
 }
 
-int lmql__check_where(struct interp *I, const struct lmql_node *where) {
-    struct lmql__cerr ce = {.status = 0};
-    if (!lmql__where_check(where, &ce)) return 0;
-    I->err->pos = ce.pos;
-    return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
-}
-
 static int run_prompt(struct interp *I, const struct lmql_node *p) {
     if (p->u.prompt.dist) {
         if (I->dist && I->dist != p->u.prompt.dist)
             return lmql__fail(I, p->u.prompt.dist, LMQL_ERR_QUERY, "a query can have only one distribution clause");
         I->dist = p->u.prompt.dist;
     }
-    if (lmql__check_where(I, p->u.prompt.where)) return -1;
     I->inline_where = p->u.prompt.where;
     int rc = 0;
     for (int32_t i = 0; i < p->u.prompt.segs.n && rc == 0; i++) {
@@ -732,7 +724,6 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     I->res->vars = nested_vars;
     I->depth++;
     if (!nested_vars) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-    else rc = lmql__check_where(I, nq->where);
     if (rc == 0) rc = lmql__exec_block(I, &nq->prologue);
     if (rc == 0 && I->flow == FLOW_NORMAL) rc = lmql__exec_block(I, &nq->body);
     struct lmql_val *ret = I->flow == FLOW_RETURN ? I->retval : NULL;

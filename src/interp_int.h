@@ -87,8 +87,6 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
                     struct lmql__rerr *err);
-/* Check a where clause (NULL: none) before it is used; -1 with the error. */
-int lmql__check_where(struct interp *I, const struct lmql_node *where);
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 

@@ -188,9 +188,10 @@ static struct lmql_program *compile(struct lmql *L, const char *filename, const 
         return NULL;
     }
     lmql__diags_free(&d);
-    /* Constraint forms LMQL rejects are compile errors there too. */
+    /* Constraint forms LMQL rejects are compile errors there too: every
+    ** where clause of the program, also in code that never runs. */
     struct lmql__cerr ce;
-    if (lmql__where_check(P->q->where, &ce)) {
+    if (lmql__where_check_all(P->q, &ce)) {
         query_error(L, P, ce.pos, ce.msg, 1);
         lmql_program_free(P);
         return NULL;

@@ -343,11 +343,11 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     memset(out, 0, sizeof *out);
     int rc = -1;
 
-    /* The prologue may define what `from` and the decoder arguments use;
-    ** the global where clause is checked once, before anything runs. */
+    /* The prologue may define what `from` and the decoder arguments use.
+    ** Where clauses were checked when the program was compiled. */
     I.globals = lmql__val_dict();
     if (!I.globals) return lmql__fail(&I, NULL, LMQL_ERR_NOMEM, "out of memory");
-    if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || lmql__check_where(&I, q->where) || decoder_config(&I, &cfg) ||
+    if (bind_args(&I, args) || lmql__exec_block(&I, &q->prologue) || decoder_config(&I, &cfg) ||
         resolve_model(&I, inherited))
         goto done;
     I.gen.model = I.model;

@@ -73,6 +73,17 @@ printf 'argmax\n    "Q: [A]"\nfrom "random"\nwhere len(TOKENS(A)) <= 3\n' > "$tm
 run "<= in where is rejected" 2 run "$tmp/le.lmql"
 contains "<= error names the file and line" "$tmp/err" "le.lmql:4:"
 contains "<= error says why" "$tmp/err" "not supported"
+# Every where clause is checked when the query is compiled, before any model
+# is loaded: in a branch that never runs, in a query function, with a `from`
+# that names no file (the error must be the where clause's, not the model's).
+printf 'argmax\n    if False:\n        "Q: [A]" where len(TOKENS(A)) <= 3\n    "R: [B]"\nfrom "local:llama.cpp:/nonexistent/model.gguf"\n' > "$tmp/dead.lmql"
+run "where in a branch that never runs is rejected" 2 run "$tmp/dead.lmql"
+contains "dead-branch where error has its line:col" "$tmp/err" "dead.lmql:3:24:"
+contains "dead-branch where error says why" "$tmp/err" "not supported"
+printf '@lmql.query\ndef q():\n    \x27\x27\x27lmql\n    "[Y]" where INT(Y, 2)\n    \x27\x27\x27\nargmax\n    "R: [B]"\nfrom "local:llama.cpp:/nonexistent/model.gguf"\n' > "$tmp/qfn.lmql"
+run "where of an unused query function is rejected" 2 run "$tmp/qfn.lmql"
+contains "query-function where error has its position" "$tmp/err" "qfn.lmql:4:"
+contains "query-function where error says why" "$tmp/err" "INT() takes one variable"
 run "chained comparison is rejected" 2 run -e 'argmax "Q: [A]" from "random" where 1 < len(TOKENS(A)) < 3'
 contains "chained comparison message" "$tmp/err" "more than one operator"
 run "unknown decoder argument" 2 run -e 'argmax(foo=1) "Q: [A]" from "random"'
