@@ -180,7 +180,7 @@ header-check:
 # reader: a model server's replies to the client, host functions' results).
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
-FRONT_SRC = src/arena.c src/diag.c src/lex.c src/ast.c $(wildcard src/parse*.c)
+FRONT_SRC = src/alloc.c src/arena.c src/diag.c src/lex.c src/ast.c src/utf8.c $(wildcard src/parse*.c)
 build/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FRONT_SRC) $(wildcard src/*.h src/*.def)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FRONT_SRC) $< -o $@
@@ -188,15 +188,15 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
 	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) $(WS_LIBS) -lm -ldl -lpthread
-build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c $(wildcard src/regex*.c src/regex.h)
+build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c src/alloc.c $(wildcard src/regex*.c src/regex.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(wildcard src/regex*.c) $< -o $@
-build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c src/lmtp.h src/lmql_int.h
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c $(wildcard src/regex*.c) $< -o $@
+build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c src/alloc.c src/lmtp.h src/lmql_int.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c src/utf8.c $< -o $@ -lm
-build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/json.h src/value.h src/lmql_int.h
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm
+build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/alloc.c src/json.h src/value.h src/lmql_int.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c $< -o $@ -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm
 build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/utf8.c src/ws_frame.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c src/utf8.c $< -o $@
