@@ -767,7 +767,7 @@ static void c_copy(struct lmql__model *m, int src, int dst) { real_of(m)->ops->s
 static void c_drop(struct lmql__model *m, int slot) { real_of(m)->ops->slot_drop(real_of(m), slot); }
 
 static const struct lmql__model_ops k_counting_ops = {
-    .name = "counting", .free = c_free, .tokenize = c_tokenize, .next_logprobs = c_next,
+    .free = c_free, .tokenize = c_tokenize, .next_logprobs = c_next,
     .score = c_score, .slot_copy = c_copy, .slot_drop = c_drop, .choose = NULL,
 };
 
