@@ -34,7 +34,8 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 .SECONDARY:
 
 .PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model install clean distclean fuzz
-all: $(LMQL) $(MKMODEL)
+# The benchmark programs are built too, so a change that breaks them fails the build.
+all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve
 
 setup: $(SETUP_STAMP) $(CONFIG)
 $(SETUP_STAMP):
