@@ -247,13 +247,18 @@ static int ws_recv(int fd, char *out, size_t cap) {
     return 0;
 }
 
-/* GENERATE on fd as stream sid: the token ids, as text, into toks; 0 when
-** the stream finished, 1 when the server answered with an error, -1 when
-** the connection closed, -2 when the server stopped answering (a hang). */
-static int generate(int fd, int sid, char *toks, size_t cap) {
+/* A GENERATE (or with score, a SCORE) on fd as stream sid: the token ids,
+** as text, into toks; 0 when the stream finished, 1 when the server answered
+** with an error, -1 when the connection closed, -2 when the server stopped
+** answering (a hang). */
+static int request(int fd, int sid, bool score, char *toks, size_t cap) {
     char req[256], msg[1 << 16];
-    snprintf(req, sizeof req, "GENERATE {\"stream_id\": %d, \"prompt\": [1, 450, 4996], \"max_tokens\": 6, "
-             "\"temperature\": 0}", sid);
+    if (score)
+        snprintf(req, sizeof req, "SCORE {\"stream_id\": %d, \"prompt\": [1, 450], \"scored\": [4996, 338, 263, 1243]}",
+                 sid);
+    else
+        snprintf(req, sizeof req, "GENERATE {\"stream_id\": %d, \"prompt\": [1, 450, 4996], \"max_tokens\": 6, "
+                 "\"temperature\": 0}", sid);
     toks[0] = 0;
     if (ws_send(fd, req)) return -1;
     for (;;) {
@@ -274,10 +279,10 @@ static void *serve_thread(void *S) {
     return NULL;
 }
 
-/* One child: a server, a GENERATE with allocation fail_at failing (0: none),
-** then a second GENERATE with none, which must be answered in full. Writes
-** "outcome first-tokens|second-tokens count" to wfd. */
-static void server_child(long fail_at, int wfd) {
+/* One child: a server, a request (GENERATE or SCORE) with allocation fail_at
+** failing (0: none), then the same request with none, which must be
+** answered in full. Writes "outcome first-tokens|second-tokens count" to wfd. */
+static void server_child(long fail_at, bool score, int wfd) {
     struct lmql_server_params p;
     lmql_server_default_params(&p);
     const char *keys[] = {"n_ctx"}, *vals[] = {"512"};
@@ -295,28 +300,28 @@ static void server_child(long fail_at, int wfd) {
     if (fd < 0) _exit(3);
     atomic_store(&g_count, 0);
     atomic_store(&g_fail_at, fail_at);
-    int r1 = generate(fd, 1, t1, sizeof t1);
+    int r1 = request(fd, 1, score, t1, sizeof t1);
     atomic_store(&g_fail_at, 0);
     long used = atomic_load(&g_count);
     if (r1 < 0) {   /* the connection went (or hangs): a new one must be served */
         close(fd);
         fd = ws_connect(lmql_server_port(S));
     }
-    int r2 = fd < 0 ? -1 : generate(fd, 2, t2, sizeof t2);
+    int r2 = fd < 0 ? -1 : request(fd, 2, score, t2, sizeof t2);
     int len = snprintf(out, sizeof out, "%d %d %s|%s %ld", r1, r2, t1, t2, used);
     ssize_t w = write(wfd, out, (size_t)len);
     (void)w;
     _exit(0);   /* the server's threads go with the process */
 }
 
-static int server_run(long fail_at, char *out, size_t cap) {
+static int server_run(long fail_at, bool score, char *out, size_t cap) {
     int fd[2];
     if (pipe(fd)) return -1;
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
-        server_child(fail_at, fd[1]);
+        server_child(fail_at, score, fd[1]);
     }
     close(fd[1]);
     size_t n = 0;
@@ -329,13 +334,14 @@ static int server_run(long fail_at, char *out, size_t cap) {
     return WIFSIGNALED(ws) ? -WTERMSIG(ws) : WEXITSTATUS(ws);
 }
 
-/* A server handling GENERATE with each of its allocations failing in turn:
-** the request is answered in full or with an error (or its connection
-** closes), and the next request is answered in full. */
-static void test_server(void) {
+/* A server handling GENERATE or SCORE with each of its allocations failing
+** in turn: the request is answered in full or with an error (or its
+** connection closes), and the next request is answered in full. */
+static void server_fails(bool score) {
+    const char *what = score ? "SCORE" : "GENERATE";
     char base[2048], got[2048];
-    if (server_run(0, base, sizeof base) || strncmp(base, "0 0 ", 4)) {
-        th_fail(__FILE__, __LINE__, "server: the run without failures gave '%s'", base);
+    if (server_run(0, score, base, sizeof base) || strncmp(base, "0 0 ", 4)) {
+        th_fail(__FILE__, __LINE__, "server %s: the run without failures gave '%s'", what, base);
         return;
     }
     long total = atol(strrchr(base, ' ') + 1);
@@ -344,7 +350,7 @@ static void test_server(void) {
     const char *bar = strchr(expect, '|');
     int bad = 0, same = 0, refused = 0;
     for (long n = 1; n <= total && bad < 10; n = next_n(n, total)) {
-        int rc = server_run(n, got, sizeof got);
+        int rc = server_run(n, score, got, sizeof got);
         int r1 = -9, r2 = -9;
         char toks[1024] = "";
         if (rc == 0) sscanf(got, "%d %d %1023[^\n]", &r1, &r2, toks);
@@ -357,13 +363,18 @@ static void test_server(void) {
         else if (ok) refused++;
         else {
             bad++;
-            th_fail(__FILE__, __LINE__, "server: allocation %ld of %ld failing: exit %d, '%s' (expected '%s')", n, total,
-                    rc, got, base);
+            th_fail(__FILE__, __LINE__, "server %s: allocation %ld of %ld failing: exit %d, '%s' (expected '%s')", what, n,
+                    total, rc, got, base);
         }
     }
     if (!bad) th_passed++;
-    printf("# server GENERATE: %ld allocations; failing each of %d of them: %d same tokens, %d error or closed, "
-           "then served\n", total, same + refused, same, refused);
+    printf("# server %s: %ld allocations; failing each of %d of them: %d same tokens, %d error or closed, "
+           "then served\n", what, total, same + refused, same, refused);
+}
+
+static void test_server(void) {
+    server_fails(false);
+    server_fails(true);
 }
 
 int main(void) {
