@@ -109,12 +109,16 @@ static void on_release(void *ud, void *conn) {
     pthread_mutex_unlock(&S->mu);
 }
 
-static size_t on_unread(void *ud, void *conn) {
-    struct lmql_server *S = ud;
-    pthread_mutex_lock(&S->mu);
-    size_t n = unread_locked(conn);
-    pthread_mutex_unlock(&S->mu);
+static size_t unread(struct conn *c) {
+    pthread_mutex_lock(&c->srv->mu);
+    size_t n = unread_locked(c);
+    pthread_mutex_unlock(&c->srv->mu);
     return n;
+}
+
+static size_t on_unread(void *ud, void *conn) {
+    (void)ud;
+    return unread(conn);
 }
 
 /* --------------------------------------------------------- connections -- */
@@ -162,6 +166,21 @@ static void send_control(struct conn *c, int opcode, const void *payload, size_t
     }
 }
 
+/* Move queued reply frames into tx, each with its header, until tx holds
+** `limit` bytes; with the lock held. -1 when out of memory. */
+static int take_frames_locked(struct conn *c, size_t limit) {
+    int rc = 0;
+    for (struct lmql__wsframe *f; !rc && c->tx.len < limit && (f = lmql__wsq_pop(&c->out));) {
+        size_t len;
+        const char *t = lmql__wsframe_text(f, &len);
+        unsigned char h[10];
+        size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
+        rc = lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, t, len) ? -1 : 0;
+        lmql__wsframe_free(f);
+    }
+    return rc;
+}
+
 /* Fail or end the connection with a close frame (code and reason), written
 ** after the replies already queued; nothing more is read. */
 static void close_with(struct conn *c, int code, const char *why) {
@@ -174,14 +193,7 @@ static void close_with(struct conn *c, int code, const char *why) {
     memcpy(p + 2, why, n);
     /* Replies the engine queued go first; then the close frame. */
     pthread_mutex_lock(&c->srv->mu);
-    for (struct lmql__wsframe *f; (f = lmql__wsq_pop(&c->out));) {
-        size_t len;
-        const char *t = lmql__wsframe_text(f, &len);
-        unsigned char h[10];
-        size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
-        if (lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, t, len)) c->broken = true;
-        lmql__wsframe_free(f);
-    }
+    if (take_frames_locked(c, SIZE_MAX)) c->broken = true;
     c->open = false;   /* nothing more is queued */
     pthread_mutex_unlock(&c->srv->mu);
     send_control(c, WS_CLOSE, p, n + 2);
@@ -222,6 +234,18 @@ static struct conn *idlest(struct lmql_server *S, struct conn *except) {
     return best;
 }
 
+/* Close the idlest open connection but `except`, telling it why; false
+** when none is idle. */
+static bool evict_idlest(struct lmql_server *S, struct conn *except, const char *why) {
+    struct conn *old = idlest(S, except);
+    if (!old) return false;
+    char msg[200];
+    snprintf(msg, sizeof msg, "closed: %s and this connection was the idlest", why);
+    lmql__serve_reply_error(old, "MSG", -1, msg);
+    close_with(old, 1001, "idle connection closed to admit another");
+    return true;
+}
+
 static void handshake(struct conn *c) {
     struct lmql_server *S = c->srv;
     size_t n = lmql__ws_head_len(c->rx.data, c->rx.len);
@@ -260,15 +284,9 @@ static void handshake(struct conn *c) {
     /* At the connection limit the idlest connection (no stream, nothing to
     ** send) makes room: idle clients cannot lock out working ones. */
     bool full = open_conns(S) >= S->p.max_connections;
-    if (full) {
-        struct conn *old = idlest(S, c);
-        if (old) {
-            lmql__serve_reply_error(old, "MSG", -1, "closed: the server is at its connection limit and this "
-                                                   "connection was the idlest");
-            close_with(old, 1001, "idle connection closed to admit another");
-            lmql__serve_logf(S, "closed the idlest connection to admit a new one (limit %d)", S->p.max_connections);
-            full = false;
-        }
+    if (full && evict_idlest(S, c, "the server is at its connection limit")) {
+        lmql__serve_logf(S, "closed the idlest connection to admit a new one (limit %d)", S->p.max_connections);
+        full = false;
     }
     c->upgraded = true;
     pthread_mutex_lock(&S->mu);
@@ -280,13 +298,6 @@ static void handshake(struct conn *c) {
         lmql__serve_reply_error(c, "MSG", -1, msg);
         close_with(c, 1013, "too many connections");
     }
-}
-
-static bool over_unread(struct conn *c) {
-    pthread_mutex_lock(&c->srv->mu);
-    size_t queued = unread_locked(c);
-    pthread_mutex_unlock(&c->srv->mu);
-    return queued > (size_t)c->srv->p.max_unread;
 }
 
 /* A complete message arrived. */
@@ -324,7 +335,7 @@ static void parse(struct conn *c) {
     unsigned char *d = (unsigned char *)c->rx.data;
     c->parse_later = false;
     while (!c->closing && at < c->rx.len) {
-        if (!c->in_frame && over_unread(c)) {   /* the rest waits until the client reads */
+        if (!c->in_frame && unread(c) > (size_t)S->p.max_unread) {   /* the rest waits until the client reads */
             c->parse_later = true;
             break;
         }
@@ -423,16 +434,7 @@ static void conn_write(struct conn *c) {
         if (c->tx_off == c->tx.len) {
             c->tx.len = c->tx_off = 0;
             pthread_mutex_lock(&S->mu);
-            struct lmql__wsframe *f;
-            bool oom = false;
-            while (!oom && c->tx.len < (256u << 10) && (f = lmql__wsq_pop(&c->out))) {
-                size_t len;
-                const char *t = lmql__wsframe_text(f, &len);
-                unsigned char h[10];
-                size_t hn = lmql__ws_frame_header(h, WS_TEXT, len);
-                oom = lmql__buf_add(&c->tx, h, hn) || lmql__buf_add(&c->tx, t, len);
-                lmql__wsframe_free(f);
-            }
+            bool oom = take_frames_locked(c, 256u << 10);
             pthread_mutex_unlock(&S->mu);
             if (oom) { conn_close(c); return; }
             if (!c->tx.len) break;
@@ -458,12 +460,23 @@ static void conn_write(struct conn *c) {
 /* A client that sends requests but does not read the replies: stop reading
 ** its requests until it has read most of what is queued. */
 static void throttle(struct conn *c) {
-    pthread_mutex_lock(&c->srv->mu);
-    size_t queued = unread_locked(c);
-    pthread_mutex_unlock(&c->srv->mu);
-    size_t cap = c->srv->p.max_unread;
+    size_t queued = unread(c), cap = (size_t)c->srv->p.max_unread;
     if (!c->throttled && queued > cap) c->throttled = true;
     else if (c->throttled && queued < cap / 2) c->throttled = false;
+}
+
+/* The handshake open longest, for at least min_age seconds; *n counts all
+** the handshakes open. */
+static struct conn *oldest_handshake(struct lmql_server *S, double min_age, int *n) {
+    struct conn *old = NULL;
+    double now = lmql__now();
+    *n = 0;
+    for (struct conn *k = S->live; k; k = k->lnext) {
+        if (k->fd < 0 || k->upgraded || k->closing) continue;
+        ++*n;
+        if (now - k->t_start >= min_age && (!old || k->t_start < old->t_start)) old = k;
+    }
+    return old;
 }
 
 static void conn_accept(struct lmql_server *S, int lfd) {
@@ -475,33 +488,19 @@ static void conn_accept(struct lmql_server *S, int lfd) {
             /* Out of descriptors: a handshake slow for a second makes room (a
             ** newer one has not had its turn to be read yet); else the idlest
             ** connection, and the listeners rest a moment (polling them would spin). */
-            struct conn *old = NULL;
-            double now = lmql__now();
-            for (struct conn *k = S->live; k; k = k->lnext)
-                if (k->fd >= 0 && !k->upgraded && !k->closing && now - k->t_start > 1.0 &&
-                    (!old || k->t_start < old->t_start))
-                    old = k;
+            int n;
+            struct conn *old = oldest_handshake(S, 1.0, &n);
             if (!old) {
                 /* The idlest open connection makes room, as at --max-connections. */
-                struct conn *idle = idlest(S, NULL);
-                if (idle) {
-                    lmql__serve_reply_error(idle, "MSG", -1, "closed: the server is out of file descriptors and "
-                                                             "this connection was the idlest");
-                    close_with(idle, 1001, "idle connection closed to admit another");
-                }
+                evict_idlest(S, NULL, "the server is out of file descriptors");
                 S->accept_pause_until = lmql__now() + 0.1;
                 return;
             }
             conn_close(old);
             continue;
         }
-        int pending = 0;
-        struct conn *old = NULL;
-        for (struct conn *k = S->live; k; k = k->lnext)
-            if (k->fd >= 0 && !k->upgraded && !k->closing) {
-                pending++;
-                if (!old || k->t_start < old->t_start) old = k;
-            }
+        int pending;
+        struct conn *old = oldest_handshake(S, 0, &pending);
         if (pending >= PENDING_MAX && old) conn_close(old);
         struct conn *c = lmql__calloc(1, sizeof *c);
         if (!c) { close(fd); return; }
