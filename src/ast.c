@@ -438,7 +438,8 @@ static int visit_block(const struct lmql_node_list *b, const struct lmql_ast_vis
 }
 
 int lmql__ast_visit(const struct lmql_ast_query *q, const struct lmql_ast_visitor *v) {
-  int rc = visit_block(&q->prologue, v);
+  int rc = v->enter ? v->enter(v->ud, q) : 0;
+  if (!rc) rc = visit_block(&q->prologue, v);
   if (!rc) rc = visit_block(&q->body, v);
   if (!rc && v->query) rc = v->query(v->ud, q);
   return rc;

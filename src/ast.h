@@ -73,6 +73,7 @@ enum lmql_cmpop {
 
 struct lmql_node;
 struct lmql_ast_query;
+struct lmql__where;
 
 struct lmql_node_list {
   struct lmql_node **items;
@@ -134,6 +135,7 @@ struct lmql_node {
       const char *decoder;          /* [sample X]: "sample", else NULL */
       struct lmql_node_list decorators; /* expressions after '@' */
       struct lmql_node *type;       /* type expression or NULL */
+      const struct lmql__where *where; /* its constraints, compiled with the program (where.h) */
     } hole;
     struct {                        /* PROMPT: a top-level string statement */
       struct lmql_node *str;        /* the STR literal */
@@ -200,10 +202,12 @@ struct lmql_ast_query {
 ** of @lmql.query functions, at any depth. Statements in branches that never
 ** run are visited too. `stmt` sees each statement before the statements
 ** inside it; `query` sees each query after all its statements (so where
-** clauses come in source order). A callback returning nonzero stops the
-** walk, and that value is returned. Either callback may be NULL.
+** clauses come in source order); `enter` sees each query before its
+** statements. A callback returning nonzero stops the walk, and that value
+** is returned. Any callback may be NULL.
 */
 struct lmql_ast_visitor {
+  int (*enter)(void *ud, const struct lmql_ast_query *q);
   int (*query)(void *ud, const struct lmql_ast_query *q);
   int (*stmt)(void *ud, const struct lmql_node *stmt);
   void *ud;

@@ -44,7 +44,7 @@ static void run_round(struct batcher *b) {
         b->rcs[0] = b->inner->ops->next_logprobs(b->inner, 1, &b->reqs[0], &b->outs[0], &b->errs[0]);
         for (int i = 1; i < n; i++)
             if (b->reqs[i].slot != b->reqs[0].slot) b->inner->ops->slot_copy(b->inner, b->reqs[0].slot, b->reqs[i].slot);
-        struct lmql__err err = {{0}};
+        struct lmql__err err = {0};
         int rc = b->inner->ops->next_logprobs(b->inner, n - 1, b->reqs + 1, b->outs + 1, &err);
         for (int i = 1; i < n; i++) {
             b->rcs[i] = rc;
@@ -58,7 +58,7 @@ static void run_round(struct batcher *b) {
     for (int i = 0; i < n && !dup; i++)
         for (int j = 0; j < i && !dup; j++) dup = b->reqs[i].slot == b->reqs[j].slot;
     if (!dup) {
-        struct lmql__err err = {{0}};
+        struct lmql__err err = {0};
         int rc = b->inner->ops->next_logprobs(b->inner, n, b->reqs, b->outs, &err);
         for (int i = 0; i < n; i++) {
             b->rcs[i] = rc;

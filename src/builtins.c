@@ -372,10 +372,12 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
 struct fquery {
     struct lmql_arena arena;
     struct lmql_node def;        /* a synthetic @lmql.query def around the query */
+    struct lmql__wheres *wheres; /* its holes' constraints */
 };
 
 static void fquery_free(void *p) {
     struct fquery *f = p;
+    lmql__wheres_free(f->wheres);
     lmql__arena_free(&f->arena);
     free(f);
 }
@@ -406,11 +408,12 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
         return NULL;
     }
     lmql__diags_free(&d);
-    /* Its where clause is checked here, as a program's are when compiled. */
-    struct lmql__cerr ce;
-    if (lmql__where_check_all(q, &ce)) {
+    /* Its where clause is compiled here, as a program's are. */
+    struct lmql__err we;
+    if (lmql__wheres_compile(q, &f->wheres, &we)) {
         fquery_free(f);
-        return berr(err, "lmql.F(): %s", ce.msg);
+        if (we.status == LMQL_ERR_NOMEM) return berr(err, "out of memory");
+        return berr(err, "lmql.F(): %s", we.msg);
     }
     f->def.kind = LMQL_NODE_DEF;
     f->def.u.def.name = "<lmql.F>";
@@ -824,7 +827,7 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
         return NULL;
     }
     if (!fn->u.func.fn) return call_def(I, at, fn->u.func.ud, argc, argv, names);
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql_val *out;
         if (fn->u.func.self) {
         struct lmql_val **av = lmql__malloc(((size_t)argc + 1) * sizeof *av);

@@ -1,5 +1,6 @@
 /*
-** The `where` clause as token masks (see constraint.h).
+** The constraints of a hole as token masks (see constraint.h): its plan
+** (where.c) made concrete with the values it needs, then masks.
 **
 ** Semantics follow LMQL (LANGUAGE.md §3): `and` intersects the allowed
 ** tokens, `or` unites them, a violated constraint leaves only EOS; EOS is
@@ -40,7 +41,10 @@ struct cnode {
     char **ph;                    /* phrases (CK_PHRASES, CK_CONTAINS, CK_STARTS) */
     size_t *phl;
     int n_ph;
-    struct lmql_regex *re;
+    const struct lmql_regex *re;  /* CK_REGEX: the plan's, or own_re */
+    struct lmql_regex *own_re;    /* a pattern given as a value, compiled here */
+    const char *pat;              /* CK_REGEX: its text, which names its masks in the memo */
+    size_t pat_len;
     int32_t **first;              /* CK_PHRASES: first canonical token of phrase i from offset k (-2: not yet) */
     struct lmql_trie_cache *cache;
     uint8_t *buf;                 /* this node's mask */
@@ -50,66 +54,30 @@ struct lmql__cons {
     struct lmql__model *model;
     struct lmql_trie *trie;       /* borrowed from the vocabulary */
     struct cnode *root;           /* an AND of everything */
-    struct lmql__stop stops[32];
-    struct cnode *stop_parent[32];   /* the node a stop is a conjunct of */
+    struct lmql__stop stops[LMQL_MAX_STOPS];
+    struct cnode *stop_parent[LMQL_MAX_STOPS];   /* the node a stop is a conjunct of */
     int n_stops;
     unsigned post;
     uint8_t *all;                 /* every token with text */
     struct lmql__err why;         /* why the last mask failed, when not for memory */
 };
 
-/* ---------------------------------------------- constraint functions -- */
+/* ------------------------------------------------------ instantiating -- */
 
-/* LMQL's constraint functions, from constraints.def. */
-enum cfn {
-    CFN_NONE,
-#define CFN(id, name, argc, args) CFN_##id,
-#define ALIAS(id, name)
-#include "constraints.def"
-#undef CFN
-#undef ALIAS
+/* A plan made concrete at the hole: the values its expressions have now. */
+struct inst {
+    const struct lmql__cons_env *env;
+    struct lmql__cons *c;
+    const char *var;
+    struct lmql__err *e;
 };
 
-static const struct {
-    const char *name;
-    enum cfn id;
-} cfn_names[] = {
-#define CFN(id, name, argc, args) {name, CFN_##id},
-#define ALIAS(id, name) {name, CFN_##id},
-#include "constraints.def"
-#undef CFN
-#undef ALIAS
-};
-
-static const struct {
-    int argc;
-    const char *args;
-} cfn_info[] = {
-    [CFN_NONE] = {0, NULL},
-#define CFN(id, name, argc, args) [CFN_##id] = {argc, args},
-#define ALIAS(id, name)
-#include "constraints.def"
-#undef CFN
-#undef ALIAS
-};
-
-/* The constraint function called by n (CFN_NONE for anything else). */
-static enum cfn cfn_of(const struct lmql_node *n) {
-    if (!n || n->kind != LMQL_NODE_CALL || n->u.call.func->kind != LMQL_NODE_NAME) return CFN_NONE;
-    const char *f = n->u.call.func->u.name;
-    for (size_t i = 0; i < sizeof cfn_names / sizeof *cfn_names; i++)
-        if (!strcmp(f, cfn_names[i].name)) return cfn_names[i].id;
-    return CFN_NONE;
-}
-
-/* ------------------------------------------------------------ checks -- */
-
-static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...)
+static int ifail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fmt, ...) {
+static int ifail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...) {
+    e->status = LMQL_ERR_QUERY;
+    e->pos = n ? n->pos : (struct lmql_pos){0, 0, 0};
     va_list ap;
-    e->status = 0;
-    if (n) e->pos = n->pos;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
@@ -117,141 +85,11 @@ static int cfail(struct lmql__cerr *e, const struct lmql_node *n, const char *fm
 }
 
 /* Out of memory is no fault of the query: a runtime failure, not a query error. */
-static int coom(struct lmql__cerr *e) {
-    cfail(e, NULL, "out of memory");
-    e->status = LMQL_ERR_NOMEM;
-    return -1;
-}
+static int ioom(struct lmql__err *e) { return lmql__err_set(e, LMQL_ERR_NOMEM, NULL, "out of memory"); }
 
-/* The calls of constraint functions anywhere in n: the right number of
-** arguments, and a REGEX pattern written as a literal must compile. */
-static int check_calls(const struct lmql_node *n, struct lmql__cerr *e) {
-    if (!n) return 0;
-    switch (n->kind) {
-    case LMQL_NODE_CALL: {
-        enum cfn fn = cfn_of(n);
-        int32_t argc = n->u.call.args.n;
-        if (fn != CFN_NONE && argc != cfn_info[fn].argc)
-            return cfail(e, n, "%s() takes %s", n->u.call.func->u.name, cfn_info[fn].args);
-        if (fn == CFN_REGEX && n->u.call.args.items[1]->kind == LMQL_NODE_STR) {
-            const struct lmql_node *p = n->u.call.args.items[1];
-            char msg[256];
-            size_t off = 0;
-            struct lmql_regex *re = lmql__regex_compile(p->u.str.text, p->u.str.len, msg, sizeof msg, &off);
-            if (!re) return cfail(e, p, "bad regex: %s (at offset %zu of the pattern)", msg, off);
-            lmql__regex_free(re);
-        }
-        for (int32_t i = 0; i < argc; i++) if (check_calls(n->u.call.args.items[i], e)) return -1;
-        return 0;
-    }
-    case LMQL_NODE_KEYWORD: return check_calls(n->u.kw.value, e);
-    case LMQL_NODE_UNARY: return check_calls(n->u.unary.operand, e);
-    case LMQL_NODE_BINOP: return check_calls(n->u.bin.left, e) || check_calls(n->u.bin.right, e) ? -1 : 0;
-    case LMQL_NODE_COMPARE:
-        if (check_calls(n->u.cmp.left, e)) return -1;
-        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (check_calls(n->u.cmp.comparators.items[i], e)) return -1;
-        return 0;
-    case LMQL_NODE_BOOLOP:
-        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (check_calls(n->u.boolop.values.items[i], e)) return -1;
-        return 0;
-    case LMQL_NODE_LIST:
-    case LMQL_NODE_TUPLE:
-        for (int32_t i = 0; i < n->u.items.n; i++) if (check_calls(n->u.items.items[i], e)) return -1;
-        return 0;
-    default:
-        return 0;
-    }
-}
-
-int lmql__where_check(const struct lmql_node *n, struct lmql__cerr *e) {
-    if (!n) return 0;
-    switch (n->kind) {
-    case LMQL_NODE_BOOLOP:
-        for (int32_t i = 0; i < n->u.boolop.values.n; i++)
-            if (lmql__where_check(n->u.boolop.values.items[i], e)) return -1;
-        return 0;
-    case LMQL_NODE_UNARY:
-        return lmql__where_check(n->u.unary.operand, e);
-    case LMQL_NODE_COMPARE: {
-        if (n->u.cmp.comparators.n > 1)
-            return cfail(e, n, "constraints do not support comparison with more than one operator");
-        enum lmql_cmpop op = n->u.cmp.ops[0];
-        if (op == LMQL_CMPOP_LE || op == LMQL_CMPOP_GE || op == LMQL_CMPOP_NE)
-            return cfail(e, n, "the constraint operator '%s' is not supported; use <, > or ==", lmql__cmpop_text(op));
-        return check_calls(n, e);
-    }
-    case LMQL_NODE_CALL:
-        if (n->u.call.func->kind == LMQL_NODE_ATTR)
-            return cfail(e, n, "method calls like '.%s(...)' are not supported in constraints",
-                         n->u.call.func->u.attr.name);
-        return check_calls(n, e);
-    default:
-        return check_calls(n, e);
-    }
-}
-
-static int check_query_where(void *ud, const struct lmql_ast_query *q) { return lmql__where_check(q->where, ud); }
-
-static int check_prompt_where(void *ud, const struct lmql_node *s) {
-    return s->kind == LMQL_NODE_PROMPT ? lmql__where_check(s->u.prompt.where, ud) : 0;
-}
-
-int lmql__where_check_all(const struct lmql_ast_query *q, struct lmql__cerr *e) {
-    memset(e, 0, sizeof *e);
-    struct lmql_ast_visitor v = {.query = check_query_where, .stmt = check_prompt_where, .ud = e};
-    return lmql__ast_visit(q, &v) ? -1 : 0;
-}
-
-/* --------------------------------------------------------- compiling -- */
-
-struct compiler {
-    const struct lmql__cons_env *env;
-    struct lmql__cons *c;
-    const char *var;
-    struct lmql__cerr *e;
-};
-
-static bool is_var(const struct compiler *k, const struct lmql_node *n) {
-    return n && n->kind == LMQL_NODE_NAME && !strcmp(n->u.name, k->var);
-}
-
-/* Does n mention the hole? */
-static bool mentions(const struct compiler *k, const struct lmql_node *n) {
-    if (!n) return false;
-    switch (n->kind) {
-    case LMQL_NODE_NAME: return !strcmp(n->u.name, k->var);
-    case LMQL_NODE_BOOLOP:
-        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (mentions(k, n->u.boolop.values.items[i])) return true;
-        return false;
-    case LMQL_NODE_COMPARE:
-        if (mentions(k, n->u.cmp.left)) return true;
-        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (mentions(k, n->u.cmp.comparators.items[i])) return true;
-        return false;
-    case LMQL_NODE_CALL:
-        if (mentions(k, n->u.call.func)) return true;
-        for (int32_t i = 0; i < n->u.call.args.n; i++) if (mentions(k, n->u.call.args.items[i])) return true;
-        return false;
-    case LMQL_NODE_KEYWORD: return mentions(k, n->u.kw.value);
-    case LMQL_NODE_UNARY: return mentions(k, n->u.unary.operand);
-    case LMQL_NODE_BINOP: return mentions(k, n->u.bin.left) || mentions(k, n->u.bin.right);
-    case LMQL_NODE_ATTR: return mentions(k, n->u.attr.obj);
-    case LMQL_NODE_SUBSCRIPT: return mentions(k, n->u.sub.obj) || mentions(k, n->u.sub.index);
-    case LMQL_NODE_LIST:
-    case LMQL_NODE_TUPLE:
-        for (int32_t i = 0; i < n->u.items.n; i++) if (mentions(k, n->u.items.items[i])) return true;
-        return false;
-    default: return false;
-    }
-}
-
-static const char *call_name(const struct lmql_node *n) {
-    if (!n || n->kind != LMQL_NODE_CALL || n->u.call.func->kind != LMQL_NODE_NAME) return NULL;
-    return n->u.call.func->u.name;
-}
-
-static struct cnode *node_new(struct compiler *k, enum ck kind) {
+static struct cnode *node_new(struct inst *k, enum ck kind) {
     struct cnode *c = lmql__calloc(1, sizeof *c);
-    if (!c) coom(k->e);
+    if (!c) ioom(k->e);
     else c->kind = kind;
     return c;
 }
@@ -267,28 +105,28 @@ static void node_free(struct cnode *c) {
     free(c->kids);
     free(c->ph);
     free(c->phl);
-    lmql__regex_free(c->re);
+    lmql__regex_free(c->own_re);
     lmql__trie_cache_free(c->cache);
     free(c->buf);
     free(c);
 }
 
-static int add_kid(struct compiler *k, struct cnode *parent, struct cnode *kid) {
+static int add_kid(struct inst *k, struct cnode *parent, struct cnode *kid) {
     if (!kid) return -1;
     struct cnode **p = lmql__realloc(parent->kids, ((size_t)parent->n_kids + 1) * sizeof *p);
-    if (!p) { node_free(kid); return coom(k->e); }
+    if (!p) { node_free(kid); return ioom(k->e); }
     parent->kids = p;
     parent->kids[parent->n_kids++] = kid;
     return 0;
 }
 
-static int add_phrase(struct compiler *k, struct cnode *c, const char *s, size_t n) {
+static int add_phrase(struct inst *k, struct cnode *c, const char *s, size_t n) {
     char **p = lmql__realloc(c->ph, ((size_t)c->n_ph + 1) * sizeof *p);
     if (p) c->ph = p;
     size_t *l = lmql__realloc(c->phl, ((size_t)c->n_ph + 1) * sizeof *l);
     if (l) c->phl = l;
     char *copy = lmql__malloc(n + 1);
-    if (!p || !l || !copy) { free(copy); return coom(k->e); }
+    if (!p || !l || !copy) { free(copy); return ioom(k->e); }
     memcpy(copy, s, n);
     copy[n] = 0;
     c->ph[c->n_ph] = copy;
@@ -296,20 +134,20 @@ static int add_phrase(struct compiler *k, struct cnode *c, const char *s, size_t
     return 0;
 }
 
-/* Evaluate an expression free of the hole: a value, NULL+unknown for a
-** hole not generated yet, NULL on error. */
-static struct lmql_val *value_of(struct compiler *k, const struct lmql_node *n, bool *unknown) {
+/* The value of a plan's expression now: a value, NULL+unknown for a hole
+** not generated yet, NULL on error. */
+static struct lmql_val *value_of(struct inst *k, const struct lmql_node *n, bool *unknown) {
     *unknown = false;
     struct lmql_val *v = k->env->eval(k->env->ctx, n, unknown);
-    if (!v && !*unknown) cfail(k->e, n, "this constraint could not be evaluated");
+    if (!v && !*unknown) ifail(k->e, n, "this constraint could not be evaluated");
     return v;
 }
 
 /* Phrases from a string or a list of strings. */
-static int phrases_from(struct compiler *k, struct cnode *c, const struct lmql_node *at, struct lmql_val *v) {
+static int phrases_from(struct inst *k, struct cnode *c, const struct lmql_node *at, struct lmql_val *v) {
     if (v->kind == LMQL_V_STR) return add_phrase(k, c, v->u.str.s, v->u.str.len);
     if (v->kind != LMQL_V_LIST && v->kind != LMQL_V_TUPLE)
-        return cfail(k->e, at, "expected a string or a list of strings, not %s", lmql__val_type_name(v));
+        return ifail(k->e, at, "expected a string or a list of strings, not %s", lmql__val_type_name(v));
     for (size_t i = 0; i < v->u.list.len; i++) {
         struct lmql_val *s = v->u.list.items[i];
         struct lmql__buf b = {0};
@@ -322,275 +160,154 @@ static int phrases_from(struct compiler *k, struct cnode *c, const struct lmql_n
     return 0;
 }
 
-static struct cnode *compile(struct compiler *k, const struct lmql_node *n);
+static struct cnode *inst(struct inst *k, const struct lmql__wnode *w);
 
-/* Something that does not involve the hole: its truth now, or no
-** constraint while it names holes that have no value yet. */
-/* Does n use one of LMQL's constraint functions (TOKENS, INT, ...)? Those
-** constrain the variable they name while it is generated; for another
-** hole they say nothing. */
-static bool uses_constraint_fn(const struct lmql_node *n) {
-    if (!n) return false;
-    switch (n->kind) {
-    case LMQL_NODE_CALL:
-        if (cfn_of(n) != CFN_NONE) return true;
-        for (int32_t i = 0; i < n->u.call.args.n; i++) if (uses_constraint_fn(n->u.call.args.items[i])) return true;
-        return false;
-    case LMQL_NODE_BOOLOP:
-        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (uses_constraint_fn(n->u.boolop.values.items[i])) return true;
-        return false;
-    case LMQL_NODE_COMPARE:
-        if (uses_constraint_fn(n->u.cmp.left)) return true;
-        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (uses_constraint_fn(n->u.cmp.comparators.items[i])) return true;
-        return false;
-    case LMQL_NODE_UNARY: return uses_constraint_fn(n->u.unary.operand);
-    case LMQL_NODE_BINOP: return uses_constraint_fn(n->u.bin.left) || uses_constraint_fn(n->u.bin.right);
-    default: return false;
-    }
-}
-
-static struct cnode *constant(struct compiler *k, const struct lmql_node *n) {
-    if (uses_constraint_fn(n)) return node_new(k, CK_TRUE);
-    bool unknown;
-    struct lmql_val *v = value_of(k, n, &unknown);
-    if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
-    struct cnode *c = node_new(k, lmql__val_truthy(v) ? CK_TRUE : CK_FALSE);
-    lmql__val_unref(v);
-    return c;
-}
-
-/* len(TOKENS(X)) -> 2, len(X) -> 1, else 0. */
-static int length_of_var(struct compiler *k, const struct lmql_node *n) {
-    const char *f = call_name(n);
-    if (!f || strcmp(f, "len") || n->u.call.args.n != 1) return 0;
-    const struct lmql_node *a = n->u.call.args.items[0];
-    if (is_var(k, a)) return 1;
-    if (cfn_of(a) == CFN_TOKENS && a->u.call.args.n == 1 && is_var(k, a->u.call.args.items[0])) return 2;
-    return 0;
-}
-
-static struct cnode *compile_compare(struct compiler *k, const struct lmql_node *n) {
-    const struct lmql_node *l = n->u.cmp.left, *r = n->u.cmp.comparators.items[0];
-    enum lmql_cmpop op = n->u.cmp.ops[0];
-    if (!mentions(k, n)) return constant(k, n);
-    /* Lengths: len(TOKENS(X)) < N, N > len(X), ... */
-    int ll = length_of_var(k, l), lr = length_of_var(k, r);
-    if (ll || lr) {
-        if (lr && !ll) {
-            const struct lmql_node *t = l; l = r; r = t;
-            ll = lr;
-            op = op == LMQL_CMPOP_LT ? LMQL_CMPOP_GT : op == LMQL_CMPOP_GT ? LMQL_CMPOP_LT : op;
+/* A node whose meaning needs the value of w's expression: NULL with
+** *unknown set while it names a hole that has no value yet (then the node
+** constrains nothing). */
+static struct cnode *with_value(struct inst *k, const struct lmql__wnode *w, bool *unknown) {
+    struct lmql_val *v = value_of(k, w->expr, unknown);
+    if (!v) return NULL;
+    struct cnode *c = NULL;
+    const char *fn = w->kind == LMQL_W_STOP ? (w->before ? "STOPS_BEFORE" : "STOPS_AT") : NULL;
+    switch (w->kind) {
+    case LMQL_W_TEST:
+        c = node_new(k, lmql__val_truthy(v) ? CK_TRUE : CK_FALSE);
+        break;
+    case LMQL_W_TOKLEN:
+    case LMQL_W_CHARLEN:
+        if (v->kind != LMQL_V_INT) ifail(k->e, w->at, "a length bound must be an integer, not %s", lmql__val_type_name(v));
+        else if ((c = node_new(k, w->kind == LMQL_W_TOKLEN ? CK_TOKLEN : CK_CHARLEN))) {
+            c->op = w->op;
+            c->n = v->u.i;
         }
-        if (op != LMQL_CMPOP_LT && op != LMQL_CMPOP_GT && op != LMQL_CMPOP_EQ) {
-            cfail(k->e, n, "a length can be compared with <, > or == only");
-            return NULL;
-        }
-        if (mentions(k, r)) { cfail(k->e, r, "the bound of a length must not involve %s", k->var); return NULL; }
-        bool unknown;
-        struct lmql_val *v = value_of(k, r, &unknown);
-        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
-        if (v->kind != LMQL_V_INT) {
-            lmql__val_unref(v);
-            cfail(k->e, r, "a length bound must be an integer");
-            return NULL;
-        }
-        struct cnode *c = node_new(k, ll == 2 ? CK_TOKLEN : CK_CHARLEN);
-        if (c) { c->op = op; c->n = v->u.i; }
-        lmql__val_unref(v);
-        return c;
-    }
-    /* X == expr, X in [...] */
-    if (is_var(k, l) && (op == LMQL_CMPOP_EQ || op == LMQL_CMPOP_IN) && !mentions(k, r)) {
-        bool unknown;
-        struct lmql_val *v = value_of(k, r, &unknown);
-        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
-        struct cnode *c = node_new(k, CK_PHRASES);
-        if (c && (op == LMQL_CMPOP_EQ ? phrases_from(k, c, r, v->kind == LMQL_V_STR ? v : NULL) : phrases_from(k, c, r, v))) {
+        break;
+    case LMQL_W_EQ:
+        if (v->kind != LMQL_V_STR) ifail(k->e, w->at, "'%s == ...' needs a string, not %s", k->var, lmql__val_type_name(v));
+        else if ((c = node_new(k, CK_PHRASES)) && add_phrase(k, c, v->u.str.s, v->u.str.len)) { node_free(c); c = NULL; }
+        break;
+    case LMQL_W_IN:
+    case LMQL_W_STARTS:
+        if ((c = node_new(k, w->kind == LMQL_W_IN ? CK_PHRASES : CK_STARTS)) && phrases_from(k, c, w->at, v)) {
             node_free(c);
             c = NULL;
         }
-        lmql__val_unref(v);
-        return c;
-    }
-    if (is_var(k, r) && op == LMQL_CMPOP_EQ && !mentions(k, l)) {
-        struct lmql_node swapped = *n;
-        struct lmql_node *items[1] = {(struct lmql_node *)l};
-        swapped.u.cmp.left = (struct lmql_node *)r;
-        swapped.u.cmp.comparators.items = items;
-        return compile_compare(k, &swapped);
-    }
-    /* "s" in X */
-    if (is_var(k, r) && op == LMQL_CMPOP_IN && !mentions(k, l)) {
-        bool unknown;
-        struct lmql_val *v = value_of(k, l, &unknown);
-        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
-        struct cnode *c = NULL;
-        if (v->kind != LMQL_V_STR) cfail(k->e, l, "'... in %s' needs a string", k->var);
+        break;
+    case LMQL_W_CONTAINS:
+        if (v->kind != LMQL_V_STR) ifail(k->e, w->at, "'... in %s' needs a string, not %s", k->var, lmql__val_type_name(v));
         else if ((c = node_new(k, CK_CONTAINS)) && add_phrase(k, c, v->u.str.s, v->u.str.len)) { node_free(c); c = NULL; }
-        lmql__val_unref(v);
-        return c;
-    }
-    cfail(k->e, n, "this comparison on %s is not supported as a constraint", k->var);
-    return NULL;
-}
-
-static int add_stop(struct compiler *k, const struct lmql_node *n, bool before) {
-    enum cfn fn = cfn_of(n);
-    if (n->u.call.args.n != cfn_info[fn].argc) return cfail(k->e, n, "%s() takes %s", call_name(n), cfn_info[fn].args);
-    bool unknown;
-    struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
-    if (!v) return unknown ? 0 : -1;
-    struct lmql__cons *c = k->c;
-    int rc = 0;
-    if (v->kind != LMQL_V_STR || v->u.str.len == 0) rc = cfail(k->e, n, "the phrase of %s() must be a non-empty string", call_name(n));
-    else if (c->n_stops >= (int)(sizeof c->stops / sizeof *c->stops)) rc = cfail(k->e, n, "too many stop phrases");
-    else {
-        char *copy = lmql__malloc(v->u.str.len + 1);
-        if (!copy) rc = coom(k->e);
-        else {
-            memcpy(copy, v->u.str.s, v->u.str.len + 1);
-            c->stops[c->n_stops++] = (struct lmql__stop){copy, v->u.str.len, before};
+        break;
+    case LMQL_W_REGEX: {
+        if (v->kind != LMQL_V_STR) { ifail(k->e, w->at, "REGEX() needs a pattern string, not %s", lmql__val_type_name(v)); break; }
+        struct lmql__err re_err = {0};
+        struct lmql_regex *re = lmql__regex_compile(v->u.str.s, v->u.str.len, &re_err);
+        if (!re && re_err.status == LMQL_ERR_NOMEM) ioom(k->e);
+        else if (!re) ifail(k->e, w->at, "bad regex: %s (at offset %zu of the pattern)", re_err.msg, re_err.pos.offset);
+        else if (!(c = node_new(k, CK_REGEX)) || add_phrase(k, c, v->u.str.s, v->u.str.len)) {
+            lmql__regex_free(re);
+            node_free(c);
+            c = NULL;
+        } else {
+            c->re = c->own_re = re;
+            c->pat = c->ph[0];
+            c->pat_len = c->phl[0];
         }
+        break;
+    }
+    case LMQL_W_STOP: {
+        struct lmql__cons *cs = k->c;
+        LMQL_ASSERT(cs->n_stops < LMQL_MAX_STOPS);   /* the plan counted them */
+        if (v->kind != LMQL_V_STR || v->u.str.len == 0) {
+            ifail(k->e, w->at, "the phrase of %s() must be a non-empty string", fn);
+            break;
+        }
+        char *copy = lmql__malloc(v->u.str.len + 1);
+        if (!copy || !(c = node_new(k, CK_STOP))) {
+            free(copy);
+            ioom(k->e);
+            break;
+        }
+        memcpy(copy, v->u.str.s, v->u.str.len + 1);
+        c->n = cs->n_stops;
+        cs->stops[cs->n_stops++] = (struct lmql__stop){copy, v->u.str.len, w->before};
+        break;
+    }
+    default:
+        LMQL_ASSERT(!"a plan node without a value");
     }
     lmql__val_unref(v);
-    return rc;
-}
-
-static struct cnode *regex_node(struct compiler *k, const struct lmql_node *at, const char *pat, size_t len) {
-    char msg[256];
-    size_t off = 0;
-    struct lmql_regex *re = lmql__regex_compile(pat, len, msg, sizeof msg, &off);
-    if (!re) {
-        cfail(k->e, at, "bad regex: %s (at offset %zu of the pattern)", msg, off);
-        return NULL;
-    }
-    struct cnode *c = node_new(k, CK_REGEX);
-    if (c) c->re = re;
-    else lmql__regex_free(re);
-    /* The pattern names the masks in the vocabulary's memo. */
-    if (c && add_phrase(k, c, pat, len)) {
-        node_free(c);
-        return NULL;
-    }
     return c;
 }
 
-static struct cnode *compile_call(struct compiler *k, const struct lmql_node *n) {
-    const char *f = call_name(n);
-    enum cfn fn = cfn_of(n);
-    int32_t argc = n->u.call.args.n;
-    const struct lmql_node *a0 = argc > 0 ? n->u.call.args.items[0] : NULL;
-    bool on_var = is_var(k, a0);
-    switch (fn) {
-    case CFN_STOPS_AT:
-    case CFN_STOPS_BEFORE: {
-        if (!on_var) return node_new(k, CK_TRUE);
-        if (add_stop(k, n, fn == CFN_STOPS_BEFORE)) return NULL;
-        struct cnode *c = node_new(k, CK_STOP);
-        if (c) c->n = k->c->n_stops - 1;
+static struct cnode *inst(struct inst *k, const struct lmql__wnode *w) {
+    switch (w->kind) {
+    case LMQL_W_TRUE: return node_new(k, CK_TRUE);
+    case LMQL_W_FALSE: return node_new(k, CK_FALSE);
+    case LMQL_W_INT: return node_new(k, CK_INT);
+    case LMQL_W_AND:
+    case LMQL_W_OR: {
+        struct cnode *c = node_new(k, w->kind == LMQL_W_OR ? CK_OR : CK_AND);
+        for (int i = 0; c && i < w->n_kids; i++)
+            if (add_kid(k, c, inst(k, w->kids[i]))) { node_free(c); return NULL; }
         return c;
     }
-    case CFN_INT:
-    case CFN_ERASE:
-    case CFN_ESCAPED:
-        if (argc != cfn_info[fn].argc) { cfail(k->e, n, "%s() takes %s", f, cfn_info[fn].args); return NULL; }
-        if (!on_var) return node_new(k, CK_TRUE);
-        if (fn == CFN_INT) { k->c->post |= LMQL_POST_INT; return node_new(k, CK_INT); }
-        k->c->post |= fn == CFN_ERASE ? LMQL_POST_ERASE : LMQL_POST_ESCAPED;
-        return node_new(k, CK_TRUE);
-    case CFN_REGEX:
-    case CFN_STARTS_WITH: {
-        if (argc != cfn_info[fn].argc) { cfail(k->e, n, "%s() takes %s", f, cfn_info[fn].args); return NULL; }
-        if (!on_var) return node_new(k, CK_TRUE);
-        bool unknown;
-        struct lmql_val *v = value_of(k, n->u.call.args.items[1], &unknown);
-        if (!v) return unknown ? node_new(k, CK_TRUE) : NULL;
-        struct cnode *c = NULL;
-        if (fn == CFN_REGEX) {
-            if (v->kind != LMQL_V_STR) cfail(k->e, n, "REGEX() needs a pattern string");
-            else c = regex_node(k, n->u.call.args.items[1], v->u.str.s, v->u.str.len);
-        } else if ((c = node_new(k, CK_STARTS)) && phrases_from(k, c, n, v)) {
-            node_free(c);
-            c = NULL;
+    case LMQL_W_NOT: {
+        LMQL_ASSERT(w->n_kids == 1 && w->kids[0]->kind == LMQL_W_CONTAINS);
+        struct cnode *kid = inst(k, w->kids[0]);
+        /* Not of something unknown yet constrains nothing either. */
+        if (!kid || kid->kind == CK_TRUE) return kid;
+        struct cnode *c = node_new(k, CK_NOT);
+        if (!c) node_free(kid);
+        else if (add_kid(k, c, kid)) { node_free(c); return NULL; }
+        return c;
+    }
+    case LMQL_W_REGEX:
+        if (w->re) {   /* a literal pattern, compiled with the program */
+            struct cnode *c = node_new(k, CK_REGEX);
+            if (c) {
+                c->re = w->re;
+                c->pat = w->pat;
+                c->pat_len = w->pat_len;
+            }
+            return c;
         }
-        lmql__val_unref(v);
-        return c;
-    }
+        break;
     default:
         break;
     }
-    if (!mentions(k, n)) return constant(k, n);
-    cfail(k->e, n, "the constraint %s(...) is not supported", f ? f : "call");
-    return NULL;
-}
-
-static struct cnode *compile(struct compiler *k, const struct lmql_node *n) {
-    switch (n->kind) {
-    case LMQL_NODE_BOOLOP: {
-        struct cnode *c = node_new(k, n->u.boolop.is_or ? CK_OR : CK_AND);
-        for (int32_t i = 0; c && i < n->u.boolop.values.n; i++)
-            if (add_kid(k, c, compile(k, n->u.boolop.values.items[i]))) { node_free(c); return NULL; }
-        return c;
-    }
-    case LMQL_NODE_UNARY:
-        if (n->u.unary.op == LMQL_UNOP_NOT && mentions(k, n)) {
-            struct cnode *kid = compile(k, n->u.unary.operand);
-            if (!kid) return NULL;
-            if (kid->kind != CK_CONTAINS && kid->kind != CK_TRUE && kid->kind != CK_FALSE) {
-                node_free(kid);
-                cfail(k->e, n, "'not' is supported before '\"...\" in %s' only", k->var);
-                return NULL;
-            }
-            if (kid->kind != CK_CONTAINS) { kid->kind = kid->kind == CK_TRUE ? CK_FALSE : CK_TRUE; return kid; }
-            struct cnode *c = node_new(k, CK_NOT);
-            if (c && add_kid(k, c, kid)) { node_free(c); return NULL; }
-            if (!c) node_free(kid);
-            return c;
-        }
-        return constant(k, n);
-    case LMQL_NODE_COMPARE:
-        if (n->u.cmp.comparators.n > 1) {
-            cfail(k->e, n, "constraints do not support comparison with more than one operator");
-            return NULL;
-        }
-        return compile_compare(k, n);
-    case LMQL_NODE_CALL:
-        return compile_call(k, n);
-    default:
-        if (!mentions(k, n)) return constant(k, n);
-        cfail(k->e, n, "this expression on %s is not supported as a constraint", k->var);
-        return NULL;
-    }
+    bool unknown;
+    struct cnode *c = with_value(k, w, &unknown);
+    return c || !unknown ? c : node_new(k, CK_TRUE);
 }
 
 static void set_parents(struct lmql__cons *c, struct cnode *nd, struct cnode *parent) {
-    if (nd->kind == CK_STOP && nd->n >= 0 && nd->n < c->n_stops) c->stop_parent[nd->n] = parent;
+    if (nd->kind == CK_STOP) {
+        LMQL_ASSERT(nd->n >= 0 && nd->n < c->n_stops);
+        c->stop_parent[nd->n] = parent;
+    }
     for (int i = 0; i < nd->n_kids; i++) set_parents(c, nd->kids[i], nd);
 }
 
-int lmql__cons_compile(const struct lmql_node *const *wheres, int n, const char *var, const struct lmql__cons_env *env,
-                       struct lmql__cons **out, struct lmql__cerr *e) {
+int lmql__cons_new(const struct lmql__where *w, const char *var, const struct lmql__cons_env *env,
+                   struct lmql__cons **out, struct lmql__err *e) {
     *out = NULL;
     memset(e, 0, sizeof *e);
     struct lmql__cons *c = lmql__calloc(1, sizeof *c);
-    if (!c) return coom(e);
+    if (!c) return ioom(e);
     c->model = env->model;
+    c->post = w->post;
     c->trie = lmql__vocab_trie(env->model->vocab);
     c->all = lmql__malloc((size_t)env->model->vocab->n_tokens);
-    struct compiler k = {env, c, var, e};
-    c->root = node_new(&k, CK_AND);
-    if (!c->trie || !c->all || !c->root) {
+    if (!c->trie || !c->all) {
         lmql__cons_free(c);
-        return coom(e);
+        return ioom(e);
     }
     const struct lmql__vocab *v = env->model->vocab;
     for (int32_t t = 0; t < v->n_tokens; t++) c->all[t] = v->off[t + 1] > v->off[t];
-    for (int i = 0; i < n; i++) {
-        if (!wheres[i]) continue;
-        if (add_kid(&k, c->root, compile(&k, wheres[i]))) {
-            lmql__cons_free(c);
-            return -1;
-        }
+    struct inst k = {env, c, var, e};
+    if (!(c->root = inst(&k, w->root))) {
+        lmql__cons_free(c);
+        return -1;
     }
     set_parents(c, c->root, NULL);
     *out = c;
@@ -603,19 +320,6 @@ void lmql__cons_free(struct lmql__cons *c) {
     for (int i = 0; i < c->n_stops; i++) free((char *)c->stops[i].text);
     free(c->all);
     free(c);
-}
-
-int lmql__cons_add_int(struct lmql__cons *c) {
-    struct lmql__cerr e;
-    struct compiler k = {NULL, c, "", &e};
-    c->post |= LMQL_POST_INT;
-    return add_kid(&k, c->root, node_new(&k, CK_INT));
-}
-
-int lmql__cons_add_regex(struct lmql__cons *c, const struct lmql_node *pattern, struct lmql__cerr *e) {
-    struct compiler k = {NULL, c, "", e};
-    if (pattern->kind != LMQL_NODE_STR) return cfail(e, pattern, "a regex hole needs a string pattern");
-    return add_kid(&k, c->root, regex_node(&k, pattern, pattern->u.str.text, pattern->u.str.len));
 }
 
 unsigned lmql__cons_post(const struct lmql__cons *c) { return c->post; }
@@ -819,7 +523,7 @@ static int first_token(struct lmql__cons *c, const char *text, size_t n, int32_t
     size_t kl = memo_key(key, sizeof key, 'P', 0, text, n);
     if (kl && lmql__memo_get(memo, key, kl, tok, sizeof *tok)) return 0;
     int32_t toks[64];
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     int32_t k = c->model->ops->tokenize(c->model, text, n, false, true, toks, 64, &err);
     *tok = -1;
     /* A phrase left out of the mask would be a wrong mask: fail instead. */
@@ -935,7 +639,7 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         st = lmql__regex_feed(nd->re, lmql__regex_start(nd->re), v, vlen);
         if (st < 0) { *cover = C_NONE; *eos = true; return 0; }   /* violated: the value ends */
         *eos = lmql__regex_accepting(nd->re, st);
-        *mask = walk(c, nd, NULL, st, 'R', nd->ph[0], nd->phl[0]);
+        *mask = walk(c, nd, NULL, st, 'R', nd->pat, nd->pat_len);
         *cover = C_MASK;
         return *mask ? 0 : -1;
     case CK_INT:

@@ -420,7 +420,7 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *p, struct lmql_v
     }
     int rc = 0;
     if (p->u.interp.spec && *p->u.interp.spec) {
-        struct lmql__err e = {{0}};
+        struct lmql__err e = {0};
         if (lmql__val_format(out, shown, p->u.interp.spec, &e)) rc = lmql__fail(I, p, LMQL_ERR_RUNTIME, "%s", e.msg);
     } else {
         rc = lmql__val_str_into(out, shown) ? lmql__val_fail(I, p) : 0;

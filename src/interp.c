@@ -52,7 +52,7 @@ static int push_text(struct interp *I, const struct lmql_node *at, const char *s
     struct lmql__model *m = I->model;
     bool first = I->seq.n == 0;
     if (n == 0 && !first) return 0;
-    struct lmql__err e = {{0}};
+    struct lmql__err e = {0};
     int32_t cap = (int32_t)(n + 8 > 64 ? n + 8 : 64);
     int32_t *t = lmql__malloc((size_t)cap * sizeof *t);
     if (!t) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
@@ -163,26 +163,6 @@ static struct lmql_val *env_eval(void *ctx, const struct lmql_node *n, bool *unk
     return lmql__eval(I, n);
 }
 
-/* Does the expression mention variable `name`? */
-static bool mentions(const struct lmql_node *n, const char *name) {
-    if (!n) return false;
-    switch (n->kind) {
-    case LMQL_NODE_NAME: return !strcmp(n->u.name, name);
-    case LMQL_NODE_BOOLOP:
-        for (int32_t i = 0; i < n->u.boolop.values.n; i++) if (mentions(n->u.boolop.values.items[i], name)) return true;
-        return false;
-    case LMQL_NODE_COMPARE:
-        if (mentions(n->u.cmp.left, name)) return true;
-        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++) if (mentions(n->u.cmp.comparators.items[i], name)) return true;
-        return false;
-    case LMQL_NODE_CALL:
-        for (int32_t i = 0; i < n->u.call.args.n; i++) if (mentions(n->u.call.args.items[i], name)) return true;
-        return false;
-    case LMQL_NODE_UNARY: return mentions(n->u.unary.operand, name);
-    default: return false;
-    }
-}
-
 static struct lmql_val *pair(const char *value, size_t len, double x) {
     struct lmql_val *t = lmql__val_tuple(2);
     if (t) {
@@ -199,7 +179,8 @@ static struct lmql_val *pair(const char *value, size_t len, double x) {
 static int run_distribution(struct interp *I, const struct lmql_node *seg) {
     const struct lmql_node *d = I->dist;
     const char *name = d->u.dist.var;
-    if (mentions(I->q->where, name) || mentions(I->inline_where, name))
+    LMQL_ASSERT(seg->u.hole.where != NULL);
+    if (seg->u.hole.where->mentioned)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "the distribution variable %s cannot be constrained in where", name);
     if (I->dist_end) return lmql__fail(I, seg, LMQL_ERR_QUERY, "the distribution variable %s appears twice", name);
     struct lmql_val *vals = lmql__eval(I, d->u.dist.values);
@@ -219,7 +200,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
     if (!score && rc == 0) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
 
     struct lmql__model *m = I->model;
-    struct lmql__err e = {{0}};
+    struct lmql__err e = {0};
     /* The prompt is evaluated once in our slot; value slots start as forks. */
     if (rc == 0) {
         struct lmql__eval_req base = {I->slot, I->seq.toks, I->seq.n, NULL, NULL};
@@ -314,15 +295,12 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
                           "Not a valid type expression for [%s: ...]: use int, a regex string or a query function", name);
     }
 
-    const struct lmql_node *wheres[2] = {I->q->where, I->inline_where};
+    /* Its plan was compiled with the program (where.h). */
+    LMQL_ASSERT(seg->u.hole.where != NULL);
     struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
     struct lmql__cons *cons = NULL;
-    struct lmql__cerr ce = {.status = 0};
-    int rc = lmql__cons_compile(wheres, 2, name, &env, &cons, &ce);
-    if (rc == 0 && type && type->kind == LMQL_NODE_STR) rc = lmql__cons_add_regex(cons, type, &ce);
-    else if (rc == 0 && type) rc = lmql__cons_add_int(cons);
-    if (rc) {
-        lmql__cons_free(cons);
+    struct lmql__err ce;
+    if (lmql__cons_new(seg->u.hole.where, name, &env, &cons, &ce)) {
         if (I->err->msg[0]) return -1;   /* evaluating part of the clause failed */
         I->err->pos = ce.pos.line ? ce.pos : seg->pos;
         return lmql__fail(I, NULL, ce.status ? ce.status : LMQL_ERR_QUERY, "%s", ce.msg);
@@ -334,7 +312,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->pending.len = 0;
 
     struct lmql__buf value = {0};
-    struct lmql__err e = {{0}};
+    struct lmql__err e = {0};
     int32_t before = I->seq.n;
     I->gen.slot = I->slot;
     I->gen.on_token = I->slot == 0 && I->depth == 0 ? stream_token : NULL;
@@ -356,7 +334,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->seq.n = before;
     const char *text = value.data ? value.data : "";
     struct lmql_val *v = NULL;
-    rc = 0;
+    int rc = 0;
     if (post & LMQL_POST_INT) {
         /* INT keeps the digits and makes them a number (LMQL's IntOp). */
         int64_t x = 0;
@@ -402,7 +380,6 @@ static int run_prompt(struct interp *I, const struct lmql_node *p) {
             return lmql__fail(I, p->u.prompt.dist, LMQL_ERR_QUERY, "a query can have only one distribution clause");
         I->dist = p->u.prompt.dist;
     }
-    I->inline_where = p->u.prompt.where;
     int rc = 0;
     for (int32_t i = 0; i < p->u.prompt.segs.n && rc == 0; i++) {
         const struct lmql_node *s = p->u.prompt.segs.items[i];
@@ -431,7 +408,6 @@ static int run_prompt(struct interp *I, const struct lmql_node *p) {
         default: rc = lmql__fail(I, s, LMQL_ERR_QUERY, "unexpected part of a query string");
         }
     }
-    I->inline_where = NULL;
     return rc;
 }
 
@@ -632,7 +608,7 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
                 decoder = v->u.str.s;
                 continue;
             }
-            struct lmql__err e = {{0}};
+            struct lmql__err e = {0};
             if (v->kind == LMQL_V_STR) model = I->host->get_model(I->host->ud, v->u.str.s, NULL, 0, &e);
             else if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) {
                 const struct lmql__model_spec *sp = v->u.obj.ptr;
@@ -716,7 +692,6 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     }
     const struct lmql_ast_query *q0 = I->q;
     struct lmql_val *globals0 = I->globals, *locals0 = I->locals, *vars0 = I->res->vars;
-    const struct lmql_node *where0 = I->inline_where;
     struct lmql_val *nested_vars = lmql__val_dict();
     I->q = nq;
     I->globals = scope;
@@ -734,7 +709,6 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     I->globals = globals0;
     I->locals = locals0;
     I->res->vars = vars0;
-    I->inline_where = where0;
     lmql__val_unref(scope);
     lmql__val_unref(nested_vars);
 

@@ -22,14 +22,6 @@ struct lmql__host {
     struct lmql_val *functions;   /* dict: host functions registered on the runtime, or NULL */
 };
 
-/* An error of a run: its kind (an lmql_status), where it is in the query
-** when it has a place there (line 0 otherwise), and what happened. */
-struct lmql__rerr {
-    lmql_status status;
-    struct lmql_pos pos;
-    char msg[1024];
-};
-
 struct lmql__seq_result {
     struct lmql__buf prompt;
     struct lmql_val *vars;       /* dict: name -> value, in order of first set */
@@ -47,7 +39,7 @@ struct lmql__run_out {
 };
 
 int  lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                      struct lmql__run_out *out, struct lmql__rerr *err);
+                      struct lmql__run_out *out, struct lmql__err *err);
 void lmql__run_out_free(struct lmql__run_out *out);
 
 #endif

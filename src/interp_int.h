@@ -16,7 +16,7 @@ struct interp {
     const struct lmql__host *host;
     struct lmql__gc *gc;             /* the run's container registry (set for threads) */
     const struct lmql_ast_query *q;
-    struct lmql__rerr *err;
+    struct lmql__err *err;
     struct lmql_val *globals;        /* dict */
     struct lmql_val *locals;         /* dict of the running def, NULL at top level */
     int64_t steps;
@@ -32,7 +32,6 @@ struct interp {
     struct lmql__seq_result *res;
     struct lmql__gen gen;
     uint64_t rng;
-    const struct lmql_node *inline_where;   /* of the prompt being run */
     const char *decoder_override;    /* @lmql.query(decoder=...) of a sub-query */
     bool frontier;                   /* a replay stopped at its next choice: -1 unwinds, no error */
     const struct lmql_node *dist;    /* the DISTRIBUTION in force (global or of this prompt) */
@@ -86,14 +85,14 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 ** its @lmql.query(decoder=...) or NULL). */
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
-                    struct lmql__rerr *err);
+                    struct lmql__err *err);
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
 /* Results leave the run as JSON: a cycle (or nesting past the depth
 ** limit) in a variable or return value is an error of the run, found
 ** here while the run's registry can still free it (interp_results.c). */
-int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err);
+int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err);
 /* Free what one sequence's result holds and clear it (interp_results.c). */
 void lmql__seq_result_free(struct lmql__seq_result *r);
 

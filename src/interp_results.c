@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check_one(const struct lmql_val *v, const char *what, const char *name, struct lmql__rerr *err) {
+static int check_one(const struct lmql_val *v, const char *what, const char *name, struct lmql__err *err) {
     if (!v) return 0;
     struct lmql__buf b = {0};
     int rc = lmql__val_json_into(&b, v);
@@ -29,7 +29,7 @@ static int check_one(const struct lmql_val *v, const char *what, const char *nam
     return -1;
 }
 
-int lmql__results_check(const struct lmql__run_out *out, struct lmql__rerr *err) {
+int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err) {
     for (int i = 0; out->seqs && i < out->n_seqs; i++) {
         const struct lmql__seq_result *s = &out->seqs[i];
         if (check_one(s->ret, "the return value", NULL, err)) return -1;

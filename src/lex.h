@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "diag.h"
+#include "lmql_int.h"   /* struct lmql_pos */
 
 enum lmql_tok_kind {
 #define TOK(id, text) LMQL_TOK_##id,
@@ -39,12 +40,6 @@ enum {
   LMQL_STR_F = 2,       /* f/F prefix */
   LMQL_STR_BYTES = 4,   /* b/B prefix (rejected with a diagnostic) */
   LMQL_STR_TRIPLE = 8   /* ''' or """ */
-};
-
-/* A source position: 1-based line and column (code points), byte offset. */
-struct lmql_pos {
-  int32_t line, col;
-  size_t offset;
 };
 
 /* Line table of one source text, for offset -> line:col. */

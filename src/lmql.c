@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "arena.h"
-#include "constraint.h"
+#include "where.h"
 #include "diag.h"
 #include "interp.h"
 #include "json.h"
@@ -37,6 +37,7 @@ struct lmql {
 struct lmql_program {
     struct lmql_arena arena;
     struct lmql_ast_query *q;
+    struct lmql__wheres *wheres;  /* the constraints of its holes */
     char *src;                  /* kept for error excerpts */
     size_t len;
     char *file;
@@ -188,11 +189,12 @@ static struct lmql_program *compile(struct lmql *L, const char *filename, const 
         return NULL;
     }
     lmql__diags_free(&d);
-    /* Constraint forms LMQL rejects are compile errors there too: every
-    ** where clause of the program, also in code that never runs. */
-    struct lmql__cerr ce;
-    if (lmql__where_check_all(P->q, &ce)) {
-        query_error(L, P, ce.pos, ce.msg, 1);
+    /* Every where clause of the program, also in code that never runs:
+    ** its errors are compile errors, as they are in LMQL. */
+    struct lmql__err we;
+    if (lmql__wheres_compile(P->q, &P->wheres, &we)) {
+        if (we.status == LMQL_ERR_NOMEM) goto oom;
+        query_error(L, P, we.pos, we.msg, 1);
         lmql_program_free(P);
         return NULL;
     }
@@ -205,6 +207,7 @@ oom:
 
 void lmql_program_free(struct lmql_program *P) {
     if (!P) return;
+    lmql__wheres_free(P->wheres);
     lmql__arena_free(&P->arena);
     free(P->src);
     free(P->file);
@@ -412,7 +415,7 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
     clear_error(L);
     struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params, .functions = L->functions};
     struct lmql__run_out o;
-    struct lmql__rerr e;
+    struct lmql__err e;
     double t0 = lmql__now();
     struct lmql__model_stats before[64];
     int n_before = L->n_models < 64 ? L->n_models : 64;

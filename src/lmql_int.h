@@ -9,19 +9,47 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <lmql.h>
+
 #include "alloc.h"
 
 #include "utf8.h"
 
-/* A cause for a runtime error, filled by the module that failed. */
+/* A place in a source text: 1-based line and column (line 0: no place)
+** and the byte offset. */
+struct lmql_pos {
+    int32_t line, col;
+    size_t offset;
+};
+
+/*
+** The one error record of the library's modules: what kind of failure (an
+** lmql_status; LMQL_OK while unclassified, which the caller that reports it
+** turns into its own default), where in the query or pattern it is (line 0
+** when it has no place there; a regex error sets only the byte offset into
+** its pattern) and what happened. Zero-initialised is "no error". The
+** parser, which collects several errors at once, keeps a list of them
+** (diag.h); everything else fills one of these.
+*/
 struct lmql__err {
+    lmql_status status;
+    struct lmql_pos pos;
     char msg[1024];
 };
 
-/* Format a message into err (err may be NULL). Returns -1 so callers can
-** write `return lmql__errf(err, ...)`. */
+/* An invariant: checked in debug builds. */
+#ifndef LMQL_ASSERT
+#include <assert.h>
+#define LMQL_ASSERT(cond) assert(cond)
+#endif
+
+/* Format a message into err (err may be NULL); status and place stay as
+** they are. Returns -1 so callers can write `return lmql__errf(err, ...)`. */
 int lmql__errf(struct lmql__err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with the kind and place (pos NULL: no place). */
+int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_pos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Growing byte buffer. Zero-initialised is empty; data is always
 ** NUL-terminated once anything was appended. */

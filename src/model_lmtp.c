@@ -493,7 +493,7 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     snprintf(why, sizeof why, "'%s' is not on this machine", path);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
         struct lmql__kv vo = {"vocab_only", "true"};
-        struct lmql__err lerr = {{0}};
+        struct lmql__err lerr = {0};
         m->local = lmql__llama_open(path, &vo, 1, &lerr);
         if (!m->local) snprintf(why, sizeof why, "the copy here cannot be read: %s", lerr.msg);
     }

@@ -70,6 +70,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lmql_int.h"
+
 /* Limits that turn hostile patterns into errors instead of memory blowups. */
 #define LMQL_REGEX_MAX_REPEAT    1000     /* largest m or n in {m,n} */
 #define LMQL_REGEX_MAX_DEPTH     256      /* group nesting */
@@ -79,16 +81,14 @@ struct lmql_regex;
 
 /*
 ** Compile `len` bytes of `pattern` (need not be NUL-terminated; may hold any
-** bytes).  Returns the compiled regex, or NULL on error: then, when errbuf
-** is non-NULL and errcap > 0, a NUL-terminated message is written there
-** (truncated to errcap), and when err_offset is non-NULL it receives the
-** byte offset in the pattern the error refers to.  Out of memory is reported
-** as "out of memory" (offset 0); automata over the size limit as "regex too
+** bytes).  Returns the compiled regex, or NULL on error: then, when err
+** is non-NULL, err->msg says what is wrong, err->pos.offset is the byte
+** offset in the pattern it refers to (line 0: a place in the pattern, not
+** in a query) and err->status is LMQL_ERR_QUERY, or LMQL_ERR_NOMEM for
+** "out of memory" (offset 0).  Automata over the size limit are "regex too
 ** complex".
 */
-struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len,
-                                       char *errbuf, size_t errcap,
-                                       size_t *err_offset);
+struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len, struct lmql__err *err);
 
 /* Release a compiled regex; NULL is a no-op. */
 void lmql__regex_free(struct lmql_regex *re);
@@ -146,16 +146,11 @@ struct lmql__rx_nfa {
     int32_t start, match;
 };
 
-struct lmql__rx_err {
-    char msg[160];
-    size_t offset;
-};
-
 /* Parse `pattern` and build its NFA into *nfa (zeroed by the caller).
 ** Returns 0, or -1 with *err filled; *nfa must be released with
 ** lmql__regex_nfa_free() either way. */
 int  lmql__regex_nfa_build(const char *pattern, size_t len,
-                           struct lmql__rx_nfa *nfa, struct lmql__rx_err *err);
+                           struct lmql__rx_nfa *nfa, struct lmql__err *err);
 void lmql__regex_nfa_free(struct lmql__rx_nfa *nfa);
 
 #endif

@@ -34,7 +34,7 @@ struct lmql_regex {
 
 struct dfa_build {
     const struct lmql__rx_nfa *nfa;
-    struct lmql__rx_err *err;
+    struct lmql__err *err;
     bool failed;
     int32_t k;                /* byte classes */
     uint8_t cls[256];
@@ -65,9 +65,18 @@ static int dfail(struct dfa_build *D, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(D->err->msg, sizeof D->err->msg, fmt, ap);
         va_end(ap);
-        D->err->offset = 0;
+        D->err->pos = (struct lmql_pos){0, 0, 0};
+        D->err->status = LMQL_ERR_QUERY;
         D->failed = true;
     }
+    return -1;
+}
+
+/* Out of memory: no fault of the pattern. */
+static int doom(struct dfa_build *D) {
+    bool first = !D->failed;
+    dfail(D, "out of memory");
+    if (first) D->err->status = LMQL_ERR_NOMEM;
     return -1;
 }
 
@@ -142,7 +151,7 @@ static uint64_t hash_set(const int32_t *s, int32_t n) {
 static int rehash(struct dfa_build *D) {
     size_t cap = D->hash_cap ? D->hash_cap * 2 : 1024;
     int32_t *h = lmql__malloc(cap * sizeof *h);
-    if (!h) return dfail(D, "out of memory");
+    if (!h) return doom(D);
     memset(h, 0xFF, cap * sizeof *h);
     for (int32_t i = 0; i < D->n; i++) {
         size_t j = hash_set(D->pool + D->off[i], D->len[i]) & (cap - 1);
@@ -177,14 +186,14 @@ static int32_t intern(struct dfa_build *D, int32_t m) {
         if (acc) D->acc = acc;
         int32_t *tr = lmql__realloc(D->trans, (size_t)nc * (size_t)D->k * sizeof *tr);
         if (tr) D->trans = tr;
-        if (!off || !len || !acc || !tr) return dfail(D, "out of memory");
+        if (!off || !len || !acc || !tr) return doom(D);
         D->cap = nc;
     }
     if (D->n_pool + (size_t)m > D->cap_pool) {
         size_t nc = D->cap_pool ? D->cap_pool : 1024;
         while (nc < D->n_pool + (size_t)m) nc *= 2;
         int32_t *p = lmql__realloc(D->pool, nc * sizeof *p);
-        if (!p) return dfail(D, "out of memory");
+        if (!p) return doom(D);
         D->pool = p;
         D->cap_pool = nc;
     }
@@ -221,7 +230,7 @@ static int byte_classes(struct dfa_build *D) {
     D->k = k + 1;
     D->span_lo = lmql__malloc((size_t)nfa->n);
     D->span_hi = lmql__malloc((size_t)nfa->n);
-    if (!D->span_lo || !D->span_hi) return dfail(D, "out of memory");
+    if (!D->span_lo || !D->span_hi) return doom(D);
     for (int32_t i = 0; i < nfa->n; i++) {
         D->span_lo[i] = D->cls[nfa->st[i].lo];
         D->span_hi[i] = D->cls[nfa->st[i].hi];
@@ -235,7 +244,7 @@ static int subset_construction(struct dfa_build *D) {
     D->mark = lmql__calloc(nn, sizeof *D->mark);
     D->stack = lmql__malloc(nn * sizeof *D->stack);
     D->out = lmql__malloc(nn * sizeof *D->out);
-    if (!D->mark || !D->stack || !D->out) return dfail(D, "out of memory");
+    if (!D->mark || !D->stack || !D->out) return doom(D);
     if (rehash(D)) return -1;
     int32_t m = closure(D, &D->nfa->start, 1);
     if (m == 0) return 0; /* the pattern matches nothing: no states */
@@ -257,7 +266,7 @@ static int subset_construction(struct dfa_build *D) {
         if (D->work > RX_MAX_WORK) return too_complex(D);
         if (total > D->cap_seeds) {
             int32_t *p = lmql__realloc(D->seeds, total * sizeof *p);
-            if (!p) return dfail(D, "out of memory");
+            if (!p) return doom(D);
             D->seeds = p;
             D->cap_seeds = total;
         }
@@ -319,7 +328,7 @@ done:
     free(start);
     free(queue);
     free(src);
-    return rc ? dfail(D, "out of memory") : 0;
+    return rc ? doom(D) : 0;
 }
 
 /*
@@ -529,7 +538,7 @@ static int finish(struct dfa_build *D, struct lmql_regex *re) {
     rc = 0;
     goto done;
 oom:
-    dfail(D, "out of memory");
+    doom(D);
 done:
     free(live);
     free(id);
@@ -541,21 +550,14 @@ done:
     return rc;
 }
 
-static void set_err(const struct lmql__rx_err *e, char *errbuf, size_t errcap, size_t *err_offset) {
-    if (errbuf && errcap) snprintf(errbuf, errcap, "%s", e->msg);
-    if (err_offset) *err_offset = e->offset;
-}
-
-struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len, char *errbuf,
-                                       size_t errcap, size_t *err_offset) {
+struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len, struct lmql__err *out) {
     struct lmql__rx_nfa nfa;
-    struct lmql__rx_err err;
+    struct lmql__err err = {.status = LMQL_ERR_NOMEM};
     struct dfa_build D;
     struct lmql_regex *re = NULL;
     memset(&nfa, 0, sizeof nfa);
     memset(&D, 0, sizeof D);
     snprintf(err.msg, sizeof err.msg, "out of memory");
-    err.offset = 0;
     if (lmql__regex_nfa_build(pattern, len, &nfa, &err)) goto fail;
     D.nfa = &nfa;
     D.err = &err;
@@ -566,7 +568,7 @@ struct lmql_regex *lmql__regex_compile(const char *pattern, size_t len, char *er
     lmql__regex_nfa_free(&nfa);
     return re;
 fail:
-    set_err(&err, errbuf, errcap, err_offset);
+    if (out) *out = err;
     build_free(&D);
     lmql__regex_nfa_free(&nfa);
     lmql__regex_free(re);

@@ -55,7 +55,7 @@ struct rx_parser {
     int32_t n_ranges, cap_ranges;
     struct rx_range *tmp;    /* the set being assembled */
     int32_t n_tmp, cap_tmp;
-    struct lmql__rx_err *err;
+    struct lmql__err *err;
     bool failed;
 };
 
@@ -67,13 +67,19 @@ static int fail_at(struct rx_parser *P, size_t off, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(P->err->msg, sizeof P->err->msg, fmt, ap);
         va_end(ap);
-        P->err->offset = off;
+        P->err->pos = (struct lmql_pos){0, 0, off};
+        P->err->status = LMQL_ERR_QUERY;
         P->failed = true;
     }
     return -1;
 }
 
-static int oom(struct rx_parser *P) { return fail_at(P, 0, "out of memory"); }
+static int oom(struct rx_parser *P) {
+    bool first = !P->failed;
+    fail_at(P, 0, "out of memory");
+    if (first) P->err->status = LMQL_ERR_NOMEM;
+    return -1;
+}
 
 /* Grow a (ptr, n, cap) array to hold one more element of size `elem`. */
 static int grow(void **ptr, int32_t n, int32_t *cap, size_t elem) {
@@ -755,7 +761,7 @@ static int32_t build(struct rx_builder *B, int32_t id, int32_t next) {
 }
 
 int lmql__regex_nfa_build(const char *pattern, size_t len, struct lmql__rx_nfa *nfa,
-                          struct lmql__rx_err *err) {
+                          struct lmql__err *err) {
     struct rx_parser P;
     memset(&P, 0, sizeof P);
     P.p = (const unsigned char *)(pattern ? pattern : "");

@@ -147,7 +147,7 @@ static int resolve_model(struct interp *I, struct lmql__model *inherited) {
         return lmql__fail(I, NULL, LMQL_ERR_MODEL, "no model: add `from \"local:llama.cpp:PATH.gguf\"` to the query, "
                           "pass --model ID, or set LMQL_DEFAULT_MODEL");
     }
-    struct lmql__err e = {{0}};
+    struct lmql__err e = {0};
     I->model = spec ? I->host->get_model(I->host->ud, spec->id, spec->kv, spec->n_kv, &e)
                     : I->host->get_model(I->host->ud, id, NULL, 0, &e);
     lmql__val_unref(v);
@@ -247,7 +247,7 @@ static int run_sequence(struct interp *I, struct lmql_val *args, int s, int firs
 
 struct par_job {
     struct interp I;             /* a copy of the caller's, with a sequence state of its own */
-    struct lmql__rerr err;
+    struct lmql__err err;
     struct lmql__model *batcher;
     int (*job)(struct interp *T, int i, void *ud);
     void *ud;
@@ -337,7 +337,7 @@ static int sample_job(struct interp *T, int s, void *ud) {
 
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
-                    struct lmql__rerr *err) {
+                    struct lmql__err *err) {
     struct interp I = {.host = host, .q = q, .err = err, .depth = depth, .decoder_override = decoder};
     struct lmql__decoder_cfg cfg;
     memset(out, 0, sizeof *out);
@@ -403,7 +403,7 @@ done:
 }
 
 int lmql__interp_run(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                     struct lmql__run_out *out, struct lmql__rerr *err) {
+                     struct lmql__run_out *out, struct lmql__err *err) {
     memset(err, 0, sizeof *err);
     /* The containers of this run join a registry that frees their cycles
     ** at the end (value.h); results leave it checked free of cycles. */

@@ -21,6 +21,18 @@ int lmql__errf(struct lmql__err *err, const char *fmt, ...) {
     return -1;
 }
 
+int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_pos *pos, const char *fmt, ...) {
+    if (err) {
+        err->status = status;
+        err->pos = pos ? *pos : (struct lmql_pos){0, 0, 0};
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;

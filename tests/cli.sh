@@ -84,6 +84,19 @@ printf '@lmql.query\ndef q():\n    \x27\x27\x27lmql\n    "[Y]" where INT(Y, 2)\n
 run "where of an unused query function is rejected" 2 run "$tmp/qfn.lmql"
 contains "query-function where error has its position" "$tmp/err" "qfn.lmql:4:"
 contains "query-function where error says why" "$tmp/err" "INT() takes one variable"
+# Errors found only by compiling a clause for a hole come before the model
+# too: a comparison on the hole that is no constraint, the type regex of a
+# hole, and both in branches that never run.
+printf 'argmax\n    if False:\n        "Q: [A]"\n    "R: [B]"\nfrom "local:llama.cpp:/nonexistent/model.gguf"\nwhere len(A + "x") < 3 or len(TOKENS(B)) < 2\n' > "$tmp/deadcmp.lmql"
+run "an unsupported comparison on a hole that never runs is rejected" 2 run "$tmp/deadcmp.lmql"
+contains "unsupported comparison has its line:col" "$tmp/err" "deadcmp.lmql:6:7:"
+contains "unsupported comparison names the hole" "$tmp/err" "on A is not supported"
+printf 'argmax\n    if False:\n        "Q: [A: r\x27(ab\x27]"\n    "R: [B]"\nfrom "local:llama.cpp:/nonexistent/model.gguf"\n' > "$tmp/deadre.lmql"
+run "a bad type regex on a hole that never runs is rejected" 2 run "$tmp/deadre.lmql"
+contains "bad type regex has its line" "$tmp/err" "deadre.lmql:3:"
+contains "bad type regex says why" "$tmp/err" "bad regex"
+run "a value that is no string for X == ... is an error" 2 run -e 'argmax "a[X]" from "random" where X == 1'
+contains "X == 1 says what is wrong" "$tmp/err" "needs a string, not int"
 run "chained comparison is rejected" 2 run -e 'argmax "Q: [A]" from "random" where 1 < len(TOKENS(A)) < 3'
 contains "chained comparison message" "$tmp/err" "more than one operator"
 run "unknown decoder argument" 2 run -e 'argmax(foo=1) "Q: [A]" from "random"'

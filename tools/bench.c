@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     }
     if (n_prompt < 1 || n_gen < 1 || runs < 1 || runs > 100) { fprintf(stderr, "lmql-bench: bad sizes\n"); return 2; }
     struct lmql__kv kv[3] = {{"n_ctx", "1024"}, {"poll", poll}, {"n_threads", threads}};
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     double t0 = lmql__now();
     struct lmql__model *m = lmql__llama_open(path, kv, threads[0] ? 3 : 2, &err);
     if (!m) { fprintf(stderr, "lmql-bench: %s\n", err.msg); return 1; }

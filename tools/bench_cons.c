@@ -190,11 +190,13 @@ static struct lmql_val *literal_eval(void *ctx, const struct lmql_node *n, bool 
     }
 }
 
-/* A parsed where clause; the arena owns the AST, src must outlive it. */
+/* A where clause compiled for the hole X; the arena owns the AST, src must
+** outlive it. */
 struct where {
     struct lmql_arena arena;
     char *src;
-    const struct lmql_node *node;
+    struct lmql__wheres *plans;
+    const struct lmql__where *plan;   /* X's */
 };
 
 static int where_parse(struct where *w, const char *clause) {
@@ -214,20 +216,26 @@ static int where_parse(struct where *w, const char *clause) {
         return -1;
     }
     lmql__diags_free(&d);
-    w->node = q->where;
+    struct lmql__err e;
+    if (lmql__wheres_compile(q, &w->plans, &e)) {
+        fprintf(stderr, "lmql-bench-cons: constraint `%s`: %d:%d: %s\n", clause, e.pos.line, e.pos.col, e.msg);
+        return -1;
+    }
+    const struct lmql_node *prompt = q->body.items[0];
+    w->plan = prompt->u.prompt.segs.items[0]->u.hole.where;
     return 0;
 }
 
 static void where_free(struct where *w) {
+    lmql__wheres_free(w->plans);
     lmql__arena_free(&w->arena);
     free(w->src);
 }
 
 static int cons_compile(struct lmql__model *m, const struct where *w, struct lmql__cons **out) {
     struct lmql__cons_env env = {.model = m, .eval = literal_eval, .ctx = NULL};
-    struct lmql__cerr e;
-    const struct lmql_node *wheres[1] = {w->node};
-    if (lmql__cons_compile(wheres, 1, "X", &env, out, &e) == 0) return 0;
+    struct lmql__err e;
+    if (lmql__cons_new(w->plan, "X", &env, out, &e) == 0) return 0;
     fprintf(stderr, "lmql-bench-cons: constraint `%s`: %d:%d: %s\n", w->src, e.pos.line, e.pos.col, e.msg);
     return -1;
 }
@@ -400,7 +408,7 @@ static const char *pass(bool ok) { return ok ? "pass" : "MISS"; }
 
 static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_steps, bool grammar, struct lmql__buf *js,
                        bool *first_row) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__kv kv[1] = {{"vocab_only", "true"}};
     struct lmql__model *m = lmql__llama_open(vs->path, kv, 1, &err);
     if (!m) {
@@ -797,7 +805,7 @@ struct json_counts {
 
 static int count_query(const char *path, const char *src, struct json_counts *out) {
     memset(out, 0, sizeof *out);
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__model *real = lmql__llama_open(path, NULL, 0, &err);
     if (!real) { snprintf(out->error, sizeof out->error, "%s: %s", path, err.msg); return -1; }
     struct counting c = {.base = *real, .real = real};
@@ -810,13 +818,18 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     lmql__diags_init(&d);
     struct lmql_ast_query *q = lmql__parse_query(&a, src, strlen(src), "<bench>", &d, NULL);
     int rc = -1;
+    struct lmql__wheres *plans = NULL;
+    struct lmql__err e;
     if (!q || d.n) { snprintf(out->error, sizeof out->error, "the query does not parse"); goto done; }
+    if (lmql__wheres_compile(q, &plans, &e)) {
+        snprintf(out->error, sizeof out->error, "%d:%d: %s", e.pos.line, e.pos.col, e.msg);
+        goto done;
+    }
     struct lmql_params params = lmql_default_params();
     params.on_text = c_on_text;
     params.user_data = &c;
     struct lmql__host host = {.get_model = c_get_model, .ud = &c.base, .params = &params, .functions = NULL};
     struct lmql__run_out o;
-    struct lmql__rerr e;
     struct lmql__model_stats before = real->stats;
     double t0 = lmql__now();
     if (lmql__interp_run(&host, q, NULL, &o, &e)) {
@@ -854,6 +867,7 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     lmql_program_free(P);
     lmql_free(L);
 done:
+    lmql__wheres_free(plans);
     lmql__diags_free(&d);
     lmql__arena_free(&a);
     lmql__trie_free(c.base.vocab->trie);

@@ -53,11 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t plen = nul ? (size_t)(nul - data) : size;
     const char *subj = nul ? (const char *)nul + 1 : "";
     size_t slen = nul ? size - plen - 1 : 0;
-    char eb[128];
-    size_t off = (size_t)-1;
-    struct lmql_regex *re = lmql__regex_compile(pat, plen, eb, sizeof eb, &off);
+    struct lmql__err e = {.pos = {0, 0, (size_t)-1}};
+    struct lmql_regex *re = lmql__regex_compile(pat, plen, &e);
     if (!re) {
-        if (off > plen || !eb[0] || strlen(eb) >= sizeof eb) abort();
+        if (e.pos.offset > plen || !e.msg[0] || strlen(e.msg) >= sizeof e.msg) abort();
         return 0;
     }
     int32_t n = lmql__regex_n_states(re);

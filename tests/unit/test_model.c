@@ -21,7 +21,7 @@ static const char *const VOCABS[] = {
 #define TINY_SPM "build/models/tiny-spm.gguf"
 
 static struct lmql__model *open_vocab(const char *path) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__kv kv = {"vocab_only", "true"};
     struct lmql__model *m = lmql__llama_open(path, &kv, 1, &err);
     if (!m) th_fail(__FILE__, __LINE__, "open %s: %s", path, err.msg);
@@ -29,7 +29,7 @@ static struct lmql__model *open_vocab(const char *path) {
 }
 
 static struct lmql__model *open_tiny(const char *path, const struct lmql__kv *kv, int n) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__model *m = lmql__llama_open(path, kv, n, &err);
     if (!m) th_fail(__FILE__, __LINE__, "open %s: %s", path, err.msg);
     return m;
@@ -231,7 +231,7 @@ static void test_score(void) {
     float sa[16], sb[16], *sc[2] = {sa, sb};
     struct lmql__eval_req reqs[2] = {{0, a, na, NULL, NULL}, {1, b, nb, NULL, NULL}};
     int32_t from[2] = {np, np};
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     CHECK_INT(m->ops->score(m, 2, reqs, from, sc, &err), 0);
     const int32_t *seqs[2] = {a, b};
     int32_t lens[2] = {na, nb};
@@ -280,7 +280,7 @@ static void write_file(const char *path, const void *data, size_t n) {
 }
 
 static void expect_open_error(const char *path, const struct lmql__kv *kv, int n, const char *needle) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__model *m = lmql__llama_open(path, kv, n, &err);
     CHECK(m == NULL);
     CHECK_CONTAINS(err.msg, needle);
@@ -337,7 +337,7 @@ static void test_not_regular_files(void) {
     expect_open_error(fifo, &vo, 1, "not a regular file");
     expect_open_error("/dev/zero", NULL, 0, "'/dev/zero' is not a regular file (it is a character device)");
     expect_open_error("build/tests", NULL, 0, "not a regular file (it is a directory)");
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__kv rv = {"vocab", "build/tests/fifo.gguf"};
     CHECK(lmql__random_open(&rv, 1, NULL, &err) == NULL);
     CHECK_CONTAINS(err.msg, "vocabulary file 'build/tests/fifo.gguf' is not a regular file");
@@ -361,7 +361,7 @@ static void test_param_combos(void) {
             t[i][0] = 1, t[i][1] = 100 + i, t[i][2] = 200;
             r[i] = (struct lmql__eval_req){i, t[i], 3, NULL, NULL};
         }
-        struct lmql__err err = {{0}};
+        struct lmql__err err = {0};
         CHECK_INT(m->ops->next_logprobs(m, 8, r, lp, &err), 0);
         lmql__model_free(m);
     }
@@ -411,7 +411,7 @@ static void test_context_overflow(void) {
     CHECK(n > 256);
     struct lmql__eval_req r = {0, t, n, NULL, NULL};
     const float *lp;
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     CHECK_INT(m->ops->next_logprobs(m, 1, &r, &lp, &err), -1);
     CHECK_CONTAINS(err.msg, "longer than the context (n_ctx=256)");
 /* Bad token ids and slots are refused before llama.cpp sees them. */
@@ -428,7 +428,7 @@ static void test_context_overflow(void) {
 
 /* The random model: uniform scores, seeded draws over a real vocabulary. */
 static void test_random_model(void) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__kv kv[] = {{"seed", "7"}};
     struct lmql__model *a = lmql__random_open(kv, 1, VOCABS[0], &err);
     struct lmql__model *b = lmql__random_open(kv, 1, VOCABS[0], &err);

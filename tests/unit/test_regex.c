@@ -42,10 +42,9 @@ static void report(bool ok, const char *fmt, ...) {
 }
 
 static struct lmql_regex *compile_str(const char *pat) {
-    char eb[200];
-    size_t off;
-    struct lmql_regex *re = lmql__regex_compile(pat, strlen(pat), eb, sizeof eb, &off);
-    if (!re) fprintf(stderr, "compile %s: %s at %zu\n", pat, eb, off);
+    struct lmql__err e;
+    struct lmql_regex *re = lmql__regex_compile(pat, strlen(pat), &e);
+    if (!re) fprintf(stderr, "compile %s: %s at %zu\n", pat, e.msg, e.pos.offset);
     return re;
 }
 
@@ -97,7 +96,7 @@ struct case_state {
     size_t pat_len;
     int pat_line;
     struct lmql_regex *re;
-    char err[200];
+    char err[sizeof ((struct lmql__err *)0)->msg];
     size_t err_off;
     bool expect_error;   /* an %%ERROR section follows; checked when it comes */
 };
@@ -106,7 +105,12 @@ static void case_compile(struct case_state *cs) {
     lmql__regex_free(cs->re);
     cs->err[0] = 0;
     cs->err_off = (size_t)-1;
-    cs->re = lmql__regex_compile(cs->pat, cs->pat_len, cs->err, sizeof cs->err, &cs->err_off);
+    struct lmql__err e;
+    cs->re = lmql__regex_compile(cs->pat, cs->pat_len, &e);
+    if (!cs->re) {
+        snprintf(cs->err, sizeof cs->err, "%s", e.msg);
+        cs->err_off = e.pos.offset;
+    }
 }
 
 static void check_subject(struct case_state *cs, enum section sec, const char *line, int lineno) {
@@ -250,16 +254,20 @@ done:
 }
 
 static void test_api(void) {
-    char eb[64];
-    size_t off = 99;
-    /* errors without buffers must not crash */
-    CHECK(lmql__regex_compile("(", 1, NULL, 0, NULL) == NULL);
-    /* a short buffer gets a truncated, terminated message */
-    CHECK(lmql__regex_compile("(abc", 4, eb, 8, &off) == NULL);
-    CHECK_INT(strlen(eb), 7);
-    CHECK_INT(off, 0);
+    struct lmql__err e = {.pos = {0, 0, 99}};
+    /* errors without a record must not crash */
+    CHECK(lmql__regex_compile("(", 1, NULL) == NULL);
+    /* the record says what, where in the pattern, and that the pattern is at fault */
+    CHECK(lmql__regex_compile("(abc", 4, &e) == NULL);
+    CHECK(strstr(e.msg, "missing )") != NULL);
+    CHECK_INT(e.pos.offset, 0);
+    CHECK_INT(e.pos.line, 0);
+    CHECK_INT(e.status, LMQL_ERR_QUERY);
+    CHECK(lmql__regex_compile("ab)", 3, &e) == NULL);
+    CHECK(strstr(e.msg, "unbalanced parenthesis") != NULL);
+    CHECK_INT(e.pos.offset, 2);
     /* len, not the NUL, ends the pattern */
-    struct lmql_regex *re = lmql__regex_compile("ab(", 2, eb, sizeof eb, &off);
+    struct lmql_regex *re = lmql__regex_compile("ab(", 2, &e);
     CHECK(re != NULL);
     if (re) {
         CHECK(lmql__regex_fullmatch(re, "ab", 2));
@@ -280,7 +288,7 @@ static void test_api(void) {
     lmql__regex_free(re);
     lmql__regex_free(NULL);
     /* NULL pattern with length 0 is the empty pattern */
-    re = lmql__regex_compile(NULL, 0, eb, sizeof eb, &off);
+    re = lmql__regex_compile(NULL, 0, &e);
     CHECK(re && lmql__regex_fullmatch(re, NULL, 0));
     lmql__regex_free(re);
     /* a language with no strings has no start state */
@@ -325,14 +333,13 @@ static void test_limits(void) {
     char *big = malloc(n);
     if (big) {
         for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 7);
-        char eb[200];
-        re = lmql__regex_compile(big, n, eb, sizeof eb, NULL);
+        re = lmql__regex_compile(big, n, NULL);
         CHECK(re != NULL);
         if (re) CHECK(lmql__regex_fullmatch(re, big, n));
         lmql__regex_free(re);
         /* a long alternation too */
         for (size_t i = 0; i < n; i += 2) { big[i] = (char)('a' + i % 26); big[i + 1] = '|'; }
-        re = lmql__regex_compile(big, n - 1, eb, sizeof eb, NULL);
+        re = lmql__regex_compile(big, n - 1, NULL);
         CHECK(re != NULL);
         if (re) CHECK(lmql__regex_fullmatch(re, "q", 1));
         lmql__regex_free(re);
@@ -372,11 +379,10 @@ static void test_random_patterns(void) {
         size_t pl = lmql__rng_next(&rng) % sizeof pat, sl = lmql__rng_next(&rng) % sizeof subj;
         for (size_t j = 0; j < pl; j++) pat[j] = alpha[lmql__rng_next(&rng) % (sizeof alpha - 1)];
         for (size_t j = 0; j < sl; j++) subj[j] = alpha[lmql__rng_next(&rng) % (sizeof alpha - 1)];
-        char eb[200];
-        size_t off = 0;
-        struct lmql_regex *re = lmql__regex_compile(pat, pl, eb, sizeof eb, &off);
+        struct lmql__err e = {0};
+        struct lmql_regex *re = lmql__regex_compile(pat, pl, &e);
         if (!re) {
-            if (off > pl || !eb[0]) bad++;
+            if (e.pos.offset > pl || !e.msg[0] || e.status != LMQL_ERR_QUERY) bad++;
             continue;
         }
         compiled++;

@@ -32,7 +32,7 @@ static double now_s(void) {
 }
 
 static struct lmql__model *open_vocab(const char *path) {
-    struct lmql__err err = {{0}};
+    struct lmql__err err = {0};
     struct lmql__kv kv = {"vocab_only", "true"};
     struct lmql__model *m = lmql__llama_open(path, &kv, 1, &err);
     if (!m) th_fail(__FILE__, __LINE__, "open %s: %s", path, err.msg);
