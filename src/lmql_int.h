@@ -29,7 +29,9 @@ struct lmql_pos {
 ** when it has no place there; a regex error sets only the byte offset into
 ** its pattern) and what happened. Zero-initialised is "no error". The
 ** parser, which collects several errors at once, keeps a list of them
-** (diag.h); everything else fills one of these.
+** (diag.h); everything else fills one of these. Leaf scanners (a JSON
+** string or number, a WebSocket handshake line) return a static reason
+** instead, which their caller puts in its record with the place.
 */
 struct lmql__err {
     lmql_status status;

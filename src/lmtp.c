@@ -14,8 +14,7 @@ struct rd {
     const char *s;
     size_t n, i;
     int depth;
-    char *err;          /* the first error wins */
-    size_t cap;
+    struct lmql__err *err;   /* the first error wins */
     bool failed;
     bool unknown;       /* an unknown command: that stays the message, whatever follows */
 };
@@ -24,9 +23,10 @@ static void rfail(struct rd *r, const char *fmt, ...) __attribute__((format(prin
 static void rfail(struct rd *r, const char *fmt, ...) {
     if (r->failed) return;
     r->failed = true;
+    r->err->status = LMQL_ERR_QUERY;   /* the request is wrong */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->err, r->cap, fmt, ap);
+    vsnprintf(r->err->msg, sizeof r->err->msg, fmt, ap);
     va_end(ap);
 }
 
@@ -49,6 +49,7 @@ static int syntax(struct rd *r, const char *what) {
     if (r->unknown) return -1;
     r->failed = false;   /* a syntax error replaces a field error: it is the real cause */
     rfail(r, "malformed JSON at byte %zu: %s", r->i, what);
+    if (!strcmp(what, "out of memory")) r->err->status = LMQL_ERR_NOMEM;
     return -1;
 }
 
@@ -310,15 +311,15 @@ static const struct {
     {"CANCEL", LMTP_CANCEL},     {"VOCAB", LMTP_VOCAB}, {"TOKENIZE", LMTP_TOKENIZE},
 };
 
-int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *c, char *err,
-                     size_t errcap) {
+int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *c,
+                     struct lmql__err *err) {
     memset(c, 0, sizeof *c);
     c->stream_id = -1;
     c->max_tokens = 32;
     c->top_logprobs = 1;
     c->top_p = 1;
-    struct rd r = {frame, n, 0, 0, err, errcap, false, false};
-    err[0] = 0;
+    struct rd r = {frame, n, 0, 0, err, false, false};
+    memset(err, 0, sizeof *err);
     size_t sp = 0;
     while (sp < n && frame[sp] != ' ') sp++;
     bool known = false;

@@ -60,8 +60,8 @@ struct lmql__lmtp_cmd {
 ** (then nothing else is known), or a wrong field (then stream_id is set if
 ** the frame has one, so the reply can name the stream). max_items caps
 ** the length of each array and of logit_bias. */
-int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *cmd, char *err,
-                     size_t errcap);
+int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql__lmtp_cmd *cmd,
+                     struct lmql__err *err);
 void lmql__lmtp_cmd_free(struct lmql__lmtp_cmd *cmd);
 
 /* Replies, appended to b as whole frames' text. All return 0 or -1 (out
@@ -127,7 +127,7 @@ struct lmql__lmtp_reply {
 
 /* Split and parse one frame. Returns 0, or -1 when it is not `CMD [...]`
 ** (err then shows the start of the frame, cleaned). */
-int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *r, char *err, size_t errcap);
+int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *r, struct lmql__err *err);
 void lmql__lmtp_reply_free(struct lmql__lmtp_reply *r);
 
 /* Payload i's stream id, or -1 when it has none usable (absent, not a
@@ -169,7 +169,7 @@ void lmql__lmtp_read_info(const struct lmql__lmtp_reply *r, size_t i, struct lmq
 ** cap is too small (every id is checked all the same), or INT32_MIN with
 ** err filled. */
 int32_t lmql__lmtp_read_tokens(const struct lmql__lmtp_reply *r, size_t i, int32_t n_vocab, int32_t *out,
-                               int32_t cap, char *err, size_t errcap);
+                               int32_t cap, struct lmql__err *err);
 
 /* VOCAB's answer, owned by the caller (lmql__lmtp_vocab_reply_free):
 ** bytes/off as in struct lmql__lmtp_vocab, eog without repeats, bos/eos -1
@@ -185,8 +185,8 @@ struct lmql__lmtp_vocab_reply {
 /* Returns 0; 1 when payload i carries no vocabulary (a server without
 ** VOCAB); -1 with err filled when it is malformed, over the limits or
 ** memory runs out. i may be out of range (no payload: 1). */
-int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_vocab_reply *v, char *err,
-                          size_t errcap);
+int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_vocab_reply *v,
+                          struct lmql__err *err);
 void lmql__lmtp_vocab_reply_free(struct lmql__lmtp_vocab_reply *v);
 
 /* Text from a server made safe to print (control characters become '?')

@@ -41,7 +41,7 @@ static const struct lmql_val *payload(const struct lmql__lmtp_reply *r, size_t i
     return r->list && i < r->n ? r->list->u.list.items[i] : NULL;
 }
 
-int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *r, char *err, size_t errcap) {
+int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *r, struct lmql__err *err) {
     memset(r, 0, sizeof *r);
     const char *sp = memchr(frame, ' ', n);
     struct lmql__err jerr = {0};
@@ -52,7 +52,7 @@ int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *
         size_t k = n < sizeof head - 1 ? n : sizeof head - 1;
         memcpy(head, frame, k);
         head[k] = 0;
-        snprintf(err, errcap, "sent a malformed message: %s", lmql__lmtp_clean(head, shown, sizeof shown));
+        lmql__errf(err, "sent a malformed message: %s", lmql__lmtp_clean(head, shown, sizeof shown));
         return -1;
     }
     r->token = sp - frame == 5 && !memcmp(frame, "TOKEN", 5);
@@ -127,10 +127,10 @@ void lmql__lmtp_read_info(const struct lmql__lmtp_reply *r, size_t i, struct lmq
 }
 
 int32_t lmql__lmtp_read_tokens(const struct lmql__lmtp_reply *r, size_t i, int32_t n_vocab, int32_t *out,
-                               int32_t cap, char *err, size_t errcap) {
+                               int32_t cap, struct lmql__err *err) {
     const struct lmql_val *t = field(payload(r, i), "tokens");
     if (!t || t->kind != LMQL_V_LIST || t->u.list.len > INT32_MAX) {
-        snprintf(err, errcap, "sent no tokens for TOKENIZE");
+        lmql__errf(err, "sent no tokens for TOKENIZE");
         return INT32_MIN;
     }
     int32_t n = (int32_t)t->u.list.len;
@@ -139,7 +139,7 @@ int32_t lmql__lmtp_read_tokens(const struct lmql__lmtp_reply *r, size_t i, int32
     for (int32_t k = 0; k < n; k++) {
         double d = -1;
         if (!num(t->u.list.items[k], &d) || !(d >= 0 && d < n_vocab) || d != (int32_t)d) {
-            snprintf(err, errcap, "answered TOKENIZE with a token outside its vocabulary of %d", n_vocab);
+            lmql__errf(err, "answered TOKENIZE with a token outside its vocabulary of %d", n_vocab);
             return INT32_MIN;
         }
         if (k < cap) out[k] = (int32_t)d;
@@ -156,14 +156,14 @@ void lmql__lmtp_vocab_reply_free(struct lmql__lmtp_vocab_reply *v) {
     memset(v, 0, sizeof *v);
 }
 
-int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_vocab_reply *v, char *err,
-                          size_t errcap) {
+int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_vocab_reply *v,
+                          struct lmql__err *err) {
     memset(v, 0, sizeof *v);
     const struct lmql_val *vv = field(payload(r, i), "vocab"), *pieces = field(vv, "pieces"), *eog = field(vv, "eog");
     if (!pieces || pieces->kind != LMQL_V_LIST || !eog || eog->kind != LMQL_V_LIST || pieces->u.list.len < 1)
         return 1;
     if (pieces->u.list.len > LMQL__LMTP_MAX_VOCAB) {
-        snprintf(err, errcap, "sent a vocabulary of %zu tokens (the limit is %d)", pieces->u.list.len,
+        lmql__errf(err, "sent a vocabulary of %zu tokens (the limit is %d)", pieces->u.list.len,
                  LMQL__LMTP_MAX_VOCAB);
         return -1;
     }
@@ -172,11 +172,11 @@ int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmq
     for (int32_t t = 0; t < n; t++) {
         const struct lmql_val *s = pieces->u.list.items[t];
         if (s->kind != LMQL_V_STR || s->u.str.len % 2) {
-            snprintf(err, errcap, "sent a bad vocabulary: piece %d is not a hex string", t);
+            lmql__errf(err, "sent a bad vocabulary: piece %d is not a hex string", t);
             return -1;
         }
         if (s->u.str.len / 2 > LMQL__LMTP_MAX_PIECE) {
-            snprintf(err, errcap, "sent a vocabulary piece of %zu bytes (token %d; the limit is %d)", s->u.str.len / 2,
+            lmql__errf(err, "sent a vocabulary piece of %zu bytes (token %d; the limit is %d)", s->u.str.len / 2,
                      t, LMQL__LMTP_MAX_PIECE);
             return -1;
         }
@@ -188,7 +188,7 @@ int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmq
     v->eog = lmql__malloc(((size_t)n + 1) * sizeof *v->eog);
     uint8_t *seen = lmql__calloc((size_t)n, 1);
     if (!v->bytes || !v->off || !v->eog || !seen) {
-        snprintf(err, errcap, "out of memory");
+        lmql__err_set(err, LMQL_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
     size_t at = 0;
@@ -198,7 +198,7 @@ int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmq
         for (size_t k = 0; k + 1 < s->u.str.len; k += 2) {
             int hi = hexval(s->u.str.s[k]), lo = hexval(s->u.str.s[k + 1]);
             if (hi < 0 || lo < 0) {
-                snprintf(err, errcap, "sent a bad vocabulary: piece %d is not a hex string", t);
+                lmql__errf(err, "sent a bad vocabulary: piece %d is not a hex string", t);
                 goto fail;
             }
             v->bytes[at++] = (char)(hi << 4 | lo);

@@ -135,10 +135,10 @@ static int pump(struct lmtp *m, struct lmql__lmtp_reply *msg_out, struct lmql__e
     if (rc < 0) return -1;
     if (rc == 0) return lmql__errf(err, SRV " sent nothing for %d s", WHERE(m), LMTP_TIMEOUT / 1000);
     struct lmql__lmtp_reply r;
-    char why[160];
-    rc = lmql__lmtp_read_reply(text, len, &r, why, sizeof why);
+    struct lmql__err why;
+    rc = lmql__lmtp_read_reply(text, len, &r, &why);
     free(text);
-    if (rc) return lmql__errf(err, SRV " %s", WHERE(m), why);
+    if (rc) return lmql__errf(err, SRV " %s", WHERE(m), why.msg);
     for (size_t i = 0; r.token && i < r.n; i++) take_token(m, &r, i);
     /* Other servers answer a failed GENERATE/SCORE with a MSG error: it ends the stream. */
     for (size_t i = 0; !r.token && i < r.n; i++) {
@@ -354,10 +354,10 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     struct lmql__lmtp_reply r;
     size_t at;
     if (await_msg(m, id, &r, &at, NULL, err)) return INT32_MIN;
-    char why[128];
-    int32_t n = lmql__lmtp_read_tokens(&r, at, base->vocab->n_tokens, out, cap, why, sizeof why);
+    struct lmql__err why;
+    int32_t n = lmql__lmtp_read_tokens(&r, at, base->vocab->n_tokens, out, cap, &why);
     lmql__lmtp_reply_free(&r);
-    if (n == INT32_MIN) lmql__errf(err, SRV " %s", WHERE(m), why);
+    if (n == INT32_MIN) lmql__errf(err, SRV " %s", WHERE(m), why.msg);
     return n;
 }
 
@@ -404,11 +404,11 @@ static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__
     size_t at = 0;
     if (await_msg(m, id, &r, &at, &refused, err) && !refused) return -1;
     struct lmql__lmtp_vocab_reply rv;
-    char why[160];
-    int rc = lmql__lmtp_read_vocab(&r, at, &rv, why, sizeof why);
+    struct lmql__err why;
+    int rc = lmql__lmtp_read_vocab(&r, at, &rv, &why);
     lmql__lmtp_reply_free(&r);
     if (rc > 0) return lmql__errf(err, SRV " does not send its vocabulary (VOCAB) and %s", WHERE(m), why_not_local);
-    if (rc < 0) return lmql__errf(err, SRV " %s", WHERE(m), why);
+    if (rc < 0) return lmql__errf(err, SRV " %s", WHERE(m), why.msg);
     struct lmql__vocab *vb = m->base.vocab = lmql__vocab_new();
     if (!vb) { lmql__lmtp_vocab_reply_free(&rv); return lmql__errf(err, "out of memory"); }
     int32_t n = rv.n_vocab;
@@ -434,17 +434,17 @@ static int remote_vocab(struct lmtp *m, const char *why_not_local, struct lmql__
 ** A different file (replaced since the server loaded it, or another model
 ** at the same path here) would give token ids the server reads as other
 ** tokens, so its vocabulary is not used. */
-static bool local_matches(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t at, char *why, size_t cap) {
+static bool local_matches(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t at, struct lmql__err *why) {
     struct lmql__lmtp_info_reply info;
     lmql__lmtp_read_info(r, at, &info);
     if (info.has_hash) {
         if (info.hash_ok && info.vocab_hash == lmql__vocab_fingerprint(m->local)) return true;
-        snprintf(why, cap, "'%s' on this machine is not the model it serves (their vocabularies differ)",
+        lmql__errf(why, "'%s' on this machine is not the model it serves (their vocabularies differ)",
                  m->base.id + 10);
         return false;
     }
     if (info.has_n_vocab && info.n_vocab != m->local->vocab->n_tokens) {
-        snprintf(why, cap, "'%s' on this machine is not the model it serves (%d tokens, it serves %.0f)",
+        lmql__errf(why, "'%s' on this machine is not the model it serves (%d tokens, it serves %.0f)",
                  m->base.id + 10, m->local->vocab->n_tokens, info.n_vocab);
         return false;
     }
@@ -488,26 +488,26 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     ** (a FIFO there must not block us); otherwise, or when it cannot be
     ** read, or is not the served model, the server's. */
     const char *path = id + strlen("llama.cpp:");
-    char why[PATH_MAX + 128];
+    struct lmql__err why;
     struct stat st;
-    snprintf(why, sizeof why, "'%s' is not on this machine", path);
+    lmql__errf(&why, "'%s' is not on this machine", path);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
         struct lmql__kv vo = {"vocab_only", "true"};
         struct lmql__err lerr = {0};
         m->local = lmql__llama_open(path, &vo, 1, &lerr);
-        if (!m->local) snprintf(why, sizeof why, "the copy here cannot be read: %s", lerr.msg);
+        if (!m->local) lmql__errf(&why, "the copy here cannot be read: %s", lerr.msg);
     }
     bool refused;
     struct lmql__lmtp_reply info = {0};
     size_t info_at = 0;
     if (await_msg(m, info_id, &info, &info_at, &refused, err) && !refused) goto fail;   /* the connection failed; a server without MODEL_INFO is fine */
-    if (m->local && !local_matches(m, &info, info_at, why, sizeof why)) {
+    if (m->local && !local_matches(m, &info, info_at, &why)) {
         lmql__model_free(m->local);
         m->local = NULL;
     }
     lmql__lmtp_reply_free(&info);
     if (m->local) m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
-    else if (remote_vocab(m, why, err)) goto fail;
+    else if (remote_vocab(m, why.msg, err)) goto fail;
     return &m->base;
 fail:
     lmtp_free(&m->base);

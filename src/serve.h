@@ -52,7 +52,7 @@ void lmql__engine_free(struct lmql__engine *e);
 ** a prompt the context cannot hold, a stream id already running, a budget
 ** of lmql__engine_limits exceeded. On 0 the
 ** engine will call io->release(conn) once for this stream. */
-int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *cmd, char *err, size_t cap);
+int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *cmd, struct lmql__err *err);
 /* Stop a stream, or all streams of conn (stream_id < 0), now: they get no
 ** further replies. Returns how many were stopped. */
 int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id);

@@ -80,16 +80,16 @@ static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
 void lmql__serve_command(struct conn *c, const char *text, size_t len) {
     struct lmql_server *S = c->srv;
     struct lmql__lmtp_cmd cmd;
-    char err[1024];
+    struct lmql__err err = {0};
     /* Arrays beyond these cannot be valid (a prompt longer than the context,
     ** a bias over more tokens than the vocabulary has): refuse them early. */
     int32_t cap = S->m->vocab->n_tokens > S->m->n_ctx ? S->m->vocab->n_tokens : S->m->n_ctx;
-    int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, err, sizeof err);
+    int rc = lmql__lmtp_parse(text, len, cap + 1, &cmd, &err);
     bool stream_cmd = cmd.kind == LMTP_GENERATE || cmd.kind == LMTP_SCORE;
     /* LMQL's client reads stream errors from TOKEN replies only. */
     const char *word = rc == 0 || cmd.has_stream_id ? (stream_cmd ? "TOKEN" : "MSG") : "MSG";
     if (rc) {
-        lmql__serve_reply_error(c, word, cmd.has_stream_id ? cmd.stream_id : -1, err);
+        lmql__serve_reply_error(c, word, cmd.has_stream_id ? cmd.stream_id : -1, err.msg);
         lmql__lmtp_cmd_free(&cmd);
         return;
     }
@@ -97,9 +97,9 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
         !cmd.has_stream_id) {
         lmql__serve_reply_error(c, word, -1, "'stream_id' is required");
     } else if (!same_model(S, cmd.model)) {
-        snprintf(err, sizeof err, "this server serves '%s', not '%.300s' (start an lmql serve-model for that one)",
+        lmql__errf(&err, "this server serves '%s', not '%.300s' (start an lmql serve-model for that one)",
                  S->model_id, cmd.model);
-        lmql__serve_reply_error(c, word, cmd.stream_id, err);
+        lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
     } else if (cmd.kind == LMTP_MODEL_INFO) {
         model_info(c, &cmd);
     } else if (cmd.kind == LMTP_VOCAB) {
@@ -111,8 +111,8 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
         struct lmql__buf b = {0};
         reply(c, &b, lmql__lmtp_cancelled(&b, cmd.stream_id, n));
     } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
-        snprintf(err, sizeof err, "too many streams on this connection (limit %d)", S->p.max_streams);
-        lmql__serve_reply_error(c, word, cmd.stream_id, err);
+        lmql__errf(&err, "too many streams on this connection (limit %d)", S->p.max_streams);
+        lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
     } else {
         /* LMQL's client sends a constraint's token bound as max_tokens, uncapped:
         ** the stream ends with "length" at the limit and the client asks again. */
@@ -120,11 +120,11 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
         pthread_mutex_lock(&S->mu);
         c->refs++;
         pthread_mutex_unlock(&S->mu);
-        if (lmql__engine_submit(S->eng, c, &cmd, err, sizeof err)) {
+        if (lmql__engine_submit(S->eng, c, &cmd, &err)) {
             pthread_mutex_lock(&S->mu);
             lmql__serve_unref_locked(S, c);
             pthread_mutex_unlock(&S->mu);
-            lmql__serve_reply_error(c, word, cmd.stream_id, err);
+            lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
         }
     }
     lmql__lmtp_cmd_free(&cmd);

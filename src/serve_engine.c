@@ -581,10 +581,10 @@ static bool running(struct lmql__engine *e, void *conn, int64_t id) {
     return false;
 }
 
-static int check_ids(const int32_t *t, int32_t n, int32_t nv, const char *what, char *err, size_t cap) {
+static int check_ids(const int32_t *t, int32_t n, int32_t nv, const char *what, struct lmql__err *err) {
     for (int32_t i = 0; i < n; i++)
         if (t[i] >= nv) {
-            snprintf(err, cap, "%s holds token id %d, outside the vocabulary (0..%d)", what, t[i], nv - 1);
+            lmql__errf(err, "%s holds token id %d, outside the vocabulary (0..%d)", what, t[i], nv - 1);
             return -1;
         }
     return 0;
@@ -593,7 +593,7 @@ static int check_ids(const int32_t *t, int32_t n, int32_t nv, const char *what, 
 /* Whether s would take conn past its budgets of queued work: logit_bias
 ** entries of streams not yet running (each costs memory while it waits),
 ** and SCORE tokens queued or running. With the lock held. */
-static bool over_budget(struct lmql__engine *e, void *conn, const struct stream *s, char *err, size_t cap) {
+static bool over_budget(struct lmql__engine *e, void *conn, const struct stream *s, struct lmql__err *err) {
     int64_t bias = s->n_bias, score = s->kind == LMTP_SCORE ? s->n - s->n_prompt : 0;
     for (struct stream *q = e->pending; q; q = q->next)
         if (q->conn == conn) {
@@ -603,55 +603,55 @@ static bool over_budget(struct lmql__engine *e, void *conn, const struct stream 
     for (struct stream *q = e->active; q; q = q->next)
         if (q->conn == conn && q->kind == LMTP_SCORE && !q->done) score += q->n - q->scored_to;
     if (bias > e->lim.max_queued_bias) {
-        snprintf(err, cap, "too much queued work on this connection: %lld logit_bias entries in streams not yet "
+        lmql__errf(err, "too much queued work on this connection: %lld logit_bias entries in streams not yet "
                  "running (limit %lld); wait for some to finish", (long long)bias, (long long)e->lim.max_queued_bias);
         return true;
     }
     if (score > e->lim.max_score_tokens) {
-        snprintf(err, cap, "too much queued work on this connection: %lld SCORE tokens queued or running (limit %lld); "
+        lmql__errf(err, "too much queued work on this connection: %lld SCORE tokens queued or running (limit %lld); "
                  "wait for some to finish", (long long)score, (long long)e->lim.max_score_tokens);
         return true;
     }
     return false;
 }
 
-int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *c, char *err, size_t cap) {
+int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cmd *c, struct lmql__err *err) {
     struct lmql__model *m = e->m;
     int32_t nv = m->vocab->n_tokens;
     if (c->kind != LMTP_GENERATE && c->kind != LMTP_SCORE) {
-        snprintf(err, cap, "not a GENERATE or SCORE command");
+        lmql__errf(err, "not a GENERATE or SCORE command");
         return -1;
     }
     if (!c->has_stream_id) {
-        snprintf(err, cap, "'stream_id' is required");
+        lmql__errf(err, "'stream_id' is required");
         return -1;
     }
     if (c->n_prompt < 1) {
-        snprintf(err, cap, "the prompt is empty (it needs at least the BOS token)");
+        lmql__errf(err, "the prompt is empty (it needs at least the BOS token)");
         return -1;
     }
-    if (check_ids(c->prompt, c->n_prompt, nv, "the prompt", err, cap) ||
-        check_ids(c->scored, c->n_scored, nv, "'scored'", err, cap))
+    if (check_ids(c->prompt, c->n_prompt, nv, "the prompt", err) ||
+        check_ids(c->scored, c->n_scored, nv, "'scored'", err))
         return -1;
     for (int32_t i = 0; i < c->n_bias; i++)
         if (c->bias[i].tok >= nv) {
-            snprintf(err, cap, "logit_bias names token id %d, outside the vocabulary (0..%d)", c->bias[i].tok, nv - 1);
+            lmql__errf(err, "logit_bias names token id %d, outside the vocabulary (0..%d)", c->bias[i].tok, nv - 1);
             return -1;
         }
     int64_t need = c->kind == LMTP_SCORE ? (int64_t)c->n_prompt + c->n_scored : (int64_t)c->n_prompt + 1;
     if (c->kind == LMTP_SCORE && c->n_scored < 1) {
-        snprintf(err, cap, "'scored' is empty: nothing to score");
+        lmql__errf(err, "'scored' is empty: nothing to score");
         return -1;
     }
     if (need > m->n_ctx) {
-        snprintf(err, cap, "the request needs %lld tokens of context; the server's context holds n_ctx=%d "
+        lmql__errf(err, "the request needs %lld tokens of context; the server's context holds n_ctx=%d "
                  "(start lmql serve-model with a larger --n_ctx)", (long long)need, m->n_ctx);
         return -1;
     }
     struct stream *s = lmql__calloc(1, sizeof *s);
     if (!s || toks_reserve(&s->toks, &s->cap, (int32_t)need)) {
         free(s);
-        snprintf(err, cap, "out of memory");
+        lmql__err_set(err, LMQL_ERR_NOMEM, NULL, "out of memory");
         return -1;
     }
     s->conn = conn;
@@ -681,11 +681,11 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
     pthread_mutex_lock(&e->mu);
     if (running(e, conn, s->id)) {
         pthread_mutex_unlock(&e->mu);
-        snprintf(err, cap, "stream %lld is already running on this connection", (long long)s->id);
+        lmql__errf(err, "stream %lld is already running on this connection", (long long)s->id);
         stream_free(s);
         return -1;
     }
-    if (over_budget(e, conn, s, err, cap)) {
+    if (over_budget(e, conn, s, err)) {
         pthread_mutex_unlock(&e->mu);
         stream_free(s);
         return -1;

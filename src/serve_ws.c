@@ -546,7 +546,7 @@ static void timeouts(struct lmql_server *S, double now) {
 
 /* ----------------------------------------------------------- listening -- */
 
-static int listen_on(struct lmql_server *S, const struct sockaddr *a, socklen_t alen, char *err, size_t cap) {
+static int listen_on(struct lmql_server *S, const struct sockaddr *a, socklen_t alen, struct lmql__err *err) {
     int fd = socket(a->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
@@ -554,7 +554,7 @@ static int listen_on(struct lmql_server *S, const struct sockaddr *a, socklen_t 
     /* An IPv6 address means that address only, never IPv4 as well. */
     if (a->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, a, alen) || listen(fd, 128)) {
-        snprintf(err, cap, "%s", strerror(errno));
+        lmql__errf(err, "%s", strerror(errno));
         close(fd);
         return -1;
     }
@@ -580,10 +580,10 @@ static void addr_text(const struct sockaddr *a, char *out, size_t cap) {
 
 /* Bind exactly what host names: "localhost" is 127.0.0.1 and ::1; an
 ** address is that address; a name is each address it resolves to. */
-static int bind_host(struct lmql_server *S, const char *host, int port, char *err, size_t cap) {
+static int bind_host(struct lmql_server *S, const char *host, int port, struct lmql__err *err) {
     const char *names[2] = {host, NULL};
     if (!strcmp(host, "localhost")) { names[0] = "127.0.0.1"; names[1] = "::1"; }
-    char why[256] = "no address";
+    struct lmql__err why = {.msg = "no address"};
     struct lmql__buf bound = {0};
     for (int k = 0; k < 2 && names[k]; k++) {
         struct addrinfo hints = {0}, *res = NULL;
@@ -592,14 +592,14 @@ static int bind_host(struct lmql_server *S, const char *host, int port, char *er
         char ps[16];
         snprintf(ps, sizeof ps, "%d", S->port > 0 ? S->port : port);
         int g = getaddrinfo(names[k], ps, &hints, &res);
-        if (g) { snprintf(why, sizeof why, "%s", gai_strerror(g)); continue; }
+        if (g) { lmql__errf(&why, "%s", gai_strerror(g)); continue; }
         for (struct addrinfo *ai = res; ai && S->n_lfd < 8; ai = ai->ai_next) {
             if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
             if (S->port > 0) {   /* every socket on the port the first one got */
                 if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)S->port);
                 else ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)S->port);
             }
-            if (listen_on(S, ai->ai_addr, ai->ai_addrlen, why, sizeof why)) continue;
+            if (listen_on(S, ai->ai_addr, ai->ai_addrlen, &why)) continue;
             struct sockaddr_storage ss;
             socklen_t sl = sizeof ss;
             getsockname(S->lfd[S->n_lfd - 1], (struct sockaddr *)&ss, &sl);
@@ -613,7 +613,7 @@ static int bind_host(struct lmql_server *S, const char *host, int port, char *er
     }
     if (!S->n_lfd) {
         lmql__buf_free(&bound);
-        snprintf(err, cap, "cannot listen on %s port %d: %s", host, port, why);
+        lmql__errf(err, "cannot listen on %s port %d: %s", host, port, why.msg);
         return -1;
     }
     S->bound = bound.data;
@@ -647,13 +647,13 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     S->wake[0] = S->wake[1] = -1;
     pthread_mutex_init(&S->mu, NULL);
     if (!p->model || strncmp(p->model, "llama.cpp:", 10) || !p->model[10]) {
-        snprintf(err, cap, "serve-model needs a model as llama.cpp:PATH (a GGUF file), got '%s'", p->model ? p->model : "");
+        lmql__errf(&e, "serve-model needs a model as llama.cpp:PATH (a GGUF file), got '%s'", p->model ? p->model : "");
         goto fail;
     }
     if (p->max_connections < 1 || p->max_streams < 1 || p->max_frame < 1024 || p->max_tokens < 1 || p->port < 0 ||
         p->port > 65535 || p->idle_timeout < 0 || p->handshake_timeout < 1 || p->max_unread < 65536 ||
         p->max_queued_bias < 0 || p->max_score_tokens < 1) {
-        snprintf(err, cap, "bad server limits: connections, streams, max_tokens and score tokens >= 1, frames >= 1024 "
+        lmql__errf(&e, "bad server limits: connections, streams, max_tokens and score tokens >= 1, frames >= 1024 "
                  "bytes, unread replies >= 65536 bytes, handshake time-out >= 1 s, idle time-out >= 0 s, port 0..65535");
         goto fail;
     }
@@ -684,18 +684,18 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
     if (kv && !mmap_given) kv[n_kv++] = (struct lmql__kv){"use_mmap", "false"};
     lmql__buf_adds(&ctor, ")");
     S->constructor = ctor.data;
-    if (!S->model_id || !S->real_path || !kv || !S->constructor) { snprintf(err, cap, "out of memory"); goto fail; }
-    if (pipe2(S->wake, O_NONBLOCK | O_CLOEXEC)) { snprintf(err, cap, "cannot make a pipe: %s", strerror(errno)); goto fail; }
+    if (!S->model_id || !S->real_path || !kv || !S->constructor) { lmql__errf(&e, "out of memory"); goto fail; }
+    if (pipe2(S->wake, O_NONBLOCK | O_CLOEXEC)) { lmql__errf(&e, "cannot make a pipe: %s", strerror(errno)); goto fail; }
     /* The socket before the model: a port in use is reported at once. */
-    if (bind_host(S, p->host && *p->host ? p->host : "127.0.0.1", p->port, err, cap)) goto fail;
+    if (bind_host(S, p->host && *p->host ? p->host : "127.0.0.1", p->port, &e)) goto fail;
     /* The resolved path: a relative one keeps working whatever the cwd. */
     S->m = lmql__llama_open(S->real_path, kv, n_kv, &e);
-    if (!S->m) { snprintf(err, cap, "%s", e.msg); goto fail; }
+    if (!S->m) goto fail;
     lmql__vocab_fingerprint(S->m);   /* for MODEL_INFO, before any other thread runs */
     struct lmql__engine_io io = {on_emit, on_wake, on_release, on_unread, S};
     struct lmql__engine_limits lim = {(size_t)p->max_unread, p->max_queued_bias, p->max_score_tokens};
     S->eng = lmql__engine_new(S->m, &io, &lim, p->seed, &e);
-    if (!S->eng) { snprintf(err, cap, "%s", e.msg); goto fail; }
+    if (!S->eng) goto fail;
     free(kv);
     lmql__serve_logf(S, "%s loaded: %d-token vocabulary, n_ctx=%d shared by %d sequences; listening on %s; limits: "
                      "%d connections, %d streams each, max_tokens %d, idle time-out %d s; Ctrl-C stops",
@@ -703,6 +703,7 @@ struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *e
                      p->max_streams, p->max_tokens, p->idle_timeout);
     return S;
 fail:
+    snprintf(err, cap, "%s", e.msg);
     free(kv);
     lmql_server_free(S);
     return NULL;

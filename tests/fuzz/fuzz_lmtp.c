@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct lmql__lmtp_cmd c;
-    char err[256];
-    int rc = lmql__lmtp_parse((const char *)data, size, CAP, &c, err, sizeof err);
-    if (strnlen(err, sizeof err) == sizeof err) abort();
+    struct lmql__err err;
+    int rc = lmql__lmtp_parse((const char *)data, size, CAP, &c, &err);
+    if (strnlen(err.msg, sizeof err.msg) == sizeof err.msg || (rc && (!err.msg[0] || !err.status))) abort();
     if (rc == 0) {
         if (c.n_prompt < 0 || c.n_prompt > CAP || c.n_scored < 0 || c.n_scored > CAP || c.n_bias < 0 || c.n_bias > CAP)
             abort();

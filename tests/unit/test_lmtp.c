@@ -12,13 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse(const char *frame, struct lmql__lmtp_cmd *c, char *err) {
-    return lmql__lmtp_parse(frame, strlen(frame), 1000, c, err, 256);
+/* The parser's error message into err (1024 bytes). */
+static int parse_n(const char *frame, size_t n, int32_t max, struct lmql__lmtp_cmd *c, char *err) {
+    struct lmql__err e;
+    int rc = lmql__lmtp_parse(frame, n, max, c, &e);
+    snprintf(err, 1024, "%s", rc ? e.msg : "");
+    return rc;
 }
+
+static int parse(const char *frame, struct lmql__lmtp_cmd *c, char *err) { return parse_n(frame, strlen(frame), 1000, c, err); }
 
 static void test_lmql_client_frames(void) {
     struct lmql__lmtp_cmd c;
-    char err[256];
+    char err[1024];
     /* The frame of LMTP.md's example, as LMQL's client writes it. */
     const char *g = "GENERATE {\"max_tokens\": 16, \"temperature\": 0.0, \"logit_bias\": {\"3869\": 100, \"1939\": 100.0, "
                     "\"29871\": 100}, \"top_logprobs\": 1, \"model\": \"llama.cpp:/models/m.gguf\", "
@@ -93,7 +99,7 @@ static void test_errors(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct lmql__lmtp_cmd c;
-        char err[256];
+        char err[1024];
         int rc = parse(cases[i].frame, &c, err);
         CHECK_INT(rc, -1);
         CHECK_CONTAINS(err, cases[i].msg);
@@ -103,12 +109,12 @@ static void test_errors(void) {
     }
     /* More ids than the cap: an error, not an allocation of what the frame claims. */
     struct lmql__lmtp_cmd c;
-    char err[256];
+    char err[1024];
     struct lmql__buf b = {0};
     lmql__buf_adds(&b, "GENERATE {\"stream_id\": 1, \"prompt\": [");
     for (int i = 0; i < 1001; i++) lmql__buf_addf(&b, "%s1", i ? "," : "");
     lmql__buf_adds(&b, "]}");
-    CHECK_INT(lmql__lmtp_parse(b.data, b.len, 1000, &c, err, sizeof err), -1);
+    CHECK_INT(parse_n(b.data, b.len, 1000, &c, err), -1);
     CHECK_CONTAINS(err, "more than 1000 tokens");
     lmql__lmtp_cmd_free(&c);
     lmql__buf_free(&b);
@@ -219,8 +225,8 @@ static void test_request_round_trip(void) {
         struct lmql__buf b = {0};
         CHECK_INT(lmql__lmtp_request(&b, a), 0);
         struct lmql__lmtp_cmd c;
-        char err[256];
-        CHECK_INT(lmql__lmtp_parse(b.data, b.len, 1000, &c, err, sizeof err), 0);
+        char err[1024];
+        CHECK_INT(parse_n(b.data, b.len, 1000, &c, err), 0);
         CHECK_INT(c.kind, a->kind);
         CHECK(c.stream_id == a->stream_id && c.has_stream_id);
         CHECK(a->model ? c.model && !strcmp(c.model, a->model) : !c.model);
@@ -327,18 +333,22 @@ static void test_reply_round_trip(void) {
 }
 
 /* A frame from b read back as a client reads it. */
-static int read_back(const struct lmql__buf *b, struct lmql__lmtp_reply *r, char *err) {
-    return lmql__lmtp_read_reply(b->data, b->len, r, err, 256);
+static int read_n(const char *frame, size_t n, struct lmql__lmtp_reply *r, char *err) {
+    struct lmql__err e;
+    int rc = lmql__lmtp_read_reply(frame, n, r, &e);
+    snprintf(err, 1024, "%s", rc ? e.msg : "");
+    return rc;
 }
 
-static int read_text(const char *frame, struct lmql__lmtp_reply *r, char *err) {
-    return lmql__lmtp_read_reply(frame, strlen(frame), r, err, 256);
-}
+static int read_back(const struct lmql__buf *b, struct lmql__lmtp_reply *r, char *err) { return read_n(b->data, b->len, r, err); }
+
+static int read_text(const char *frame, struct lmql__lmtp_reply *r, char *err) { return read_n(frame, strlen(frame), r, err); }
 
 static void test_reply_readers(void) {
     struct lmql__buf b = {0};
     struct lmql__lmtp_reply r;
-    char err[256], e[512];
+    char err[1024], e[512];
+    struct lmql__err E;
 
     /* TOKEN: writer -> reader gives the same fields. */
     int32_t top[3] = {5, 7, 99};
@@ -409,18 +419,18 @@ static void test_reply_readers(void) {
     int32_t toks[3] = {1, 0, 31999}, got[3];
     CHECK_INT(lmql__lmtp_tokens(&b, 6, toks, 3), 0);
     CHECK_INT(read_back(&b, &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 3, err, sizeof err), 3);
+    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 3, &E), 3);
     CHECK(!memcmp(got, toks, sizeof toks));
-    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 2, err, sizeof err), -3);
-    CHECK(lmql__lmtp_read_tokens(&r, 0, 31999, got, 3, err, sizeof err) == INT32_MIN);
-    CHECK_STR(err, "answered TOKENIZE with a token outside its vocabulary of 31999");
+    CHECK_INT(lmql__lmtp_read_tokens(&r, 0, 32000, got, 2, &E), -3);
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 31999, got, 3, &E) == INT32_MIN);
+    CHECK_STR(E.msg, "answered TOKENIZE with a token outside its vocabulary of 31999");
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 6, \"tokens\": [1, 2.5]}]", &r, err), 0);
-    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, err, sizeof err) == INT32_MIN);
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, &E) == INT32_MIN);
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 6}]", &r, err), 0);
-    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, err, sizeof err) == INT32_MIN);
-    CHECK_STR(err, "sent no tokens for TOKENIZE");
+    CHECK(lmql__lmtp_read_tokens(&r, 0, 10, got, 3, &E) == INT32_MIN);
+    CHECK_STR(E.msg, "sent no tokens for TOKENIZE");
     lmql__lmtp_reply_free(&r);
 
     /* VOCAB. */
@@ -431,30 +441,30 @@ static void test_reply_readers(void) {
     CHECK_INT(lmql__lmtp_vocab(&b, 5, &voc), 0);
     CHECK_INT(read_back(&b, &r, err), 0);
     struct lmql__lmtp_vocab_reply vr;
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), 0);
     CHECK(vr.n_vocab == 4 && vr.bos == 1 && vr.eos == 2 && vr.add_bos);
     CHECK(vr.n_eog == 2 && vr.eog[0] == 2 && vr.eog[1] == 3);   /* repeats dropped */
     CHECK(!memcmp(vr.off, off, sizeof off) && !memcmp(vr.bytes, "a\xff\x00" "b", 4));
     lmql__lmtp_vocab_reply_free(&vr);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 1, &vr, err, sizeof err), 1);   /* no such payload */
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 1, &vr, &E), 1);   /* no such payload */
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [], \"pieces\": [\"6\"]}}]", &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
-    CHECK_STR(err, "sent a bad vocabulary: piece 0 is not a hex string");
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), -1);
+    CHECK_STR(E.msg, "sent a bad vocabulary: piece 0 is not a hex string");
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [9], \"bos\": 7, \"pieces\": [\"61\", \"zz\"]}}]",
                         &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
-    CHECK_STR(err, "sent a bad vocabulary: piece 1 is not a hex string");
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), -1);
+    CHECK_STR(E.msg, "sent a bad vocabulary: piece 1 is not a hex string");
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"eog\": [9], \"bos\": 7, \"pieces\": [\"61\", \"\"]}}]",
                         &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 0);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), 0);
     CHECK(vr.n_vocab == 2 && vr.n_eog == 0 && vr.bos == -1 && vr.eos == -1 && !vr.add_bos && vr.off[2] == 1);
     lmql__lmtp_vocab_reply_free(&vr);
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 5, \"vocab\": {\"pieces\": [\"61\"]}}]", &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), 1);   /* no eog list: not a vocabulary */
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), 1);   /* no eog list: not a vocabulary */
     lmql__lmtp_reply_free(&r);
     /* A piece over the limit. */
     struct lmql__buf big = {0};
@@ -462,8 +472,8 @@ static void test_reply_readers(void) {
     for (int k = 0; k < LMQL__LMTP_MAX_PIECE + 1; k++) lmql__buf_adds(&big, "41");
     lmql__buf_adds(&big, "\"]}}]");
     CHECK_INT(read_back(&big, &r, err), 0);
-    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, err, sizeof err), -1);
-    CHECK(strstr(err, "sent a vocabulary piece of 4097 bytes") != NULL);
+    CHECK_INT(lmql__lmtp_read_vocab(&r, 0, &vr, &E), -1);
+    CHECK(strstr(E.msg, "sent a vocabulary piece of 4097 bytes") != NULL);
     lmql__lmtp_reply_free(&r);
     lmql__buf_free(&big);
     lmql__buf_free(&b);
