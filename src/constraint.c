@@ -370,10 +370,12 @@ static bool mask_any(const uint8_t *m, size_t n) {
 enum cover { C_NONE, C_ALL, C_MASK };
 
 /*
-** Characters as Python counts them in text decoded with errors="replace":
-** a whole UTF-8 sequence is one, and so is each broken piece (a truncated
-** sequence, a stray continuation byte, an invalid byte). The walker state
-** packs the remaining budget with the continuation bytes still expected.
+** Characters as utf8.h defines them (len() counts with lmql__utf8_count),
+** one byte at a time for the trie walker: a lead byte starts a character
+** and absorbs up to as many continuation bytes as its sequence has, valid
+** or not; any other byte is a character alone. That is exactly
+** lmql__utf8_char_len's split. The walker state packs the remaining budget
+** with the continuation bytes still expected.
 */
 static int32_t char_step(int32_t need, unsigned char b, int32_t *count) {
     if (need > 0 && (b & 0xC0) == 0x80) { *count = 0; return need - 1; }
