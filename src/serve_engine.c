@@ -10,7 +10,6 @@
 */
 #include "serve.h"
 
-#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -310,7 +309,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
         struct stream *s = all[i];
         if (!reader_keeps_up(e, s)) continue;
         int32_t k = s->n - s->scored_to;
-        assert(k > 0);   /* the slice with the last token ends the stream */
+        LMQL_ASSERT(k > 0);   /* the slice with the last token ends the stream */
         if (k > SCORE_SLICE) k = SCORE_SLICE;
         if (k > budget) k = budget;
         budget -= k;

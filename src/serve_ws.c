@@ -10,7 +10,6 @@
 ** new one; each of those fought the library we used before.
 */
 #include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -76,9 +75,9 @@ void lmql__serve_reply_error(struct conn *c, const char *cmd, int64_t stream_id,
 }
 
 void lmql__serve_unref_locked(struct lmql_server *S, struct conn *c) {
-    assert(c->refs > 0);
+    LMQL_ASSERT(c->refs > 0);
     if (--c->refs > 0) return;
-    assert(c->fd < 0 && !c->open);   /* the socket's reference goes last but for streams' */
+    LMQL_ASSERT(c->fd < 0 && !c->open);   /* the socket's reference goes last but for streams' */
     *c->prev = c->next;
     if (c->next) c->next->prev = c->prev;
     lmql__wsq_clear(&c->out);
@@ -147,7 +146,7 @@ static void reap(struct lmql_server *S) {
         }
         *pp = c->lnext;
         S->n_live--;
-        assert(S->n_live >= 0);
+        LMQL_ASSERT(S->n_live >= 0);
         pthread_mutex_lock(&S->mu);
         lmql__serve_unref_locked(S, c);
         pthread_mutex_unlock(&S->mu);
@@ -377,7 +376,7 @@ static void parse(struct conn *c) {
             c->in_frame = true;
         }
         /* Payload: as much of the frame as has arrived. */
-        assert(c->fr_got <= c->fr.len && c->in_msg);
+        LMQL_ASSERT(c->fr_got <= c->fr.len && c->in_msg);
         uint64_t left = c->fr.len - c->fr_got;
         size_t k = c->rx.len - at < left ? c->rx.len - at : (size_t)left;
         if (!c->msg_skip) {
@@ -439,7 +438,7 @@ static void conn_write(struct conn *c) {
             if (oom) { conn_close(c); return; }
             if (!c->tx.len) break;
         }
-        assert(c->tx_off < c->tx.len);
+        LMQL_ASSERT(c->tx_off < c->tx.len);
         ssize_t w = send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
         if (w > 0) {
             c->tx_off += (size_t)w;

@@ -5,7 +5,6 @@
 #include "memo.h"
 #include "trie.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,7 @@ size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32
 /* Not locked: built before threads share the vocabulary (model.h). */
 struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
     if (!v->trie) {
-        assert(!v->shared && "the trie is built before threads share the vocabulary");
+        LMQL_ASSERT(!v->shared && "the trie is built before threads share the vocabulary");
         v->trie = lmql__trie_build(v);
         if (v->trie && !v->memo) v->memo = lmql__memo_new(MEMO_BUDGET);
     }
@@ -105,7 +104,7 @@ struct lmql_trie *lmql__vocab_share(struct lmql__vocab *v) {
 void lmql__vocab_unref(struct lmql__vocab *v) {
     if (!v) return;
     int left = --v->refs;
-    assert(left >= 0);
+    LMQL_ASSERT(left >= 0);
     if (left > 0) return;
     lmql__trie_free(v->trie);
     lmql__memo_free(v->memo);
