@@ -5,6 +5,7 @@
 */
 #include "memo.h"
 #include "alloc.h"
+#include "lmql_int.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -71,6 +72,7 @@ static struct entry **find(struct lmql__memo *m, uint64_t h, const void *key, si
 
 bool lmql__memo_get(struct lmql__memo *m, const void *key, size_t klen, void *out, size_t out_len) {
     if (!m) return false;
+    LMQL_ASSERT((key || !klen) && (out || !out_len));
     uint64_t h = fnv1a(key, klen);
     pthread_mutex_lock(&m->mu);
     struct entry *e = *find(m, h, key, klen);
@@ -104,5 +106,6 @@ void lmql__memo_put(struct lmql__memo *m, const void *key, size_t klen, const vo
     }
     *p = e;
     m->used += cost;
+    LMQL_ASSERT(m->used <= m->budget);   /* at most budget bytes: a full memo starts over */
     pthread_mutex_unlock(&m->mu);
 }

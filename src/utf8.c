@@ -2,6 +2,7 @@
 ** Characters of UTF-8 strings (see utf8.h).
 */
 #include "utf8.h"
+#include "lmql_int.h"
 
 size_t lmql__utf8_seq_len(const unsigned char *s, size_t n) {
     unsigned c = s[0];
@@ -23,14 +24,17 @@ size_t lmql__utf8_seq_len(const unsigned char *s, size_t n) {
 }
 
 size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
+    LMQL_ASSERT(n > 0);
     unsigned c = s[0];
     size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
     size_t k = 1;
     while (k <= need && k < n && (s[k] & 0xC0) == 0x80) k++;
+    LMQL_ASSERT(k >= 1 && k <= n);   /* a piece is never empty and never past the end */
     return k;
 }
 
 size_t lmql__utf8_char_len(const char *s, size_t n) {
+    LMQL_ASSERT(n > 0);
     const unsigned char *u = (const unsigned char *)s;
     size_t l = lmql__utf8_seq_len(u, n);
     return l ? l : lmql__utf8_invalid_len(u, n);

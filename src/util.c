@@ -22,6 +22,8 @@ int lmql__errf(struct lmql__err *err, const char *fmt, ...) {
 }
 
 int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
+    LMQL_ASSERT(b->cap == 0 || b->len < b->cap);   /* room for the NUL after the bytes */
+    LMQL_ASSERT(b->data || b->cap == 0);
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) {
@@ -36,6 +38,7 @@ int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
 }
 
 int lmql__buf_add(struct lmql__buf *b, const void *p, size_t n) {
+    LMQL_ASSERT(p || n == 0);
     if (lmql__buf_reserve(b, n)) return -1;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -55,6 +58,7 @@ int lmql__buf_addf(struct lmql__buf *b, const char *fmt, ...) {
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    LMQL_ASSERT(b->len < b->cap && b->data[b->len] == 0);   /* NUL-terminated */
     return 0;
 }
 
@@ -143,6 +147,7 @@ static int put_utf8(struct lmql__buf *b, unsigned cp) {
 }
 
 const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql__buf *out) {
+    LMQL_ASSERT(*i <= n);
     if (*i >= n || s[*i] != '"') return "expected a string";
     (*i)++;
     while (*i < n) {
@@ -189,6 +194,7 @@ const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql_
 static bool digit_at(const char *s, size_t n, size_t i) { return i < n && s[i] >= '0' && s[i] <= '9'; }
 
 const char *lmql__json_number(const char *s, size_t n, size_t *i, double *d, int64_t *iv, bool *is_int) {
+    LMQL_ASSERT(*i <= n);
     size_t a = *i, k = a;
     bool frac = false;
     if (k < n && s[k] == '-') k++;
