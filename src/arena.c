@@ -48,15 +48,12 @@ void *lmql__arena_alloc(struct lmql_arena *a, size_t size) {
     if (new_chunk(a, rounded) != 0) { a->oom = 1; return NULL; }
   }
   char *p = (char *)a->head->data + a->used;
-  LMQL_ASSERT(rounded % ARENA_ALIGN == 0 && a->used % ARENA_ALIGN == 0);   /* aligned for any scalar */
   a->used += rounded;
-  LMQL_ASSERT(a->used <= a->cap);
   memset(p, 0, rounded);
   return p;
 }
 
 char *lmql__arena_strndup(struct lmql_arena *a, const char *s, size_t len) {
-  LMQL_ASSERT(s || len == 0);
   if (len == SIZE_MAX) { a->oom = 1; return NULL; }
   char *p = lmql__arena_alloc(a, len + 1);
   if (!p) return NULL;

@@ -72,7 +72,6 @@ static struct entry **find(struct lmql__memo *m, uint64_t h, const void *key, si
 
 bool lmql__memo_get(struct lmql__memo *m, const void *key, size_t klen, void *out, size_t out_len) {
     if (!m) return false;
-    LMQL_ASSERT((key || !klen) && (out || !out_len));
     uint64_t h = fnv1a(key, klen);
     pthread_mutex_lock(&m->mu);
     struct entry *e = *find(m, h, key, klen);

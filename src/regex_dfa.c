@@ -601,14 +601,12 @@ int32_t lmql__regex_step(const struct lmql_regex *re, int32_t state, unsigned ch
 }
 
 int32_t lmql__regex_feed(const struct lmql_regex *re, int32_t state, const char *bytes, size_t n) {
-    LMQL_ASSERT(re != NULL && (bytes || !n));
     const unsigned char *b = (const unsigned char *)bytes;
     for (size_t i = 0; i < n && state >= 0; i++) state = lmql__regex_step(re, state, b[i]);
     return state;
 }
 
 bool lmql__regex_accepting(const struct lmql_regex *re, int32_t state) {
-    LMQL_ASSERT(re != NULL);
     return state >= 0 && state < re->n_states && re->accept[state];
 }
 
@@ -621,7 +619,6 @@ int32_t lmql__regex_n_states(const struct lmql_regex *re) { return re->n_states;
 int32_t lmql__regex_n_classes(const struct lmql_regex *re) { return re->n_classes; }
 
 const int32_t *lmql__regex_table(const struct lmql_regex *re, const uint8_t **byte_class) {
-    LMQL_ASSERT(re != NULL && byte_class != NULL);
     *byte_class = re->cls;
     return re->trans;
 }

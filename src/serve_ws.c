@@ -57,6 +57,7 @@ static void wake(struct lmql_server *S) {
 void lmql__serve_reply(struct conn *c, const char *text, size_t len) {
     struct lmql_server *S = c->srv;
     pthread_mutex_lock(&S->mu);
+    LMQL_ASSERT(c->refs > 0);   /* whoever replies holds a reference (the socket's or a stream's) */
     /* A reply that cannot be queued must not vanish (a stream missing a
     ** token reads as a whole answer): the connection is closed instead, and
     ** its client sees that its requests failed. */
@@ -168,6 +169,7 @@ static void send_control(struct conn *c, int opcode, const void *payload, size_t
 /* Move queued reply frames into tx, each with its header, until tx holds
 ** `limit` bytes; with the lock held. -1 when out of memory. */
 static int take_frames_locked(struct conn *c, size_t limit) {
+    LMQL_ASSERT(pthread_mutex_trylock(&c->srv->mu) == EBUSY);   /* the lock is held */
     int rc = 0;
     for (struct lmql__wsframe *f; !rc && c->tx.len < limit && (f = lmql__wsq_pop(&c->out));) {
         size_t len;
@@ -301,6 +303,7 @@ static void handshake(struct conn *c) {
 
 /* A complete message arrived. */
 static void message(struct conn *c) {
+    LMQL_ASSERT(c->in_msg && !c->in_frame);   /* the last frame of a message has just ended */
     c->in_msg = false;
     if (c->msg_skip) return;
     if (!lmql__utf8_valid((const unsigned char *)c->msg.data, c->msg.len)) {
@@ -313,6 +316,7 @@ static void message(struct conn *c) {
 }
 
 static void control(struct conn *c, const struct lmql__ws_hdr *h, unsigned char *p) {
+    LMQL_ASSERT(h->opcode >= WS_CLOSE && h->len <= 125 && h->fin);   /* lmql__ws_parse_header refuses others */
     if (h->opcode == WS_PING) {
         send_control(c, WS_PONG, p, h->len);
     } else if (h->opcode == WS_CLOSE) {
@@ -401,6 +405,7 @@ static void parse(struct conn *c) {
             if (c->fr.fin) message(c);
         }
     }
+    LMQL_ASSERT(at <= c->rx.len);   /* parsed no further than what was read */
     memmove(c->rx.data, c->rx.data + at, c->rx.len - at);
     c->rx.len -= at;
 }
@@ -740,6 +745,7 @@ lmql_status lmql_server_run(struct lmql_server *S) {
             short ev = 0;
             if (!c->closing && !c->throttled) ev |= POLLIN;
             if (c->tx.len > c->tx_off || c->out.head) ev |= POLLOUT;
+            LMQL_ASSERT(n < pcap);   /* sized for every live connection */
             who[n] = c;
             pf[n++] = (struct pollfd){c->fd, ev, 0};
         }

@@ -275,7 +275,6 @@ static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *ma
 }
 
 static void emit_stream(struct emitter *e) {
-    LMQL_ASSERT(e->r != NULL);
     memset(e->mask, 0, (size_t)e->t->n_vocab);
     for (int k = 0; k < e->n; k++) scatter(e->t->perm, e->r[k][0], e->r[k][1], e->mask, 1);
     free(e->r);
@@ -343,7 +342,6 @@ static bool subtree_loops(const struct lmql_trie *t, const struct lmql_trie_walk
 int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *start_state,
                     uint8_t *mask) {
     union { max_align_t a; unsigned char b[TRIE_LOCAL_STACK]; } local;
-    LMQL_ASSERT(t != NULL && w->step != NULL && start_state != NULL && mask != NULL);
     if (!w->state_size || w->state_size > LMQL_TRIE_MAX_STATE) {
         memset(mask, 0, (size_t)t->n_vocab);
         return -1;
@@ -421,7 +419,6 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
     struct dfa_info info;
-    LMQL_ASSERT(t != NULL && table != NULL && mask != NULL);
     LMQL_ASSERT(byte_class || n_classes == 256);   /* no class map: the byte is its column */
     LMQL_ASSERT(n_classes >= 1 && n_classes <= 256);
     if (start < 0) {
@@ -494,7 +491,6 @@ static uint32_t child(const struct lmql_trie *t, uint32_t p, unsigned char b) {
 
 int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *bytes, size_t n,
                                       const int32_t **toks) {
-    LMQL_ASSERT(bytes || n == 0);
     const unsigned char *p = bytes;
     uint32_t x = 0;
     *toks = t->perm;
@@ -507,7 +503,6 @@ int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *byt
 
 int32_t lmql__trie_tokens_prefix_of(const struct lmql_trie *t, const void *bytes, size_t n, int32_t *out,
                                     int32_t cap) {
-    LMQL_ASSERT(cap >= 0 && (out || cap == 0) && (bytes || n == 0));
     const unsigned char *p = bytes;
     const struct trie_node *nd = t->nodes;
     int32_t count = 0;
@@ -583,7 +578,6 @@ uint8_t *lmql__trie_cache_slot(struct lmql_trie_cache *c, const void *key, size_
     struct cache_entry *victim = &c->e[0];
     for (int k = 1; k < c->n_entries && victim->used; k++)
         if (c->e[k].used < victim->used) victim = &c->e[k];
-    LMQL_ASSERT(victim->mask != NULL);   /* every entry owns its n_vocab bytes from the start */
     victim->used = ++c->clock;
     victim->n = n;
     memcpy(victim->key, key, n);

@@ -24,12 +24,10 @@ size_t lmql__utf8_seq_len(const unsigned char *s, size_t n) {
 }
 
 size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
-    LMQL_ASSERT(n > 0);
     unsigned c = s[0];
     size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;
     size_t k = 1;
     while (k <= need && k < n && (s[k] & 0xC0) == 0x80) k++;
-    LMQL_ASSERT(k >= 1 && k <= n);   /* a piece is never empty and never past the end */
     return k;
 }
 

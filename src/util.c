@@ -23,7 +23,6 @@ int lmql__errf(struct lmql__err *err, const char *fmt, ...) {
 
 int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
     LMQL_ASSERT(b->cap == 0 || b->len < b->cap);   /* room for the NUL after the bytes */
-    LMQL_ASSERT(b->data || b->cap == 0);
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) {
@@ -38,7 +37,6 @@ int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
 }
 
 int lmql__buf_add(struct lmql__buf *b, const void *p, size_t n) {
-    LMQL_ASSERT(p || n == 0);
     if (lmql__buf_reserve(b, n)) return -1;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -194,7 +192,6 @@ const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql_
 static bool digit_at(const char *s, size_t n, size_t i) { return i < n && s[i] >= '0' && s[i] <= '9'; }
 
 const char *lmql__json_number(const char *s, size_t n, size_t *i, double *d, int64_t *iv, bool *is_int) {
-    LMQL_ASSERT(*i <= n);
     size_t a = *i, k = a;
     bool frac = false;
     if (k < n && s[k] == '-') k++;

@@ -297,7 +297,6 @@ struct lmql_val *lmql__val_float(double f) {
 }
 
 struct lmql_val *lmql__val_str(const char *s, size_t len) {
-    LMQL_ASSERT(s || len == 0);
     struct lmql_val *v = val_new(LMQL_V_STR);
     if (!v) return NULL;
     v->u.str.s = lmql__malloc(len + 1);
@@ -345,7 +344,6 @@ struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void
 
 int lmql__list_push(struct lmql_val *list, struct lmql_val *item) {
     LMQL_ASSERT(list->kind == LMQL_V_LIST || list->kind == LMQL_V_TUPLE);
-    LMQL_ASSERT(list->u.list.len <= list->u.list.cap);
     if (!item) return -1;
     if (list->u.list.len == list->u.list.cap) {
         size_t cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
@@ -496,7 +494,6 @@ int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *va
 }
 
 struct lmql_val *lmql__dict_get(struct lmql_val *d, const struct lmql_val *key) {
-    LMQL_ASSERT(d->kind == LMQL_V_DICT);
     size_t i = dict_find(d, key, NULL);
     return i == (size_t)-1 ? NULL : d->u.dict.vals[i];
 }

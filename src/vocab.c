@@ -10,6 +10,7 @@
 #include <string.h>
 
 int32_t lmql__log_softmax(float *x, int32_t n) {
+    LMQL_ASSERT(n > 0);
     int32_t best = 0;
     float mx = -INFINITY;
     for (int32_t i = 0; i < n; i++)
@@ -45,6 +46,8 @@ struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
         LMQL_ASSERT(!v->shared && "the trie is built before threads share the vocabulary");
         v->trie = lmql__trie_build(v);
         if (v->trie && !v->memo) v->memo = lmql__memo_new(MEMO_BUDGET);
+        /* Masks over the trie are the vocabulary's length. */
+        LMQL_ASSERT(!v->trie || lmql__trie_n_vocab(v->trie) == v->n_tokens);
     }
     return v->trie;
 }
