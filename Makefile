@@ -2,6 +2,14 @@
 # Dependencies are installed by scripts/setup.sh and llama.cpp is chosen by
 # scripts/configure.sh (build/config.mk); both run on demand from here.
 
+# make DEBUG=1 [all|unit]: a debug build in build-debug (-O0, LMQL_ASSERT
+# checks on; see src/lmql_int.h). The sanitizer (asan) and fuzz builds check
+# LMQL_ASSERT too; the release build does not.
+DEBUG   ?=
+ifeq ($(DEBUG),1)
+BUILD   ?= build-debug
+OPT     ?= -O0
+endif
 BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2
@@ -10,7 +18,8 @@ WERROR  ?= $(if $(CI),-Werror,)
 WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter $(WERROR)
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
+DEFS     = $(if $(filter 1,$(DEBUG)),-DLMQL_DEBUG)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(DEFS) $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
 LDLIBS   = $(LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread
 
 SETUP_STAMP = deps/llama/.complete-3.21.1
@@ -164,9 +173,10 @@ test: all testdata
 	@cat build/test-summary build-asan/test-summary | \
 	  awk '{p += $$1; f += $$2} END {printf "total: %d passed, %d failed\n", p, f; exit f > 0}'
 
-# The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
+# and with LMQL_ASSERT checking (DEBUG=1).
 asan: setup
-	LMQL_PROPS_RUNS=40 $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+	LMQL_PROPS_RUNS=40 $(MAKE) BUILD=build-asan OPT=-O1 DEBUG=1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
 
 # The public header stands alone, as C99 and as C++.
 header-check:
@@ -180,7 +190,7 @@ header-check:
 # fuzz_ws (the server's handshake and frame reader); fuzz_json (the JSON
 # reader: a model server's replies to the client, host functions' results).
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DLMQL_DEBUG -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/alloc.c src/arena.c src/diag.c src/lex.c src/ast.c src/utf8.c $(wildcard src/parse*.c)
 build/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FRONT_SRC) $(wildcard src/*.h src/*.def)
 	@mkdir -p $(dir $@)
@@ -215,6 +225,6 @@ fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/f
 	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 
 clean:
-	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan
+	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan build-debug
 distclean:
-	rm -rf build build-asan deps
+	rm -rf build build-asan build-debug deps

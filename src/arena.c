@@ -4,6 +4,7 @@
 */
 #include "arena.h"
 #include "alloc.h"
+#include "lmql_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ char *lmql__arena_strndup(struct lmql_arena *a, const char *s, size_t len) {
 
 void *lmql__arena_grow(struct lmql_arena *a, void *old, size_t old_n,
                        size_t new_cap, size_t elem) {
+  LMQL_ASSERT(old_n <= new_cap && (old || old_n == 0));   /* grows, keeping the first old_n */
   if (elem && new_cap > SIZE_MAX / elem) { a->oom = 1; return NULL; }
   void *p = lmql__arena_alloc(a, new_cap * elem);
   if (p && old && old_n) memcpy(p, old, old_n * elem);

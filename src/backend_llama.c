@@ -402,6 +402,7 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
 
 /* Copy the logits of batch row `row` into the slot as log-probabilities. */
 static void take_logits(struct llm *m, struct slot *s, int32_t row) {
+    LMQL_ASSERT(s->logprobs != NULL && row >= 0 && row < m->n_batch);
     const float *lg = llama_get_logits_ith(m->ctx, row);
     int32_t n = m->base.vocab->n_tokens;
     memcpy(s->logprobs, lg, (size_t)n * sizeof *lg);
@@ -443,6 +444,7 @@ static float token_logprob(struct llm *m, int32_t b, int32_t tok) {
 ** next-token distribution, a scored token. */
 static int flush_batch(struct llm *m, const struct lmql__eval_req *reqs, const int32_t *score_from, float **scores,
                        const struct row *rows, struct lmql__err *err) {
+    LMQL_ASSERT(m->batch.n_tokens >= 1 && m->batch.n_tokens <= m->n_batch);
     int rc = decode_batch(m, err);
     int32_t n_rows = m->batch.n_tokens;
     m->batch.n_tokens = 0;
@@ -504,6 +506,8 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
             c = 0;
         }
         if (slot_reserve(s, q->n_tokens)) { free(start); free(rows); return lmql__errf(err, "out of memory"); }
+        /* At least the last token is evaluated again: its logits are needed. */
+        LMQL_ASSERT(c >= 0 && c < q->n_tokens && c <= s->n);
         s->n = c;
         s->have_lp = false;
         start[r] = c;
@@ -518,6 +522,7 @@ static int evaluate(struct llm *m, int n_req, const struct lmql__eval_req *reqs,
         struct slot *s = &m->slots[q->slot];
         for (int32_t i = start[r]; i < q->n_tokens && rc == 0; i++) {
             int32_t b = m->batch.n_tokens;
+            LMQL_ASSERT(b < m->n_batch && s->n < s->cap);   /* a full batch was flushed; the slot was reserved */
             bool want = i == q->n_tokens - 1 || (score_from && i >= score_from[r] - 1);
             m->batch.token[b] = q->tokens[i];
             m->batch.pos[b] = i;
@@ -766,6 +771,8 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
         attach_threadpools(m, cp.n_threads, cp.n_threads_batch, poll);
         m->base.n_ctx = (int32_t)llama_n_ctx(m->ctx);
         m->n_batch = (int32_t)llama_n_batch(m->ctx);
+        /* Each sequence's last token fits one batch; the context holds every sequence. */
+        LMQL_ASSERT(m->n_batch >= n_slots && m->base.n_ctx >= n_slots);
         m->batch = llama_batch_init(m->n_batch, 0, 1);
     }
     m->slots = lmql__calloc((size_t)n_slots, sizeof *m->slots);

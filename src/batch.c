@@ -12,6 +12,7 @@
 */
 #include "batch.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct batcher {
 static void run_round(struct batcher *b) {
     int n = b->n_wait;
     bool dup = false;
+    LMQL_ASSERT(pthread_mutex_trylock(&b->mu) == EBUSY);   /* called with the lock held */
+    LMQL_ASSERT(n >= 1 && n <= b->cap);
     if (b->round == 0 && n > 1 && b->fork_first) {
         /* The first round: the sequences start from the same prompt. The
         ** first is evaluated alone, the others start as forks of it, and
@@ -82,6 +85,7 @@ static int b_next_logprobs(struct lmql__model *m, int n_req, const struct lmql__
         return rc;
     }
     int me = b->n_wait++;
+    LMQL_ASSERT(me < b->cap && b->active > 0);   /* one request per running sequence, at most */
     uint64_t my_round = b->round;
     b->reqs[me] = reqs[0];
     if (b->n_wait >= b->active) run_round(b);
@@ -166,6 +170,7 @@ struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, boo
 void lmql__batcher_leave(struct lmql__model *m) {
     struct batcher *b = (struct batcher *)m;
     pthread_mutex_lock(&b->mu);
+    LMQL_ASSERT(b->active > 0);   /* each sequence leaves once */
     b->active--;
     /* The others may all be waiting for this one. */
     if (b->n_wait > 0 && b->n_wait >= b->active) run_round(b);
@@ -175,6 +180,7 @@ void lmql__batcher_leave(struct lmql__model *m) {
 void lmql__batcher_free(struct lmql__model *m) {
     struct batcher *b = (struct batcher *)m;
     if (!b) return;
+    LMQL_ASSERT(b->n_wait == 0);   /* no thread waits in a batch any more */
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b->reqs);

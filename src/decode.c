@@ -122,6 +122,7 @@ static const struct lmql__stop *find_stop(const struct lmql__hole_rules *r, cons
 static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
     struct lmql__beam_io *b = g->beam;
     const struct lmql__vocab *v = g->model->vocab;
+    LMQL_ASSERT(b->width >= 1 && b->cand != NULL);   /* width entries to fill */
     b->n_cand = 0;
     float eos_lp = -INFINITY;
     for (int32_t k = 0; k < v->n_eog; k++) {
@@ -183,6 +184,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
     struct lmql__model *m = g->model;
     const struct lmql__vocab *v = m->vocab;
     int32_t n_gen = 0;
+    LMQL_ASSERT(g->mask != NULL && (!g->beam || g->beam->pos <= g->beam->n_trace));
     if (lmql__buf_reserve(value, 0)) return lmql__errf(err, "out of memory");
     for (;;) {
         int32_t limit = g->max_len < m->n_ctx ? g->max_len : m->n_ctx;
@@ -226,6 +228,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
             if (m->ops->next_logprobs(m, 1, &req, &lp, err)) return -1;
             t = pick(g, lp, g->mask);
             if (t < 0) return lmql__errf(err, "no token satisfies the constraints");
+            LMQL_ASSERT(t < v->n_tokens && g->mask[t]);   /* a choice among the allowed tokens */
             if (v->is_eog[t]) break;
         }
         if (lmql__seq_push(seq, &t, 1)) return lmql__errf(err, "out of memory");
@@ -238,6 +241,7 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         size_t at;
         const struct lmql__stop *s = find_stop(rules, value, fresh, n_gen, &at);
         if (s) {
+            LMQL_ASSERT(at + s->len <= value->len);   /* the match lies in the value */
             value->len = s->before ? at : at + s->len;
             value->data[value->len] = 0;
             break;

@@ -15,6 +15,31 @@
 
 #include "utf8.h"
 
+/*
+** LMQL_ASSERT(cond): an invariant the code relies on (what a comment says
+** "must", "always", "never" hold), never a check of user input: input
+** errors are returned as errors. Active when LMQL_DEBUG is defined (the
+** sanitizer and fuzz builds, `make DEBUG=1`): a false cond prints
+** "file:line: assertion failed: cond (in function())" to stderr and aborts.
+** Otherwise it compiles to nothing: cond is type-checked but not
+** evaluated (the mask walks run per token over the whole vocabulary).
+** Self-contained (no function of util.c), so the fuzz targets that link a
+** few modules alone can use it.
+*/
+#ifdef LMQL_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noreturn, cold)) static inline void lmql__assert_fail(const char *file, int line, const char *func,
+                                                                     const char *cond) {
+    fprintf(stderr, "%s:%d: assertion failed: %s (in %s())\n", file, line, cond, func);
+    abort();
+}
+#define LMQL_ASSERT(cond) ((cond) ? (void)0 : lmql__assert_fail(__FILE__, __LINE__, __func__, #cond))
+#else
+#define LMQL_ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
+
+
 /* A place in a source text: 1-based line and column (line 0: no place)
 ** and the byte offset. */
 struct lmql_pos {
@@ -38,12 +63,6 @@ struct lmql__err {
     struct lmql_pos pos;
     char msg[1024];
 };
-
-/* An invariant: checked in debug builds. */
-#ifndef LMQL_ASSERT
-#include <assert.h>
-#define LMQL_ASSERT(cond) assert(cond)
-#endif
 
 /* Format a message into err (err may be NULL); status and place stay as
 ** they are. Returns -1 so callers can write `return lmql__errf(err, ...)`. */

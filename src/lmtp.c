@@ -58,7 +58,9 @@ static int read_string(struct rd *r, struct lmql__buf *out) {
     ws(r);
     const char *bad = lmql__json_unescape(r->s, r->n, &r->i, out);
     if (!bad && out && lmql__buf_add(out, "", 1)) bad = "out of memory";
-    return bad ? syntax(r, bad) : 0;
+    if (bad) return syntax(r, bad);
+    LMQL_ASSERT(!out || (out->len >= 1 && out->data[out->len - 1] == 0));   /* NUL-terminated, the NUL counted */
+    return 0;
 }
 
 /* A JSON number (its exact grammar), as a double. */
@@ -319,6 +321,7 @@ int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql
     c->top_logprobs = 1;
     c->top_p = 1;
     struct rd r = {frame, n, 0, 0, err, false, false};
+    LMQL_ASSERT(err != NULL && max_items >= 0 && (frame || n == 0));
     memset(err, 0, sizeof *err);
     size_t sp = 0;
     while (sp < n && frame[sp] != ' ') sp++;
@@ -358,6 +361,9 @@ int lmql__lmtp_parse(const char *frame, size_t n, int32_t max_items, struct lmql
     }
     ws(&r);
     if (r.i != n) return syntax(&r, "trailing characters");
+    LMQL_ASSERT(r.depth == 0);   /* every object and list skipped was closed */
+    /* "max_items caps the length of each array and of logit_bias" */
+    LMQL_ASSERT(c->n_prompt <= max_items && c->n_scored <= max_items && c->n_bias <= max_items);
     if (!r.failed && (c->kind == LMTP_GENERATE || c->kind == LMTP_SCORE) && !c->has_prompt)
         rfail(&r, "'prompt' is required");
     if (!r.failed && c->kind == LMTP_SCORE && !c->has_scored) rfail(&r, "'scored' is required");
@@ -388,6 +394,7 @@ static int add_lp(struct lmql__buf *b, double lp) {
 
 int lmql__lmtp_token(struct lmql__buf *b, int64_t stream_id, int32_t tok, double logprob, const char *finish,
                      const int32_t *top, const float *top_lp, int n_top) {
+    LMQL_ASSERT(tok >= 0 && n_top >= 0 && (!top || top_lp));
     int rc = lmql__buf_addf(b, "TOKEN [{\"token\": %d, \"stream_id\": ", tok);
     rc |= add_id(b, stream_id);
     rc |= lmql__buf_adds(b, ", \"logprob\": ");
@@ -445,6 +452,7 @@ int lmql__lmtp_vocab(struct lmql__buf *b, int64_t stream_id, const struct lmql__
     rc |= add_ids(b, v->eog, v->n_eog, ", ");
     rc |= lmql__buf_adds(b, "], \"pieces\": [");
     for (int32_t t = 0; !rc && t < v->n_vocab; t++) {
+        LMQL_ASSERT(v->off[t] <= v->off[t + 1]);   /* piece t is bytes[off[t] .. off[t+1]) */
         uint32_t len = v->off[t + 1] - v->off[t];
         const unsigned char *p = (const unsigned char *)v->bytes + v->off[t];
         if (lmql__buf_reserve(b, 2 * (size_t)len + 4)) return -1;

@@ -203,6 +203,7 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
             if (!c->in) c->in_tail = NULL;
             *out = m->text;
             *len = m->len;
+            LMQL_ASSERT(m->text[m->len] == 0);   /* a NUL-terminated *out */
             free(m);
             return 1;
         }

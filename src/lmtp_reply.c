@@ -38,6 +38,7 @@ static bool num(const struct lmql_val *v, double *out) {
 }
 
 static const struct lmql_val *payload(const struct lmql__lmtp_reply *r, size_t i) {
+    LMQL_ASSERT(!r->list || (r->list->kind == LMQL_V_LIST && r->n == r->list->u.list.len));
     return r->list && i < r->n ? r->list->u.list.items[i] : NULL;
 }
 
@@ -204,6 +205,7 @@ int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmq
             v->bytes[at++] = (char)(hi << 4 | lo);
         }
     }
+    LMQL_ASSERT(at == total);   /* every piece decoded to half its hex digits */
     v->off[n] = (uint32_t)at;
     /* Each end-of-generation token once, whatever the server repeats. */
     for (size_t k = 0; k < eog->u.list.len; k++) {
@@ -214,6 +216,7 @@ int lmql__lmtp_read_vocab(const struct lmql__lmtp_reply *r, size_t i, struct lmq
         }
     }
     free(seen);
+    LMQL_ASSERT(v->n_eog <= n);   /* without repeats: each id once */
     double bos = -1, eos = -1;
     num(field(vv, "bos"), &bos);
     num(field(vv, "eos"), &eos);

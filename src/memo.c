@@ -5,6 +5,7 @@
 */
 #include "memo.h"
 #include "alloc.h"
+#include "lmql_int.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -104,5 +105,6 @@ void lmql__memo_put(struct lmql__memo *m, const void *key, size_t klen, const vo
     }
     *p = e;
     m->used += cost;
+    LMQL_ASSERT(m->used <= m->budget);   /* at most budget bytes: a full memo starts over */
     pthread_mutex_unlock(&m->mu);
 }

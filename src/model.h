@@ -56,6 +56,7 @@ struct lmql__vocab {
 /* A new, empty vocabulary with one reference (NULL when out of memory). */
 struct lmql__vocab *lmql__vocab_new(void);
 static inline struct lmql__vocab *lmql__vocab_ref(struct lmql__vocab *v) {
+    LMQL_ASSERT(!v || v->refs > 0);   /* a reference is taken from a holder of one */
     if (v) v->refs++;
     return v;
 }
@@ -73,6 +74,7 @@ struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v);
 static inline struct lmql__memo *lmql__vocab_memo(const struct lmql__vocab *v) { return v->memo; }
 
 static inline const char *lmql__vocab_piece(const struct lmql__vocab *v, int32_t t, uint32_t *len) {
+    LMQL_ASSERT(t >= 0 && t < v->n_tokens && v->off[t] <= v->off[t + 1]);   /* ids are 0..n_tokens-1 */
     *len = v->off[t + 1] - v->off[t];
     return v->bytes + v->off[t];
 }

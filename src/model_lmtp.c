@@ -84,6 +84,7 @@ static struct rstream *find_stream(struct lmtp *m, int64_t id) {
 static void take_token(struct lmtp *m, const struct lmql__lmtp_reply *r, size_t i) {
     struct lmql__lmtp_token_reply t;
     lmql__lmtp_read_token(r, i, m->base.vocab->n_tokens, LMTP_TOP, &t);
+    LMQL_ASSERT(t.n_top >= 0 && t.n_top <= LMTP_TOP);   /* at most max_top kept: they fit LMTP_TOP + 1 */
     if (t.stream_id < 0) return;
     struct rstream *s = find_stream(m, t.stream_id);
     if (!s || s->finished) return;
@@ -254,6 +255,7 @@ static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint6
             return lmql__errf(err, "out of memory");
         for (int32_t t = 0; t < nv; t++)
             if ((q->mask[t] != 0) == plus) c.bias[c.n_bias++] = (struct lmql__lmtp_bias){t, plus ? 100.0f : -100.0f};
+        LMQL_ASSERT(c.n_bias == (plus ? allowed : nv - allowed));   /* as many as were counted */
     }
     int rc = lmql__lmtp_request(&m->out, &c);
     free(c.bias);
@@ -287,6 +289,8 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         struct rstream *s = m->slot[q->slot];
+        /* The first pass left a stream in every slot asked for, whose prompt the request continues. */
+        LMQL_ASSERT(s != NULL && q->n_tokens >= s->n_prompt);
         int32_t j = q->n_tokens - s->n_prompt;
         while (s->n_recv <= j && !s->finished)
             if (pump(m, NULL, err)) return -1;

@@ -68,6 +68,7 @@ static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const
     uint64_t k = lmql__rng_next(&m->state) % (uint64_t)count;
     for (int32_t t = 0; t < n; t++)
         if (mask[t] && k-- == 0) return t;
+    LMQL_ASSERT(!"k < count: the draw names an allowed token");
     return -1;
 }
 

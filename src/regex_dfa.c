@@ -14,6 +14,7 @@
 */
 #include "regex.h"
 #include "alloc.h"
+#include "lmql_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,6 +137,7 @@ static int32_t closure(struct dfa_build *D, const int32_t *seeds, int32_t n) {
         qsort(D->out, (size_t)m, sizeof *D->out, cmp_i32);
         D->work += (uint64_t)m * 4;
     }
+    LMQL_ASSERT(m <= nn);   /* each NFA state once, at most */
     return m;
 }
 
@@ -167,6 +169,8 @@ static int rehash(struct dfa_build *D) {
 /* The id of subset D->out[0..m), adding a new state when unseen; -1 on
 ** error.  The caller handles the empty subset (the dead state). */
 static int32_t intern(struct dfa_build *D, int32_t m) {
+    LMQL_ASSERT(m > 0);   /* the empty subset is the dead state, never interned */
+    LMQL_ASSERT(D->hash_cap && !(D->hash_cap & (D->hash_cap - 1)));   /* a power of two: masks index it */
     uint64_t h = hash_set(D->out, m);
     size_t j = h & (D->hash_cap - 1);
     for (; D->hash[j] >= 0; j = (j + 1) & (D->hash_cap - 1)) {
@@ -228,6 +232,7 @@ static int byte_classes(struct dfa_build *D) {
         D->cls[b] = (uint8_t)k;
     }
     D->k = k + 1;
+    LMQL_ASSERT(D->k >= 1 && D->k <= 256);   /* cnt[257] and the uint8_t class map rely on it */
     D->span_lo = lmql__malloc((size_t)nfa->n);
     D->span_hi = lmql__malloc((size_t)nfa->n);
     if (!D->span_lo || !D->span_hi) return doom(D);
@@ -323,6 +328,7 @@ static int coreachable(struct dfa_build *D, uint8_t *live) {
         for (int32_t e = start[t]; e < start[t + 1]; e++)
             if (!live[src[e]]) { live[src[e]] = 1; queue[qt++] = src[e]; }
     }
+    LMQL_ASSERT(qt <= n);   /* each state queued once */
     rc = 0;
 done:
     free(start);
@@ -439,6 +445,7 @@ static int32_t minimise(const int32_t *T, int32_t n, int32_t k, const uint8_t *a
             }
         }
     }
+    LMQL_ASSERT(blocks <= n);   /* a partition of n states has at most n blocks */
 done:
     free(in_off);
     free(in_src);
@@ -522,6 +529,8 @@ static int finish(struct dfa_build *D, struct lmql_regex *re) {
             }
         }
     }
+    /* Every block is reachable from the start: each has its new number. */
+    LMQL_ASSERT(qt == nb);
     re->trans = lmql__malloc((size_t)qt * k * sizeof *re->trans);
     re->accept = lmql__malloc((size_t)qt);
     if (!re->trans || !re->accept) goto oom;
@@ -582,7 +591,11 @@ void lmql__regex_free(struct lmql_regex *re) {
     free(re);
 }
 
-int32_t lmql__regex_start(const struct lmql_regex *re) { return re->start; }
+int32_t lmql__regex_start(const struct lmql_regex *re) {
+    LMQL_ASSERT(re != NULL);
+    LMQL_ASSERT(re->start == -1 || (re->start == 0 && re->n_states > 0));   /* numbered from the start */
+    return re->start;
+}
 
 int32_t lmql__regex_step(const struct lmql_regex *re, int32_t state, unsigned char byte) {
     if (state < 0 || state >= re->n_states) return -1;

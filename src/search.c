@@ -70,6 +70,7 @@ struct replays {
 };
 
 static int replays_init(struct replays *r, int n, int width, struct lmql_val *args) {
+    LMQL_ASSERT(n >= 1 && width >= 1);   /* the decoder's n and continuations are at least 1 */
     memset(r, 0, sizeof *r);
     r->width = width;
     r->args = args;
@@ -148,6 +149,7 @@ int lmql__run_beam(struct interp *I, const struct lmql__decoder_cfg *cfg, struct
         for (int i = 0, k = 0; rc == 0 && i < n_cur; i++) {
             struct cand_seq *b = &cur[i];
             if (b->done) { next[n_next++] = *b; memset(b, 0, sizeof *b); continue; }
+            LMQL_ASSERT(k < rp.n);   /* one replay per open beam, in order */
             struct lmql__beam_io *io = &rp.ios[k];
             struct lmql__seq_result *res = &rp.ress[k];
             if (rp.ends[k++] == LMQL_REPLAY_FINISHED) {
@@ -158,6 +160,7 @@ int lmql__run_beam(struct interp *I, const struct lmql__decoder_cfg *cfg, struct
                 memset(b, 0, sizeof *b);
                 continue;
             }
+            LMQL_ASSERT(io->n_cand <= width);   /* next has room for width per beam */
             for (int c = 0; rc == 0 && c < io->n_cand; c++)
                 if ((rc = cand_extend(I, &next[n_next], b, &io->cand[c], 0)) == 0) n_next++;
         }
@@ -269,6 +272,7 @@ int lmql__run_best_k(struct interp *I, const struct lmql__decoder_cfg *cfg, stru
             free(open[worst].trace);
             open[worst] = open[--n_open];
         }
+        LMQL_ASSERT(rc != 0 || n_open <= cfg->max_heap);   /* at most max_heap_size kept open */
         spent += g;
         cand_seqs_free(sel, g);
         free(sel);

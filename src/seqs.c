@@ -114,6 +114,9 @@ static int decoder_config(struct interp *I, struct lmql__decoder_cfg *cfg) {
     /* LMQL: a query without a decoder keyword samples when given a
     ** temperature other than 0, and is argmax otherwise. */
     if (!beam && !beam_sample && !best_k && (sample || (temp_set && cfg->temperature != 0))) cfg->kind = LMQL_DEC_SAMPLE;
+    /* What the search loops and the sequence arrays rely on, as checked above. */
+    LMQL_ASSERT(cfg->n >= 1 && cfg->n <= 256 && cfg->max_len >= 1);
+    LMQL_ASSERT(cfg->budget >= 1 && cfg->max_heap >= 1 && cfg->continuations >= 1);
     return 0;
 }
 
@@ -208,6 +211,7 @@ enum lmql__replay_end lmql__replay(struct interp *I, struct lmql_val *args, stru
                                    struct lmql__seq_result *res) {
     memset(res, 0, sizeof *res);
     I->frontier = false;
+    LMQL_ASSERT(slot >= 0 && slot < I->model->n_slots && io->width >= 1);
     if (start_sequence(I, slot, res)) return LMQL_REPLAY_FAILED;
     I->gen.beam = io;
     io->pos = 0;
@@ -229,6 +233,7 @@ static int run_sequence(struct interp *I, struct lmql_val *args, int s, int firs
     /* Sub-queries take slots from the top, so the caller's cache stays. */
     int n_slots = I->model->n_slots;
     if (start_sequence(I, I->depth == 0 ? s % n_slots : (n_slots - 1 - (I->depth + s) % n_slots), res)) return -1;
+    LMQL_ASSERT(I->slot >= 0 && I->slot < n_slots && first_slot >= 0 && first_slot < n_slots);
     /* Later sequences start as a fork of the first: the prompt they share
     ** is in the KV cache already and is not evaluated again. */
     if (s > 0 && I->slot != first_slot) I->model->ops->slot_copy(I->model, first_slot, I->slot);

@@ -10,7 +10,6 @@
 */
 #include "serve.h"
 
-#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -233,6 +232,7 @@ static bool reader_keeps_up(struct lmql__engine *e, struct stream *s) {
 
 static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
     struct lmql__model *m = e->m;
+    LMQL_ASSERT(n >= 1 && n <= 256);   /* the batch arrays below */
     struct lmql__eval_req reqs[256];
     const float *outs[256];
     struct stream *batch[256];
@@ -278,6 +278,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
                 if (x[t] > x[best]) best = t;
         }
         int32_t tok = s->temperature > 0 ? sample(e, s, x, best) : best;
+        LMQL_ASSERT(tok >= 0 && tok < nv);
         if (toks_reserve(&s->toks, &s->cap, s->n + 1)) {
             fail_stream(e, s, "out of memory");
             continue;
@@ -286,6 +287,8 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         s->n_gen++;
         const char *finish = m->vocab->is_eog[tok] ? "stop" : s->n_gen >= s->max_tokens ? "length" : NULL;
         if (!finish && s->n > s->reserve && !grow(e, s)) finish = "length";   /* KV space is taken */
+        /* top_logprobs is capped at 100 on submit: the top list and tok fit the 128 entries. */
+        LMQL_ASSERT(s->top_logprobs >= 0 && s->top_logprobs < 128);
         int nt = top_tokens(x, nv, s->top_logprobs, tok, top, top_lp);
         e->out.len = 0;
         if (lmql__lmtp_token(&e->out, s->id, tok, x[tok], finish, top, top_lp, nt)) {
@@ -300,6 +303,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
 ** (the streams beyond wait for the next step). */
 static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
     struct lmql__model *m = e->m;
+    LMQL_ASSERT(n_all >= 1 && n_all <= 256);   /* the batch arrays below */
     struct lmql__eval_req reqs[256];
     int32_t from[256];
     float *scores[256];
@@ -310,7 +314,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
         struct stream *s = all[i];
         if (!reader_keeps_up(e, s)) continue;
         int32_t k = s->n - s->scored_to;
-        assert(k > 0);   /* the slice with the last token ends the stream */
+        LMQL_ASSERT(k > 0);   /* the slice with the last token ends the stream */
         if (k > SCORE_SLICE) k = SCORE_SLICE;
         if (k > budget) k = budget;
         budget -= k;
@@ -357,6 +361,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
 ** never `keep`) until they do. Engine thread. */
 static bool make_room(struct lmql__engine *e, int64_t need, int keep) {
     struct lmql__model *m = e->m;
+    LMQL_ASSERT(need >= 0 && keep >= 0 && keep < m->n_slots);
     if (e->reserved + need > m->n_ctx) return false;
     for (;;) {
         int64_t held = 0;
@@ -386,6 +391,8 @@ static bool grow(struct lmql__engine *e, struct stream *s) {
     if (target < s->n || !make_room(e, target - s->reserve, s->slot)) return false;
     e->reserved += target - s->reserve;
     s->reserve = (int32_t)target;
+    /* The reservations of the running streams never exceed the context. */
+    LMQL_ASSERT(s->reserve >= s->n && e->reserved <= e->m->n_ctx);
     return true;
 }
 
@@ -424,12 +431,14 @@ static bool admit_one(struct lmql__engine *e, struct stream *s) {
     sl->used = ++e->clock;
     s->slot = idle;
     e->reserved += s->reserve;
+    LMQL_ASSERT(e->reserved <= m->n_ctx);   /* make_room made room for it */
     return true;
 }
 
 /* A finished stream leaves its tokens as the slot's cache for the next. */
 static void retire(struct lmql__engine *e, struct stream *s) {
     struct slot *sl = &e->slots[s->slot];
+    LMQL_ASSERT(sl->s == s);   /* a running stream owns its slot */
     sl->s = NULL;
     sl->used = ++e->clock;
     sl->n = 0;
@@ -440,6 +449,7 @@ static void retire(struct lmql__engine *e, struct stream *s) {
         }
     }
     e->reserved -= s->reserve;
+    LMQL_ASSERT(e->reserved >= 0);
 }
 
 /* Which queued stream goes next: the oldest of the connection that has
@@ -477,6 +487,7 @@ static void *engine_main(void *arg) {
             s->next = e->active;
             e->active = s;
         }
+        LMQL_ASSERT(!e->pending == !e->pending_tail);   /* the queue's tail is set exactly when it is not empty */
         int ng = 0, ns = 0;
         for (struct stream *s = e->active; s; s = s->next) {
             if (s->cancelled) s->done = true;
@@ -717,6 +728,7 @@ int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id) {
         }
     }
     e->pending_tail = tail;
+    LMQL_ASSERT(!e->pending == !e->pending_tail);
     for (struct stream *s = e->active; s; s = s->next)
         if (s->conn == conn && (stream_id < 0 || s->id == stream_id) && !s->cancelled) {
             s->cancelled = true;

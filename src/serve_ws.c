@@ -10,7 +10,6 @@
 ** new one; each of those fought the library we used before.
 */
 #include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -58,6 +57,7 @@ static void wake(struct lmql_server *S) {
 void lmql__serve_reply(struct conn *c, const char *text, size_t len) {
     struct lmql_server *S = c->srv;
     pthread_mutex_lock(&S->mu);
+    LMQL_ASSERT(c->refs > 0);   /* whoever replies holds a reference (the socket's or a stream's) */
     /* A reply that cannot be queued must not vanish (a stream missing a
     ** token reads as a whole answer): the connection is closed instead, and
     ** its client sees that its requests failed. */
@@ -76,9 +76,9 @@ void lmql__serve_reply_error(struct conn *c, const char *cmd, int64_t stream_id,
 }
 
 void lmql__serve_unref_locked(struct lmql_server *S, struct conn *c) {
-    assert(c->refs > 0);
+    LMQL_ASSERT(c->refs > 0);
     if (--c->refs > 0) return;
-    assert(c->fd < 0 && !c->open);   /* the socket's reference goes last but for streams' */
+    LMQL_ASSERT(c->fd < 0 && !c->open);   /* the socket's reference goes last but for streams' */
     *c->prev = c->next;
     if (c->next) c->next->prev = c->prev;
     lmql__wsq_clear(&c->out);
@@ -147,7 +147,7 @@ static void reap(struct lmql_server *S) {
         }
         *pp = c->lnext;
         S->n_live--;
-        assert(S->n_live >= 0);
+        LMQL_ASSERT(S->n_live >= 0);
         pthread_mutex_lock(&S->mu);
         lmql__serve_unref_locked(S, c);
         pthread_mutex_unlock(&S->mu);
@@ -169,6 +169,7 @@ static void send_control(struct conn *c, int opcode, const void *payload, size_t
 /* Move queued reply frames into tx, each with its header, until tx holds
 ** `limit` bytes; with the lock held. -1 when out of memory. */
 static int take_frames_locked(struct conn *c, size_t limit) {
+    LMQL_ASSERT(pthread_mutex_trylock(&c->srv->mu) == EBUSY);   /* the lock is held */
     int rc = 0;
     for (struct lmql__wsframe *f; !rc && c->tx.len < limit && (f = lmql__wsq_pop(&c->out));) {
         size_t len;
@@ -302,6 +303,7 @@ static void handshake(struct conn *c) {
 
 /* A complete message arrived. */
 static void message(struct conn *c) {
+    LMQL_ASSERT(c->in_msg && !c->in_frame);   /* the last frame of a message has just ended */
     c->in_msg = false;
     if (c->msg_skip) return;
     if (!lmql__utf8_valid((const unsigned char *)c->msg.data, c->msg.len)) {
@@ -314,6 +316,7 @@ static void message(struct conn *c) {
 }
 
 static void control(struct conn *c, const struct lmql__ws_hdr *h, unsigned char *p) {
+    LMQL_ASSERT(h->opcode >= WS_CLOSE && h->len <= 125 && h->fin);   /* lmql__ws_parse_header refuses others */
     if (h->opcode == WS_PING) {
         send_control(c, WS_PONG, p, h->len);
     } else if (h->opcode == WS_CLOSE) {
@@ -377,7 +380,7 @@ static void parse(struct conn *c) {
             c->in_frame = true;
         }
         /* Payload: as much of the frame as has arrived. */
-        assert(c->fr_got <= c->fr.len && c->in_msg);
+        LMQL_ASSERT(c->fr_got <= c->fr.len && c->in_msg);
         uint64_t left = c->fr.len - c->fr_got;
         size_t k = c->rx.len - at < left ? c->rx.len - at : (size_t)left;
         if (!c->msg_skip) {
@@ -402,6 +405,7 @@ static void parse(struct conn *c) {
             if (c->fr.fin) message(c);
         }
     }
+    LMQL_ASSERT(at <= c->rx.len);   /* parsed no further than what was read */
     memmove(c->rx.data, c->rx.data + at, c->rx.len - at);
     c->rx.len -= at;
 }
@@ -439,7 +443,7 @@ static void conn_write(struct conn *c) {
             if (oom) { conn_close(c); return; }
             if (!c->tx.len) break;
         }
-        assert(c->tx_off < c->tx.len);
+        LMQL_ASSERT(c->tx_off < c->tx.len);
         ssize_t w = send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
         if (w > 0) {
             c->tx_off += (size_t)w;
@@ -742,6 +746,7 @@ lmql_status lmql_server_run(struct lmql_server *S) {
             short ev = 0;
             if (!c->closing && !c->throttled) ev |= POLLIN;
             if (c->tx.len > c->tx_off || c->out.head) ev |= POLLOUT;
+            LMQL_ASSERT(n < pcap);   /* sized for every live connection */
             who[n] = c;
             pf[n++] = (struct pollfd){c->fd, ev, 0};
         }

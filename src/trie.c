@@ -159,6 +159,7 @@ static int build_nodes(struct lmql_trie *t, const struct sort_item *items, int32
     }
     for (; open >= 0; open--)
         if (close_node(t, path, acc, open, ni)) goto fail;
+    LMQL_ASSERT(ni == t->n_nodes);   /* one node per byte beyond the shared prefix, as counted */
     t->nodes[ni].tok = (uint32_t)n;     /* the sentinel */
     t->nodes[ni].skip = ni;
     t->nodes[ni].set = TRIE_NO_SET;
@@ -305,6 +306,7 @@ static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
 static void emit_end(struct emitter *e) {
     if (!e->r) return;
     const struct lmql_trie *t = e->t;
+    LMQL_ASSERT(e->allowed <= (uint32_t)t->n_tokens);   /* the ranges are disjoint */
     uint32_t denied = (uint32_t)t->n_tokens - e->allowed;
     if (denied < e->allowed) {
         memcpy(e->mask, t->base, (size_t)t->n_vocab);
@@ -417,6 +419,8 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
     struct dfa_info info;
+    LMQL_ASSERT(byte_class || n_classes == 256);   /* no class map: the byte is its column */
+    LMQL_ASSERT(n_classes >= 1 && n_classes <= 256);
     if (start < 0) {
         memset(mask, 0, (size_t)t->n_vocab);
         return 0;
@@ -493,6 +497,7 @@ int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *byt
     for (size_t k = 0; k < n; k++)
         if (!(x = child(t, x, p[k]))) return 0;
     *toks = t->perm + t->nodes[x].tok;
+    LMQL_ASSERT(t->nodes[t->nodes[x].skip].tok >= t->nodes[x].tok);   /* a subtree's tokens are a range */
     return (int32_t)(t->nodes[t->nodes[x].skip].tok - t->nodes[x].tok);
 }
 
@@ -581,6 +586,8 @@ uint8_t *lmql__trie_cache_slot(struct lmql_trie_cache *c, const void *key, size_
 
 const uint8_t *lmql__trie_cache_mask(struct lmql_trie_cache *c, const struct lmql_trie *t,
                                      const struct lmql_trie_walker *w, const void *start_state) {
+    /* One cache per trie: its masks are n_vocab bytes long. */
+    LMQL_ASSERT(c->n_vocab == (size_t)t->n_vocab);
     const uint8_t *m = lmql__trie_cache_find(c, start_state, w->state_size);
     if (m) return m;
     uint8_t *slot = lmql__trie_cache_slot(c, start_state, w->state_size);

@@ -2,6 +2,7 @@
 ** Characters of UTF-8 strings (see utf8.h).
 */
 #include "utf8.h"
+#include "lmql_int.h"
 
 size_t lmql__utf8_seq_len(const unsigned char *s, size_t n) {
     unsigned c = s[0];
@@ -31,6 +32,7 @@ size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
 }
 
 size_t lmql__utf8_char_len(const char *s, size_t n) {
+    LMQL_ASSERT(n > 0);
     const unsigned char *u = (const unsigned char *)s;
     size_t l = lmql__utf8_seq_len(u, n);
     return l ? l : lmql__utf8_invalid_len(u, n);

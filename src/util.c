@@ -34,6 +34,7 @@ int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_p
 }
 
 int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
+    LMQL_ASSERT(b->cap == 0 || b->len < b->cap);   /* room for the NUL after the bytes */
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) {
@@ -67,6 +68,7 @@ int lmql__buf_addf(struct lmql__buf *b, const char *fmt, ...) {
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    LMQL_ASSERT(b->len < b->cap && b->data[b->len] == 0);   /* NUL-terminated */
     return 0;
 }
 
@@ -155,6 +157,7 @@ static int put_utf8(struct lmql__buf *b, unsigned cp) {
 }
 
 const char *lmql__json_unescape(const char *s, size_t n, size_t *i, struct lmql__buf *out) {
+    LMQL_ASSERT(*i <= n);
     if (*i >= n || s[*i] != '"') return "expected a string";
     (*i)++;
     while (*i < n) {

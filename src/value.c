@@ -59,6 +59,7 @@ static void gc_unlink(struct gc_node *n) {
     struct lmql__gc *g = n->owner;
     if (!g) return;
     pthread_mutex_lock(&g->mu);
+    LMQL_ASSERT(g->n > 0 && n->prev && n->next);   /* a member is linked in its registry */
     n->prev->next = n->next;
     n->next->prev = n->prev;
     g->n--;
@@ -100,6 +101,7 @@ static struct lmql_val *val_new(enum lmql_val_kind k) {
 }
 
 struct lmql_val *lmql__val_ref(struct lmql_val *v) {
+    LMQL_ASSERT(!v || v->refs != 0);   /* 0: a freed value (static ones are < 0) */
     if (v && v->refs > 0) v->refs++;
     return v;
 }
@@ -156,6 +158,7 @@ static _Thread_local int trash_depth;
 static _Thread_local struct gc_node *trash;
 
 static void free_value(struct lmql_val *v) {
+    LMQL_ASSERT(v->refs == 0);   /* the last reference went */
     if (!tracked_kind(v->kind)) {
         clear_contents(v);
         free(v);
@@ -183,6 +186,7 @@ static void free_value(struct lmql_val *v) {
 }
 
 void lmql__val_unref(struct lmql_val *v) {
+    LMQL_ASSERT(!v || v->refs != 0);   /* unreferencing a freed value */
     if (!v || v->refs < 0 || --v->refs > 0) return;
     free_value(v);
 }
@@ -250,6 +254,7 @@ void lmql__gc_finish(struct lmql__gc *g) {
         p->gc_refs = p->v.refs;
         all[k++] = p;
     }
+    LMQL_ASSERT(k == n);   /* g->n counts the members; nothing runs in the registry now */
     for (size_t i = 0; i < n; i++) each_child(&all[i]->v, subtract_internal, g);
     struct mark_ctx m = {g, stack, 0};
     for (size_t i = 0; i < n; i++)
@@ -338,6 +343,7 @@ struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void
 }
 
 int lmql__list_push(struct lmql_val *list, struct lmql_val *item) {
+    LMQL_ASSERT(list->kind == LMQL_V_LIST || list->kind == LMQL_V_TUPLE);
     if (!item) return -1;
     if (list->u.list.len == list->u.list.cap) {
         size_t cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
@@ -427,6 +433,7 @@ static int dict_reindex(struct lmql_val *d, size_t want) {
     }
     free(d->u.dict.ix);
     d->u.dict.ix = ix;
+    LMQL_ASSERT(d->u.dict.len * 2 <= slots);   /* at most half full: probes always end on an empty slot */
     return 0;
 }
 
@@ -449,6 +456,9 @@ static size_t dict_find(const struct lmql_val *d, const struct lmql_val *key, si
 }
 
 int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *val) {
+    LMQL_ASSERT(d->kind == LMQL_V_DICT);
+    /* Lists and dicts are not hashable: the interpreter refuses them as keys. */
+    LMQL_ASSERT(!key || (key->kind != LMQL_V_LIST && key->kind != LMQL_V_DICT));
     if (!key || !val) { lmql__val_unref(key); lmql__val_unref(val); return -1; }
     size_t slot = 0, i = dict_find(d, key, &slot);
     if (i != (size_t)-1) {
@@ -534,7 +544,10 @@ static bool enter(const char *what) {
     val_depth++;
     return true;
 }
-static void leave(void) { val_depth--; }
+static void leave(void) {
+    LMQL_ASSERT(val_depth > 0);   /* paired with a successful enter() */
+    val_depth--;
+}
 
 static bool is_inside(const struct lmql_val *v) {
     for (int i = 0; i < val_depth; i++)

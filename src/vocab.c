@@ -5,12 +5,12 @@
 #include "memo.h"
 #include "trie.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 int32_t lmql__log_softmax(float *x, int32_t n) {
+    LMQL_ASSERT(n > 0);
     int32_t best = 0;
     float mx = -INFINITY;
     for (int32_t i = 0; i < n; i++)
@@ -43,9 +43,11 @@ size_t lmql__vocab_detok(const struct lmql__vocab *v, const int32_t *toks, int32
 /* Not locked: built before threads share the vocabulary (model.h). */
 struct lmql_trie *lmql__vocab_trie(struct lmql__vocab *v) {
     if (!v->trie) {
-        assert(!v->shared && "the trie is built before threads share the vocabulary");
+        LMQL_ASSERT(!v->shared && "the trie is built before threads share the vocabulary");
         v->trie = lmql__trie_build(v);
         if (v->trie && !v->memo) v->memo = lmql__memo_new(MEMO_BUDGET);
+        /* Masks over the trie are the vocabulary's length. */
+        LMQL_ASSERT(!v->trie || lmql__trie_n_vocab(v->trie) == v->n_tokens);
     }
     return v->trie;
 }
@@ -105,7 +107,7 @@ struct lmql_trie *lmql__vocab_share(struct lmql__vocab *v) {
 void lmql__vocab_unref(struct lmql__vocab *v) {
     if (!v) return;
     int left = --v->refs;
-    assert(left >= 0);
+    LMQL_ASSERT(left >= 0);
     if (left > 0) return;
     lmql__trie_free(v->trie);
     lmql__memo_free(v->memo);

@@ -2,6 +2,7 @@
 ** RFC 6455 for the server (see ws_frame.h).
 */
 #include "ws_frame.h"
+#include "lmql_int.h"
 
 #include <string.h>
 #include <strings.h>
@@ -68,6 +69,8 @@ const char *lmql__ws_parse_request(const char *p, size_t n, struct lmql__ws_requ
         l = e + 1;
     }
     if (n_origin > 1 || n_auth > 1 || n_key > 1) return "Bad Request";
+    /* Every string points into the request. */
+    LMQL_ASSERT(rq->target > p && rq->target + rq->target_len <= end);
     rq->upgrade = up_ws && conn_upgrade;
     return NULL;
 }
@@ -161,6 +164,9 @@ int lmql__ws_parse_header(const unsigned char *p, size_t n, struct lmql__ws_hdr 
     if (n < at + 4) return 0;
     memcpy(h->mask, p + at, 4);
     h->len = len;
+    /* What the server relies on from here: a known opcode, a length below
+    ** 2^63, control frames short and whole. */
+    LMQL_ASSERT(at + 4 <= n && !(len >> 63) && (op < WS_CLOSE || (len <= 125 && h->fin)));
     return (int)(at + 4);
 }
 
@@ -169,6 +175,7 @@ void lmql__ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], ui
 }
 
 size_t lmql__ws_frame_header(unsigned char out[10], int opcode, uint64_t len) {
+    LMQL_ASSERT(opcode >= 0 && opcode <= 0xF);   /* the low four bits of the first byte */
     out[0] = (unsigned char)(0x80 | opcode);
     if (len < 126) {
         out[1] = (unsigned char)len;

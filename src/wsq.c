@@ -3,6 +3,7 @@
 */
 #include "wsq.h"
 #include "alloc.h"
+#include "lmql_int.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -29,9 +30,14 @@ int lmql__wsq_push(struct lmql__wsq *q, const char *text, size_t len) {
 
 struct lmql__wsframe *lmql__wsq_pop(struct lmql__wsq *q) {
     struct lmql__wsframe *f = q->head;
-    if (!f) return NULL;
+    LMQL_ASSERT(!f == !q->tail);   /* head and tail are both set or both NULL */
+    if (!f) {
+        LMQL_ASSERT(q->bytes == 0);
+        return NULL;
+    }
     q->head = f->next;
     if (!q->head) q->tail = NULL;
+    LMQL_ASSERT(q->bytes >= f->len);   /* bytes counts the text queued */
     q->bytes -= f->len;
     return f;
 }
