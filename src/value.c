@@ -343,6 +343,12 @@ struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void
 }
 
 int lmql__list_push(struct lmql_val *list, struct lmql_val *item) {
+    /* A list whose allocation failed takes nothing (the run ends with "out of
+    ** memory": alloc.c counted the failure). */
+    if (!list) {
+        lmql__val_unref(item);
+        return -1;
+    }
     LMQL_ASSERT(list->kind == LMQL_V_LIST || list->kind == LMQL_V_TUPLE);
     if (!item) return -1;
     if (list->u.list.len == list->u.list.cap) {

@@ -114,7 +114,9 @@ struct lmql_val *lmql__val_dict(void);
 struct lmql_val *lmql__val_builtin(const char *name, lmql__builtin_fn fn, void *ud, struct lmql_val *self);
 struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void *));
 
-/* Append to a list or tuple; takes ownership of item. Returns 0 or -1. */
+/* Append to a list or tuple; takes ownership of item. Returns 0, or -1
+** when out of memory or when list or item is NULL (an allocation that
+** failed before: the item is released). */
 int lmql__list_push(struct lmql_val *list, struct lmql_val *item);
 /* Dict set (takes ownership of key and value) and get (borrowed or NULL). */
 int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *val);

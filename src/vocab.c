@@ -100,7 +100,7 @@ struct lmql__vocab *lmql__vocab_new(void) {
 
 struct lmql_trie *lmql__vocab_share(struct lmql__vocab *v) {
     struct lmql_trie *t = lmql__vocab_trie(v);
-    v->shared = true;
+    if (t) v->shared = true;   /* only a built trie may be read by several threads */
     return t;
 }
 
