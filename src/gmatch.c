@@ -336,7 +336,7 @@ struct lmql__gm *lmql__gm_new(const struct lmql_grammar *g, const struct lmql_tr
     m->tr_key = lmql__calloc(m->tr_cap, sizeof *m->tr_key);
     m->tr_val = lmql__malloc(m->tr_cap * sizeof *m->tr_val);
     if (!m->fr || !m->tr_key || !m->tr_val || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
-        (t && !(m->cache = lmql__trie_cache_new(t, 8)))) {
+        (t && !(m->cache = lmql__trie_cache_new(t, 16)))) {
         lmql__gm_free(m);
         return NULL;
     }
@@ -438,41 +438,85 @@ bool lmql__gm_accepting(struct lmql__gm *m, int32_t c) { return c >= 0 && c < m-
 
 /* ------------------------------------------------------------- masks -- */
 
+/*
+** The walk's state is a configuration, or, inside the one terminal of a
+** single-thread configuration (a string, a number), that configuration with
+** its thread's DFA state moved on: stepping it is one table lookup, and a
+** configuration is interned only when the terminal may end (its successors
+** begin) -- most bytes of most tokens never get there.
+*/
+struct wstate {
+    int32_t c;    /* a configuration id */
+    int32_t d;    /* -1: c itself; else c has one thread, now in DFA state d (which cannot end the terminal) */
+};
+
+static const struct thread *only_thread(const struct lmql__gm *m, int32_t c) {
+    return m->cfg_n[c] == 1 ? &m->pool[m->cfg_off[c]] : NULL;
+}
+
+static const struct lmql__gterm *term_of(const struct lmql__gm *m, const struct thread *t) {
+    const struct lmql_grammar *g = m->g;
+    return &g->terms[LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx])];
+}
+
 static bool walk_step(void *ctx, const void *state, unsigned char b, void *out) {
     struct lmql__gm *m = ctx;
-    int32_t c = lmql__gm_step(m, *(const int32_t *)state, b);
+    const struct wstate *s = state;
+    struct wstate *o = out;
+    const struct thread *t = only_thread(m, s->c);
+    if (t) {
+        const struct lmql__gterm *term = term_of(m, t);
+        int32_t d = lmql__gterm_step(term, s->d >= 0 ? s->d : t->d, b);
+        if (d < 0) return false;
+        if (!term_accepting(term, d)) {
+            *o = (struct wstate){s->c, d};
+            return true;
+        }
+        /* The terminal may end: the configuration of the thread in d. */
+        struct thread copy = *t;
+        closure_reset(m);
+        int32_t c2 = add_thread(m, copy.alt, copy.idx, d, copy.stack) || close_work(m) ? -2 : intern_scratch(m);
+        if (c2 == -2) m->oom = true;
+        if (c2 < 0) return false;
+        *o = (struct wstate){c2, -1};
+        return true;
+    }
+    LMQL_ASSERT(s->d < 0);
+    int32_t c = lmql__gm_step(m, s->c, b);
     if (c == -2) m->oom = true;
     if (c < 0) return false;
-    *(int32_t *)out = c;
+    *o = (struct wstate){c, -1};
     return true;
 }
 
-/* Bytes that leave every thread of the configuration in its DFA state: the
-** configuration then steps to itself (it is closed, and nothing changes). */
+/* Bytes that leave every thread in its DFA state: the configuration then
+** steps to itself (it is closed, and nothing changes). */
 static void walk_loops(void *ctx, const void *state, uint64_t set[4]) {
     struct lmql__gm *m = ctx;
-    int32_t c = *(const int32_t *)state;
-    const struct lmql_grammar *g = m->g;
+    const struct wstate *s = state;
+    int32_t c = s->c;
     set[0] = set[1] = set[2] = set[3] = ~0ULL;
     for (int32_t i = 0; i < m->cfg_n[c]; i++) {
         const struct thread *t = &m->pool[m->cfg_off[c] + i];
-        const struct lmql__gterm *term = &g->terms[LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx])];
+        const struct lmql__gterm *term = term_of(m, t);
         if (!term->is_re) {
             set[0] = set[1] = set[2] = set[3] = 0;
             return;
         }
-        const int32_t *row = term->table + (size_t)t->d * (size_t)term->n_cls;
+        int32_t d = s->d >= 0 ? s->d : t->d;
+        const int32_t *row = term->table + (size_t)d * (size_t)term->n_cls;
         for (int b = 0; b < 256; b++)
-            if (row[term->cls[b]] != t->d) set[b >> 6] &= ~(1ULL << (b & 63));
+            if (row[term->cls[b]] != d) set[b >> 6] &= ~(1ULL << (b & 63));
     }
 }
 
 const uint8_t *lmql__gm_mask(struct lmql__gm *m, int32_t c) {
     LMQL_ASSERT(m->trie != NULL && c >= 0 && c < m->n_cfg);
     struct lmql_trie_walker w = {
-        .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof c, .ctx = m};
+        .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof(struct wstate), .ctx = m};
+    struct wstate s = {c, -1};
     m->oom = false;
-    const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &c);
+    const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &s);
     if (m->oom) {
         lmql__trie_cache_clear(m->cache);
         return NULL;
