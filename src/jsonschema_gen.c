@@ -315,15 +315,46 @@ static struct gsym gen_enum(struct js_ctx *c, struct js_node *n) {
 
 static const char *rx_key_except(struct js_ctx *c, const struct lmql_val **names, int32_t n, const char *ptr);
 
-static struct gsym gen_string(struct js_ctx *c, struct js_node *n) {
+#define DFA_MAX_LEN 200   /* longest length bound combined with a pattern by automata */
+
+/* The character DFA of a string node (its patterns, lengths, excluded
+** strings; no format), or NULL with the error set (why names `why`). */
+static struct js_cdfa *string_dfa(struct js_ctx *c, struct js_node *n, const char *why) {
+    if (n->format) return js_fail(c, n->format_ptr, "format together with %s cannot be combined exactly", why);
+    if (n->max_len > DFA_MAX_LEN || n->min_len > DFA_MAX_LEN)
+        return js_fail(c, n->ptr, "%s with a length bound over %d cannot be combined exactly", why, DFA_MAX_LEN);
+    struct js_cdfa *d = NULL;
+    for (int32_t i = 0; i < n->n_pat; i++) {
+        struct js_cnfa a;
+        if (js_pattern_cnfa(c, n->pat[i].pattern, n->pat[i].ptr, false, &a)) return NULL;
+        struct js_cdfa *x = js_cdfa_of(c, &a, n->pat[i].ptr);
+        if (!x || (d && !(x = js_cdfa_product(c, d, x, true, n->pat[i].ptr)))) return NULL;
+        d = x;
+    }
+    if (n->min_len || n->max_len >= 0) {
+        struct js_cdfa *x = js_cdfa_lengths(c, n->min_len, n->max_len);
+        if (!x || (d && !(x = js_cdfa_product(c, d, x, true, n->ptr)))) return NULL;
+        d = x;
+    }
     if (n->n_not_str) {
-        if (n->n_pat || n->format || n->min_len || n->max_len >= 0)
-            return js_fail(c, n->ptr, "not with string values together with other string keywords cannot be enforced exactly"),
-                   NOTHING;
+        struct js_cdfa *x = js_cdfa_not_names(c, n->not_str, n->n_not_str);
+        if (!x || (d && !(x = js_cdfa_product(c, d, x, true, n->ptr)))) return NULL;
+        d = x;
+    }
+    return d;
+}
+
+static struct gsym gen_string(struct js_ctx *c, struct js_node *n) {
+    if (n->n_not_str && !n->n_pat && !n->format && !n->min_len && n->max_len < 0) {
         const char *rx = rx_key_except(c, n->not_str, n->n_not_str, n->ptr);
         return rx ? sym_rx(rx) : NOTHING;
     }
-    if (n->n_pat > 1) return js_fail(c, n->pat[1].ptr, "two patterns on one string cannot be combined exactly"), NOTHING;
+    if (n->n_pat > 1 || n->n_not_str) {
+        /* several constraints no one regex states: their automata */
+        struct js_cdfa *d = string_dfa(c, n, n->n_pat > 1 ? "two patterns" : "not");
+        const char *rx = d ? js_cdfa_regex(c, d, n->ptr) : NULL;
+        return rx ? sym_rx(rx) : NOTHING;
+    }
     if (n->format) {
         if (n->n_pat) return js_fail(c, n->format_ptr, "format together with pattern cannot be combined exactly"), NOTHING;
         if (js_format_kind(n->format) < 0) return js_fail(c, n->format_ptr, "format \"%s\" is not supported", n->format), NOTHING;
@@ -344,6 +375,12 @@ static struct gsym gen_string(struct js_ctx *c, struct js_node *n) {
         const char *rx = js_rx_pattern(c, n->pat[0].pattern, n->pat[0].ptr, n->min_len, n->max_len, &empty, &parts);
         if (rx) return sym_rx(rx);
         if (empty || c->failed) return NOTHING;
+        if (!parts.unit) {
+            /* lengths the pattern's shape cannot take: automata */
+            struct js_cdfa *d = string_dfa(c, n, "pattern with minLength/maxLength");
+            rx = d ? js_cdfa_regex(c, d, n->pat[0].ptr) : NULL;
+            return rx ? sym_rx(rx) : NOTHING;
+        }
         return rep_chars(c, parts.pre, parts.unit, parts.a, parts.b, parts.post, n->ptr);
     }
     if (n->min_len == 0 && n->max_len < 0) {
@@ -589,53 +626,72 @@ static struct gsym gen_object(struct js_ctx *c, struct js_node *n) {
     const char *xkey[65];
     struct gsym xval[65];
     bool addl_none = n->addl && n->addl->kind == JS_NONE;
-    if (n->n_pprops) {
-        if (!addl_none)
-            return js_fail(c, n->ptr, "patternProperties with additionalProperties other than false cannot be enforced exactly"),
-                   NOTHING;
-        if (n->names && n->names->kind != JS_ANY)
-            return js_fail(c, n->ptr, "patternProperties with propertyNames cannot be enforced exactly"), NOTHING;
-        for (int32_t i = 0; i < n->n_pprops; i++) {
-            struct lmql_regex *re = js_pattern_re(c, n->pprops[i].pattern, n->pprops[i].ptr);
-            if (!re) return NOTHING;
-            for (int32_t j = 0; j < nd; j++) {
-                struct lmql__buf b = {0};
-                if (js_enc_str(&b, dnames[j]->u.str.s, dnames[j]->u.str.len)) return lmql__buf_free(&b), js_oom(c), NOTHING;
-                bool hit = lmql__regex_fullmatch(re, b.data, b.len);
-                lmql__buf_free(&b);
-                if (hit)
-                    return js_fail(c, n->pprops[i].ptr,
-                                   "a patternProperties pattern that matches a declared property (\"%.*s\") cannot be "
-                                   "enforced exactly",
-                                   (int)dnames[j]->u.str.len, dnames[j]->u.str.s),
-                           NOTHING;
-            }
-            for (int32_t j = 0; j < i; j++) {
-                int dis = js_rx_disjoint(re, js_pattern_re(c, n->pprops[j].pattern, n->pprops[j].ptr));
-                if (dis != 1)
+    struct js_node *names = n->names;
+    if (names && names->kind == JS_REF) names = js_def_node(c, names->def, names->ptr);
+    if (c->failed) return NOTHING;
+    if (names && names->kind == JS_TYPED && (names->types & JT_STR) && !names->n_pat && !names->format &&
+        !names->n_not_str && names->min_len == 0 && names->max_len < 0)
+        names = NULL;   /* every string: no constraint on names */
+    if (names && names->kind == JS_ANY) names = NULL;
+    if (n->n_pprops || (names && nd && names->kind != JS_ENUM && names->kind != JS_NONE)) {
+        /* names by automata: under each pattern (surely matching it) but no
+        ** declared name; under no pattern (in any reading) nor declared;
+        ** within propertyNames */
+        struct js_cdfa *notd = nd ? js_cdfa_not_names(c, dnames, nd) : NULL, *nm = NULL, *any_p = NULL;
+        if (nd && !notd) return NOTHING;
+        if (names) {
+            if (names->kind != JS_TYPED || !(names->types & JT_STR))
+                return js_fail(c, names->ptr, "propertyNames: only a string schema or an enum can be enforced here"), NOTHING;
+            if (!(nm = string_dfa(c, names, "propertyNames"))) return NOTHING;
+        }
+        for (int32_t i = 0; i < n->n_pprops && nx < 64; i++) {
+            struct js_cnfa lo, up;
+            if (js_pattern_cnfa(c, n->pprops[i].pattern, n->pprops[i].ptr, false, &lo) ||
+                js_pattern_cnfa(c, n->pprops[i].pattern, n->pprops[i].ptr, true, &up))
+                return NOTHING;
+            struct js_cdfa *dl = js_cdfa_of(c, &lo, n->pprops[i].ptr), *du = dl ? js_cdfa_of(c, &up, n->pprops[i].ptr) : NULL;
+            if (!du) return NOTHING;
+            if (any_p) {
+                /* a name two patterns may match would need both schemas */
+                struct js_cdfa *both = js_cdfa_product(c, any_p, du, true, n->pprops[i].ptr);
+                if (!both) return NOTHING;
+                if (!js_cdfa_empty(both))
                     return js_fail(c, n->pprops[i].ptr,
                                    "patternProperties whose patterns may match one name cannot be enforced exactly"),
                            NOTHING;
             }
-            bool empty;
-            struct js_rxparts parts;
-            const char *k = js_rx_pattern(c, n->pprops[i].pattern, n->pprops[i].ptr, 0, -1, &empty, &parts);
-            if (!k) return NOTHING;
+            if (!(any_p = any_p ? js_cdfa_product(c, any_p, du, false, n->pprops[i].ptr) : du)) return NOTHING;
             struct gsym v = gen(c, n->pprops[i].node);
             if (c->failed) return NOTHING;
             if (is_nothing(v)) continue;
-            xkey[nx] = k;
+            struct js_cdfa *k = dl;
+            if ((notd && !(k = js_cdfa_product(c, k, notd, true, n->pprops[i].ptr))) ||
+                (nm && !(k = js_cdfa_product(c, k, nm, true, n->pprops[i].ptr))))
+                return NOTHING;
+            const char *rx = js_cdfa_regex(c, k, n->pprops[i].ptr);
+            if (!rx) return NOTHING;
+            xkey[nx] = rx;
             xval[nx++] = v;
         }
+        if (!addl_none) {
+            struct gsym v = n->addl ? gen(c, n->addl) : any_value(c);
+            if (c->failed) return NOTHING;
+            if (!is_nothing(v)) {
+                struct js_cdfa *k = any_p;
+                if (k) js_cdfa_complement(k);
+                if ((k && notd && !(k = js_cdfa_product(c, k, notd, true, n->ptr))) ||
+                    (k && nm && !(k = js_cdfa_product(c, k, nm, true, n->ptr))))
+                    return NOTHING;
+                if (!k) k = notd && nm ? js_cdfa_product(c, notd, nm, true, n->ptr) : notd ? notd : nm;
+                const char *rx = k ? js_cdfa_regex(c, k, n->ptr) : rx_string_any(c);
+                if (!rx) return NOTHING;
+                xkey[nx] = rx;
+                xval[nx++] = v;
+            }
+        }
     } else if (!addl_none) {
-        struct js_node *names = n->names;
-        if (names && names->kind == JS_REF) names = js_def_node(c, names->def, names->ptr);
-        if (c->failed) return NOTHING;
         const char *k = NULL;
-        if (names && names->kind == JS_TYPED && (names->types & JT_STR) && !names->n_pat && !names->format &&
-            names->min_len == 0 && names->max_len < 0)
-            names = NULL;   /* every string: no constraint on names */
-        if (!names || names->kind == JS_ANY) {
+        if (!names) {
             k = nd ? rx_key_except(c, dnames, nd, n->ptr) : rx_string_any(c);
         } else if (names->kind == JS_NONE) {
             k = NULL;
@@ -652,9 +708,6 @@ static struct gsym gen_object(struct js_ctx *c, struct js_node *n) {
             rc = rc || lmql__buf_add(&b, ")", 1);
             k = rc ? js_oom(c) : got ? js_strdup(c, b.data, b.len) : NULL;
             lmql__buf_free(&b);
-        } else if (nd) {
-            return js_fail(c, n->ptr, "propertyNames with properties and additional properties cannot be enforced exactly"),
-                   NOTHING;
         } else if (names->kind == JS_TYPED) {
             if (!(names->types & JT_STR)) k = NULL;
             else {

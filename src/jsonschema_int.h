@@ -158,6 +158,7 @@ struct js_ctx {
     /* compiled regexes of patterns and formats, for validating values */
     struct {
         const struct lmql_val *pat;
+        bool upper;
         struct lmql_regex *re;
     } *rxc;
     int32_t n_rxc, cap_rxc;
@@ -181,26 +182,43 @@ void *js_alloc(struct js_ctx *c, size_t n);
 char *js_strdup(struct js_ctx *c, const char *s, size_t n);
 char *js_printf(struct js_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+bool js_is_num(const struct lmql_val *v);
+bool js_str_eq(const struct lmql_val *a, const struct lmql_val *b);
+/* A node of the kind (TYPED: every type, no keyword). */
+struct js_node *js_node_new(struct js_ctx *c, enum js_kind kind, const char *ptr);
+
 /* The node of a definition, built if needed (NULL on error, or when it is
 ** being built and the caller needs its inside: a recursive $ref that
 ** cannot be merged with its siblings). */
 struct js_node *js_def_node(struct js_ctx *c, int32_t def, const char *ptr);
 
+/* ---- jsonschema_ops.c ---- */
+
+/* Exact comparison of two numbers (int or float values): <0, 0, >0. */
+int js_cmp_num(const struct lmql_val *a, const struct lmql_val *b);
+/* Whether bound x is stronger than y (a lower, a upper one). */
+bool js_tighter_lo(const struct js_bound *x, const struct js_bound *y);
+bool js_tighter_hi(const struct js_bound *x, const struct js_bound *y);
+int64_t js_gcd(int64_t a, int64_t b);
+struct js_node *js_none(struct js_ctx *c, const char *ptr);
+/* The values valid under both (NULL on error); js_inter_opt takes NULL
+** for "any". */
+struct js_node *js_inter(struct js_ctx *c, struct js_node *a, struct js_node *b);
+struct js_node *js_inter_opt(struct js_ctx *c, struct js_node *a, struct js_node *b);
+/* Whether no value can be valid under both (false: not proven). */
+bool js_disjoint(struct js_ctx *c, struct js_node *a, struct js_node *b);
+/* JSON equality (1 == 1.0, true != 1, objects by keys). */
+bool js_equal(const struct lmql_val *a, const struct lmql_val *b);
+/* Whether value v is valid under node n: 1, 0, or -1 on error. */
+int js_validate(struct js_ctx *c, struct js_node *n, const struct lmql_val *v);
 /* The schema of property `name` in object node n: its own ones and those
 ** of the patternProperties it matches, or additionalProperties; NONE
 ** when propertyNames refuses the name. NULL: any value (or an error, then
 ** *err). */
 struct js_node *js_key_schema(struct js_ctx *c, struct js_node *n, const struct lmql_val *name, bool *err);
-/* Whether the two regexes (compiled) share no string: 1, 0, or -1 when
-** the check is too large. */
-int js_rx_disjoint(const struct lmql_regex *a, const struct lmql_regex *b);
-/* The compiled regex of a pattern's JSON strings (cached), NULL on error. */
-struct lmql_regex *js_pattern_re(struct js_ctx *c, const struct lmql_val *pat, const char *ptr);
-
-/* JSON equality (1 == 1.0, true != 1, objects by keys). */
-bool js_equal(const struct lmql_val *a, const struct lmql_val *b);
-/* Whether value v is valid under node n: 1, 0, or -1 on error. */
-int js_validate(struct js_ctx *c, struct js_node *n, const struct lmql_val *v);
+/* The compiled regex of a pattern's JSON strings (cached), NULL on error:
+** those it surely matches, or (upper) those it may match. */
+struct lmql_regex *js_pattern_re(struct js_ctx *c, const struct lmql_val *pat, const char *ptr, bool upper);
 
 /* ---- jsonschema_rx.c ---- */
 
@@ -209,6 +227,11 @@ int js_rx_cp(struct lmql__buf *b, uint32_t cp);
 int js_rx_literal(struct lmql__buf *b, const char *s, size_t n);
 /* json.dumps(s, ensure_ascii=False) of a UTF-8 string, quotes included. */
 int js_enc_str(struct lmql__buf *b, const char *s, size_t n);
+/* The shortest digits that read back as d (no dot; d = 0.D x 10^(exp+1));
+** returns their count. */
+int js_shortest_digits(double d, char *digits, int *exp);
+/* b's text copied into the arena, b freed (NULL when out of memory). */
+const char *js_buf_keep(struct js_ctx *c, struct lmql__buf *b);
 /* Python's repr of a float (finite). */
 int js_py_float(struct lmql__buf *b, double d);
 /* json.dumps(v) (", " and ": "). */
@@ -234,13 +257,60 @@ extern const char js_rx_char_canon[];
 ** the regex (arena), or NULL with *empty set when no string qualifies, or
 ** NULL with the error set. When the lengths cannot be folded in exactly,
 ** *parts describes the string as pre + unit{a,b} + post for the caller to
-** build in pieces. */
+** build in pieces; parts->unit NULL and parts->b -2: the lengths cannot be
+** folded into this pattern. */
 struct js_rxparts {
     const char *pre, *unit, *post;
     int64_t a, b;                  /* b -1: unbounded */
 };
 const char *js_rx_pattern(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr, int64_t min_len,
                           int64_t max_len, bool *empty, struct js_rxparts *parts);
+
+/* The same pattern read generously: the JSON strings some reading of the
+** pattern (ECMA-262 with or without the u flag, Python's re) finds a match
+** in; a superset, for deciding which names a patternProperties covers. */
+const char *js_rx_pattern_upper(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr);
+
+/* Automata over characters (code points), for what regex text cannot say:
+** complements and intersections (jsonschema_dfa.c). An NFA edge moves on a
+** character in its ranges r[0..nr) (pairs), or on none (nr 0: epsilon). */
+struct js_cedge {
+    int32_t from, to;
+    const uint32_t *r;
+    int nr;
+};
+
+struct js_cnfa {
+    int32_t n, start, final;
+    struct js_cedge *e;
+    int32_t ne, cap;
+};
+
+/* A total DFA: characters fall into classes [bound[k], bound[k+1]); state
+** q moves on class k to next[q * n_cls + k] (a dead state is a state). */
+struct js_cdfa {
+    int32_t n, n_cls, start;
+    uint32_t *bound;
+    int32_t *next;
+    uint8_t *acc;
+};
+
+/* The NFA of the strings a pattern finds a match in (surely, or in some
+** reading: upper), over characters. 0, or -1 with the error set. */
+int js_pattern_cnfa(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr, bool upper, struct js_cnfa *out);
+
+struct js_cdfa *js_cdfa_of(struct js_ctx *c, const struct js_cnfa *a, const char *ptr);
+/* The strings that are none of names[0..n). */
+struct js_cdfa *js_cdfa_not_names(struct js_ctx *c, const struct lmql_val *const *names, int32_t n);
+/* Strings of m to M characters (M -1: any). */
+struct js_cdfa *js_cdfa_lengths(struct js_ctx *c, int64_t m, int64_t M);
+/* Intersection (and: true) or union of two DFAs, minimized. */
+struct js_cdfa *js_cdfa_product(struct js_ctx *c, const struct js_cdfa *a, const struct js_cdfa *b, bool and_, const char *ptr);
+void js_cdfa_complement(struct js_cdfa *d);
+bool js_cdfa_empty(const struct js_cdfa *d);
+/* The regex of the JSON strings (json.dumps's spelling, quotes included)
+** whose value the DFA accepts; NULL with the error set when too large. */
+const char *js_cdfa_regex(struct js_ctx *c, const struct js_cdfa *d, const char *ptr);
 
 /* The regex of a format's strings (quotes included) or NULL with the error
 ** set; *lmin / *lmax their lengths in characters (max -1: unbounded).

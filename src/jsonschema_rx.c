@@ -77,7 +77,7 @@ int js_enc_str(struct lmql__buf *b, const char *s, size_t n) {
 
 /* The shortest digits that read back as d: digits[] (no dot) and the
 ** decimal exponent of the first digit (d = 0.D x 10^(exp+1)). */
-static int shortest_digits(double d, char *digits, int *exp) {
+int js_shortest_digits(double d, char *digits, int *exp) {
     char tmp[64];
     for (int p = 1; p <= 17; p++) {
         snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
@@ -98,7 +98,7 @@ int js_py_float(struct lmql__buf *b, double d) {
     if (isnan(d)) return lmql__buf_adds(b, "NaN");
     if (isinf(d)) return lmql__buf_adds(b, d < 0 ? "-Infinity" : "Infinity");
     char dig[32];
-    int e, n = shortest_digits(d, dig, &e);
+    int e, n = js_shortest_digits(d, dig, &e);
     if (signbit(d) && lmql__buf_adds(b, "-")) return -1;
     if (d == 0) return lmql__buf_adds(b, "0.0");
     if (e < -4 || e >= 16) {
@@ -378,7 +378,8 @@ enum { PA_SET, PA_SEQ, PA_ALT, PA_REP, PA_BOL, PA_EOL };
 
 struct pa {
     int kind;
-    struct rset set;
+    struct rset set;    /* SET: what matches in every reading (ECMA-262, with or without u; Python) */
+    struct rset up;     /* SET: what matches in some reading */
     struct pa **k;
     int nk;
     int64_t min, max;   /* REP; max -1: unbounded */
@@ -390,6 +391,7 @@ struct pparse {
     size_t n, i;
     const char *ptr;
     int depth;
+    bool upper;   /* translate what matches in some reading (a superset), not in all */
 };
 
 static void *pfail(struct pparse *P, const char *what) {
@@ -467,7 +469,7 @@ static struct pa *p_alt(struct pparse *P);
 
 static struct pa *p_set1(struct pparse *P, uint32_t lo, uint32_t hi) {
     struct pa *a = pa_new(P, PA_SET);
-    if (!a || rs_add(P->c, &a->set, lo, hi)) return a ? js_oom(P->c) : NULL;
+    if (!a || rs_add(P->c, &a->set, lo, hi) || rs_add(P->c, &a->up, lo, hi)) return a ? js_oom(P->c) : NULL;
     return a;
 }
 
@@ -510,13 +512,18 @@ static struct pa *p_class(struct pparse *P) {
     }
     struct pa *r = pa_new(P, PA_SET);
     if (!r) return NULL;
+    rs_norm(&lo);
+    rs_norm(&hi);
     if (neg) {
-        rs_norm(&hi);
-        if (rs_complement(P->c, &hi, 0xFFFF, &r->set)) return js_oom(P->c);
+        /* not in the class: surely when in no reading of it, perhaps when
+        ** not surely in it */
+        if (rs_complement(P->c, &hi, 0xFFFF, &r->set) || rs_complement(P->c, &lo, 0x10FFFF, &r->up)) return js_oom(P->c);
     } else {
         r->set = lo;
+        r->up = hi;
     }
     rs_norm(&r->set);
+    rs_norm(&r->up);
     return r;
 }
 
@@ -592,7 +599,7 @@ static struct pa *p_atom(struct pparse *P) {
         /* ECMA's dot: no line terminators; BMP only (UTF-16 units) */
         struct pa *a = pa_new(P, PA_SET);
         if (!a || rs_add(P->c, &a->set, 0, 9) || rs_add(P->c, &a->set, 11, 12) || rs_add(P->c, &a->set, 14, 0x2027) ||
-            rs_add(P->c, &a->set, 0x202A, 0xFFFF))
+            rs_add(P->c, &a->set, 0x202A, 0xFFFF) || rs_add(P->c, &a->up, 0, 9) || rs_add(P->c, &a->up, 11, 0x10FFFF))
             return a ? js_oom(P->c) : NULL;
         return a;
     }
@@ -605,9 +612,9 @@ static struct pa *p_atom(struct pparse *P) {
         if (k < 0) return NULL;
         if (k == 1) return p_set1(P, cp, cp);
         struct pa *a = pa_new(P, PA_SET);
-        struct rset hi = {0};
-        if (!a || add_shorthand(P->c, sh, &a->set, &hi)) return a ? js_oom(P->c) : NULL;
+        if (!a || add_shorthand(P->c, sh, &a->set, &a->up)) return a ? js_oom(P->c) : NULL;
         rs_norm(&a->set);
+        rs_norm(&a->up);
         return a;
     }
     case '*': case '+': case '?': return pfail(P, "nothing to repeat");
@@ -646,6 +653,8 @@ static struct pa *p_seq(struct pparse *P) {
             } else break;
             if (a->kind == PA_BOL || a->kind == PA_EOL) return pfail(P, "a quantifier on an anchor");
             if (a->kind == PA_REP) return pfail(P, "a quantifier on a quantifier");
+            if (a->kind == PA_SET && a->set.n == 1 && a->set.r[0] > 0xFFFF)
+                return pfail(P, "a quantifier on a character past U+FFFF (without the u flag it repeats half of it)");
             if (mn > JS_MAX_REP || mx > JS_MAX_REP) return pfail(P, "repetition count above 1000");
             if (P->i < P->n && P->p[P->i] == '?') P->i++;   /* lazy: the same language */
             struct pa *r = pa_new(P, PA_REP);
@@ -736,7 +745,8 @@ static int tr(struct pparse *P, const struct pa *a, bool lead, bool trail, struc
     switch (a->kind) {
     case PA_SET: {
         if (lead && tr_any(b)) return -1;
-        int k = js_rx_cset(b, a->set.r, a->set.n);
+        const struct rset *set = P->upper ? &a->up : &a->set;
+        int k = js_rx_cset(b, set->r, set->n);
         if (k < 0) return -1;
         if (k == 1 && lmql__buf_adds(b, "[^\\x00-\\U0010ffff]")) return -1;   /* matches nothing */
         return trail ? tr_any(b) : 0;
@@ -746,7 +756,9 @@ static int tr(struct pparse *P, const struct pa *a, bool lead, bool trail, struc
         return trail ? tr_any(b) : 0;
     case PA_EOL:
         if (!trail) return pfail(P, "'$' that is not at the end of the pattern"), -1;
-        return lead ? tr_any(b) : 0;
+        if (lead && tr_any(b)) return -1;
+        /* Python's $ also matches before a final newline */
+        return P->upper ? lmql__buf_adds(b, "(?:\\\\n)?") : 0;
     case PA_SEQ:
         if (a->nk == 0) return lead || trail ? tr_any(b) : 0;
         for (int i = 0; i < a->nk; i++)
@@ -767,17 +779,30 @@ static int tr(struct pparse *P, const struct pa *a, bool lead, bool trail, struc
     }
 }
 
-static const char *buf_keep(struct js_ctx *c, struct lmql__buf *b) {
+const char *js_buf_keep(struct js_ctx *c, struct lmql__buf *b) {
     const char *s = b->data ? js_strdup(c, b->data, b->len) : js_strdup(c, "", 0);
     lmql__buf_free(b);
     return s;
+}
+
+const char *js_rx_pattern_upper(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr) {
+    struct pparse P = {c, pattern->u.str.s, pattern->u.str.len, 0, ptr, 0, true};
+    struct pa *root = p_alt(&P);
+    if (!root) return NULL;
+    if (P.i < P.n) return pfail(&P, "unbalanced ')'");
+    struct lmql__buf b = {0};
+    if (lmql__buf_add(&b, "\"", 1) || tr(&P, root, true, true, &b) || lmql__buf_add(&b, "\"", 1)) {
+        lmql__buf_free(&b);
+        return c->failed ? NULL : js_oom(c);
+    }
+    return js_buf_keep(c, &b);
 }
 
 const char *js_rx_pattern(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr, int64_t min_len,
                           int64_t max_len, bool *empty, struct js_rxparts *parts) {
     *empty = false;
     memset(parts, 0, sizeof *parts);
-    struct pparse P = {c, pattern->u.str.s, pattern->u.str.len, 0, ptr, 0};
+    struct pparse P = {c, pattern->u.str.s, pattern->u.str.len, 0, ptr, 0, false};
     struct pa *root = p_alt(&P);
     if (!root) return NULL;
     if (P.i < P.n) return pfail(&P, "unbalanced ')'");
@@ -792,7 +817,7 @@ const char *js_rx_pattern(struct js_ctx *c, const struct lmql_val *pattern, cons
             lmql__buf_free(&b);
             return c->failed ? NULL : js_oom(c);
         }
-        return buf_keep(c, &b);
+        return js_buf_keep(c, &b);
     }
     if (pmin > lmax || pmax < min_len) {
         *empty = true;
@@ -807,7 +832,7 @@ const char *js_rx_pattern(struct js_ctx *c, const struct lmql_val *pattern, cons
     int nk = root->kind == PA_SEQ ? root->nk : 1;
     if (root->kind == PA_ALT || nk > 250) goto refuse;
     bool at_start = nk > 0 && kids[0]->kind == PA_BOL, at_end = nk > 0 && kids[nk - 1]->kind == PA_EOL;
-    static const struct pa any_rep = {PA_REP, {0}, NULL, 0, 0, -1};
+    static const struct pa any_rep = {.kind = PA_REP, .min = 0, .max = -1};
     if (!at_start) seq[n++] = &any_rep;
     for (int i = at_start; i < nk - (at_end && nk > at_start); i++) seq[n++] = kids[i];
     if (!at_end) seq[n++] = &any_rep;
@@ -845,14 +870,15 @@ const char *js_rx_pattern(struct js_ctx *c, const struct lmql_val *pattern, cons
         lmql__buf_free(&post);
         return c->failed ? NULL : js_oom(c);
     }
-    parts->pre = buf_keep(c, &pre);
-    parts->unit = buf_keep(c, &unit);
-    parts->post = buf_keep(c, &post);
+    parts->pre = js_buf_keep(c, &pre);
+    parts->unit = js_buf_keep(c, &unit);
+    parts->post = js_buf_keep(c, &post);
     parts->a = a;
     parts->b = z;
     return NULL;
 refuse:
-    return js_fail(c, ptr, "pattern with minLength/maxLength: the lengths cannot be combined with this pattern exactly");
+    parts->b = -2;   /* the caller tries automata, or refuses */
+    return NULL;
 }
 
 /* ------------------------------------------------------------ formats -- */
@@ -940,446 +966,116 @@ const char *js_rx_format(struct js_ctx *c, const char *name, const char *ptr, in
             lmql__buf_free(&b);
             return js_oom(c);
         }
-        return buf_keep(c, &b);
+        return js_buf_keep(c, &b);
     }
     return js_fail(c, ptr, "format \"%s\" is not supported", name);
 }
 
-/* ------------------------------------------------------------ numbers -- */
 
-/* Digit strings x of length n with lo <= x <= hi (no grouping at the top:
-** the caller wraps). */
-static int rx_same_len(struct lmql__buf *b, const char *lo, const char *hi, size_t n) {
-    size_t i = 0;
-    while (i < n && lo[i] == hi[i]) i++;
-    if (i > 0 && lmql__buf_add(b, lo, i)) return -1;
-    if (i == n) return 0;
-    size_t r = n - i - 1;
-    bool lo_zero = true, hi_nine = true;
-    for (size_t k = i + 1; k < n; k++) {
-        lo_zero &= lo[k] == '0';
-        hi_nine &= hi[k] == '9';
-    }
-    char nines[340], zeros[340];
-    if (r >= sizeof nines) return -1;
-    memset(nines, '9', r);
-    memset(zeros, '0', r);
-    /* lo[i] < hi[i]: lo[i] with lo's rest up to 9..9, the digits between
-    ** with anything, hi[i] with 0..0 up to hi's rest; a full block joins the
-    ** middle */
-    int from = lo_zero ? lo[i] : lo[i] + 1, to = hi_nine ? hi[i] : hi[i] - 1;
-    bool first = true;
-    if (lmql__buf_adds(b, "(?:")) return -1;
-    if (!lo_zero) {
-        if (lmql__buf_add(b, &lo[i], 1) || lmql__buf_adds(b, "(?:") || rx_same_len(b, lo + i + 1, nines, r) ||
-            lmql__buf_add(b, ")", 1))
-            return -1;
-        first = false;
-    }
-    if (from <= to) {
-        if ((!first && lmql__buf_add(b, "|", 1)) || lmql__buf_addf(b, "[%c-%c]", from, to) ||
-            (r && lmql__buf_addf(b, "\\d{%zu}", r)))
-            return -1;
-        first = false;
-    }
-    if (!hi_nine) {
-        if ((!first && lmql__buf_add(b, "|", 1)) || lmql__buf_add(b, &hi[i], 1) || lmql__buf_adds(b, "(?:") ||
-            rx_same_len(b, zeros, hi + i + 1, r) || lmql__buf_add(b, ")", 1))
-            return -1;
-    }
-    return lmql__buf_add(b, ")", 1);
+/* ------------------------------------------------------ pattern NFAs -- */
+
+static int32_t cn_state(struct js_ctx *c, struct js_cnfa *A) {
+    if (A->n >= 50000) return (void)js_fail(c, "#", "a pattern's automaton is too large"), -1;
+    return A->n++;
 }
 
-/* Integers without leading zeros in [lo, hi] (digit strings; hi NULL:
-** unbounded). Appends alternatives separated by |, no grouping. */
-static int rx_uint_range(struct lmql__buf *b, const char *lo, const char *hi) {
-    size_t nl = strlen(lo), nh = hi ? strlen(hi) : 0;
-    bool first = true;
-    char from[330], to[330];
-    size_t top = hi ? nh : nl;
-    for (size_t len = nl; len <= top; len++) {
-        if (len >= sizeof from) return -1;
-        if (len == nl) memcpy(from, lo, nl + 1);
-        else { from[0] = '1'; memset(from + 1, '0', len - 1); from[len] = 0; }
-        if (hi && len == nh) memcpy(to, hi, nh + 1);
-        else { memset(to, '9', len); to[len] = 0; }
-        if (!first && lmql__buf_add(b, "|", 1)) return -1;
-        first = false;
-        if (rx_same_len(b, from, to, len)) return -1;
+static int cn_edge(struct js_ctx *c, struct js_cnfa *A, int32_t from, int32_t to, const uint32_t *r, int nr) {
+    if (from < 0 || to < 0) return -1;
+    if (A->ne == A->cap) {
+        int32_t nc = A->cap ? A->cap * 2 : 64;
+        struct js_cedge *q = lmql__arena_grow(&c->arena, A->e, (size_t)A->ne, (size_t)nc, sizeof *q);
+        if (!q) return (void)js_oom(c), -1;
+        A->e = q;
+        A->cap = nc;
     }
-    if (!hi && lmql__buf_addf(b, "|[1-9]\\d{%zu,}", nl)) return -1;
+    A->e[A->ne++] = (struct js_cedge){from, to, r, nr};
     return 0;
 }
 
-/* Compare a bound's value with x: <0, 0, >0. */
-static int cmp_val_d(const struct lmql_val *v, double x) {
-    if (v->kind == LMQL_V_FLOAT) return v->u.f < x ? -1 : v->u.f > x;
-    int64_t i = v->u.i;
-    if (x >= 9223372036854775808.0) return -1;
-    if (x < -9223372036854775808.0) return 1;
-    int64_t t = (int64_t)x;   /* truncates toward zero */
-    if (i != t) return i < t ? -1 : 1;
-    double f = x - (double)t;
-    return f > 0 ? -1 : f < 0 ? 1 : 0;
+static const uint32_t ALL_CHARS[] = {0, 0x10FFFF};
+static const uint32_t NEWLINE[] = {'\n', '\n'};
+
+/* A new state after `from` that loops on every character (the search's
+** free text around a match). */
+static int32_t cn_any(struct js_ctx *c, struct js_cnfa *A, int32_t from) {
+    int32_t x = cn_state(c, A);
+    if (cn_edge(c, A, from, x, NULL, 0) || cn_edge(c, A, x, x, ALL_CHARS, 1)) return -1;
+    return x;
 }
 
-/* Integer bounds as int64 (clamped inward: a subset stays valid). *none:
-** no bound. Returns false when no integer fits. */
-static bool int_lo(const struct js_bound *bd, int64_t *out, bool *none) {
-    *none = !bd->v;
-    if (!bd->v) return true;
-    if (bd->v->kind == LMQL_V_INT) {
-        if (bd->excl && bd->v->u.i == INT64_MAX) return false;
-        *out = bd->v->u.i + bd->excl;
-        return true;
+/* The fragment of a from state `in` to state `out`, with the anchoring of
+** tr() (a search: free text where the pattern is not anchored). */
+static int nf(struct pparse *P, struct js_cnfa *A, const struct pa *a, bool lead, bool trail, int32_t in, int32_t out) {
+    struct js_ctx *c = P->c;
+    if (!js_step(c)) return -1;
+    int32_t cur = in;
+    switch (a->kind) {
+    case PA_SET: {
+        const struct rset *set = P->upper ? &a->up : &a->set;
+        if (lead && (cur = cn_any(c, A, cur)) < 0) return -1;
+        int32_t m = cn_state(c, A);
+        if (cn_edge(c, A, cur, m, set->r, set->n)) return -1;
+        if (trail && (m = cn_any(c, A, m)) < 0) return -1;
+        return cn_edge(c, A, m, out, NULL, 0);
     }
-    double d = bd->v->u.f;
-    if (isnan(d)) return false;
-    double f = bd->excl ? floor(d) + 1 : ceil(d);
-    if (f >= 9223372036854775807.0) return false;
-    *out = f < -9223372036854775807.0 ? INT64_MIN : (int64_t)f;
-    return true;
-}
-
-static bool int_hi(const struct js_bound *bd, int64_t *out, bool *none) {
-    *none = !bd->v;
-    if (!bd->v) return true;
-    if (bd->v->kind == LMQL_V_INT) {
-        if (bd->excl && bd->v->u.i == INT64_MIN) return false;
-        *out = bd->v->u.i - bd->excl;
-        return true;
-    }
-    double d = bd->v->u.f;
-    if (isnan(d)) return false;
-    double f = bd->excl ? ceil(d) - 1 : floor(d);
-    if (f < -9223372036854775807.0) return false;
-    *out = f >= 9223372036854775807.0 ? INT64_MAX : (int64_t)f;
-    return true;
-}
-
-static void u64s(char *s, uint64_t v) { snprintf(s, 24, "%llu", (unsigned long long)v); }
-
-static uint64_t mag(int64_t v) { return v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v; }
-
-/* Integer literals in [lo, hi] (flags: unbounded sides; lo <= hi). 1:
-** none. */
-static int rx_int_range(struct lmql__buf *b, int64_t lo, bool lo_none, int64_t hi, bool hi_none) {
-    bool any = false;
-    char x[24], y[24];
-    if (lo_none || lo < 0) {
-        /* negatives: magnitudes [max(1, |hi|), |lo|] */
-        u64s(x, !hi_none && hi < 0 ? mag(hi) : 1);
-        if (!lo_none) u64s(y, mag(lo));
-        if (lmql__buf_adds(b, "\\-(?:") || rx_uint_range(b, x, lo_none ? NULL : y) || lmql__buf_add(b, ")", 1)) return -1;
-        any = true;
-    }
-    if (hi_none || hi >= 0) {
-        u64s(x, lo_none || lo < 0 ? 0 : (uint64_t)lo);
-        if (!hi_none) u64s(y, (uint64_t)hi);
-        if ((any && lmql__buf_add(b, "|", 1)) || lmql__buf_adds(b, "(?:") || rx_uint_range(b, x, hi_none ? NULL : y) ||
-            lmql__buf_add(b, ")", 1))
-            return -1;
-        any = true;
-    }
-    return any ? 0 : 1;
-}
-
-/* A decimal: integer digits (no leading zeros) and fraction digits (no
-** trailing zeros). */
-struct dec {
-    bool neg;
-    char ip[340], fp[360];
-};
-
-static void dec_of(double d, struct dec *o) {
-    char dig[32];
-    int e, n = shortest_digits(d, dig, &e);
-    o->neg = d < 0;
-    if (d == 0) {
-        strcpy(o->ip, "0");
-        o->fp[0] = 0;
-        return;
-    }
-    if (e >= 0) {
-        int k = 0;
-        for (; k <= e; k++) o->ip[k] = k < n ? dig[k] : '0';
-        o->ip[k] = 0;
-        int m = 0;
-        for (int j = e + 1; j < n; j++) o->fp[m++] = dig[j];
-        o->fp[m] = 0;
-    } else {
-        strcpy(o->ip, "0");
-        int m = 0;
-        for (int j = 0; j < -e - 1; j++) o->fp[m++] = '0';
-        for (int j = 0; j < n; j++) o->fp[m++] = dig[j];
-        o->fp[m] = 0;
-    }
-}
-
-/* Fraction digit strings F (non-empty) with 0.F >= 0.f (ge) or <= (le). */
-static int rx_frac_ge(struct lmql__buf *b, const char *f) {
-    if (!*f) return lmql__buf_adds(b, "\\d+");
-    size_t z = 0;
-    while (f[z] == '0') z++;
-    if (z > 0) {
-        /* a non-zero digit among the first z, or z zeros then the rest */
-        return lmql__buf_addf(b, "(?:0{0,%zu}[1-9]\\d*|0{%zu}", z - 1, z) || rx_frac_ge(b, f + z) || lmql__buf_add(b, ")", 1) ? -1 : 0;
-    }
-    if (lmql__buf_adds(b, "(?:")) return -1;
-    if (f[0] < '9' && lmql__buf_addf(b, "[%c-9]\\d*|", f[0] + 1)) return -1;
-    if (lmql__buf_add(b, f, 1)) return -1;
-    if (f[1] ? rx_frac_ge(b, f + 1) : lmql__buf_adds(b, "\\d*")) return -1;
-    return lmql__buf_add(b, ")", 1);
-}
-
-static int rx_frac_le(struct lmql__buf *b, const char *f) {
-    if (!*f) return lmql__buf_adds(b, "0+");
-    size_t z = 0;
-    while (f[z] == '0') z++;
-    if (z > 0) return lmql__buf_addf(b, "(?:0{1,%zu}|0{%zu}", z, z) || rx_frac_le(b, f + z) || lmql__buf_add(b, ")", 1) ? -1 : 0;
-    if (lmql__buf_adds(b, "(?:")) return -1;
-    if (f[0] > '0' && lmql__buf_addf(b, "[0-%c]\\d*|", f[0] - 1)) return -1;
-    if (lmql__buf_add(b, f, 1)) return -1;
-    if (f[1]) {
-        if (lmql__buf_adds(b, "(?:") || rx_frac_le(b, f + 1) || lmql__buf_adds(b, ")?")) return -1;
-    } else if (lmql__buf_adds(b, "0*")) {
-        return -1;
-    }
-    return lmql__buf_add(b, ")", 1);
-}
-
-/* Fraction digit strings F (non-empty) with 0.a <= 0.F <= 0.z (a < z, both
-** without trailing zeros). With a and z padded to one length, let i be
-** where they first differ: F either stops within the zeros that end a
-** before i (its value is a), or follows their common prefix and then at i
-** takes a's digit (and stays >= a's rest), one in between, or z's digit
-** (and stays <= z's rest). */
-static int rx_frac_range(struct lmql__buf *b, const char *a, const char *z) {
-    if (!*a) return rx_frac_le(b, z);
-    if (!strcmp(a, z)) return lmql__buf_add(b, a, strlen(a)) || lmql__buf_adds(b, "0*");
-    size_t la = strlen(a), lz = strlen(z), n = la > lz ? la : lz, i = 0;
-    char pa[400], pz[400];
-    if (n >= sizeof pa) return -1;
-    memset(pa, '0', n);
-    memset(pz, '0', n);
-    memcpy(pa, a, la);
-    memcpy(pz, z, lz);
-    pa[n] = pz[n] = 0;
-    while (i < n && pa[i] == pz[i]) i++;
-    if (i == n) return -1;   /* equal values: cannot happen with a < z */
-    if (lmql__buf_adds(b, "(?:")) return -1;
-    if (la <= i) {
-        if (lmql__buf_add(b, a, la) || lmql__buf_addf(b, "(?:0{0,%zu}|0{%zu}(?:", i - la, i - la)) return -1;
-    } else if (lmql__buf_add(b, pz, i) || lmql__buf_adds(b, "(?:(?:")) {
-        return -1;
-    }
-    /* at i: pa[i] < pz[i] */
-    char ar[400], zr[400];
-    strcpy(ar, pa + i + 1);
-    strcpy(zr, pz + i + 1);
-    for (size_t k = strlen(ar); k > 0 && ar[k - 1] == '0'; k--) ar[k - 1] = 0;
-    for (size_t k = strlen(zr); k > 0 && zr[k - 1] == '0'; k--) zr[k - 1] = 0;
-    if (lmql__buf_add(b, &pa[i], 1) || (*ar ? rx_frac_ge(b, ar) : lmql__buf_adds(b, "\\d*"))) return -1;
-    if (pa[i] + 1 <= pz[i] - 1 && lmql__buf_addf(b, "|[%c-%c]\\d*", pa[i] + 1, pz[i] - 1)) return -1;
-    if (lmql__buf_addf(b, "|%c", pz[i])) return -1;
-    if (*zr) {
-        if (lmql__buf_adds(b, "(?:") || rx_frac_le(b, zr) || lmql__buf_adds(b, ")?")) return -1;
-    } else if (lmql__buf_adds(b, "0*")) {
-        return -1;
-    }
-    return lmql__buf_adds(b, ")))");
-}
-
-static int dec_cmp_ip(const char *x, const char *y) {
-    size_t a = strlen(x), b = strlen(y);
-    if (a != b) return a < b ? -1 : 1;
-    return strcmp(x, y);
-}
-
-/* ip + 1 or ip - 1 (ip > 0 for minus) as digit strings. */
-static void ip_add(const char *ip, int delta, char *out) {
-    size_t n = strlen(ip);
-    char tmp[342];
-    memcpy(tmp + 1, ip, n + 1);
-    tmp[0] = '0';
-    for (size_t k = n; k >= 1; k--) {
-        int d = tmp[k] - '0' + delta;
-        if (d >= 0 && d <= 9) { tmp[k] = (char)('0' + d); break; }
-        tmp[k] = delta > 0 ? '0' : '9';
-        if (k == 1) tmp[0] = '1';
-    }
-    const char *s = tmp;
-    while (*s == '0' && s[1]) s++;
-    strcpy(out, s);
-}
-
-/* Magnitudes I.F (fraction forms) in [lo, hi] (NULL: unbounded). */
-static int rx_mag(struct lmql__buf *b, const struct dec *lo, const struct dec *hi) {
-    static const struct dec zero = {false, "0", ""};
-    if (!lo) lo = &zero;
-    char x[342], y[342];
-    if (hi && !strcmp(lo->ip, hi->ip))
-        return lmql__buf_addf(b, "%s\\.", lo->ip) || rx_frac_range(b, lo->fp, hi->fp) ? -1 : 0;
-    if (lmql__buf_addf(b, "%s\\.", lo->ip) || rx_frac_ge(b, lo->fp)) return -1;
-    ip_add(lo->ip, 1, x);
-    if (hi) {
-        if (strcmp(hi->ip, "0")) ip_add(hi->ip, -1, y);
-        if (strcmp(hi->ip, "0") && dec_cmp_ip(x, y) <= 0) {
-            if (lmql__buf_adds(b, "|(?:") || rx_uint_range(b, x, y) || lmql__buf_adds(b, ")\\.\\d+")) return -1;
+    case PA_BOL:
+        if (!lead) return pfail(P, "'^' that is not at the start of the pattern"), -1;
+        if (trail && (cur = cn_any(c, A, cur)) < 0) return -1;
+        return cn_edge(c, A, cur, out, NULL, 0);
+    case PA_EOL:
+        if (!trail) return pfail(P, "'$' that is not at the end of the pattern"), -1;
+        if (lead && (cur = cn_any(c, A, cur)) < 0) return -1;
+        if (P->upper && cn_edge(c, A, cur, out, NEWLINE, 1)) return -1;
+        return cn_edge(c, A, cur, out, NULL, 0);
+    case PA_SEQ:
+        if (a->nk == 0) {
+            if ((lead || trail) && (cur = cn_any(c, A, cur)) < 0) return -1;
+            return cn_edge(c, A, cur, out, NULL, 0);
         }
-        return lmql__buf_addf(b, "|%s\\.", hi->ip) || rx_frac_le(b, hi->fp) ? -1 : 0;
-    }
-    return lmql__buf_adds(b, "|(?:") || rx_uint_range(b, x, NULL) || lmql__buf_adds(b, ")\\.\\d+") ? -1 : 0;
-}
-
-/* The double bound for fraction forms: float(t) >= lo (or <= hi) makes t
-** valid, and a decimal t >= repr(lo) reads as a float >= lo (rounding is
-** monotonic). An exclusive bound moves to the next double. Returns false
-** when nothing fits. */
-static bool frac_bound(const struct js_bound *bd, bool upper, double *out) {
-    const struct lmql_val *v = bd->v;
-    double toward = upper ? -INFINITY : INFINITY;
-    double d;
-    if (v->kind == LMQL_V_FLOAT) {
-        d = v->u.f;
-        if (isnan(d)) return false;
-        if (bd->excl) d = nextafter(d, toward);
-    } else {
-        d = (double)v->u.i;
-        int k = cmp_val_d(v, d);   /* the int against its double */
-        /* lower: need d >= i (> i when exclusive) */
-        if (!upper && (k > 0 || (bd->excl && k == 0))) d = nextafter(d, toward);
-        if (upper && (k < 0 || (bd->excl && k == 0))) d = nextafter(d, toward);
-    }
-    *out = d;
-    return !isinf(d) || (upper ? d > 0 : d < 0);
-}
-
-static int rx_frac_forms(struct lmql__buf *b, const struct js_node *n) {
-    double lo = -INFINITY, hi = INFINITY;
-    if (n->lo.v && !frac_bound(&n->lo, false, &lo)) return 1;
-    if (n->hi.v && !frac_bound(&n->hi, true, &hi)) return 1;
-    if (lo > hi) return 1;
-    struct dec *dl = lmql__malloc(sizeof *dl), *dh = lmql__malloc(sizeof *dh);
-    if (!dl || !dh) {
-        free(dl);
-        free(dh);
-        return -1;
-    }
-    int rc = 0;
-    bool any = false;
-    if (!isinf(lo)) dec_of(lo, dl);
-    if (!isinf(hi)) dec_of(hi, dh);
-    /* negative part: magnitudes in [max(0, -hi), -lo] */
-    if (lo < 0 || (lo == 0 && hi >= 0)) {
-        struct dec mlo, mhi;
-        bool has_lo = hi < 0;
-        if (has_lo) { mlo = *dh; mlo.neg = false; }
-        if (!isinf(lo)) { mhi = *dl; mhi.neg = false; }
-        if (lo < 0 || (lo == 0 && !signbit(lo))) {
-            rc = lmql__buf_adds(b, "\\-(?:") || rx_mag(b, has_lo ? &mlo : NULL, isinf(lo) ? NULL : &mhi) ||
-                 lmql__buf_add(b, ")", 1);
-            any = true;
-        }
-    }
-    if (!rc && hi >= 0) {
-        struct dec plo, phi;
-        bool has_lo = lo > 0;
-        if (has_lo) plo = *dl;
-        if (!isinf(hi)) phi = *dh;
-        rc = (any && lmql__buf_add(b, "|", 1)) || lmql__buf_adds(b, "(?:") ||
-             rx_mag(b, has_lo ? &plo : NULL, isinf(hi) ? NULL : &phi) || lmql__buf_add(b, ")", 1);
-        any = true;
-    }
-    free(dl);
-    free(dh);
-    return rc ? -1 : any ? 0 : 1;
-}
-
-/* Multiples of k >= 2 as integer literals: every integer when the bounds
-** are open and k divides a power of ten (the last digits decide), or the
-** multiples listed one by one when the range is small. 1: none. */
-static int rx_multiples(struct js_ctx *c, struct lmql__buf *b, const struct js_node *n, int64_t k) {
-    int64_t lo = 0, hi = 0;
-    bool lo_none, hi_none;
-    if (!int_lo(&n->lo, &lo, &lo_none) || !int_hi(&n->hi, &hi, &hi_none)) return 1;
-    if (!lo_none && !hi_none) {
-        if (lo > hi) return 1;
-        /* first multiple >= lo */
-        int64_t m = lo % k == 0 ? lo : lo > 0 ? lo + (k - lo % k) : lo - lo % k;
-        if (m > hi) return 1;
-        if ((uint64_t)(hi - m) / (uint64_t)k >= 1000) goto refuse;
-        bool first = true;
-        for (int64_t v = m; v <= hi; v += k) {
-            if (lmql__buf_addf(b, "%s%s%lld", first ? "" : "|", v < 0 ? "\\" : "", (long long)v)) return -1;
-            first = false;
-            if (v > INT64_MAX - k) break;
+        for (int i = 0; i < a->nk; i++) {
+            int32_t next = i == a->nk - 1 ? out : cn_state(c, A);
+            if (nf(P, A, a->k[i], lead && i == 0, trail && i == a->nk - 1, cur, next)) return -1;
+            cur = next;
         }
         return 0;
+    case PA_ALT:
+        for (int i = 0; i < a->nk; i++)
+            if (nf(P, A, a->k[i], lead, trail, in, out)) return -1;
+        return 0;
+    default: {
+        if (lead && (cur = cn_any(c, A, cur)) < 0) return -1;
+        for (int64_t i = 0; i < a->min; i++) {
+            int32_t next = cn_state(c, A);
+            if (nf(P, A, a->k[0], false, false, cur, next)) return -1;
+            cur = next;
+        }
+        if (a->max < 0) {
+            int32_t x = cn_state(c, A);
+            if (cn_edge(c, A, cur, x, NULL, 0) || nf(P, A, a->k[0], false, false, x, x)) return -1;
+            cur = x;
+        } else {
+            int32_t end = cn_state(c, A);
+            for (int64_t i = a->min; i < a->max; i++) {
+                int32_t next = cn_state(c, A);
+                if (cn_edge(c, A, cur, end, NULL, 0) || nf(P, A, a->k[0], false, false, cur, next)) return -1;
+                cur = next;
+            }
+            if (cn_edge(c, A, cur, end, NULL, 0)) return -1;
+            cur = end;
+        }
+        if (trail && (cur = cn_any(c, A, cur)) < 0) return -1;
+        return cn_edge(c, A, cur, out, NULL, 0);
     }
-    if (!lo_none || !hi_none) goto refuse;
-    int64_t p = 10;
-    int j = 1;
-    while (j <= 4 && p % k) { p *= 10; j++; }
-    if (p % k) goto refuse;
-    /* small ones: the multiples below 10^j; large ones end in such j digits */
-    if (lmql__buf_adds(b, "\\-?(?:")) return -1;
-    for (int64_t v = 0; v < p; v += k)
-        if (lmql__buf_addf(b, "%s%lld", v ? "|" : "", (long long)v)) return -1;
-    if (lmql__buf_addf(b, "|[1-9]\\d*(?:")) return -1;
-    for (int64_t v = 0; v < p; v += k)
-        if (lmql__buf_addf(b, "%s%0*lld", v ? "|" : "", j, (long long)v)) return -1;
-    return lmql__buf_adds(b, "))");
-refuse:
-    js_fail(c, n->ptr, "multipleOf %lld with these bounds cannot be enforced exactly", (long long)k);
-    return -1;
+    }
 }
 
-const char *js_rx_number(struct js_ctx *c, const struct js_node *n, unsigned types, bool *empty) {
-    struct lmql__buf b = {0};
-    int got_int = 1, got_frac = 1;
-    *empty = false;
-    bool bounded = n->lo.v || n->hi.v;
-    if (n->mult >= 1) types &= ~(unsigned)JT_FRAC;   /* multiples: integer literals only */
-    if (lmql__buf_adds(&b, "(?:")) goto oom;
-    if (types & JT_INT) {
-        if (n->mult > 1) {
-            got_int = rx_multiples(c, &b, n, n->mult);
-            if (got_int < 0) goto fail;
-        } else if (!bounded) {
-            got_int = lmql__buf_adds(&b, "\\-?(?:0|[1-9]\\d*)") ? -1 : 0;
-        } else {
-            int64_t lo = 0, hi = 0;
-            bool lo_none, hi_none;
-            if (!int_lo(&n->lo, &lo, &lo_none) || !int_hi(&n->hi, &hi, &hi_none) || (!lo_none && !hi_none && lo > hi))
-                got_int = 1;
-            else
-                got_int = rx_int_range(&b, lo, lo_none, hi, hi_none);
-        }
-        if (got_int < 0) goto oom;
-    }
-    if (types & JT_FRAC) {
-        size_t at = b.len;
-        if (got_int == 0 && lmql__buf_add(&b, "|", 1)) goto oom;
-        if (!bounded) {
-            got_frac = lmql__buf_adds(&b, "\\-?(?:0|[1-9]\\d*)(?:\\.\\d+(?:[eE][\\+\\-]?\\d+)?|[eE][\\+\\-]?\\d+)") ? -1 : 0;
-        } else {
-            got_frac = rx_frac_forms(&b, n);
-        }
-        if (got_frac < 0) goto oom;
-        if (got_frac == 1) b.len = at;
-    }
-    if (got_int && got_frac) {
-        lmql__buf_free(&b);
-        *empty = true;
-        return NULL;
-    }
-    if (lmql__buf_add(&b, ")", 1)) goto oom;
-    return buf_keep(c, &b);
-oom:
-    lmql__buf_free(&b);
-    return c->failed ? NULL : js_oom(c);
-fail:
-    lmql__buf_free(&b);
-    return NULL;
+int js_pattern_cnfa(struct js_ctx *c, const struct lmql_val *pattern, const char *ptr, bool upper, struct js_cnfa *out) {
+    struct pparse P = {c, pattern->u.str.s, pattern->u.str.len, 0, ptr, 0, upper};
+    memset(out, 0, sizeof *out);
+    struct pa *root = p_alt(&P);
+    if (!root) return -1;
+    if (P.i < P.n) return pfail(&P, "unbalanced ')'"), -1;
+    out->start = cn_state(c, out);
+    out->final = cn_state(c, out);
+    return nf(&P, out, root, true, true, out->start, out->final);
 }

@@ -110,6 +110,10 @@ static void test_strings(void) {
         /* lengths folded into the pattern's one repetition */
         {"{\"type\": \"string\", \"pattern\": \"^[a-z]+$\", \"maxLength\": 4, \"minLength\": 2}", {"\"ab\"", "\"abcd\""}, {"\"a\"", "\"abcde\"", "\"AB\""}},
         {"{\"type\": \"string\", \"pattern\": \"^x\", \"maxLength\": 3}", {"\"x\"", "\"xyz\""}, {"\"xyzw\"", "\"y\""}},
+        /* what one regex cannot say: automata */
+        {"{\"allOf\": [{\"type\": \"string\", \"pattern\": \"a\"}, {\"pattern\": \"b\"}]}", {"\"ab\"", "\"ba\"", "\"xaxbx\""}, {"\"a\"", "\"b\"", "\"\"", "1"}},
+        {"{\"type\": \"string\", \"pattern\": \"[a-z]\", \"maxLength\": 5}", {"\"a\"", "\"12a45\""}, {"\"123456a\"", "\"12345\"", "\"abcdef\""}},
+        {"{\"type\": \"string\", \"not\": {\"enum\": [\"ab\", \"b\"]}, \"maxLength\": 2}", {"\"a\"", "\"\"", "\"ba\""}, {"\"ab\"", "\"b\"", "\"abc\""}},
         /* long bounds are counted in chunks */
         {"{\"type\": \"string\", \"minLength\": 70, \"maxLength\": 100}", {NULL}, {"\"\"", "\"abc\""}},
         {"{\"enum\": [\"a\", \"b\\\"c\", 1, 2.5, null, true, [1, \"x\"], {\"k\": {\"v\": [null]}}]}",
@@ -188,6 +192,15 @@ static void test_objects(void) {
         {"{\"properties\": {\"ab\": {\"type\": \"string\"}}, \"patternProperties\": {\"^x\": {\"maxLength\": 2}}, \"additionalProperties\": false}",
          {"{\"ab\": \"s\", \"x1\": \"ab\"}", "{\"x\": 1}"}, {"{\"ab\": \"s\", \"x1\": \"abc\"}", "{\"ab\": 1}", "{\"y\": 1}"}},
         {"{\"properties\": {\"k\": false}}", {"{}", "{\"j\": 1}"}, {"{\"k\": 1}", "{\"j\": 1, \"k\": 2}"}},
+        /* names under a pattern, under none, declared: each once in its place */
+        {"{\"type\": \"object\", \"patternProperties\": {\"^a\": {\"type\": \"integer\"}}}", {"{\"a1\": 5, \"b\": \"x\"}", "{\"b\": \"x\"}", "{\"a\": 1}"}, {"{\"a1\": \"x\"}", "{\"a\": \"s\"}", "{\"b\": 1, \"a\": \"s\"}"}},
+        {"{\"properties\": {\"a\": {\"type\": \"string\"}}, \"patternProperties\": {\"^a\": {\"maxLength\": 2}}, \"additionalProperties\": false}",
+         {"{\"a\": \"x\"}", "{\"ab\": 1}", "{\"a\": \"x\", \"ab\": 2}"}, {"{\"a\": 1}", "{\"a\": \"xyz\"}", "{\"b\": 1}", "{\"a\": \"x\", \"a\": \"y\"}", "{\"ab\": \"xyz\"}"}},
+        {"{\"properties\": {\"ab\": {}}, \"propertyNames\": {\"maxLength\": 2}, \"additionalProperties\": {\"type\": \"integer\"}}",
+         {"{\"ab\": \"s\", \"x\": 1}", "{\"cd\": 2}"}, {"{\"abc\": 1}", "{\"ab\": 1, \"ab\": 2}", "{\"x\": \"s\"}"}},
+        /* Python's \\w matches \u00e9: a name one reading puts under the pattern gets its schema too */
+        {"{\"properties\": {\"\u00e9\": {\"type\": \"string\"}}, \"patternProperties\": {\"^\\\\w+$\": {\"type\": \"integer\"}}}",
+         {"{\"x\": 1}"}, {"{\"\u00e9\": \"s\"}", "{\"\u00e9\": 1}", "{\"x\": \"s\"}"}},
         {"{\"$schema\": \"http://json-schema.org/draft-07/schema#\", \"type\": \"object\", \"dependencies\": {\"a\": [\"b\"]}, \"properties\": {\"a\": {}, \"b\": {}}}",
          {"{}", "{\"b\": 1}", "{\"a\": 1, \"b\": 2}"}, {"{\"a\": 1}"}},
         {"{\"type\": \"object\", \"dependentRequired\": {\"a\": [\"b\"]}, \"dependentSchemas\": {\"b\": {\"required\": [\"c\"]}}}",
@@ -312,10 +325,10 @@ static void test_errors(void) {
         {"{\"type\": \"array\", \"items\": {\"type\": \"string\"}, \"uniqueItems\": true}", {"#", "uniqueItems"}},
         {"{\"type\": \"frobnicate\"}", {"#/type", "unknown type"}},
         {"{\"type\": \"string\", \"pattern\": \"^a\", \"format\": \"email\"}", {"#/format", "pattern"}},
-        {"{\"allOf\": [{\"type\": \"string\", \"pattern\": \"a\"}, {\"pattern\": \"b\"}]}", {"#/allOf/1/pattern", "two patterns"}},
         {"{\"not\": {\"pattern\": \"a\"}}", {"#/not/pattern", "not"}},
-        {"{\"type\": \"object\", \"patternProperties\": {\"^a\": {\"type\": \"integer\"}}}", {"#", "patternProperties"}},
-        {"{\"type\": \"string\", \"pattern\": \"[a-z]\", \"maxLength\": 5}", {"#/pattern", "minLength/maxLength"}},
+        {"{\"type\": \"string\", \"pattern\": \"[a-z]\", \"maxLength\": 500}", {"#", "length bound over 200"}},
+        {"{\"type\": \"object\", \"patternProperties\": {\"^a\": {\"type\": \"integer\"}, \"b$\": {}}}", {"#/patternProperties/b$", "may match one name"}},
+        {"{\"type\": \"object\", \"patternProperties\": {\"^\\\\w+$\": {\"type\": \"integer\"}, \"^\u00e9\": {}}}", {"may match one name"}},
         {"{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 3}", {"#", "no JSON value"}},
         {"false", {"no JSON value"}},
         /* draft 4 reads no const: {"const": 1} is {} there, and not anyOf of it is false */
@@ -323,7 +336,7 @@ static void test_errors(void) {
         {"{\"not\": {}}", {"no JSON value"}},
         {"{\"allOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}]}", {"no JSON value"}},
         {"{\"type\": \"string\", \"format\": \"uuid\", \"maxLength\": 10}", {"no JSON value"}},
-        {"{\"properties\": {\"a\": {\"type\": \"string\"}}, \"patternProperties\": {\"^a\": {}}, \"additionalProperties\": false}", {"#/patternProperties/^a", "declared property"}},
+
         {"{\"required\": true}", {"#/required", "draft 3"}},
         {"{\"definitions\": {\"a\": {\"allOf\": [{\"$ref\": \"#/definitions/a\"}, {\"type\": \"object\"}]}}, \"$ref\": \"#/definitions/a\"}", {"#/definitions/a/allOf/0/$ref", "recursive"}},
     };
