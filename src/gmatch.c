@@ -48,6 +48,13 @@ struct idtab {
     uint32_t cap, n;
 };
 
+/* Open addressing from non-zero 64-bit keys to ids (0: empty slot). */
+struct u64map {
+    uint64_t *key;
+    int32_t *val;
+    uint32_t cap, n;
+};
+
 struct lmql__gm {
     const struct lmql_grammar *g;
     const struct lmql_trie *trie;
@@ -65,17 +72,14 @@ struct lmql__gm {
     int32_t n_cfg, cap_cfg;
     struct idtab cfg_tab;
 
-    uint64_t *tr_key;            /* (cfg << 8 | byte) + 1; 0 empty */
-    int32_t *tr_val;
-    uint32_t tr_cap, tr_n;
+    struct u64map tr;            /* (cfg << 8 | byte) + 1 -> the next configuration */
 
     /* closure scratch */
     struct thread *scr;
     int32_t n_scr, cap_scr;
     struct frame *work;          /* advance points: (alt, idx, stack) */
     int32_t n_work, cap_work;
-    uint64_t *seen;              /* advance points already taken in this closure: hash set, 0 empty */
-    uint32_t seen_cap, seen_n;
+    struct u64map seen;          /* advance points already taken in this closure */
     bool acc;
 
     int32_t start;               /* -3: not made yet */
@@ -92,6 +96,70 @@ static uint32_t mix(uint64_t x) {
     x *= 0xc4ceb9fe1a85ec53ULL;
     x ^= x >> 33;
     return (uint32_t)x;
+}
+
+/* The slot of key in m: where it is, or the empty slot where it goes. */
+static uint32_t u64_slot(const struct u64map *m, uint64_t key) {
+    uint32_t h = mix(key) & (m->cap - 1);
+    while (m->key[h] && m->key[h] != key) h = (h + 1) & (m->cap - 1);
+    return h;
+}
+
+/* Put key -> val (key not in m yet, key != 0). 0, or -1 out of memory. */
+static int u64_put(struct u64map *m, uint64_t key, int32_t val) {
+    LMQL_ASSERT(key != 0);
+    if ((m->n + 1) * 2 > m->cap) {
+        struct u64map nm = {.cap = m->cap ? m->cap * 2 : 256};
+        nm.key = lmql__calloc(nm.cap, sizeof *nm.key);
+        nm.val = lmql__malloc(nm.cap * sizeof *nm.val);
+        if (!nm.key || !nm.val || m->cap >= (1u << 30)) {
+            free(nm.key);
+            free(nm.val);
+            return -1;
+        }
+        for (uint32_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            uint32_t h = u64_slot(&nm, m->key[i]);
+            nm.key[h] = m->key[i];
+            nm.val[h] = m->val[i];
+        }
+        nm.n = m->n;
+        free(m->key);
+        free(m->val);
+        *m = nm;
+    }
+    uint32_t h = u64_slot(m, key);
+    LMQL_ASSERT(!m->key[h]);
+    m->key[h] = key;
+    m->val[h] = val;
+    m->n++;
+    return 0;
+}
+
+/* The id under key, or -3 when absent. */
+static int32_t u64_get(const struct u64map *m, uint64_t key) {
+    if (!m->cap) return -3;
+    uint32_t h = u64_slot(m, key);
+    return m->key[h] ? m->val[h] : -3;
+}
+
+/* Empty m; a large table is released rather than wiped, so one big
+** closure does not make every later one clear megabytes. */
+static void u64_clear(struct u64map *m) {
+    if (!m->n) return;
+    if (m->cap > 4096) {
+        free(m->key);
+        free(m->val);
+        *m = (struct u64map){0};
+        return;
+    }
+    memset(m->key, 0, (size_t)m->cap * sizeof *m->key);
+    m->n = 0;
+}
+
+static void u64_free(struct u64map *m) {
+    free(m->key);
+    free(m->val);
 }
 
 static int idtab_init(struct idtab *t, uint32_t cap) {
@@ -261,26 +329,8 @@ static int add_thread(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t d, i
 static int first_visit(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t stack) {
     if ((uint32_t)alt >= (1u << 24) || (uint32_t)idx >= (1u << 16) || (uint32_t)(stack + 1) >= (1u << 24)) return -1;
     uint64_t key = (((uint64_t)(uint32_t)alt << 40) | ((uint64_t)(uint32_t)idx << 24) | (uint64_t)(uint32_t)(stack + 1)) + 1;
-    if ((m->seen_n + 1) * 2 > m->seen_cap) {
-        uint32_t cap = m->seen_cap ? m->seen_cap * 2 : 256;
-        uint64_t *s = lmql__calloc(cap, sizeof *s);
-        if (!s) return -1;
-        for (uint32_t i = 0; i < m->seen_cap; i++) {
-            if (!m->seen[i]) continue;
-            uint32_t h = mix(m->seen[i]) & (cap - 1);
-            while (s[h]) h = (h + 1) & (cap - 1);
-            s[h] = m->seen[i];
-        }
-        free(m->seen);
-        m->seen = s;
-        m->seen_cap = cap;
-    }
-    uint32_t h = mix(key) & (m->seen_cap - 1);
-    for (; m->seen[h]; h = (h + 1) & (m->seen_cap - 1))
-        if (m->seen[h] == key) return 0;
-    m->seen[h] = key;
-    m->seen_n++;
-    return 1;
+    if (u64_get(&m->seen, key) != -3) return 0;
+    return u64_put(&m->seen, key, 0) ? -1 : 1;
 }
 
 /* Take every pending advance point: enter terminals, predict nonterminals,
@@ -316,10 +366,7 @@ static void closure_reset(struct lmql__gm *m) {
     m->n_scr = 0;
     m->n_work = 0;
     m->acc = false;
-    if (m->seen_n) {
-        memset(m->seen, 0, (size_t)m->seen_cap * sizeof *m->seen);
-        m->seen_n = 0;
-    }
+    u64_clear(&m->seen);
 }
 
 /* --------------------------------------------------------------- API -- */
@@ -332,10 +379,7 @@ struct lmql__gm *lmql__gm_new(const struct lmql_grammar *g, const struct lmql_tr
     m->start = -3;
     m->cap_fr = 64;
     m->fr = lmql__malloc((size_t)m->cap_fr * sizeof *m->fr);
-    m->tr_cap = 1024;
-    m->tr_key = lmql__calloc(m->tr_cap, sizeof *m->tr_key);
-    m->tr_val = lmql__malloc(m->tr_cap * sizeof *m->tr_val);
-    if (!m->fr || !m->tr_key || !m->tr_val || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
+    if (!m->fr || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
         (t && !(m->cache = lmql__trie_cache_new(t, 16)))) {
         lmql__gm_free(m);
         return NULL;
@@ -353,11 +397,10 @@ void lmql__gm_free(struct lmql__gm *m) {
     free(m->cfg_acc);
     free(m->cfg_hash);
     free(m->cfg_tab.slot);
-    free(m->tr_key);
-    free(m->tr_val);
+    u64_free(&m->tr);
     free(m->scr);
     free(m->work);
-    free(m->seen);
+    u64_free(&m->seen);
     lmql__trie_cache_free(m->cache);
     free(m);
 }
@@ -376,43 +419,12 @@ int32_t lmql__gm_start(struct lmql__gm *m) {
     return c;
 }
 
-static int tr_put(struct lmql__gm *m, uint64_t key, int32_t val) {
-    if ((m->tr_n + 1) * 2 > m->tr_cap) {
-        uint32_t cap = m->tr_cap * 2;
-        uint64_t *k = lmql__calloc(cap, sizeof *k);
-        int32_t *v = lmql__malloc(cap * sizeof *v);
-        if (!k || !v) {
-            free(k);
-            free(v);
-            return -1;
-        }
-        for (uint32_t i = 0; i < m->tr_cap; i++) {
-            if (!m->tr_key[i]) continue;
-            uint32_t h = mix(m->tr_key[i]) & (cap - 1);
-            while (k[h]) h = (h + 1) & (cap - 1);
-            k[h] = m->tr_key[i];
-            v[h] = m->tr_val[i];
-        }
-        free(m->tr_key);
-        free(m->tr_val);
-        m->tr_key = k;
-        m->tr_val = v;
-        m->tr_cap = cap;
-    }
-    uint32_t h = mix(key) & (m->tr_cap - 1);
-    while (m->tr_key[h]) h = (h + 1) & (m->tr_cap - 1);
-    m->tr_key[h] = key;
-    m->tr_val[h] = val;
-    m->tr_n++;
-    return 0;
-}
-
 int32_t lmql__gm_step(struct lmql__gm *m, int32_t c, unsigned char b) {
     if (c < 0) return c == -2 ? -2 : -1;
     LMQL_ASSERT(c < m->n_cfg);
     uint64_t key = (((uint64_t)(uint32_t)c << 8) | b) + 1;
-    for (uint32_t h = mix(key) & (m->tr_cap - 1); m->tr_key[h]; h = (h + 1) & (m->tr_cap - 1))
-        if (m->tr_key[h] == key) return m->tr_val[h];
+    int32_t known = u64_get(&m->tr, key);
+    if (known != -3) return known;
     const struct lmql_grammar *g = m->g;
     closure_reset(m);
     int32_t n = m->cfg_n[c];
@@ -425,7 +437,7 @@ int32_t lmql__gm_step(struct lmql__gm *m, int32_t c, unsigned char b) {
     }
     if (close_work(m)) return -2;
     int32_t next = intern_scratch(m);
-    if (next == -2 || tr_put(m, key, next)) return -2;
+    if (next == -2 || u64_put(&m->tr, key, next)) return -2;
     return next;
 }
 
