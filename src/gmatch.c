@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "grammar_int.h"
+#include "model.h"
 #include "regex.h"
 #include "trie.h"
 
@@ -53,6 +54,18 @@ struct u64map {
     uint64_t *key;
     int32_t *val;
     uint32_t cap, n;
+};
+
+/* The tokens of a terminal's DFA state: `inside` (n_vocab bytes) those
+** whose every byte keeps the terminal alive -- allowed whatever follows the
+** terminal; `leave` those that are not inside but have a prefix (maybe
+** empty) after which the terminal may end -- allowed or not depending on
+** what follows it, checked per configuration. No other token can be
+** allowed from a configuration whose one thread is in this state. */
+struct split {
+    uint8_t *inside;
+    int32_t *leave;
+    int32_t n_leave;
 };
 
 struct lmql__gm {
@@ -85,6 +98,12 @@ struct lmql__gm {
     int32_t start;               /* -3: not made yet */
     struct lmql_trie_cache *cache;
     bool oom;
+
+    /* Inside one regex terminal: per (terminal, DFA state), the tokens that
+    ** stay inside it and the tokens that may leave it (see split_of). */
+    struct split *splits;
+    int32_t n_splits, cap_splits;
+    struct u64map split_ix;      /* (terminal << 32 | d) + 1 -> index */
 };
 
 /* ------------------------------------------------------------ hashing -- */
@@ -401,6 +420,12 @@ void lmql__gm_free(struct lmql__gm *m) {
     free(m->scr);
     free(m->work);
     u64_free(&m->seen);
+    for (int32_t i = 0; i < m->n_splits; i++) {
+        free(m->splits[i].inside);
+        free(m->splits[i].leave);
+    }
+    free(m->splits);
+    u64_free(&m->split_ix);
     lmql__trie_cache_free(m->cache);
     free(m);
 }
@@ -522,11 +547,127 @@ static void walk_loops(void *ctx, const void *state, uint64_t set[4]) {
     }
 }
 
+/* The walk that finds the tokens able to leave a terminal: its state is
+** the DFA state and whether some prefix so far may end the terminal; once
+** the DFA dies after such a prefix, the token "left" and every continuation
+** of it is kept (a sink), to be checked against what follows. */
+struct lstate {
+    int32_t d;         /* -1 once left */
+    int32_t could_end; /* some prefix so far (the empty one too) may end the terminal */
+};
+
+static bool leave_step(void *ctx, const void *state, unsigned char b, void *out) {
+    const struct lmql__gterm *t = ctx;
+    const struct lstate *s = state;
+    struct lstate *o = out;
+    if (s->d < 0) {
+        *o = *s;
+        return true;
+    }
+    int32_t could = s->could_end || term_accepting(t, s->d);
+    int32_t d = lmql__gterm_step(t, s->d, b);
+    if (d < 0 && !could) return false;
+    *o = (struct lstate){d, could};
+    return true;
+}
+
+static bool leave_allow(void *ctx, const void *state) {
+    (void)ctx;
+    return ((const struct lstate *)state)->d < 0;
+}
+
+static void leave_loops(void *ctx, const void *state, uint64_t set[4]) {
+    const struct lmql__gterm *t = ctx;
+    const struct lstate *s = state;
+    if (s->d < 0) {
+        set[0] = set[1] = set[2] = set[3] = ~0ULL;
+        return;
+    }
+    set[0] = set[1] = set[2] = set[3] = 0;
+    /* Inside, a byte loops only where the state stays and the flag too. */
+    if (!s->could_end && term_accepting(t, s->d)) return;
+    const int32_t *row = t->table + (size_t)s->d * (size_t)t->n_cls;
+    for (int b = 0; b < 256; b++)
+        if (row[t->cls[b]] == s->d) set[b >> 6] |= 1ULL << (b & 63);
+}
+
+/* The split of regex terminal `term` in DFA state d, made on first use. */
+static const struct split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
+    uint64_t key = (((uint64_t)(uint32_t)term << 32) | (uint32_t)d) + 1;
+    int32_t at = u64_get(&m->split_ix, key);
+    if (at >= 0) return &m->splits[at];
+    const struct lmql__gterm *t = &m->g->terms[term];
+    int32_t nv = lmql__trie_n_vocab(m->trie);
+    struct split sp = {lmql__malloc((size_t)nv), NULL, 0};
+    uint8_t *left = lmql__malloc((size_t)nv);
+    struct lmql_trie_walker w = {.step = leave_step, .allow = leave_allow, .loops = leave_loops,
+                                 .state_size = sizeof(struct lstate), .ctx = (void *)t};
+    struct lstate s0 = {d, 0};
+    int rc = !sp.inside || !left ? -1 : lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, sp.inside);
+    if (rc == 0) rc = lmql__trie_mask(m->trie, &w, &s0, left);
+    int32_t n = 0;
+    for (int32_t i = 0; rc == 0 && i < nv; i++) n += left[i] && !sp.inside[i];
+    if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
+    for (int32_t i = 0; rc == 0 && i < nv; i++)
+        if (left[i] && !sp.inside[i]) sp.leave[sp.n_leave++] = i;
+    free(left);
+    if (rc == 0 && m->n_splits == m->cap_splits) {
+        int32_t cap = m->cap_splits ? m->cap_splits * 2 : 8;
+        struct split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
+        if (p) {
+            m->splits = p;
+            m->cap_splits = cap;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc || u64_put(&m->split_ix, key, m->n_splits)) {
+        free(sp.inside);
+        free(sp.leave);
+        return NULL;
+    }
+    m->splits[m->n_splits] = sp;
+    return &m->splits[m->n_splits++];
+}
+
+/* The mask of a configuration whose one thread is inside regex terminal
+** `term` (thread t): the split's inside tokens, and those of its leaving
+** tokens whose bytes the configuration takes. Into out (n_vocab bytes);
+** 0, or -1 out of memory. */
+static int single_mask(struct lmql__gm *m, int32_t c, const struct thread *t, int32_t term, uint8_t *out) {
+    const struct split *sp = split_of(m, term, t->d);
+    if (!sp) return -1;
+    memcpy(out, sp->inside, (size_t)lmql__trie_n_vocab(m->trie));
+    const struct lmql__vocab *v = lmql__trie_vocab(m->trie);
+    for (int32_t i = 0; i < sp->n_leave; i++) {
+        uint32_t len;
+        const char *p = lmql__vocab_piece(v, sp->leave[i], &len);
+        int32_t r = lmql__gm_feed(m, c, p, len);
+        if (r == -2) return -1;
+        out[sp->leave[i]] = r >= 0;
+    }
+    return 0;
+}
+
 const uint8_t *lmql__gm_mask(struct lmql__gm *m, int32_t c) {
     LMQL_ASSERT(m->trie != NULL && c >= 0 && c < m->n_cfg);
+    struct wstate s = {c, -1};
+    const struct thread *t = only_thread(m, c);
+    if (t && term_of(m, t)->is_re) {
+        const uint8_t *hit = lmql__trie_cache_find(m->cache, &s, sizeof s);
+        if (hit) return hit;
+        uint8_t *slot = lmql__trie_cache_slot(m->cache, &s, sizeof s);
+        const struct lmql_grammar *g = m->g;
+        int32_t term = LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx]);
+        struct thread copy = *t;   /* the pool may move while the leaving tokens are fed */
+        if (!slot || single_mask(m, c, &copy, term, slot)) {
+            lmql__trie_cache_clear(m->cache);
+            return NULL;
+        }
+        return slot;
+    }
     struct lmql_trie_walker w = {
         .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof(struct wstate), .ctx = m};
-    struct wstate s = {c, -1};
     m->oom = false;
     const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &s);
     if (m->oom) {
