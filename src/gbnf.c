@@ -73,7 +73,7 @@ int lmql__gbnf_fail(struct lmql__gbnfc *c, const char *fmt, ...) {
 }
 
 int lmql__gbnf_nomem(struct lmql__gbnfc *c) {
-    if (!c->failed) lmql__err_set(c->e, LMQL_ERR_NOMEM, NULL, "out of memory");
+    if (!c->failed) lmql__err_nomem(c->e);
     c->failed = true;
     return -1;
 }
