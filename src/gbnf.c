@@ -816,13 +816,14 @@ static int check_left_recursion(struct lmql__gbnfc *c) {
             } else if (color[w] == 1) {
                 struct lmql__buf path = {0};
                 int32_t from = d;
+                bool ok = true;
                 while (stack[from] != w) from--;
-                for (int32_t j = from; j <= d && j < from + 8; j++)
-                    lmql__buf_addf(&path, "%.*s -> ", lmql__gbnf_name_len(&c->rules[stack[j]]),
-                                   c->rules[stack[j]].name);
-                if (d - from >= 8) lmql__buf_adds(&path, "... -> ");
-                lmql__buf_addf(&path, "%.*s", lmql__gbnf_name_len(&c->rules[w]), c->rules[w].name);
-                if (!path.data) {
+                for (int32_t j = from; ok && j <= d && j < from + 8; j++)
+                    ok = !lmql__buf_addf(&path, "%.*s -> ", lmql__gbnf_name_len(&c->rules[stack[j]]),
+                                         c->rules[stack[j]].name);
+                if (ok && d - from >= 8) ok = !lmql__buf_adds(&path, "... -> ");
+                if (ok) ok = !lmql__buf_addf(&path, "%.*s", lmql__gbnf_name_len(&c->rules[w]), c->rules[w].name);
+                if (!ok) {
                     rc = lmql__gbnf_nomem(c);
                 } else {
                     rc = lmql__gbnf_fail_at(c, refs[k]->off,
