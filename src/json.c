@@ -99,7 +99,7 @@ struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err
     return v;
 }
 
-int lmql__json_numbers_exact(const char *s, size_t len, size_t *at, size_t *n) {
+int lmql__json_numbers_fit(const char *s, size_t len, size_t *at, size_t *n) {
     for (size_t i = 0; i < len;) {
         if (s[i] == '"') {   /* skip a string (the text is valid JSON) */
             for (i++; i < len && s[i] != '"'; i++)
@@ -111,30 +111,20 @@ int lmql__json_numbers_exact(const char *s, size_t len, size_t *at, size_t *n) {
             i++;
             continue;
         }
-        size_t start = i, sig = 0, zeros = 0;
-        bool integral = true, seen_nonzero = false;
+        size_t start = i;
+        bool integral = true, nonzero = false;
         int64_t iv;
         double d;
         bool is_int;
         size_t j = i;
         if (lmql__json_number(s, len, &j, &d, &iv, &is_int)) return 0;   /* not valid: not ours to judge */
-        for (size_t k = start; k < j && s[k] != 'e' && s[k] != 'E'; k++) {
-            if (s[k] == '.') {
-                integral = false;
-                continue;
-            }
-            if (s[k] < '0' || s[k] > '9') continue;
-            if (s[k] != '0') {
-                seen_nonzero = true;
-                sig += zeros + 1;
-                zeros = 0;
-            } else if (seen_nonzero) {
-                zeros++;   /* counted once a non-zero digit follows */
-            }
+        for (size_t k = start; k < j; k++) {
+            integral &= s[k] != '.' && s[k] != 'e' && s[k] != 'E';
+            if (s[k] == 'e' || s[k] == 'E') break;
+            nonzero |= s[k] >= '1' && s[k] <= '9';
         }
-        for (size_t k = start; k < j; k++) integral &= s[k] != 'e' && s[k] != 'E';
-        bool exact = integral ? is_int : sig <= 15 && isfinite(d) && (d != 0 || !seen_nonzero);
-        if (!exact) {
+        bool fits = integral ? is_int : isfinite(d) && (d != 0 || !nonzero);
+        if (!fits) {
             *at = start;
             *n = j - start;
             return -1;
