@@ -32,6 +32,11 @@ out=$(bash tests/cli.sh "$build/bin/lmql" 2>&1); tally cli.sh $? "$out"
 for t in tests/serve/test_*.py; do
   out=$(python3 "$t" "$build/bin/lmql" 2>&1); tally "$(basename "$t")" $? "$out"
 done
+# lmql-maskbench's protocol and the MaskBench driver, once the grammar engine
+# and the JSON Schema compiler exist (the Makefile builds it only then).
+if [ -f src/grammar.c ] && [ -f src/jsonschema.c ]; then
+  out=$(python3 tests/maskbench.py "$build" 2>&1); tally maskbench.py $? "$out"
+fi
 label=unit; [ "$build" != build ] && label=${build#build-}
 echo "$pass $fail" > "$build/test-summary"
 echo "$label: $pass passed, $fail failed"
