@@ -286,17 +286,18 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
 
     if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
+    /* Its plan was compiled with the program (where.h). */
+    LMQL_ASSERT(seg->u.hole.where != NULL);
     const struct lmql_node *type = seg->u.hole.type;
-    if (type && type->kind != LMQL_NODE_STR && !(type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int"))) {
+    if (seg->u.hole.where->type == LMQL_HT_OTHER) {
         const struct lmql_node *def = query_fn_of(I, type);
         if (def) return run_nested(I, seg, def);
         if (I->err->msg[0]) return -1;
         return lmql__fail(I, type, LMQL_ERR_QUERY,
-                          "Not a valid type expression for [%s: ...]: use int, a regex string or a query function", name);
+                          "Not a valid type expression for [%s: ...]: use int, float, bool, str, a regex string or a "
+                          "query function",
+                          name);
     }
-
-    /* Its plan was compiled with the program (where.h). */
-    LMQL_ASSERT(seg->u.hole.where != NULL);
     struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
     struct lmql__cons *cons = NULL;
     struct lmql__err ce;
@@ -346,6 +347,11 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
             }
         if (over) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "the value of %s is too large for an integer", name);
         else v = digits ? lmql__val_int(x) : &lmql__none;
+    } else if (post & LMQL_POST_FLOAT) {
+        /* The regex of [X: float] admits only what strtod reads whole. */
+        v = value.len ? lmql__val_float(strtod(text, NULL)) : &lmql__none;
+    } else if (post & LMQL_POST_BOOL) {
+        v = value.len ? (value.len == 4 && !memcmp(text, "True", 4) ? &lmql__true : &lmql__false) : &lmql__none;
     } else {
         v = lmql__val_str(text, value.len);
     }

@@ -407,6 +407,65 @@ static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n
     }
 }
 
+/* A regex the hole's value must match, written by the type. */
+static int type_regex(struct compiler *k, const struct lmql_node *at, const char *pat) {
+    struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, at, at);
+    struct lmql__err re_err = {0};
+    if (r && !(r->re = lmql__regex_compile(pat, strlen(pat), &re_err))) {
+        node_free(r);
+        return woom(k->e);   /* the patterns below are fixed: only memory can fail */
+    }
+    if (r) {
+        r->pat = pat;
+        r->pat_len = strlen(pat);
+    }
+    return add_kid(k, k->w->root, r);
+}
+
+/* The type of [X: TYPE]: r"..." and int, float, bool, str; another name or
+** a call names a query function, which the interpreter resolves when the
+** hole runs. */
+static int compile_type(struct compiler *k, const struct lmql_node *type) {
+    struct lmql__where *w = k->w;
+    if (!type) return 0;
+    if (type->kind == LMQL_NODE_STR) {
+        w->type = LMQL_HT_REGEX;
+        struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, type, type);
+        if (r) {
+            r->pat = type->u.str.text;
+            r->pat_len = type->u.str.len;
+            if (!(r->re = literal_regex(type, k->e))) {
+                node_free(r);
+                r = NULL;
+            }
+        }
+        return add_kid(k, w->root, r);
+    }
+    const char *name = type->kind == LMQL_NODE_NAME ? type->u.name : "";
+    if (!strcmp(name, "int")) {
+        w->type = LMQL_HT_INT;
+        w->post |= LMQL_POST_INT;
+        return add_kid(k, w->root, node_new(k, LMQL_W_INT, NULL, type));
+    }
+    if (!strcmp(name, "float")) {
+        /* As Python's repr writes a float, without exponents: 3.8, -0.25, 12 */
+        w->type = LMQL_HT_FLOAT;
+        w->post |= LMQL_POST_FLOAT;
+        return type_regex(k, type, "-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?");
+    }
+    if (!strcmp(name, "bool")) {
+        w->type = LMQL_HT_BOOL;
+        w->post |= LMQL_POST_BOOL;
+        return type_regex(k, type, "True|False");
+    }
+    if (!strcmp(name, "str")) {
+        w->type = LMQL_HT_STR;
+        return 0;
+    }
+    w->type = LMQL_HT_OTHER;
+    return 0;
+}
+
 /* The plan of one hole: its query's and its prompt's where, and its type. */
 static struct lmql__where *compile_hole(const struct lmql_node *const wheres[2], const struct lmql_node *seg,
                                         struct lmql__err *e) {
@@ -422,24 +481,7 @@ static struct lmql__where *compile_hole(const struct lmql_node *const wheres[2],
         w->mentioned |= mentions(&k, wheres[i]);
         rc = add_kid(&k, w->root, compile(&k, wheres[i]));
     }
-    /* [X: r"..."] and [X: int]; another type names a query function, which
-    ** the interpreter resolves when the hole runs. */
-    const struct lmql_node *type = seg->u.hole.type;
-    if (rc == 0 && type && type->kind == LMQL_NODE_STR) {
-        struct lmql__wnode *r = node_new(&k, LMQL_W_REGEX, type, type);
-        if (r) {
-            r->pat = type->u.str.text;
-            r->pat_len = type->u.str.len;
-            if (!(r->re = literal_regex(type, e))) {
-                node_free(r);
-                r = NULL;
-            }
-        }
-        rc = add_kid(&k, w->root, r);
-    } else if (rc == 0 && type && type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int")) {
-        w->post |= LMQL_POST_INT;
-        rc = add_kid(&k, w->root, node_new(&k, LMQL_W_INT, NULL, type));
-    }
+    if (rc == 0) rc = compile_type(&k, seg->u.hole.type);
     if (rc) {
         node_free(w->root);
         free(w);

@@ -59,6 +59,16 @@ enum {
     LMQL_POST_INT = 1,       /* the value becomes an int */
     LMQL_POST_ERASE = 2,     /* the value stays, its prompt text is "" */
     LMQL_POST_ESCAPED = 4,   /* \n and \t in the prompt text become \\n, \\t */
+    LMQL_POST_FLOAT = 8,     /* the value becomes a float ([X: float]) */
+    LMQL_POST_BOOL = 16,     /* the value becomes True or False ([X: bool]) */
+};
+
+/* What the type of a hole [X: TYPE] is. */
+enum lmql__htype {
+    LMQL_HT_NONE,      /* no type */
+    LMQL_HT_INT, LMQL_HT_FLOAT, LMQL_HT_BOOL, LMQL_HT_STR,
+    LMQL_HT_REGEX,     /* [X: r"..."] */
+    LMQL_HT_OTHER,     /* a name or call resolved when the hole runs: a query function */
 };
 
 /* The constraints on one hole. */
@@ -67,6 +77,7 @@ struct lmql__where {
     unsigned post;                   /* LMQL_POST_* */
     int n_stops;
     bool mentioned;                  /* a where clause names the hole's variable */
+    enum lmql__htype type;
 };
 
 /* Reject what LMQL rejects in one where clause (<=, >=, !=, chained

@@ -1,0 +1,545 @@
+/*
+** Following bytes through a grammar, and token masks (see grammar.h).
+**
+** The matcher is a nondeterministic pushdown automaton run on all its
+** paths at once. A thread sits inside one terminal occurrence: alternative
+** `alt`, item `idx` (a terminal), the terminal's DFA state `d`, and a stack
+** of where to continue once the alternative is complete (interned frames:
+** equal stacks have equal ids). A configuration is the sorted set of
+** threads after some bytes, closed under "a terminal that may end here
+** ends, and what follows it begins", plus whether the start symbol may be
+** complete. Configurations are interned too, and steps between them are
+** remembered, so walking the vocabulary trie over a configuration seen
+** before costs a table lookup per byte, and its mask comes from a cache.
+**
+** Every thread's DFA state is alive (the regex DFAs keep only states that
+** can still match, a literal's prefix can always finish) and every
+** alternative left in a finished grammar derives some string, so every
+** configuration with a thread, or complete, is alive: no mask leads into a
+** dead end. Left recursion is refused by lmql__gb_finish, which is what
+** makes the closure below finite.
+*/
+#include "grammar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "grammar_int.h"
+#include "regex.h"
+#include "trie.h"
+
+/* Bounds on what one matcher remembers: past them a step fails as out of
+** memory rather than exhaust the machine (a generation of thousands of
+** tokens through a deep grammar stays far below). */
+#define MAX_THREADS_TOTAL (1 << 22)
+#define MAX_THREADS_CFG   4096
+
+struct thread {
+    int32_t alt, idx, d, stack;
+};
+
+struct frame {
+    int32_t alt, idx, parent;    /* continue at item idx of alt, then parent (-1: the start symbol is complete) */
+};
+
+/* Open addressing over ids; equality is decided by the caller's data. */
+struct idtab {
+    int32_t *slot;               /* -1 empty */
+    uint32_t cap, n;
+};
+
+struct lmql__gm {
+    const struct lmql_grammar *g;
+    const struct lmql_trie *trie;
+
+    struct frame *fr;
+    int32_t n_fr, cap_fr;
+    struct idtab fr_tab;
+
+    struct thread *pool;         /* threads of all configurations */
+    int64_t n_pool, cap_pool;
+    int64_t *cfg_off;
+    int32_t *cfg_n;
+    uint8_t *cfg_acc;
+    uint32_t *cfg_hash;
+    int32_t n_cfg, cap_cfg;
+    struct idtab cfg_tab;
+
+    uint64_t *tr_key;            /* (cfg << 8 | byte) + 1; 0 empty */
+    int32_t *tr_val;
+    uint32_t tr_cap, tr_n;
+
+    /* closure scratch */
+    struct thread *scr;
+    int32_t n_scr, cap_scr;
+    struct frame *work;          /* advance points: (alt, idx, stack) */
+    int32_t n_work, cap_work;
+    uint64_t *seen;              /* advance points already taken in this closure: hash set, 0 empty */
+    uint32_t seen_cap, seen_n;
+    bool acc;
+
+    int32_t start;               /* -3: not made yet */
+    struct lmql_trie_cache *cache;
+    bool oom;
+};
+
+/* ------------------------------------------------------------ hashing -- */
+
+static uint32_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+static int idtab_init(struct idtab *t, uint32_t cap) {
+    t->slot = lmql__malloc((size_t)cap * sizeof *t->slot);
+    if (!t->slot) return -1;
+    memset(t->slot, 0xff, (size_t)cap * sizeof *t->slot);
+    t->cap = cap;
+    t->n = 0;
+    return 0;
+}
+
+/* Rehash into twice the room; hash_of gives an id's hash. */
+static int idtab_grow(struct idtab *t, uint32_t (*hash_of)(const struct lmql__gm *, int32_t), const struct lmql__gm *m) {
+    struct idtab nt;
+    if (t->cap > (1u << 30) || idtab_init(&nt, t->cap * 2)) return -1;
+    for (uint32_t i = 0; i < t->cap; i++) {
+        int32_t id = t->slot[i];
+        if (id < 0) continue;
+        uint32_t h = hash_of(m, id) & (nt.cap - 1);
+        while (nt.slot[h] >= 0) h = (h + 1) & (nt.cap - 1);
+        nt.slot[h] = id;
+        nt.n++;
+    }
+    free(t->slot);
+    *t = nt;
+    return 0;
+}
+
+/* ------------------------------------------------------------- frames -- */
+
+static uint32_t frame_hash(const struct frame *f) {
+    return mix(((uint64_t)(uint32_t)f->alt << 32 | (uint32_t)f->idx) ^ ((uint64_t)(uint32_t)f->parent * 0x9E3779B97F4A7C15ULL));
+}
+
+static uint32_t frame_hash_id(const struct lmql__gm *m, int32_t id) { return frame_hash(&m->fr[id]); }
+
+/* The id of frame (alt, idx, parent), made when new; -2 out of memory. */
+static int32_t frame_of(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t parent) {
+    struct frame f = {alt, idx, parent};
+    uint32_t h = frame_hash(&f) & (m->fr_tab.cap - 1);
+    for (int32_t id; (id = m->fr_tab.slot[h]) >= 0; h = (h + 1) & (m->fr_tab.cap - 1))
+        if (m->fr[id].alt == alt && m->fr[id].idx == idx && m->fr[id].parent == parent) return id;
+    if (m->n_fr == m->cap_fr) {
+        int32_t cap = m->cap_fr * 2;
+        struct frame *p = cap > 0 ? lmql__realloc(m->fr, (size_t)cap * sizeof *p) : NULL;
+        if (!p) return -2;
+        m->fr = p;
+        m->cap_fr = cap;
+    }
+    int32_t id = m->n_fr++;
+    m->fr[id] = f;
+    m->fr_tab.slot[h] = id;
+    if (++m->fr_tab.n * 2 > m->fr_tab.cap && idtab_grow(&m->fr_tab, frame_hash_id, m)) return -2;
+    return id;
+}
+
+/* ----------------------------------------------------- configurations -- */
+
+static uint32_t threads_hash(const struct thread *t, int32_t n, bool acc) {
+    uint64_t h = 0x84222325ULL ^ (uint64_t)acc;
+    for (int32_t i = 0; i < n; i++) {
+        h = (h ^ mix(((uint64_t)(uint32_t)t[i].alt << 32) | (uint32_t)t[i].idx)) * 0x100000001b3ULL;
+        h = (h ^ mix(((uint64_t)(uint32_t)t[i].d << 32) | (uint32_t)t[i].stack)) * 0x100000001b3ULL;
+    }
+    return mix(h);
+}
+
+static uint32_t cfg_hash_id(const struct lmql__gm *m, int32_t id) { return m->cfg_hash[id]; }
+
+static int thread_cmp(const void *a, const void *b) {
+    const struct thread *x = a, *y = b;
+    if (x->alt != y->alt) return x->alt < y->alt ? -1 : 1;
+    if (x->idx != y->idx) return x->idx < y->idx ? -1 : 1;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    if (x->stack != y->stack) return x->stack < y->stack ? -1 : 1;
+    return 0;
+}
+
+/* The id of the configuration in the scratch (sorted here), made when new;
+** -1 when it has no thread and is not complete (dead); -2 out of memory. */
+static int32_t intern_scratch(struct lmql__gm *m) {
+    int32_t n = m->n_scr;
+    if (n == 0 && !m->acc) return -1;
+    qsort(m->scr, (size_t)n, sizeof *m->scr, thread_cmp);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (k == 0 || thread_cmp(&m->scr[k - 1], &m->scr[i])) m->scr[k++] = m->scr[i];
+    n = k;
+    uint32_t hash = threads_hash(m->scr, n, m->acc);
+    uint32_t h = hash & (m->cfg_tab.cap - 1);
+    for (int32_t id; (id = m->cfg_tab.slot[h]) >= 0; h = (h + 1) & (m->cfg_tab.cap - 1))
+        if (m->cfg_hash[id] == hash && m->cfg_n[id] == n && m->cfg_acc[id] == m->acc &&
+            !memcmp(m->pool + m->cfg_off[id], m->scr, (size_t)n * sizeof *m->scr))
+            return id;
+    if (n > MAX_THREADS_CFG || m->n_pool + n > MAX_THREADS_TOTAL) return -2;
+    if (m->n_pool + n > m->cap_pool) {
+        int64_t cap = m->cap_pool ? m->cap_pool : 1024;
+        while (cap < m->n_pool + n) cap *= 2;
+        struct thread *p = lmql__realloc(m->pool, (size_t)cap * sizeof *p);
+        if (!p) return -2;
+        m->pool = p;
+        m->cap_pool = cap;
+    }
+    if (m->n_cfg == m->cap_cfg) {
+        int32_t cap = m->cap_cfg ? m->cap_cfg * 2 : 256;
+        int64_t *o = lmql__realloc(m->cfg_off, (size_t)cap * sizeof *o);
+        if (o) m->cfg_off = o;
+        int32_t *c = lmql__realloc(m->cfg_n, (size_t)cap * sizeof *c);
+        if (c) m->cfg_n = c;
+        uint8_t *a = lmql__realloc(m->cfg_acc, (size_t)cap * sizeof *a);
+        if (a) m->cfg_acc = a;
+        uint32_t *hs = lmql__realloc(m->cfg_hash, (size_t)cap * sizeof *hs);
+        if (hs) m->cfg_hash = hs;
+        if (!o || !c || !a || !hs) return -2;
+        m->cap_cfg = cap;
+    }
+    int32_t id = m->n_cfg++;
+    m->cfg_off[id] = m->n_pool;
+    m->cfg_n[id] = n;
+    m->cfg_acc[id] = m->acc;
+    m->cfg_hash[id] = hash;
+    if (n) memcpy(m->pool + m->n_pool, m->scr, (size_t)n * sizeof *m->scr);
+    m->n_pool += n;
+    m->cfg_tab.slot[h] = id;
+    if (++m->cfg_tab.n * 2 > m->cfg_tab.cap && idtab_grow(&m->cfg_tab, cfg_hash_id, m)) return -2;
+    return id;
+}
+
+/* ------------------------------------------------------------ closure -- */
+
+static bool term_accepting(const struct lmql__gterm *t, int32_t d) {
+    return t->is_re ? lmql__regex_accepting(t->re, d) : (size_t)d == t->len;
+}
+
+static int push_work(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t stack) {
+    if (m->n_work == m->cap_work) {
+        int32_t cap = m->cap_work ? m->cap_work * 2 : 64;
+        struct frame *p = lmql__realloc(m->work, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        m->work = p;
+        m->cap_work = cap;
+    }
+    m->work[m->n_work++] = (struct frame){alt, idx, stack};
+    return 0;
+}
+
+/* A thread inside terminal item idx of alt in state d; when the terminal may
+** end there, what follows it begins too. */
+static int add_thread(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t d, int32_t stack) {
+    if (m->n_scr == m->cap_scr) {
+        int32_t cap = m->cap_scr ? m->cap_scr * 2 : 64;
+        struct thread *p = lmql__realloc(m->scr, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        m->scr = p;
+        m->cap_scr = cap;
+    }
+    m->scr[m->n_scr++] = (struct thread){alt, idx, d, stack};
+    const struct lmql_grammar *g = m->g;
+    const struct lmql__gterm *t = &g->terms[LMQL_G_T_ID(g->items[g->alts[alt].off + idx])];
+    return term_accepting(t, d) ? push_work(m, alt, idx + 1, stack) : 0;
+}
+
+/* Mark advance point (alt, idx, stack) as taken: 1 the first time, 0 after,
+** -1 out of memory or past the packing's range (alternatives and frames
+** below 2^24, items of an alternative below 2^16), treated as out of memory
+** rather than risk two points sharing a key. */
+static int first_visit(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t stack) {
+    if ((uint32_t)alt >= (1u << 24) || (uint32_t)idx >= (1u << 16) || (uint32_t)(stack + 1) >= (1u << 24)) return -1;
+    uint64_t key = (((uint64_t)(uint32_t)alt << 40) | ((uint64_t)(uint32_t)idx << 24) | (uint64_t)(uint32_t)(stack + 1)) + 1;
+    if ((m->seen_n + 1) * 2 > m->seen_cap) {
+        uint32_t cap = m->seen_cap ? m->seen_cap * 2 : 256;
+        uint64_t *s = lmql__calloc(cap, sizeof *s);
+        if (!s) return -1;
+        for (uint32_t i = 0; i < m->seen_cap; i++) {
+            if (!m->seen[i]) continue;
+            uint32_t h = mix(m->seen[i]) & (cap - 1);
+            while (s[h]) h = (h + 1) & (cap - 1);
+            s[h] = m->seen[i];
+        }
+        free(m->seen);
+        m->seen = s;
+        m->seen_cap = cap;
+    }
+    uint32_t h = mix(key) & (m->seen_cap - 1);
+    for (; m->seen[h]; h = (h + 1) & (m->seen_cap - 1))
+        if (m->seen[h] == key) return 0;
+    m->seen[h] = key;
+    m->seen_n++;
+    return 1;
+}
+
+/* Take every pending advance point: enter terminals, predict nonterminals,
+** return from complete alternatives. 0, or -1 out of memory. */
+static int close_work(struct lmql__gm *m) {
+    const struct lmql_grammar *g = m->g;
+    while (m->n_work > 0) {
+        struct frame p = m->work[--m->n_work];
+        int v = first_visit(m, p.alt, p.idx, p.parent);
+        if (v < 0) return -1;
+        if (v == 0) continue;
+        const struct lmql__galt *al = &g->alts[p.alt];
+        if (p.idx == al->n) {   /* complete: continue where the stack says */
+            if (p.parent < 0) m->acc = true;
+            else if (push_work(m, m->fr[p.parent].alt, m->fr[p.parent].idx, m->fr[p.parent].parent)) return -1;
+            continue;
+        }
+        int32_t sym = g->items[al->off + p.idx];
+        if (LMQL_G_IS_T(sym)) {
+            int32_t d0 = lmql__gterm_start(&g->terms[LMQL_G_T_ID(sym)]);
+            if (d0 >= 0 && add_thread(m, p.alt, p.idx, d0, p.parent)) return -1;
+            continue;
+        }
+        int32_t f = frame_of(m, p.alt, p.idx + 1, p.parent);
+        if (f < 0) return -1;
+        for (int32_t k = 0; k < g->nt_n_alts[sym]; k++)
+            if (push_work(m, g->nt_alts[g->nt_first[sym] + k], 0, f)) return -1;
+    }
+    return 0;
+}
+
+static void closure_reset(struct lmql__gm *m) {
+    m->n_scr = 0;
+    m->n_work = 0;
+    m->acc = false;
+    if (m->seen_n) {
+        memset(m->seen, 0, (size_t)m->seen_cap * sizeof *m->seen);
+        m->seen_n = 0;
+    }
+}
+
+/* --------------------------------------------------------------- API -- */
+
+struct lmql__gm *lmql__gm_new(const struct lmql_grammar *g, const struct lmql_trie *t) {
+    struct lmql__gm *m = lmql__calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->g = g;
+    m->trie = t;
+    m->start = -3;
+    m->cap_fr = 64;
+    m->fr = lmql__malloc((size_t)m->cap_fr * sizeof *m->fr);
+    m->tr_cap = 1024;
+    m->tr_key = lmql__calloc(m->tr_cap, sizeof *m->tr_key);
+    m->tr_val = lmql__malloc(m->tr_cap * sizeof *m->tr_val);
+    if (!m->fr || !m->tr_key || !m->tr_val || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
+        (t && !(m->cache = lmql__trie_cache_new(t, 16)))) {
+        lmql__gm_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void lmql__gm_free(struct lmql__gm *m) {
+    if (!m) return;
+    free(m->fr);
+    free(m->fr_tab.slot);
+    free(m->pool);
+    free(m->cfg_off);
+    free(m->cfg_n);
+    free(m->cfg_acc);
+    free(m->cfg_hash);
+    free(m->cfg_tab.slot);
+    free(m->tr_key);
+    free(m->tr_val);
+    free(m->scr);
+    free(m->work);
+    free(m->seen);
+    lmql__trie_cache_free(m->cache);
+    free(m);
+}
+
+int32_t lmql__gm_start(struct lmql__gm *m) {
+    if (m->start != -3) return m->start;
+    const struct lmql_grammar *g = m->g;
+    closure_reset(m);
+    for (int32_t k = 0; k < g->nt_n_alts[g->start]; k++)
+        if (push_work(m, g->nt_alts[g->nt_first[g->start] + k], 0, -1)) return -2;
+    if (close_work(m)) return -2;
+    int32_t c = intern_scratch(m);
+    /* A finished grammar derives some string, so its start is alive. */
+    LMQL_ASSERT(c != -1);
+    if (c >= 0) m->start = c;
+    return c;
+}
+
+static int tr_put(struct lmql__gm *m, uint64_t key, int32_t val) {
+    if ((m->tr_n + 1) * 2 > m->tr_cap) {
+        uint32_t cap = m->tr_cap * 2;
+        uint64_t *k = lmql__calloc(cap, sizeof *k);
+        int32_t *v = lmql__malloc(cap * sizeof *v);
+        if (!k || !v) {
+            free(k);
+            free(v);
+            return -1;
+        }
+        for (uint32_t i = 0; i < m->tr_cap; i++) {
+            if (!m->tr_key[i]) continue;
+            uint32_t h = mix(m->tr_key[i]) & (cap - 1);
+            while (k[h]) h = (h + 1) & (cap - 1);
+            k[h] = m->tr_key[i];
+            v[h] = m->tr_val[i];
+        }
+        free(m->tr_key);
+        free(m->tr_val);
+        m->tr_key = k;
+        m->tr_val = v;
+        m->tr_cap = cap;
+    }
+    uint32_t h = mix(key) & (m->tr_cap - 1);
+    while (m->tr_key[h]) h = (h + 1) & (m->tr_cap - 1);
+    m->tr_key[h] = key;
+    m->tr_val[h] = val;
+    m->tr_n++;
+    return 0;
+}
+
+int32_t lmql__gm_step(struct lmql__gm *m, int32_t c, unsigned char b) {
+    if (c < 0) return c == -2 ? -2 : -1;
+    LMQL_ASSERT(c < m->n_cfg);
+    uint64_t key = (((uint64_t)(uint32_t)c << 8) | b) + 1;
+    for (uint32_t h = mix(key) & (m->tr_cap - 1); m->tr_key[h]; h = (h + 1) & (m->tr_cap - 1))
+        if (m->tr_key[h] == key) return m->tr_val[h];
+    const struct lmql_grammar *g = m->g;
+    closure_reset(m);
+    int32_t n = m->cfg_n[c];
+    for (int32_t i = 0; i < n; i++) {
+        /* the pool may move while threads are added: index it each time */
+        struct thread t = m->pool[m->cfg_off[c] + i];
+        const struct lmql__gterm *term = &g->terms[LMQL_G_T_ID(g->items[g->alts[t.alt].off + t.idx])];
+        int32_t d = lmql__gterm_step(term, t.d, b);
+        if (d >= 0 && add_thread(m, t.alt, t.idx, d, t.stack)) return -2;
+    }
+    if (close_work(m)) return -2;
+    int32_t next = intern_scratch(m);
+    if (next == -2 || tr_put(m, key, next)) return -2;
+    return next;
+}
+
+int32_t lmql__gm_feed(struct lmql__gm *m, int32_t c, const char *s, size_t n) {
+    for (size_t i = 0; i < n && c >= 0; i++) c = lmql__gm_step(m, c, (unsigned char)s[i]);
+    return c;
+}
+
+bool lmql__gm_accepting(struct lmql__gm *m, int32_t c) { return c >= 0 && c < m->n_cfg && m->cfg_acc[c]; }
+
+/* ------------------------------------------------------------- masks -- */
+
+/*
+** The walk's state is a configuration, or, inside the one terminal of a
+** single-thread configuration (a string, a number), that configuration with
+** its thread's DFA state moved on: stepping it is one table lookup, and a
+** configuration is interned only when the terminal may end (its successors
+** begin) -- most bytes of most tokens never get there.
+*/
+struct wstate {
+    int32_t c;    /* a configuration id */
+    int32_t d;    /* -1: c itself; else c has one thread, now in DFA state d (which cannot end the terminal) */
+};
+
+static const struct thread *only_thread(const struct lmql__gm *m, int32_t c) {
+    return m->cfg_n[c] == 1 ? &m->pool[m->cfg_off[c]] : NULL;
+}
+
+static const struct lmql__gterm *term_of(const struct lmql__gm *m, const struct thread *t) {
+    const struct lmql_grammar *g = m->g;
+    return &g->terms[LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx])];
+}
+
+static bool walk_step(void *ctx, const void *state, unsigned char b, void *out) {
+    struct lmql__gm *m = ctx;
+    const struct wstate *s = state;
+    struct wstate *o = out;
+    const struct thread *t = only_thread(m, s->c);
+    if (t) {
+        const struct lmql__gterm *term = term_of(m, t);
+        int32_t d = lmql__gterm_step(term, s->d >= 0 ? s->d : t->d, b);
+        if (d < 0) return false;
+        if (!term_accepting(term, d)) {
+            *o = (struct wstate){s->c, d};
+            return true;
+        }
+        /* The terminal may end: the configuration of the thread in d. */
+        struct thread copy = *t;
+        closure_reset(m);
+        int32_t c2 = add_thread(m, copy.alt, copy.idx, d, copy.stack) || close_work(m) ? -2 : intern_scratch(m);
+        if (c2 == -2) m->oom = true;
+        if (c2 < 0) return false;
+        *o = (struct wstate){c2, -1};
+        return true;
+    }
+    LMQL_ASSERT(s->d < 0);
+    int32_t c = lmql__gm_step(m, s->c, b);
+    if (c == -2) m->oom = true;
+    if (c < 0) return false;
+    *o = (struct wstate){c, -1};
+    return true;
+}
+
+/* Bytes that leave every thread in its DFA state: the configuration then
+** steps to itself (it is closed, and nothing changes). */
+static void walk_loops(void *ctx, const void *state, uint64_t set[4]) {
+    struct lmql__gm *m = ctx;
+    const struct wstate *s = state;
+    int32_t c = s->c;
+    set[0] = set[1] = set[2] = set[3] = ~0ULL;
+    for (int32_t i = 0; i < m->cfg_n[c]; i++) {
+        const struct thread *t = &m->pool[m->cfg_off[c] + i];
+        const struct lmql__gterm *term = term_of(m, t);
+        if (!term->is_re) {
+            set[0] = set[1] = set[2] = set[3] = 0;
+            return;
+        }
+        int32_t d = s->d >= 0 ? s->d : t->d;
+        const int32_t *row = term->table + (size_t)d * (size_t)term->n_cls;
+        for (int b = 0; b < 256; b++)
+            if (row[term->cls[b]] != d) set[b >> 6] &= ~(1ULL << (b & 63));
+    }
+}
+
+const uint8_t *lmql__gm_mask(struct lmql__gm *m, int32_t c) {
+    LMQL_ASSERT(m->trie != NULL && c >= 0 && c < m->n_cfg);
+    struct lmql_trie_walker w = {
+        .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof(struct wstate), .ctx = m};
+    struct wstate s = {c, -1};
+    m->oom = false;
+    const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &s);
+    if (m->oom) {
+        lmql__trie_cache_clear(m->cache);
+        return NULL;
+    }
+    return mask;
+}
+
+int lmql__gm_forced(struct lmql__gm *m, int32_t c, char *out, int cap) {
+    int k = 0;
+    while (k < cap && c >= 0 && !lmql__gm_accepting(m, c)) {
+        int32_t only = -1;
+        int n_alive = 0;
+        for (int b = 0; b < 256 && n_alive < 2; b++) {
+            int32_t s = lmql__gm_step(m, c, (unsigned char)b);
+            if (s == -2) return -2;
+            if (s >= 0) {
+                n_alive++;
+                only = b;
+            }
+        }
+        if (n_alive != 1) break;
+        out[k++] = (char)only;
+        c = lmql__gm_step(m, c, (unsigned char)only);
+    }
+    return k;
+}
