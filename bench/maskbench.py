@@ -232,7 +232,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="lmql-maskbench --threads")
     ap.add_argument("--free-ws", action="store_true", help="grammars with any JSON whitespace between tokens")
     ap.add_argument("--reuse", action="store_true", help="one matcher per schema (warm caches across instances)")
-    ap.add_argument("--mem-limit", type=float, default=8, help="address-space limit of the engine in GiB (0: none)")
+    ap.add_argument("--mem-limit", type=float, default=8, help="address-space limit of the engine in GiB (0: none; MaskBench: 40); "
+                    "a sanitizer build needs 0")
     ap.add_argument("--vocab", default="build/vocab/ggml-vocab-llama-bpe.gguf")
     ap.add_argument("--bin", default="build/bin/lmql-maskbench")
     ap.add_argument("--out", default="bench/results/maskbench.json")
