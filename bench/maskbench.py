@@ -395,8 +395,11 @@ def main():
     outp = os.path.join(ROOT, args.out) if not os.path.isabs(args.out) else args.out
     os.makedirs(os.path.dirname(outp), exist_ok=True)
     with open(outp, "w") as fh:
-        json.dump(out, fh, indent=1)
-        fh.write("\n")
+        # One line per schema keeps the file small and diffable.
+        head = json.dumps({k: v for k, v in out.items() if k != "schemas"}, indent=1, ensure_ascii=False)
+        fh.write(head[:-2] + ',\n "schemas": [\n')
+        fh.write(",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in records))
+        fh.write("\n ]\n}\n")
 
     print(f"MaskBench: {len(files)} schemas from {ddir}, vocab {os.path.basename(vocab)}, "
           f"{'free whitespace' if args.free_ws else 'json.dumps separators'}, "
