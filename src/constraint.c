@@ -72,20 +72,10 @@ struct inst {
     struct lmql__err *e;
 };
 
-static int ifail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int ifail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...) {
-    e->status = LMQL_ERR_QUERY;
-    e->pos = n ? n->pos : (struct lmql_pos){0, 0, 0};
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
+/* A value that does not fit, at node n. Returns -1. */
+#define ifail(e, n, ...) lmql__err_set((e), LMQL_ERR_QUERY, (n) ? &(n)->pos : NULL, __VA_ARGS__)
 /* Out of memory is no fault of the query: a runtime failure, not a query error. */
-static int ioom(struct lmql__err *e) { return lmql__err_set(e, LMQL_ERR_NOMEM, NULL, "out of memory"); }
+#define ioom(e) lmql__err_nomem(e)
 
 static struct cnode *node_new(struct inst *k, enum ck kind) {
     struct cnode *c = lmql__calloc(1, sizeof *c);

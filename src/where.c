@@ -66,20 +66,10 @@ static enum cfn cfn_of(const struct lmql_node *n) {
 
 /* ------------------------------------------------------------ errors -- */
 
-static int wfail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int wfail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...) {
-    e->status = LMQL_ERR_QUERY;
-    e->pos = n ? n->pos : (struct lmql_pos){0, 0, 0};
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
+/* The query is wrong at node n (NULL: no place). Returns -1. */
+#define wfail(e, n, ...) lmql__err_set((e), LMQL_ERR_QUERY, (n) ? &(n)->pos : NULL, __VA_ARGS__)
 /* Out of memory is no fault of the query. */
-static int woom(struct lmql__err *e) { return lmql__err_set(e, LMQL_ERR_NOMEM, NULL, "out of memory"); }
+#define woom(e) lmql__err_nomem(e)
 
 /* A literal pattern: compiled, or the error at its place in the query. */
 static struct lmql_regex *literal_regex(const struct lmql_node *p, struct lmql__err *e) {
