@@ -38,6 +38,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import resource
 import selectors
 import signal
@@ -317,7 +318,9 @@ def main():
                 counts["compile error"] += 1
                 rec["status"] = "compile error"
                 rec["error"] = why[:300]
-                key = why.split(":")[0][:80] if why else "?"
+                # Group by what is wrong, without where: "JSON schema at #/a/b: oneOf: ..." -> "oneOf".
+                m = re.match(r".*?#\S*: (.*)", why or "")
+                key = re.split(r": | \(", m.group(1) if m else (why or "?"))[0][:80]
                 compile_reasons[key] = compile_reasons.get(key, 0) + 1
                 continue
             # MaskBench's TTFM is its engines' compile call: schema to grammar
