@@ -209,7 +209,9 @@ header-check:
 # constraints, decoding), both seeded from the case files; fuzz_regex;
 # fuzz_lmtp (the server's command parser), seeded from tests/fuzz/lmtp;
 # fuzz_ws (the server's handshake and frame reader); fuzz_json (the JSON
-# reader: a model server's replies to the client, host functions' results).
+# reader: a model server's replies to the client, host functions' results);
+# fuzz_gbnf (the GBNF grammar compiler and the grammar matcher), seeded from
+# tests/fuzz/gbnf.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DLMQL_DEBUG -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/alloc.c src/arena.c src/diag.c src/lex.c src/ast.c src/utf8.c $(wildcard src/parse*.c)
@@ -229,14 +231,22 @@ build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c sr
 build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/alloc.c src/json.h src/value.h src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm
+GBNF_SRC = src/gbnf.c src/gbnf_build.c src/grammar.c src/gmatch.c src/trie.c src/alloc.c src/arena.c src/utf8.c \
+           src/util.c $(wildcard src/regex*.c)
+build/fuzz/fuzz_gbnf: tests/fuzz/fuzz_gbnf.c $(GBNF_SRC) $(wildcard src/gbnf*.h src/grammar*.h src/regex.h src/trie.h) src/lmql_int.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(GBNF_SRC) $< -o $@ -lm
 build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/utf8.c src/ws_frame.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c src/utf8.c $< -o $@
 fuzz-corpus:
-	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus && mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus
+	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/gbnf-corpus
+	@mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/gbnf-corpus
 	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/
+	cp tests/fuzz/gbnf/* build/fuzz/gbnf-corpus/
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json testdata fuzz-corpus
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json \
+      build/fuzz/fuzz_gbnf testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
@@ -244,6 +254,7 @@ fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/f
 	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
+	build/fuzz/fuzz_gbnf -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/ build/fuzz/gbnf-corpus
 
 clean:
 	rm -rf build/obj build/bin build/tests build/lib/liblmql.a build-asan build-debug

@@ -262,7 +262,7 @@ static int thread_cmp(const void *a, const void *b) {
 static int32_t intern_scratch(struct lmql__gm *m) {
     int32_t n = m->n_scr;
     if (n == 0 && !m->acc) return -1;
-    qsort(m->scr, (size_t)n, sizeof *m->scr, thread_cmp);
+    if (n > 1) qsort(m->scr, (size_t)n, sizeof *m->scr, thread_cmp);
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++)
         if (k == 0 || thread_cmp(&m->scr[k - 1], &m->scr[i])) m->scr[k++] = m->scr[i];
