@@ -303,6 +303,8 @@ int js_validate(struct js_ctx *c, struct js_node *n, const struct lmql_val *v) {
     default: break;
     }
     unsigned t = val_type(v);
+    /* 5.0 is an integer from draft 6 on: for a proof, it may be one */
+    if (c->maybe && v->kind == LMQL_V_FLOAT && v->u.f == floor(v->u.f)) t |= JT_INT;
     if (!(n->types & t)) return 0;
     if (t & JT_NUM) {
         if (n->lo.v) {
@@ -313,7 +315,11 @@ int js_validate(struct js_ctx *c, struct js_node *n, const struct lmql_val *v) {
             int k = cmp_num(v, n->hi.v);
             if (k > 0 || (k == 0 && n->hi.excl)) return 0;
         }
-        if (n->mult >= 1 && (t != JT_INT || v->u.i % n->mult)) return 0;
+        if (n->mult >= 1) {
+            if (v->kind == LMQL_V_INT) return v->u.i % n->mult == 0;
+            /* a float: a multiple when integral (not produced, but may be valid) */
+            return c->maybe && fabs(v->u.f) < 9e15 && fmod(v->u.f, (double)n->mult) == 0;
+        }
         return 1;
     }
     if (t == JT_STR) {
@@ -321,6 +327,10 @@ int js_validate(struct js_ctx *c, struct js_node *n, const struct lmql_val *v) {
         if (len < n->min_len || (n->max_len >= 0 && len > n->max_len)) return 0;
         for (int32_t i = 0; i < n->n_not_str; i++)
             if (str_eq(n->not_str[i], v)) return 0;
+        /* our patterns and formats are subsets of what validators accept
+        ** (\w is ASCII here, dates exist, ...): for a proof, any string may
+        ** match them */
+        if (c->maybe) return 1;
         for (int32_t i = 0; i < n->n_pat; i++) {
             struct lmql_regex *re = js_pattern_re(c, n->pat[i].pattern, n->pat[i].ptr);
             if (!re) return -1;
@@ -762,7 +772,8 @@ static int hexd(char ch) {
 
 /* The value a local $ref points to ("#", "#/definitions/x", a URI equal
 ** to the root's $id followed by such a fragment). */
-static struct js_node *ref_node(struct js_ctx *c, const struct lmql_val *ref, const char *ptr) {
+static const struct lmql_val *ref_target(struct js_ctx *c, const struct lmql_val *ref, const char *ptr,
+                                         const char **tptr) {
     if (ref->kind != LMQL_V_STR) return js_fail(c, ptr, "$ref must be a string");
     const char *s = ref->u.str.s;
     size_t n = ref->u.str.len;
@@ -834,10 +845,16 @@ static struct js_node *ref_node(struct js_ctx *c, const struct lmql_val *ref, co
         }
         lmql__buf_free(&tok);
     }
-    const char *dptr = t ? js_printf(c, "#%s", f.data) : NULL;
+    *tptr = t ? js_printf(c, "#%s", f.data) : NULL;
     lmql__buf_free(&f);
     if (!t) return js_fail(c, ptr, "$ref \"%.*s\" does not point to anything in the schema", (int)(n > 200 ? 200 : n), s);
-    if (!dptr) return NULL;
+    return *tptr ? t : NULL;
+}
+
+static struct js_node *ref_node(struct js_ctx *c, const struct lmql_val *ref, const char *ptr) {
+    const char *dptr = NULL;
+    const struct lmql_val *t = ref_target(c, ref, ptr, &dptr);
+    if (!t) return NULL;
     int32_t d = def_for(c, t, dptr);
     if (d < 0) return NULL;
     struct js_node *r = node_new(c, JS_REF, ptr);
@@ -852,6 +869,54 @@ static const char *const REFUSED[] = {
     "contains", "minContains", "maxContains", "unevaluatedItems", "unevaluatedProperties", "$dynamicRef",
     "$recursiveRef", "disallow", "extends", "divisibleBy",
 };
+
+/* Keywords that only some drafts' validators know: where the schema's
+** draft ($schema; 2020-12 without one, as validators do) does not, the
+** keyword is no assertion and is ignored, as its validator ignores it.
+** That matters beyond strictness: under not and oneOf an assertion read
+** where the validator reads none would admit what it refuses. */
+static const struct {
+    const char *kw;
+    int from, to;
+} KW_DRAFTS[] = {
+    {"const", 6, 9999}, {"contains", 6, 9999}, {"propertyNames", 6, 9999}, {"if", 7, 9999},
+    {"dependencies", 4, 7}, {"additionalItems", 4, 2019}, {"dependentRequired", 2019, 9999},
+    {"dependentSchemas", 2019, 9999}, {"minContains", 2019, 9999}, {"maxContains", 2019, 9999},
+    {"unevaluatedItems", 2019, 9999}, {"unevaluatedProperties", 2019, 9999}, {"$recursiveRef", 2019, 2019},
+    {"$dynamicRef", 2020, 9999}, {"prefixItems", 2020, 9999}, {"disallow", 3, 3}, {"extends", 3, 3},
+    {"divisibleBy", 3, 3},
+};
+
+static bool kw_in_draft(const struct js_ctx *c, const char *k) {
+    for (size_t i = 0; i < sizeof KW_DRAFTS / sizeof KW_DRAFTS[0]; i++)
+        if (!strcmp(k, KW_DRAFTS[i].kw)) return c->draft >= KW_DRAFTS[i].from && c->draft <= KW_DRAFTS[i].to;
+    return true;
+}
+
+/* Whether minimum/maximum is exclusive, and the bound exclusiveMinimum/
+** exclusiveMaximum sets itself (NULL: none), as the draft reads them:
+** draft 4 a boolean (any true value) beside minimum, later drafts a
+** number of their own. -1 on error. */
+static int read_exclusive(struct js_ctx *c, const struct lmql_val *s, bool lower, const char *ptr, bool *min_excl,
+                          const struct lmql_val **own) {
+    const struct lmql_val *ex = jget(s, lower ? "exclusiveMinimum" : "exclusiveMaximum");
+    *min_excl = false;
+    *own = NULL;
+    if (!ex) return 0;
+    if (c->draft == 4) {
+        *min_excl = (ex->kind == LMQL_V_BOOL && ex->u.b) || (ex->kind == LMQL_V_INT && ex->u.i) ||
+                    (ex->kind == LMQL_V_FLOAT && ex->u.f != 0);
+        return 0;
+    }
+    if (ex->kind == LMQL_V_BOOL)
+        return js_fail(c, ptr, "%s must be a number (a boolean is draft 4: say so with $schema)",
+                       lower ? "exclusiveMinimum" : "exclusiveMaximum"),
+               -1;
+    if (!is_num(ex) || (ex->kind == LMQL_V_FLOAT && isnan(ex->u.f)))
+        return js_fail(c, ptr, "%s must be a number", lower ? "exclusiveMinimum" : "exclusiveMaximum"), -1;
+    *own = ex;
+    return 0;
+}
 
 static bool get_count(const struct lmql_val *v, int64_t *out) {
     if (v->kind == LMQL_V_INT && v->u.i >= 0) { *out = v->u.i; return true; }
@@ -937,6 +1002,8 @@ static struct js_node *deref(struct js_ctx *c, struct js_node *n) {
 
 static bool disjoint_typed(struct js_ctx *c, struct js_node *a, struct js_node *b) {
     unsigned common = a->types & b->types;
+    /* integer and other numbers overlap (5.0 is an integer from draft 6 on) */
+    if ((a->types & JT_NUM) && (b->types & JT_NUM)) common |= JT_NUM;
     if (!common) return true;
     if (common & (JT_NULL | JT_BOOL)) return false;
     if (common & JT_NUM) {
@@ -996,7 +1063,9 @@ static bool disjoint(struct js_ctx *c, struct js_node *a, struct js_node *b) {
     } else if (a->kind == JS_ENUM || b->kind == JS_ENUM) {
         struct js_node *e = a->kind == JS_ENUM ? a : b, *o = e == a ? b : a;
         r = true;
+        c->maybe++;
         for (int32_t i = 0; r && i < e->n_vals; i++) r = js_validate(c, o, e->vals[i]) == 0;
+        c->maybe--;
     } else {
         r = disjoint_typed(c, a, b);
     }
@@ -1078,7 +1147,19 @@ static struct js_node *negate(struct js_ctx *c, const struct lmql_val *s, const 
     if (!js_step(c)) return NULL;
     if (s->kind == LMQL_V_BOOL) return node_new(c, s->u.b ? JS_NONE : JS_ANY, ptr);
     if (s->kind != LMQL_V_DICT) return js_fail(c, ptr, "not: a schema must be an object or a boolean");
-    if (++c->depth > JS_MAX_DEPTH) return js_fail(c, ptr, "the schema is nested too deep");
+    if (++c->depth > JS_MAX_DEPTH) {
+        c->depth--;
+        return js_fail(c, ptr, "the schema is nested too deep");
+    }
+    const struct lmql_val *ref = jget(s, "$ref");
+    if (ref && c->draft <= 7) {
+        /* a $ref alone (its siblings are not read): not of its target */
+        const char *tp = NULL;
+        const struct lmql_val *t = ref_target(c, ref, ptr_join(c, ptr, "$ref", 4), &tp);
+        struct js_node *r = t ? negate(c, t, tp) : NULL;
+        c->depth--;
+        return r;
+    }
     struct js_node **parts = js_alloc(c, (s->u.dict.len * 64 + 1) * sizeof *parts);
     int32_t np = 0;
     struct js_node *res = NULL;
@@ -1087,10 +1168,15 @@ static struct js_node *negate(struct js_ctx *c, const struct lmql_val *s, const 
         const struct lmql_val *kv = s->u.dict.keys[i], *v = s->u.dict.vals[i];
         if (kv->kind != LMQL_V_STR) continue;
         const char *k = kv->u.str.s;
+        if (!kw_in_draft(c, k)) continue;   /* the validator reads no assertion there */
         const char *kp = ptr_join(c, ptr, k, kv->u.str.len);
         if (!kp) goto out;
         struct js_node *n = NULL;
-        if (!strcmp(k, "type")) {
+        if (!strcmp(k, "$ref")) {
+            const char *tp = NULL;
+            const struct lmql_val *t = ref_target(c, v, kp, &tp);
+            if (!t || !(n = negate(c, t, tp))) goto out;
+        } else if (!strcmp(k, "type")) {
             unsigned m = 0;
             if (v->kind == LMQL_V_LIST) {
                 for (size_t j = 0; j < v->u.list.len; j++) m |= type_bit(v->u.list.items[j]);
@@ -1098,9 +1184,12 @@ static struct js_node *negate(struct js_ctx *c, const struct lmql_val *s, const 
                 m = type_bit(v);
             }
             if (!m) { js_fail(c, kp, "type: unknown type name"); goto out; }
-            /* not integer: the numbers that are not integers, but 5.0 is
-            ** one (from draft 6 on): no numbers at all, a subset */
-            if (m & JT_INT) m |= JT_FRAC;
+            /* not integer would be the numbers that are not integers (5.0 is
+            ** one from draft 6 on): no such schema here */
+            if ((m & JT_INT) && !(m & JT_FRAC)) {
+                js_fail(c, kp, "not with type integer (the numbers that are no integers) cannot be enforced");
+                goto out;
+            }
             if (!(n = node_new(c, JS_TYPED, kp))) goto out;
             n->types = JT_ALL & ~m;
         } else if (!strcmp(k, "required")) {
@@ -1169,14 +1258,13 @@ static struct js_node *negate(struct js_ctx *c, const struct lmql_val *s, const 
             else *mn = cnt + 1;
         } else if (!strcmp(k, "minimum") || !strcmp(k, "maximum") || !strcmp(k, "exclusiveMinimum") ||
                    !strcmp(k, "exclusiveMaximum")) {
-            if (v->kind == LMQL_V_BOOL) continue;   /* draft 4: read with minimum/maximum */
-            if (!is_num(v)) { js_fail(c, kp, "%s must be a number", k); goto out; }
             bool lower = !strcmp(k, "minimum") || !strcmp(k, "exclusiveMinimum");
-            bool excl = k[0] == 'e';
-            if (!excl) {
-                const struct lmql_val *ex = jget(s, lower ? "exclusiveMinimum" : "exclusiveMaximum");
-                excl = ex && ex->kind == LMQL_V_BOOL && ex->u.b;
-            }
+            bool min_excl;
+            const struct lmql_val *own;
+            if (read_exclusive(c, s, lower, kp, &min_excl, &own)) goto out;
+            if (k[0] == 'e' && !own) continue;   /* draft 4: read with minimum/maximum */
+            if (!is_num(v)) { js_fail(c, kp, "%s must be a number", k); goto out; }
+            bool excl = k[0] == 'e' || min_excl;
             if (!(n = node_new(c, JS_TYPED, kp))) goto out;
             n->types = JT_NUM;
             /* fails: below the minimum (or equal to an exclusive one) */
@@ -1189,9 +1277,6 @@ static struct js_node *negate(struct js_ctx *c, const struct lmql_val *s, const 
                 goto out;
         } else if (is_annotation(k) || !strcmp(k, "$defs") || !strcmp(k, "definitions")) {
             continue;
-        } else if (!strcmp(k, "$ref")) {
-            js_fail(c, kp, "not with $ref cannot be enforced");
-            goto out;
         } else {
             /* an unknown name is no assertion: not of it fails nothing */
             bool known = false;
@@ -1267,13 +1352,109 @@ static int add_dependencies(struct js_ctx *c, const struct lmql_val *v, const ch
     return 0;
 }
 
+/* Whether n constrains no value of type class tc (under the other types
+** it may say anything). */
+static bool unconstrained(const struct js_node *n, unsigned tc) {
+    if (n->kind == JS_ANY) return true;
+    if (n->kind != JS_TYPED || (n->types & tc) != tc) return false;
+    switch (tc) {
+    case JT_NUM: return !n->lo.v && !n->hi.v && !n->mult;
+    case JT_STR: return !n->min_len && n->max_len < 0 && !n->n_pat && !n->format && !n->n_not_str;
+    case JT_ARR:
+        return !n->n_prefix && (!n->items || n->items->kind == JS_ANY) && !n->min_items && n->max_items < 0 && !n->unique;
+    case JT_OBJ:
+        return !n->n_props && !n->n_req && (!n->addl || n->addl->kind == JS_ANY) && !n->n_pprops &&
+               (!n->names || n->names->kind == JS_ANY) && !n->min_props && n->max_props < 0;
+    default: return true;
+    }
+}
+
+static struct js_node *typed_only(struct js_ctx *c, unsigned types, const char *ptr) {
+    struct js_node *n = node_new(c, JS_TYPED, ptr);
+    if (n) n->types = types;
+    return n;
+}
+
+/*
+** oneOf br[0..n) (raw: the keyword's array), next to the schema's own
+** keywords t: the union of the branches when no value can match two of
+** them. Proven, in turn: (1) pairwise disjoint; (2) per type (null,
+** boolean, number, string, array, object): where two branches say nothing
+** about a type every value of it matches both, so the type goes; the
+** rest pairwise disjoint; (3) exactly: branch i and not each other branch,
+** for the branches whose complement is a schema. Else an error.
+*/
+static struct js_node *oneof_exact(struct js_ctx *c, struct js_node *t, struct js_node **br, int32_t n,
+                                   const struct lmql_val *raw, const char *ptr) {
+    struct js_node **b = js_alloc(c, ((size_t)n + 1) * sizeof *b), **r = js_alloc(c, ((size_t)n + 1) * sizeof *r);
+    if (!b || !r) return NULL;
+    for (int32_t x = 0; x < n; x++)
+        if (!(b[x] = inter(c, t, br[x]))) return NULL;
+    int32_t fx = -1, fy = -1;
+    for (int32_t x = 0; x < n && fx < 0; x++)
+        for (int32_t y = x + 1; y < n && fx < 0; y++)
+            if (!disjoint(c, b[x], b[y])) {
+                fx = x;
+                fy = y;
+            }
+    if (c->failed) return NULL;
+    if (fx < 0) return union_of(c, br, n, ptr);
+    static const unsigned CLASSES[] = {JT_NULL, JT_BOOL, JT_NUM, JT_STR, JT_ARR, JT_OBJ};
+    unsigned keep = 0;
+    bool ok = true;
+    for (size_t k = 0; ok && k < sizeof CLASSES / sizeof CLASSES[0]; k++) {
+        struct js_node *only = typed_only(c, CLASSES[k], ptr);
+        int n_all = 0;
+        for (int32_t x = 0; x < n; x++) {
+            if (!only || !(r[x] = inter(c, b[x], only))) return NULL;
+            n_all += r[x]->kind != JS_NONE && unconstrained(r[x], CLASSES[k]);
+        }
+        if (n_all >= 2) continue;   /* every value of the type matches two branches */
+        for (int32_t x = 0; ok && x < n; x++)
+            for (int32_t y = x + 1; ok && y < n; y++) ok = disjoint(c, r[x], r[y]);
+        keep |= CLASSES[k];
+    }
+    if (c->failed) return NULL;
+    if (ok) {
+        struct js_node *u = union_of(c, br, n, ptr), *only = u ? typed_only(c, keep, ptr) : NULL;
+        return only ? inter(c, u, only) : NULL;
+    }
+    if (n <= 16) {
+        /* a failure here only means this way does not work */
+        struct lmql__err saved = c->e ? *c->e : (struct lmql__err){0};
+        struct js_node **parts = js_alloc(c, (size_t)n * sizeof *parts);
+        for (int32_t x = 0; parts && x < n && !c->failed; x++) {
+            struct js_node *p = br[x];
+            for (int32_t y = 0; p && y < n; y++) {
+                if (y == x) continue;
+                struct js_node *ny = negate(c, raw->u.list.items[y], js_printf(c, "%s/%d", ptr, (int)y));
+                p = ny ? inter(c, p, ny) : NULL;
+            }
+            parts[x] = p;
+        }
+        if (parts && !c->failed) return union_of(c, parts, n, ptr);
+        if (!c->e || c->e->status != LMQL_ERR_QUERY || c->work > JS_MAX_WORK) return NULL;
+        c->failed = false;
+        *c->e = saved;
+    }
+    return js_fail(c, ptr,
+                   "oneOf: branches %d and %d may both match one value (oneOf is enforced only when its branches are "
+                   "provably disjoint, or their complements are schemas)",
+                   (int)fx, (int)fy);
+}
+
 static struct js_node *build_dict(struct js_ctx *c, const struct lmql_val *s, const char *ptr) {
+    /* up to draft 7 a $ref stands alone: its siblings are not read */
+    const struct lmql_val *ref = jget(s, "$ref");
+    if (ref && c->draft <= 7) return ref_node(c, ref, ptr_join(c, ptr, "$ref", 4));
     struct js_node *t = node_new(c, JS_TYPED, ptr);
     int32_t nc = 0, cap = 8, t_pos = -1;
     bool t_props = false;   /* t placed at its "properties" */
     struct js_node **oneof_b = NULL;
     int32_t oneof_n = 0;
+    struct js_node *oneof_node = NULL;
     const char *oneof_ptr = NULL;
+    const struct lmql_val *oneof_raw = NULL;
     struct js_node **conj = js_alloc(c, (size_t)cap * sizeof *conj);
     if (!t || !conj) return NULL;
     for (size_t i = 0; i < s->u.dict.len; i++) {
@@ -1285,6 +1466,7 @@ static struct js_node *build_dict(struct js_ctx *c, const struct lmql_val *s, co
             continue;
         const char *kp = ptr_join(c, ptr, k, kv->u.str.len);
         if (!kp) return NULL;
+        if (!kw_in_draft(c, k)) continue;
         for (size_t q = 0; q < sizeof REFUSED / sizeof REFUSED[0]; q++)
             if (!strcmp(k, REFUSED[q])) return js_fail(c, kp, "keyword \"%s\" is not supported", k);
         struct js_node *add = NULL;   /* a conjunct */
@@ -1304,14 +1486,12 @@ static struct js_node *build_dict(struct js_ctx *c, const struct lmql_val *s, co
         } else if (!strcmp(k, "minimum") || !strcmp(k, "maximum") || !strcmp(k, "exclusiveMinimum") ||
                    !strcmp(k, "exclusiveMaximum")) {
             bool lower = !strcmp(k, "minimum") || !strcmp(k, "exclusiveMinimum");
-            if (v->kind == LMQL_V_BOOL && k[0] == 'e') continue;   /* draft 4: read with minimum/maximum */
+            bool min_excl;
+            const struct lmql_val *own;
+            if (read_exclusive(c, s, lower, kp, &min_excl, &own)) return NULL;
+            if (k[0] == 'e' && !own) continue;   /* draft 4: read with minimum/maximum */
             if (!is_num(v) || (v->kind == LMQL_V_FLOAT && isnan(v->u.f))) return js_fail(c, kp, "%s must be a number", k);
-            bool excl = k[0] == 'e';
-            if (!excl) {
-                const struct lmql_val *ex = jget(s, lower ? "exclusiveMinimum" : "exclusiveMaximum");
-                excl = ex && ex->kind == LMQL_V_BOOL && ex->u.b;
-            }
-            struct js_bound bd = {v, excl};
+            struct js_bound bd = {v, k[0] == 'e' || min_excl};
             if (lower && tighter_lo(&bd, &t->lo)) t->lo = bd;
             if (!lower && tighter_hi(&bd, &t->hi)) t->hi = bd;
         } else if (!strcmp(k, "multipleOf")) {
@@ -1419,12 +1599,14 @@ static struct js_node *build_dict(struct js_ctx *c, const struct lmql_val *s, co
                     if (!add) return NULL;
                 } else {
                     if (k[0] == 'o') {
-                        /* checked at the end, with this schema's other keywords */
+                        /* made at the end, with this schema's other keywords */
                         oneof_b = b;
                         oneof_n = nb;
                         oneof_ptr = kp;
+                        oneof_raw = v;
                     }
                     if (!(add = union_of(c, b, nb, kp))) return NULL;
+                    if (k[0] == 'o') oneof_node = add;
                 }
             } else if (!strcmp(k, "not")) {
                 if (!(add = negate(c, v, kp))) return NULL;
@@ -1480,23 +1662,8 @@ static struct js_node *build_dict(struct js_ctx *c, const struct lmql_val *s, co
             conj[nc++] = add;
         }
     }
-    /* oneOf is anyOf when no value can match two branches: proven pairwise,
-    ** each branch taken with this schema's own keywords (a "type" next to
-    ** the oneOf keeps null from matching two object branches) */
-    if (oneof_b) {
-        struct js_node **b = js_alloc(c, (size_t)oneof_n * sizeof *b);
-        if (!b) return NULL;
-        for (int32_t x = 0; x < oneof_n; x++)
-            if (!(b[x] = inter(c, t, oneof_b[x]))) return NULL;
-        for (int32_t x = 0; x < oneof_n; x++)
-            for (int32_t y = x + 1; y < oneof_n; y++)
-                if (!disjoint(c, b[x], b[y]))
-                    return c->failed ? NULL
-                                     : js_fail(c, oneof_ptr,
-                                               "oneOf: branches %d and %d may both match one value (oneOf is enforced "
-                                               "only when its branches are provably disjoint)",
-                                               (int)x, (int)y);
-    }
+    for (int32_t i = 0; oneof_b && i < nc; i++)
+        if (conj[i] == oneof_node && !(conj[i] = oneof_exact(c, t, oneof_b, oneof_n, oneof_raw, oneof_ptr))) return NULL;
     struct js_node *acc = node_new(c, JS_ANY, ptr);
     for (int32_t i = 0; acc && i < nc; i++) acc = inter(c, acc, conj[i]);
     return acc;
@@ -1539,7 +1706,24 @@ struct lmql_grammar *lmql__jsonschema_compile(const struct lmql_val *schema, con
     c.root = schema;
     c.free_ws = o && o->free_ws;
     c.any_nt = c.any_obj_nt = c.any_arr_nt = -1;
+    c.draft = 2020;
+    const struct lmql_val *sv = schema->kind == LMQL_V_DICT ? jget(schema, "$schema") : NULL;
+    if (sv && sv->kind == LMQL_V_STR) {
+        static const struct { const char *uri; int draft; } D[] = {
+            {"http://json-schema.org/draft-03/schema", 3}, {"http://json-schema.org/draft-04/schema", 4},
+            {"http://json-schema.org/draft-06/schema", 6}, {"http://json-schema.org/draft-07/schema", 7},
+            {"https://json-schema.org/draft/2019-09/schema", 2019}, {"https://json-schema.org/draft/2020-12/schema", 2020}};
+        size_t n = sv->u.str.len;
+        if (n && sv->u.str.s[n - 1] == '#') n--;
+        for (size_t i = 0; i < sizeof D / sizeof D[0]; i++)
+            if (strlen(D[i].uri) == n && !memcmp(D[i].uri, sv->u.str.s, n)) c.draft = D[i].draft;
+    }
     struct lmql_grammar *g = NULL;
+    if (c.draft == 3) {
+        js_fail(&c, "#/$schema", "draft 3 schemas are not supported");
+        ctx_free(&c);
+        return NULL;
+    }
     struct js_node *root = build(&c, schema, "#");
     if (root) g = js_generate(&c, root);
     if (!g && !c.failed) js_oom(&c);

@@ -136,8 +136,10 @@ struct js_ctx {
     struct lmql__err *e;
     bool failed;
     bool free_ws;
+    int draft;                     /* 4, 6, 7, 2019, 2020: the root's $schema (default 2020-12) */
     long work;
     int depth;
+    int maybe;                     /* > 0: js_validate answers "may be valid" (for disjointness proofs) */
     struct js_def *defs;
     int32_t n_defs, cap_defs;
     /* generator */
