@@ -256,11 +256,14 @@ static int parse_char(struct lmql__gbnfc *c, size_t open, const char *what, uint
     case 't': *cp = '\t'; break;
     case '\\': case '"': case '[': case ']': case '-': *cp = (uint32_t)esc; break;
     default: {
+        const char *known = "known: \\n \\r \\t \\\\ \\\" \\[ \\] \\- \\xHH \\uHHHH \\UHHHHHHHH";
+        size_t len = lmql__utf8_seq_len((const unsigned char *)c->s + at + 1, c->n - at - 1);
+        unsigned char e1 = (unsigned char)esc;
+        if (len && e1 >= 0x20 && e1 != 0x7F)
+            return lmql__gbnf_fail_at(c, at, "unknown escape '\\%.*s' (%s)", (int)len, c->s + at + 1, known);
         char buf[32];
-        return lmql__gbnf_fail_at(c, at,
-                                  "unknown escape '\\' followed by %s (known: \\n \\r \\t \\\\ \\\" \\[ \\] \\- \\xHH "
-                                  "\\uHHHH \\UHHHHHHHH)",
-                                  describe(c, at + 1, buf, sizeof buf));
+        return lmql__gbnf_fail_at(c, at, "unknown escape: '\\' followed by %s (%s)",
+                                  describe(c, at + 1, buf, sizeof buf), known);
     }
     }
     if (nd) {
@@ -371,8 +374,8 @@ static int repeat(struct lmql__gbnfc *c, struct seq *q, size_t op, uint32_t min,
     uint64_t total = max != REP_INF && max > 0 ? max : min > 0 ? min : 1;
     if (q->n_prev * total >= REP_LIMIT)
         return lmql__gbnf_fail_at(c, op,
-                                  "repetition too large: it would expand into %llu copies (nested repetitions and "
-                                  "the rules in a group multiply), llama.cpp's limit is below %u",
+                                  "repetition too large: %llu copies of what it repeats (nested repetitions and the "
+                                  "rules inside a group multiply), llama.cpp allows fewer than %u",
                                   (unsigned long long)(q->n_prev * total), REP_LIMIT);
     c->n_symbols += max == REP_INF ? 1 : max - min;
     q->n_prev *= total;
