@@ -42,9 +42,11 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 # Keep objects that only tests use between runs.
 .SECONDARY:
 
-.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model install clean distclean fuzz
+MASKBENCH = $(BUILD)/bin/lmql-maskbench
+
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench install clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
-all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve
+all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
 setup: $(SETUP_STAMP) $(CONFIG)
 $(SETUP_STAMP):
@@ -90,9 +92,22 @@ $(BUILD)/bin/lmql-bench-serve: $(BUILD)/obj/tools/bench_serve.o $(LIB) $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
 
+$(BUILD)/bin/lmql-maskbench: $(BUILD)/obj/tools/maskbench.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
+
+# MaskBench (guidance-ai/jsonschemabench's mask benchmark) on our engine:
+# the table on stdout, the results in bench/results/maskbench.json. The
+# schemas: MASKBENCH_DIR, default ../shared/data/maskbench from the
+# repository root; MASKBENCH_ARGS: more options (--limit N, --free-ws, ...).
+MASKBENCH_DIR  ?=
+MASKBENCH_ARGS ?=
+maskbench: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
+	python3 bench/maskbench.py --bin $(BUILD)/bin/lmql-maskbench $(if $(MASKBENCH_DIR),--dir $(MASKBENCH_DIR)) $(MASKBENCH_ARGS)
+
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -107,6 +122,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-cons
 	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
 	$(BUILD)/bin/lmql-bench-serve
+	@echo "MaskBench: JSON Schema masks as guidance-ai/jsonschemabench measures them (bench/results/maskbench.json):"
+	$(MAKE) maskbench MASKBENCH_ARGS="--missing-ok $(MASKBENCH_ARGS)"
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)
@@ -163,7 +180,7 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmql.pc
 
 # Test data is made once, by the default build's tools.
-unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) header-check
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(MASKBENCH) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata
@@ -189,7 +206,9 @@ header-check:
 # fuzz_lmtp (the server's command parser), seeded from tests/fuzz/lmtp;
 # fuzz_ws (the server's handshake and frame reader); fuzz_json (the JSON
 # reader: a model server's replies to the client, host functions' results);
-# fuzz_jsonschema (JSON Schema to grammar), seeded from tests/fuzz/jsonschema.
+# fuzz_gbnf (the GBNF grammar compiler and the grammar matcher), seeded from
+# tests/fuzz/gbnf; fuzz_jsonschema (JSON Schema to grammar), seeded from
+# tests/fuzz/jsonschema.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DLMQL_DEBUG -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FRONT_SRC = src/alloc.c src/arena.c src/diag.c src/lex.c src/ast.c src/utf8.c $(wildcard src/parse*.c)
@@ -209,6 +228,11 @@ build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c sr
 build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/alloc.c src/json.h src/value.h src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm
+GBNF_SRC = src/gbnf.c src/gbnf_build.c src/grammar.c src/gmatch.c src/trie.c src/alloc.c src/arena.c src/utf8.c \
+           src/util.c $(wildcard src/regex*.c)
+build/fuzz/fuzz_gbnf: tests/fuzz/fuzz_gbnf.c $(GBNF_SRC) $(wildcard src/gbnf*.h src/grammar*.h src/regex.h src/trie.h) src/lmql_int.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(GBNF_SRC) $< -o $@ -lm
 JSONSCHEMA_SRC = $(wildcard src/jsonschema*.c) src/grammar.c src/gmatch.c src/regex_parse.c src/regex_dfa.c src/json.c \
                  src/value.c src/util.c src/utf8.c src/alloc.c src/arena.c src/trie.c
 build/fuzz/fuzz_jsonschema: tests/fuzz/fuzz_jsonschema.c $(JSONSCHEMA_SRC) $(wildcard src/*.h)
@@ -218,11 +242,14 @@ build/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/ws_frame.c src/utf8.c src/ws_frame.
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/ws_frame.c src/utf8.c $< -o $@
 fuzz-corpus:
-	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/jsonschema-corpus && mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/jsonschema-corpus
+	@rm -rf build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/gbnf-corpus build/fuzz/jsonschema-corpus
+	@mkdir -p build/fuzz/corpus build/fuzz/lmtp-corpus build/fuzz/gbnf-corpus build/fuzz/jsonschema-corpus
 	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/
+	cp tests/fuzz/gbnf/* build/fuzz/gbnf-corpus/
 	cp tests/fuzz/jsonschema/* build/fuzz/jsonschema-corpus/
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json build/fuzz/fuzz_jsonschema testdata fuzz-corpus
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json \
+      build/fuzz/fuzz_gbnf build/fuzz/fuzz_jsonschema testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
@@ -230,6 +257,7 @@ fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/f
 	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
+	build/fuzz/fuzz_gbnf -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/ build/fuzz/gbnf-corpus
 	build/fuzz/fuzz_jsonschema -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/jsonschema-corpus
 
 clean:

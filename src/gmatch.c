@@ -25,6 +25,8 @@
 #include <string.h>
 
 #include "grammar_int.h"
+#include "memo.h"
+#include "model.h"
 #include "regex.h"
 #include "trie.h"
 
@@ -48,6 +50,25 @@ struct idtab {
     uint32_t cap, n;
 };
 
+/* Open addressing from non-zero 64-bit keys to ids (0: empty slot). */
+struct u64map {
+    uint64_t *key;
+    int32_t *val;
+    uint32_t cap, n;
+};
+
+/* The tokens of a terminal's DFA state: `inside` (n_vocab bytes) those
+** whose every byte keeps the terminal alive -- allowed whatever follows the
+** terminal; `leave` those that are not inside but have a prefix (maybe
+** empty) after which the terminal may end -- allowed or not depending on
+** what follows it, checked per configuration. No other token can be
+** allowed from a configuration whose one thread is in this state. */
+struct split {
+    uint8_t *inside;
+    int32_t *leave;
+    int32_t n_leave;
+};
+
 struct lmql__gm {
     const struct lmql_grammar *g;
     const struct lmql_trie *trie;
@@ -65,22 +86,25 @@ struct lmql__gm {
     int32_t n_cfg, cap_cfg;
     struct idtab cfg_tab;
 
-    uint64_t *tr_key;            /* (cfg << 8 | byte) + 1; 0 empty */
-    int32_t *tr_val;
-    uint32_t tr_cap, tr_n;
+    struct u64map tr;            /* (cfg << 8 | byte) + 1 -> the next configuration */
 
     /* closure scratch */
     struct thread *scr;
     int32_t n_scr, cap_scr;
     struct frame *work;          /* advance points: (alt, idx, stack) */
     int32_t n_work, cap_work;
-    uint64_t *seen;              /* advance points already taken in this closure: hash set, 0 empty */
-    uint32_t seen_cap, seen_n;
+    struct u64map seen;          /* advance points already taken in this closure */
     bool acc;
 
     int32_t start;               /* -3: not made yet */
     struct lmql_trie_cache *cache;
     bool oom;
+
+    /* Inside one regex terminal: per (terminal, DFA state), the tokens that
+    ** stay inside it and the tokens that may leave it (see split_of). */
+    struct split *splits;
+    int32_t n_splits, cap_splits;
+    struct u64map split_ix;      /* (terminal << 32 | d) + 1 -> index */
 };
 
 /* ------------------------------------------------------------ hashing -- */
@@ -92,6 +116,70 @@ static uint32_t mix(uint64_t x) {
     x *= 0xc4ceb9fe1a85ec53ULL;
     x ^= x >> 33;
     return (uint32_t)x;
+}
+
+/* The slot of key in m: where it is, or the empty slot where it goes. */
+static uint32_t u64_slot(const struct u64map *m, uint64_t key) {
+    uint32_t h = mix(key) & (m->cap - 1);
+    while (m->key[h] && m->key[h] != key) h = (h + 1) & (m->cap - 1);
+    return h;
+}
+
+/* Put key -> val (key not in m yet, key != 0). 0, or -1 out of memory. */
+static int u64_put(struct u64map *m, uint64_t key, int32_t val) {
+    LMQL_ASSERT(key != 0);
+    if ((m->n + 1) * 2 > m->cap) {
+        struct u64map nm = {.cap = m->cap ? m->cap * 2 : 256};
+        nm.key = lmql__calloc(nm.cap, sizeof *nm.key);
+        nm.val = lmql__malloc(nm.cap * sizeof *nm.val);
+        if (!nm.key || !nm.val || m->cap >= (1u << 30)) {
+            free(nm.key);
+            free(nm.val);
+            return -1;
+        }
+        for (uint32_t i = 0; i < m->cap; i++) {
+            if (!m->key[i]) continue;
+            uint32_t h = u64_slot(&nm, m->key[i]);
+            nm.key[h] = m->key[i];
+            nm.val[h] = m->val[i];
+        }
+        nm.n = m->n;
+        free(m->key);
+        free(m->val);
+        *m = nm;
+    }
+    uint32_t h = u64_slot(m, key);
+    LMQL_ASSERT(!m->key[h]);
+    m->key[h] = key;
+    m->val[h] = val;
+    m->n++;
+    return 0;
+}
+
+/* The id under key, or -3 when absent. */
+static int32_t u64_get(const struct u64map *m, uint64_t key) {
+    if (!m->cap) return -3;
+    uint32_t h = u64_slot(m, key);
+    return m->key[h] ? m->val[h] : -3;
+}
+
+/* Empty m; a large table is released rather than wiped, so one big
+** closure does not make every later one clear megabytes. */
+static void u64_clear(struct u64map *m) {
+    if (!m->n) return;
+    if (m->cap > 4096) {
+        free(m->key);
+        free(m->val);
+        *m = (struct u64map){0};
+        return;
+    }
+    memset(m->key, 0, (size_t)m->cap * sizeof *m->key);
+    m->n = 0;
+}
+
+static void u64_free(struct u64map *m) {
+    free(m->key);
+    free(m->val);
 }
 
 static int idtab_init(struct idtab *t, uint32_t cap) {
@@ -175,7 +263,7 @@ static int thread_cmp(const void *a, const void *b) {
 static int32_t intern_scratch(struct lmql__gm *m) {
     int32_t n = m->n_scr;
     if (n == 0 && !m->acc) return -1;
-    qsort(m->scr, (size_t)n, sizeof *m->scr, thread_cmp);
+    if (n > 1) qsort(m->scr, (size_t)n, sizeof *m->scr, thread_cmp);
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++)
         if (k == 0 || thread_cmp(&m->scr[k - 1], &m->scr[i])) m->scr[k++] = m->scr[i];
@@ -261,26 +349,8 @@ static int add_thread(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t d, i
 static int first_visit(struct lmql__gm *m, int32_t alt, int32_t idx, int32_t stack) {
     if ((uint32_t)alt >= (1u << 24) || (uint32_t)idx >= (1u << 16) || (uint32_t)(stack + 1) >= (1u << 24)) return -1;
     uint64_t key = (((uint64_t)(uint32_t)alt << 40) | ((uint64_t)(uint32_t)idx << 24) | (uint64_t)(uint32_t)(stack + 1)) + 1;
-    if ((m->seen_n + 1) * 2 > m->seen_cap) {
-        uint32_t cap = m->seen_cap ? m->seen_cap * 2 : 256;
-        uint64_t *s = lmql__calloc(cap, sizeof *s);
-        if (!s) return -1;
-        for (uint32_t i = 0; i < m->seen_cap; i++) {
-            if (!m->seen[i]) continue;
-            uint32_t h = mix(m->seen[i]) & (cap - 1);
-            while (s[h]) h = (h + 1) & (cap - 1);
-            s[h] = m->seen[i];
-        }
-        free(m->seen);
-        m->seen = s;
-        m->seen_cap = cap;
-    }
-    uint32_t h = mix(key) & (m->seen_cap - 1);
-    for (; m->seen[h]; h = (h + 1) & (m->seen_cap - 1))
-        if (m->seen[h] == key) return 0;
-    m->seen[h] = key;
-    m->seen_n++;
-    return 1;
+    if (u64_get(&m->seen, key) != -3) return 0;
+    return u64_put(&m->seen, key, 0) ? -1 : 1;
 }
 
 /* Take every pending advance point: enter terminals, predict nonterminals,
@@ -316,10 +386,7 @@ static void closure_reset(struct lmql__gm *m) {
     m->n_scr = 0;
     m->n_work = 0;
     m->acc = false;
-    if (m->seen_n) {
-        memset(m->seen, 0, (size_t)m->seen_cap * sizeof *m->seen);
-        m->seen_n = 0;
-    }
+    u64_clear(&m->seen);
 }
 
 /* --------------------------------------------------------------- API -- */
@@ -332,10 +399,7 @@ struct lmql__gm *lmql__gm_new(const struct lmql_grammar *g, const struct lmql_tr
     m->start = -3;
     m->cap_fr = 64;
     m->fr = lmql__malloc((size_t)m->cap_fr * sizeof *m->fr);
-    m->tr_cap = 1024;
-    m->tr_key = lmql__calloc(m->tr_cap, sizeof *m->tr_key);
-    m->tr_val = lmql__malloc(m->tr_cap * sizeof *m->tr_val);
-    if (!m->fr || !m->tr_key || !m->tr_val || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
+    if (!m->fr || idtab_init(&m->fr_tab, 128) || idtab_init(&m->cfg_tab, 256) ||
         (t && !(m->cache = lmql__trie_cache_new(t, 16)))) {
         lmql__gm_free(m);
         return NULL;
@@ -353,11 +417,16 @@ void lmql__gm_free(struct lmql__gm *m) {
     free(m->cfg_acc);
     free(m->cfg_hash);
     free(m->cfg_tab.slot);
-    free(m->tr_key);
-    free(m->tr_val);
+    u64_free(&m->tr);
     free(m->scr);
     free(m->work);
-    free(m->seen);
+    u64_free(&m->seen);
+    for (int32_t i = 0; i < m->n_splits; i++) {
+        free(m->splits[i].inside);
+        free(m->splits[i].leave);
+    }
+    free(m->splits);
+    u64_free(&m->split_ix);
     lmql__trie_cache_free(m->cache);
     free(m);
 }
@@ -376,43 +445,12 @@ int32_t lmql__gm_start(struct lmql__gm *m) {
     return c;
 }
 
-static int tr_put(struct lmql__gm *m, uint64_t key, int32_t val) {
-    if ((m->tr_n + 1) * 2 > m->tr_cap) {
-        uint32_t cap = m->tr_cap * 2;
-        uint64_t *k = lmql__calloc(cap, sizeof *k);
-        int32_t *v = lmql__malloc(cap * sizeof *v);
-        if (!k || !v) {
-            free(k);
-            free(v);
-            return -1;
-        }
-        for (uint32_t i = 0; i < m->tr_cap; i++) {
-            if (!m->tr_key[i]) continue;
-            uint32_t h = mix(m->tr_key[i]) & (cap - 1);
-            while (k[h]) h = (h + 1) & (cap - 1);
-            k[h] = m->tr_key[i];
-            v[h] = m->tr_val[i];
-        }
-        free(m->tr_key);
-        free(m->tr_val);
-        m->tr_key = k;
-        m->tr_val = v;
-        m->tr_cap = cap;
-    }
-    uint32_t h = mix(key) & (m->tr_cap - 1);
-    while (m->tr_key[h]) h = (h + 1) & (m->tr_cap - 1);
-    m->tr_key[h] = key;
-    m->tr_val[h] = val;
-    m->tr_n++;
-    return 0;
-}
-
 int32_t lmql__gm_step(struct lmql__gm *m, int32_t c, unsigned char b) {
     if (c < 0) return c == -2 ? -2 : -1;
     LMQL_ASSERT(c < m->n_cfg);
     uint64_t key = (((uint64_t)(uint32_t)c << 8) | b) + 1;
-    for (uint32_t h = mix(key) & (m->tr_cap - 1); m->tr_key[h]; h = (h + 1) & (m->tr_cap - 1))
-        if (m->tr_key[h] == key) return m->tr_val[h];
+    int32_t known = u64_get(&m->tr, key);
+    if (known != -3) return known;
     const struct lmql_grammar *g = m->g;
     closure_reset(m);
     int32_t n = m->cfg_n[c];
@@ -425,7 +463,7 @@ int32_t lmql__gm_step(struct lmql__gm *m, int32_t c, unsigned char b) {
     }
     if (close_work(m)) return -2;
     int32_t next = intern_scratch(m);
-    if (next == -2 || tr_put(m, key, next)) return -2;
+    if (next == -2 || u64_put(&m->tr, key, next)) return -2;
     return next;
 }
 
@@ -510,11 +548,166 @@ static void walk_loops(void *ctx, const void *state, uint64_t set[4]) {
     }
 }
 
+/* The walk that finds the tokens able to leave a terminal: its state is
+** the DFA state and whether some prefix so far may end the terminal; once
+** the DFA dies after such a prefix, the token "left" and every continuation
+** of it is kept (a sink), to be checked against what follows. */
+struct lstate {
+    int32_t d;         /* -1 once left */
+    int32_t could_end; /* some prefix so far (the empty one too) may end the terminal */
+};
+
+static bool leave_step(void *ctx, const void *state, unsigned char b, void *out) {
+    const struct lmql__gterm *t = ctx;
+    const struct lstate *s = state;
+    struct lstate *o = out;
+    if (s->d < 0) {
+        *o = *s;
+        return true;
+    }
+    int32_t could = s->could_end || term_accepting(t, s->d);
+    int32_t d = lmql__gterm_step(t, s->d, b);
+    if (d < 0 && !could) return false;
+    *o = (struct lstate){d, could};
+    return true;
+}
+
+static bool leave_allow(void *ctx, const void *state) {
+    (void)ctx;
+    return ((const struct lstate *)state)->d < 0;
+}
+
+static void leave_loops(void *ctx, const void *state, uint64_t set[4]) {
+    const struct lmql__gterm *t = ctx;
+    const struct lstate *s = state;
+    if (s->d < 0) {
+        set[0] = set[1] = set[2] = set[3] = ~0ULL;
+        return;
+    }
+    set[0] = set[1] = set[2] = set[3] = 0;
+    /* Inside, a byte loops only where the state stays and the flag too. */
+    if (!s->could_end && term_accepting(t, s->d)) return;
+    const int32_t *row = t->table + (size_t)s->d * (size_t)t->n_cls;
+    for (int b = 0; b < 256; b++)
+        if (row[t->cls[b]] == s->d) set[b >> 6] |= 1ULL << (b & 63);
+}
+
+/* The split of regex terminal `term` in DFA state d, made on first use. */
+static const struct split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
+    uint64_t key = (((uint64_t)(uint32_t)term << 32) | (uint32_t)d) + 1;
+    int32_t at = u64_get(&m->split_ix, key);
+    if (at >= 0) return &m->splits[at];
+    const struct lmql__gterm *t = &m->g->terms[term];
+    int32_t nv = lmql__trie_n_vocab(m->trie);
+    struct split sp = {lmql__malloc((size_t)nv), NULL, 0};
+    uint8_t *left = lmql__malloc((size_t)nv);
+    struct lmql_trie_walker w = {.step = leave_step, .allow = leave_allow, .loops = leave_loops,
+                                 .state_size = sizeof(struct lstate), .ctx = (void *)t};
+    struct lstate s0 = {d, 0};
+    /* What a terminal state's tokens are depends only on the pattern, the
+    ** state and the vocabulary: the vocabulary's memo keeps them for every
+    ** matcher (the next hole, the next instance of a benchmark). Keys are
+    ** tagged: 'I' inside mask, 'N' count and 'L' list of leaving tokens. */
+    struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(m->trie));
+    size_t kl = 1 + sizeof d + t->len;
+    char *mkey = lmql__malloc(kl);
+    int rc = !sp.inside || !left || !mkey ? -1 : 0;
+    if (mkey) {
+        memcpy(mkey + 1, &d, sizeof d);
+        memcpy(mkey + 1 + sizeof d, t->text, t->len);
+    }
+    int32_t n = -1;
+    if (rc == 0 && memo) {
+        mkey[0] = 'N';
+        if (lmql__memo_get(memo, mkey, kl, &n, sizeof n) && n >= 0 && (sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) {
+            mkey[0] = 'I';
+            bool hit = lmql__memo_get(memo, mkey, kl, sp.inside, (size_t)nv);
+            mkey[0] = 'L';
+            if (hit && lmql__memo_get(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave)) sp.n_leave = n;
+            else n = -1;
+        } else {
+            n = -1;
+        }
+    }
+    if (rc == 0 && n < 0) {   /* not remembered: walk */
+        free(sp.leave);
+        sp.leave = NULL;
+        sp.n_leave = 0;
+        rc = lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, sp.inside);
+        if (rc == 0) rc = lmql__trie_mask(m->trie, &w, &s0, left);
+        n = 0;
+        for (int32_t i = 0; rc == 0 && i < nv; i++) n += left[i] && !sp.inside[i];
+        if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
+        for (int32_t i = 0; rc == 0 && i < nv; i++)
+            if (left[i] && !sp.inside[i]) sp.leave[sp.n_leave++] = i;
+        if (rc == 0 && memo) {
+            mkey[0] = 'I';
+            lmql__memo_put(memo, mkey, kl, sp.inside, (size_t)nv);
+            mkey[0] = 'L';
+            lmql__memo_put(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave);
+            mkey[0] = 'N';   /* last: a count found means the other two were stored */
+            lmql__memo_put(memo, mkey, kl, &n, sizeof n);
+        }
+    }
+    free(mkey);
+    free(left);
+    if (rc == 0 && m->n_splits == m->cap_splits) {
+        int32_t cap = m->cap_splits ? m->cap_splits * 2 : 8;
+        struct split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
+        if (p) {
+            m->splits = p;
+            m->cap_splits = cap;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc || u64_put(&m->split_ix, key, m->n_splits)) {
+        free(sp.inside);
+        free(sp.leave);
+        return NULL;
+    }
+    m->splits[m->n_splits] = sp;
+    return &m->splits[m->n_splits++];
+}
+
+/* The mask of a configuration whose one thread is inside regex terminal
+** `term` (thread t): the split's inside tokens, and those of its leaving
+** tokens whose bytes the configuration takes. Into out (n_vocab bytes);
+** 0, or -1 out of memory. */
+static int single_mask(struct lmql__gm *m, int32_t c, const struct thread *t, int32_t term, uint8_t *out) {
+    const struct split *sp = split_of(m, term, t->d);
+    if (!sp) return -1;
+    memcpy(out, sp->inside, (size_t)lmql__trie_n_vocab(m->trie));
+    const struct lmql__vocab *v = lmql__trie_vocab(m->trie);
+    for (int32_t i = 0; i < sp->n_leave; i++) {
+        uint32_t len;
+        const char *p = lmql__vocab_piece(v, sp->leave[i], &len);
+        int32_t r = lmql__gm_feed(m, c, p, len);
+        if (r == -2) return -1;
+        out[sp->leave[i]] = r >= 0;
+    }
+    return 0;
+}
+
 const uint8_t *lmql__gm_mask(struct lmql__gm *m, int32_t c) {
     LMQL_ASSERT(m->trie != NULL && c >= 0 && c < m->n_cfg);
+    struct wstate s = {c, -1};
+    const struct thread *t = only_thread(m, c);
+    if (t && term_of(m, t)->is_re) {
+        const uint8_t *hit = lmql__trie_cache_find(m->cache, &s, sizeof s);
+        if (hit) return hit;
+        uint8_t *slot = lmql__trie_cache_slot(m->cache, &s, sizeof s);
+        const struct lmql_grammar *g = m->g;
+        int32_t term = LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx]);
+        struct thread copy = *t;   /* the pool may move while the leaving tokens are fed */
+        if (!slot || single_mask(m, c, &copy, term, slot)) {
+            lmql__trie_cache_clear(m->cache);
+            return NULL;
+        }
+        return slot;
+    }
     struct lmql_trie_walker w = {
         .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof(struct wstate), .ctx = m};
-    struct wstate s = {c, -1};
     m->oom = false;
     const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &s);
     if (m->oom) {

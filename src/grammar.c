@@ -4,7 +4,6 @@
 */
 #include "grammar.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +97,7 @@ static int32_t add_term(struct lmql__gb *b, bool is_re, const char *s, size_t n,
     b->terms[b->n_term] = t;
     return b->n_term++;
 oom:
-    lmql__err_set(e, LMQL_ERR_NOMEM, NULL, "out of memory");
+    lmql__err_nomem(e);
     return -1;
 }
 
@@ -215,26 +214,15 @@ static int find_cycle(const struct lmql_grammar *g, const bool *nullable, int32_
     return rc;
 }
 
-/* Fail with a message built from fmt and one string (a rule's name). */
-__attribute__((format(printf, 4, 5)))
-static struct lmql_grammar *gfail(struct lmql_grammar *g, struct lmql__err *e, lmql_status st, const char *fmt, ...) {
-    if (e) {
-        e->status = st;
-        e->pos = (struct lmql_pos){0, 0, 0};
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-    }
-    lmql__grammar_free(g);
-    return NULL;
-}
+/* Fail: fill e (status, then the message and its arguments, which may name
+** g's rules), then release g. */
+#define gfail(g, e, st, ...) (lmql__err_set((e), (st), NULL, __VA_ARGS__), lmql__grammar_free(g), (struct lmql_grammar *)NULL)
 
 struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct lmql__err *e) {
     struct lmql_grammar *g = lmql__calloc(1, sizeof *g);
     if (!g) {
         lmql__gb_free(b);
-        return gfail(NULL, e, LMQL_ERR_NOMEM, "%s", "out of memory");
+        return gfail(NULL, e, LMQL_ERR_NOMEM, "out of memory");
     }
     bool failed = b->failed;
     g->n_nt = b->n_nt;
@@ -246,15 +234,15 @@ struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct l
     g->terms = b->terms;
     g->n_term = b->n_term;
     free(b);
-    if (failed) return gfail(g, e, LMQL_ERR_NOMEM, "%s", "out of memory (or a symbol out of range) building a grammar");
-    if (start < 0 || start >= g->n_nt) return gfail(g, e, LMQL_ERR_QUERY, "%s", "the grammar has no start rule");
+    if (failed) return gfail(g, e, LMQL_ERR_NOMEM, "out of memory (or a symbol out of range) building a grammar");
+    if (start < 0 || start >= g->n_nt) return gfail(g, e, LMQL_ERR_QUERY, "the grammar has no start rule");
     g->start = start;
 
     bool *productive = lmql__calloc((size_t)g->n_nt, sizeof *productive);
     g->nullable = lmql__calloc((size_t)g->n_nt, sizeof *g->nullable);
     if (!productive || !g->nullable) {
         free(productive);
-        return gfail(g, e, LMQL_ERR_NOMEM, "%s", "out of memory");
+        return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
     }
     fixpoint(g, productive, false);
     if (!productive[start]) {
@@ -278,14 +266,14 @@ struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct l
     g->nt_first = lmql__calloc((size_t)g->n_nt + 1, sizeof *g->nt_first);
     g->nt_n_alts = lmql__calloc((size_t)g->n_nt + 1, sizeof *g->nt_n_alts);
     g->nt_alts = lmql__malloc(((size_t)g->n_alt + 1) * sizeof *g->nt_alts);
-    if (!g->nt_first || !g->nt_n_alts || !g->nt_alts) return gfail(g, e, LMQL_ERR_NOMEM, "%s", "out of memory");
+    if (!g->nt_first || !g->nt_n_alts || !g->nt_alts) return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
     for (int32_t a = 0; a < g->n_alt; a++) g->nt_n_alts[g->alts[a].lhs]++;
     for (int32_t i = 0, at = 0; i < g->n_nt; i++) {
         g->nt_first[i] = at;
         at += g->nt_n_alts[i];
     }
     int32_t *fill = lmql__calloc((size_t)g->n_nt + 1, sizeof *fill);
-    if (!fill) return gfail(g, e, LMQL_ERR_NOMEM, "%s", "out of memory");
+    if (!fill) return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
     for (int32_t a = 0; a < g->n_alt; a++) {
         int32_t A = g->alts[a].lhs;
         g->nt_alts[g->nt_first[A] + fill[A]++] = a;
@@ -294,7 +282,7 @@ struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct l
 
     int32_t cyc = -1;
     int rc = find_cycle(g, g->nullable, &cyc);
-    if (rc < 0) return gfail(g, e, LMQL_ERR_NOMEM, "%s", "out of memory");
+    if (rc < 0) return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
     if (rc > 0)
         return gfail(g, e, LMQL_ERR_QUERY,
                      "rule '%s' is left-recursive (it can derive itself before any text): write the repetition "

@@ -5,6 +5,7 @@
 ** over them, are in seqs.c and search.c.
 */
 #include "interp_int.h"
+#include "json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -286,17 +287,18 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
 
     if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
+    /* Its plan was compiled with the program (where.h). */
+    LMQL_ASSERT(seg->u.hole.where != NULL);
     const struct lmql_node *type = seg->u.hole.type;
-    if (type && type->kind != LMQL_NODE_STR && !(type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int"))) {
+    if (seg->u.hole.where->type == LMQL_HT_OTHER) {
         const struct lmql_node *def = query_fn_of(I, type);
         if (def) return run_nested(I, seg, def);
         if (I->err->msg[0]) return -1;
         return lmql__fail(I, type, LMQL_ERR_QUERY,
-                          "Not a valid type expression for [%s: ...]: use int, a regex string or a query function", name);
+                          "Not a valid type expression for [%s: ...]: use int, float, bool, str, a regex string or a "
+                          "query function",
+                          name);
     }
-
-    /* Its plan was compiled with the program (where.h). */
-    LMQL_ASSERT(seg->u.hole.where != NULL);
     struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
     struct lmql__cons *cons = NULL;
     struct lmql__err ce;
@@ -346,6 +348,28 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
             }
         if (over) rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME, "the value of %s is too large for an integer", name);
         else v = digits ? lmql__val_int(x) : &lmql__none;
+    } else if (post & LMQL_POST_FLOAT) {
+        /* The regex of [X: float] admits only what strtod reads whole. */
+        v = value.len ? lmql__val_float(strtod(text, NULL)) : &lmql__none;
+    } else if (post & LMQL_POST_JSON) {
+        /* The grammar admits only whole JSON texts; one cut short (by a
+        ** length bound, say), or holding an integer beyond 64 bits or a
+        ** number beyond a double's range, is an error, never a different
+        ** value. */
+        struct lmql__err je = {0};
+        size_t at = 0, nn = 0;
+        if (!(v = lmql__json_parse(text, value.len, &je))) {
+            rc = lmql__fail(I, seg, je.status == LMQL_ERR_NOMEM ? LMQL_ERR_NOMEM : LMQL_ERR_RUNTIME,
+                            "the value of %s is not a whole JSON value (%s): %.80s", name, je.msg, text);
+        } else if (lmql__json_numbers_fit(text, value.len, &at, &nn)) {
+            lmql__val_unref(v);
+            v = NULL;
+            rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME,
+                            "the JSON value of %s holds the number %.*s, beyond what a 64-bit integer or a double holds", name,
+                            (int)(nn > 60 ? 60 : nn), text + at);
+        }
+    } else if (post & LMQL_POST_BOOL) {
+        v = value.len ? (value.len == 4 && !memcmp(text, "True", 4) ? &lmql__true : &lmql__false) : &lmql__none;
     } else {
         v = lmql__val_str(text, value.len);
     }

@@ -71,6 +71,8 @@ int lmql__errf(struct lmql__err *err, const char *fmt, ...)
 /* The same with the kind and place (pos NULL: no place). */
 int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* "out of memory", LMQL_ERR_NOMEM, no place; returns -1. */
+int lmql__err_nomem(struct lmql__err *err);
 
 /* Growing byte buffer. Zero-initialised is empty; data is always
 ** NUL-terminated once anything was appended. */

@@ -53,6 +53,7 @@ struct trie_set {
 };
 
 struct lmql_trie {
+    const struct lmql__vocab *vocab;   /* built from; it owns the trie, so it outlives it */
     int32_t n_vocab;        /* mask length */
     int32_t n_tokens;       /* tokens with a non-empty piece */
     uint32_t n_nodes;       /* real nodes, root included; nodes[n_nodes] is the sentinel */
@@ -176,6 +177,7 @@ struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v) {
     struct lmql_trie *t = lmql__calloc(1, sizeof *t);
     struct sort_item *items = NULL;
     if (!t) return NULL;
+    t->vocab = v;
     t->n_vocab = v->n_tokens;
     for (int i = 0; i < 256; i++) t->ident[i] = (uint8_t)i;
 
@@ -228,6 +230,7 @@ void lmql__trie_free(struct lmql_trie *t) {
     free(t);
 }
 
+const struct lmql__vocab *lmql__trie_vocab(const struct lmql_trie *t) { return t->vocab; }
 int32_t lmql__trie_n_vocab(const struct lmql_trie *t) { return t->n_vocab; }
 int32_t lmql__trie_n_tokens(const struct lmql_trie *t) { return t->n_tokens; }
 int32_t lmql__trie_n_nodes(const struct lmql_trie *t) { return (int32_t)t->n_nodes; }

@@ -60,6 +60,9 @@ struct lmql_trie *lmql__trie_build(const struct lmql__vocab *v);
 /* NULL is a no-op. */
 void lmql__trie_free(struct lmql_trie *t);
 
+/* The vocabulary the trie was built from (its token pieces). */
+const struct lmql__vocab *lmql__trie_vocab(const struct lmql_trie *t);
+
 /* Sizes: tokens of the vocabulary (the length of a mask), tokens in the trie
 ** (non-empty pieces), nodes (distinct non-empty prefixes + 1), the longest
 ** piece in bytes, and bytes of memory held by the trie. */

@@ -33,6 +33,8 @@ int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_p
     return -1;
 }
 
+int lmql__err_nomem(struct lmql__err *err) { return lmql__err_set(err, LMQL_ERR_NOMEM, NULL, "out of memory"); }
+
 int lmql__buf_reserve(struct lmql__buf *b, size_t extra) {
     LMQL_ASSERT(b->cap == 0 || b->len < b->cap);   /* room for the NUL after the bytes */
     if (b->len + extra + 1 <= b->cap) return 0;

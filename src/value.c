@@ -654,17 +654,46 @@ const char *lmql__val_type_name(const struct lmql_val *v) {
     return "?";
 }
 
-/* Python's float repr: the shortest text that reads back the same. */
+/* Python's float repr: the shortest digits that read back the same, written
+** positionally when the exponent is in [-4, 16), else as d.ddde+XX. */
 static int float_into(struct lmql__buf *b, double f) {
     if (isnan(f)) return lmql__buf_adds(b, "nan");
     if (isinf(f)) return lmql__buf_adds(b, f < 0 ? "-inf" : "inf");
     char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, f);
+    int prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, f);
         if (strtod(tmp, NULL) == f) break;
     }
-    if (!strpbrk(tmp, ".eninf")) strcat(tmp, ".0");
-    return lmql__buf_adds(b, tmp);
+    /* tmp is [-]D[.DDD]e[+-]XX: its digits and exponent */
+    char digits[24];
+    int nd = 0, exp10;
+    const char *p = tmp;
+    bool neg = *p == '-';
+    if (neg) p++;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+    exp10 = atoi(p + 1);
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    struct lmql__buf *o = b;
+    int rc = neg ? lmql__buf_adds(o, "-") : 0;
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) {
+            rc = rc || lmql__buf_adds(o, "0.");
+            for (int i = 0; i < -exp10 - 1; i++) rc = rc || lmql__buf_adds(o, "0");
+            rc = rc || lmql__buf_add(o, digits, (size_t)nd);
+        } else {
+            for (int i = 0; i <= exp10; i++) rc = rc || lmql__buf_add(o, i < nd ? &digits[i] : "0", 1);
+            rc = rc || lmql__buf_adds(o, ".");
+            if (nd > exp10 + 1) rc = rc || lmql__buf_add(o, digits + exp10 + 1, (size_t)(nd - exp10 - 1));
+            else rc = rc || lmql__buf_adds(o, "0");
+        }
+        return rc ? -1 : 0;
+    }
+    rc = rc || lmql__buf_add(o, digits, 1);
+    if (nd > 1) rc = rc || lmql__buf_adds(o, ".") || lmql__buf_add(o, digits + 1, (size_t)(nd - 1));
+    rc = rc || lmql__buf_addf(o, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    return rc ? -1 : 0;
 }
 
 static int str_repr(struct lmql__buf *b, const char *s, size_t n) {

@@ -13,7 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gbnf.h"
+#include "grammar.h"
+#include "json.h"
+#include "jsonschema.h"
 #include "regex.h"
+#include "value.h"
 
 /* ---------------------------------------------- constraint functions -- */
 
@@ -66,20 +71,10 @@ static enum cfn cfn_of(const struct lmql_node *n) {
 
 /* ------------------------------------------------------------ errors -- */
 
-static int wfail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int wfail(struct lmql__err *e, const struct lmql_node *n, const char *fmt, ...) {
-    e->status = LMQL_ERR_QUERY;
-    e->pos = n ? n->pos : (struct lmql_pos){0, 0, 0};
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
+/* The query is wrong at node n (NULL: no place). Returns -1. */
+#define wfail(e, n, ...) lmql__err_set((e), LMQL_ERR_QUERY, (n) ? &(n)->pos : NULL, __VA_ARGS__)
 /* Out of memory is no fault of the query. */
-static int woom(struct lmql__err *e) { return lmql__err_set(e, LMQL_ERR_NOMEM, NULL, "out of memory"); }
+#define woom(e) lmql__err_nomem(e)
 
 /* A literal pattern: compiled, or the error at its place in the query. */
 static struct lmql_regex *literal_regex(const struct lmql_node *p, struct lmql__err *e) {
@@ -239,6 +234,7 @@ static void node_free(struct lmql__wnode *w) {
     for (int i = 0; i < w->n_kids; i++) node_free(w->kids[i]);
     free(w->kids);
     lmql__regex_free(w->re);
+    lmql__grammar_free(w->gram);
     free(w);
 }
 
@@ -255,6 +251,116 @@ static int add_kid(struct compiler *k, struct lmql__wnode *parent, struct lmql__
 }
 
 static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n);
+
+/* The value of an expression made of literals only (a schema written in the
+** query): NULL when it is not one, or when memory runs out (*oom set). */
+static struct lmql_val *literal_value(const struct lmql_node *n, bool *oom) {
+    struct lmql_val *v = NULL;
+    switch (n->kind) {
+    case LMQL_NODE_INT: v = lmql__val_int(n->u.i); break;
+    case LMQL_NODE_FLOAT: v = lmql__val_float(n->u.f); break;
+    case LMQL_NODE_BOOL: return n->u.b ? &lmql__true : &lmql__false;
+    case LMQL_NODE_NONE: return &lmql__none;
+    case LMQL_NODE_STR: v = lmql__val_str(n->u.str.text, n->u.str.len); break;
+    case LMQL_NODE_UNARY:
+        if (n->u.unary.op != LMQL_UNOP_NEG) return NULL;
+        if (n->u.unary.operand->kind == LMQL_NODE_INT && n->u.unary.operand->u.i != INT64_MIN)
+            v = lmql__val_int(-n->u.unary.operand->u.i);
+        else if (n->u.unary.operand->kind == LMQL_NODE_FLOAT)
+            v = lmql__val_float(-n->u.unary.operand->u.f);
+        else
+            return NULL;
+        break;
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        if (!(v = lmql__val_list((size_t)n->u.items.n))) break;
+        for (int32_t i = 0; i < n->u.items.n; i++) {
+            struct lmql_val *x = literal_value(n->u.items.items[i], oom);
+            if (!x || lmql__list_push(v, x)) {
+                if (x) *oom = true;   /* the push failed (and released x) */
+                lmql__val_unref(v);
+                return NULL;
+            }
+        }
+        return v;
+    case LMQL_NODE_DICT:
+        if (!(v = lmql__val_dict())) break;
+        for (int32_t i = 0; i < n->u.dict.keys.n; i++) {
+            /* {**d} has no key: not a literal */
+            const struct lmql_node *kn = n->u.dict.keys.items[i];
+            struct lmql_val *key = kn ? literal_value(kn, oom) : NULL;
+            /* an unhashable key is the interpreter's error to report */
+            bool hashable = key && key->kind != LMQL_V_LIST && key->kind != LMQL_V_DICT;
+            struct lmql_val *x = hashable ? literal_value(n->u.dict.values.items[i], oom) : NULL;
+            if (!x) {
+                lmql__val_unref(key);
+                lmql__val_unref(v);
+                return NULL;
+            }
+            if (lmql__dict_set(v, key, x)) {   /* it released key and x */
+                *oom = true;
+                lmql__val_unref(v);
+                return NULL;
+            }
+        }
+        return v;
+    default:
+        return NULL;
+    }
+    if (!v) *oom = true;
+    return v;
+}
+
+struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmql_val *v, const struct lmql_node *at,
+                                         struct lmql__err *e) {
+    struct lmql__err ge = {0};
+    struct lmql_grammar *g = NULL;
+    if (kind == LMQL_G_GBNF) {
+        if (v->kind != LMQL_V_STR) {
+            wfail(e, at, "a grammar is a string in llama.cpp's GBNF, not %s", lmql__val_type_name(v));
+            return NULL;
+        }
+        g = lmql__gbnf_compile(v->u.str.s, v->u.str.len, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM)
+            wfail(e, at, "bad grammar: %d:%d: %s", ge.pos.line, ge.pos.col, ge.msg);
+    } else if (v->kind == LMQL_V_STR) {   /* the schema's JSON text, e.g. a query argument */
+        g = lmql__jsonschema_compile_text(v->u.str.s, v->u.str.len, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
+    } else if (v->kind == LMQL_V_DICT || v->kind == LMQL_V_BOOL) {
+        g = lmql__jsonschema_compile(v, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
+    } else {
+        wfail(e, at, "a JSON schema is a dict, True/False or its JSON text, not %s", lmql__val_type_name(v));
+        return NULL;
+    }
+    if (!g && ge.status == LMQL_ERR_NOMEM) woom(e);
+    return g;
+}
+
+/* A grammar constraint from expr: compiled now when expr is a literal (its
+** errors are the program's), else when the hole runs. */
+static struct lmql__wnode *grammar_node(struct compiler *k, const struct lmql_node *at, const struct lmql_node *expr,
+                                        enum lmql__gkind kind) {
+    struct lmql__wnode *w = node_new(k, LMQL_W_GRAMMAR, expr, at);
+    if (!w) return NULL;
+    w->gkind = kind;
+    bool oom = false;
+    struct lmql_val *v = expr ? literal_value(expr, &oom) : &lmql__true;
+    if (oom) {
+        node_free(w);
+        woom(k->e);
+        return NULL;
+    }
+    if (v) {
+        w->gram = lmql__where_grammar(kind, v, expr ? expr : at, k->e);
+        lmql__val_unref(v);
+        if (!w->gram) {
+            node_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
 
 /* Something that does not name the hole: a test of other values. */
 static struct lmql__wnode *test(struct compiler *k, const struct lmql_node *n) {
@@ -353,6 +459,11 @@ static struct lmql__wnode *compile_call(struct compiler *k, const struct lmql_no
     case CFN_STARTS_WITH:
         if (!on_var) return node_new(k, LMQL_W_TRUE, NULL, n);
         return node_new(k, LMQL_W_STARTS, a1, n);
+    case CFN_JSON:
+    case CFN_GRAMMAR:
+        if (!on_var) return node_new(k, LMQL_W_TRUE, NULL, n);
+        if (fn == CFN_JSON) k->w->post |= LMQL_POST_JSON;
+        return grammar_node(k, n, a1, fn == CFN_JSON ? LMQL_G_JSON_SCHEMA : LMQL_G_GBNF);
     default:
         break;
     }
@@ -407,6 +518,80 @@ static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n
     }
 }
 
+/* A regex the hole's value must match, written by the type. */
+static int type_regex(struct compiler *k, const struct lmql_node *at, const char *pat) {
+    struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, at, at);
+    struct lmql__err re_err = {0};
+    if (r && !(r->re = lmql__regex_compile(pat, strlen(pat), &re_err))) {
+        node_free(r);
+        return woom(k->e);   /* the patterns below are fixed: only memory can fail */
+    }
+    if (r) {
+        r->pat = pat;
+        r->pat_len = strlen(pat);
+    }
+    return add_kid(k, k->w->root, r);
+}
+
+/* The type of [X: TYPE]: r"..." and int, float, bool, str; another name or
+** a call names a query function, which the interpreter resolves when the
+** hole runs. */
+static int compile_type(struct compiler *k, const struct lmql_node *type) {
+    struct lmql__where *w = k->w;
+    if (!type) return 0;
+    if (type->kind == LMQL_NODE_STR) {
+        w->type = LMQL_HT_REGEX;
+        struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, type, type);
+        if (r) {
+            r->pat = type->u.str.text;
+            r->pat_len = type->u.str.len;
+            if (!(r->re = literal_regex(type, k->e))) {
+                node_free(r);
+                r = NULL;
+            }
+        }
+        return add_kid(k, w->root, r);
+    }
+    const char *name = type->kind == LMQL_NODE_NAME ? type->u.name : "";
+    if (!strcmp(name, "int")) {
+        w->type = LMQL_HT_INT;
+        w->post |= LMQL_POST_INT;
+        return add_kid(k, w->root, node_new(k, LMQL_W_INT, NULL, type));
+    }
+    if (!strcmp(name, "float")) {
+        /* As Python's repr writes a float, without exponents: 3.8, -0.25, 12 */
+        w->type = LMQL_HT_FLOAT;
+        w->post |= LMQL_POST_FLOAT;
+        return type_regex(k, type, "-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?");
+    }
+    if (!strcmp(name, "bool")) {
+        w->type = LMQL_HT_BOOL;
+        w->post |= LMQL_POST_BOOL;
+        return type_regex(k, type, "True|False");
+    }
+    if (!strcmp(name, "str")) {
+        w->type = LMQL_HT_STR;
+        return 0;
+    }
+    /* [X: json] any JSON value; [X: json(SCHEMA)]; [X: grammar(GBNF)] */
+    const char *f = call_name(type);
+    if (!strcmp(name, "json") || (f && !strcmp(f, "json"))) {
+        if (f && (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD))
+            return wfail(k->e, type, "json() in a hole takes one schema: [X: json(SCHEMA)]");
+        w->type = LMQL_HT_JSON;
+        w->post |= LMQL_POST_JSON;
+        return add_kid(k, w->root, grammar_node(k, type, f ? type->u.call.args.items[0] : NULL, LMQL_G_JSON_SCHEMA));
+    }
+    if (f && !strcmp(f, "grammar")) {
+        if (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD)
+            return wfail(k->e, type, "grammar() in a hole takes one GBNF grammar: [X: grammar(GBNF)]");
+        w->type = LMQL_HT_GRAMMAR;
+        return add_kid(k, w->root, grammar_node(k, type, type->u.call.args.items[0], LMQL_G_GBNF));
+    }
+    w->type = LMQL_HT_OTHER;
+    return 0;
+}
+
 /* The plan of one hole: its query's and its prompt's where, and its type. */
 static struct lmql__where *compile_hole(const struct lmql_node *const wheres[2], const struct lmql_node *seg,
                                         struct lmql__err *e) {
@@ -422,24 +607,7 @@ static struct lmql__where *compile_hole(const struct lmql_node *const wheres[2],
         w->mentioned |= mentions(&k, wheres[i]);
         rc = add_kid(&k, w->root, compile(&k, wheres[i]));
     }
-    /* [X: r"..."] and [X: int]; another type names a query function, which
-    ** the interpreter resolves when the hole runs. */
-    const struct lmql_node *type = seg->u.hole.type;
-    if (rc == 0 && type && type->kind == LMQL_NODE_STR) {
-        struct lmql__wnode *r = node_new(&k, LMQL_W_REGEX, type, type);
-        if (r) {
-            r->pat = type->u.str.text;
-            r->pat_len = type->u.str.len;
-            if (!(r->re = literal_regex(type, e))) {
-                node_free(r);
-                r = NULL;
-            }
-        }
-        rc = add_kid(&k, w->root, r);
-    } else if (rc == 0 && type && type->kind == LMQL_NODE_NAME && !strcmp(type->u.name, "int")) {
-        w->post |= LMQL_POST_INT;
-        rc = add_kid(&k, w->root, node_new(&k, LMQL_W_INT, NULL, type));
-    }
+    if (rc == 0) rc = compile_type(&k, seg->u.hole.type);
     if (rc) {
         node_free(w->root);
         free(w);

@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gbnf.h"
+
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t k);
 void *__real_realloc(void *p, size_t n);
@@ -49,9 +51,27 @@ void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_real
 char *__wrap_strdup(const char *s) { return fail_now() ? NULL : __real_strdup(s); }
 
 static bool g_compile_only;      /* compile, do not run */
+static const char *g_gbnf_text;  /* not NULL: src is a GBNF grammar, to compile and match this text with */
+
+/* A GBNF grammar compiled, and g_gbnf_text matched: its sizes and the
+** answer, or the error, in out. */
+static lmql_status gbnf_once(const char *src, char *out, size_t cap) {
+    struct lmql__err e = {0};
+    struct lmql_grammar *g = lmql__gbnf_compile(src, strlen(src), NULL, &e);
+    if (!g) {
+        snprintf(out, cap, "%d:%d %s", e.pos.line, e.pos.col, e.msg);
+        return e.status;
+    }
+    int acc = lmql__grammar_accepts(g, g_gbnf_text, strlen(g_gbnf_text));
+    snprintf(out, cap, acc < 0 ? "out of memory" : "%d nonterminals, %d terminals, accepts %d",
+             lmql__grammar_n_nonterminals(g), lmql__grammar_n_terminals(g), acc);
+    lmql__grammar_free(g);
+    return acc < 0 ? LMQL_ERR_NOMEM : LMQL_OK;
+}
 
 /* One run: the status, and the result's JSON (or the error) in out. */
 static lmql_status run_once(const char *src, char *out, size_t cap) {
+    if (g_gbnf_text) return gbnf_once(src, out, cap);
     struct lmql *L = lmql_init(NULL);
     if (!L) { snprintf(out, cap, "out of memory"); return LMQL_ERR_NOMEM; }
     struct lmql_program *P = lmql_program_compile(L, "<alloc>", src, strlen(src));
@@ -164,6 +184,28 @@ static void test_compile(void) {
               LMQL_ERR_QUERY);
     fail_each("compile: a syntax error", "argmax \"[X]\" from \"random\" where (len(X) < 3", LMQL_ERR_QUERY);
     g_compile_only = false;
+}
+
+/* GBNF grammars compiled (parser, checks, regex terminals, rules) and
+** matched under failures. */
+static void test_gbnf(void) {
+    g_gbnf_text = "{\"a\": [1, -2.5e3, \"x\\n\"], \"b\": {}}";
+    fail_each("gbnf: a JSON grammar",
+              "root   ::= object\n"
+              "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+              "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+              "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+              "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4}) )* "
+              "\"\\\"\" ws\n"
+              "number ::= \"-\"? ([0-9] | [1-9] [0-9]{0,15}) (\".\" [0-9]+)? ([eE] [-+]? [0-9]+)? ws\n"
+              "ws     ::= | \" \" | \"\\n\" [ \\t]{0,20}\n",
+              LMQL_OK);
+    g_gbnf_text = "(x),- x,";
+    fail_each("gbnf: left recursion", "root ::= a\na ::= b \"x\"\nb ::= [ ]* a | \"y\"\n", LMQL_ERR_QUERY);
+    fail_each("gbnf: repetitions of a recursive rule",
+              "root ::= (item \",\"){2,4} item?\nitem ::= \"(\" item \")\" | \"x\" | \"-\" ws item\nws ::= [ \\t] ws | \"\"\n",
+              LMQL_OK);
+    g_gbnf_text = NULL;
 }
 
 /* Whole runs: a script on the random model, a distribution on a llama.cpp
@@ -391,6 +433,7 @@ int main(void) {
         return 0;
     }
     RUN(test_compile);
+    RUN(test_gbnf);
     RUN(test_runs);
     RUN(test_server);
     return th_report("alloc");
