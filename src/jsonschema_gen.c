@@ -158,20 +158,8 @@ static struct gsym sym_union(struct js_ctx *c, const struct gsym *s, int n, cons
     return sym_nt(nt);
 }
 
-static const char *catf(struct js_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static const char *catf(struct js_ctx *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return js_oom(c);
-    char *p = js_alloc(c, (size_t)n + 1);
-    if (!p) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return p;
-}
+/* Text made from a format in the compile's arena (jsonschema.c). */
+#define catf js_printf
 
 /* ---------------------------------------------------------- repetition -- */
 
