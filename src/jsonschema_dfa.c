@@ -17,7 +17,6 @@
 #include "jsonschema_int.h"
 
 #define DFA_MAX_STATES 4096      /* while determinizing or multiplying */
-#define DFA_MAX_REGEX_STATES 160 /* states state elimination starts from */
 #define DFA_MAX_REGEX ((size_t)256 << 10)
 
 static int bsearch_bound(const uint32_t *b, int32_t n, uint32_t x) {
@@ -90,7 +89,7 @@ static int32_t set_id(struct js_ctx *c, struct sets *S, const int32_t *s, int32_
         int32_t id = S->hash[h];
         if (S->len[id] == n && (n == 0 || !memcmp(S->pool + S->off[id], s, (size_t)n * sizeof *s))) return id;
     }
-    if (S->n >= DFA_MAX_STATES) return (void)js_fail(c, "#", "a property name or pattern automaton is too large"), -1;
+    if (S->n >= DFA_MAX_STATES) return (void)js_fail(c, "#", "the automaton of these constraints is too large"), -1;
     if (S->n == S->cap) {
         int32_t nc = S->cap ? S->cap * 2 : 64;
         int32_t *o = lmql__realloc(S->off, (size_t)nc * sizeof *o);
@@ -393,7 +392,7 @@ struct js_cdfa *js_cdfa_product(struct js_ctx *c, const struct js_cdfa *a, const
         ka[j] = bsearch_bound(a->bound, a->n_cls + 1, bound[j]);
         kb[j] = bsearch_bound(b->bound, b->n_cls + 1, bound[j]);
     }
-    if ((int64_t)a->n * b->n > ((int64_t)1 << 22)) return js_fail(c, ptr, "a property name automaton is too large");
+    if ((int64_t)a->n * b->n > ((int64_t)1 << 22)) return js_fail(c, ptr, "the automaton of these constraints is too large");
     int32_t *idx = lmql__malloc((size_t)a->n * (size_t)b->n * sizeof *idx);
     int32_t *qa = lmql__malloc(DFA_MAX_STATES * sizeof *qa), *qb = lmql__malloc(DFA_MAX_STATES * sizeof *qb);
     int32_t *rows = lmql__malloc((size_t)DFA_MAX_STATES * (size_t)k * sizeof *rows);
@@ -416,7 +415,7 @@ struct js_cdfa *js_cdfa_product(struct js_ctx *c, const struct js_cdfa *a, const
             int32_t *slot = &idx[(size_t)x * (size_t)b->n + (size_t)y];
             if (*slot < 0) {
                 if (n >= DFA_MAX_STATES) {
-                    js_fail(c, ptr, "a property name automaton is too large");
+                    js_fail(c, ptr, "the automaton of these constraints is too large");
                     goto done;
                 }
                 *slot = n;
@@ -553,36 +552,105 @@ struct js_cdfa *js_cdfa_lengths(struct js_ctx *c, int64_t m, int64_t M) {
 
 /* --------------------------------------------------------- to regex -- */
 
+/* State elimination over a sparse generalized NFA: edges carry regexes. A
+** DFA shaped like a trie (names) around a few shared states (what follows
+** leaving it) stays linear: its nodes go first, leaves up, and the shared
+** states' regexes are written once each. */
+struct gedge {
+    int32_t to;
+    const char *rx;
+};
+
+struct gnode {
+    struct gedge *out;
+    int32_t nout, cap_out;
+    int32_t *in;
+    int32_t nin, cap_in;
+    const char *loop;
+    bool gone;
+};
+
 struct gnfa {
     struct js_ctx *c;
+    struct gnode *v;
     int32_t n;
-    const char **r;   /* n x n; NULL: no edge */
     bool big;
 };
 
 static const char *rx_union(struct gnfa *G, const char *a, const char *b) {
     if (!a) return b;
     if (!b || !strcmp(a, b)) return a;
+    if (strlen(a) + strlen(b) > DFA_MAX_REGEX) G->big = true;
+    if (G->big) return "";
     if (!*a) return js_printf(G->c, "(?:%s)?", b);
     if (!*b) return js_printf(G->c, "(?:%s)?", a);
-    size_t n = strlen(a) + strlen(b);
-    if (n > DFA_MAX_REGEX) G->big = true;
-    return G->big ? "" : js_printf(G->c, "(?:%s|%s)", a, b);
+    return js_printf(G->c, "(?:%s|%s)", a, b);
 }
 
 static const char *rx_cat3(struct gnfa *G, const char *a, const char *loop, const char *b) {
-    size_t n = strlen(a) + strlen(b) + (loop ? strlen(loop) : 0);
-    if (n > DFA_MAX_REGEX) G->big = true;
+    if (strlen(a) + strlen(b) + (loop ? strlen(loop) : 0) > DFA_MAX_REGEX) G->big = true;
     if (G->big) return "";
     if (!loop || !*loop) return js_printf(G->c, "%s%s", a, b);
     return js_printf(G->c, "%s(?:%s)*%s", a, loop, b);
+}
+
+/* Add (union) the edge x -> y. */
+static int g_edge(struct gnfa *G, int32_t x, int32_t y, const char *rx) {
+    struct gnode *X = &G->v[x];
+    if (x == y) {
+        X->loop = rx_union(G, X->loop, rx);
+        return X->loop ? 0 : -1;
+    }
+    for (int32_t i = 0; i < X->nout; i++)
+        if (X->out[i].to == y) {
+            X->out[i].rx = rx_union(G, X->out[i].rx, rx);
+            return X->out[i].rx ? 0 : -1;
+        }
+    if (X->nout == X->cap_out) {
+        int32_t nc = X->cap_out ? X->cap_out * 2 : 4;
+        struct gedge *q = lmql__arena_grow(&G->c->arena, X->out, (size_t)X->nout, (size_t)nc, sizeof *q);
+        if (!q) return (void)js_oom(G->c), -1;
+        X->out = q;
+        X->cap_out = nc;
+    }
+    X->out[X->nout++] = (struct gedge){y, rx};
+    struct gnode *Y = &G->v[y];
+    if (Y->nin == Y->cap_in) {
+        int32_t nc = Y->cap_in ? Y->cap_in * 2 : 4;
+        int32_t *q = lmql__arena_grow(&G->c->arena, Y->in, (size_t)Y->nin, (size_t)nc, sizeof *q);
+        if (!q) return (void)js_oom(G->c), -1;
+        Y->in = q;
+        Y->cap_in = nc;
+    }
+    Y->in[Y->nin++] = x;
+    return 0;
+}
+
+static const char *g_get(const struct gnfa *G, int32_t x, int32_t y) {
+    const struct gnode *X = &G->v[x];
+    for (int32_t i = 0; i < X->nout; i++)
+        if (X->out[i].to == y) return X->out[i].rx;
+    return NULL;
+}
+
+static int64_t g_live_degree(const struct gnfa *G, int32_t q) {
+    int64_t in = 0, out = 0;
+    for (int32_t i = 0; i < G->v[q].nin; i++) in += !G->v[G->v[q].in[i]].gone;
+    for (int32_t i = 0; i < G->v[q].nout; i++) out += !G->v[G->v[q].out[i].to].gone;
+    return in * out;
 }
 
 const char *js_cdfa_regex(struct js_ctx *c, const struct js_cdfa *d, const char *ptr) {
     int32_t n = d->n, k = d->n_cls;
     /* the useful states: reachable (all are, minimized) and co-reachable */
     uint8_t *live = lmql__calloc((size_t)n, 1);
-    if (!live) return js_oom(c);
+    int32_t *id = lmql__malloc(((size_t)n + 1) * sizeof *id), m = 0;
+    uint32_t *ranges = lmql__malloc(((size_t)k + 1) * 2 * sizeof *ranges);
+    const char *res = NULL;
+    if (!live || !id || !ranges) {
+        js_oom(c);
+        goto done;
+    }
     for (int32_t q = 0; q < n; q++) live[q] = d->acc[q];
     for (bool ch = true; ch;) {
         ch = false;
@@ -593,41 +661,34 @@ const char *js_cdfa_regex(struct js_ctx *c, const struct js_cdfa *d, const char 
         }
     }
     if (!live[d->start]) {
-        free(live);
-        return js_strdup(c, "[^\\x00-\\U0010ffff]", 18);   /* nothing */
-    }
-    int32_t *id = lmql__malloc((size_t)n * sizeof *id), m = 0;
-    if (!id) {
-        free(live);
-        return js_oom(c);
-    }
-    for (int32_t q = 0; q < n; q++) id[q] = live[q] ? m++ : -1;
-    const char *res = NULL;
-    if (m > DFA_MAX_REGEX_STATES) {
-        js_fail(c, ptr, "a property name automaton is too large to write as a regex");
+        res = js_strdup(c, "\"[^\\x00-\\U0010ffff]\"", 20);   /* nothing (a quote first: no pattern of only an empty class) */
         goto done;
     }
-    /* generalized NFA: states 0..m-1, start m, final m + 1 */
-    struct gnfa G = {c, m + 2, NULL, false};
-    G.r = js_alloc(c, (size_t)G.n * (size_t)G.n * sizeof *G.r);
-    uint32_t *ranges = js_alloc(c, ((size_t)k + 1) * 2 * sizeof *ranges);
-    if (!G.r || !ranges) goto done;
+    for (int32_t q = 0; q < n; q++) id[q] = live[q] ? m++ : -1;
+    /* nodes 0..m-1, start m, final m + 1 */
+    struct gnfa G = {c, js_alloc(c, ((size_t)m + 2) * sizeof *G.v), m + 2, false};
+    if (!G.v) goto done;
     for (int32_t q = 0; q < n; q++) {
         if (id[q] < 0) continue;
-        for (int32_t t = 0; t < n; t++) {
+        for (int32_t j0 = 0; j0 < k; j0++) {
+            /* each target once, with all its classes */
+            int32_t t = d->next[(size_t)q * (size_t)k + (size_t)j0];
             if (id[t] < 0) continue;
+            bool seen = false;
+            for (int32_t j = 0; j < j0 && !seen; j++) seen = d->next[(size_t)q * (size_t)k + (size_t)j] == t;
+            if (seen) continue;
             int nr = 0;
-            for (int32_t j = 0; j < k; j++) {
+            for (int32_t j = j0; j < k; j++) {
                 if (d->next[(size_t)q * (size_t)k + (size_t)j] != t) continue;
                 uint32_t lo = d->bound[j], hi = d->bound[j + 1] - 1;
+                if (hi > 0x10FFFF) hi = 0x10FFFF;
                 if (nr > 0 && ranges[2 * nr - 1] + 1 == lo) ranges[2 * nr - 1] = hi;
                 else {
                     ranges[2 * nr] = lo;
-                    ranges[2 * nr + 1] = hi > 0x10FFFF ? 0x10FFFF : hi;
+                    ranges[2 * nr + 1] = hi;
                     nr++;
                 }
             }
-            if (!nr) continue;
             struct lmql__buf b = {0};
             int rc = js_rx_cset(&b, ranges, nr);
             if (rc < 0) {
@@ -635,59 +696,57 @@ const char *js_cdfa_regex(struct js_ctx *c, const struct js_cdfa *d, const char 
                 js_oom(c);
                 goto done;
             }
-            if (rc == 0) G.r[(size_t)id[q] * (size_t)G.n + (size_t)id[t]] = js_buf_keep(c, &b);
-            else lmql__buf_free(&b);
+            if (rc == 0) {
+                const char *rx = js_buf_keep(c, &b);
+                if (!rx || g_edge(&G, id[q], id[t], rx)) goto done;
+            } else {
+                lmql__buf_free(&b);
+            }
         }
-        if (d->acc[q]) G.r[(size_t)id[q] * (size_t)G.n + (size_t)(m + 1)] = "";
+        if (!js_step(c)) goto done;
+        if (d->acc[q] && g_edge(&G, id[q], m + 1, "")) goto done;
     }
-    G.r[(size_t)m * (size_t)G.n + (size_t)id[d->start]] = "";
-    if (c->failed) goto done;
-    /* eliminate states, fewest paths through first */
-    uint8_t *gone = js_alloc(c, (size_t)m);
-    if (!gone) goto done;
+    if (g_edge(&G, m, id[d->start], "")) goto done;
+    /* eliminate, fewest paths through first */
     for (int32_t round = 0; round < m; round++) {
-        int32_t best = -1;
-        int64_t best_cost = 0;
-        for (int32_t q = 0; q < m; q++) {
-            if (gone[q]) continue;
-            int64_t in = 0, out = 0;
-            for (int32_t x = 0; x < G.n; x++) {
-                if (x < m && gone[x]) continue;
-                in += x != q && G.r[(size_t)x * (size_t)G.n + (size_t)q] != NULL;
-                out += x != q && G.r[(size_t)q * (size_t)G.n + (size_t)x] != NULL;
-            }
-            if (best < 0 || in * out < best_cost) {
-                best = q;
-                best_cost = in * out;
+        int32_t q = -1;
+        int64_t best = 0;
+        for (int32_t x = 0; x < m; x++) {
+            if (G.v[x].gone) continue;
+            int64_t cost = g_live_degree(&G, x);
+            if (q < 0 || cost < best) {
+                q = x;
+                best = cost;
             }
         }
-        int32_t q = best;
-        const char *loop = G.r[(size_t)q * (size_t)G.n + (size_t)q];
-        for (int32_t x = 0; x < G.n; x++) {
-            if ((x < m && gone[x]) || x == q) continue;
-            const char *in = G.r[(size_t)x * (size_t)G.n + (size_t)q];
+        struct gnode *Q = &G.v[q];
+        Q->gone = true;
+        for (int32_t i = 0; i < Q->nin; i++) {
+            int32_t x = Q->in[i];
+            if (G.v[x].gone) continue;
+            const char *in = g_get(&G, x, q);
             if (!in) continue;
-            for (int32_t y = 0; y < G.n; y++) {
-                if ((y < m && gone[y]) || y == q) continue;
-                const char *out = G.r[(size_t)q * (size_t)G.n + (size_t)y];
-                if (!out) continue;
-                const char *path = rx_cat3(&G, in, loop, out);
-                const char **cell = &G.r[(size_t)x * (size_t)G.n + (size_t)y];
-                *cell = path ? rx_union(&G, *cell, path) : NULL;
-                if (c->failed) goto done;
+            for (int32_t j = 0; j < Q->nout; j++) {
+                int32_t y = Q->out[j].to;
+                if (G.v[y].gone) continue;
+                const char *path = rx_cat3(&G, in, Q->loop, Q->out[j].rx);
+                if (!path || g_edge(&G, x, y, path)) goto done;
+                Q = &G.v[q];
                 if (G.big) {
-                    js_fail(c, ptr, "a property name automaton is too large to write as a regex");
+                    js_fail(c, ptr, "the automaton of these constraints is too large to write as one regex");
                     goto done;
                 }
             }
         }
-        gone[q] = 1;
         if (!js_step(c)) goto done;
     }
-    const char *body = G.r[(size_t)m * (size_t)G.n + (size_t)(m + 1)];
-    res = body ? js_printf(c, "\"%s\"", body) : js_strdup(c, "[^\\x00-\\U0010ffff]", 18);
+    {
+        const char *body = g_get(&G, m, m + 1);
+        res = body ? js_printf(c, "\"%s\"", body) : js_strdup(c, "\"[^\\x00-\\U0010ffff]\"", 20);
+    }
 done:
     free(live);
     free(id);
+    free(ranges);
     return res;
 }

@@ -652,11 +652,19 @@ static struct gsym gen_object(struct js_ctx *c, struct js_node *n) {
             struct gsym v = gen(c, n->pprops[i].node);
             if (c->failed) return NOTHING;
             if (is_nothing(v)) continue;
-            struct js_cdfa *k = dl;
-            if ((notd && !(k = js_cdfa_product(c, k, notd, true, n->pprops[i].ptr))) ||
-                (nm && !(k = js_cdfa_product(c, k, nm, true, n->pprops[i].ptr))))
-                return NOTHING;
-            const char *rx = js_cdfa_regex(c, k, n->pprops[i].ptr);
+            const char *rx;
+            if (!notd && !nm) {
+                /* the pattern alone: its own regex */
+                bool empty;
+                struct js_rxparts parts;
+                rx = js_rx_pattern(c, n->pprops[i].pattern, n->pprops[i].ptr, 0, -1, &empty, &parts);
+            } else {
+                struct js_cdfa *k = dl;
+                if ((notd && !(k = js_cdfa_product(c, k, notd, true, n->pprops[i].ptr))) ||
+                    (nm && !(k = js_cdfa_product(c, k, nm, true, n->pprops[i].ptr))))
+                    return NOTHING;
+                rx = js_cdfa_regex(c, k, n->pprops[i].ptr);
+            }
             if (!rx) return NOTHING;
             xkey[nx] = rx;
             xval[nx++] = v;
