@@ -513,11 +513,20 @@ static int new_nt(struct lmql__gbnfc *c, int32_t *nt) {
 }
 
 /* A terminal of regex text (or of literal bytes when lit): 0 with *sym,
-** 1 when the regex engine refuses it, -1 on error. */
-static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const struct lmql__buf *lit, int32_t *sym) {
+** 1 when the regex engine refuses it, -1 on error. Past RX_BUDGET bytes
+** of regex text in all, long regexes are refused too (each costs a DFA):
+** what is left is built as rules of smaller terminals. A single class
+** (atom) is never refused for that. */
+static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const struct lmql__buf *lit, bool atom,
+                     int32_t *sym) {
     struct lmql__err te = {0};
+    if (!lit && !atom && rx->len > 256 && c->rx_spent + rx->len > RX_BUDGET) {
+        snprintf(c->rx_err.msg, sizeof c->rx_err.msg, "the grammar's regexes are too large in all");
+        return 1;
+    }
     int32_t t = lit ? lmql__gb_literal(c->b, lit->data, lit->len, &te) : lmql__gb_regex(c->b, rx->data, rx->len, &te);
     if (t >= 0) {
+        if (!lit) c->rx_spent += rx->len;
         *sym = LMQL_G_T(t);
         return 0;
     }
@@ -561,7 +570,7 @@ static int run_items(struct lmql__gbnfc *c, struct lmql__gnode **it, size_t k, s
         if (all_lit && lit_bytes(c, it[0], &lit)) goto oom;
         for (size_t j = 1; all_lit && j < k; j++)
             if (lit_bytes(c, it[j], &lit)) goto oom;
-        got = make_term(c, &rx, all_lit ? &lit : NULL, &sym);
+        got = make_term(c, &rx, all_lit ? &lit : NULL, k == 1 && it[0]->kind == GK_CHARS, &sym);
     }
     if (got < 0) goto done;
     if (got == 0) {
@@ -724,7 +733,7 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
             done[k] = true;
         }
         int32_t sym;
-        int got = o.oom ? lmql__gbnf_nomem(c) : o.over ? 1 : make_term(c, &rx, NULL, &sym);
+        int got = o.oom ? lmql__gbnf_nomem(c) : o.over ? 1 : make_term(c, &rx, NULL, false, &sym);
         lmql__buf_free(&rx);
         if (got == 0) rc = sv_push(c, &s, sym) || add_alt(c, nt, &s) ? -1 : 0;
         else if (got < 0) rc = -1;
@@ -764,7 +773,7 @@ static int rule_symbol(struct lmql__gbnfc *c, int32_t r, int32_t *sym) {
         int got = o.oom ? lmql__gbnf_nomem(c) : 1;
         if (!o.oom && !o.over && o.len > 0) {
             if (R->islit && lit_bytes(c, R->body, &lit)) got = lmql__gbnf_nomem(c);
-            else got = make_term(c, &rx, R->islit ? &lit : NULL, &R->sym);
+            else got = make_term(c, &rx, R->islit ? &lit : NULL, false, &R->sym);
         } else if (!o.oom && !o.over) {   /* the empty text */
             got = new_nt(c, &R->sym) || add_alt(c, R->sym, NULL) ? -1 : 0;
         }
