@@ -812,10 +812,13 @@ struct lmql_grammar *lmql__gbnf_build(struct lmql__gbnfc *c, int32_t root) {
     int32_t start;
     c->cur = R;
     if (rule_symbol(c, root, &start)) return NULL;
-    if (LMQL_G_IS_T(start)) {
+    if (LMQL_G_IS_T(start)) {   /* a regular start rule: one terminal under a nonterminal of its name */
+        char name[160];
+        snprintf(name, sizeof name, "%.*s", lmql__gbnf_name_len(R), R->name);
         struct symv s = {0};
         int32_t t = start;
-        int rc = new_nt(c, &start) || sv_push(c, &s, t) || add_alt(c, start, &s);
+        int rc = (start = lmql__gb_nonterminal(c->b, name)) < 0 ? lmql__gbnf_nomem(c)
+                 : sv_push(c, &s, t) || add_alt(c, start, &s) ? -1 : 0;
         free(s.v);
         if (rc) return NULL;
     }
