@@ -524,6 +524,10 @@ static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const st
         snprintf(c->rx_err.msg, sizeof c->rx_err.msg, "the grammar's regexes are too large in all");
         return 1;
     }
+    uint64_t h = 14695981039346656037u;   /* FNV-1a: a regex refused once is not tried again */
+    for (size_t k = 0; !lit && k < rx->len; k++) h = (h ^ (unsigned char)rx->data[k]) * 1099511628211u;
+    for (int k = 0; !lit && k < c->n_refused && k < MAX_REFUSED_KEPT; k++)
+        if (c->refused[k] == h) return 1;
     int32_t t = lit ? lmql__gb_literal(c->b, lit->data, lit->len, &te) : lmql__gb_regex(c->b, rx->data, rx->len, &te);
     if (t >= 0) {
         if (!lit) c->rx_spent += rx->len;
@@ -532,12 +536,29 @@ static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const st
     }
     if (te.status == LMQL_ERR_NOMEM) return lmql__gbnf_nomem(c);
     c->rx_err = te;
+    if (c->n_refused < MAX_REFUSED_KEPT) c->refused[c->n_refused] = h;
+    c->n_refused++;
     return 1;
+}
+
+/*
+** Each regex the engine refuses costs up to its work limit (tenths of a
+** second, many times that under the sanitizers). After a few, the rest of
+** the grammar is built cautiously: only single classes and literals and
+** repetitions of them, whose automata are as small as their counts, become
+** terminals; everything else is rules of those.
+*/
+static bool cautious(const struct lmql__gbnfc *c) { return c->n_refused >= MAX_REFUSED; }
+
+static bool small_node(const struct lmql__gnode *n) {
+    if (n->kind == GK_REP) n = n->u.rep.x;
+    return n->kind == GK_CHARS || n->kind == GK_LIT;
 }
 
 /* Whether n can be part of a run: one regex, not too large. */
 static bool inl(const struct lmql__gbnfc *c, struct lmql__gnode *n) {
     if (!n->reg || !n->productive || n->w > W_MAX || n->ed > ED_MAX) return false;
+    if (cautious(c) && !small_node(n)) return false;
     if (n->tl == UINT32_MAX) n->tl = measure(c, n, NULL);
     return n->tl <= T_TERM;
 }
@@ -548,6 +569,11 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
 /* The items it[0..k) (each inl) as one terminal appended to out; what the
 ** regex engine refuses is split, then built as rules. */
 static int run_items(struct lmql__gbnfc *c, struct lmql__gnode **it, size_t k, struct symv *out) {
+    if (cautious(c) && (k > 1 || !small_node(it[0]))) {
+        int rc = 0;
+        for (size_t j = 0; j < k && !rc && k > 1; j++) rc = run_items(c, &it[j], 1, out);
+        return k > 1 ? rc : structural(c, it[0], out);
+    }
     struct lmql__buf rx = {0}, lit = {0};
     struct rxo o = {.b = &rx, .cap = T_TERM};
     bool all_lit = true;
@@ -614,7 +640,7 @@ static int build_seq(struct lmql__gbnfc *c, struct lmql__gnode *n, struct symv *
         }
         size_t j = i;
         uint32_t sum = 0;
-        while (j < k && inl(c, it[j]) && sum + it[j]->tl <= T_TERM) sum += it[j++]->tl;
+        while (j < k && inl(c, it[j]) && sum + it[j]->tl <= T_TERM && (j == i || !cautious(c))) sum += it[j++]->tl;
         rc = run_items(c, it + i, j - i, out);
         i = j;
     }
@@ -718,7 +744,7 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
             sum += kid->tl + 1;
         }
     }
-    if (merge && n_inl >= 2) {
+    if (merge && n_inl >= 2 && !cautious(c)) {
         struct lmql__buf rx = {0};
         struct rxo o = {.b = &rx, .cap = T_TERM};
         bool first = true;
@@ -766,7 +792,8 @@ static int rule_symbol(struct lmql__gbnfc *c, int32_t r, int32_t *sym) {
         R->sym = *sym;
         return 0;
     }
-    if (R->cls != R_NONREG) {
+    if (R->cls != R_NONREG && cautious(c) && !(small_node(R->body) && !R->tail)) R->forced = true;
+    if (R->cls != R_NONREG && !R->forced) {
         struct lmql__buf rx = {0}, lit = {0};
         struct rxo o = {.b = &rx, .cap = T_TERM};
         rx_rule(&o, c, R, CTX_TOP);
