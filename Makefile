@@ -42,9 +42,11 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 # Keep objects that only tests use between runs.
 .SECONDARY:
 
-.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model install clean distclean fuzz
+MASKBENCH = $(BUILD)/bin/lmql-maskbench
+
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench install clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
-all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve
+all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
 setup: $(SETUP_STAMP) $(CONFIG)
 $(SETUP_STAMP):
@@ -90,9 +92,22 @@ $(BUILD)/bin/lmql-bench-serve: $(BUILD)/obj/tools/bench_serve.o $(LIB) $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
 
+$(BUILD)/bin/lmql-maskbench: $(BUILD)/obj/tools/maskbench.o $(LIB) $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $< $(LIB) -o $@ $(LDLIBS)
+
+# MaskBench (guidance-ai/jsonschemabench's mask benchmark) on our engine:
+# the table on stdout, the results in bench/results/maskbench.json. The
+# schemas: MASKBENCH_DIR, default ../shared/data/maskbench from the
+# repository root; MASKBENCH_ARGS: more options (--limit N, --free-ws, ...).
+MASKBENCH_DIR  ?=
+MASKBENCH_ARGS ?=
+maskbench: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
+	python3 bench/maskbench.py --bin $(BUILD)/bin/lmql-maskbench $(if $(MASKBENCH_DIR),--dir $(MASKBENCH_DIR)) $(MASKBENCH_ARGS)
+
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -107,6 +122,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-cons
 	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
 	$(BUILD)/bin/lmql-bench-serve
+	@echo "MaskBench: JSON Schema masks as guidance-ai/jsonschemabench measures them (bench/results/maskbench.json):"
+	$(MAKE) maskbench MASKBENCH_ARGS="--missing-ok $(MASKBENCH_ARGS)"
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)
@@ -163,7 +180,7 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmql.pc
 
 # Test data is made once, by the default build's tools.
-unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) header-check
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(MASKBENCH) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata

@@ -17,6 +17,7 @@
 #include "lmql.h"
 #include "memo.h"
 #include "model.h"
+#include "grammar.h"
 #include "regex.h"
 #include "trie.h"
 
@@ -30,6 +31,7 @@ enum ck {
     CK_INT,         /* INT(X), [X: int] */
     CK_STARTS,      /* STARTS_WITH(X, s | [s, ...]) */
     CK_STOP,        /* STOPS_AT / STOPS_BEFORE: no mask; stop n's place in the tree */
+    CK_GRAMMAR,     /* JSON(X, schema), GRAMMAR(X, gbnf), [X: json...] */
 };
 
 struct cnode {
@@ -43,6 +45,11 @@ struct cnode {
     int n_ph;
     const struct lmql_regex *re;  /* CK_REGEX: the plan's, or own_re */
     struct lmql_regex *own_re;    /* a pattern given as a value, compiled here */
+    const struct lmql_grammar *gram;  /* CK_GRAMMAR: the plan's, or own_gram */
+    struct lmql_grammar *own_gram;    /* a schema or grammar given as a value, compiled here */
+    struct lmql__gm *gm;          /* CK_GRAMMAR: its matcher, and how far it has read the value */
+    size_t fed;
+    int32_t cfg;
     const char *pat;              /* CK_REGEX: its text, which names its masks in the memo */
     size_t pat_len;
     int32_t **first;              /* CK_PHRASES: first canonical token of phrase i from offset k (-2: not yet) */
@@ -96,6 +103,8 @@ static void node_free(struct cnode *c) {
     free(c->ph);
     free(c->phl);
     lmql__regex_free(c->own_re);
+    lmql__gm_free(c->gm);
+    lmql__grammar_free(c->own_gram);
     lmql__trie_cache_free(c->cache);
     free(c->buf);
     free(c);
@@ -152,6 +161,21 @@ static int phrases_from(struct inst *k, struct cnode *c, const struct lmql_node 
 
 static struct cnode *inst(struct inst *k, const struct lmql__wnode *w);
 
+/* A grammar node over g (borrowed), with its own matcher. */
+static struct cnode *grammar_node(struct inst *k, const struct lmql_grammar *g) {
+    struct cnode *c = node_new(k, CK_GRAMMAR);
+    if (!c) return NULL;
+    c->gram = g;
+    c->gm = lmql__gm_new(g, k->c->trie);
+    c->cfg = c->gm ? lmql__gm_start(c->gm) : -2;
+    if (c->cfg < 0) {
+        node_free(c);
+        ioom(k->e);
+        return NULL;
+    }
+    return c;
+}
+
 /* A node whose meaning needs the value of w's expression: NULL with
 ** *unknown set while it names a hole that has no value yet (then the node
 ** constrains nothing). */
@@ -204,6 +228,12 @@ static struct cnode *with_value(struct inst *k, const struct lmql__wnode *w, boo
         }
         break;
     }
+    case LMQL_W_GRAMMAR: {
+        struct lmql_grammar *g = lmql__where_grammar(w->gkind, v, w->at, k->e);
+        if (g && !(c = grammar_node(k, g))) lmql__grammar_free(g);
+        if (c) c->own_gram = g;
+        break;
+    }
     case LMQL_W_STOP: {
         struct lmql__cons *cs = k->c;
         LMQL_ASSERT(cs->n_stops < LMQL_MAX_STOPS);   /* the plan counted them */
@@ -251,6 +281,9 @@ static struct cnode *inst(struct inst *k, const struct lmql__wnode *w) {
         else if (add_kid(k, c, kid)) { node_free(c); return NULL; }
         return c;
     }
+    case LMQL_W_GRAMMAR:
+        if (w->gram) return grammar_node(k, w->gram);   /* compiled with the program */
+        break;
     case LMQL_W_REGEX:
         if (w->re) {   /* a literal pattern, compiled with the program */
             struct cnode *c = node_new(k, CK_REGEX);
@@ -591,6 +624,19 @@ static int eval_starts(struct lmql__cons *c, struct cnode *nd, const char *v, si
     return 0;
 }
 
+/* A grammar node's configuration after the value: the value only grows
+** while the hole is generated, so the new bytes are read from where the
+** matcher stopped (from the start when it is shorter). */
+static int32_t grammar_at(struct cnode *nd, const char *v, size_t vlen) {
+    if (vlen < nd->fed) {
+        nd->fed = 0;
+        nd->cfg = lmql__gm_start(nd->gm);
+    }
+    if (nd->cfg >= 0) nd->cfg = lmql__gm_feed(nd->gm, nd->cfg, v + nd->fed, vlen - nd->fed);
+    nd->fed = vlen;
+    return nd->cfg;
+}
+
 static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size_t vlen, int32_t ntok,
                      enum cover *cover, const uint8_t **mask, bool *eos) {
     int32_t nv = c->model->vocab->n_tokens;
@@ -643,6 +689,14 @@ static int eval_node(struct lmql__cons *c, struct cnode *nd, const char *v, size
         *mask = walk(c, nd, &w, st, 'I', NULL, 0);
         *cover = C_MASK;
         return *mask ? 0 : -1;
+    case CK_GRAMMAR: {
+        if (grammar_at(nd, v, vlen) == -2) return -1;
+        if (nd->cfg < 0) { *cover = C_NONE; *eos = true; return 0; }   /* violated: the value ends */
+        *eos = lmql__gm_accepting(nd->gm, nd->cfg);
+        *mask = lmql__gm_mask(nd->gm, nd->cfg);
+        *cover = C_MASK;
+        return *mask ? 0 : -1;
+    }
     case CK_NOT: {
         struct cnode *k = nd->kids[0];
         struct absent a = {k->ph[0], k->phl[0]};
@@ -734,11 +788,31 @@ static int rules_mask(void *ctx, const char *value, size_t vlen, int32_t n_token
     return lmql__errf(err, "%s", c->why.msg[0] ? c->why.msg : "out of memory computing a token mask");
 }
 
+/* Bytes a grammar that must hold forces next: one that is the whole
+** constraint or a conjunct of the top-level and. */
+static int rules_forced(void *ctx, const char *value, size_t vlen, char *out, int cap, struct lmql__err *err) {
+    struct lmql__cons *c = ctx;
+    struct cnode *r = c->root;
+    int n_kids = r->kind == CK_AND ? r->n_kids : 1;
+    for (int i = 0; i < n_kids; i++) {
+        struct cnode *nd = r->kind == CK_AND ? r->kids[i] : r;
+        if (nd->kind != CK_GRAMMAR) continue;
+        int32_t cfg = grammar_at(nd, value, vlen);
+        if (cfg == -2) return lmql__errf(err, "out of memory computing a token mask");
+        if (cfg < 0) return 0;
+        int n = lmql__gm_forced(nd->gm, cfg, out, cap);
+        if (n < 0) return lmql__errf(err, "out of memory computing a token mask");
+        if (n > 0) return n;
+    }
+    return 0;
+}
+
 void lmql__cons_rules(struct lmql__cons *c, struct lmql__hole_rules *r) {
     memset(r, 0, sizeof *r);
     r->stops = c->stops;
     r->n_stops = c->n_stops;
     r->mask = rules_mask;
     r->stop_active = stop_active;
+    r->forced = rules_forced;
     r->ctx = c;
 }

@@ -179,6 +179,29 @@ static void frontier(struct lmql__gen *g, const float *lp, bool eos_ok) {
     }
 }
 
+/* The token to take without the model when the rules force bytes: the
+** first of their canonical tokenization, if the mask allows it. -1 when
+** nothing is forced (or that token is not allowed), -2 with err. */
+static int32_t fast_forward(struct lmql__gen *g, const struct lmql__hole_rules *rules, const struct lmql__buf *value,
+                            struct lmql__err *err) {
+    char text[64];
+    int n = rules->forced(rules->ctx, value->data ? value->data : "", value->len, text, (int)sizeof text, err);
+    if (n < 0) return -2;
+    if (n == 0) return -1;
+    int32_t toks[64];
+    int32_t k = g->model->ops->tokenize(g->model, text, (size_t)n, false, true, toks, 64, err);
+    if (k == INT32_MIN) return -2;
+    if (k <= 0) return -1;
+    int32_t t = toks[0];
+    uint32_t len;
+    const char *piece = lmql__vocab_piece(g->model->vocab, t, &len);
+    /* the token must spell forced bytes, and every other rule must allow it */
+    if (t < 0 || t >= g->model->vocab->n_tokens || !g->mask[t] || len == 0 || len > (uint32_t)n ||
+        memcmp(piece, text, len))
+        return -1;
+    return t;
+}
+
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err) {
     struct lmql__model *m = g->model;
@@ -206,8 +229,13 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
         if (n_allowed == 0) break;
         int32_t t;
         struct lmql__beam_io *b = g->beam;
+        int32_t ff = -1;
         if (n_allowed == 1 && !eos_ok && !m->ops->choose) {
             t = only;
+        } else if (n_allowed > 1 && !eos_ok && !m->ops->choose && rules->forced &&
+                   (ff = fast_forward(g, rules, value, err)) != -1) {
+            if (ff < -1) return -1;
+            t = ff;
         } else if (b && b->pos < b->n_trace) {
             t = b->trace[b->pos++];      /* a choice made in an earlier step */
             if (t == LMQL__END) break;

@@ -32,6 +32,10 @@ struct lmql__hole_rules {
                 struct lmql__err *err);
     /* Is stop phrase i in force for this value? NULL: always. */
     bool (*stop_active)(void *ctx, int i, const char *value, size_t vlen, int32_t n_tokens);
+    /* The bytes every continuation of the value must start with (a grammar's
+    ** `": "` after a key), up to cap, into out; their count (0: none), or -1
+    ** with err. NULL: nothing is ever forced. */
+    int (*forced)(void *ctx, const char *value, size_t vlen, char *out, int cap, struct lmql__err *err);
     void *ctx;
 };
 
@@ -72,8 +76,9 @@ struct lmql__gen {
 
 /* Generate into seq (appending tokens) and value (appending bytes, cut at
 ** a stop phrase). A token the constraints force (the only one allowed,
-** EOS not allowed) is taken without asking the model: it is evaluated
-** together with the next step. Returns the number of tokens generated,
+** EOS not allowed; or the first token of the canonical tokenization of the
+** bytes a grammar forces, when the mask allows it) is taken without asking
+** the model: it is evaluated together with the next step. Returns the number of tokens generated,
 ** -1 with err, or -2 when a beam replay reached its frontier. */
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err);

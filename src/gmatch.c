@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "grammar_int.h"
+#include "memo.h"
 #include "model.h"
 #include "regex.h"
 #include "trie.h"
@@ -603,13 +604,52 @@ static const struct split *split_of(struct lmql__gm *m, int32_t term, int32_t d)
     struct lmql_trie_walker w = {.step = leave_step, .allow = leave_allow, .loops = leave_loops,
                                  .state_size = sizeof(struct lstate), .ctx = (void *)t};
     struct lstate s0 = {d, 0};
-    int rc = !sp.inside || !left ? -1 : lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, sp.inside);
-    if (rc == 0) rc = lmql__trie_mask(m->trie, &w, &s0, left);
-    int32_t n = 0;
-    for (int32_t i = 0; rc == 0 && i < nv; i++) n += left[i] && !sp.inside[i];
-    if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
-    for (int32_t i = 0; rc == 0 && i < nv; i++)
-        if (left[i] && !sp.inside[i]) sp.leave[sp.n_leave++] = i;
+    /* What a terminal state's tokens are depends only on the pattern, the
+    ** state and the vocabulary: the vocabulary's memo keeps them for every
+    ** matcher (the next hole, the next instance of a benchmark). Keys are
+    ** tagged: 'I' inside mask, 'N' count and 'L' list of leaving tokens. */
+    struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(m->trie));
+    size_t kl = 1 + sizeof d + t->len;
+    char *mkey = lmql__malloc(kl);
+    int rc = !sp.inside || !left || !mkey ? -1 : 0;
+    if (mkey) {
+        memcpy(mkey + 1, &d, sizeof d);
+        memcpy(mkey + 1 + sizeof d, t->text, t->len);
+    }
+    int32_t n = -1;
+    if (rc == 0 && memo) {
+        mkey[0] = 'N';
+        if (lmql__memo_get(memo, mkey, kl, &n, sizeof n) && n >= 0 && (sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) {
+            mkey[0] = 'I';
+            bool hit = lmql__memo_get(memo, mkey, kl, sp.inside, (size_t)nv);
+            mkey[0] = 'L';
+            if (hit && lmql__memo_get(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave)) sp.n_leave = n;
+            else n = -1;
+        } else {
+            n = -1;
+        }
+    }
+    if (rc == 0 && n < 0) {   /* not remembered: walk */
+        free(sp.leave);
+        sp.leave = NULL;
+        sp.n_leave = 0;
+        rc = lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, sp.inside);
+        if (rc == 0) rc = lmql__trie_mask(m->trie, &w, &s0, left);
+        n = 0;
+        for (int32_t i = 0; rc == 0 && i < nv; i++) n += left[i] && !sp.inside[i];
+        if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
+        for (int32_t i = 0; rc == 0 && i < nv; i++)
+            if (left[i] && !sp.inside[i]) sp.leave[sp.n_leave++] = i;
+        if (rc == 0 && memo) {
+            mkey[0] = 'I';
+            lmql__memo_put(memo, mkey, kl, sp.inside, (size_t)nv);
+            mkey[0] = 'L';
+            lmql__memo_put(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave);
+            mkey[0] = 'N';   /* last: a count found means the other two were stored */
+            lmql__memo_put(memo, mkey, kl, &n, sizeof n);
+        }
+    }
+    free(mkey);
     free(left);
     if (rc == 0 && m->n_splits == m->cap_splits) {
         int32_t cap = m->cap_splits ? m->cap_splits * 2 : 8;

@@ -5,6 +5,7 @@
 ** over them, are in seqs.c and search.c.
 */
 #include "interp_int.h"
+#include "json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -350,6 +351,23 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     } else if (post & LMQL_POST_FLOAT) {
         /* The regex of [X: float] admits only what strtod reads whole. */
         v = value.len ? lmql__val_float(strtod(text, NULL)) : &lmql__none;
+    } else if (post & LMQL_POST_JSON) {
+        /* The grammar admits only whole JSON texts; one cut short (by a
+        ** length bound, say), or holding an integer beyond 64 bits or a
+        ** number beyond a double's range, is an error, never a different
+        ** value. */
+        struct lmql__err je = {0};
+        size_t at = 0, nn = 0;
+        if (!(v = lmql__json_parse(text, value.len, &je))) {
+            rc = lmql__fail(I, seg, je.status == LMQL_ERR_NOMEM ? LMQL_ERR_NOMEM : LMQL_ERR_RUNTIME,
+                            "the value of %s is not a whole JSON value (%s): %.80s", name, je.msg, text);
+        } else if (lmql__json_numbers_fit(text, value.len, &at, &nn)) {
+            lmql__val_unref(v);
+            v = NULL;
+            rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME,
+                            "the JSON value of %s holds the number %.*s, beyond what a 64-bit integer or a double holds", name,
+                            (int)(nn > 60 ? 60 : nn), text + at);
+        }
     } else if (post & LMQL_POST_BOOL) {
         v = value.len ? (value.len == 4 && !memcmp(text, "True", 4) ? &lmql__true : &lmql__false) : &lmql__none;
     } else {

@@ -3,6 +3,7 @@
 */
 #include "json.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,4 +97,39 @@ struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err
     skip_ws(&r);
     if (r.i != r.n) { lmql__val_unref(v); return fail(&r, "trailing characters"); }
     return v;
+}
+
+int lmql__json_numbers_fit(const char *s, size_t len, size_t *at, size_t *n) {
+    for (size_t i = 0; i < len;) {
+        if (s[i] == '"') {   /* skip a string (the text is valid JSON) */
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            i++;
+            continue;
+        }
+        if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        bool integral = true, nonzero = false;
+        int64_t iv;
+        double d;
+        bool is_int;
+        size_t j = i;
+        if (lmql__json_number(s, len, &j, &d, &iv, &is_int)) return 0;   /* not valid: not ours to judge */
+        for (size_t k = start; k < j; k++) {
+            integral &= s[k] != '.' && s[k] != 'e' && s[k] != 'E';
+            if (s[k] == 'e' || s[k] == 'E') break;
+            nonzero |= s[k] >= '1' && s[k] <= '9';
+        }
+        bool fits = integral ? is_int : isfinite(d) && (d != 0 || !nonzero);
+        if (!fits) {
+            *at = start;
+            *n = j - start;
+            return -1;
+        }
+        i = j;
+    }
+    return 0;
 }

@@ -13,7 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gbnf.h"
+#include "grammar.h"
+#include "json.h"
+#include "jsonschema.h"
 #include "regex.h"
+#include "value.h"
 
 /* ---------------------------------------------- constraint functions -- */
 
@@ -229,6 +234,7 @@ static void node_free(struct lmql__wnode *w) {
     for (int i = 0; i < w->n_kids; i++) node_free(w->kids[i]);
     free(w->kids);
     lmql__regex_free(w->re);
+    lmql__grammar_free(w->gram);
     free(w);
 }
 
@@ -245,6 +251,116 @@ static int add_kid(struct compiler *k, struct lmql__wnode *parent, struct lmql__
 }
 
 static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n);
+
+/* The value of an expression made of literals only (a schema written in the
+** query): NULL when it is not one, or when memory runs out (*oom set). */
+static struct lmql_val *literal_value(const struct lmql_node *n, bool *oom) {
+    struct lmql_val *v = NULL;
+    switch (n->kind) {
+    case LMQL_NODE_INT: v = lmql__val_int(n->u.i); break;
+    case LMQL_NODE_FLOAT: v = lmql__val_float(n->u.f); break;
+    case LMQL_NODE_BOOL: return n->u.b ? &lmql__true : &lmql__false;
+    case LMQL_NODE_NONE: return &lmql__none;
+    case LMQL_NODE_STR: v = lmql__val_str(n->u.str.text, n->u.str.len); break;
+    case LMQL_NODE_UNARY:
+        if (n->u.unary.op != LMQL_UNOP_NEG) return NULL;
+        if (n->u.unary.operand->kind == LMQL_NODE_INT && n->u.unary.operand->u.i != INT64_MIN)
+            v = lmql__val_int(-n->u.unary.operand->u.i);
+        else if (n->u.unary.operand->kind == LMQL_NODE_FLOAT)
+            v = lmql__val_float(-n->u.unary.operand->u.f);
+        else
+            return NULL;
+        break;
+    case LMQL_NODE_LIST:
+    case LMQL_NODE_TUPLE:
+        if (!(v = lmql__val_list((size_t)n->u.items.n))) break;
+        for (int32_t i = 0; i < n->u.items.n; i++) {
+            struct lmql_val *x = literal_value(n->u.items.items[i], oom);
+            if (!x || lmql__list_push(v, x)) {
+                if (x) *oom = true;   /* the push failed (and released x) */
+                lmql__val_unref(v);
+                return NULL;
+            }
+        }
+        return v;
+    case LMQL_NODE_DICT:
+        if (!(v = lmql__val_dict())) break;
+        for (int32_t i = 0; i < n->u.dict.keys.n; i++) {
+            /* {**d} has no key: not a literal */
+            const struct lmql_node *kn = n->u.dict.keys.items[i];
+            struct lmql_val *key = kn ? literal_value(kn, oom) : NULL;
+            /* an unhashable key is the interpreter's error to report */
+            bool hashable = key && key->kind != LMQL_V_LIST && key->kind != LMQL_V_DICT;
+            struct lmql_val *x = hashable ? literal_value(n->u.dict.values.items[i], oom) : NULL;
+            if (!x) {
+                lmql__val_unref(key);
+                lmql__val_unref(v);
+                return NULL;
+            }
+            if (lmql__dict_set(v, key, x)) {   /* it released key and x */
+                *oom = true;
+                lmql__val_unref(v);
+                return NULL;
+            }
+        }
+        return v;
+    default:
+        return NULL;
+    }
+    if (!v) *oom = true;
+    return v;
+}
+
+struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmql_val *v, const struct lmql_node *at,
+                                         struct lmql__err *e) {
+    struct lmql__err ge = {0};
+    struct lmql_grammar *g = NULL;
+    if (kind == LMQL_G_GBNF) {
+        if (v->kind != LMQL_V_STR) {
+            wfail(e, at, "a grammar is a string in llama.cpp's GBNF, not %s", lmql__val_type_name(v));
+            return NULL;
+        }
+        g = lmql__gbnf_compile(v->u.str.s, v->u.str.len, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM)
+            wfail(e, at, "bad grammar: %d:%d: %s", ge.pos.line, ge.pos.col, ge.msg);
+    } else if (v->kind == LMQL_V_STR) {   /* the schema's JSON text, e.g. a query argument */
+        g = lmql__jsonschema_compile_text(v->u.str.s, v->u.str.len, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
+    } else if (v->kind == LMQL_V_DICT || v->kind == LMQL_V_BOOL) {
+        g = lmql__jsonschema_compile(v, NULL, &ge);
+        if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
+    } else {
+        wfail(e, at, "a JSON schema is a dict, True/False or its JSON text, not %s", lmql__val_type_name(v));
+        return NULL;
+    }
+    if (!g && ge.status == LMQL_ERR_NOMEM) woom(e);
+    return g;
+}
+
+/* A grammar constraint from expr: compiled now when expr is a literal (its
+** errors are the program's), else when the hole runs. */
+static struct lmql__wnode *grammar_node(struct compiler *k, const struct lmql_node *at, const struct lmql_node *expr,
+                                        enum lmql__gkind kind) {
+    struct lmql__wnode *w = node_new(k, LMQL_W_GRAMMAR, expr, at);
+    if (!w) return NULL;
+    w->gkind = kind;
+    bool oom = false;
+    struct lmql_val *v = expr ? literal_value(expr, &oom) : &lmql__true;
+    if (oom) {
+        node_free(w);
+        woom(k->e);
+        return NULL;
+    }
+    if (v) {
+        w->gram = lmql__where_grammar(kind, v, expr ? expr : at, k->e);
+        lmql__val_unref(v);
+        if (!w->gram) {
+            node_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
 
 /* Something that does not name the hole: a test of other values. */
 static struct lmql__wnode *test(struct compiler *k, const struct lmql_node *n) {
@@ -343,6 +459,11 @@ static struct lmql__wnode *compile_call(struct compiler *k, const struct lmql_no
     case CFN_STARTS_WITH:
         if (!on_var) return node_new(k, LMQL_W_TRUE, NULL, n);
         return node_new(k, LMQL_W_STARTS, a1, n);
+    case CFN_JSON:
+    case CFN_GRAMMAR:
+        if (!on_var) return node_new(k, LMQL_W_TRUE, NULL, n);
+        if (fn == CFN_JSON) k->w->post |= LMQL_POST_JSON;
+        return grammar_node(k, n, a1, fn == CFN_JSON ? LMQL_G_JSON_SCHEMA : LMQL_G_GBNF);
     default:
         break;
     }
@@ -451,6 +572,21 @@ static int compile_type(struct compiler *k, const struct lmql_node *type) {
     if (!strcmp(name, "str")) {
         w->type = LMQL_HT_STR;
         return 0;
+    }
+    /* [X: json] any JSON value; [X: json(SCHEMA)]; [X: grammar(GBNF)] */
+    const char *f = call_name(type);
+    if (!strcmp(name, "json") || (f && !strcmp(f, "json"))) {
+        if (f && (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD))
+            return wfail(k->e, type, "json() in a hole takes one schema: [X: json(SCHEMA)]");
+        w->type = LMQL_HT_JSON;
+        w->post |= LMQL_POST_JSON;
+        return add_kid(k, w->root, grammar_node(k, type, f ? type->u.call.args.items[0] : NULL, LMQL_G_JSON_SCHEMA));
+    }
+    if (f && !strcmp(f, "grammar")) {
+        if (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD)
+            return wfail(k->e, type, "grammar() in a hole takes one GBNF grammar: [X: grammar(GBNF)]");
+        w->type = LMQL_HT_GRAMMAR;
+        return add_kid(k, w->root, grammar_node(k, type, type->u.call.args.items[0], LMQL_G_GBNF));
     }
     w->type = LMQL_HT_OTHER;
     return 0;

@@ -20,6 +20,8 @@
 #include "lmql_int.h"
 
 struct lmql_regex;
+struct lmql_grammar;
+struct lmql_val;
 
 /* At most this many STOPS_AT/STOPS_BEFORE on one hole. */
 #define LMQL_MAX_STOPS 32
@@ -38,7 +40,11 @@ enum lmql__wk {
     LMQL_W_INT,        /* INT(X), [X: int] */
     LMQL_W_STARTS,     /* STARTS_WITH(X, expr) */
     LMQL_W_STOP,       /* STOPS_AT / STOPS_BEFORE(X, expr): the stop numbered `stop` */
+    LMQL_W_GRAMMAR,    /* JSON(X, schema), GRAMMAR(X, gbnf), [X: json...]: gram when known at compile time */
 };
+
+/* What a grammar node's expression is. */
+enum lmql__gkind { LMQL_G_JSON_SCHEMA, LMQL_G_GBNF };
 
 struct lmql__wnode {
     enum lmql__wk kind;
@@ -48,6 +54,8 @@ struct lmql__wnode {
     const struct lmql_node *expr;    /* what is evaluated at the hole (AST memory), or NULL */
     const struct lmql_node *at;      /* where a value's error points */
     struct lmql_regex *re;           /* LMQL_W_REGEX with a literal pattern, else NULL */
+    struct lmql_grammar *gram;       /* LMQL_W_GRAMMAR with a literal schema or grammar, else NULL */
+    enum lmql__gkind gkind;          /* LMQL_W_GRAMMAR: what expr is */
     const char *pat;                 /* its text (AST memory) */
     size_t pat_len;
     struct lmql__wnode **kids;
@@ -61,6 +69,7 @@ enum {
     LMQL_POST_ESCAPED = 4,   /* \n and \t in the prompt text become \\n, \\t */
     LMQL_POST_FLOAT = 8,     /* the value becomes a float ([X: float]) */
     LMQL_POST_BOOL = 16,     /* the value becomes True or False ([X: bool]) */
+    LMQL_POST_JSON = 32,     /* the value becomes the JSON value it spells ([X: json...]) */
 };
 
 /* What the type of a hole [X: TYPE] is. */
@@ -68,6 +77,8 @@ enum lmql__htype {
     LMQL_HT_NONE,      /* no type */
     LMQL_HT_INT, LMQL_HT_FLOAT, LMQL_HT_BOOL, LMQL_HT_STR,
     LMQL_HT_REGEX,     /* [X: r"..."] */
+    LMQL_HT_JSON,      /* [X: json], [X: json(SCHEMA)] */
+    LMQL_HT_GRAMMAR,   /* [X: grammar(GBNF)] */
     LMQL_HT_OTHER,     /* a name or call resolved when the hole runs: a query function */
 };
 
@@ -85,6 +96,12 @@ struct lmql__where {
 ** wrong number of arguments, literal patterns that do not compile).
 ** Returns 0, or -1 with e filled (status LMQL_ERR_QUERY, or NOMEM). */
 int lmql__where_check(const struct lmql_node *where, struct lmql__err *e);
+
+/* Compile a schema (a dict, True/False, or its JSON text as a string) or a
+** GBNF grammar (a string) given as a value. at: where errors point. Returns
+** the grammar, or NULL with e filled (LMQL_ERR_QUERY at `at`, or NOMEM). */
+struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmql_val *v, const struct lmql_node *at,
+                                         struct lmql__err *e);
 
 /* The plans of one program, released together. */
 struct lmql__wheres;

@@ -32,6 +32,12 @@ out=$(bash tests/cli.sh "$build/bin/lmql" 2>&1); tally cli.sh $? "$out"
 for t in tests/serve/test_*.py; do
   out=$(python3 "$t" "$build/bin/lmql" 2>&1); tally "$(basename "$t")" $? "$out"
 done
+# Typed output against an independent JSON Schema validator.
+for t in tests/typed/test_*.py; do
+  out=$(python3 "$t" "$build/bin/lmql" 2>&1); tally "$(basename "$t")" $? "$out"
+done
+# lmql-maskbench's protocol and the MaskBench driver.
+out=$(python3 tests/maskbench.py "$build" 2>&1); tally maskbench.py $? "$out"
 label=unit; [ "$build" != build ] && label=${build#build-}
 echo "$pass $fail" > "$build/test-summary"
 echo "$label: $pass passed, $fail failed"

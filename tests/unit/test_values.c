@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "lmql_int.h"
+#include "json.h"
 #include "value.h"
 
 static int g_freed;
@@ -174,7 +175,29 @@ static void test_flat_chains(void) {
     CHECK(!strncmp(got, "3:", 2));   /* the position of the chain */
 }
 
+/* The numbers a JSON hole's value may hold: integers within 64 bits,
+** finite doubles (rounded like Python's json.loads), nothing that would
+** become inf or 0. */
+static void test_json_numbers(void) {
+    static const struct { const char *text; long long at; } cases[] = {
+        {"[1, -9223372036854775808, 9223372036854775807]", -1},
+        {"[1, 9223372036854775808]", 4},
+        {"{\"a\": \"99999999999999999999\", \"b\": 99999999999999999999}", 35},
+        {"6.606530820028091517", -1},
+        {"[0.0, -0.0, 0e5, 1e-300, 1.5E+300]", -1},
+        {"[1e400]", 1},
+        {"[2, 1e-400]", 4},
+        {"[0.00000e-999]", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t at = 0, n = 0;
+        int rc = lmql__json_numbers_fit(cases[i].text, strlen(cases[i].text), &at, &n);
+        CHECK_INT(rc == 0 ? -1 : (long long)at, cases[i].at);
+    }
+}
+
 int main(void) {
+    RUN(test_json_numbers);
     RUN(test_registry_frees_cycles);
     RUN(test_deep_free);
     RUN(test_big_dict);
