@@ -257,7 +257,7 @@ fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/f
 	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
-	build/fuzz/fuzz_gbnf -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/ build/fuzz/gbnf-corpus
+	build/fuzz/fuzz_gbnf -max_total_time=$(FUZZ_SECONDS) -timeout=60 -artifact_prefix=build/fuzz/ build/fuzz/gbnf-corpus
 	build/fuzz/fuzz_jsonschema -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/jsonschema-corpus
 
 clean:

@@ -513,22 +513,52 @@ static int new_nt(struct lmql__gbnfc *c, int32_t *nt) {
 }
 
 /* A terminal of regex text (or of literal bytes when lit): 0 with *sym,
-** 1 when the regex engine refuses it, -1 on error. */
-static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const struct lmql__buf *lit, int32_t *sym) {
+** 1 when the regex engine refuses it, -1 on error. Past RX_BUDGET bytes
+** of regex text in all, long regexes are refused too (each costs a DFA):
+** what is left is built as rules of smaller terminals. A single class
+** (atom) is never refused for that. */
+static int make_term(struct lmql__gbnfc *c, const struct lmql__buf *rx, const struct lmql__buf *lit, bool atom,
+                     int32_t *sym) {
     struct lmql__err te = {0};
+    if (!lit && !atom && rx->len > 256 && c->rx_spent + rx->len > RX_BUDGET) {
+        snprintf(c->rx_err.msg, sizeof c->rx_err.msg, "the grammar's regexes are too large in all");
+        return 1;
+    }
+    uint64_t h = 14695981039346656037u;   /* FNV-1a: a regex refused once is not tried again */
+    for (size_t k = 0; !lit && k < rx->len; k++) h = (h ^ (unsigned char)rx->data[k]) * 1099511628211u;
+    for (int k = 0; !lit && k < c->n_refused && k < MAX_REFUSED_KEPT; k++)
+        if (c->refused[k] == h) return 1;
     int32_t t = lit ? lmql__gb_literal(c->b, lit->data, lit->len, &te) : lmql__gb_regex(c->b, rx->data, rx->len, &te);
     if (t >= 0) {
+        if (!lit) c->rx_spent += rx->len;
         *sym = LMQL_G_T(t);
         return 0;
     }
     if (te.status == LMQL_ERR_NOMEM) return lmql__gbnf_nomem(c);
     c->rx_err = te;
+    if (c->n_refused < MAX_REFUSED_KEPT) c->refused[c->n_refused] = h;
+    c->n_refused++;
     return 1;
+}
+
+/*
+** Each regex the engine refuses costs up to its work limit (tenths of a
+** second, many times that under the sanitizers). After a few, the rest of
+** the grammar is built cautiously: only single classes and literals and
+** repetitions of them, whose automata are as small as their counts, become
+** terminals; everything else is rules of those.
+*/
+static bool cautious(const struct lmql__gbnfc *c) { return c->n_refused >= MAX_REFUSED; }
+
+static bool small_node(const struct lmql__gnode *n) {
+    if (n->kind == GK_REP) n = n->u.rep.x;
+    return n->kind == GK_CHARS || n->kind == GK_LIT;
 }
 
 /* Whether n can be part of a run: one regex, not too large. */
 static bool inl(const struct lmql__gbnfc *c, struct lmql__gnode *n) {
     if (!n->reg || !n->productive || n->w > W_MAX || n->ed > ED_MAX) return false;
+    if (cautious(c) && !small_node(n)) return false;
     if (n->tl == UINT32_MAX) n->tl = measure(c, n, NULL);
     return n->tl <= T_TERM;
 }
@@ -539,6 +569,11 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
 /* The items it[0..k) (each inl) as one terminal appended to out; what the
 ** regex engine refuses is split, then built as rules. */
 static int run_items(struct lmql__gbnfc *c, struct lmql__gnode **it, size_t k, struct symv *out) {
+    if (cautious(c) && (k > 1 || !small_node(it[0]))) {
+        int rc = 0;
+        for (size_t j = 0; j < k && !rc && k > 1; j++) rc = run_items(c, &it[j], 1, out);
+        return k > 1 ? rc : structural(c, it[0], out);
+    }
     struct lmql__buf rx = {0}, lit = {0};
     struct rxo o = {.b = &rx, .cap = T_TERM};
     bool all_lit = true;
@@ -561,7 +596,7 @@ static int run_items(struct lmql__gbnfc *c, struct lmql__gnode **it, size_t k, s
         if (all_lit && lit_bytes(c, it[0], &lit)) goto oom;
         for (size_t j = 1; all_lit && j < k; j++)
             if (lit_bytes(c, it[j], &lit)) goto oom;
-        got = make_term(c, &rx, all_lit ? &lit : NULL, &sym);
+        got = make_term(c, &rx, all_lit ? &lit : NULL, k == 1 && it[0]->kind == GK_CHARS, &sym);
     }
     if (got < 0) goto done;
     if (got == 0) {
@@ -605,7 +640,7 @@ static int build_seq(struct lmql__gbnfc *c, struct lmql__gnode *n, struct symv *
         }
         size_t j = i;
         uint32_t sum = 0;
-        while (j < k && inl(c, it[j]) && sum + it[j]->tl <= T_TERM) sum += it[j++]->tl;
+        while (j < k && inl(c, it[j]) && sum + it[j]->tl <= T_TERM && (j == i || !cautious(c))) sum += it[j++]->tl;
         rc = run_items(c, it + i, j - i, out);
         i = j;
     }
@@ -709,7 +744,7 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
             sum += kid->tl + 1;
         }
     }
-    if (merge && n_inl >= 2) {
+    if (merge && n_inl >= 2 && !cautious(c)) {
         struct lmql__buf rx = {0};
         struct rxo o = {.b = &rx, .cap = T_TERM};
         bool first = true;
@@ -724,7 +759,7 @@ static int alts_of(struct lmql__gbnfc *c, int32_t nt, struct lmql__gnode *n, boo
             done[k] = true;
         }
         int32_t sym;
-        int got = o.oom ? lmql__gbnf_nomem(c) : o.over ? 1 : make_term(c, &rx, NULL, &sym);
+        int got = o.oom ? lmql__gbnf_nomem(c) : o.over ? 1 : make_term(c, &rx, NULL, false, &sym);
         lmql__buf_free(&rx);
         if (got == 0) rc = sv_push(c, &s, sym) || add_alt(c, nt, &s) ? -1 : 0;
         else if (got < 0) rc = -1;
@@ -757,14 +792,15 @@ static int rule_symbol(struct lmql__gbnfc *c, int32_t r, int32_t *sym) {
         R->sym = *sym;
         return 0;
     }
-    if (R->cls != R_NONREG) {
+    if (R->cls != R_NONREG && cautious(c) && !(small_node(R->body) && !R->tail)) R->forced = true;
+    if (R->cls != R_NONREG && !R->forced) {
         struct lmql__buf rx = {0}, lit = {0};
         struct rxo o = {.b = &rx, .cap = T_TERM};
         rx_rule(&o, c, R, CTX_TOP);
         int got = o.oom ? lmql__gbnf_nomem(c) : 1;
         if (!o.oom && !o.over && o.len > 0) {
             if (R->islit && lit_bytes(c, R->body, &lit)) got = lmql__gbnf_nomem(c);
-            else got = make_term(c, &rx, R->islit ? &lit : NULL, &R->sym);
+            else got = make_term(c, &rx, R->islit ? &lit : NULL, false, &R->sym);
         } else if (!o.oom && !o.over) {   /* the empty text */
             got = new_nt(c, &R->sym) || add_alt(c, R->sym, NULL) ? -1 : 0;
         }
@@ -803,10 +839,13 @@ struct lmql_grammar *lmql__gbnf_build(struct lmql__gbnfc *c, int32_t root) {
     int32_t start;
     c->cur = R;
     if (rule_symbol(c, root, &start)) return NULL;
-    if (LMQL_G_IS_T(start)) {
+    if (LMQL_G_IS_T(start)) {   /* a regular start rule: one terminal under a nonterminal of its name */
+        char name[160];
+        snprintf(name, sizeof name, "%.*s", lmql__gbnf_name_len(R), R->name);
         struct symv s = {0};
         int32_t t = start;
-        int rc = new_nt(c, &start) || sv_push(c, &s, t) || add_alt(c, start, &s);
+        int rc = (start = lmql__gb_nonterminal(c->b, name)) < 0 ? lmql__gbnf_nomem(c)
+                 : sv_push(c, &s, t) || add_alt(c, start, &s) ? -1 : 0;
         free(s.v);
         if (rc) return NULL;
     }

@@ -22,6 +22,9 @@
 #define ED_MAX 160u            /* group nesting of one regex (regex.h allows 256) */
 #define T_INLINE 4096u         /* regex text of a rule pasted into its users */
 #define T_TERM 65536u          /* regex text of one terminal */
+#define RX_BUDGET (4u << 20)   /* regex text of all terminals (beyond: rules of small ones) */
+#define MAX_REFUSED 2          /* regexes the engine refuses before building cautiously */
+#define MAX_REFUSED_KEPT 16    /* hashes of refused regexes remembered */
 #define MAX_ALTS (1 << 20)     /* alternatives of the built grammar */
 #define MAX_ITEMS (1 << 23)    /* symbols in them */
 #define CP_MAX 0x10FFFFu
@@ -91,6 +94,9 @@ struct lmql__gbnfc {
     const struct lmql__grule *cur;
     int32_t n_gen;
     size_t n_items;
+    size_t rx_spent;           /* regex text of the terminals made */
+    int n_refused;             /* regexes the regex engine refused */
+    uint64_t refused[MAX_REFUSED_KEPT];   /* their texts' hashes (the first ones) */
     struct lmql__err rx_err;   /* the last regex the engine refused */
 };
 

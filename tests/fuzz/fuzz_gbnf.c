@@ -2,7 +2,11 @@
 ** fuzz_gbnf.c -- libFuzzer target for the GBNF compiler (src/gbnf.h).
 **
 **   make build/fuzz/fuzz_gbnf
-**   build/fuzz/fuzz_gbnf -max_total_time=60 -timeout=30 build/fuzz/gbnf-corpus
+**   build/fuzz/fuzz_gbnf -max_total_time=60 -timeout=60 build/fuzz/gbnf-corpus
+**
+** (A regex the regex engine refuses as too complex costs its work limit,
+** and a compile may meet two before it builds the rest cautiously; under
+** the sanitizers that is tens of seconds: hence -timeout=60.)
 **
 ** The input is split at its first NUL into a grammar and a subject (no NUL:
 ** all grammar, empty subject). Any grammar must compile or fail cleanly:

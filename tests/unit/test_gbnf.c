@@ -512,6 +512,19 @@ static void test_fallback(void) {
     }
     CHECK_INT(bad, 0);
     lmql__grammar_free(g);
+    /* After two refusals the rest is built cautiously (classes, literals
+    ** and their repetitions as terminals): the same language still. */
+    g = compile("root ::= a \"|\" b \"|\" c\na ::= [ab]* \"a\" [ab]{16}\nb ::= [cd]* \"c\" [cd]{16}\n"
+                "c ::= ([ef]* \"e\" [ef]{2} | \"x\") \"y\"+\n",
+                __LINE__);
+    lang(g,
+         (const char *[]){"a" "bbbbbbbbbbbbbbbb|c" "dddddddddddddddd|eefyy", "ba" "aaaaaaaaaaaaaaaa|dc" "cccccccccccccccc|xy",
+                          NULL},
+         (const char *[]){"a" "bbbbbbbbbbbbbbb|c" "dddddddddddddddd|eefy", "a" "bbbbbbbbbbbbbbbb|c" "dddddddddddddddd|efy",
+                          "b" "bbbbbbbbbbbbbbbb|c" "dddddddddddddddd|xy", NULL},
+         __LINE__);
+    if (g) CHECK(lmql__grammar_n_terminals(g) >= 9);
+    lmql__grammar_free(g);
 }
 
 /* ------------------------------------------------------------ errors -- */
