@@ -86,6 +86,22 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
                     struct lmql__err *err);
+/* Classes (class.c): the class statement, import statements (lmql,
+** dataclasses, typing), calling a class, attributes of instances, classes
+** and the modules class.c provides (lmql__class_has_attrs says which
+** values those are). */
+int lmql__exec_class(struct interp *I, const struct lmql_node *s);
+int lmql__exec_import(struct interp *I, const struct lmql_node *s);
+struct lmql_val *lmql__class_call(struct interp *I, const struct lmql_node *at, struct lmql_val *cls, int argc,
+                                  struct lmql_val **argv, const char **names);
+bool lmql__class_has_attrs(const struct lmql_val *obj);
+struct lmql_val *lmql__class_getattr(struct interp *I, const struct lmql_node *at, struct lmql_val *obj,
+                                     const char *name);
+int lmql__class_setattr(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name,
+                        struct lmql_val *v);
+/* Is v an instance of cls or of a class derived from it? */
+bool lmql__class_isinstance(const struct lmql_val *v, const struct lmql_val *cls);
+
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
