@@ -107,8 +107,11 @@ int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
 /* Results leave the run as JSON: a cycle (or nesting past the depth
 ** limit) in a variable or return value is an error of the run, found
-** here while the run's registry can still free it (interp_results.c). */
-int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err);
+** here while the run's registry can still free it; then each becomes what
+** its JSON shows (lmql__val_plain), so that no survivor of the registry
+** holds a cycle JSON does not see, through an instance's class or a bound
+** method (interp_results.c). */
+int lmql__results_check(struct lmql__run_out *out, struct lmql__err *err);
 /* Free what one sequence's result holds and clear it (interp_results.c). */
 void lmql__seq_result_free(struct lmql__seq_result *r);
 

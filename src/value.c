@@ -920,6 +920,86 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     }
 }
 
+/* ------------------------------------------------------- plain values -- */
+
+static struct lmql_val *str_val(const struct lmql_val *v) {
+    struct lmql__buf b = {0};
+    struct lmql_val *s = lmql__val_str_into(&b, v) ? NULL : lmql__val_str(b.data ? b.data : "", b.len);
+    lmql__buf_free(&b);
+    return s;
+}
+
+static struct lmql_val *plain_at(struct lmql_val *v);
+
+/* The entries of an instance as its JSON has them, each made plain. */
+static struct lmql_val *plain_inst(struct lmql_val *v) {
+    const struct lmql_val *fs = inst_fields(v, NULL);
+    if (!fs) return plain_at(v->u.inst.attrs);
+    struct lmql_val *d = lmql__val_dict();
+    for (size_t i = 0; d && i < fs->u.list.len; i++) {
+        struct lmql_val *name = fs->u.list.items[i]->u.list.items[0], *x = field_value(v, fs, i);
+        if (x && lmql__dict_set(d, lmql__val_ref(name), plain_at(x))) { lmql__val_unref(d); d = NULL; }
+    }
+    return d;
+}
+
+/* A container is copied only from its first item that changes. */
+static struct lmql_val *plain_at(struct lmql_val *v) {
+    struct lmql_val *copy = NULL;
+    switch (v->kind) {
+    case LMQL_V_INST: return plain_inst(v);
+    case LMQL_V_CLASS:
+    case LMQL_V_FUNC: return str_val(v);
+    case LMQL_V_LIST:
+    case LMQL_V_TUPLE:
+        for (size_t i = 0; i < v->u.list.len; i++) {
+            struct lmql_val *x = v->u.list.items[i], *c = plain_at(x);
+            if (!c) { lmql__val_unref(copy); return NULL; }
+            if (c != x && !copy) {
+                copy = v->kind == LMQL_V_LIST ? lmql__val_list(v->u.list.len) : lmql__val_tuple(v->u.list.len);
+                for (size_t k = 0; copy && k < i; k++) lmql__list_push(copy, lmql__val_ref(v->u.list.items[k]));
+                if (!copy) { lmql__val_unref(c); return NULL; }
+            }
+            if (copy) {
+                if (lmql__list_push(copy, c)) { lmql__val_unref(copy); return NULL; }
+            } else {
+                lmql__val_unref(c);
+            }
+        }
+        return copy ? copy : lmql__val_ref(v);
+    case LMQL_V_DICT:
+        for (size_t i = 0; i < v->u.dict.len; i++) {
+            struct lmql_val *k = v->u.dict.keys[i], *x = v->u.dict.vals[i];
+            struct lmql_val *pk = plain_at(k), *px = pk ? plain_at(x) : NULL;
+            if (pk && pk != k) {   /* a key JSON writes as its str() */
+                lmql__val_unref(pk);
+                pk = str_val(k);
+            }
+            if (!pk || !px) { lmql__val_unref(pk); lmql__val_unref(px); lmql__val_unref(copy); return NULL; }
+            if ((pk != k || px != x) && !copy) {
+                copy = lmql__val_dict();
+                for (size_t j = 0; copy && j < i; j++)
+                    if (lmql__dict_set(copy, lmql__val_ref(v->u.dict.keys[j]), lmql__val_ref(v->u.dict.vals[j]))) {
+                        lmql__val_unref(copy);
+                        copy = NULL;
+                    }
+                if (!copy) { lmql__val_unref(pk); lmql__val_unref(px); return NULL; }
+            }
+            if (copy) {
+                if (lmql__dict_set(copy, pk, px)) { lmql__val_unref(copy); return NULL; }
+            } else {
+                lmql__val_unref(pk);
+                lmql__val_unref(px);
+            }
+        }
+        return copy ? copy : lmql__val_ref(v);
+    default:
+        return lmql__val_ref(v);
+    }
+}
+
+struct lmql_val *lmql__val_plain(struct lmql_val *v) { return plain_at(v); }
+
 static int json_body(struct lmql__buf *b, const struct lmql_val *v);
 
 /* An instance in JSON: an object of its fields (a dataclass's, in order)

@@ -178,5 +178,11 @@ int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v);
 int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char *spec, struct lmql__err *err);
 /* JSON for results: strings, numbers, lists, dicts, null, booleans. */
 int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v);
+/* v as its JSON shows it, for results that leave a run: instances become
+** dicts (of their fields, or attributes), classes and functions the strings
+** JSON writes for them, dict keys holding those their str(); v itself (a
+** new reference) when it holds none of them. Only for a v whose JSON was
+** written without error (no cycle it can see). NULL when out of memory. */
+struct lmql_val *lmql__val_plain(struct lmql_val *v);
 
 #endif
