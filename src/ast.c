@@ -346,6 +346,28 @@ static void stmt(struct dump *b, const struct lmql_node *n, int ind) {
         stmts(b, &n->u.def.body, ind + 2);
       }
       break;
+    case LMQL_NODE_ANNASSIGN:
+      head(b, "annassign", n);
+      opt(b, n->u.ann.target);
+      opt(b, n->u.ann.annotation);
+      if (n->u.ann.value) opt(b, n->u.ann.value);
+      break;
+    case LMQL_NODE_CLASS:
+      head(b, "class", n);
+      put(b, " ", 1);
+      puts_(b, n->u.cls.name);
+      if (n->u.cls.bases.n) {
+        puts_(b, " (bases");
+        list(b, &n->u.cls.bases);
+        put(b, ")", 1);
+      }
+      if (n->u.cls.decorators.n) {
+        puts_(b, " (decorators");
+        list(b, &n->u.cls.decorators);
+        put(b, ")", 1);
+      }
+      stmts(b, &n->u.cls.body, ind + 2);
+      break;
     case LMQL_NODE_RETURN:
       head(b, "return", n);
       if (n->u.value) opt(b, n->u.value);
@@ -424,6 +446,8 @@ static int visit_stmt(const struct lmql_node *s, const struct lmql_ast_visitor *
   case LMQL_NODE_DEF:
     if ((rc = visit_block(&s->u.def.body, v))) return rc;
     return s->u.def.query ? lmql__ast_visit(s->u.def.query, v) : 0;
+  case LMQL_NODE_CLASS:
+    return visit_block(&s->u.cls.body, v);
   default:
     return 0;
   }

@@ -175,6 +175,17 @@ struct lmql_node {
       struct lmql_node_list names;  /* ALIAS nodes; "*" is a name */
     } import;
     struct { const char *name, *asname; } alias;                     /* ALIAS */
+    struct {                        /* ANNASSIGN: target: annotation [= value] */
+      struct lmql_node *target;     /* NAME, ATTR or SUBSCRIPT */
+      struct lmql_node *annotation; /* never evaluated (as under `from __future__ import annotations`) */
+      struct lmql_node *value;      /* NULL: a declaration only */
+    } ann;
+    struct {                        /* CLASS */
+      const char *name;
+      struct lmql_node_list bases;  /* expressions */
+      struct lmql_node_list decorators;
+      struct lmql_node_list body;   /* docstrings, pass, (annotated) assignments, defs */
+    } cls;
   } u;
 };
 
@@ -194,11 +205,13 @@ struct lmql_ast_query {
   struct lmql_node *where;          /* global constraint or NULL */
   struct lmql_node *distribution;   /* DISTRIBUTION node or NULL */
   struct lmql_node_list query_defs; /* DEF nodes with .query, source order */
+  const struct lmql_ast_query *parent; /* the query whose code holds this one's
+                                       ** @lmql.query def; NULL at the top */
 };
 
 /*
 ** The one walk over a query's statements, everywhere: prologue and body,
-** the blocks of if/while/for (else blocks too) and of def, and the queries
+** the blocks of if/while/for (else blocks too), of def and class, and the queries
 ** of @lmql.query functions, at any depth. Statements in branches that never
 ** run are visited too. `stmt` sees each statement before the statements
 ** inside it; `query` sees each query after all its statements (so where

@@ -214,12 +214,25 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         size_t n = types->kind == LMQL_V_TUPLE ? types->u.list.len : 1;
         for (size_t i = 0; i < n; i++) {
             struct lmql_val *t = types->kind == LMQL_V_TUPLE ? types->u.list.items[i] : types;
+            if (t->kind == LMQL_V_CLASS) {
+                if (lmql__class_isinstance(a, t)) return &lmql__true;
+                continue;
+            }
             if (t->kind != LMQL_V_FUNC || !t->u.func.fn || t->u.func.fn != builtin_fn)
                 return berr(err, "isinstance() arg 2 must be a type or a tuple of types");
             const char *tn = t->u.func.name, *vn = lmql__val_type_name(a);
             if (!strcmp(tn, vn) || (!strcmp(tn, "int") && a->kind == LMQL_V_BOOL)) return &lmql__true;
         }
         return &lmql__false;
+    }
+    if (!strcmp(name, "type")) {
+        if (argc != 1) return berr(err, "type() takes 1 argument");
+        if (a->kind == LMQL_V_INST) return lmql__val_ref(a->u.inst.cls);
+        const char *tn = lmql__val_type_name(a);   /* "type" for a class */
+        static const char *const named[] = {"bool", "int", "float", "str", "list", "tuple", "dict", "type"};
+        for (size_t i = 0; i < sizeof named / sizeof *named; i++)
+            if (!strcmp(named[i], tn)) return lmql__builtin(tn);
+        return berr(err, "type() of a '%s' value is not supported", tn);
     }
     if (!strcmp(name, "round")) {
         if (argc < 1 || argc > 2) return berr(err, "round() takes a number and optional digits");
@@ -313,9 +326,13 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
     return berr(err, "%s() is not supported yet", name);
 }
 
-static const char *const BUILTINS[] = {"len", "str", "repr", "int", "float", "bool", "abs", "range", "list", "tuple",
-                                       "sorted", "isinstance", "set", "round",
-                                       "dict", "print", "min", "max", "sum", "enumerate", "zip"};
+/* One static value per builtin, so that `type(x) is int` holds as in Python. */
+#define BUILTIN(n) {.kind = LMQL_V_FUNC, .refs = -1, .u.func = {.name = n, .fn = builtin_fn, .ud = (void *)n}}
+static struct lmql_val BUILTINS[] = {
+    BUILTIN("len"), BUILTIN("str"), BUILTIN("repr"), BUILTIN("int"), BUILTIN("float"), BUILTIN("bool"),
+    BUILTIN("abs"), BUILTIN("range"), BUILTIN("list"), BUILTIN("tuple"), BUILTIN("sorted"), BUILTIN("isinstance"),
+    BUILTIN("set"), BUILTIN("round"), BUILTIN("dict"), BUILTIN("print"), BUILTIN("min"), BUILTIN("max"),
+    BUILTIN("sum"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
 
@@ -434,7 +451,7 @@ static struct lmql_val g_context = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"c
 bool lmql__builtin_exists(const char *name) {
     if (!strcmp(name, "lmql") || !strcmp(name, "context")) return true;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
-        if (!strcmp(BUILTINS[i], name)) return true;
+        if (!strcmp(BUILTINS[i].u.func.name, name)) return true;
     return false;
 }
 
@@ -442,7 +459,7 @@ struct lmql_val *lmql__builtin(const char *name) {
     if (!strcmp(name, "lmql")) return &g_lmql_module;
     if (!strcmp(name, "context")) return &g_context;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
-        if (!strcmp(BUILTINS[i], name)) return lmql__val_builtin(BUILTINS[i], builtin_fn, (void *)BUILTINS[i], NULL);
+        if (!strcmp(BUILTINS[i].u.func.name, name)) return &BUILTINS[i];
     return NULL;
 }
 
@@ -711,6 +728,7 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
 }
 
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {
+    if (lmql__class_has_attrs(obj)) return lmql__class_getattr(I, at, obj, name);
     if (obj == &g_context) {
         if (!strcmp(name, "prompt") && I->res) {
             struct lmql_val *p = lmql__val_str(I->res->prompt.data ? I->res->prompt.data : "", I->res->prompt.len);
@@ -822,22 +840,32 @@ static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, c
 
 struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                             struct lmql_val **argv, const char **names) {
+    if (fn->kind == LMQL_V_CLASS) return lmql__class_call(I, at, fn, argc, argv, names);
     if (fn->kind != LMQL_V_FUNC) {
         lmql__fail(I, at, LMQL_ERR_RUNTIME, "'%s' object is not callable", lmql__val_type_name(fn));
         return NULL;
     }
-    if (!fn->u.func.fn) return call_def(I, at, fn->u.func.ud, argc, argv, names);
+    if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn->u.func.ud, argc, argv, names);
     struct lmql__err err = {0};
     struct lmql_val *out;
-        if (fn->u.func.self) {
+    if (fn->u.func.self) {
         struct lmql_val **av = lmql__malloc(((size_t)argc + 1) * sizeof *av);
         const char **nm = lmql__malloc(((size_t)argc + 1) * sizeof *nm);
         if (!av || !nm) { free(av); free(nm); lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); return NULL; }
         av[0] = fn->u.func.self;
         nm[0] = NULL;
-        memcpy(av + 1, argv, (size_t)argc * sizeof *av);
-        memcpy(nm + 1, names, (size_t)argc * sizeof *nm);
-        out = fn->u.func.fn(fn->u.func.ud, argc + 1, av, nm, &err);
+        if (argc) {
+            memcpy(av + 1, argv, (size_t)argc * sizeof *av);
+            memcpy(nm + 1, names, (size_t)argc * sizeof *nm);
+        }
+        if (fn->u.func.fn) {
+            out = fn->u.func.fn(fn->u.func.ud, argc + 1, av, nm, &err);
+        } else {   /* a method of an instance: self first */
+            out = call_def(I, at, fn->u.func.ud, argc + 1, av, nm);
+            free(av);
+            free(nm);
+            return out;
+        }
         free(av);
         free(nm);
     } else {

@@ -681,5 +681,12 @@ int lmql__assign(struct interp *I, const struct lmql_node *t, struct lmql_val *v
         lmql__val_unref(obj);
         return rc;
     }
+    if (t->kind == LMQL_NODE_ATTR) {
+        struct lmql_val *obj = lmql__eval(I, t->u.attr.obj);
+        if (!obj) return -1;
+        int rc = lmql__class_setattr(I, t, obj, t->u.attr.name, v);
+        lmql__val_unref(obj);
+        return rc;
+    }
     return lmql__fail(I, t, LMQL_ERR_QUERY, "cannot assign to this expression");
 }

@@ -565,16 +565,16 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
         lmql__val_unref(v);
         return rc;
     case LMQL_NODE_IMPORT:
-    case LMQL_NODE_IMPORT_FROM:
-        for (int32_t i = 0; i < s->u.import.names.n; i++) {
-            const char *mod = s->kind == LMQL_NODE_IMPORT ? s->u.import.names.items[i]->u.alias.name : s->u.import.module;
-            if (!mod || strcmp(mod, "lmql"))
-                return lmql__fail(I, s, LMQL_ERR_QUERY, "import of '%s' is not supported: queries can import only lmql",
-                                  mod ? mod : ".");
-            if (s->kind == LMQL_NODE_IMPORT_FROM)
-                return lmql__fail(I, s, LMQL_ERR_QUERY, "'from lmql import ...' is not supported; use 'import lmql'");
-        }
-        return 0;
+    case LMQL_NODE_IMPORT_FROM: return lmql__exec_import(I, s);
+    case LMQL_NODE_CLASS: return lmql__exec_class(I, s);
+    case LMQL_NODE_ANNASSIGN:
+        /* x: T = v assigns; x: T alone declares nothing at run time (annotations are not evaluated) */
+        if (!s->u.ann.value) return 0;
+        v = lmql__eval(I, s->u.ann.value);
+        if (!v) return -1;
+        rc = lmql__assign(I, s->u.ann.target, v);
+        lmql__val_unref(v);
+        return rc;
     default:
         return lmql__fail(I, s, LMQL_ERR_QUERY, "'%s' statements are not supported", lmql__node_kind_name(s->kind));
     }

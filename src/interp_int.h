@@ -86,13 +86,32 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
                     struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
                     struct lmql__err *err);
+/* Classes (class.c): the class statement, import statements (lmql,
+** dataclasses, typing), calling a class, attributes of instances, classes
+** and the modules class.c provides (lmql__class_has_attrs says which
+** values those are). */
+int lmql__exec_class(struct interp *I, const struct lmql_node *s);
+int lmql__exec_import(struct interp *I, const struct lmql_node *s);
+struct lmql_val *lmql__class_call(struct interp *I, const struct lmql_node *at, struct lmql_val *cls, int argc,
+                                  struct lmql_val **argv, const char **names);
+bool lmql__class_has_attrs(const struct lmql_val *obj);
+struct lmql_val *lmql__class_getattr(struct interp *I, const struct lmql_node *at, struct lmql_val *obj,
+                                     const char *name);
+int lmql__class_setattr(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name,
+                        struct lmql_val *v);
+/* Is v an instance of cls or of a class derived from it? */
+bool lmql__class_isinstance(const struct lmql_val *v, const struct lmql_val *cls);
+
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
 
 /* Results leave the run as JSON: a cycle (or nesting past the depth
 ** limit) in a variable or return value is an error of the run, found
-** here while the run's registry can still free it (interp_results.c). */
-int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err);
+** here while the run's registry can still free it; then each becomes what
+** its JSON shows (lmql__val_plain), so that no survivor of the registry
+** holds a cycle JSON does not see, through an instance's class or a bound
+** method (interp_results.c). */
+int lmql__results_check(struct lmql__run_out *out, struct lmql__err *err);
 /* Free what one sequence's result holds and clear it (interp_results.c). */
 void lmql__seq_result_free(struct lmql__seq_result *r);
 

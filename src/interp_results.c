@@ -29,9 +29,19 @@ static int check_one(const struct lmql_val *v, const char *what, const char *nam
     return -1;
 }
 
-int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err) {
+/* *slot as its JSON shows it; -1 when out of memory. */
+static int make_plain(struct lmql_val **slot, struct lmql__err *err) {
+    if (!*slot) return 0;
+    struct lmql_val *p = lmql__val_plain(*slot);
+    if (!p) return lmql__err_nomem(err);
+    lmql__val_unref(*slot);
+    *slot = p;
+    return 0;
+}
+
+int lmql__results_check(struct lmql__run_out *out, struct lmql__err *err) {
     for (int i = 0; out->seqs && i < out->n_seqs; i++) {
-        const struct lmql__seq_result *s = &out->seqs[i];
+        struct lmql__seq_result *s = &out->seqs[i];
         if (check_one(s->ret, "the return value", NULL, err)) return -1;
         if (check_one(s->dist_values, "the distribution", NULL, err)) return -1;
         for (size_t k = 0; s->vars && k < s->vars->u.dict.len; k++) {
@@ -39,6 +49,9 @@ int lmql__results_check(const struct lmql__run_out *out, struct lmql__err *err) 
             if (check_one(s->vars->u.dict.vals[k], "the variable", key->kind == LMQL_V_STR ? key->u.str.s : "?", err))
                 return -1;
         }
+        if (make_plain(&s->ret, err)) return -1;
+        for (size_t k = 0; s->vars && k < s->vars->u.dict.len; k++)
+            if (make_plain(&s->vars->u.dict.vals[k], err)) return -1;
     }
     return 0;
 }

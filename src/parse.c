@@ -130,7 +130,6 @@ void lmql__p_error_at(struct lmql_parser *p, size_t off, const char *fmt, ...) {
 
 static const char *unsupported_word(struct lmql_parser *p, const struct lmql_token *t) {
   switch (t->kind) {
-    case LMQL_TOK_KW_CLASS: return "class";
     case LMQL_TOK_KW_TRY: case LMQL_TOK_KW_EXCEPT: case LMQL_TOK_KW_FINALLY: return "try";
     case LMQL_TOK_KW_WITH: return "with";
     case LMQL_TOK_KW_LAMBDA: return "lambda";
@@ -452,6 +451,7 @@ static void parse_clauses(struct lmql_parser *p, struct lmql_ast_query *q) {
 struct lmql_ast_query *lmql__p_query(struct lmql_parser *p) {
   struct lmql_ast_query *q = lmql__p_alloc(p, sizeof *q);
   struct lmql_ast_query *outer = p->query;
+  q->parent = outer;
   p->query = q;
   lmql__p_enter(p);
   q->pos = lmql__srcmap_pos(&p->sm, lmql__p_tok(p)->off);

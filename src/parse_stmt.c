@@ -274,11 +274,18 @@ static struct lmql_node *expr_stmt(struct lmql_parser *p) {
     n->u.assign.targets = lmql__p_list(&targets);
     return n;
   }
-  if (k == K(COLON) && (e->kind == LMQL_NODE_NAME || e->kind == LMQL_NODE_ATTR ||
-                        e->kind == LMQL_NODE_SUBSCRIPT)) {
-    lmql__p_error_at(p, lmql__p_tok(p)->off,
-                     "variable annotations are not supported in LMQL queries");
-    return e;
+  if (k == K(COLON)) {
+    /* annotated assignment: target ':' expr ['=' expr_list] */
+    if (e->kind != LMQL_NODE_NAME && e->kind != LMQL_NODE_ATTR && e->kind != LMQL_NODE_SUBSCRIPT) {
+      lmql__p_error_at(p, e->pos.offset, "only a name, attribute or subscript can be annotated");
+      return e;
+    }
+    lmql__p_next(p);
+    struct lmql_node *n = lmql__p_node(p, LMQL_NODE_ANNASSIGN, e->pos.offset);
+    n->u.ann.target = e;
+    n->u.ann.annotation = lmql__p_expr(p);
+    if (lmql__p_accept(p, K(ASSIGN))) n->u.ann.value = lmql__p_expr_list(p);
+    return n;
   }
   if (k == K(AT_ASSIGN)) {
     lmql__p_unsupported(p, lmql__p_tok(p));
@@ -318,7 +325,7 @@ static struct lmql_node *simple_stmt(struct lmql_parser *p) {
     case K(KW_FROM):
       return import_from(p);
     case K(KW_GLOBAL): case K(KW_NONLOCAL): case K(KW_DEL): case K(KW_RAISE):
-    case K(KW_YIELD): case K(KW_CLASS): case K(KW_TRY): case K(KW_WITH):
+    case K(KW_YIELD): case K(KW_TRY): case K(KW_WITH):
     case K(KW_ASYNC): case K(KW_EXCEPT): case K(KW_FINALLY):
       lmql__p_unsupported(p, t);
       return NULL;
@@ -554,7 +561,85 @@ static int funcdef(struct lmql_parser *p, struct lmql_vec *out, struct lmql_node
   return blk;
 }
 
-/* decorated -> '@' expr NEWLINE { '@' expr NEWLINE } funcdef */
+/* The statements a class body may hold: a docstring (or `...`), pass,
+** (annotated) assignments to names, and methods. Anything else is reported
+** here, so a program with one fails before it runs. */
+static void check_class_body(struct lmql_parser *p, const struct lmql_node *cls) {
+  int suppressed = p->suppress;
+  for (int32_t i = 0; i < cls->u.cls.body.n; i++) {
+    const struct lmql_node *s = cls->u.cls.body.items[i];
+    const char *what = NULL;
+    switch (s->kind) {
+      case LMQL_NODE_PASS: case LMQL_NODE_DEF:
+        break;
+      case LMQL_NODE_EXPR_STMT:
+        if (s->u.expr->kind != LMQL_NODE_STR && s->u.expr->kind != LMQL_NODE_ELLIPSIS &&
+            s->u.expr->kind != LMQL_NODE_ERROR)
+          what = "expressions other than a docstring";
+        break;
+      case LMQL_NODE_ANNASSIGN:
+        if (s->u.ann.target->kind != LMQL_NODE_NAME) what = "annotations of anything but a name";
+        break;
+      case LMQL_NODE_ASSIGN:
+        for (int32_t k = 0; k < s->u.assign.targets.n && !what; k++)
+          if (s->u.assign.targets.items[k]->kind != LMQL_NODE_NAME) what = "assignments to anything but a name";
+        break;
+      case LMQL_NODE_CLASS: what = "nested classes"; break;
+      case LMQL_NODE_IF: what = "'if' statements"; break;
+      case LMQL_NODE_WHILE: what = "'while' loops"; break;
+      case LMQL_NODE_FOR: what = "'for' loops"; break;
+      case LMQL_NODE_AUGASSIGN: what = "augmented assignments"; break;
+      case LMQL_NODE_IMPORT: case LMQL_NODE_IMPORT_FROM: what = "imports"; break;
+      case LMQL_NODE_RETURN: what = "'return' statements"; break;
+      case LMQL_NODE_ASSERT: what = "'assert' statements"; break;
+      case LMQL_NODE_BREAK: case LMQL_NODE_CONTINUE: what = "'break' and 'continue' statements"; break;
+      default: break;   /* error recovery left it: reported already */
+    }
+    if (what) {
+      p->suppress = 0;   /* one report per statement */
+      lmql__p_error_at(p, s->pos.offset, "%s are not supported in a class body (docstrings, fields, "
+                                         "attributes and methods are)", what);
+      suppressed = 1;
+    }
+  }
+  p->suppress = suppressed;
+}
+
+/* classdef -> 'class' NAME ['(' [expr {',' expr} [',']] ')'] ':' suite */
+static int classdef(struct lmql_parser *p, struct lmql_vec *out, struct lmql_node_list decos) {
+  struct lmql_node *n = lmql__p_node_tok(p, LMQL_NODE_CLASS, lmql__p_next(p));
+  lmql__p_push(p, out, n);
+  n->u.cls.decorators = decos;
+  n->u.cls.name = "?";
+  if (lmql__p_kind(p) != K(NAME)) {
+    lmql__p_unexpected(p, "after 'class'");
+    return 0;
+  }
+  n->u.cls.name = lmql__p_tok_text(p, lmql__p_next(p));
+  if (lmql__p_accept(p, K(LPAREN))) {
+    struct lmql_vec bases = {0};
+    lmql__p_call_args(p, &bases, K(RPAREN));
+    if (p->suppress) return 0;
+    for (int32_t i = 0; i < bases.n; i++)
+      if (bases.items[i]->kind == LMQL_NODE_KEYWORD)
+        lmql__p_error_at(p, bases.items[i]->pos.offset, "class keyword arguments (%s=...) are not supported",
+                         bases.items[i]->u.kw.name);
+    n->u.cls.bases = lmql__p_list(&bases);
+  }
+  if (!lmql__p_expect(p, K(COLON), "expected ':' after class name")) return 0;
+  int saved_fn = p->in_function, saved_body = p->in_query_body;
+  p->in_function = 1;   /* its strings are docstrings, not prompts */
+  p->in_query_body = 0;
+  struct lmql_vec body = {0};
+  int blk = suite(p, &body, "class definition");
+  p->in_function = saved_fn;
+  p->in_query_body = saved_body;
+  n->u.cls.body = lmql__p_list(&body);
+  check_class_body(p, n);
+  return blk;
+}
+
+/* decorated -> '@' expr NEWLINE { '@' expr NEWLINE } (funcdef | classdef) */
 static int decorated(struct lmql_parser *p, struct lmql_vec *out) {
   struct lmql_vec decos = {0};
   while (lmql__p_tok(p)->kind == K(AT)) {
@@ -571,21 +656,26 @@ static int decorated(struct lmql_parser *p, struct lmql_vec *out) {
   }
   const struct lmql_token *t = lmql__p_tok(p);
   if (t->kind == K(KW_DEF) && p->stmt_first == p->i) return funcdef(p, out, lmql__p_list(&decos));
-  if (t->kind == K(KW_CLASS) || t->kind == K(KW_ASYNC)) {
+  if (t->kind == K(KW_CLASS) && p->stmt_first == p->i) return classdef(p, out, lmql__p_list(&decos));
+  if (t->kind == K(KW_ASYNC)) {
     lmql__p_unsupported(p, t);
     return 0;
   }
-  lmql__p_error_at(p, t->off, "expected 'def' after decorator");
+  lmql__p_error_at(p, t->off, "expected 'def' or 'class' after decorator");
   return 0;
 }
 
-/* stmt -> if_stmt | while_stmt | for_stmt | funcdef | decorated | simple_stmts
+/* stmt -> if_stmt | while_stmt | for_stmt | funcdef | classdef | decorated | simple_stmts
 ** Returns 1 when the statement ended with an indented block. */
 int lmql__p_stmt(struct lmql_parser *p, struct lmql_vec *out) {
   switch (lmql__p_tok(p)->kind) {
     case K(KW_IF): return if_stmt(p, out);
     case K(KW_WHILE): return while_stmt(p, out);
     case K(KW_FOR): return for_stmt(p, out);
+    case K(KW_CLASS): {
+      struct lmql_node_list none = {NULL, 0};
+      return classdef(p, out, none);
+    }
     case K(KW_DEF): {
       struct lmql_node_list none = {NULL, 0};
       return funcdef(p, out, none);

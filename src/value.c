@@ -14,6 +14,7 @@
 struct lmql_val lmql__none = {.kind = LMQL_V_NONE, .refs = -1};
 struct lmql_val lmql__true = {.kind = LMQL_V_BOOL, .refs = -1, .u.b = true};
 struct lmql_val lmql__false = {.kind = LMQL_V_BOOL, .refs = -1, .u.b = false};
+struct lmql_val lmql__missing = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"dataclasses.MISSING", NULL, NULL}};
 
 /* ---------------------------------------------------------------------
 ** Containers that can hold references (lists, tuples, dicts, functions
@@ -40,7 +41,8 @@ struct lmql__gc {
 static _Thread_local struct lmql__gc *gc_current;
 
 static bool tracked_kind(enum lmql_val_kind k) {
-    return k == LMQL_V_LIST || k == LMQL_V_TUPLE || k == LMQL_V_DICT || k == LMQL_V_FUNC;
+    return k == LMQL_V_LIST || k == LMQL_V_TUPLE || k == LMQL_V_DICT || k == LMQL_V_FUNC || k == LMQL_V_CLASS ||
+           k == LMQL_V_INST;
 }
 
 static void gc_link(struct gc_node *n, struct lmql__gc *g) {
@@ -145,6 +147,21 @@ static void clear_contents(struct lmql_val *v) {
         if (v->u.obj.free) v->u.obj.free(v->u.obj.ptr);
         v->u.obj.free = NULL;
         break;
+    case LMQL_V_CLASS: {
+        struct lmql_val *base = v->u.cls.base, *attrs = v->u.cls.attrs, *fields = v->u.cls.fields;
+        v->u.cls.base = v->u.cls.attrs = v->u.cls.fields = NULL;
+        lmql__val_unref(base);
+        lmql__val_unref(attrs);
+        lmql__val_unref(fields);
+        break;
+    }
+    case LMQL_V_INST: {
+        struct lmql_val *cls = v->u.inst.cls, *attrs = v->u.inst.attrs;
+        v->u.inst.cls = v->u.inst.attrs = NULL;
+        lmql__val_unref(cls);
+        lmql__val_unref(attrs);
+        break;
+    }
     default: break;
     }
 }
@@ -205,6 +222,15 @@ static void each_child(struct lmql_val *v, void (*fn)(struct lmql_val *c, void *
         }
         break;
     case LMQL_V_FUNC: if (v->u.func.self) fn(v->u.func.self, ud); break;
+    case LMQL_V_CLASS:
+        if (v->u.cls.base) fn(v->u.cls.base, ud);
+        if (v->u.cls.attrs) fn(v->u.cls.attrs, ud);
+        if (v->u.cls.fields) fn(v->u.cls.fields, ud);
+        break;
+    case LMQL_V_INST:
+        if (v->u.inst.cls) fn(v->u.inst.cls, ud);
+        if (v->u.inst.attrs) fn(v->u.inst.attrs, ud);
+        break;
     default: break;
     }
 }
@@ -333,6 +359,57 @@ struct lmql_val *lmql__val_builtin(const char *name, lmql__builtin_fn fn, void *
     return v;
 }
 
+struct lmql_val *lmql__val_class(const char *name, const struct lmql_node *node, struct lmql_val *base) {
+    struct lmql_val *v = val_new(LMQL_V_CLASS);
+    if (!v) return NULL;
+    v->u.cls.name = name;
+    v->u.cls.node = node;
+    v->u.cls.base = lmql__val_ref(base);
+    v->u.cls.attrs = lmql__val_dict();
+    if (!v->u.cls.attrs) { lmql__val_unref(v); return NULL; }
+    return v;
+}
+
+struct lmql_val *lmql__val_inst(struct lmql_val *cls) {
+    LMQL_ASSERT(cls && cls->kind == LMQL_V_CLASS);
+    struct lmql_val *v = val_new(LMQL_V_INST);
+    if (!v) return NULL;
+    v->u.inst.cls = lmql__val_ref(cls);
+    v->u.inst.attrs = lmql__val_dict();
+    if (!v->u.inst.attrs) { lmql__val_unref(v); return NULL; }
+    return v;
+}
+
+const struct lmql_val *lmql__class_dc(const struct lmql_val *cls) {
+    /* Base chains are short: each base was a class when its subclass was made, so there is no cycle. */
+    for (; cls; cls = cls->u.cls.base)
+        if (cls->u.cls.flags & LMQL_CLS_DATACLASS) return cls;
+    return NULL;
+}
+
+/* The fields of a dataclass instance (a tuple of (name, default, factory)),
+** with its dataclass's flags in *flags; NULL for other instances. */
+static const struct lmql_val *inst_fields(const struct lmql_val *v, unsigned *flags) {
+    const struct lmql_val *dc = lmql__class_dc(v->u.inst.cls);
+    if (flags) *flags = dc ? dc->u.cls.flags : 0;
+    return dc ? dc->u.cls.fields : NULL;
+}
+
+/* The value of field i of a dataclass instance, as getattr finds it: its
+** own attribute, else its class's (a field of init=False); borrowed, NULL
+** when neither has one. A field() spec in a class (class.c) is no value. */
+static struct lmql_val *field_value(const struct lmql_val *v, const struct lmql_val *fields, size_t i) {
+    const struct lmql_val *name = fields->u.list.items[i]->u.list.items[0];
+    struct lmql_val *x = lmql__dict_get(v->u.inst.attrs, name);
+    for (const struct lmql_val *c = v->u.inst.cls; !x && c; c = c->u.cls.base) {
+        x = lmql__dict_get(c->u.cls.attrs, name);
+        if (x && x->kind == LMQL_V_TUPLE && x->u.list.len == 3 && x->u.list.items[0]->kind == LMQL_V_OBJ &&
+            !strcmp(x->u.list.items[0]->u.obj.type, "dataclasses.Field"))
+            return NULL;
+    }
+    return x;
+}
+
 struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void *)) {
     struct lmql_val *v = val_new(LMQL_V_OBJ);
     if (!v) { if (free_fn) free_fn(ptr); return NULL; }
@@ -408,7 +485,21 @@ static uint64_t hash_at(const struct lmql_val *v, int depth) {
             for (size_t i = 0; i < v->u.list.len; i++) h = mix(h * 1000003u ^ hash_at(v->u.list.items[i], depth + 1));
         return h;
     }
+    case LMQL_V_INST: {
+        unsigned fl;
+        const struct lmql_val *fs = inst_fields(v, &fl);
+        if (!fs || !(fl & LMQL_CLS_EQ)) return mix((uint64_t)(uintptr_t)v);
+        /* a frozen dataclass: the hash of the tuple of its fields, as Python's */
+        uint64_t h = mix((uint64_t)(uintptr_t)v->u.inst.cls);
+        if (depth < LMQL_VAL_MAX_DEPTH)
+            for (size_t i = 0; i < fs->u.list.len; i++) {
+                const struct lmql_val *x = field_value(v, fs, i);
+                h = mix(h * 1000003u ^ (x ? hash_at(x, depth + 1) : 0));
+            }
+        return h;
+    }
     case LMQL_V_FUNC:
+    case LMQL_V_CLASS:
     case LMQL_V_OBJ: return mix((uint64_t)(uintptr_t)v);   /* equal only to themselves */
     default: return (uint64_t)v->kind;   /* unhashable (list, dict): the interpreter refuses them as keys */
     }
@@ -416,6 +507,18 @@ static uint64_t hash_at(const struct lmql_val *v, int depth) {
 
 static bool hashable_at(const struct lmql_val *v, int depth) {
     if (v->kind == LMQL_V_LIST || v->kind == LMQL_V_DICT) return false;
+    if (v->kind == LMQL_V_INST) {
+        /* Python's dataclass with eq and not frozen sets __hash__ to None */
+        unsigned fl;
+        const struct lmql_val *fs = inst_fields(v, &fl);
+        if (!fs || !(fl & LMQL_CLS_EQ)) return true;
+        if (!(fl & LMQL_CLS_FROZEN)) return false;
+        for (size_t i = 0; depth < LMQL_VAL_MAX_DEPTH && i < fs->u.list.len; i++) {
+            const struct lmql_val *x = field_value(v, fs, i);
+            if (x && !hashable_at(x, depth + 1)) return false;
+        }
+        return true;
+    }
     /* Past the depth limit a tuple counts as hashable; comparing it
     ** fails on the same limit. */
     if (v->kind == LMQL_V_TUPLE && depth < LMQL_VAL_MAX_DEPTH)
@@ -597,6 +700,19 @@ static bool equal_at(const struct lmql_val *a, const struct lmql_val *b) {
         }
         leave();
         return eq && !val_err;
+    case LMQL_V_INST: {
+        /* a dataclass's __eq__: the same class and equal fields, in order */
+        unsigned fl;
+        const struct lmql_val *fs = inst_fields(a, &fl);
+        if (!fs || !(fl & LMQL_CLS_EQ) || a->u.inst.cls != b->u.inst.cls) return false;
+        if (!enter(ERR_CMP)) return false;
+        for (size_t i = 0; eq && !val_err && i < fs->u.list.len; i++) {
+            const struct lmql_val *x = field_value(a, fs, i), *y = field_value(b, fs, i);
+            eq = x && y ? equal_at(x, y) : x == y;
+        }
+        leave();
+        return eq && !val_err;
+    }
     default: return false;
     }
 }
@@ -650,6 +766,8 @@ const char *lmql__val_type_name(const struct lmql_val *v) {
     case LMQL_V_DICT: return "dict";
     case LMQL_V_FUNC: return "function";
     case LMQL_V_OBJ: return v->u.obj.type;
+    case LMQL_V_CLASS: return "type";
+    case LMQL_V_INST: return v->u.inst.cls->u.cls.name;
     }
     return "?";
 }
@@ -732,7 +850,8 @@ static int container_into(struct lmql__buf *b, const struct lmql_val *v, bool js
     if (val_depth == 0) val_err = NULL;
     if (is_inside(v)) {
         if (json) { val_err = ERR_CIRCULAR; return -1; }
-        return lmql__buf_adds(b, v->kind == LMQL_V_DICT ? "{...}" : v->kind == LMQL_V_TUPLE ? "(...)" : "[...]");
+        return lmql__buf_adds(b, v->kind == LMQL_V_DICT ? "{...}" : v->kind == LMQL_V_TUPLE ? "(...)"
+                                 : v->kind == LMQL_V_INST ? "..." : "[...]");
     }
     if (!enter(json ? ERR_JSON_DEPTH : ERR_REPR)) return -1;
     inside[val_depth - 1] = v;
@@ -741,7 +860,24 @@ static int container_into(struct lmql__buf *b, const struct lmql_val *v, bool js
     return rc;
 }
 
+/* A dataclass instance as its generated __repr__ writes it. */
+static int repr_inst(struct lmql__buf *b, const struct lmql_val *v) {
+    const struct lmql_val *fs = inst_fields(v, NULL);
+    if (lmql__buf_adds(b, v->u.inst.cls->u.cls.name) || lmql__buf_adds(b, "(")) return -1;
+    bool first = true;
+    for (size_t i = 0; i < fs->u.list.len; i++) {
+        const struct lmql_val *name = fs->u.list.items[i]->u.list.items[0], *x = field_value(v, fs, i);
+        if (!x) continue;
+        if ((!first && lmql__buf_adds(b, ", ")) || lmql__buf_add(b, name->u.str.s, name->u.str.len) ||
+            lmql__buf_adds(b, "=") || lmql__val_repr_into(b, x))
+            return -1;
+        first = false;
+    }
+    return lmql__buf_adds(b, ")");
+}
+
 static int repr_body(struct lmql__buf *b, const struct lmql_val *v) {
+    if (v->kind == LMQL_V_INST) return repr_inst(b, v);
     if (v->kind == LMQL_V_LIST) return seq_into(b, v, lmql__val_repr_into, "[", "]");
     if (v->kind == LMQL_V_TUPLE) return seq_into(b, v, lmql__val_repr_into, "(", ")");
     if (lmql__buf_adds(b, "{")) return -1;
@@ -760,6 +896,12 @@ int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
     case LMQL_V_DICT: return container_into(b, v, false, repr_body);
+    case LMQL_V_CLASS: return lmql__buf_addf(b, "<class '%s'>", v->u.cls.name);
+    case LMQL_V_INST: {
+        unsigned fl;
+        if (inst_fields(v, &fl) && (fl & LMQL_CLS_REPR)) return container_into(b, v, false, repr_body);
+        return lmql__buf_addf(b, "<%s object>", v->u.inst.cls->u.cls.name);
+    }
     default: return lmql__val_str_into(b, v);
     }
 }
@@ -774,11 +916,112 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_STR: return lmql__buf_add(b, v->u.str.s, v->u.str.len);
     case LMQL_V_FUNC: return lmql__buf_addf(b, "<function %s>", v->u.func.name);
     case LMQL_V_OBJ: return lmql__buf_addf(b, "<%s>", v->u.obj.type);
-    default: return lmql__val_repr_into(b, v);
+    default: return lmql__val_repr_into(b, v);   /* containers, classes, instances */
     }
 }
 
+/* ------------------------------------------------------- plain values -- */
+
+static struct lmql_val *str_val(const struct lmql_val *v) {
+    struct lmql__buf b = {0};
+    struct lmql_val *s = lmql__val_str_into(&b, v) ? NULL : lmql__val_str(b.data ? b.data : "", b.len);
+    lmql__buf_free(&b);
+    return s;
+}
+
+static struct lmql_val *plain_at(struct lmql_val *v);
+
+/* The entries of an instance as its JSON has them, each made plain. */
+static struct lmql_val *plain_inst(struct lmql_val *v) {
+    const struct lmql_val *fs = inst_fields(v, NULL);
+    if (!fs) return plain_at(v->u.inst.attrs);
+    struct lmql_val *d = lmql__val_dict();
+    for (size_t i = 0; d && i < fs->u.list.len; i++) {
+        struct lmql_val *name = fs->u.list.items[i]->u.list.items[0], *x = field_value(v, fs, i);
+        if (x && lmql__dict_set(d, lmql__val_ref(name), plain_at(x))) { lmql__val_unref(d); d = NULL; }
+    }
+    return d;
+}
+
+/* A container is copied only from its first item that changes. */
+static struct lmql_val *plain_at(struct lmql_val *v) {
+    struct lmql_val *copy = NULL;
+    switch (v->kind) {
+    case LMQL_V_INST: return plain_inst(v);
+    case LMQL_V_CLASS:
+    case LMQL_V_FUNC: return str_val(v);
+    case LMQL_V_LIST:
+    case LMQL_V_TUPLE:
+        for (size_t i = 0; i < v->u.list.len; i++) {
+            struct lmql_val *x = v->u.list.items[i], *c = plain_at(x);
+            if (!c) { lmql__val_unref(copy); return NULL; }
+            if (c != x && !copy) {
+                copy = v->kind == LMQL_V_LIST ? lmql__val_list(v->u.list.len) : lmql__val_tuple(v->u.list.len);
+                for (size_t k = 0; copy && k < i; k++) lmql__list_push(copy, lmql__val_ref(v->u.list.items[k]));
+                if (!copy) { lmql__val_unref(c); return NULL; }
+            }
+            if (copy) {
+                if (lmql__list_push(copy, c)) { lmql__val_unref(copy); return NULL; }
+            } else {
+                lmql__val_unref(c);
+            }
+        }
+        return copy ? copy : lmql__val_ref(v);
+    case LMQL_V_DICT:
+        for (size_t i = 0; i < v->u.dict.len; i++) {
+            struct lmql_val *k = v->u.dict.keys[i], *x = v->u.dict.vals[i];
+            struct lmql_val *pk = plain_at(k), *px = pk ? plain_at(x) : NULL;
+            if (pk && pk != k) {   /* a key JSON writes as its str() */
+                lmql__val_unref(pk);
+                pk = str_val(k);
+            }
+            if (!pk || !px) { lmql__val_unref(pk); lmql__val_unref(px); lmql__val_unref(copy); return NULL; }
+            if ((pk != k || px != x) && !copy) {
+                copy = lmql__val_dict();
+                for (size_t j = 0; copy && j < i; j++)
+                    if (lmql__dict_set(copy, lmql__val_ref(v->u.dict.keys[j]), lmql__val_ref(v->u.dict.vals[j]))) {
+                        lmql__val_unref(copy);
+                        copy = NULL;
+                    }
+                if (!copy) { lmql__val_unref(pk); lmql__val_unref(px); return NULL; }
+            }
+            if (copy) {
+                if (lmql__dict_set(copy, pk, px)) { lmql__val_unref(copy); return NULL; }
+            } else {
+                lmql__val_unref(pk);
+                lmql__val_unref(px);
+            }
+        }
+        return copy ? copy : lmql__val_ref(v);
+    default:
+        return lmql__val_ref(v);
+    }
+}
+
+struct lmql_val *lmql__val_plain(struct lmql_val *v) { return plain_at(v); }
+
+static int json_body(struct lmql__buf *b, const struct lmql_val *v);
+
+/* An instance in JSON: an object of its fields (a dataclass's, in order)
+** or of its attributes. */
+static int json_inst(struct lmql__buf *b, const struct lmql_val *v) {
+    const struct lmql_val *fs = inst_fields(v, NULL);
+    if (!fs) return json_body(b, v->u.inst.attrs);
+    if (lmql__buf_adds(b, "{")) return -1;
+    bool first = true;
+    for (size_t i = 0; i < fs->u.list.len; i++) {
+        const struct lmql_val *name = fs->u.list.items[i]->u.list.items[0], *x = field_value(v, fs, i);
+        if (!x) continue;
+        if ((!first && lmql__buf_adds(b, ", ")) || lmql__buf_json_str(b, name->u.str.s, name->u.str.len) ||
+            lmql__buf_adds(b, ": ") || lmql__val_json_into(b, x))
+            return -1;
+        first = false;
+    }
+    return lmql__buf_adds(b, "}");
+}
+
 static int json_body(struct lmql__buf *b, const struct lmql_val *v) {
+    if (v->kind == LMQL_V_INST) return json_inst(b, v);
     if (v->kind != LMQL_V_DICT) return seq_into(b, v, lmql__val_json_into, "[", "]");
     if (lmql__buf_adds(b, "{")) return -1;
     for (size_t i = 0; i < v->u.dict.len; i++) {
@@ -806,7 +1049,8 @@ int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_STR: return lmql__buf_json_str(b, v->u.str.s, v->u.str.len);
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
-    case LMQL_V_DICT: return container_into(b, v, true, json_body);
+    case LMQL_V_DICT:
+    case LMQL_V_INST: return container_into(b, v, true, json_body);
     default: {
         struct lmql__buf s = {0};
         int rc = lmql__val_str_into(&s, v) || lmql__buf_json_str(b, s.data ? s.data : "", s.len);

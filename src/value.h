@@ -27,9 +27,28 @@ enum lmql_val_kind {
     LMQL_V_DICT,
     LMQL_V_FUNC,      /* a `def` of the query, or a builtin */
     LMQL_V_OBJ,       /* an opaque host object (models, modules) */
+    LMQL_V_CLASS,     /* a class of the query (class statement) */
+    LMQL_V_INST,      /* an instance of such a class */
+};
+
+/* func.flags */
+enum {
+    LMQL_FUNC_BOUND = 1,      /* a script def bound to `self` (a method of an instance) */
+    LMQL_FUNC_STATIC = 2,     /* @staticmethod: never bound */
+    LMQL_FUNC_PROPERTY = 4,   /* @property: reading the attribute calls it */
+};
+
+/* cls.flags */
+enum {
+    LMQL_CLS_DATACLASS = 1,   /* @dataclass was applied: `fields` is set */
+    LMQL_CLS_FROZEN = 2,      /* dataclass(frozen=True) */
+    LMQL_CLS_EQ = 4,          /* dataclass(eq=True): == compares the fields */
+    LMQL_CLS_REPR = 8,        /* dataclass(repr=True): Name(field=value, ...) */
+    LMQL_CLS_INIT = 16,       /* dataclass(init=True): calling it takes the fields */
 };
 
 struct lmql_val;
+struct lmql_node;
 
 /* Builtin: called with positional args and keyword args (names[i] for
 ** kwargs, NULL for positionals). Returns a new reference or NULL with
@@ -56,16 +75,32 @@ struct lmql_val {
             lmql__builtin_fn fn;       /* builtin, or NULL for a script def */
             void *ud;                  /* builtin data, or the def's AST node */
             struct lmql_val *self;     /* bound method receiver, or NULL */
+            unsigned flags;            /* LMQL_FUNC_* */
         } func;
         struct {
             const char *type;          /* "model", "module" */
             void *ptr;
             void (*free)(void *);
         } obj;
+        struct {
+            const char *name;             /* the class statement's (AST, outlives the run) */
+            const struct lmql_node *node; /* that CLASS statement */
+            struct lmql_val *base;        /* the base class, or NULL */
+            struct lmql_val *attrs;       /* dict: class attributes and methods */
+            struct lmql_val *fields;      /* dataclass: tuple of (name, default, factory) tuples, in
+                                          ** order; default lmql__missing and factory None when absent */
+            unsigned flags;               /* LMQL_CLS_* */
+        } cls;
+        struct {
+            struct lmql_val *cls;         /* its class */
+            struct lmql_val *attrs;       /* dict: its attributes */
+        } inst;
     } u;
 };
 
 extern struct lmql_val lmql__none, lmql__true, lmql__false;
+/* dataclasses.MISSING: a field without a default. */
+extern struct lmql_val lmql__missing;
 
 /* How deep equality, ordering, hashing, str/repr and JSON go into nested
 ** containers before they fail (Python's RecursionError) instead of
@@ -113,6 +148,13 @@ struct lmql_val *lmql__val_tuple(size_t cap);
 struct lmql_val *lmql__val_dict(void);
 struct lmql_val *lmql__val_builtin(const char *name, lmql__builtin_fn fn, void *ud, struct lmql_val *self);
 struct lmql_val *lmql__val_obj(const char *type, void *ptr, void (*free_fn)(void *));
+/* A class with an empty attribute dict (base is referenced), and an
+** instance of cls with an empty attribute dict. */
+struct lmql_val *lmql__val_class(const char *name, const struct lmql_node *node, struct lmql_val *base);
+struct lmql_val *lmql__val_inst(struct lmql_val *cls);
+/* The dataclass whose fields an instance of cls has: cls or its nearest
+** base with LMQL_CLS_DATACLASS; NULL when none is. */
+const struct lmql_val *lmql__class_dc(const struct lmql_val *cls);
 
 /* Append to a list or tuple; takes ownership of item. Returns 0, or -1
 ** when out of memory or when list or item is NULL (an allocation that
@@ -136,5 +178,11 @@ int lmql__val_repr_into(struct lmql__buf *b, const struct lmql_val *v);
 int lmql__val_format(struct lmql__buf *out, const struct lmql_val *v, const char *spec, struct lmql__err *err);
 /* JSON for results: strings, numbers, lists, dicts, null, booleans. */
 int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v);
+/* v as its JSON shows it, for results that leave a run: instances become
+** dicts (of their fields, or attributes), classes and functions the strings
+** JSON writes for them, dict keys holding those their str(); v itself (a
+** new reference) when it holds none of them. Only for a v whose JSON was
+** written without error (no cycle it can see). NULL when out of memory. */
+struct lmql_val *lmql__val_plain(struct lmql_val *v);
 
 #endif

@@ -221,6 +221,16 @@ static void test_runs(void) {
               LMQL_OK);
     fail_each("sample(n=2)", "sample(n=2) \"A[X]\" from lmql.model(\"random\", seed=3) where len(TOKENS(X)) < 3",
               LMQL_OK);
+    fail_each("classes: a dataclass with defaults and a factory, inheritance, methods, a cycle",
+              "from dataclasses import dataclass, field, asdict\nfrom typing import List\n"
+              "@dataclass\nclass P:\n    name: str\n    tags: List[str] = field(default_factory=list)\n"
+              "    n: int = 2\n    def f(self, k):\n        return self.n * k\n"
+              "@dataclass(eq=False)\nclass Q(P):\n    z: float = 0.5\n"
+              "class C:\n    def __init__(self, v):\n        self.v = v\n        self.me = self\n"
+              "argmax\n    p = P(\"a\", [\"x\"])\n    q = Q(\"b\", n=3)\n    c = C(p)\n    p.tags.append(\"y\")\n"
+              "    \"{p} {q!r} {p == P('a', ['x', 'y'])} {q.f(2)} {asdict(q)} {isinstance(q, P)} {type(c) is C}\"\n"
+              "    return [p, q, c.v]\nfrom \"random\"",
+              LMQL_OK);
 }
 
 /* ------------------------------------------------------------ server -- */

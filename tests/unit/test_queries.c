@@ -272,6 +272,7 @@ int main(int argc, char **argv) {
         run_file("tests/cases/docs.test");
         run_file("tests/cases/values.test");
         run_file("tests/cases/typed.test");
+        run_file("tests/cases/classes.test");
     }
     lmql__model_free(g_vocab);
     return th_report("queries");
