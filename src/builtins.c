@@ -288,6 +288,15 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         lmql__val_unref(items);
         return out;
     }
+    if (!strcmp(name, "all") || !strcmp(name, "any")) {
+        if (argc != 1) return berr(err, "%s() takes one argument", name);
+        struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
+        if (!items) return berr(err, "%s() argument is not iterable", name);
+        bool want = name[1] == 'n', found = false;   /* any: a truthy item; all: a falsy one */
+        for (size_t i = 0; !found && i < items->u.list.len; i++) found = lmql__val_truthy(items->u.list.items[i]) == want;
+        lmql__val_unref(items);
+        return lmql__val_bool(want ? found : !found);
+    }
     if (!strcmp(name, "enumerate") || !strcmp(name, "zip")) {
         struct lmql_val *out = lmql__val_list(0);
         if (name[0] == 'e') {
@@ -332,7 +341,7 @@ static struct lmql_val BUILTINS[] = {
     BUILTIN("len"), BUILTIN("str"), BUILTIN("repr"), BUILTIN("int"), BUILTIN("float"), BUILTIN("bool"),
     BUILTIN("abs"), BUILTIN("range"), BUILTIN("list"), BUILTIN("tuple"), BUILTIN("sorted"), BUILTIN("isinstance"),
     BUILTIN("set"), BUILTIN("round"), BUILTIN("dict"), BUILTIN("print"), BUILTIN("min"), BUILTIN("max"),
-    BUILTIN("sum"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
+    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
 

@@ -458,6 +458,7 @@ static const char *json_kind(const struct lmql_val *v) {
     case LMQL_V_BOOL: return "boolean";
     case LMQL_V_INT: return "integer";
     case LMQL_V_FLOAT: return "number";
+    case LMQL_V_NUM: return lmql__num_integral(v) ? "integer" : "number";
     case LMQL_V_STR: return "string";
     case LMQL_V_LIST: case LMQL_V_TUPLE: return "array";
     case LMQL_V_DICT: return "object";
@@ -482,8 +483,8 @@ static bool may_be(const struct lmql_node *t, const struct lmql_val *v) {
     struct lmql__err e;
     if (classify(t, &ti, &w, &e)) return false;
     switch (ti.f) {
-    case TF_INT: return v->kind == LMQL_V_INT;
-    case TF_FLOAT: return v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
+    case TF_INT: return v->kind == LMQL_V_INT || (v->kind == LMQL_V_NUM && lmql__num_integral(v));
+    case TF_FLOAT: return v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT || v->kind == LMQL_V_NUM;
     case TF_STR: return v->kind == LMQL_V_STR;
     case TF_BOOL: return v->kind == LMQL_V_BOOL;
     case TF_NONE: return v->kind == LMQL_V_NONE;
@@ -522,7 +523,8 @@ static struct lmql_val *convert(struct interp *I, const struct lmql_node *at, co
         if (!may_be(t, v)) return mismatch(I, at, w, t, v);
         return lmql__val_ref((struct lmql_val *)v);
     case TF_FLOAT:
-        if (v->kind == LMQL_V_FLOAT) return lmql__val_ref((struct lmql_val *)v);
+        /* an exact number stays exact: a double would make it inf, 0 or round it */
+        if (v->kind == LMQL_V_FLOAT || v->kind == LMQL_V_NUM) return lmql__val_ref((struct lmql_val *)v);
         if (v->kind != LMQL_V_INT) return mismatch(I, at, w, t, v);
         out = lmql__val_float((double)v->u.i);
         break;

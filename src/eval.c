@@ -115,6 +115,20 @@ static struct lmql_val *repeat(struct interp *I, const struct lmql_node *n, cons
 
 static bool is_intlike(const struct lmql_val *v) { return v->kind == LMQL_V_INT || v->kind == LMQL_V_BOOL; }
 static int64_t as_int(const struct lmql_val *v) { return v->kind == LMQL_V_INT ? v->u.i : v->u.b; }
+/* An exact number (value.h: a JSON number beyond int64 and double) in an
+** operation: say so, rather than that ints do not add. Returns whether
+** it failed. */
+static bool exact_number_fails(struct interp *I, const struct lmql_node *n, const struct lmql_val *a,
+                               const struct lmql_val *b) {
+    const struct lmql_val *x = a && a->kind == LMQL_V_NUM ? a : b && b->kind == LMQL_V_NUM ? b : NULL;
+    if (!x) return false;
+    lmql__fail(I, n, LMQL_ERR_RUNTIME,
+               "%.40s%s is a number beyond what a 64-bit integer or a double holds: it is kept exactly, as "
+               "its text, and cannot be computed with (str() gives the text)",
+               x->u.str.s, x->u.str.len > 40 ? "..." : "");
+    return true;
+}
+
 static bool is_number(const struct lmql_val *v) { return is_intlike(v) || v->kind == LMQL_V_FLOAT; }
 static double as_float(const struct lmql_val *v) { return v->kind == LMQL_V_FLOAT ? v->u.f : (double)as_int(v); }
 
@@ -138,6 +152,7 @@ static struct lmql_val *binop(struct interp *I, const struct lmql_node *n, enum 
         lmql__fail(I, n, LMQL_ERR_RUNTIME, "'%%' string formatting is not supported; use an f-string");
         return NULL;
     }
+    if (exact_number_fails(I, n, a, b)) return NULL;
     if (!is_number(a) || !is_number(b)) {
         lmql__fail(I, n, LMQL_ERR_RUNTIME, "unsupported operand types for %s: '%s' and '%s'", lmql__binop_text(op),
                    lmql__val_type_name(a), lmql__val_type_name(b));
@@ -263,6 +278,7 @@ static int compare1(struct interp *I, const struct lmql_node *n, enum lmql_cmpop
         c = lmql__val_compare(a, b);
         if (c == -2 && lmql__val_error()) return lmql__val_fail(I, n);
         if (c == -2) {
+            if (exact_number_fails(I, n, a, b)) return -1;
             lmql__fail(I, n, LMQL_ERR_RUNTIME, "'%s' not supported between '%s' and '%s'", lmql__cmpop_text(op),
                        lmql__val_type_name(a), lmql__val_type_name(b));
             return -1;
@@ -591,6 +607,7 @@ struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n) {
         } else if (is_intlike(a) && n->u.unary.op != LMQL_UNOP_INVERT)
             v = lmql__val_int(n->u.unary.op == LMQL_UNOP_NEG ? -as_int(a) : as_int(a));
         else if (is_intlike(a) && n->u.unary.op == LMQL_UNOP_INVERT) v = lmql__val_int(~as_int(a));
+        else if (exact_number_fails(I, n, a, NULL)) v = NULL;
         else {
             lmql__fail(I, n, LMQL_ERR_RUNTIME, "bad operand type for unary %s: '%s'", lmql__unop_text(n->u.unary.op),
                        lmql__val_type_name(a));

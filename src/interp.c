@@ -5,6 +5,7 @@
 ** over them, are in seqs.c and search.c.
 */
 #include "interp_int.h"
+#include "dataclass.h"
 #include "json.h"
 
 #include <math.h>
@@ -299,6 +300,23 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
                           "query function",
                           name);
     }
+    /* A dataclass hole writes LMQL's "(continue in JSON) " before the
+    ** object, as LMQL's is_type does (docs/DECISIONS.md). */
+    static const char json_cue[] = "(continue in JSON) ";
+    if (seg->u.hole.where->type == LMQL_HT_CLASS) {
+        /* The grammar was made from the class statement the name meant when
+        ** the program was compiled; the value is made by what it means now. */
+        const struct lmql__where *w = seg->u.hole.where;
+        struct lmql_val *cls = lmql__eval(I, w->cls);
+        if (!cls) return -1;
+        bool same = cls->kind == LMQL_V_CLASS && lmql__class_node(cls) == w->cls_def;
+        lmql__val_unref(cls);
+        if (!same)
+            return lmql__fail(I, w->cls, LMQL_ERR_RUNTIME,
+                              "%s is no longer the dataclass of line %d that is the type of %s (it was assigned since)",
+                              w->cls->u.name, (int)w->cls_def->pos.line, name);
+        if (emit_text(I, json_cue, sizeof json_cue - 1)) return -1;
+    }
     struct lmql__cons_env env = {.model = I->model, .eval = env_eval, .ctx = I};
     struct lmql__cons *cons = NULL;
     struct lmql__err ce;
@@ -353,21 +371,12 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
         v = value.len ? lmql__val_float(strtod(text, NULL)) : &lmql__none;
     } else if (post & LMQL_POST_JSON) {
         /* The grammar admits only whole JSON texts; one cut short (by a
-        ** length bound, say), or holding an integer beyond 64 bits or a
-        ** number beyond a double's range, is an error, never a different
-        ** value. */
+        ** length bound, say) is an error, never a different value. Numbers
+        ** no int64 or double holds keep their text (json.h). */
         struct lmql__err je = {0};
-        size_t at = 0, nn = 0;
-        if (!(v = lmql__json_parse(text, value.len, &je))) {
+        if (!(v = lmql__json_parse(text, value.len, &je)))
             rc = lmql__fail(I, seg, je.status == LMQL_ERR_NOMEM ? LMQL_ERR_NOMEM : LMQL_ERR_RUNTIME,
                             "the value of %s is not a whole JSON value (%s): %.80s", name, je.msg, text);
-        } else if (lmql__json_numbers_fit(text, value.len, &at, &nn)) {
-            lmql__val_unref(v);
-            v = NULL;
-            rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME,
-                            "the JSON value of %s holds the number %.*s, beyond what a 64-bit integer or a double holds", name,
-                            (int)(nn > 60 ? 60 : nn), text + at);
-        }
     } else if (post & LMQL_POST_BOOL) {
         v = value.len ? (value.len == 4 && !memcmp(text, "True", 4) ? &lmql__true : &lmql__false) : &lmql__none;
     } else {
@@ -393,6 +402,15 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     lmql__buf_free(&shown);
     lmql__buf_free(&value);
     if (rc || !v) return rc ? -1 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    if (seg->u.hole.where->type == LMQL_HT_CLASS) {
+        /* The object becomes an instance of the class the name means here. */
+        struct lmql_val *cls = lmql__eval(I, seg->u.hole.where->cls);
+        struct lmql_val *obj = cls ? lmql__class_instance(I, seg->u.hole.where->cls, cls, v) : NULL;
+        lmql__val_unref(cls);
+        lmql__val_unref(v);
+        if (!obj) return -1;
+        v = obj;
+    }
     rc = set_variable(I, name, v);
     lmql__val_unref(v);
     return rc;

@@ -33,13 +33,33 @@ static struct lmql_val *read_string(struct reader *r) {
 
 static struct lmql_val *read_value(struct reader *r);
 
+/* A number becomes an int when it is integral and fits 64 bits, a float
+** when it has a fraction or exponent and a finite double that is not 0
+** unless the number is 0 (a fraction with more digits than a double holds
+** becomes the nearest double, as Python's json.loads makes it). Anything
+** else keeps its text exactly (lmql__val_num): an integer beyond 64 bits,
+** 1e400, 1e-400, never inf or a silent 0. */
 static struct lmql_val *read_number(struct reader *r) {
     double d;
     int64_t iv;
     bool is_int;
+    size_t start = r->i;
     const char *bad = lmql__json_number(r->s, r->n, &r->i, &d, &iv, &is_int);
     if (bad) return fail(r, bad);
-    return is_int ? lmql__val_int(iv) : lmql__val_float(d);
+    if (is_int) return lmql__val_int(iv);
+    bool integral = true, nonzero = false;
+    for (size_t k = start; k < r->i; k++) {
+        char c = r->s[k];
+        if (c == 'e' || c == 'E') {
+            integral = false;
+            break;
+        }
+        integral &= c != '.';
+        nonzero |= c >= '1' && c <= '9';
+    }
+    struct lmql_val *v = !integral && isfinite(d) && (d != 0 || !nonzero) ? lmql__val_float(d)
+                                                                            : lmql__val_num(r->s + start, r->i - start);
+    return v ? v : fail(r, "out of memory");
 }
 
 static struct lmql_val *read_container(struct reader *r, bool object) {
@@ -97,39 +117,4 @@ struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err
     skip_ws(&r);
     if (r.i != r.n) { lmql__val_unref(v); return fail(&r, "trailing characters"); }
     return v;
-}
-
-int lmql__json_numbers_fit(const char *s, size_t len, size_t *at, size_t *n) {
-    for (size_t i = 0; i < len;) {
-        if (s[i] == '"') {   /* skip a string (the text is valid JSON) */
-            for (i++; i < len && s[i] != '"'; i++)
-                if (s[i] == '\\') i++;
-            i++;
-            continue;
-        }
-        if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
-            i++;
-            continue;
-        }
-        size_t start = i;
-        bool integral = true, nonzero = false;
-        int64_t iv;
-        double d;
-        bool is_int;
-        size_t j = i;
-        if (lmql__json_number(s, len, &j, &d, &iv, &is_int)) return 0;   /* not valid: not ours to judge */
-        for (size_t k = start; k < j; k++) {
-            integral &= s[k] != '.' && s[k] != 'e' && s[k] != 'E';
-            if (s[k] == 'e' || s[k] == 'E') break;
-            nonzero |= s[k] >= '1' && s[k] <= '9';
-        }
-        bool fits = integral ? is_int : isfinite(d) && (d != 0 || !nonzero);
-        if (!fits) {
-            *at = start;
-            *n = j - start;
-            return -1;
-        }
-        i = j;
-    }
-    return 0;
 }

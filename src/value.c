@@ -111,7 +111,8 @@ struct lmql_val *lmql__val_ref(struct lmql_val *v) {
 /* Drop the references a value holds (its contents), leaving it empty. */
 static void clear_contents(struct lmql_val *v) {
     switch (v->kind) {
-    case LMQL_V_STR: free(v->u.str.s); v->u.str.s = NULL; v->u.str.len = 0; break;
+    case LMQL_V_STR:
+    case LMQL_V_NUM: free(v->u.str.s); v->u.str.s = NULL; v->u.str.len = 0; break;
     case LMQL_V_LIST:
     case LMQL_V_TUPLE: {
         struct lmql_val **items = v->u.list.items;
@@ -335,6 +336,18 @@ struct lmql_val *lmql__val_str(const char *s, size_t len) {
 
 struct lmql_val *lmql__val_cstr(const char *s) { return lmql__val_str(s, strlen(s)); }
 
+struct lmql_val *lmql__val_num(const char *s, size_t len) {
+    struct lmql_val *v = lmql__val_str(s, len);
+    if (v) v->kind = LMQL_V_NUM;
+    return v;
+}
+
+bool lmql__num_integral(const struct lmql_val *v) {
+    LMQL_ASSERT(v->kind == LMQL_V_NUM);
+    return !memchr(v->u.str.s, '.', v->u.str.len) && !memchr(v->u.str.s, 'e', v->u.str.len) &&
+           !memchr(v->u.str.s, 'E', v->u.str.len);
+}
+
 static struct lmql_val *seq_new(enum lmql_val_kind k, size_t cap) {
     struct lmql_val *v = val_new(k);
     if (!v) return NULL;
@@ -472,7 +485,8 @@ static uint64_t hash_at(const struct lmql_val *v, int depth) {
         memcpy(&bits, &f, sizeof bits);
         return mix(bits);
     }
-    case LMQL_V_STR: {
+    case LMQL_V_STR:
+    case LMQL_V_NUM: {
         uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
         for (size_t i = 0; i < v->u.str.len; i++) h = (h ^ (unsigned char)v->u.str.s[i]) * 0x100000001b3ull;
         return mix(h);
@@ -682,7 +696,8 @@ static bool equal_at(const struct lmql_val *a, const struct lmql_val *b) {
     bool eq = true;
     switch (a->kind) {
     case LMQL_V_NONE: return true;
-    case LMQL_V_STR: return a->u.str.len == b->u.str.len && !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
+    case LMQL_V_STR:
+    case LMQL_V_NUM: return a->u.str.len == b->u.str.len && !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
         if (a->u.list.len != b->u.list.len) return false;
@@ -768,6 +783,7 @@ const char *lmql__val_type_name(const struct lmql_val *v) {
     case LMQL_V_OBJ: return v->u.obj.type;
     case LMQL_V_CLASS: return "type";
     case LMQL_V_INST: return v->u.inst.cls->u.cls.name;
+    case LMQL_V_NUM: return lmql__num_integral(v) ? "int" : "float";
     }
     return "?";
 }
@@ -913,7 +929,8 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_BOOL: return lmql__buf_adds(b, v->u.b ? "True" : "False");
     case LMQL_V_INT: return lmql__buf_addf(b, "%lld", (long long)v->u.i);
     case LMQL_V_FLOAT: return float_into(b, v->u.f);
-    case LMQL_V_STR: return lmql__buf_add(b, v->u.str.s, v->u.str.len);
+    case LMQL_V_STR:
+    case LMQL_V_NUM: return lmql__buf_add(b, v->u.str.s, v->u.str.len);
     case LMQL_V_FUNC: return lmql__buf_addf(b, "<function %s>", v->u.func.name);
     case LMQL_V_OBJ: return lmql__buf_addf(b, "<%s>", v->u.obj.type);
     default: return lmql__val_repr_into(b, v);   /* containers, classes, instances */
@@ -1047,6 +1064,7 @@ int lmql__val_json_into(struct lmql__buf *b, const struct lmql_val *v) {
         if (!isfinite(v->u.f)) return lmql__buf_adds(b, "null");   /* JSON has no NaN/inf */
         return float_into(b, v->u.f);
     case LMQL_V_STR: return lmql__buf_json_str(b, v->u.str.s, v->u.str.len);
+    case LMQL_V_NUM: return lmql__buf_add(b, v->u.str.s, v->u.str.len);   /* valid JSON: it was read as JSON */
     case LMQL_V_LIST:
     case LMQL_V_TUPLE:
     case LMQL_V_DICT:

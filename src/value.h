@@ -29,6 +29,7 @@ enum lmql_val_kind {
     LMQL_V_OBJ,       /* an opaque host object (models, modules) */
     LMQL_V_CLASS,     /* a class of the query (class statement) */
     LMQL_V_INST,      /* an instance of such a class */
+    LMQL_V_NUM,       /* a JSON number no int64 or double holds: its text, exact (u.str) */
 };
 
 /* func.flags */
@@ -143,6 +144,11 @@ struct lmql_val *lmql__val_int(int64_t i);
 struct lmql_val *lmql__val_float(double f);
 struct lmql_val *lmql__val_str(const char *s, size_t len);
 struct lmql_val *lmql__val_cstr(const char *s);
+/* A JSON number that no int64 (an integer) or finite, nonzero double (a
+** fraction) holds, kept as the text the JSON had: it prints as that text
+** and compares equal to the same text; arithmetic on it is an error. */
+struct lmql_val *lmql__val_num(const char *s, size_t len);
+bool lmql__num_integral(const struct lmql_val *v);   /* no '.', 'e', 'E' */
 struct lmql_val *lmql__val_list(size_t cap);
 struct lmql_val *lmql__val_tuple(size_t cap);
 struct lmql_val *lmql__val_dict(void);

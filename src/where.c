@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataclass.h"
 #include "gbnf.h"
 #include "grammar.h"
 #include "json.h"
@@ -158,6 +159,8 @@ struct compiler {
     struct lmql__where *w;
     const char *var;
     struct lmql__err *e;
+    const struct lmql_ast_query *q;   /* the hole's query: the classes it sees */
+    int in_or;                        /* inside an 'or' */
 };
 
 static bool is_var(const struct compiler *k, const struct lmql_node *n) {
@@ -251,6 +254,7 @@ static int add_kid(struct compiler *k, struct lmql__wnode *parent, struct lmql__
 }
 
 static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n);
+static struct lmql__wnode *compile_type_is(struct compiler *k, const struct lmql_node *n, const struct lmql_node *type);
 
 /* The value of an expression made of literals only (a schema written in the
 ** query): NULL when it is not one, or when memory runs out (*oom set). */
@@ -380,6 +384,10 @@ static int length_of_var(struct compiler *k, const struct lmql_node *n) {
 static struct lmql__wnode *compile_compare(struct compiler *k, const struct lmql_node *n, const struct lmql_node *l,
                                            const struct lmql_node *r, enum lmql_cmpop op) {
     if (!mentions(k, n)) return test(k, n);
+    /* type(X) is T */
+    const char *lf = call_name(l);
+    if (op == LMQL_CMPOP_IS && lf && !strcmp(lf, "type") && l->u.call.args.n == 1 && is_var(k, l->u.call.args.items[0]))
+        return compile_type_is(k, n, r);
     /* Lengths: len(TOKENS(X)) < N, N > len(X), ... */
     int ll = length_of_var(k, l), lr = length_of_var(k, r);
     if (ll || lr) {
@@ -477,11 +485,13 @@ static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n
     switch (n->kind) {
     case LMQL_NODE_BOOLOP: {
         struct lmql__wnode *w = node_new(k, n->u.boolop.is_or ? LMQL_W_OR : LMQL_W_AND, NULL, n);
+        k->in_or += n->u.boolop.is_or;
         for (int32_t i = 0; w && i < n->u.boolop.values.n; i++)
             if (add_kid(k, w, compile(k, n->u.boolop.values.items[i]))) {
                 node_free(w);
-                return NULL;
+                w = NULL;
             }
+        k->in_or -= n->u.boolop.is_or;
         return w;
     }
     case LMQL_NODE_UNARY:
@@ -519,26 +529,55 @@ static struct lmql__wnode *compile(struct compiler *k, const struct lmql_node *n
 }
 
 /* A regex the hole's value must match, written by the type. */
-static int type_regex(struct compiler *k, const struct lmql_node *at, const char *pat) {
+static struct lmql__wnode *type_regex(struct compiler *k, const struct lmql_node *at, const char *pat) {
     struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, at, at);
     struct lmql__err re_err = {0};
     if (r && !(r->re = lmql__regex_compile(pat, strlen(pat), &re_err))) {
         node_free(r);
-        return woom(k->e);   /* the patterns below are fixed: only memory can fail */
+        woom(k->e);   /* the patterns below are fixed: only memory can fail */
+        return NULL;
     }
     if (r) {
         r->pat = pat;
         r->pat_len = strlen(pat);
     }
-    return add_kid(k, k->w->root, r);
+    return r;
 }
 
-/* The type of [X: TYPE]: r"..." and int, float, bool, str; another name or
-** a call names a query function, which the interpreter resolves when the
-** hole runs. */
-static int compile_type(struct compiler *k, const struct lmql_node *type) {
+/* The dataclass `name` as the hole's type: its JSON Schema's grammar. */
+static struct lmql__wnode *class_type(struct compiler *k, const struct lmql_node *type,
+                                      const struct lmql_node *cls) {
+    struct lmql_val *schema = lmql__class_schema(k->q, cls, k->e);
+    if (!schema) return NULL;
+    struct lmql__wnode *w = node_new(k, LMQL_W_GRAMMAR, NULL, type);
+    if (w) {
+        w->gkind = LMQL_G_JSON_SCHEMA;
+        if (!(w->gram = lmql__where_grammar(LMQL_G_JSON_SCHEMA, schema, type, k->e))) {
+            node_free(w);
+            w = NULL;
+        }
+    }
+    lmql__val_unref(schema);
+    if (w) {
+        k->w->type = LMQL_HT_CLASS;
+        k->w->post |= LMQL_POST_JSON;
+        k->w->cls = type;
+        k->w->cls_def = cls;
+    }
+    return w;
+}
+
+/* The constraint a type puts on the hole: the T of [X: T] or of `where
+** type(X) is T`. r"..." and int, float, bool, str; a dataclass of the
+** query; another name or a call names a query function, which the
+** interpreter resolves when the hole runs. Sets the plan's type and post.
+** Returns 0 and *out (NULL: no constraint), or -1 with k->e filled. */
+static int type_constraint(struct compiler *k, const struct lmql_node *type, struct lmql__wnode **out) {
     struct lmql__where *w = k->w;
-    if (!type) return 0;
+    *out = NULL;
+    if (w->type != LMQL_HT_NONE)
+        return wfail(k->e, type, "%s has two types (a [%s: ...] annotation and 'type(%s) is ...', or two of those)",
+                     k->var, k->var, k->var);
     if (type->kind == LMQL_NODE_STR) {
         w->type = LMQL_HT_REGEX;
         struct lmql__wnode *r = node_new(k, LMQL_W_REGEX, type, type);
@@ -547,27 +586,27 @@ static int compile_type(struct compiler *k, const struct lmql_node *type) {
             r->pat_len = type->u.str.len;
             if (!(r->re = literal_regex(type, k->e))) {
                 node_free(r);
-                r = NULL;
+                return -1;
             }
         }
-        return add_kid(k, w->root, r);
+        return (*out = r) ? 0 : -1;
     }
     const char *name = type->kind == LMQL_NODE_NAME ? type->u.name : "";
     if (!strcmp(name, "int")) {
         w->type = LMQL_HT_INT;
         w->post |= LMQL_POST_INT;
-        return add_kid(k, w->root, node_new(k, LMQL_W_INT, NULL, type));
+        return (*out = node_new(k, LMQL_W_INT, NULL, type)) ? 0 : -1;
     }
     if (!strcmp(name, "float")) {
         /* As Python's repr writes a float, without exponents: 3.8, -0.25, 12 */
         w->type = LMQL_HT_FLOAT;
         w->post |= LMQL_POST_FLOAT;
-        return type_regex(k, type, "-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?");
+        return (*out = type_regex(k, type, "-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?")) ? 0 : -1;
     }
     if (!strcmp(name, "bool")) {
         w->type = LMQL_HT_BOOL;
         w->post |= LMQL_POST_BOOL;
-        return type_regex(k, type, "True|False");
+        return (*out = type_regex(k, type, "True|False")) ? 0 : -1;
     }
     if (!strcmp(name, "str")) {
         w->type = LMQL_HT_STR;
@@ -580,34 +619,60 @@ static int compile_type(struct compiler *k, const struct lmql_node *type) {
             return wfail(k->e, type, "json() in a hole takes one schema: [X: json(SCHEMA)]");
         w->type = LMQL_HT_JSON;
         w->post |= LMQL_POST_JSON;
-        return add_kid(k, w->root, grammar_node(k, type, f ? type->u.call.args.items[0] : NULL, LMQL_G_JSON_SCHEMA));
+        return (*out = grammar_node(k, type, f ? type->u.call.args.items[0] : NULL, LMQL_G_JSON_SCHEMA)) ? 0 : -1;
     }
     if (f && !strcmp(f, "grammar")) {
         if (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD)
             return wfail(k->e, type, "grammar() in a hole takes one GBNF grammar: [X: grammar(GBNF)]");
         w->type = LMQL_HT_GRAMMAR;
-        return add_kid(k, w->root, grammar_node(k, type, type->u.call.args.items[0], LMQL_G_GBNF));
+        return (*out = grammar_node(k, type, type->u.call.args.items[0], LMQL_G_GBNF)) ? 0 : -1;
     }
+    const struct lmql_node *cls = *name ? lmql__class_find(k->q, name) : NULL;
+    if (cls) return (*out = class_type(k, type, cls)) ? 0 : -1;
     w->type = LMQL_HT_OTHER;
     return 0;
 }
 
+/* `type(X) is T` in a where clause: X has type T, as [X: T] says. */
+static struct lmql__wnode *compile_type_is(struct compiler *k, const struct lmql_node *n,
+                                           const struct lmql_node *type) {
+    if (k->in_or) {
+        wfail(k->e, n, "'type(%s) is ...' cannot be a branch of 'or'", k->var);
+        return NULL;
+    }
+    if (mentions(k, type)) {
+        wfail(k->e, type, "the type of %s must not involve %s", k->var, k->var);
+        return NULL;
+    }
+    struct lmql__wnode *c;
+    if (type_constraint(k, type, &c)) return NULL;
+    if (k->w->type == LMQL_HT_OTHER) {
+        wfail(k->e, type, "'type(%s) is ...' takes int, float, bool, str or a dataclass of the query", k->var);
+        return NULL;
+    }
+    return c ? c : node_new(k, LMQL_W_TRUE, NULL, n);
+}
+
 /* The plan of one hole: its query's and its prompt's where, and its type. */
-static struct lmql__where *compile_hole(const struct lmql_node *const wheres[2], const struct lmql_node *seg,
-                                        struct lmql__err *e) {
+static struct lmql__where *compile_hole(const struct lmql_ast_query *q, const struct lmql_node *const wheres[2],
+                                        const struct lmql_node *seg, struct lmql__err *e) {
     struct lmql__where *w = lmql__calloc(1, sizeof *w);
     if (!w) {
         woom(e);
         return NULL;
     }
-    struct compiler k = {w, seg->u.hole.name, e};
+    struct compiler k = {w, seg->u.hole.name, e, q, 0};
     int rc = (w->root = node_new(&k, LMQL_W_AND, NULL, seg)) ? 0 : -1;
     for (int i = 0; rc == 0 && i < 2; i++) {
         if (!wheres[i]) continue;
         w->mentioned |= mentions(&k, wheres[i]);
         rc = add_kid(&k, w->root, compile(&k, wheres[i]));
     }
-    if (rc == 0) rc = compile_type(&k, seg->u.hole.type);
+    if (rc == 0 && seg->u.hole.type) {
+        struct lmql__wnode *t;
+        rc = type_constraint(&k, seg->u.hole.type, &t);
+        if (rc == 0 && t) rc = add_kid(&k, w->root, t);
+    }
     if (rc) {
         node_free(w->root);
         free(w);
@@ -687,7 +752,7 @@ static int plan_prompt(void *ud, const struct lmql_node *s) {
             W->ws->items = p;
             W->ws->cap = cap;
         }
-        struct lmql__where *w = compile_hole(wheres, seg, W->e);
+        struct lmql__where *w = compile_hole(W->stack[W->depth - 1], wheres, seg, W->e);
         if (!w) return -1;
         W->ws->items[W->ws->n++] = w;
         seg->u.hole.where = w;

@@ -79,6 +79,7 @@ enum lmql__htype {
     LMQL_HT_REGEX,     /* [X: r"..."] */
     LMQL_HT_JSON,      /* [X: json], [X: json(SCHEMA)] */
     LMQL_HT_GRAMMAR,   /* [X: grammar(GBNF)] */
+    LMQL_HT_CLASS,     /* [X: Person], type(X) is Person: a dataclass of the query */
     LMQL_HT_OTHER,     /* a name or call resolved when the hole runs: a query function */
 };
 
@@ -89,6 +90,8 @@ struct lmql__where {
     int n_stops;
     bool mentioned;                  /* a where clause names the hole's variable */
     enum lmql__htype type;
+    const struct lmql_node *cls;     /* LMQL_HT_CLASS: the NAME of the class, evaluated at the hole */
+    const struct lmql_node *cls_def; /* LMQL_HT_CLASS: the CLASS statement the grammar was made from */
 };
 
 /* Reject what LMQL rejects in one where clause (<=, >=, !=, chained

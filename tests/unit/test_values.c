@@ -175,25 +175,50 @@ static void test_flat_chains(void) {
     CHECK(!strncmp(got, "3:", 2));   /* the position of the chain */
 }
 
-/* The numbers a JSON hole's value may hold: integers within 64 bits,
-** finite doubles (rounded like Python's json.loads), nothing that would
-** become inf or 0. */
+/* The numbers JSON values hold: integers within 64 bits, finite doubles
+** (rounded like Python's json.loads), and exact numbers for the rest:
+** nothing becomes inf or 0 or loses an integer's digits. */
 static void test_json_numbers(void) {
-    static const struct { const char *text; long long at; } cases[] = {
-        {"[1, -9223372036854775808, 9223372036854775807]", -1},
-        {"[1, 9223372036854775808]", 4},
-        {"{\"a\": \"99999999999999999999\", \"b\": 99999999999999999999}", 35},
-        {"6.606530820028091517", -1},
-        {"[0.0, -0.0, 0e5, 1e-300, 1.5E+300]", -1},
-        {"[1e400]", 1},
-        {"[2, 1e-400]", 4},
-        {"[0.00000e-999]", -1},
+    /* the kinds of the items of each array, and the array printed back */
+    static const struct { const char *text, *kinds, *json; } cases[] = {
+        {"[1, -9223372036854775808, 9223372036854775807]", "iii", "[1, -9223372036854775808, 9223372036854775807]"},
+        {"[1, 9223372036854775808]", "in", "[1, 9223372036854775808]"},
+        {"[\"99999999999999999999\", 1234567890123456789012345678901234567890]", "sn",
+         "[\"99999999999999999999\", 1234567890123456789012345678901234567890]"},
+        {"[6.606530820028091517]", "f", "[6.606530820028092]"},
+        {"[0.0, -0.0, 0e5, 1e-300, 1.5E+300]", "fffff", "[0.0, -0.0, 0.0, 1e-300, 1.5e+300]"},
+        {"[1e400, -1E+400]", "nn", "[1e400, -1E+400]"},
+        {"[2, 1e-400]", "in", "[2, 1e-400]"},
+        {"[0.00000e-999]", "f", "[0.0]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        size_t at = 0, n = 0;
-        int rc = lmql__json_numbers_fit(cases[i].text, strlen(cases[i].text), &at, &n);
-        CHECK_INT(rc == 0 ? -1 : (long long)at, cases[i].at);
+        struct lmql__err e = {0};
+        struct lmql_val *v = lmql__json_parse(cases[i].text, strlen(cases[i].text), &e);
+        CHECK(v != NULL);
+        if (!v) continue;
+        char kinds[16] = {0};
+        for (size_t k = 0; k < v->u.list.len && k < 15; k++) {
+            enum lmql_val_kind kk = v->u.list.items[k]->kind;
+            kinds[k] = kk == LMQL_V_INT ? 'i' : kk == LMQL_V_FLOAT ? 'f' : kk == LMQL_V_NUM ? 'n' : kk == LMQL_V_STR ? 's' : '?';
+        }
+        CHECK_STR(kinds, cases[i].kinds);
+        struct lmql__buf b = {0};
+        CHECK(lmql__val_json_into(&b, v) == 0);
+        CHECK_STR(b.data ? b.data : "", cases[i].json);
+        lmql__buf_free(&b);
+        lmql__val_unref(v);
     }
+    /* an exact number: its text in str/repr, int or float by its text, equal to the same text only */
+    struct lmql__err e = {0};
+    struct lmql_val *a = lmql__json_parse("123456789012345678901234567890", 30, &e), *b2 = lmql__val_num("123456789012345678901234567890", 30);
+    CHECK(a && b2 && lmql__val_equal(a, b2));
+    CHECK_STR(a ? lmql__val_type_name(a) : "", "int");
+    struct lmql_val *c = lmql__json_parse("-2.5e999", 8, &e);
+    CHECK_STR(c ? lmql__val_type_name(c) : "", "float");
+    CHECK(c && !lmql__val_equal(a, c));
+    lmql__val_unref(a);
+    lmql__val_unref(b2);
+    lmql__val_unref(c);
 }
 
 int main(void) {
