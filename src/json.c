@@ -12,6 +12,7 @@ struct reader {
     size_t n, i;
     int depth;
     struct lmql__err *err;
+    bool doubles;   /* numbers no int64 holds become doubles, not exact numbers */
 };
 
 static struct lmql_val *fail(struct reader *r, const char *what) {
@@ -47,6 +48,7 @@ static struct lmql_val *read_number(struct reader *r) {
     const char *bad = lmql__json_number(r->s, r->n, &r->i, &d, &iv, &is_int);
     if (bad) return fail(r, bad);
     if (is_int) return lmql__val_int(iv);
+    if (r->doubles) return lmql__val_float(d);
     bool integral = true, nonzero = false;
     for (size_t k = start; k < r->i; k++) {
         char c = r->s[k];
@@ -110,11 +112,19 @@ static struct lmql_val *read_value(struct reader *r) {
     return fail(r, "unexpected character");
 }
 
-struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err *err) {
-    struct reader r = {text, len, 0, 0, err};
+static struct lmql_val *parse(const char *text, size_t len, struct lmql__err *err, bool doubles) {
+    struct reader r = {text, len, 0, 0, err, doubles};
     struct lmql_val *v = read_value(&r);
     if (!v) return NULL;
     skip_ws(&r);
     if (r.i != r.n) { lmql__val_unref(v); return fail(&r, "trailing characters"); }
     return v;
+}
+
+struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err *err) {
+    return parse(text, len, err, false);
+}
+
+struct lmql_val *lmql__json_parse_doubles(const char *text, size_t len, struct lmql__err *err) {
+    return parse(text, len, err, true);
 }

@@ -13,5 +13,11 @@
 ** saying what is wrong and at which byte. Nesting is limited to 256. */
 struct lmql_val *lmql__json_parse(const char *text, size_t len, struct lmql__err *err);
 
+/* The same, with every number an int64 does not hold made the nearest
+** double (inf beyond its range), as Python's json.loads reads fractions:
+** for JSON Schemas, whose bounds the schema compiler takes as doubles, and
+** for the protocol's replies. */
+struct lmql_val *lmql__json_parse_doubles(const char *text, size_t len, struct lmql__err *err);
+
 
 #endif

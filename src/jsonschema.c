@@ -1044,7 +1044,7 @@ struct lmql_grammar *lmql__jsonschema_compile(const struct lmql_val *schema, con
 struct lmql_grammar *lmql__jsonschema_compile_text(const char *text, size_t n, const struct lmql__js_opts *o,
                                                    struct lmql__err *e) {
     struct lmql__err pe = {0};
-    struct lmql_val *v = lmql__json_parse(text, n, &pe);
+    struct lmql_val *v = lmql__json_parse_doubles(text, n, &pe);
     if (!v) {
         unsigned long long at = 0;
         const char *p = strstr(pe.msg, "at byte ");

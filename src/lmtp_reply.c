@@ -46,7 +46,7 @@ int lmql__lmtp_read_reply(const char *frame, size_t n, struct lmql__lmtp_reply *
     memset(r, 0, sizeof *r);
     const char *sp = memchr(frame, ' ', n);
     struct lmql__err jerr = {0};
-    struct lmql_val *v = sp ? lmql__json_parse(sp + 1, n - (size_t)(sp + 1 - frame), &jerr) : NULL;
+    struct lmql_val *v = sp ? lmql__json_parse_doubles(sp + 1, n - (size_t)(sp + 1 - frame), &jerr) : NULL;
     if (!v || v->kind != LMQL_V_LIST) {
         lmql__val_unref(v);
         char shown[84], head[84];

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int a = lmql__grammar_accepts(g, t, len);
         if (a == 1) {
             struct lmql__err pe = {0};
-            struct lmql_val *v = lmql__json_parse(t, len, &pe);
+            struct lmql_val *v = lmql__json_parse_doubles(t, len, &pe);
             if (!v && !strstr(pe.msg, "out of memory") && !strstr(pe.msg, "nesting")) abort();
             lmql__val_unref(v);
             if (gw && lmql__grammar_accepts(gw, t, len) == 0) abort();

@@ -548,7 +548,7 @@ static void test_maskbench(void) {
         for (size_t r; (r = fread(chunk, 1, sizeof chunk, f)) > 0;) lmql__buf_add(&txt, chunk, r);
         fclose(f);
         struct lmql__err e = {0};
-        struct lmql_val *root = txt.data ? lmql__json_parse(txt.data, txt.len, &e) : NULL;
+        struct lmql_val *root = txt.data ? lmql__json_parse_doubles(txt.data, txt.len, &e) : NULL;
         lmql__buf_free(&txt);
         const struct lmql_val *schema = dget(root, "schema"), *tests = dget(root, "tests");
         if (!schema || !tests || tests->kind != LMQL_V_LIST) {
