@@ -10,7 +10,8 @@ pass=0; fail=0
 # totals; a suite without that line, or failing with 0 failures, counts as one failure.
 tally() {
   local name=$1 rc=$2 out=$3 line p f
-  echo "$out" | grep -E '^(not ok|FAIL)' | head -40
+  # failures with their indented details
+  echo "$out" | awk '/^(not ok|FAIL)/ {p = 1; print; next} /^    / {if (p) print; next} {p = 0}' | head -60
   line=$(echo "$out" | grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed$' | tail -1)
   if [ -z "$line" ]; then
     echo "$out" | tail -20
