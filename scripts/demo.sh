@@ -10,6 +10,7 @@ show $LMQL run --json examples/list.lmql
 show $LMQL run examples/branch.lmql --topic "tiny models"
 show $LMQL run --json examples/constraints.lmql
 show $LMQL run examples/json.lmql
+show $LMQL run --json examples/dataclass.lmql
 
 # The model server and a query through it. The seed uses port 8080; when
 # something else holds it, the server takes a free port and the query names it.

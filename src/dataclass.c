@@ -490,7 +490,21 @@ static bool may_be(const struct lmql_node *t, const struct lmql_val *v) {
     case TF_NONE: return v->kind == LMQL_V_NONE;
     case TF_LIST: return v->kind == LMQL_V_LIST;
     case TF_DICT: case TF_CLASS: return v->kind == LMQL_V_DICT;
-    case TF_LITERAL: return v->kind != LMQL_V_LIST && v->kind != LMQL_V_DICT;
+    case TF_LITERAL: {
+        /* a literal of the value's kind (Optional[Literal["a"]] meets null) */
+        int32_t n = ti.literals ? ti.literals->n : 1;
+        for (int32_t i = 0; i < n; i++) {
+            const struct lmql_node *a = ti.literals ? ti.literals->items[i] : ti.one_literal;
+            if (a->kind == LMQL_NODE_UNARY) a = a->u.unary.operand;
+            bool kind_ok = a->kind == LMQL_NODE_STR    ? v->kind == LMQL_V_STR
+                           : a->kind == LMQL_NODE_INT   ? v->kind == LMQL_V_INT || v->kind == LMQL_V_NUM
+                           : a->kind == LMQL_NODE_FLOAT ? v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT
+                           : a->kind == LMQL_NODE_BOOL  ? v->kind == LMQL_V_BOOL
+                                                        : v->kind == LMQL_V_NONE;
+            if (kind_ok) return true;
+        }
+        return false;
+    }
     case TF_UNION:
         for (int i = 0; i < ti.n_alts; i++)
             if (may_be(ti.alts[i], v)) return true;
