@@ -193,7 +193,7 @@ test: all testdata
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
 # and with LMQL_ASSERT checking (DEBUG=1).
 asan: setup
-	LMQL_PROPS_RUNS=40 $(MAKE) BUILD=build-asan OPT=-O1 DEBUG=1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
+	LMQL_PROPS_RUNS=40 LMQL_SCHEMA_PROPS_SEEDS=2 $(MAKE) BUILD=build-asan OPT=-O1 DEBUG=1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit
 
 # The public header stands alone, as C99 and as C++.
 header-check:

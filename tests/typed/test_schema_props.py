@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Property test of typed output: for a few hundred JSON Schemas, every value
-the random model draws through `[X: json(SCHEMA)]` is valid under the schema,
+the random model draws through `[X: json(SCHEMA)]` (10 seeds each, thousands
+of runs; LMQL_SCHEMA_PROPS_SEEDS changes it) is valid under the schema,
 as an independent validator (python3-jsonschema) judges it. The schemas are
 generated here (seeded), with bounded strings and arrays so that uniform draws
 end; together they use every keyword the compiler supports. Run from the
 repository root: test_schema_props.py BUILD/bin/lmql"""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import jsonschema
 LMQL = sys.argv[1] if len(sys.argv) > 1 else "build/bin/lmql"
 N_SCHEMAS = 240
 BATCH = 12
+SEEDS = int(os.environ.get("LMQL_SCHEMA_PROPS_SEEDS", "10"))
 passed = failed = 0
 
 
@@ -83,32 +86,33 @@ def main():
                                      "required": ["v", "kids"], "additionalProperties": False}},
                   "$ref": "#/$defs/node"}
     n_values = 0
-    for b in range(0, N_SCHEMAS, BATCH):
-        batch = schemas[b:b + BATCH]
-        names = [f"s{i}" for i in range(len(batch))]
-        query = ("argmax\n    out = []\n    for s in [" + ", ".join(names) + "]:\n"
-                 "        \"[X: json(s)]\\n\"\n        out.append(X)\n    return out\n"
-                 f"from lmql.model(\"random\", seed={b + 1})\n")
-        args = [LMQL, "run", "--json", "-e", query]
-        for n, s in zip(names, batch):
-            args += ["--" + n, json.dumps(s)]
-        p = subprocess.run(args, capture_output=True, text=True, timeout=600)
-        if p.returncode != 0:
-            check(False, f"batch {b}: exit {p.returncode}: {p.stderr.strip()[:300]}")
-            continue
-        values = json.loads(p.stdout)
-        check(isinstance(values, list) and len(values) == len(batch), f"batch {b}: one value per schema")
-        for i, (s, v) in enumerate(zip(batch, values)):
-            try:
-                v2020 = jsonschema.Draft202012Validator
-                v2020(s, format_checker=v2020.FORMAT_CHECKER).validate(v)
-                ok = True
-            except jsonschema.ValidationError as e:
-                ok = False
-                print(f"schema {b + i}: {json.dumps(s)}\nvalue: {json.dumps(v)}\nwhy: {e.message}")
-            check(ok, f"schema {b + i}: the drawn value validates")
-            n_values += 1
-    check(n_values == N_SCHEMAS, f"{n_values} of {N_SCHEMAS} schemas gave a value")
+    for seed in range(SEEDS):
+        for b in range(0, N_SCHEMAS, BATCH):
+            batch = schemas[b:b + BATCH]
+            names = [f"s{i}" for i in range(len(batch))]
+            query = ("argmax\n    out = []\n    for s in [" + ", ".join(names) + "]:\n"
+                     "        \"[X: json(s)]\\n\"\n        out.append(X)\n    return out\n"
+                     f"from lmql.model(\"random\", seed={1000 * seed + b + 1})\n")
+            args = [LMQL, "run", "--json", "-e", query]
+            for n, s in zip(names, batch):
+                args += ["--" + n, json.dumps(s)]
+            p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            if p.returncode != 0:
+                check(False, f"seed {seed}, batch {b}: exit {p.returncode}: {p.stderr.strip()[:300]}")
+                continue
+            values = json.loads(p.stdout)
+            check(isinstance(values, list) and len(values) == len(batch), f"batch {b}: one value per schema")
+            for i, (s, v) in enumerate(zip(batch, values)):
+                try:
+                    v2020 = jsonschema.Draft202012Validator
+                    v2020(s, format_checker=v2020.FORMAT_CHECKER).validate(v)
+                    ok = True
+                except jsonschema.ValidationError as e:
+                    ok = False
+                    print(f"seed {seed}, schema {b + i}: {json.dumps(s)}\nvalue: {json.dumps(v)}\nwhy: {e.message}")
+                check(ok, f"seed {seed}, schema {b + i}: the drawn value validates")
+                n_values += 1
+    check(n_values == N_SCHEMAS * SEEDS, f"{n_values} of {N_SCHEMAS * SEEDS} runs gave a value")
     print(f"typed-props: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
