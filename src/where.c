@@ -91,13 +91,34 @@ static struct lmql_regex *literal_regex(const struct lmql_node *p, struct lmql__
 
 /* The calls of constraint functions anywhere in n: the right number of
 ** arguments, and a REGEX pattern written as a literal must compile. */
+/* The keyword arguments of json(SCHEMA, ...) / JSON(X, SCHEMA, ...) from
+** argument `first` on: whitespace="compact" (the default: json.dumps's
+** separators) or "free" (any JSON whitespace between tokens). Sets *kind
+** (may be NULL); returns 0 or -1 with e filled. */
+static int json_ws(const struct lmql_node *call, int32_t first, enum lmql__gkind *kind, struct lmql__err *e) {
+    if (kind) *kind = LMQL_G_JSON_SCHEMA;
+    for (int32_t i = first; i < call->u.call.args.n; i++) {
+        const struct lmql_node *a = call->u.call.args.items[i];
+        const struct lmql_node *v = a->kind == LMQL_NODE_KEYWORD ? a->u.kw.value : NULL;
+        if (!v || strcmp(a->u.kw.name, "whitespace"))
+            return wfail(e, a, "%s() takes one schema and whitespace=\"compact\" or \"free\"", call_name(call));
+        bool compact = v->kind == LMQL_NODE_STR && v->u.str.len == 7 && !memcmp(v->u.str.text, "compact", 7);
+        bool free_ws = v->kind == LMQL_NODE_STR && v->u.str.len == 4 && !memcmp(v->u.str.text, "free", 4);
+        if (!compact && !free_ws) return wfail(e, v, "whitespace= is \"compact\" (the default) or \"free\"");
+        if (kind) *kind = free_ws ? LMQL_G_JSON_SCHEMA_FREE_WS : LMQL_G_JSON_SCHEMA;
+    }
+    return 0;
+}
+
 static int check_calls(const struct lmql_node *n, struct lmql__err *e) {
     if (!n) return 0;
     switch (n->kind) {
     case LMQL_NODE_CALL: {
         enum cfn fn = cfn_of(n);
-        int32_t argc = n->u.call.args.n;
-        if (fn != CFN_NONE && argc != cfn_info[fn].argc)
+        int32_t argc = n->u.call.args.n, npos = 0;
+        while (npos < argc && n->u.call.args.items[npos]->kind != LMQL_NODE_KEYWORD) npos++;
+        if (fn == CFN_JSON && npos == 2 && json_ws(n, 2, NULL, e)) return -1;
+        if (fn != CFN_NONE && (npos != cfn_info[fn].argc || (npos != argc && fn != CFN_JSON)))
             return wfail(e, n, "%s() takes %s", call_name(n), cfn_info[fn].args);
         if (fn == CFN_REGEX && n->u.call.args.items[1]->kind == LMQL_NODE_STR) {
             struct lmql_regex *re = literal_regex(n->u.call.args.items[1], e);
@@ -319,6 +340,7 @@ struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmq
                                          struct lmql__err *e) {
     struct lmql__err ge = {0};
     struct lmql_grammar *g = NULL;
+    struct lmql__js_opts o = {.free_ws = kind == LMQL_G_JSON_SCHEMA_FREE_WS};
     if (kind == LMQL_G_GBNF) {
         if (v->kind != LMQL_V_STR) {
             wfail(e, at, "a grammar is a string in llama.cpp's GBNF, not %s", lmql__val_type_name(v));
@@ -328,10 +350,10 @@ struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmq
         if (!g && ge.status != LMQL_ERR_NOMEM)
             wfail(e, at, "bad grammar: %d:%d: %s", ge.pos.line, ge.pos.col, ge.msg);
     } else if (v->kind == LMQL_V_STR) {   /* the schema's JSON text, e.g. a query argument */
-        g = lmql__jsonschema_compile_text(v->u.str.s, v->u.str.len, NULL, &ge);
+        g = lmql__jsonschema_compile_text(v->u.str.s, v->u.str.len, &o, &ge);
         if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
     } else if (v->kind == LMQL_V_DICT || v->kind == LMQL_V_BOOL) {
-        g = lmql__jsonschema_compile(v, NULL, &ge);
+        g = lmql__jsonschema_compile(v, &o, &ge);
         if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
     } else {
         wfail(e, at, "a JSON schema is a dict, True/False or its JSON text, not %s", lmql__val_type_name(v));
@@ -470,8 +492,11 @@ static struct lmql__wnode *compile_call(struct compiler *k, const struct lmql_no
     case CFN_JSON:
     case CFN_GRAMMAR:
         if (!on_var) return node_new(k, LMQL_W_TRUE, NULL, n);
-        if (fn == CFN_JSON) k->w->post |= LMQL_POST_JSON;
-        return grammar_node(k, n, a1, fn == CFN_JSON ? LMQL_G_JSON_SCHEMA : LMQL_G_GBNF);
+        if (fn == CFN_GRAMMAR) return grammar_node(k, n, a1, LMQL_G_GBNF);
+        k->w->post |= LMQL_POST_JSON;
+        enum lmql__gkind gk;
+        if (json_ws(n, 2, &gk, k->e)) return NULL;
+        return grammar_node(k, n, a1, gk);
     default:
         break;
     }
@@ -615,11 +640,20 @@ static int type_constraint(struct compiler *k, const struct lmql_node *type, str
     /* [X: json] any JSON value; [X: json(SCHEMA)]; [X: grammar(GBNF)] */
     const char *f = call_name(type);
     if (!strcmp(name, "json") || (f && !strcmp(f, "json"))) {
-        if (f && (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD))
-            return wfail(k->e, type, "json() in a hole takes one schema: [X: json(SCHEMA)]");
+        /* json, json(SCHEMA), json(SCHEMA, whitespace=...), json(whitespace=...) */
+        const struct lmql_node *schema = NULL;
+        enum lmql__gkind gk = LMQL_G_JSON_SCHEMA;
+        if (f) {
+            int32_t argc = type->u.call.args.n;
+            bool has_schema = argc > 0 && type->u.call.args.items[0]->kind != LMQL_NODE_KEYWORD;
+            schema = has_schema ? type->u.call.args.items[0] : NULL;
+            if (argc > 1 + has_schema || (argc > has_schema && type->u.call.args.items[has_schema]->kind != LMQL_NODE_KEYWORD))
+                return wfail(k->e, type, "json() in a hole takes one schema: [X: json(SCHEMA)]");
+            if (json_ws(type, has_schema, &gk, k->e)) return -1;
+        }
         w->type = LMQL_HT_JSON;
         w->post |= LMQL_POST_JSON;
-        return (*out = grammar_node(k, type, f ? type->u.call.args.items[0] : NULL, LMQL_G_JSON_SCHEMA)) ? 0 : -1;
+        return (*out = grammar_node(k, type, schema, gk)) ? 0 : -1;
     }
     if (f && !strcmp(f, "grammar")) {
         if (type->u.call.args.n != 1 || type->u.call.args.items[0]->kind == LMQL_NODE_KEYWORD)

@@ -44,7 +44,10 @@ enum lmql__wk {
 };
 
 /* What a grammar node's expression is. */
-enum lmql__gkind { LMQL_G_JSON_SCHEMA, LMQL_G_GBNF };
+/* What a grammar constraint's value is: a JSON Schema written compactly
+** (json.dumps's separators), one with any JSON whitespace between tokens
+** (whitespace="free"), or a GBNF grammar. */
+enum lmql__gkind { LMQL_G_JSON_SCHEMA, LMQL_G_JSON_SCHEMA_FREE_WS, LMQL_G_GBNF };
 
 struct lmql__wnode {
     enum lmql__wk kind;

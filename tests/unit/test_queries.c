@@ -37,7 +37,7 @@ static void unescape(const char *s, char *out, size_t cap) {
     for (; *s && n + 1 < cap; s++) {
         if (*s == '\\' && s[1]) {
             s++;
-            out[n++] = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+            out[n++] = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
         } else out[n++] = *s;
     }
     out[n] = 0;
