@@ -347,8 +347,10 @@ struct lmql_grammar *lmql__where_grammar(enum lmql__gkind kind, const struct lmq
             return NULL;
         }
         g = lmql__gbnf_compile(v->u.str.s, v->u.str.len, NULL, &ge);
-        if (!g && ge.status != LMQL_ERR_NOMEM)
+        if (!g && ge.status != LMQL_ERR_NOMEM && ge.pos.line)
             wfail(e, at, "bad grammar: %d:%d: %s", ge.pos.line, ge.pos.col, ge.msg);
+        else if (!g && ge.status != LMQL_ERR_NOMEM)   /* about the whole grammar, not a place in it */
+            wfail(e, at, "bad grammar: %s", ge.msg);
     } else if (v->kind == LMQL_V_STR) {   /* the schema's JSON text, e.g. a query argument */
         g = lmql__jsonschema_compile_text(v->u.str.s, v->u.str.len, &o, &ge);
         if (!g && ge.status != LMQL_ERR_NOMEM) wfail(e, at, "bad JSON schema: %s", ge.msg);
