@@ -144,18 +144,74 @@ static bool sym_in(const bool *nt_set, const struct lmql__gterm *terms, int32_t 
 }
 
 /* The least fixpoint of "some alternative has every item in the set":
-** productive nonterminals (nullable = false) or nullable ones (true). */
-static void fixpoint(const struct lmql_grammar *g, bool *set, bool nullable) {
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (int32_t a = 0; a < g->n_alt; a++) {
-            const struct lmql__galt *al = &g->alts[a];
-            if (set[al->lhs]) continue;
-            bool all = true;
-            for (int32_t k = 0; all && k < al->n; k++) all = sym_in(set, g->terms, g->items[al->off + k], nullable);
-            if (all) set[al->lhs] = changed = true;
+** productive nonterminals (nullable = false) or nullable ones (true).
+** A worklist over the occurrences of each nonterminal, so each item is
+** looked at a constant number of times: sweeping the alternatives until
+** nothing changes took 1.5 s on a chain of 20,000 rules written in
+** reverse. Returns 0, or -1 when memory runs out. */
+static int fixpoint(const struct lmql_grammar *g, bool *set, bool nullable) {
+    int32_t n_nt = g->n_nt, n_alt = g->n_alt;
+    int32_t *missing = lmql__calloc((size_t)n_alt + 1, sizeof *missing);   /* items not yet in the set; -1: never */
+    int32_t *first = lmql__calloc((size_t)n_nt + 2, sizeof *first);        /* occurrences of A: occ[first[A] ..) */
+    int32_t *occ = lmql__malloc(((size_t)g->n_items + 1) * sizeof *occ);
+    int32_t *queue = lmql__malloc(((size_t)n_nt + 1) * sizeof *queue);
+    if (!missing || !first || !occ || !queue) {
+        free(missing);
+        free(first);
+        free(occ);
+        free(queue);
+        return -1;
+    }
+    for (int32_t a = 0; a < n_alt; a++) {
+        const struct lmql__galt *al = &g->alts[a];
+        bool dead = false;   /* a terminal that never qualifies */
+        for (int32_t k = 0; k < al->n; k++) {
+            int32_t sym = g->items[al->off + k];
+            if (!LMQL_G_IS_T(sym)) {
+                missing[a]++;
+                first[sym + 2]++;
+            } else {
+                dead |= !sym_in(set, g->terms, sym, nullable);
+            }
+        }
+        if (dead) missing[a] = -1;
+    }
+    for (int32_t i = 0; i < n_nt; i++) first[i + 2] += first[i + 1];
+    /* first[A + 1] is now where A's occurrences start; filling moves it to
+    ** A's end, which is where A + 1's start, so first[A] .. first[A + 1]. */
+    for (int32_t a = 0; a < n_alt; a++) {
+        const struct lmql__galt *al = &g->alts[a];
+        for (int32_t k = 0; k < al->n; k++) {
+            int32_t sym = g->items[al->off + k];
+            if (!LMQL_G_IS_T(sym)) occ[first[sym + 1]++] = a;
         }
     }
+    int32_t head = 0, tail = 0;
+    for (int32_t A = 0; A < n_nt; A++)
+        if (set[A]) queue[tail++] = A;
+    for (int32_t a = 0; a < n_alt; a++)
+        if (missing[a] == 0 && !set[g->alts[a].lhs]) {
+            set[g->alts[a].lhs] = true;
+            queue[tail++] = g->alts[a].lhs;
+        }
+    while (head < tail) {
+        int32_t A = queue[head++];
+        for (int32_t i = first[A]; i < first[A + 1]; i++) {
+            int32_t a = occ[i];
+            if (missing[a] < 0) continue;
+            LMQL_ASSERT(missing[a] > 0);   /* each occurrence is counted once and met once */
+            if (--missing[a] == 0 && !set[g->alts[a].lhs]) {
+                set[g->alts[a].lhs] = true;
+                LMQL_ASSERT(tail < n_nt);   /* a nonterminal enters the queue once */
+                queue[tail++] = g->alts[a].lhs;
+            }
+        }
+    }
+    free(missing);
+    free(first);
+    free(occ);
+    free(queue);
+    return 0;
 }
 
 /* Left recursion: an edge A -> B when an alternative of A has B after only
@@ -244,7 +300,10 @@ struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct l
         free(productive);
         return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
     }
-    fixpoint(g, productive, false);
+    if (fixpoint(g, productive, false)) {
+        free(productive);
+        return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
+    }
     if (!productive[start]) {
         free(productive);
         return gfail(g, e, LMQL_ERR_QUERY, "the grammar derives no string at all (rule '%s')", g->names[start]);
@@ -260,7 +319,7 @@ struct lmql_grammar *lmql__gb_finish(struct lmql__gb *b, int32_t start, struct l
     }
     g->n_alt = kept;
     free(productive);
-    fixpoint(g, g->nullable, true);
+    if (fixpoint(g, g->nullable, true)) return gfail(g, e, LMQL_ERR_NOMEM, "out of memory");
 
     /* Alternatives grouped by nonterminal. */
     g->nt_first = lmql__calloc((size_t)g->n_nt + 1, sizeof *g->nt_first);

@@ -270,6 +270,45 @@ static int check_mask(struct lmql__gm *m, const struct lmql__vocab *v, int32_t c
     return bad;
 }
 
+/* A chain of 20,000 rules, each defined after the rule that uses it, that
+** derives something only through its last rule: productivity must reach
+** the start rule from the end (a worklist, not sweeps; this checks the
+** answer, timing is make bench's). */
+static void test_long_chain(void) {
+    struct lmql__err e;
+    enum { N = 20000 };
+    struct lmql__gb *b = lmql__gb_new();
+    static int32_t nt[N];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        nt[i] = lmql__gb_nonterminal(b, name);
+    }
+    int32_t x = lmql__gb_literal(b, "x", 1, &e), y = lmql__gb_literal(b, "y", 1, &e), z = lmql__gb_literal(b, "z", 1, &e);
+    for (int i = 0; i + 1 < N; i++) {
+        lmql__gb_alt(b, nt[i], (int32_t[]){T(x), nt[i + 1]}, 2);
+        lmql__gb_alt(b, nt[i], (int32_t[]){T(y), nt[i + 1], nt[i + 1]}, 3);   /* a nonterminal twice in one alternative */
+    }
+    lmql__gb_alt(b, nt[N - 1], (int32_t[]){T(z)}, 1);
+    struct lmql_grammar *g = finish(b, nt[0]);
+    CHECK(g != NULL);
+    static char text[N + 1];
+    memset(text, 'x', N - 1);
+    text[N - 1] = 'z';
+    CHECK(g && lmql__grammar_accepts(g, text, N) == 1 && lmql__grammar_accepts(g, text, N - 1) == 0);
+    lmql__grammar_free(g);
+    /* the same with the last rule deriving nothing: no string at all */
+    b = lmql__gb_new();
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        nt[i] = lmql__gb_nonterminal(b, name);
+    }
+    x = lmql__gb_literal(b, "x", 1, &e);
+    for (int i = 0; i + 1 < N; i++) lmql__gb_alt(b, nt[i], (int32_t[]){T(x), nt[i + 1]}, 2);
+    lmql__gb_alt(b, nt[N - 1], (int32_t[]){T(x), nt[N - 1]}, 2);
+    expect_error(b, nt[0], "derives no string");
+}
+
 static void test_masks(void) {
     struct lmql__err err = {0};
     struct lmql__kv kv = {"vocab_only", "true"};
@@ -327,6 +366,7 @@ int main(void) {
     RUN(test_languages);
     RUN(test_regex_terminals);
     RUN(test_refused);
+    RUN(test_long_chain);
     RUN(test_masks);
     return th_report("grammar");
 }
