@@ -46,7 +46,27 @@ static const char USAGE[] =
     "  --max-queued-bias N   logit_bias entries a connection may have in streams not yet running (default 1048576)\n"
     "  --max-score-tokens N  SCORE tokens a connection may have queued or running (default 65536)\n"
     "  --seed N              sampling seed   -q, --quiet   no log lines\n"
-    "  --PARAM VALUE         a Llama(...) parameter for the model: --n_ctx 1024, --n_seq_max 8, ...\n";
+    "  --cuda                all layers on the GPU when llama.cpp has a GPU backend (a warning otherwise)\n"
+    "  --static, --single_thread   accepted for LMQL's command line (always so here)\n"
+    "  --PARAM VALUE         a Llama(...) parameter for the model (lmql serve-model --help lists them);\n"
+    "                        booleans are true/false, True/False or 1/0\n";
+
+/* LMQL's serve-model options that mean nothing for a GGUF file: what to
+** do instead. */
+static const struct { const char *opt, *instead; } LMQL_ONLY[] = {
+    {"--dtype", "a GGUF file carries its own weight types: choose a quantized file (Q4_0, Q8_0, F16, ...) instead"},
+    {"--loader", "llama.cpp loads GGUF files itself: drop --loader"},
+    {"--layout", "serve-model runs one model in one process: start one server per model or replica (and put "
+                 "HAProxy in front of replicas)"},
+};
+
+static void print_serve_help(void) {
+    fputs(USAGE, stdout);
+    puts("\nllama.cpp parameters (--NAME VALUE; default, then what it does):");
+    const char *name, *dflt, *help;
+    for (int i = 0; lmql_model_param(i, &name, &dflt, &help) == 0; i++)
+        printf("  --%-16s %-26s %s\n", name, dflt, help);
+}
 
 /* A query file must be a regular file: a FIFO would block the open (and
 ** the read) until some writer comes, /dev/zero never ends, a directory
@@ -311,6 +331,26 @@ static int cmd_serve(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { p.quiet = 1; continue; }
         if (!strcmp(a, "--static") || !strcmp(a, "--single_thread")) continue;   /* LMQL's; always so here */
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_serve_help();
+            rc = 0;
+            goto done;
+        }
+        if (!strcmp(a, "--cuda") && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            /* LMQL's flag; --cuda true/false is the parameter with a value */
+            keys[p.n_params] = "cuda";
+            vals[p.n_params++] = "true";
+            continue;
+        }
+        bool lmql_only = false;
+        for (size_t j = 0; j < sizeof LMQL_ONLY / sizeof *LMQL_ONLY; j++)
+            if (!strcmp(a, LMQL_ONLY[j].opt) || (!strncmp(a, LMQL_ONLY[j].opt, strlen(LMQL_ONLY[j].opt)) &&
+                                                 a[strlen(LMQL_ONLY[j].opt)] == '=')) {
+                fprintf(stderr, "lmql serve-model: %s is an option of LMQL's transformers backend; %s\n",
+                        LMQL_ONLY[j].opt, LMQL_ONLY[j].instead);
+                lmql_only = true;
+            }
+        if (lmql_only) goto done;
         if (a[0] != '-' || a[1] != '-') {
             if (p.model) { fprintf(stderr, "lmql serve-model: one model per server ('%s' and '%s')\n", p.model, a); goto done; }
             p.model = a;

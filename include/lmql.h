@@ -78,6 +78,12 @@ void lmql_free(struct lmql *L);
 /* Change the sampling seed of later runs on L. */
 void lmql_set_seed(struct lmql *L, uint64_t seed);
 
+/* The llama.cpp parameters a model takes (`lmql serve-model ... --n_ctx
+** 1024`, `lmql.model("local:llama.cpp:m.gguf", n_ctx=1024)`), with
+** llama-cpp-python's Llama(...) names: the i-th one's name, its default
+** and what it does, as static strings. Returns 0, or -1 past the last. */
+int lmql_model_param(int i, const char **name, const char **default_value, const char **meaning);
+
 /* The last error on L ("" if none), valid until the next call on L. For
 ** query errors the text is `FILE:LINE:COL: error: message`, then the
 ** source line and a caret. */

@@ -67,21 +67,38 @@ enum ptype { P_INT, P_UINT, P_BOOL, P_FLOAT };
 enum pkey {
     K_N_CTX, K_N_BATCH, K_N_UBATCH, K_N_THREADS, K_N_THREADS_BATCH, K_N_GPU_LAYERS, K_MAIN_GPU,
     K_SEED, K_USE_MMAP, K_USE_MLOCK, K_VOCAB_ONLY, K_FLASH_ATTN, K_OFFLOAD_KQV, K_ROPE_FREQ_BASE,
-    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_POLL, K_COUNT
+    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_POLL, K_CUDA, K_COUNT
 };
-static const struct { const char *name; enum ptype type; } g_params[K_COUNT] = {
-    [K_N_CTX] = {"n_ctx", P_UINT},           [K_N_BATCH] = {"n_batch", P_UINT},
-    [K_N_UBATCH] = {"n_ubatch", P_UINT},     [K_N_THREADS] = {"n_threads", P_INT},
-    [K_N_THREADS_BATCH] = {"n_threads_batch", P_INT},
-    [K_N_GPU_LAYERS] = {"n_gpu_layers", P_INT}, [K_MAIN_GPU] = {"main_gpu", P_INT},
-    [K_SEED] = {"seed", P_INT},              [K_USE_MMAP] = {"use_mmap", P_BOOL},
-    [K_USE_MLOCK] = {"use_mlock", P_BOOL},   [K_VOCAB_ONLY] = {"vocab_only", P_BOOL},
-    [K_FLASH_ATTN] = {"flash_attn", P_BOOL}, [K_OFFLOAD_KQV] = {"offload_kqv", P_BOOL},
-    [K_ROPE_FREQ_BASE] = {"rope_freq_base", P_FLOAT},
-    [K_ROPE_FREQ_SCALE] = {"rope_freq_scale", P_FLOAT},
-    [K_N_SEQ_MAX] = {"n_seq_max", P_UINT},   [K_VERBOSE] = {"verbose", P_BOOL},
-    [K_POLL] = {"poll", P_UINT},
+/* name, type, the default as this backend applies it, what it does */
+static const struct { const char *name; enum ptype type; const char *dflt, *help; } g_params[K_COUNT] = {
+    [K_N_CTX] = {"n_ctx", P_UINT, "2048", "context size in tokens per sequence (0: the model's training context)"},
+    [K_N_BATCH] = {"n_batch", P_UINT, "512", "tokens per llama_decode call (raised to n_seq_max)"},
+    [K_N_UBATCH] = {"n_ubatch", P_UINT, "min(n_batch, 512)", "tokens per compute step"},
+    [K_N_THREADS] = {"n_threads", P_INT, "the cores", "threads for generation"},
+    [K_N_THREADS_BATCH] = {"n_threads_batch", P_INT, "n_threads", "threads for prompt evaluation"},
+    [K_N_GPU_LAYERS] = {"n_gpu_layers", P_INT, "0", "layers to offload to the GPU (-1: all)"},
+    [K_MAIN_GPU] = {"main_gpu", P_INT, "0", "the GPU for a model on one GPU"},
+    [K_SEED] = {"seed", P_INT, "0", "accepted as llama-cpp-python has it; sampling follows the query's seed (serve-model: --seed)"},
+    [K_USE_MMAP] = {"use_mmap", P_BOOL, "true (serve-model: false)", "map the weights instead of reading them"},
+    [K_USE_MLOCK] = {"use_mlock", P_BOOL, "false", "lock the weights in memory"},
+    [K_VOCAB_ONLY] = {"vocab_only", P_BOOL, "false", "load only the vocabulary (tokenizing, the random model)"},
+    [K_FLASH_ATTN] = {"flash_attn", P_BOOL, "llama.cpp's choice", "flash attention on or off"},
+    [K_OFFLOAD_KQV] = {"offload_kqv", P_BOOL, "true", "keep the KV cache on the GPU"},
+    [K_ROPE_FREQ_BASE] = {"rope_freq_base", P_FLOAT, "0 (the model's)", "RoPE base frequency"},
+    [K_ROPE_FREQ_SCALE] = {"rope_freq_scale", P_FLOAT, "0 (the model's)", "RoPE frequency scale"},
+    [K_N_SEQ_MAX] = {"n_seq_max", P_UINT, "8", "sequences decoded together (sample(n), beams, server streams)"},
+    [K_VERBOSE] = {"verbose", P_BOOL, "false", "llama.cpp's own log on stderr"},
+    [K_POLL] = {"poll", P_UINT, "0", "how much threads spin waiting for work (0-100; 0 is best on a shared CPU)"},
+    [K_CUDA] = {"cuda", P_BOOL, "false", "LMQL's --cuda: all layers on the GPU when llama.cpp has a GPU backend"},
 };
+
+int lmql__llama_param(int i, const char **name, const char **dflt, const char **help) {
+    if (i < 0 || i >= K_COUNT) return -1;
+    *name = g_params[i].name;
+    *dflt = g_params[i].dflt;
+    *help = g_params[i].help;
+    return 0;
+}
 
 struct params {
     bool set[K_COUNT];
@@ -693,6 +710,15 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
     struct llama_model_params mp = llama_model_default_params();
     mp.vocab_only = vocab_only;
     mp.n_gpu_layers = (int32_t)param_or(&p, K_N_GPU_LAYERS, 0);
+    if (param_or(&p, K_CUDA, 0) != 0 && !vocab_only) {
+        /* LMQL's --cuda puts the model on the GPU; here that is every layer,
+        ** unless n_gpu_layers says how many. Without a GPU backend the model
+        ** runs on the CPU, which the user should know. */
+        if (!llama_supports_gpu_offload())
+            fprintf(stderr, "warning: --cuda: this llama.cpp has no GPU backend; the model runs on the CPU\n");
+        else if (!p.set[K_N_GPU_LAYERS])
+            mp.n_gpu_layers = -1;
+    }
     mp.main_gpu = (int32_t)param_or(&p, K_MAIN_GPU, 0);
     bool mmap = param_or(&p, K_USE_MMAP, 1) != 0, mlock = param_or(&p, K_USE_MLOCK, 0) != 0;
     mp.load_mode = mmap ? (mlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)

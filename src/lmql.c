@@ -90,6 +90,11 @@ void lmql_free(struct lmql *L) {
     free(L);
 }
 
+int lmql_model_param(int i, const char **name, const char **default_value, const char **meaning) {
+    if (!name || !default_value || !meaning) return -1;
+    return lmql__llama_param(i, name, default_value, meaning);
+}
+
 void lmql_set_seed(struct lmql *L, uint64_t seed) {
     if (L) L->params.seed = seed;
 }

@@ -165,6 +165,8 @@ int lmql__open_regular(const char *path, const char *what, struct stat *st, stru
 /* Open `local:llama.cpp:PATH` / a .gguf path. params may be NULL. */
 struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *params, int n_params,
                                      struct lmql__err *err);
+/* The i-th llama.cpp parameter (lmql_model_param). */
+int lmql__llama_param(int i, const char **name, const char **dflt, const char **help);
 /* Open LMQL's random model: params seed=N, vocab=PATH (a GGUF). */
 struct lmql__model *lmql__random_open(const struct lmql__kv *params, int n_params, const char *default_vocab,
                                       struct lmql__err *err);

@@ -119,4 +119,15 @@ run "no query" 2 run
 run "unknown command" 2 frobnicate
 run "--version" 0 --version
 
+# serve-model as LMQL's users call it
+run "serve-model --help" 0 serve-model --help
+contains "--help lists the llama.cpp parameters with defaults" "$tmp/out" "--n_ctx            2048"
+contains "--help lists --cuda" "$tmp/out" "--cuda"
+for opt in dtype loader layout; do
+  run "serve-model --$opt is LMQL's transformers option" 2 serve-model "llama.cpp:$TINY" "--$opt" x
+  contains "--$opt says what to do instead" "$tmp/err" "transformers backend;"
+done
+run "a Python-style boolean parameter" 0 run --json -e "argmax \"A[X]\" from lmql.model(\"local:llama.cpp:$TINY\", verbose=False, use_mmap=\"True\", cuda=True) where len(TOKENS(X)) < 3"
+contains "cuda on a CPU-only llama.cpp warns and runs on the CPU" "$tmp/err" "no GPU backend"
+
 echo "cli: $pass passed, $fail failed"
