@@ -14,6 +14,7 @@
 ** run. Equality, hashing, repr and JSON of instances are in value.c.
 */
 #include "interp_int.h"
+#include "modules.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,6 +112,7 @@ static struct lmql_val g_typing_names[] = {TYPING_VAL("List"), TYPING_VAL("Dict"
 #define COUNT(a) (sizeof a / sizeof *a)
 
 static struct lmql_val *module_attr(const struct lmql_val *mod, const char *name) {
+    if (lmql__is_std_module(mod)) return lmql__std_module_attr(mod, name);
     if (mod == &g_dataclasses) {
         for (size_t i = 0; i < COUNT(g_dataclasses_names); i++)
             if (!strcmp(g_dataclasses_names[i].u.func.name, name)) return &g_dataclasses_names[i];
@@ -122,22 +124,26 @@ static struct lmql_val *module_attr(const struct lmql_val *mod, const char *name
     return NULL;
 }
 
-static bool is_class_module(const struct lmql_val *v) { return v == &g_dataclasses || v == &g_typing; }
+static bool is_class_module(const struct lmql_val *v) {
+    return v == &g_dataclasses || v == &g_typing || lmql__is_std_module(v);
+}
 
-/* import M [as N] / from M import a [as b], ...: lmql, dataclasses, typing. */
+static struct lmql_val *find_module(const char *mod) {
+    return !strcmp(mod, "dataclasses") ? &g_dataclasses : !strcmp(mod, "typing") ? &g_typing : lmql__std_module(mod);
+}
+
+#define IMPORTABLE "queries can import lmql, dataclasses, typing, json and math"
+
+/* import M [as N] / from M import a [as b], ...: lmql, dataclasses, typing,
+** json, math. */
 int lmql__exec_import(struct interp *I, const struct lmql_node *s) {
     const struct lmql_node_list *names = &s->u.import.names;
     if (s->kind == LMQL_NODE_IMPORT) {
         for (int32_t i = 0; i < names->n; i++) {
             const struct lmql_node *a = names->items[i];
             const char *mod = a->u.alias.name;
-            struct lmql_val *v = !strcmp(mod, "lmql") ? lmql__builtin("lmql")
-                               : !strcmp(mod, "dataclasses") ? &g_dataclasses
-                               : !strcmp(mod, "typing") ? &g_typing : NULL;
-            if (!v)
-                return lmql__fail(I, s, LMQL_ERR_QUERY,
-                                  "import of '%s' is not supported: queries can import only lmql, dataclasses and typing",
-                                  mod);
+            struct lmql_val *v = !strcmp(mod, "lmql") ? lmql__builtin("lmql") : find_module(mod);
+            if (!v) return lmql__fail(I, s, LMQL_ERR_QUERY, "import of '%s' is not supported: " IMPORTABLE, mod);
             if ((a->u.alias.asname || v != lmql__builtin("lmql")) &&
                 lmql__set_name(I, a->u.alias.asname ? a->u.alias.asname : mod, v))
                 return -1;
@@ -145,25 +151,27 @@ int lmql__exec_import(struct interp *I, const struct lmql_node *s) {
         return 0;
     }
     const char *mod = s->u.import.module;
-    struct lmql_val *m = !mod || s->u.import.level ? NULL
-                       : !strcmp(mod, "dataclasses") ? &g_dataclasses
-                       : !strcmp(mod, "typing") ? &g_typing : NULL;
+    struct lmql_val *m = !mod || s->u.import.level ? NULL : find_module(mod);
     if (mod && !s->u.import.level && !strcmp(mod, "lmql"))
         return lmql__fail(I, s, LMQL_ERR_QUERY, "'from lmql import ...' is not supported; use 'import lmql'");
     if (!m)
-        return lmql__fail(I, s, LMQL_ERR_QUERY,
-                          "import of '%s' is not supported: queries can import only lmql, dataclasses and typing",
+        return lmql__fail(I, s, LMQL_ERR_QUERY, "import of '%s' is not supported: " IMPORTABLE,
                           mod && !s->u.import.level ? mod : ".");
     for (int32_t i = 0; i < names->n; i++) {
         const struct lmql_node *a = names->items[i];
         if (!strcmp(a->u.alias.name, "*"))
             return lmql__fail(I, a, LMQL_ERR_QUERY, "'from %s import *' is not supported: name what you import", mod);
         struct lmql_val *v = module_attr(m, a->u.alias.name);
-        if (!v)
-            return lmql__fail(I, a, LMQL_ERR_QUERY, "cannot import name '%s' from '%s' (supported: %s)",
-                              a->u.alias.name, mod,
-                              m == &g_dataclasses ? "dataclass, field, asdict, MISSING"
-                                                  : "List, Dict, Optional, Literal, Union, Any, ClassVar, Tuple");
+        if (!v) {
+            struct lmql__buf list = {0};
+            if (lmql__is_std_module(m)) lmql__std_module_list(m, &list);
+            lmql__fail(I, a, LMQL_ERR_QUERY, "cannot import name '%s' from '%s' (supported: %s)", a->u.alias.name, mod,
+                       m == &g_dataclasses ? "dataclass, field, asdict, MISSING"
+                       : m == &g_typing    ? "List, Dict, Optional, Literal, Union, Any, ClassVar, Tuple"
+                                           : list.data ? list.data : "");
+            lmql__buf_free(&list);
+            return -1;
+        }
         if (lmql__set_name(I, a->u.alias.asname ? a->u.alias.asname : a->u.alias.name, v)) return -1;
     }
     return 0;
