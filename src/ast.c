@@ -389,6 +389,10 @@ static void stmt(struct dump *b, const struct lmql_node *n, int ind) {
     case LMQL_NODE_BREAK: case LMQL_NODE_CONTINUE: case LMQL_NODE_PASS:
       head(b, lmql__node_kind_name(n->kind), n);
       break;
+    case LMQL_NODE_GLOBAL: case LMQL_NODE_NONLOCAL:
+      head(b, lmql__node_kind_name(n->kind), n);
+      list(b, &n->u.items);
+      break;
     default: /* an expression where a statement was expected (error recovery) */
       expr(b, n);
       return;

@@ -109,7 +109,7 @@ struct lmql_node {
     struct { const char *name; struct lmql_node *value; } kw;        /* KEYWORD */
     struct { struct lmql_node *obj, *index; } sub;   /* SUBSCRIPT (index may be SLICE/TUPLE) */
     struct { struct lmql_node *lo, *hi, *step; } slice; /* SLICE; members may be NULL */
-    struct lmql_node_list items;    /* LIST, TUPLE, SET */
+    struct lmql_node_list items;    /* LIST, TUPLE, SET; GLOBAL, NONLOCAL: NAME nodes */
     struct { struct lmql_node_list keys, values; } dict;  /* DICT */
     struct {                        /* LISTCOMP SETCOMP GENEXP DICTCOMP */
       struct lmql_node *elt;        /* DICTCOMP: the key */

@@ -819,8 +819,9 @@ int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct
     return 0;
 }
 
-static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
+static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, const struct lmql_val *fn, int argc,
                                  struct lmql_val **argv, const char **names) {
+    const struct lmql_node *def = fn->u.func.ud;
     if (I->depth >= I->host->params->max_depth) {
         lmql__fail(I, at, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
         return NULL;
@@ -831,12 +832,20 @@ static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, c
     int rc = lmql__bind_params(I, at, def, argc, argv, names, locals);
     struct lmql_val *out = NULL;
     if (rc == 0) {
-        struct lmql_val *saved = I->locals;
+        struct lmql_val *saved = I->locals, *env0 = I->env, *decl0 = I->decl;
+        bool class_body0 = I->class_body;
         I->locals = locals;
+        I->env = fn->u.func.env;
+        I->decl = NULL;
+        I->class_body = false;
         I->depth++;
         rc = lmql__exec_block(I, &def->u.def.body);
         I->depth--;
+        lmql__val_unref(I->decl);
         I->locals = saved;
+        I->env = env0;
+        I->decl = decl0;
+        I->class_body = class_body0;
         if (rc == 0) {
             out = I->flow == FLOW_RETURN && I->retval ? I->retval : &lmql__none;
             I->retval = NULL;
@@ -907,7 +916,7 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
         lmql__fail(I, at, LMQL_ERR_RUNTIME, "'%s' object is not callable", lmql__val_type_name(fn));
         return NULL;
     }
-    if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn->u.func.ud, argc, argv, names);
+    if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn, argc, argv, names);
     if (fn == lmql__builtin("eval")) return eval_text(I, at, argc, argv, names);
     struct lmql__err err = {0};
     struct lmql_val *out;
@@ -924,7 +933,7 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
         if (fn->u.func.fn) {
             out = fn->u.func.fn(fn->u.func.ud, argc + 1, av, nm, &err);
         } else {   /* a method of an instance: self first */
-            out = call_def(I, at, fn->u.func.ud, argc + 1, av, nm);
+            out = call_def(I, at, fn, argc + 1, av, nm);
             free(av);
             free(nm);
             return out;

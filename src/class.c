@@ -445,7 +445,7 @@ static int class_body(struct interp *I, struct lmql_val *cls) {
         case LMQL_NODE_DEF: {
             unsigned flags;
             if (method_flags(I, s, &flags)) return -1;
-            v = lmql__val_builtin(s->u.def.name, NULL, (void *)s, NULL);
+            v = lmql__def_value(I, s);
             if (!v) return nomem(I, s), -1;
             v->u.func.flags = flags;
             rc = lmql__set_name(I, s->u.def.name, v);
@@ -492,9 +492,26 @@ int lmql__exec_class(struct interp *I, const struct lmql_node *s) {
     if (!cls) return nomem(I, s), -1;
     /* The body runs with the class's dict as its scope (names of an
     ** enclosing def are not seen: only the class's and the globals). */
-    struct lmql_val *saved = I->locals;
+    struct lmql_val *saved = I->locals, *env0 = I->env;
+    bool class_body0 = I->class_body;
+    int rc = 0;
+    if (saved && !class_body0) {
+        /* a class inside a def: its methods see the def's scope */
+        struct lmql_val *env = lmql__val_tuple(2);
+        if (!env || lmql__list_push(env, lmql__val_ref(saved)) ||
+            lmql__list_push(env, I->env ? lmql__val_ref(I->env) : &lmql__none)) {
+            lmql__val_unref(env);
+            rc = -1;
+        }
+        I->env = env;
+    }
     I->locals = cls->u.cls.attrs;
-    int rc = class_body(I, cls);
+    I->class_body = true;
+    if (rc == 0) rc = class_body(I, cls);
+    else nomem(I, s);
+    if (I->env != env0) lmql__val_unref(I->env);
+    I->env = env0;
+    I->class_body = class_body0;
     I->locals = saved;
     /* decorators, innermost first: each is called with the class */
     for (int32_t i = s->u.cls.decorators.n - 1; rc == 0 && i >= 0; i--) {
@@ -673,6 +690,7 @@ struct lmql_val *lmql__class_getattr(struct interp *I, const struct lmql_node *a
     struct lmql_val *m = lmql__val_builtin(v->u.func.name, NULL, v->u.func.ud, obj);
     if (!m) return nomem(I, at);
     m->u.func.flags = LMQL_FUNC_BOUND;
+    m->u.func.env = lmql__val_ref(v->u.func.env);
     return m;
 }
 

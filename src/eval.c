@@ -11,19 +11,80 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The dict of an enclosing def (env: value.h) that binds key, or NULL. */
+static struct lmql_val *env_scope(struct lmql_val *env, const struct lmql_val *key) {
+    for (; env && env->kind == LMQL_V_TUPLE; env = env->u.list.items[1]) {
+        LMQL_ASSERT(env->u.list.len == 2 && env->u.list.items[0]->kind == LMQL_V_DICT);
+        if (lmql__dict_get(env->u.list.items[0], key)) return env->u.list.items[0];
+    }
+    return NULL;
+}
+
+/* Python's rule for a name: the running def's locals, then the defs around
+** it (closures), then the globals; a name the def declared global skips to
+** the globals, one declared nonlocal to the enclosing defs. */
 struct lmql_val *lmql__lookup(struct interp *I, const char *name) {
     struct lmql_val key = {.kind = LMQL_V_STR, .refs = -1, .u.str = {(char *)name, strlen(name)}};
-    struct lmql_val *v = NULL;
-    if (I->locals && (v = lmql__dict_get(I->locals, &key))) return v;
+    struct lmql_val *v = NULL, *d;
+    struct lmql_val *decl = I->decl ? lmql__dict_get(I->decl, &key) : NULL;
+    if (!decl && I->locals && (v = lmql__dict_get(I->locals, &key))) return v;
+    if ((!decl || !decl->u.b) && (d = env_scope(I->env, &key))) return lmql__dict_get(d, &key);
     if ((v = lmql__dict_get(I->globals, &key))) return v;
     return NULL;
 }
 
 int lmql__set_name(struct interp *I, const char *name, struct lmql_val *v) {
+    struct lmql_val key = {.kind = LMQL_V_STR, .refs = -1, .u.str = {(char *)name, strlen(name)}};
     struct lmql_val *scope = I->locals ? I->locals : I->globals;
+    struct lmql_val *decl = I->decl ? lmql__dict_get(I->decl, &key) : NULL;
+    if (decl) {
+        /* nonlocal was checked when declared: an enclosing def binds it */
+        struct lmql_val *d = decl->u.b ? I->globals : env_scope(I->env, &key);
+        LMQL_ASSERT(d != NULL);
+        if (d) scope = d;
+    }
     if (lmql__dict_set(scope, lmql__val_cstr(name), lmql__val_ref(v)))
         return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     return 0;
+}
+
+int lmql__declare(struct interp *I, const struct lmql_node *s) {
+    bool global = s->kind == LMQL_NODE_GLOBAL;
+    if (!I->locals || I->class_body) {
+        if (global) return 0;   /* at the top (or in a class body): names are global already */
+        return lmql__fail(I, s, LMQL_ERR_RUNTIME, "SyntaxError: nonlocal declaration not allowed at module level");
+    }
+    if (!I->decl && !(I->decl = lmql__val_dict())) return lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < s->u.items.n; i++) {
+        const char *name = s->u.items.items[i]->u.name;
+        struct lmql_val key = {.kind = LMQL_V_STR, .refs = -1, .u.str = {(char *)name, strlen(name)}};
+        if (!global && !env_scope(I->env, &key))
+            return lmql__fail(I, s->u.items.items[i], LMQL_ERR_RUNTIME, "SyntaxError: no binding for nonlocal '%s' found",
+                              name);
+        if (lmql__dict_set(I->decl, lmql__val_cstr(name), lmql__val_bool(global)))
+            return lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+struct lmql_val *lmql__def_value(struct interp *I, const struct lmql_node *def) {
+    struct lmql_val *v = lmql__val_builtin(def->u.def.name, NULL, (void *)def, NULL);
+    if (!v) return NULL;
+    /* A def inside a def sees that def's scope, and the scopes it saw; in a
+    ** class body, the scopes around the class (not the class's dict). */
+    if (I->locals && !I->class_body) {
+        struct lmql_val *env = lmql__val_tuple(2);
+        if (!env || lmql__list_push(env, lmql__val_ref(I->locals)) ||
+            lmql__list_push(env, I->env ? lmql__val_ref(I->env) : &lmql__none)) {
+            lmql__val_unref(env);
+            lmql__val_unref(v);
+            return NULL;
+        }
+        v->u.func.env = env;
+    } else if (I->env) {
+        v->u.func.env = lmql__val_ref(I->env);
+    }
+    return v;
 }
 
 static struct lmql_val *oom(struct interp *I) {

@@ -564,7 +564,7 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
     case LMQL_NODE_DEF:
         if (s->u.def.decorators.n && !s->u.def.query)
             return lmql__fail(I, s, LMQL_ERR_QUERY, "decorators other than @lmql.query are not supported");
-        v = lmql__val_builtin(s->u.def.name, NULL, (void *)s, NULL);
+        v = lmql__def_value(I, s);
         if (!v) return lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
         rc = lmql__set_name(I, s->u.def.name, v);
         lmql__val_unref(v);
@@ -584,6 +584,8 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
         return rc;
     case LMQL_NODE_IMPORT:
     case LMQL_NODE_IMPORT_FROM: return lmql__exec_import(I, s);
+    case LMQL_NODE_GLOBAL:
+    case LMQL_NODE_NONLOCAL: return lmql__declare(I, s);
     case LMQL_NODE_CLASS: return lmql__exec_class(I, s);
     case LMQL_NODE_ANNASSIGN:
         /* x: T = v assigns; x: T alone declares nothing at run time (annotations are not evaluated) */
@@ -734,10 +736,14 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     }
     const struct lmql_ast_query *q0 = I->q;
     struct lmql_val *globals0 = I->globals, *locals0 = I->locals, *vars0 = I->res->vars;
+    struct lmql_val *env0 = I->env, *decl0 = I->decl;
+    bool class_body0 = I->class_body;
     struct lmql_val *nested_vars = lmql__val_dict();
     I->q = nq;
     I->globals = scope;
     I->locals = NULL;
+    I->env = I->decl = NULL;
+    I->class_body = false;
     I->res->vars = nested_vars;
     I->depth++;
     if (!nested_vars) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
@@ -750,6 +756,10 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
     I->q = q0;
     I->globals = globals0;
     I->locals = locals0;
+    lmql__val_unref(I->decl);
+    I->env = env0;
+    I->decl = decl0;
+    I->class_body = class_body0;
     I->res->vars = vars0;
     lmql__val_unref(scope);
     lmql__val_unref(nested_vars);

@@ -19,6 +19,10 @@ struct interp {
     struct lmql__err *err;
     struct lmql_val *globals;        /* dict */
     struct lmql_val *locals;         /* dict of the running def, NULL at top level */
+    struct lmql_val *env;            /* the enclosing defs' scopes of the running def (value.h), or NULL */
+    struct lmql_val *decl;           /* names the running def declared global or nonlocal: dict name -> bool
+                                     ** (true: global), or NULL */
+    bool class_body;                 /* locals is a class body's dict, not a def's */
     int64_t steps;
     int     depth;
     enum flow flow;
@@ -59,6 +63,10 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *part, struct lmq
 /* Bind a value to an assignment target (name, tuple, subscript). */
 int lmql__assign(struct interp *I, const struct lmql_node *target, struct lmql_val *v);
 /* Look a name up: locals, globals, builtins. Borrowed, or NULL. */
+/* A def statement's function value, closing over the scopes it sees. */
+struct lmql_val *lmql__def_value(struct interp *I, const struct lmql_node *def);
+/* global / nonlocal: record the names for the running def. */
+int lmql__declare(struct interp *I, const struct lmql_node *s);
 struct lmql_val *lmql__lookup(struct interp *I, const char *name);
 int lmql__set_name(struct interp *I, const char *name, struct lmql_val *v);
 

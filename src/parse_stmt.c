@@ -163,6 +163,25 @@ static struct lmql_node *import_stmt(struct lmql_parser *p) {
   return n;
 }
 
+/* global_stmt -> ('global' | 'nonlocal') NAME {',' NAME} */
+static struct lmql_node *global_stmt(struct lmql_parser *p) {
+  struct lmql_token *t = lmql__p_next(p);
+  struct lmql_node *n = lmql__p_node_tok(p, t->kind == K(KW_GLOBAL) ? LMQL_NODE_GLOBAL : LMQL_NODE_NONLOCAL, t);
+  struct lmql_vec names = {0};
+  do {
+    if (lmql__p_kind(p) != K(NAME)) {
+      lmql__p_unexpected(p, t->kind == K(KW_GLOBAL) ? "after 'global'" : "after 'nonlocal'");
+      break;
+    }
+    struct lmql_token *nt = lmql__p_next(p);
+    struct lmql_node *name = lmql__p_node_tok(p, LMQL_NODE_NAME, nt);
+    name->u.name = lmql__p_tok_text(p, nt);
+    lmql__p_push(p, &names, name);
+  } while (!p->suppress && lmql__p_accept(p, K(COMMA)));
+  n->u.items = lmql__p_list(&names);
+  return n;
+}
+
 /* import_from -> 'from' {'.'} [dotted_name] 'import'
 **                ('*' | '(' as_names [','] ')' | as_names) */
 static struct lmql_node *import_from(struct lmql_parser *p) {
@@ -324,7 +343,9 @@ static struct lmql_node *simple_stmt(struct lmql_parser *p) {
       return import_stmt(p);
     case K(KW_FROM):
       return import_from(p);
-    case K(KW_GLOBAL): case K(KW_NONLOCAL): case K(KW_DEL): case K(KW_RAISE):
+    case K(KW_GLOBAL): case K(KW_NONLOCAL):
+      return global_stmt(p);
+    case K(KW_DEL): case K(KW_RAISE):
     case K(KW_YIELD): case K(KW_TRY): case K(KW_WITH):
     case K(KW_ASYNC): case K(KW_EXCEPT): case K(KW_FINALLY):
       lmql__p_unsupported(p, t);

@@ -178,6 +178,9 @@ static void reset_sequence(struct interp *I) {
     I->seq.n = 0;
     I->pending.len = 0;
     I->locals = NULL;
+    lmql__val_unref(I->decl);
+    I->env = I->decl = NULL;
+    I->class_body = false;
 }
 
 /* A fresh program state for one sequence in slot, writing into res. */

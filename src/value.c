@@ -139,9 +139,10 @@ static void clear_contents(struct lmql_val *v) {
         break;
     }
     case LMQL_V_FUNC: {
-        struct lmql_val *self = v->u.func.self;
-        v->u.func.self = NULL;
+        struct lmql_val *self = v->u.func.self, *env = v->u.func.env;
+        v->u.func.self = v->u.func.env = NULL;
         lmql__val_unref(self);
+        lmql__val_unref(env);
         break;
     }
     case LMQL_V_OBJ:
@@ -222,7 +223,10 @@ static void each_child(struct lmql_val *v, void (*fn)(struct lmql_val *c, void *
             fn(v->u.dict.vals[i], ud);
         }
         break;
-    case LMQL_V_FUNC: if (v->u.func.self) fn(v->u.func.self, ud); break;
+    case LMQL_V_FUNC:
+        if (v->u.func.self) fn(v->u.func.self, ud);
+        if (v->u.func.env) fn(v->u.func.env, ud);
+        break;
     case LMQL_V_CLASS:
         if (v->u.cls.base) fn(v->u.cls.base, ud);
         if (v->u.cls.attrs) fn(v->u.cls.attrs, ud);

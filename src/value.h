@@ -76,6 +76,8 @@ struct lmql_val {
             lmql__builtin_fn fn;       /* builtin, or NULL for a script def */
             void *ud;                  /* builtin data, or the def's AST node */
             struct lmql_val *self;     /* bound method receiver, or NULL */
+            struct lmql_val *env;      /* a def made inside a def: the scopes it sees (a tuple
+                                       ** (locals dict, env of that def or None)), or NULL */
             unsigned flags;            /* LMQL_FUNC_* */
         } func;
         struct {
