@@ -248,6 +248,13 @@ static void expr(struct dump *b, const struct lmql_node *n) {
       }
       break;
     case LMQL_NODE_IFEXP: opt(b, n->u.ifexp.test); opt(b, n->u.ifexp.body); opt(b, n->u.ifexp.orelse); break;
+    case LMQL_NODE_LAMBDA:
+      puts_(b, " (params");
+      list(b, &n->u.def.params);
+      put(b, ")", 1);
+      LMQL_ASSERT(n->u.def.body.n == 1 && n->u.def.body.items[0]->kind == LMQL_NODE_RETURN);
+      opt(b, n->u.def.body.items[0]->u.value);
+      break;
     case LMQL_NODE_SEG_TEXT: case LMQL_NODE_SEG_ROLE:
       put(b, " ", 1);
       quoted(b, n->u.text.text, n->u.text.len);

@@ -159,7 +159,7 @@ struct lmql_node {
       struct lmql_node *target, *iter;
       struct lmql_node_list body, orelse;
     } for_;
-    struct {                        /* DEF */
+    struct {                        /* DEF; LAMBDA: name "<lambda>", a body of one RETURN */
       const char *name;
       struct lmql_node_list params; /* PARAM nodes */
       struct lmql_node_list decorators;

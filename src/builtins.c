@@ -341,7 +341,7 @@ static struct lmql_val BUILTINS[] = {
     BUILTIN("len"), BUILTIN("str"), BUILTIN("repr"), BUILTIN("int"), BUILTIN("float"), BUILTIN("bool"),
     BUILTIN("abs"), BUILTIN("range"), BUILTIN("list"), BUILTIN("tuple"), BUILTIN("sorted"), BUILTIN("isinstance"),
     BUILTIN("set"), BUILTIN("round"), BUILTIN("dict"), BUILTIN("print"), BUILTIN("min"), BUILTIN("max"),
-    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
+    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("map"), BUILTIN("filter"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
 
@@ -856,59 +856,6 @@ static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, c
     return out;
 }
 
-/* eval(EXPR): the text parsed as one expression of the query language and
-** evaluated in the caller's scope (the calculator of LMQL's tool-use
-** examples). Nothing but an expression is accepted: no statements, no
-** holes. An error inside it is reported at the call, naming eval(). */
-static struct lmql_val *eval_text(struct interp *I, const struct lmql_node *at, int argc, struct lmql_val **argv,
-                                  const char **names) {
-    if (argc != 1 || names[0]) {
-        lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: eval() takes one string (globals and locals are not supported)");
-        return NULL;
-    }
-    if (argv[0]->kind != LMQL_V_STR) {
-        lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: eval() arg 1 must be a string, not %s",
-                   lmql__val_type_name(argv[0]));
-        return NULL;
-    }
-    static const char head[] = "__lmql_eval__ = (", tail[] = "\n)";
-    struct lmql__buf src = {0};
-    if (lmql__buf_adds(&src, head) || lmql__buf_add(&src, argv[0]->u.str.s, argv[0]->u.str.len) ||
-        lmql__buf_adds(&src, tail)) {
-        lmql__buf_free(&src);
-        lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    struct lmql_arena a;
-    lmql__arena_init(&a);
-    struct lmql_diags d;
-    lmql__diags_init(&d);
-    struct lmql_ast_query *q = lmql__parse_query(&a, src.data, src.len, "<string>", &d, NULL);
-    struct lmql_val *out = NULL;
-    const struct lmql_node *st = q && q->body.n + q->prologue.n == 1
-                                     ? (q->body.n ? q->body.items[0] : q->prologue.items[0]) : NULL;
-    if (!q || d.oom) {
-        lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
-    } else if (d.n) {
-        const struct lmql_diag *g = &d.items[0];
-        lmql__fail(I, at, LMQL_ERR_RUNTIME, "SyntaxError in eval(): %s (at character %zu)", g->msg,
-                   g->offset >= sizeof head - 1 ? g->offset - (sizeof head - 1) : 0);
-    } else if (!st || st->kind != LMQL_NODE_ASSIGN || st->u.assign.targets.n != 1 || (q->decoder && strcmp(q->decoder, "__dynamic__")) || q->from ||
-               q->where || q->distribution || q->query_defs.n) {
-        lmql__fail(I, at, LMQL_ERR_RUNTIME, "SyntaxError: eval() takes one expression");
-    } else if (!(out = lmql__eval(I, st->u.assign.value)) && I->err->msg[0]) {
-        /* the expression's positions are in the string: report at the call */
-        char msg[sizeof I->err->msg];
-        snprintf(msg, sizeof msg, "%s", I->err->msg);
-        snprintf(I->err->msg, sizeof I->err->msg, "in eval(): %.1000s", msg);
-        I->err->pos = at->pos;
-    }
-    lmql__diags_free(&d);
-    lmql__arena_free(&a);
-    lmql__buf_free(&src);
-    return out;
-}
-
 struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                             struct lmql_val **argv, const char **names) {
     if (fn->kind == LMQL_V_CLASS) return lmql__class_call(I, at, fn, argc, argv, names);
@@ -917,7 +864,9 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
         return NULL;
     }
     if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn, argc, argv, names);
-    if (fn == lmql__builtin("eval")) return eval_text(I, at, argc, argv, names);
+    bool handled = false;
+    struct lmql_val *r = lmql__call_interp_builtin(I, at, fn, argc, argv, names, &handled);
+    if (handled) return r;
     struct lmql__err err = {0};
     struct lmql_val *out;
     if (fn->u.func.self) {

@@ -642,6 +642,9 @@ struct lmql_val *lmql__eval(struct interp *I, const struct lmql_node *n) {
         lmql__val_unref(a);
         return v;
     case LMQL_NODE_CALL: return eval_call(I, n);
+    case LMQL_NODE_LAMBDA:
+        v = lmql__def_value(I, n);
+        return v ? v : oom(I);
     case LMQL_NODE_SUBSCRIPT:
         a = lmql__eval(I, n->u.sub.obj);
         if (!a) return NULL;

@@ -63,6 +63,11 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *part, struct lmq
 /* Bind a value to an assignment target (name, tuple, subscript). */
 int lmql__assign(struct interp *I, const struct lmql_node *target, struct lmql_val *v);
 /* Look a name up: locals, globals, builtins. Borrowed, or NULL. */
+/* Call fn when it is a builtin that needs the interpreter (eval, map,
+** filter, sorted/min/max with key=): *handled true and the result (NULL on
+** error, in I); else *handled false. */
+struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
+                                           struct lmql_val **argv, const char **names, bool *handled);
 /* A def statement's function value, closing over the scopes it sees. */
 struct lmql_val *lmql__def_value(struct interp *I, const struct lmql_node *def);
 /* global / nonlocal: record the names for the running def. */

@@ -508,10 +508,50 @@ static struct lmql_node *bool_chain(struct lmql_parser *p, int is_or) {
 
 static struct lmql_node *or_test(struct lmql_parser *p) { return bool_chain(p, 1); }
 
-/* expr -> or_test [ 'if' or_test 'else' expr ]   ('lambda' rejected) */
+/* lambda -> 'lambda' [NAME ['=' expr] {',' NAME ['=' expr]}] ':' expr
+** A LAMBDA node is a def named "<lambda>" whose body returns the expression. */
+static struct lmql_node *lambda(struct lmql_parser *p) {
+  struct lmql_node *n = lmql__p_node_tok(p, LMQL_NODE_LAMBDA, lmql__p_next(p));
+  n->u.def.name = "<lambda>";
+  struct lmql_vec params = {0};
+  int seen_default = 0;
+  while (lmql__p_kind(p) == K(NAME)) {
+    struct lmql_token *t = lmql__p_next(p);
+    struct lmql_node *prm = lmql__p_node_tok(p, LMQL_NODE_PARAM, t);
+    prm->u.param.name = lmql__p_tok_text(p, t);
+    for (int32_t i = 0; i < params.n; i++)
+      if (strcmp(params.items[i]->u.param.name, prm->u.param.name) == 0)
+        lmql__p_error_at(p, t->off, "duplicate argument '%s' in lambda", prm->u.param.name);
+    if (lmql__p_accept(p, K(ASSIGN))) {
+      prm->u.param.dflt = lmql__p_expr(p);
+      seen_default = 1;
+    } else if (seen_default) {
+      lmql__p_error_at(p, t->off, "non-default argument follows default argument");
+    }
+    lmql__p_push(p, &params, prm);
+    if (!lmql__p_accept(p, K(COMMA))) break;
+  }
+  n->u.def.params = lmql__p_list(&params);
+  if (!lmql__p_expect(p, K(COLON), "expected ':' after the lambda's parameters")) return error_node(p);
+  struct lmql_node *body = lmql__p_expr(p);
+  struct lmql_node *ret = lmql__p_node(p, LMQL_NODE_RETURN, body->pos.offset);
+  ret->u.value = body;
+  struct lmql_vec stmts = {0};
+  lmql__p_push(p, &stmts, ret);
+  n->u.def.body = lmql__p_list(&stmts);
+  return n;
+}
+
+/* expr -> or_test [ 'if' or_test 'else' expr ] | lambda */
 struct lmql_node *lmql__p_expr(struct lmql_parser *p) {
   int k = lmql__p_kind(p);
-  if (k == K(KW_LAMBDA) || k == K(KW_YIELD)) {
+  if (k == K(KW_LAMBDA)) {
+    lmql__p_enter(p);
+    struct lmql_node *n = lambda(p);
+    lmql__p_leave(p);
+    return n;
+  }
+  if (k == K(KW_YIELD)) {
     lmql__p_unsupported(p, lmql__p_tok(p));
     return error_node(p);
   }
