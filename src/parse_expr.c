@@ -342,12 +342,11 @@ struct lmql_node *lmql__p_primary(struct lmql_parser *p) {
 
 static struct lmql_node *factor(struct lmql_parser *p);
 
-/* power -> ['await'] primary ['**' factor] */
+/* power -> ['await'] primary ['**' factor]
+** Query code runs in order: awaiting a call is the call (async defs are
+** defs), so 'await' is read and dropped. */
 static struct lmql_node *power(struct lmql_parser *p) {
-  if (lmql__p_kind(p) == K(KW_AWAIT)) {
-    lmql__p_unsupported(p, lmql__p_tok(p));
-    return error_node(p);
-  }
+  lmql__p_accept(p, K(KW_AWAIT));
   struct lmql_node *n = lmql__p_primary(p);
   if (lmql__p_kind(p) == K(POW)) {
     lmql__p_chain_link(p);   /* a**b**c recurses here, through factor */

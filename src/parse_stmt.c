@@ -678,9 +678,10 @@ static int decorated(struct lmql_parser *p, struct lmql_vec *out) {
   const struct lmql_token *t = lmql__p_tok(p);
   if (t->kind == K(KW_DEF) && p->stmt_first == p->i) return funcdef(p, out, lmql__p_list(&decos));
   if (t->kind == K(KW_CLASS) && p->stmt_first == p->i) return classdef(p, out, lmql__p_list(&decos));
-  if (t->kind == K(KW_ASYNC)) {
-    lmql__p_unsupported(p, t);
-    return 0;
+  if (t->kind == K(KW_ASYNC) && lmql__p_tok_at(p, 1)->kind == K(KW_DEF) && p->stmt_first == p->i) {
+    lmql__p_next(p);   /* async def: a def (query code runs in order) */
+    p->stmt_first = p->i;
+    return funcdef(p, out, lmql__p_list(&decos));
   }
   lmql__p_error_at(p, t->off, "expected 'def' or 'class' after decorator");
   return 0;
@@ -702,6 +703,16 @@ int lmql__p_stmt(struct lmql_parser *p, struct lmql_vec *out) {
       return funcdef(p, out, none);
     }
     case K(AT): return decorated(p, out);
+    case K(KW_ASYNC):
+      if (lmql__p_tok_at(p, 1)->kind == K(KW_DEF)) {
+        /* async def: a def; query code runs in order and 'await f()' is f() */
+        struct lmql_node_list none = {NULL, 0};
+        lmql__p_next(p);
+        p->stmt_first = p->i;
+        return funcdef(p, out, none);
+      }
+      simple_stmts(p, out);
+      return 0;
     default:
       simple_stmts(p, out);
       return 0;
