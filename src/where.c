@@ -735,20 +735,76 @@ void lmql__wheres_free(struct lmql__wheres *ws) {
 }
 
 struct walk {
+    const char **holes;                    /* the names of every hole of the program */
+    int n_holes, cap_holes;
     struct lmql__wheres *ws;
     const struct lmql_ast_query **stack;   /* the queries around the statement */
     int depth, cap;
     struct lmql__err *e;
 };
 
+static int collect_holes(void *ud, const struct lmql_node *s) {
+    struct walk *W = ud;
+    if (s->kind != LMQL_NODE_PROMPT) return 0;
+    for (int32_t i = 0; i < s->u.prompt.segs.n; i++) {
+        const struct lmql_node *seg = s->u.prompt.segs.items[i];
+        if (seg->kind != LMQL_NODE_SEG_HOLE || !seg->u.hole.name) continue;
+        if (W->n_holes == W->cap_holes) {
+            int cap = W->cap_holes ? 2 * W->cap_holes : 16;
+            const char **p = lmql__realloc(W->holes, (size_t)cap * sizeof *p);
+            if (!p) return woom(W->e);
+            W->holes = p;
+            W->cap_holes = cap;
+        }
+        W->holes[W->n_holes++] = seg->u.hole.name;
+    }
+    return 0;
+}
+
+/* A constraint function applies to a hole: one on a name that no hole of
+** the program has is LMQL's "failed to resolve variable", not a constraint
+** that silently never applies. */
+static int check_names(const struct walk *W, const struct lmql_node *n) {
+    if (!n) return 0;
+    switch (n->kind) {
+    case LMQL_NODE_CALL: {
+        const struct lmql_node *a0 = n->u.call.args.n ? n->u.call.args.items[0] : NULL;
+        if (cfn_of(n) != CFN_NONE && a0 && a0->kind == LMQL_NODE_NAME) {
+            bool hole = false;
+            for (int i = 0; i < W->n_holes && !hole; i++) hole = !strcmp(W->holes[i], a0->u.name);
+            if (!hole)
+                return wfail(W->e, a0, "failed to resolve variable '%s': %s() applies to a hole, and the query has no [%s]",
+                             a0->u.name, call_name(n), a0->u.name);
+        }
+        for (int32_t i = 0; i < n->u.call.args.n; i++)
+            if (check_names(W, n->u.call.args.items[i])) return -1;
+        return 0;
+    }
+    case LMQL_NODE_KEYWORD: return check_names(W, n->u.kw.value);
+    case LMQL_NODE_UNARY: return check_names(W, n->u.unary.operand);
+    case LMQL_NODE_BINOP: return check_names(W, n->u.bin.left) || check_names(W, n->u.bin.right) ? -1 : 0;
+    case LMQL_NODE_COMPARE:
+        if (check_names(W, n->u.cmp.left)) return -1;
+        for (int32_t i = 0; i < n->u.cmp.comparators.n; i++)
+            if (check_names(W, n->u.cmp.comparators.items[i])) return -1;
+        return 0;
+    case LMQL_NODE_BOOLOP:
+        for (int32_t i = 0; i < n->u.boolop.values.n; i++)
+            if (check_names(W, n->u.boolop.values.items[i])) return -1;
+        return 0;
+    default: return 0;
+    }
+}
+
 static int check_query(void *ud, const struct lmql_ast_query *q) {
     struct walk *W = ud;
-    return lmql__where_check(q->where, W->e);
+    return lmql__where_check(q->where, W->e) || check_names(W, q->where) ? -1 : 0;
 }
 
 static int check_prompt(void *ud, const struct lmql_node *s) {
     struct walk *W = ud;
-    return s->kind == LMQL_NODE_PROMPT ? lmql__where_check(s->u.prompt.where, W->e) : 0;
+    if (s->kind != LMQL_NODE_PROMPT) return 0;
+    return lmql__where_check(s->u.prompt.where, W->e) || check_names(W, s->u.prompt.where) ? -1 : 0;
 }
 
 static int enter_query(void *ud, const struct lmql_ast_query *q) {
@@ -802,12 +858,20 @@ int lmql__wheres_compile(struct lmql_ast_query *q, struct lmql__wheres **out, st
     struct walk W = {.e = e};
     /* First every clause as written, so its errors come in source order
     ** and before those of compiling it for a hole. */
+    struct lmql_ast_visitor holes = {.stmt = collect_holes, .ud = &W};
     struct lmql_ast_visitor check = {.query = check_query, .stmt = check_prompt, .ud = &W};
-    if (lmql__ast_visit(q, &check)) return -1;
-    if (!(W.ws = lmql__calloc(1, sizeof *W.ws))) return woom(e);
+    if (lmql__ast_visit(q, &holes) || lmql__ast_visit(q, &check)) {
+        free(W.holes);
+        return -1;
+    }
+    if (!(W.ws = lmql__calloc(1, sizeof *W.ws))) {
+        free(W.holes);
+        return woom(e);
+    }
     struct lmql_ast_visitor plan = {.enter = enter_query, .query = leave_query, .stmt = plan_prompt, .ud = &W};
     int rc = lmql__ast_visit(q, &plan) ? -1 : 0;
     free(W.stack);
+    free(W.holes);
     if (rc) {
         lmql__wheres_free(W.ws);
         return -1;
