@@ -393,6 +393,11 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
             else if (text[i] == '\t') lmql__buf_adds(&shown, "\\t");
             else lmql__buf_add(&shown, text + i, 1);
         }
+        /* LMQL's EscapedOp rewrites the value too, not only the prompt */
+        if (rc == 0 && v && v->kind == LMQL_V_STR) {
+            lmql__val_unref(v);
+            v = lmql__val_str(shown.data ? shown.data : "", shown.len);
+        }
     } else if (!(post & LMQL_POST_ERASE)) {
         lmql__buf_add(&shown, text, value.len);
     }
