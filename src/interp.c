@@ -287,6 +287,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     if (seg->u.hole.call)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
 
+    I->res->n_holes++;
     if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
     /* Its plan was compiled with the program (where.h). */
     LMQL_ASSERT(seg->u.hole.where != NULL);

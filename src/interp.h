@@ -28,6 +28,7 @@ struct lmql__seq_result {
     struct lmql_val *ret;        /* the `return` value, or NULL without one */
     const char *dist_var;        /* the distribution variable (AST memory), or NULL */
     struct lmql_val *dist_values;/* its values, a list */
+    int n_holes;                 /* holes the sequence ran */
 };
 
 struct lmql__run_out {

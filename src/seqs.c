@@ -401,6 +401,17 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
     }
     rc = 0;
 done:
+    /* LMQL's rule: a query that ends before any hole has one result,
+    ** whatever n is (sequences that differ only by sampling are the same) */
+    if (rc == 0 && out->n_seqs >= 1 && out->many) {
+        bool none = true;
+        for (int s = 0; s < out->n_seqs; s++) none &= out->seqs[s].n_holes == 0;
+        if (none) {
+            for (int s = 1; s < out->n_seqs; s++) lmql__seq_result_free(&out->seqs[s]);
+            out->n_seqs = 1;
+            out->many = false;
+        }
+    }
     out->n_generated = I.n_generated;
     reset_sequence(&I);
     lmql__seq_free(&I.seq);
