@@ -6,6 +6,7 @@
 **
 **   lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]
 **   lmql-maskbench --vocab VOCAB.gguf --tokenize
+**   lmql-maskbench --gbnf SCHEMA.json [--free-ws]
 **
 ** Jobs on stdin, one a line: SCHEMA_FILE <TAB> TOKENS_FILE. The schema file
 ** holds the schema alone as JSON; the tokens file one line per instance,
@@ -436,12 +437,34 @@ static int tokenize_lines(struct lmql__model *m) {
 static int usage(void) {
     fprintf(stderr, "usage: lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]\n"
                     "       lmql-maskbench --vocab VOCAB.gguf --tokenize\n"
+                    "       lmql-maskbench --gbnf SCHEMA.json [--free-ws]\n"
                     "jobs on stdin: SCHEMA_FILE<TAB>TOKENS_FILE per line; JSON lines on stdout\n");
     return 2;
 }
 
+/* --gbnf: the schema's grammar as GBNF on stdout (no vocabulary needed). */
+static int print_gbnf(const char *path, bool free_ws) {
+    size_t n = 0;
+    char *text = read_file(path, &n);
+    if (!text) {
+        fprintf(stderr, "lmql-maskbench: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct lmql__js_opts jo = {.free_ws = free_ws};
+    struct lmql__err err = {0};
+    struct lmql_grammar *g = lmql__jsonschema_compile_text(text, n, &jo, &err);
+    struct lmql__buf out = {0};
+    int rc = !g || lmql__grammar_gbnf(g, &out, &err);
+    if (rc) fprintf(stderr, "lmql-maskbench: %s: %s\n", path, err.msg);
+    else fwrite(out.data, 1, out.len, stdout);
+    lmql__buf_free(&out);
+    lmql__grammar_free(g);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    const char *vocab = NULL;
+    const char *vocab = NULL, *gbnf = NULL;
     bool tokenize = false;
     struct opts o = {.threads = 1};
     for (int i = 1; i < argc; i++) {
@@ -454,9 +477,11 @@ int main(int argc, char **argv) {
             o.threads = (int)t;
         } else if (!strcmp(a, "--tokenize")) tokenize = true;
         else if (!strcmp(a, "--free-ws")) o.free_ws = true;
+        else if (!strcmp(a, "--gbnf") && i + 1 < argc) gbnf = argv[++i];
         else if (!strcmp(a, "--reuse")) o.reuse = true;
         else return usage();
     }
+    if (gbnf) return print_gbnf(gbnf, o.free_ws);
     if (!vocab) return usage();
 
     struct lmql__err err = {0};
