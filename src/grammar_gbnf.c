@@ -15,7 +15,7 @@
 ** GBNF matches code points, our DFAs bytes. The DFAs step only through valid
 ** UTF-8 (regex.h), so each state's edges are gathered per whole code point:
 ** every UTF-8 sequence from the state, byte by byte, with runs of bytes in
-** one byte class walked once. U+0000 is left out (llama.cpp never matches it:
+** one target state walked once. U+0000 is left out (llama.cpp never matches it:
 ** its strings are C strings), so a terminal that admitted it loses those
 ** strings; JSON text cannot hold a raw NUL anyway.
 */
@@ -77,23 +77,24 @@ static int edge_add(struct edges *e, uint32_t lo, uint32_t hi, int32_t to) {
 ** when they all lead to the same state (so a run of lead bytes is one
 ** range), else -1. */
 static int32_t uniform(const struct lmql__gterm *t, int32_t d, int k) {
-    for (; k > 0; k--) {
-        uint8_t c = t->cls[0x80];
-        for (int b = 0x81; b <= 0xBF; b++)
-            if (t->cls[b] != c) return -1;
-        d = lmql__gterm_step(t, d, 0x80);
-        if (d < 0) return -1;
+    for (; k > 0 && d >= 0; k--) {
+        int32_t to = lmql__gterm_step(t, d, 0x80);
+        for (int b = 0x81; b <= 0xBF && to >= 0; b++)
+            if (lmql__gterm_step(t, d, (unsigned char)b) != to) to = -1;
+        d = to;
     }
     return d;
 }
 
 /* Walk continuation bytes lo..hi from state d, k of them still to come
-** after this one, the code point's higher bits being base. */
+** after this one, the code point's higher bits being base. Bytes leading
+** to the same state have the same continuations: a run of them is walked
+** once. */
 static int walk(const struct lmql__gterm *t, int32_t d, int k, int lo, int hi, uint32_t base, struct edges *e) {
     for (int a = lo; a <= hi;) {
-        int b = a;
-        while (b < hi && t->cls[b + 1] == t->cls[a]) b++;
         int32_t to = lmql__gterm_step(t, d, (unsigned char)a);
+        int b = a;
+        while (b < hi && lmql__gterm_step(t, d, (unsigned char)(b + 1)) == to) b++;
         int shift = 6 * k;
         if (to >= 0) {
             int32_t u = uniform(t, to, k);
@@ -116,7 +117,7 @@ static int state_edges(const struct lmql__gterm *t, int32_t s, struct edges *e) 
     for (int a = 0x01; a <= 0x7F;) {
         int b = a;
         int32_t to = lmql__gterm_step(t, s, (unsigned char)a);
-        while (b < 0x7F && t->cls[b + 1] == t->cls[a]) b++;
+        while (b < 0x7F && lmql__gterm_step(t, s, (unsigned char)(b + 1)) == to) b++;
         if (to >= 0 && edge_add(e, (uint32_t)a, (uint32_t)b, to)) return -1;
         a = b + 1;
     }
