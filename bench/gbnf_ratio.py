@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="tokens of each schema's first valid instance")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per schema")
     ap.add_argument("--free-ws", action="store_true", help="grammars with any JSON whitespace between tokens")
+    ap.add_argument("--mem-limit", type=float, default=8, help="address-space limit of the engine in GiB (0: none, "
+                    "as a sanitizer build needs)")
     ap.add_argument("--dir", default=None)
     ap.add_argument("--vocab", default="build/vocab/ggml-vocab-llama-bpe.gguf")
     ap.add_argument("--bin", default="build/bin/lmql-maskbench")
@@ -66,7 +68,7 @@ def main():
     tokens = tokenize_all(binary, vocab, [p[2] for p in picked])
 
     argv = [binary, "--vocab", vocab, "--grammar-sampler", str(args.steps)] + (["--free-ws"] if args.free_ws else [])
-    eng = Engine(argv, 8)
+    eng = Engine(argv, args.mem_limit)
     ours, llama = [], []
     counts = {"schemas": len(picked), "compared": 0, "compile error": 0, "export error": 0, "llama refused": 0,
               "llama timeout": 0, "engine crash": 0, "both refused a token": 0, "only ours refused a token": 0,
