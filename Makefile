@@ -120,8 +120,10 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3 --threads 1
-	@echo "a JSON Schema query end to end against the bare llama.cpp loop, output tokens/s (bench/results/json_e2e.json):"
+	@echo "a JSON Schema query end to end against the bare llama.cpp loop, output tokens/s (bench/results/json_e2e*.json;"
+	@echo "1 thread: steadier when other processes share the cores):"
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --json --runs 5
+	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --json --runs 5 --threads 1 --out bench/results/json_e2e-1thread.json
 	@echo "with another process keeping one core busy (polling off, our default; then llama.cpp's 50):"
 	@timeout 120 sh -c 'while :; do :; done' & b=$$!; \
 	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3; \

@@ -130,15 +130,18 @@ static int bench_json_main(int argc, char **argv) {
     printf("  value: %s\n", value);
     printf("  lmql JSON query  %7.2f tok/s (%.2f-%.2f)\n  bare llama.cpp   %7.2f tok/s (%.2f-%.2f)\n", qm, q_lo, q_hi, bm,
            b_lo, b_hi);
-    printf("  ratio %.2fx (runs %.2f-%.2f)  target >= 1.2x: %s\n", rm, r_lo, r_hi, rm >= 1.2 ? "pass" : "MISS");
+    /* On a shared machine single runs swing several-fold; the bests of each
+    ** (the runs least disturbed) give a steadier ratio. */
+    printf("  ratio %.2fx (runs %.2f-%.2f; of the bests %.2fx)  target >= 1.2x: %s\n", rm, r_lo, r_hi, q_hi / b_hi,
+           rm >= 1.2 ? "pass" : "MISS");
     FILE *f = fopen(out_path, "w");
     if (!f) { fprintf(stderr, "lmql-bench: cannot write %s\n", out_path); goto done; }
     fprintf(f,
             "{\"model\": \"%s\", \"threads\": %d, \"runs\": %d, \"output_tokens\": %d, \"forward_passes\": %llu,\n"
             " \"lmql_tok_s\": %.3f, \"lmql_tok_s_min\": %.3f, \"lmql_tok_s_max\": %.3f,\n"
             " \"bare_tok_s\": %.3f, \"bare_tok_s_min\": %.3f, \"bare_tok_s_max\": %.3f,\n"
-            " \"ratio\": %.4f, \"ratio_min\": %.4f, \"ratio_max\": %.4f, \"target_1.2x\": \"%s\"}\n",
-            path, threads, runs, n_gen, (unsigned long long)n_forward, qm, q_lo, q_hi, bm, b_lo, b_hi, rm, r_lo, r_hi,
+            " \"ratio\": %.4f, \"ratio_min\": %.4f, \"ratio_max\": %.4f, \"ratio_of_bests\": %.4f, \"target_1.2x\": \"%s\"}\n",
+            path, threads, runs, n_gen, (unsigned long long)n_forward, qm, q_lo, q_hi, bm, b_lo, b_hi, rm, r_lo, r_hi, q_hi / b_hi,
             rm >= 1.2 ? "pass" : "miss");
     if (fclose(f)) goto done;
     printf("  wrote %s\n", out_path);
