@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--vocab", default="build/vocab/ggml-vocab-llama-bpe.gguf")
     ap.add_argument("--bin", default="build/bin/lmql-maskbench")
     ap.add_argument("--out", default="bench/results/gbnf_ratio.json")
+    ap.add_argument("--roundtrip", action="store_true", help="instead: every schema's export compiled back by our GBNF "
+                    "parser, every instance checked to get the same verdict (lmql-maskbench --gbnf-check)")
     ap.add_argument("--missing-ok", action="store_true", help="exit 0 with a note when the data directory is missing")
     args = ap.parse_args()
 
@@ -54,6 +56,8 @@ def main():
         print(f"gbnf_ratio: no data directory {ddir} (set MASKBENCH_DIR)", file=sys.stderr)
         sys.exit(0 if args.missing_ok else 1)
     files = sorted(f for f in os.listdir(ddir) if f.endswith(".json"))
+    if args.roundtrip:
+        return roundtrip(args, ddir, files, binary, vocab)
     # Schemas with a valid instance, then N of them spread evenly.
     picked = []
     for f in files:
@@ -167,5 +171,57 @@ def main():
     print(f"full results: {os.path.relpath(outp, ROOT)}")
 
 
+def roundtrip(args, ddir, files, binary, vocab):
+    """Every schema (--schemas N of them spread evenly when N < all): the
+    export compiled back by gbnf.c must give every instance the original's verdict."""
+    if args.schemas < len(files):
+        step = len(files) / args.schemas
+        files = [files[int(i * step)] for i in range(args.schemas)]
+    schemas, texts = [], []
+    for f in files:
+        with open(os.path.join(ddir, f), encoding="utf-8") as fh:
+            d = json.load(fh)
+        tests = d.get("tests", [])
+        schemas.append((f, d["schema"], len(texts), len(tests)))
+        texts.extend(json.dumps(t["data"], indent=None, ensure_ascii=False) for t in tests)
+    tokens = tokenize_all(binary, vocab, texts)
+    eng = Engine([binary, "--vocab", vocab, "--gbnf-check"] + (["--free-ws"] if args.free_ws else []), args.mem_limit)
+    counts = {"schemas": len(schemas), "checked": 0, "compile error": 0, "export error": 0, "reparse error": 0,
+              "timeout or crash": 0, "instances": 0, "same verdict": 0, "different verdict": 0}
+    bad = []
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gbnf-roundtrip-") as tmp:
+        sp, tp = os.path.join(tmp, "schema.json"), os.path.join(tmp, "tokens.txt")
+        for f, schema, first, n in schemas:
+            with open(sp, "w", encoding="utf-8") as fh:
+                json.dump(schema, fh, ensure_ascii=False)
+            with open(tp, "w") as fh:
+                fh.write("".join(tokens[first + i] + "\n" for i in range(n)))
+            status, head, _, _ = run_schema(eng, f"{sp}\t{tp}", args.timeout)
+            if status != "ok":
+                counts["timeout or crash"] += 1
+                bad.append((f, status))
+            elif "compile_error" in head or "error" in head:
+                counts["compile error"] += 1
+            elif "gbnf_error" in head or "reparse_error" in head:
+                key = "export error" if "gbnf_error" in head else "reparse error"
+                counts[key] += 1
+                bad.append((f, key + ": " + (head.get("gbnf_error") or head.get("reparse_error"))[:200]))
+            else:
+                counts["checked"] += 1
+                counts["instances"] += head["instances"]
+                counts["different verdict"] += len(head["differ"])
+                counts["same verdict"] += head["instances"] - len(head["differ"])
+                if head["differ"]:
+                    bad.append((f, f"instances {head['differ']} differ"))
+    eng.close()
+    print(f"GBNF round trip: {counts['checked']} schemas exported and compiled back, {counts['instances']} instances, "
+          f"{counts['different verdict']} with a different verdict; {time.monotonic() - t0:.0f} s")
+    print("counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for f, why in bad:
+        print(f"  {f}: {why}")
+    return 1 if counts["different verdict"] or counts["export error"] else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,6 +7,7 @@
 **   lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]
 **   lmql-maskbench --vocab VOCAB.gguf --tokenize
 **   lmql-maskbench --vocab VOCAB.gguf --grammar-sampler STEPS [--free-ws]
+**   lmql-maskbench --vocab VOCAB.gguf --gbnf-check [--free-ws]
 **   lmql-maskbench --gbnf SCHEMA.json [--free-ws]
 **
 ** Jobs on stdin, one a line: SCHEMA_FILE <TAB> TOKENS_FILE. The schema file
@@ -51,7 +52,9 @@
 **
 ** --grammar-sampler: the same jobs against llama.cpp's grammar sampler on
 ** the schema's grammar as GBNF (see vs_job below). --gbnf: the grammar of
-** one schema as GBNF text, for users and for checking the export by eye.
+** one schema as GBNF text, for users and for checking the export by eye;
+** --gbnf-check: the export compiled back by our GBNF parser, checked on
+** every instance (see check_job below).
 **
 ** --tokenize: each stdin line is a JSON string literal; each stdout line
 ** the token ids of its text (the model's tokenizer, no BOS, special-token
@@ -70,6 +73,7 @@
 #include <math.h>
 
 #include "bench_util.h"
+#include "gbnf.h"
 #include "grammar.h"
 #include "jsonschema.h"
 #include "lmql_int.h"
@@ -557,6 +561,66 @@ done:
     fflush(stdout);
 }
 
+/*
+** --gbnf-check: per job, the schema's grammar exported as GBNF and compiled
+** back by our GBNF front end (gbnf.c); every instance's text (its tokens'
+** bytes) must get the same verdict from both. Answers
+**   {"instances": N, "accepted": A, "differ": [i, ...]} or
+**   {"compile_error"} / {"gbnf_error"} / {"reparse_error": why}, then {"done": true}.
+*/
+static void check_job(const char *schema_path, const char *tokens_path, struct lmql__vocab *v, const struct opts *o) {
+    size_t n_schema = 0, n_toks = 0;
+    char *schema = read_file(schema_path, &n_schema), *toks = schema ? read_file(tokens_path, &n_toks) : NULL;
+    struct lmql__buf gbnf = {0}, text = {0}, b = {0};
+    struct lmql_grammar *g = NULL, *back = NULL;
+    struct lmql__err err = {0};
+    struct lmql__js_opts jo = {.free_ws = o->free_ws};
+    if (!toks) {
+        out_err("error", strerror(errno));
+    } else if (!(g = lmql__jsonschema_compile_text(schema, n_schema, &jo, &err))) {
+        out_err("compile_error", err.msg[0] ? err.msg : "compile failed");
+    } else if (lmql__grammar_gbnf(g, &gbnf, &err)) {
+        out_err("gbnf_error", err.msg);
+    } else if (!(back = lmql__gbnf_compile(gbnf.data, gbnf.len, "root", &err))) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%d:%d: %.1024s", err.pos.line, err.pos.col, err.msg);
+        out_err("reparse_error", msg);
+    } else {
+        int n = 0, accepted = 0, n_differ = 0;
+        if (lmql__buf_adds(&b, "{\"differ\": [")) die_oom();
+        for (size_t i = 0; i < n_toks; n++) {
+            const char *nl = memchr(toks + i, '\n', n_toks - i);
+            size_t e = nl ? (size_t)(nl - toks) : n_toks;
+            struct instance in = {0};
+            if (parse_tokens(toks + i, e - i, &in)) die_oom();
+            text.len = 0;
+            for (int32_t j = 0; j < in.n; j++) {
+                uint32_t len = 0;
+                const char *piece = in.toks[j] >= 0 && in.toks[j] < v->n_tokens ? lmql__vocab_piece(v, in.toks[j], &len) : "";
+                if (lmql__buf_add(&text, piece, len)) die_oom();
+            }
+            free(in.toks);
+            int x = lmql__grammar_accepts(g, text.data ? text.data : "", text.len);
+            int y = lmql__grammar_accepts(back, text.data ? text.data : "", text.len);
+            accepted += x == 1;
+            if (x != y && lmql__buf_addf(&b, n_differ++ ? ", %d" : "%d", n)) die_oom();
+            i = e + 1;
+        }
+        if (lmql__buf_addf(&b, "], \"instances\": %d, \"accepted\": %d, \"gbnf_bytes\": %zu}\n", n, accepted, gbnf.len))
+            die_oom();
+        fputs(b.data, stdout);
+    }
+    lmql__grammar_free(back);
+    lmql__grammar_free(g);
+    lmql__buf_free(&gbnf);
+    lmql__buf_free(&text);
+    lmql__buf_free(&b);
+    free(schema);
+    free(toks);
+    fputs("{\"done\": true}\n", stdout);
+    fflush(stdout);
+}
+
 /* -------------------------------------------------------------- tokenize -- */
 
 static int tokenize_lines(struct lmql__model *m) {
@@ -612,6 +676,7 @@ static int usage(void) {
     fprintf(stderr, "usage: lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]\n"
                     "       lmql-maskbench --vocab VOCAB.gguf --tokenize\n"
                     "       lmql-maskbench --vocab VOCAB.gguf --grammar-sampler STEPS [--free-ws]\n"
+                    "       lmql-maskbench --vocab VOCAB.gguf --gbnf-check [--free-ws]\n"
                     "       lmql-maskbench --gbnf SCHEMA.json [--free-ws]\n"
                     "jobs on stdin: SCHEMA_FILE<TAB>TOKENS_FILE per line; JSON lines on stdout\n");
     return 2;
@@ -642,6 +707,7 @@ int main(int argc, char **argv) {
     const char *vocab = NULL, *gbnf = NULL;
     bool tokenize = false;
     int vs_steps = 0;
+    bool gbnf_check = false;
     struct opts o = {.threads = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -654,6 +720,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--tokenize")) tokenize = true;
         else if (!strcmp(a, "--free-ws")) o.free_ws = true;
         else if (!strcmp(a, "--gbnf") && i + 1 < argc) gbnf = argv[++i];
+        else if (!strcmp(a, "--gbnf-check")) gbnf_check = true;
         else if (!strcmp(a, "--grammar-sampler") && i + 1 < argc) {
             vs_steps = atoi(argv[++i]);
             if (vs_steps < 1) return usage();
@@ -699,7 +766,8 @@ int main(int argc, char **argv) {
             continue;
         }
         *tab = 0;
-        if (vs_steps) vs_job(line, tab + 1, m->vocab, trie, &o, vs_steps);
+        if (gbnf_check) check_job(line, tab + 1, m->vocab, &o);
+        else if (vs_steps) vs_job(line, tab + 1, m->vocab, trie, &o, vs_steps);
         else run_job(line, tab + 1, m->vocab, trie, &o);
     }
     free(line);
