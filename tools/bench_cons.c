@@ -735,8 +735,7 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     struct lmql__model *real = lmql__llama_open(path, NULL, 0, &err);
     if (!real) { snprintf(out->error, sizeof out->error, "%s: %s", path, err.msg); return -1; }
     struct counting c = {.base = *real, .real = real};
-    c.base.ops = &k_counting_ops;
-    c.base.vocab->trie = NULL;   /* built anew for the copy, freed below */
+    c.base.ops = &k_counting_ops;   /* the vocabulary (and its trie) stays real's: it frees them */
 
     struct lmql_arena a;
     lmql__arena_init(&a);
@@ -796,7 +795,6 @@ done:
     lmql__wheres_free(plans);
     lmql__diags_free(&d);
     lmql__arena_free(&a);
-    lmql__trie_free(c.base.vocab->trie);
     lmql__model_free(real);
     return rc;
 }
