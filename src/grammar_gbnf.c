@@ -54,6 +54,8 @@ struct exporter {
     bool *term_used;
     int32_t *queue;        /* states of the terminal being printed */
     bool nomem;
+    int32_t bad_term;      /* >= 0: a terminal GBNF cannot write (see below) */
+    const char *bad_why;
 };
 
 static int edge_add(struct edges *e, uint32_t lo, uint32_t hi, int32_t to) {
@@ -173,9 +175,11 @@ static void put_nt(struct exporter *x, int32_t id) {
     put(x, s);
 }
 
+/* A terminal's rule is named for its start state (a literal's too). */
 static void put_state(struct exporter *x, int32_t term, int32_t state) {
     char s[32];
-    if (state == 0) snprintf(s, sizeof s, "t%d", (int)term);
+    const struct lmql__gterm *t = &x->g->terms[term];
+    if (!t->is_re || state == t->start) snprintf(s, sizeof s, "t%d", (int)term);
     else snprintf(s, sizeof s, "t%d-%d", (int)term, (int)state);
     put(x, s);
 }
@@ -217,6 +221,12 @@ static bool is_final(struct exporter *x, int32_t term, int32_t s) {
 static void put_state_rule(struct exporter *x, int32_t term, int32_t s, int32_t *n_queue) {
     struct tstates *ts = &x->ts[term];
     struct edges *e = edges_of(x, term, s);
+    /* Every edge left out was U+0000: GBNF would read an empty rule as the
+    ** empty string, not as nothing. */
+    if (e->n == 0 && !ts->acc[s] && x->bad_term < 0) {
+        x->bad_term = term;
+        x->bad_why = "matches only text holding U+0000, which GBNF never matches";
+    }
     put_state(x, term, s);
     put(x, " ::=");
     int n_alt = 0;
@@ -300,15 +310,7 @@ static void put_term_rules(struct exporter *x, int32_t term) {
 }
 
 int lmql__grammar_gbnf(const struct lmql_grammar *g, struct lmql__buf *out, struct lmql__err *e) {
-    /* A literal that is not whole UTF-8 characters has no GBNF form. */
-    for (int32_t i = 0; i < g->n_term; i++) {
-        const struct lmql__gterm *t = &g->terms[i];
-        if (!t->is_re && !lmql__utf8_valid((const unsigned char *)t->text, t->len))
-            return lmql__err_set(e, LMQL_ERR_QUERY, NULL, "terminal %d is not valid UTF-8: GBNF cannot write it", (int)i);
-        if (!t->is_re && memchr(t->text, 0, t->len))
-            return lmql__err_set(e, LMQL_ERR_QUERY, NULL, "terminal %d holds a NUL byte, which GBNF never matches", (int)i);
-    }
-    struct exporter x = {.g = g, .out = out};
+    struct exporter x = {.g = g, .out = out, .bad_term = -1};
     bool *nt_used = lmql__calloc((size_t)g->n_nt + 1, sizeof *nt_used);
     int32_t *stack = lmql__malloc(((size_t)g->n_nt + 1) * sizeof *stack);
     x.term_used = lmql__calloc((size_t)g->n_term + 1, sizeof *x.term_used);
@@ -338,7 +340,7 @@ int lmql__grammar_gbnf(const struct lmql_grammar *g, struct lmql__buf *out, stru
                 if (LMQL_G_IS_T(sym)) {
                     int32_t t = LMQL_G_T_ID(sym);
                     x.term_used[t] = true;
-                    put_state(&x, t, 0);
+                    put_state(&x, t, g->terms[t].start);
                 } else {
                     put_nt(&x, sym);
                     if (!nt_used[sym]) {
@@ -350,7 +352,16 @@ int lmql__grammar_gbnf(const struct lmql_grammar *g, struct lmql__buf *out, stru
         }
         put(&x, "\n");
     }
-    for (int32_t t = 0; t < g->n_term && !x.nomem; t++)
+    /* A literal that is not whole UTF-8 characters has no GBNF form. */
+    for (int32_t i = 0; i < g->n_term && !x.nomem && x.bad_term < 0; i++) {
+        const struct lmql__gterm *t = &g->terms[i];
+        if (!x.term_used[i] || t->is_re) continue;
+        x.bad_why = !lmql__utf8_valid((const unsigned char *)t->text, t->len) ? "is not valid UTF-8"
+                    : memchr(t->text, 0, t->len)                                ? "holds U+0000, which GBNF never matches"
+                                                                                : NULL;
+        if (x.bad_why) x.bad_term = i;
+    }
+    for (int32_t t = 0; t < g->n_term && !x.nomem && x.bad_term < 0; t++)
         if (x.term_used[t]) put_term_rules(&x, t);
 
     for (int32_t t = 0; x.ts && t < g->n_term; t++) {
@@ -366,5 +377,9 @@ int lmql__grammar_gbnf(const struct lmql_grammar *g, struct lmql__buf *out, stru
     free(x.queue);
     free(nt_used);
     free(stack);
-    return x.nomem ? lmql__err_nomem(e) : 0;
+    if (x.nomem) return lmql__err_nomem(e);
+    if (x.bad_term >= 0)
+        return lmql__err_set(e, LMQL_ERR_QUERY, NULL, "terminal %d %s: GBNF cannot write it", (int)x.bad_term,
+                             x.bad_why);
+    return 0;
 }

@@ -157,6 +157,35 @@ static void test_built(void) {
     CHECK(g && lmql__grammar_gbnf(g, &text, &e) == -1 && e.status == LMQL_ERR_QUERY);
     CHECK_CONTAINS(e.msg, "not valid UTF-8");
     lmql__grammar_free(g);
+
+    /* A regex that needs U+0000 after "a": refused, not written as an empty
+    ** rule (which GBNF reads as the empty string). An unused bad literal is
+    ** no obstacle. */
+    b = lmql__gb_new();
+    S = lmql__gb_nonterminal(b, "s");
+    int32_t nul = lmql__gb_regex(b, "a\\x00|b", 7, &e);
+    half = lmql__gb_literal(b, "\xc3", 1, &e);
+    T = lmql__gb_nonterminal(b, "unused");
+    lmql__gb_alt(b, S, (int32_t[]){LMQL_G_T(nul)}, 1);
+    lmql__gb_alt(b, T, (int32_t[]){LMQL_G_T(half)}, 1);
+    g = lmql__gb_finish(b, S, &e);
+    text.len = 0;
+    CHECK(g && lmql__grammar_gbnf(g, &text, &e) == -1 && e.status == LMQL_ERR_QUERY);
+    CHECK_CONTAINS(e.msg, "U+0000");
+    lmql__grammar_free(g);
+
+    b = lmql__gb_new();
+    S = lmql__gb_nonterminal(b, "s");
+    int32_t ok = lmql__gb_regex(b, "b", 1, &e);
+    half = lmql__gb_literal(b, "\xc3", 1, &e);
+    T = lmql__gb_nonterminal(b, "unused");
+    lmql__gb_alt(b, S, (int32_t[]){LMQL_G_T(ok)}, 1);
+    lmql__gb_alt(b, T, (int32_t[]){LMQL_G_T(half)}, 1);
+    g = lmql__gb_finish(b, S, &e);
+    text.len = 0;
+    CHECK(g && lmql__grammar_gbnf(g, &text, &e) == 0);
+    CHECK_CONTAINS(text.data, "root ::= n0-s\nn0-s ::= t0\nt0 ::= \"b\"\n");
+    lmql__grammar_free(g);
     lmql__buf_free(&text);
 }
 
