@@ -44,7 +44,7 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 
 MASKBENCH = $(BUILD)/bin/lmql-maskbench
 
-.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench install clean distclean fuzz
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
 all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
@@ -105,6 +105,13 @@ MASKBENCH_ARGS ?=
 maskbench: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
 	python3 bench/maskbench.py --bin $(BUILD)/bin/lmql-maskbench $(if $(MASKBENCH_DIR),--dir $(MASKBENCH_DIR)) $(MASKBENCH_ARGS)
 
+# The GBNF ratio: llama.cpp's grammar sampler on the same schemas' grammars
+# exported as GBNF, against our masks, first 20 tokens of one valid instance
+# of 100 schemas (about a minute); bench/results/gbnf_ratio.json.
+GBNF_RATIO_ARGS ?=
+maskbench-gbnf: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
+	python3 bench/gbnf_ratio.py --bin $(BUILD)/bin/lmql-maskbench --schemas 100 --steps 20 $(if $(MASKBENCH_DIR),--dir $(MASKBENCH_DIR)) $(GBNF_RATIO_ARGS)
+
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
 bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) testdata build/models/bench-q4_0.gguf
@@ -113,6 +120,10 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3
 	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --runs 3 --threads 1
+	@echo "a JSON Schema query end to end against the bare llama.cpp loop, output tokens/s (bench/results/json_e2e*.json;"
+	@echo "1 thread: steadier when other processes share the cores):"
+	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --json --runs 5
+	$(BUILD)/bin/lmql-bench build/models/bench-q4_0.gguf --json --runs 5 --threads 1 --out bench/results/json_e2e-1thread.json
 	@echo "with another process keeping one core busy (polling off, our default; then llama.cpp's 50):"
 	@timeout 120 sh -c 'while :; do :; done' & b=$$!; \
 	  $(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf --runs 3; \
@@ -124,6 +135,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-serve
 	@echo "MaskBench: JSON Schema masks as guidance-ai/jsonschemabench measures them (bench/results/maskbench.json):"
 	$(MAKE) maskbench MASKBENCH_ARGS="--missing-ok $(MASKBENCH_ARGS)"
+	@echo "GBNF ratio: llama.cpp's grammar sampler on our grammars as GBNF vs our masks (bench/results/gbnf_ratio.json):"
+	$(MAKE) maskbench-gbnf GBNF_RATIO_ARGS="--missing-ok $(GBNF_RATIO_ARGS)"
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/harness.o $(LIB) $(BUILD)/lib/.llama
 	@mkdir -p $(dir $@)

@@ -96,6 +96,16 @@ int32_t lmql__grammar_n_terminals(const struct lmql_grammar *g);
 ** out of memory. */
 int lmql__grammar_accepts(const struct lmql_grammar *g, const char *s, size_t n);
 
+/* Write g as GBNF text, llama.cpp's grammar format, appended to out: a rule
+** `root` for the start symbol, one rule per nonterminal reachable from it,
+** each regex terminal as rules of its DFA's states (grammar_gbnf.c). The
+** language is the same, except strings holding U+0000 (GBNF never matches
+** it). Returns 0, or -1 with e filled (out may then hold part of the text):
+** LMQL_ERR_QUERY for a terminal in use that GBNF cannot write (a literal that
+** is not valid UTF-8 or holds U+0000; a regex whose strings from some point
+** on all hold U+0000), or LMQL_ERR_NOMEM. */
+int lmql__grammar_gbnf(const struct lmql_grammar *g, struct lmql__buf *out, struct lmql__err *e);
+
 /* ---------------------------------------------------------- matching -- */
 
 /*

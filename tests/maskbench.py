@@ -140,5 +140,31 @@ with tempfile.TemporaryDirectory(prefix="maskbench-test-") as tmp:
     except (OSError, ValueError, KeyError) as e:
         check("driver results readable", False, e)
 
+    # --gbnf: the schema's grammar as GBNF text (no vocabulary needed).
+    sp = os.path.join(tmp, "gbnf_schema.json")
+    with open(sp, "w") as f:
+        json.dump(SCHEMA, f)
+    r = subprocess.run([BIN, "--gbnf", sp], capture_output=True, text=True, timeout=60)
+    check("--gbnf prints a grammar", r.returncode == 0 and r.stdout.startswith("root ::= ")
+          and '"{\\"name\\": ' in r.stdout, r.stdout[:400] + r.stderr[-400:])
+    r = subprocess.run([BIN, "--gbnf", os.path.join(tmp, "missing.json")], capture_output=True, text=True, timeout=60)
+    check("--gbnf on a missing file fails", r.returncode != 0 and "missing.json" in r.stderr, r.stderr)
+
+    # The GBNF ratio driver: llama.cpp's sampler and ours agree on the passing schema.
+    res = os.path.join(tmp, "gbnf.json")
+    r = subprocess.run([sys.executable, "bench/gbnf_ratio.py", "--dir", data, "--bin", BIN, "--out", res,
+                        "--steps", "8", "--mem-limit", "0"], capture_output=True, text=True, timeout=300)
+    check("gbnf_ratio exits 0", r.returncode == 0, r.stderr[-800:])
+    check("gbnf_ratio prints the ratio line", "GBNF ratio: llama.cpp grammar sampler TBM p50" in r.stdout, r.stdout[-800:])
+    try:
+        with open(res) as f:
+            d = json.load(f)
+        st = {s["id"]: s for s in d["schemas_detail"]}
+        check("gbnf_ratio: both engines agree on the schema", st["a_pass.json"]["status"] == "agree"
+              and st["a_pass.json"]["steps"] == 8 and st["a_pass.json"]["diff_tokens"] == 0, st)
+        check("gbnf_ratio: the bad schema is a compile error", st["b_error.json"]["status"] == "compile error", st)
+    except (OSError, ValueError, KeyError) as e:
+        check("gbnf_ratio results readable", False, e)
+
 print(f"maskbench: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -317,15 +317,13 @@ done:
 */
 static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *vb, const struct workload *w, int n_seqs,
                        int max_steps, uint64_t seed, struct sim_result *r) {
-    int32_t nv = llama_vocab_n_tokens(lv);
-    llama_token_data *tmpl = malloc((size_t)nv * sizeof *tmpl), *cand = malloc((size_t)nv * sizeof *cand);
-    int32_t *allowed = malloc((size_t)nv * sizeof *allowed);
+    struct bench_cands cs;
+    int32_t *allowed = malloc((size_t)llama_vocab_n_tokens(lv) * sizeof *allowed);
     struct lmql__buf value = {0};
     uint64_t rng = seed;
     int rc = -1, steps = 0;
     double t_end = lmql__now() + 5.0;   /* and at most about 5 s per constraint */
-    if (!tmpl || !cand || !allowed) goto done;
-    for (int32_t t = 0; t < nv; t++) tmpl[t] = (llama_token_data){t, 0.0f, 0.0f};
+    if (bench_cands_init(&cs, lv) || !allowed) goto done;
     for (int s = 0; s < n_seqs && steps < max_steps && lmql__now() < t_end; s++) {
         struct llama_sampler *g = llama_sampler_init_grammar(lv, w->gbnf, "root");
         if (!g) {
@@ -335,13 +333,9 @@ static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *v
         }
         value.len = 0;
         for (int32_t n = 0; n < w->max_tokens && steps < max_steps; n++, steps++) {
-            double t0 = lmql__now();
-            memcpy(cand, tmpl, (size_t)nv * sizeof *cand);
-            llama_token_data_array arr = {cand, (size_t)nv, -1, false};
-            double t1 = lmql__now();
-            llama_sampler_apply(g, &arr);
-            double dt = lmql__now() - t1;
-            samples_add(&r->copy, t1 - t0);
+            llama_token_data_array arr;
+            double t_copy, dt = bench_grammar_apply(&cs, g, &arr, &t_copy), t1;
+            samples_add(&r->copy, t_copy);
             int32_t k = 0;
             bool eog = false;
             for (size_t i = 0; i < arr.size; i++) {
@@ -370,8 +364,7 @@ static int sim_grammar(const struct llama_vocab *lv, const struct lmql__vocab *v
     }
     rc = 0;
 done:
-    free(tmpl);
-    free(cand);
+    bench_cands_free(&cs);
     free(allowed);
     lmql__buf_free(&value);
     return rc;
@@ -535,74 +528,7 @@ static int bench_masks(const struct vocab_spec *vs, int n_seqs, int grammar_step
 
 /* ---------------------------------------------------------- part 3 ------ */
 
-/* A bare llama.cpp greedy loop set up like our backend: same n_ctx and
-** n_batch, the same threads in a non-polling pool (our backend's default,
-** see attach_threadpools in backend_llama.c), so only the query layer
-** differs. */
-struct bare {
-    struct llama_model *model;
-    struct llama_context *ctx;
-    struct ggml_threadpool *tp;
-    void (*tp_free)(struct ggml_threadpool *);
-    llama_token prompt[16];
-    int32_t n_prompt;
-};
-
-static int bare_open(struct bare *b, const char *path, int threads) {
-    memset(b, 0, sizeof *b);
-    struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    if (!(b->model = llama_model_load_from_file(path, mp))) return -1;
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = 2048;
-    cp.n_batch = 512;
-    cp.n_ubatch = 512;
-    cp.n_threads = threads;
-    cp.n_threads_batch = threads;
-    cp.n_seq_max = 1;
-    if (!(b->ctx = llama_init_from_model(b->model, cp))) return -1;
-    ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
-    if (cpu) {
-        struct ggml_threadpool *(*tp_new)(struct ggml_threadpool_params *) =
-            (struct ggml_threadpool *(*)(struct ggml_threadpool_params *))ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_new");
-        b->tp_free = (void (*)(struct ggml_threadpool *))ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_free");
-        struct ggml_threadpool_params tpp = ggml_threadpool_params_default(threads);
-        tpp.poll = 0;
-        if (tp_new && b->tp_free && (b->tp = tp_new(&tpp))) llama_attach_threadpool(b->ctx, b->tp, b->tp);
-    }
-    /* The prompt our query starts with: BOS + "Q:". */
-    b->n_prompt = llama_tokenize(llama_model_get_vocab(b->model), "Q:", 2, b->prompt, 16, true, false);
-    return b->n_prompt > 0 ? 0 : -1;
-}
-
-static void bare_close(struct bare *b) {
-    if (b->ctx) llama_free(b->ctx);
-    if (b->tp) b->tp_free(b->tp);
-    if (b->model) llama_model_free(b->model);
-}
-
-/* Generate n tokens greedily as our decoder does: the prompt in one
-** decode, then one decode per token except after the last. Returns the
-** wall time, *t_eval the time inside llama_decode; < 0 on failure. */
-static double bare_run(struct bare *b, int n, double *t_eval) {
-    const struct llama_vocab *v = llama_model_get_vocab(b->model);
-    int32_t nv = llama_vocab_n_tokens(v);
-    llama_memory_clear(llama_get_memory(b->ctx), true);
-    *t_eval = 0;
-    double t0 = lmql__now(), t1 = lmql__now();
-    if (llama_decode(b->ctx, llama_batch_get_one(b->prompt, b->n_prompt))) return -1;
-    *t_eval += lmql__now() - t1;
-    for (int i = 0; i < n; i++) {
-        const float *lg = llama_get_logits_ith(b->ctx, -1);
-        llama_token best = 0;
-        for (int32_t t = 1; t < nv; t++) if (lg[t] > lg[best]) best = t;
-        if (i == n - 1) break;
-        t1 = lmql__now();
-        if (llama_decode(b->ctx, llama_batch_get_one(&best, 1))) return -1;
-        *t_eval += lmql__now() - t1;
-    }
-    return lmql__now() - t0;
-}
+/* The bare loop is bench_util.h's (struct bench_bare), prompted with "Q:". */
 
 static struct lmql_program *e2e_program(struct lmql *L, const char *path, int threads, int n) {
     char src[1024];
@@ -633,7 +559,7 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
     struct lmql *L = lmql_init(NULL);
     struct lmql_program *warm = L ? e2e_program(L, path, threads, 8) : NULL;
     struct lmql_program *P = warm ? e2e_program(L, path, threads, n_gen) : NULL;
-    struct bare b;
+    struct bench_bare b;
     memset(&b, 0, sizeof b);
     double q_tps[16], b_tps[16], q_over[16], b_over[16];
     int rc = -1;
@@ -643,11 +569,11 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
     /* Warm-up: loads both models (the lmql run first: it loads the CPU
     ** backend the bare loop uses too) and touches their pages. */
     if (lmql_timed_run(L, warm, &st) < 0) goto done;
-    if (bare_open(&b, path, threads)) {
+    if (bench_bare_open(&b, path, threads, "Q:")) {
         fprintf(stderr, "lmql-bench-cons: llama.cpp could not load %s for the bare loop\n", path);
         goto done;
     }
-    double t_warm = bare_run(&b, 8, &t_eval);
+    double t_warm = bench_bare_run(&b, 8, &t_eval);
     if (t_warm < 0) goto done;
     /* Keep the part near a minute and a half: a loaded machine can make
     ** one run take a minute (see below), so fewer runs, at least one. */
@@ -670,7 +596,7 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
         ** other processes hit both alike. */
         for (int k = 0; k < 2; k++) {
             if ((k == 0) == (r % 2 == 0)) {
-                double tb = bare_run(&b, n_gen, &t_eval);
+                double tb = bench_bare_run(&b, n_gen, &t_eval);
                 if (tb < 0) goto done;
                 b_tps[r] = n_gen / tb;
                 b_over[r] = (tb - t_eval) / n_gen;
@@ -730,7 +656,7 @@ static int bench_e2e(const char *path, int n_gen, int threads, int runs, struct 
     lmql__buf_adds(js, "}");
     rc = 0;
 done:
-    bare_close(&b);
+    bench_bare_close(&b);
     lmql_program_free(warm);
     lmql_program_free(P);
     lmql_free(L);
@@ -809,8 +735,7 @@ static int count_query(const char *path, const char *src, struct json_counts *ou
     struct lmql__model *real = lmql__llama_open(path, NULL, 0, &err);
     if (!real) { snprintf(out->error, sizeof out->error, "%s: %s", path, err.msg); return -1; }
     struct counting c = {.base = *real, .real = real};
-    c.base.ops = &k_counting_ops;
-    c.base.vocab->trie = NULL;   /* built anew for the copy, freed below */
+    c.base.ops = &k_counting_ops;   /* the vocabulary (and its trie) stays real's: it frees them */
 
     struct lmql_arena a;
     lmql__arena_init(&a);
@@ -870,7 +795,6 @@ done:
     lmql__wheres_free(plans);
     lmql__diags_free(&d);
     lmql__arena_free(&a);
-    lmql__trie_free(c.base.vocab->trie);
     lmql__model_free(real);
     return rc;
 }

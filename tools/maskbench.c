@@ -6,6 +6,9 @@
 **
 **   lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]
 **   lmql-maskbench --vocab VOCAB.gguf --tokenize
+**   lmql-maskbench --vocab VOCAB.gguf --grammar-sampler STEPS [--free-ws]
+**   lmql-maskbench --vocab VOCAB.gguf --gbnf-check [--free-ws]
+**   lmql-maskbench --gbnf SCHEMA.json [--free-ws]
 **
 ** Jobs on stdin, one a line: SCHEMA_FILE <TAB> TOKENS_FILE. The schema file
 ** holds the schema alone as JSON; the tokens file one line per instance,
@@ -47,6 +50,12 @@
 ** grammar admits exactly json.dumps's separators, which is how the
 ** instances are written).
 **
+** --grammar-sampler: the same jobs against llama.cpp's grammar sampler on
+** the schema's grammar as GBNF (see vs_job below). --gbnf: the grammar of
+** one schema as GBNF text, for users and for checking the export by eye;
+** --gbnf-check: the export compiled back by our GBNF parser, checked on
+** every instance (see check_job below).
+**
 ** --tokenize: each stdin line is a JSON string literal; each stdout line
 ** the token ids of its text (the model's tokenizer, no BOS, special-token
 ** text not parsed), separated by spaces.
@@ -61,7 +70,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <math.h>
+
 #include "bench_util.h"
+#include "gbnf.h"
 #include "grammar.h"
 #include "jsonschema.h"
 #include "lmql_int.h"
@@ -382,6 +394,233 @@ done:
     fflush(stdout);
 }
 
+/* ------------------------------------------ against llama.cpp's sampler -- */
+
+/*
+** --grammar-sampler N: per job, the schema's grammar exported as GBNF
+** (lmql__grammar_gbnf) and given to llama.cpp's grammar sampler, then the
+** first N tokens of the job's first instance through both engines, step by
+** step: ours as above (mask, check, advance), llama.cpp's as MaskBench times
+** it (llama_sampler_apply on every candidate, then llama_sampler_accept).
+** Both masks are compared at each step, over the tokens with text (control
+** and end-of-generation tokens left out: llama.cpp matches a control
+** token's name as text, ours never offers one). Answers one line:
+**   {"gbnf_bytes", "gbnf_us", "llama": "ok" | "refused", "llama_init_us",
+**    "steps", "ours_us": [...], "llama_us": [...], "ours_rejected_at",
+**    "llama_rejected_at", "diff_steps", "diff_tokens", "diffs": [[step, token, ours], ...]}
+** or {"compile_error": why} / {"gbnf_error": why}, then {"done": true}.
+** A token one engine refuses ends the instance there (llama.cpp aborts the
+** process when it is made to accept a token it refused).
+*/
+struct vs {
+    const struct llama_vocab *lv;
+    struct bench_cands cands;
+    uint8_t *skip;           /* per token: left out of the mask comparison */
+    uint8_t *ours;           /* our mask, copied before the matcher advances */
+    char llama_err[512];     /* llama.cpp's last error message */
+};
+
+static struct vs g_vs;
+
+static void vs_log(enum ggml_log_level level, const char *text, void *ud) {
+    (void)ud;
+    if (level == GGML_LOG_LEVEL_ERROR) snprintf(g_vs.llama_err, sizeof g_vs.llama_err, "%s", text);
+}
+
+static int vs_init(const char *vocab, const struct lmql__vocab *v) {
+    struct llama_model_params mp = llama_model_default_params();
+    mp.vocab_only = true;
+    struct llama_model *lm = llama_model_load_from_file(vocab, mp);
+    if (!lm) return -1;
+    g_vs.lv = llama_model_get_vocab(lm);
+    if (bench_cands_init(&g_vs.cands, g_vs.lv) || g_vs.cands.n != v->n_tokens) return -1;
+    g_vs.skip = calloc((size_t)v->n_tokens, 1);
+    g_vs.ours = calloc((size_t)v->n_tokens, 1);
+    if (!g_vs.skip || !g_vs.ours) die_oom();
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        uint32_t len;
+        lmql__vocab_piece(v, t, &len);
+        g_vs.skip[t] = len == 0 || llama_vocab_is_control(g_vs.lv, t) || llama_vocab_is_eog(g_vs.lv, t);
+    }
+    llama_log_set(vs_log, NULL);
+    return 0;
+}
+
+static void vs_job(const char *schema_path, const char *tokens_path, struct lmql__vocab *v, const struct lmql_trie *trie,
+                   const struct opts *o, int max_steps) {
+    size_t n_schema = 0, n_toks = 0;
+    char *schema = read_file(schema_path, &n_schema), *toks = schema ? read_file(tokens_path, &n_toks) : NULL;
+    struct instance in = {0};
+    struct lmql__buf gbnf = {0}, b = {0};
+    struct lmql_grammar *g = NULL;
+    struct lmql__gm *m = NULL;
+    struct llama_sampler *smp = NULL;
+    double *ours_us = NULL, *llama_us = NULL;
+    if (!toks) {
+        out_err("error", strerror(errno));
+        goto done;
+    }
+    const char *nl = memchr(toks, '\n', n_toks);
+    if (parse_tokens(toks, nl ? (size_t)(nl - toks) : n_toks, &in)) {
+        out_err("error", "not token ids");
+        goto done;
+    }
+    struct lmql__js_opts jo = {.free_ws = o->free_ws};
+    struct lmql__err err = {0};
+    if (!(g = lmql__jsonschema_compile_text(schema, n_schema, &jo, &err))) {
+        out_err("compile_error", err.msg[0] ? err.msg : "compile failed");
+        goto done;
+    }
+    double t0 = lmql__now();
+    if (lmql__grammar_gbnf(g, &gbnf, &err) || lmql__buf_add(&gbnf, "", 1)) {
+        out_err("gbnf_error", err.msg);
+        goto done;
+    }
+    double t1 = lmql__now();
+    g_vs.llama_err[0] = 0;
+    smp = llama_sampler_init_grammar(g_vs.lv, gbnf.data, "root");
+    double t2 = lmql__now();
+    if (lmql__buf_addf(&b, "{\"gbnf_bytes\": %zu, \"gbnf_us\": %.1f, \"llama_init_us\": %.1f, \"llama\": \"%s\"",
+                       gbnf.len - 1, (t1 - t0) * 1e6, (t2 - t1) * 1e6, smp ? "ok" : "refused"))
+        die_oom();
+    if (!smp) {
+        if (lmql__buf_adds(&b, ", \"llama_error\": ") || lmql__buf_json_str(&b, g_vs.llama_err, strlen(g_vs.llama_err)))
+            die_oom();
+        goto answer;
+    }
+    if (!(m = lmql__gm_new(g, trie))) die_oom();
+    int32_t c = lmql__gm_start(m), n = in.n < max_steps ? in.n : max_steps, steps = 0;
+    int32_t ours_rej = -1, llama_rej = -1, diff_steps = 0, diff_tokens = 0, n_diffs = 0;
+    ours_us = malloc(((size_t)n + 1) * sizeof *ours_us);
+    llama_us = malloc(((size_t)n + 1) * sizeof *llama_us);
+    if (c < 0 || !ours_us || !llama_us) die_oom();
+    struct lmql__buf diffs = {0};
+    for (int32_t j = 0; j < n; j++, steps++) {
+        int32_t t = in.toks[j];
+        double w0 = lmql__now();
+        const uint8_t *mask = lmql__gm_mask(m, c);
+        double w1 = lmql__now();
+        if (!mask) die_oom();
+        memcpy(g_vs.ours, mask, (size_t)v->n_tokens);
+        double w2 = lmql__now();
+        bool ok = t >= 0 && t < v->n_tokens && g_vs.ours[t];
+        int32_t c2 = c;
+        if (ok) {
+            uint32_t len;
+            const char *piece = lmql__vocab_piece(v, t, &len);
+            c2 = lmql__gm_feed(m, c, piece, len);
+        }
+        ours_us[j] = (w1 - w0 + lmql__now() - w2) * 1e6;
+        llama_token_data_array arr;
+        llama_us[j] = bench_grammar_apply(&g_vs.cands, smp, &arr, NULL) * 1e6;
+        int32_t d = 0;
+        for (int32_t k = 0; k < v->n_tokens; k++) {
+            if (g_vs.skip[k] || (g_vs.ours[k] != 0) == (arr.data[k].logit != -INFINITY)) continue;
+            if (d++ == 0 && n_diffs < 8) {   /* the first of each step, for the report */
+                if (lmql__buf_addf(&diffs, "%s[%d, %d, %d]", n_diffs ? ", " : "", (int)j, (int)k, g_vs.ours[k])) die_oom();
+                n_diffs++;
+            }
+        }
+        diff_steps += d > 0;
+        diff_tokens += d;
+        bool l_ok = t >= 0 && t < v->n_tokens && arr.data[t].logit != -INFINITY;
+        if (!ok) ours_rej = j;
+        if (!l_ok) llama_rej = j;
+        if (!ok || !l_ok || c2 < 0) {
+            steps++;
+            break;
+        }
+        double a0 = lmql__now();
+        llama_sampler_accept(smp, t);
+        llama_us[j] += (lmql__now() - a0) * 1e6;
+        c = c2;
+    }
+    if (lmql__buf_addf(&b, ", \"steps\": %d, \"ours_rejected_at\": %d, \"llama_rejected_at\": %d, \"diff_steps\": %d, "
+                           "\"diff_tokens\": %d, \"diffs\": [%s]",
+                       (int)steps, (int)ours_rej, (int)llama_rej, (int)diff_steps, (int)diff_tokens,
+                       diffs.data ? diffs.data : ""))
+        die_oom();
+    lmql__buf_free(&diffs);
+    out_times(&b, "ours_us", ours_us, steps);
+    out_times(&b, "llama_us", llama_us, steps);
+answer:
+    if (lmql__buf_adds(&b, "}\n")) die_oom();
+    fputs(b.data, stdout);
+done:
+    if (smp) llama_sampler_free(smp);
+    lmql__gm_free(m);
+    lmql__grammar_free(g);
+    lmql__buf_free(&gbnf);
+    lmql__buf_free(&b);
+    free(ours_us);
+    free(llama_us);
+    free(in.toks);
+    free(schema);
+    free(toks);
+    fputs("{\"done\": true}\n", stdout);
+    fflush(stdout);
+}
+
+/*
+** --gbnf-check: per job, the schema's grammar exported as GBNF and compiled
+** back by our GBNF front end (gbnf.c); every instance's text (its tokens'
+** bytes) must get the same verdict from both. Answers
+**   {"instances": N, "accepted": A, "differ": [i, ...]} or
+**   {"compile_error"} / {"gbnf_error"} / {"reparse_error": why}, then {"done": true}.
+*/
+static void check_job(const char *schema_path, const char *tokens_path, struct lmql__vocab *v, const struct opts *o) {
+    size_t n_schema = 0, n_toks = 0;
+    char *schema = read_file(schema_path, &n_schema), *toks = schema ? read_file(tokens_path, &n_toks) : NULL;
+    struct lmql__buf gbnf = {0}, text = {0}, b = {0};
+    struct lmql_grammar *g = NULL, *back = NULL;
+    struct lmql__err err = {0};
+    struct lmql__js_opts jo = {.free_ws = o->free_ws};
+    if (!toks) {
+        out_err("error", strerror(errno));
+    } else if (!(g = lmql__jsonschema_compile_text(schema, n_schema, &jo, &err))) {
+        out_err("compile_error", err.msg[0] ? err.msg : "compile failed");
+    } else if (lmql__grammar_gbnf(g, &gbnf, &err)) {
+        out_err("gbnf_error", err.msg);
+    } else if (!(back = lmql__gbnf_compile(gbnf.data, gbnf.len, "root", &err))) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%d:%d: %.1024s", err.pos.line, err.pos.col, err.msg);
+        out_err("reparse_error", msg);
+    } else {
+        int n = 0, accepted = 0, n_differ = 0;
+        if (lmql__buf_adds(&b, "{\"differ\": [")) die_oom();
+        for (size_t i = 0; i < n_toks; n++) {
+            const char *nl = memchr(toks + i, '\n', n_toks - i);
+            size_t e = nl ? (size_t)(nl - toks) : n_toks;
+            struct instance in = {0};
+            if (parse_tokens(toks + i, e - i, &in)) die_oom();
+            text.len = 0;
+            for (int32_t j = 0; j < in.n; j++) {
+                uint32_t len = 0;
+                const char *piece = in.toks[j] >= 0 && in.toks[j] < v->n_tokens ? lmql__vocab_piece(v, in.toks[j], &len) : "";
+                if (lmql__buf_add(&text, piece, len)) die_oom();
+            }
+            free(in.toks);
+            int x = lmql__grammar_accepts(g, text.data ? text.data : "", text.len);
+            int y = lmql__grammar_accepts(back, text.data ? text.data : "", text.len);
+            accepted += x == 1;
+            if (x != y && lmql__buf_addf(&b, n_differ++ ? ", %d" : "%d", n)) die_oom();
+            i = e + 1;
+        }
+        if (lmql__buf_addf(&b, "], \"instances\": %d, \"accepted\": %d, \"gbnf_bytes\": %zu}\n", n, accepted, gbnf.len))
+            die_oom();
+        fputs(b.data, stdout);
+    }
+    lmql__grammar_free(back);
+    lmql__grammar_free(g);
+    lmql__buf_free(&gbnf);
+    lmql__buf_free(&text);
+    lmql__buf_free(&b);
+    free(schema);
+    free(toks);
+    fputs("{\"done\": true}\n", stdout);
+    fflush(stdout);
+}
+
 /* -------------------------------------------------------------- tokenize -- */
 
 static int tokenize_lines(struct lmql__model *m) {
@@ -436,13 +675,39 @@ static int tokenize_lines(struct lmql__model *m) {
 static int usage(void) {
     fprintf(stderr, "usage: lmql-maskbench --vocab VOCAB.gguf [--threads N] [--free-ws] [--reuse]\n"
                     "       lmql-maskbench --vocab VOCAB.gguf --tokenize\n"
+                    "       lmql-maskbench --vocab VOCAB.gguf --grammar-sampler STEPS [--free-ws]\n"
+                    "       lmql-maskbench --vocab VOCAB.gguf --gbnf-check [--free-ws]\n"
+                    "       lmql-maskbench --gbnf SCHEMA.json [--free-ws]\n"
                     "jobs on stdin: SCHEMA_FILE<TAB>TOKENS_FILE per line; JSON lines on stdout\n");
     return 2;
 }
 
+/* --gbnf: the schema's grammar as GBNF on stdout (no vocabulary needed). */
+static int print_gbnf(const char *path, bool free_ws) {
+    size_t n = 0;
+    char *text = read_file(path, &n);
+    if (!text) {
+        fprintf(stderr, "lmql-maskbench: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct lmql__js_opts jo = {.free_ws = free_ws};
+    struct lmql__err err = {0};
+    struct lmql_grammar *g = lmql__jsonschema_compile_text(text, n, &jo, &err);
+    struct lmql__buf out = {0};
+    int rc = !g || lmql__grammar_gbnf(g, &out, &err);
+    if (rc) fprintf(stderr, "lmql-maskbench: %s: %s\n", path, err.msg);
+    else fwrite(out.data, 1, out.len, stdout);
+    lmql__buf_free(&out);
+    lmql__grammar_free(g);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    const char *vocab = NULL;
+    const char *vocab = NULL, *gbnf = NULL;
     bool tokenize = false;
+    int vs_steps = 0;
+    bool gbnf_check = false;
     struct opts o = {.threads = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -454,9 +719,16 @@ int main(int argc, char **argv) {
             o.threads = (int)t;
         } else if (!strcmp(a, "--tokenize")) tokenize = true;
         else if (!strcmp(a, "--free-ws")) o.free_ws = true;
+        else if (!strcmp(a, "--gbnf") && i + 1 < argc) gbnf = argv[++i];
+        else if (!strcmp(a, "--gbnf-check")) gbnf_check = true;
+        else if (!strcmp(a, "--grammar-sampler") && i + 1 < argc) {
+            vs_steps = atoi(argv[++i]);
+            if (vs_steps < 1) return usage();
+        }
         else if (!strcmp(a, "--reuse")) o.reuse = true;
         else return usage();
     }
+    if (gbnf) return print_gbnf(gbnf, o.free_ws);
     if (!vocab) return usage();
 
     struct lmql__err err = {0};
@@ -475,6 +747,10 @@ int main(int argc, char **argv) {
     /* Built once, before any thread shares the vocabulary. */
     struct lmql_trie *trie = lmql__vocab_share(m->vocab);
     if (!trie) die_oom();
+    if (vs_steps && vs_init(vocab, m->vocab)) {
+        fprintf(stderr, "lmql-maskbench: llama.cpp could not load %s\n", vocab);
+        return 1;
+    }
 
     char *line = NULL;
     size_t cap = 0;
@@ -490,7 +766,9 @@ int main(int argc, char **argv) {
             continue;
         }
         *tab = 0;
-        run_job(line, tab + 1, m->vocab, trie, &o);
+        if (gbnf_check) check_job(line, tab + 1, m->vocab, &o);
+        else if (vs_steps) vs_job(line, tab + 1, m->vocab, trie, &o, vs_steps);
+        else run_job(line, tab + 1, m->vocab, trie, &o);
     }
     free(line);
     lmql__model_free(m);
