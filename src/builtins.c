@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -392,14 +393,40 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
     return v ? v : berr(err, "out of memory");
 }
 
-/* lmql.F(template, constraints): the query '"template" where constraints'
-** as a function. Calling it with keyword arguments binds the template's
-** free variables; it returns the single hole's value, or a dict of them. */
+/* lmql.F(template, constraints=None, model=None): the query '"template"
+** from model where constraints' as a function. Calling it binds the
+** template's free variables, positionally in their order in the template
+** or by name; it returns the single hole's value, or a dict of them. */
 struct fquery {
     struct lmql_arena arena;
     struct lmql_node def;        /* a synthetic @lmql.query def around the query */
     struct lmql__wheres *wheres; /* its holes' constraints */
+    const char **free_vars;      /* the template's {names} that are no hole, in order (arena) */
+    int n_free;
 };
+
+/* The {name} interpolations of the template that are not holes, once each. */
+static int free_vars(struct fquery *f, const struct lmql_ast_query *q) {
+    for (int32_t i = 0; i < q->body.n; i++) {
+        const struct lmql_node *st = q->body.items[i];
+        if (st->kind != LMQL_NODE_PROMPT) continue;
+        for (int32_t k = 0; k < st->u.prompt.segs.n; k++) {
+            const struct lmql_node *seg = st->u.prompt.segs.items[k];
+            if (seg->kind != LMQL_NODE_INTERP || !seg->u.interp.expr || seg->u.interp.expr->kind != LMQL_NODE_NAME)
+                continue;
+            const char *name = seg->u.interp.expr->u.name;
+            bool seen = false;
+            for (int j = 0; j < f->n_free && !seen; j++) seen = !strcmp(f->free_vars[j], name);
+            if (seen) continue;
+            const char **p = lmql__arena_alloc(&f->arena, ((size_t)f->n_free + 1) * sizeof *p);
+            if (!p) return -1;
+            if (f->n_free) memcpy(p, f->free_vars, (size_t)f->n_free * sizeof *p);
+            p[f->n_free++] = name;
+            f->free_vars = p;
+        }
+    }
+    return 0;
+}
 
 static void fquery_free(void *p) {
     struct fquery *f = p;
@@ -411,13 +438,38 @@ static void fquery_free(void *p) {
 static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
                                   struct lmql__err *err) {
     (void)ud;
-    if (argc < 1 || argc > 2 || names[0] || argv[0]->kind != LMQL_V_STR ||
-        (argc == 2 && (names[1] || argv[1]->kind != LMQL_V_STR)))
-        return berr(err, "lmql.F() takes a template string and an optional constraint string");
+    const struct lmql_val *cons = NULL, *model = NULL;
+    bool bad = argc < 1 || names[0] || argv[0]->kind != LMQL_V_STR;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!names[i] && i == 1) cons = argv[i];
+        else if (names[i] && !strcmp(names[i], "constraints") && !cons) cons = argv[i];
+        else if (names[i] && !strcmp(names[i], "model") && !model) model = argv[i];
+        else bad = true;
+    }
+    if (bad || (cons && cons->kind != LMQL_V_STR && cons->kind != LMQL_V_NONE))
+        return berr(err, "lmql.F() takes a template string, constraints= (a where clause as a string) and model=");
+    if (cons && cons->kind == LMQL_V_NONE) cons = NULL;
     struct lmql__buf src = {0};
     lmql__buf_adds(&src, "argmax ");
     lmql__buf_json_str(&src, argv[0]->u.str.s, argv[0]->u.str.len);   /* a JSON string is a valid Python string */
-    if (argc == 2) { lmql__buf_adds(&src, " where "); lmql__buf_add(&src, argv[1]->u.str.s, argv[1]->u.str.len); }
+    if (model && model->kind == LMQL_V_STR) {
+        lmql__buf_adds(&src, " from ");
+        lmql__buf_json_str(&src, model->u.str.s, model->u.str.len);
+    } else if (model && model->kind == LMQL_V_OBJ && !strcmp(model->u.obj.type, "model")) {
+        /* lmql.model(ID, k=v, ...) written back as source */
+        const struct lmql__model_spec *sp = model->u.obj.ptr;
+        lmql__buf_adds(&src, " from lmql.model(");
+        lmql__buf_json_str(&src, sp->id, strlen(sp->id));
+        for (int i = 0; i < sp->n_kv; i++) {
+            lmql__buf_addf(&src, ", %s=", sp->kv[i].key);
+            lmql__buf_json_str(&src, sp->kv[i].value, strlen(sp->kv[i].value));
+        }
+        lmql__buf_adds(&src, ")");
+    } else if (model && model->kind != LMQL_V_NONE) {
+        lmql__buf_free(&src);
+        return berr(err, "lmql.F(): model= needs a model name or lmql.model(...)");
+    }
+    if (cons) { lmql__buf_adds(&src, " where "); lmql__buf_add(&src, cons->u.str.s, cons->u.str.len); }
     struct fquery *f = lmql__calloc(1, sizeof *f);
     if (!f || !src.data) { free(f); lmql__buf_free(&src); return berr(err, "out of memory"); }
     lmql__arena_init(&f->arena);
@@ -444,6 +496,10 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
     f->def.kind = LMQL_NODE_DEF;
     f->def.u.def.name = "<lmql.F>";
     f->def.u.def.query = q;
+    if (free_vars(f, q)) {
+        fquery_free(f);
+        return berr(err, "out of memory");
+    }
     struct lmql_val *owner = lmql__val_obj("lmql.F query", f, fquery_free);
     if (!owner) return berr(err, "out of memory");
     /* A script-level function (fn NULL) whose node is the synthetic def;
@@ -784,9 +840,15 @@ int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct
                       struct lmql_val **argv, const char **names, struct lmql_val *scope) {
     const struct lmql_node_list *ps = &def->u.def.params;
     if (!strcmp(def->u.def.name, "<lmql.F>")) {
+        /* positional arguments bind the template's free variables in order */
+        const struct fquery *f = (const struct fquery *)(const void *)((const char *)def - offsetof(struct fquery, def));
         for (int i = 0; i < argc; i++) {
-            if (!names[i]) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "an lmql.F query takes keyword arguments only");
-            if (lmql__dict_set(scope, lmql__val_cstr(names[i]), lmql__val_ref(argv[i])))
+            if (!names[i] && i >= f->n_free)
+                return lmql__fail(I, at, LMQL_ERR_RUNTIME, "this lmql.F query takes %d argument%s (%s%s), not %d",
+                                  f->n_free, f->n_free == 1 ? "" : "s", f->n_free ? f->free_vars[0] : "none",
+                                  f->n_free > 1 ? ", ..." : "", n_positional(argc, names));
+            const char *name = names[i] ? names[i] : f->free_vars[i];
+            if (lmql__dict_set(scope, lmql__val_cstr(name), lmql__val_ref(argv[i])))
                 return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
         }
         return 0;

@@ -630,6 +630,32 @@ static struct lmql_val *result_value(const struct lmql__seq_result *r) {
     return d;
 }
 
+/* The model a model= value names (a string or lmql.model(...)), or NULL with e. */
+static struct lmql__model *model_of(struct interp *I, const struct lmql_val *v, struct lmql__err *e) {
+    if (v->kind == LMQL_V_STR) return I->host->get_model(I->host->ud, v->u.str.s, NULL, 0, e);
+    if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) {
+        const struct lmql__model_spec *sp = v->u.obj.ptr;
+        return I->host->get_model(I->host->ud, sp->id, sp->kv, sp->n_kv, e);
+    }
+    snprintf(e->msg, sizeof e->msg, "model= needs a model name or lmql.model(...)");
+    return NULL;
+}
+
+static bool is_param(const struct lmql_node *def, const char *name) {
+    for (int32_t i = 0; i < def->u.def.params.n; i++)
+        if (!strcmp(def->u.def.params.items[i]->u.param.name, name)) return true;
+    return false;
+}
+
+/* Keywords a call of a query function takes besides its parameters. */
+static bool is_call_option(const char *name) {
+    static const char *const opts[] = {"decoder", "model", "n", "num_beams", "max_len", "max_length", "temperature",
+                                       "top_k", "top_p", "chunksize", "step_budget", "k", "budget", NULL};
+    for (int i = 0; opts[i]; i++)
+        if (!strcmp(opts[i], name)) return true;
+    return false;
+}
+
 struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
                                     struct lmql_val **argv, const char **names) {
     /* @lmql.query(model=..., decoder=...) chooses for the function. */
@@ -659,15 +685,7 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
                 continue;
             }
             struct lmql__err e = {0};
-            if (v->kind == LMQL_V_STR) model = I->host->get_model(I->host->ud, v->u.str.s, NULL, 0, &e);
-            else if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) {
-                const struct lmql__model_spec *sp = v->u.obj.ptr;
-                model = I->host->get_model(I->host->ud, sp->id, sp->kv, sp->n_kv, &e);
-            } else {
-                e.msg[0] = 0;
-                model = NULL;
-                snprintf(e.msg, sizeof e.msg, "model= needs a model name or lmql.model(...)");
-            }
+            model = model_of(I, v, &e);
             lmql__val_unref(v);
             if (!model) {
                 lmql__val_unref(dec_val);
@@ -676,10 +694,39 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
             }
         }
     }
-    struct lmql_val *scope = query_scope(I, at, def, argc, argv, names);
-    if (!scope) { lmql__val_unref(dec_val); return NULL; }
+    /* Keywords of the call that are no parameter of the function choose how
+    ** it runs, as in LMQL: q(x, decoder="sample", n=2, max_len=64, model=...). */
+    struct lmql_val **pv = lmql__malloc(((size_t)argc + 1) * sizeof *pv), *opts = lmql__val_dict();
+    const char **pn = lmql__malloc(((size_t)argc + 1) * sizeof *pn);
+    int np = 0, rc = 0;
+    if (!pv || !pn || !opts) rc = lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < argc; i++) {
+        if (!names[i] || is_param(def, names[i]) || !is_call_option(names[i])) {
+            pv[np] = argv[i];
+            pn[np++] = names[i];
+        } else if (!strcmp(names[i], "decoder")) {
+            if (argv[i]->kind != LMQL_V_STR) rc = lmql__fail(I, at, LMQL_ERR_QUERY, "decoder= needs a decoder name");
+            else decoder = argv[i]->u.str.s;
+        } else if (!strcmp(names[i], "model")) {
+            struct lmql__err e = {0};
+            model = model_of(I, argv[i], &e);
+            if (!model) rc = lmql__fail(I, at, LMQL_ERR_MODEL, "%s", e.msg);
+        } else if (lmql__dict_set(opts, lmql__val_cstr(names[i]), lmql__val_ref(argv[i]))) {
+            rc = lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+        }
+    }
+    struct lmql_val *scope = rc == 0 ? query_scope(I, at, def, np, pv, pn) : NULL;
+    free(pv);
+    free(pn);
+    if (!scope) {
+        lmql__val_unref(opts);
+        lmql__val_unref(dec_val);
+        return NULL;
+    }
     struct lmql__run_out o;
-    int rc = lmql__run_query(I->host, def->u.def.query, scope, model, decoder, I->depth + 1, &o, I->err);
+    struct lmql__call_opts co = {decoder, opts->u.dict.len ? opts : NULL, at};
+    rc = lmql__run_query(I->host, def->u.def.query, scope, model, &co, I->depth + 1, &o, I->err);
+    lmql__val_unref(opts);
     lmql__val_unref(scope);
     lmql__val_unref(dec_val);
     I->n_generated += o.n_generated;

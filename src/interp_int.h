@@ -36,7 +36,9 @@ struct interp {
     struct lmql__seq_result *res;
     struct lmql__gen gen;
     uint64_t rng;
-    const char *decoder_override;    /* @lmql.query(decoder=...) of a sub-query */
+    const char *decoder_override;    /* @lmql.query(decoder=...) of a sub-query, or its call's decoder= */
+    struct lmql_val *decoder_kwargs; /* a sub-query call's decoder options (lmql__call_opts), or NULL */
+    const struct lmql_node *call_at; /* that call */
     bool frontier;                   /* a replay stopped at its next choice: -1 unwinds, no error */
     const struct lmql_node *dist;    /* the DISTRIBUTION in force (global or of this prompt) */
     size_t dist_end;                 /* prompt length once it was scored; 0 before */
@@ -93,12 +95,21 @@ int lmql__bind_params(struct interp *I, const struct lmql_node *at, const struct
 ** caller's model unless it names its own (interp.c). */
 struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at, const struct lmql_node *def, int argc,
                                     struct lmql_val **argv, const char **names);
-/* Run query q (seqs.c): the top-level query (inherited NULL) or a query
-** function called from script code (inherited = the caller's model, decoder
-** its @lmql.query(decoder=...) or NULL). */
+/* How a query function was called: the decoder its @lmql.query(decoder=)
+** or the call's decoder= names (or NULL), the call's other decoder options
+** (a dict name -> value: n=, max_len=, temperature=, ...; or NULL), and the
+** call, where their errors point. */
+struct lmql__call_opts {
+    const char *decoder;
+    struct lmql_val *kwargs;
+    const struct lmql_node *at;
+};
+/* Run query q (seqs.c): the top-level query (inherited NULL, opts NULL) or
+** a query function called from script code (inherited = the caller's
+** model). */
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                    struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
-                    struct lmql__err *err);
+                    struct lmql__model *inherited, const struct lmql__call_opts *opts, int depth,
+                    struct lmql__run_out *out, struct lmql__err *err);
 /* Classes (class.c): the class statement, import statements (lmql,
 ** dataclasses, typing), calling a class, attributes of instances, classes
 ** and the modules class.c provides (lmql__class_has_attrs says which

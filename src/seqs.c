@@ -25,11 +25,59 @@ static bool name_in(const char *name, const char *const *list) {
     return false;
 }
 
-static int decoder_config(struct interp *I, struct lmql__decoder_cfg *cfg) {
-    const struct lmql_ast_query *q = I->q;
+/* One decoder argument k=v (from the decoder clause, or a call of a query
+** function); at: where its errors point. */
+static int decoder_arg(struct interp *I, struct lmql__decoder_cfg *cfg, const char *d, const char *k,
+                       const struct lmql_val *v, const struct lmql_node *at, bool *temp_set) {
     static const char *const shared[] = {"max_len", "max_length", "chunksize", "step_budget", "cache", "verbose",
                                          "chunk_timeout", "openai_nonstop", "certificate", "top_k", "top_p",
                                          "repetition_penalty", "frequency_penalty", "presence_penalty", NULL};
+    static const char *const best_k_args[] = {"k", "budget", "kappa", "beta", "gamma", "max_heap_size",
+                                              "top_k_continuations", NULL};
+    bool sample = !strcmp(d, "sample"), best_k = !strcmp(d, "best_k"), beam_sample = !strcmp(d, "beam_sample");
+    bool own = !strcmp(k, "n") || !strcmp(k, "num_beams") ||
+               (!strcmp(k, "temperature") && (sample || beam_sample || !strcmp(d, "__dynamic__"))) ||
+               (best_k && name_in(k, best_k_args));
+    if (!own && !name_in(k, shared)) return lmql__fail(I, at, LMQL_ERR_QUERY, "Unknown decoder argument: %s", k);
+    const struct lmql_node *kw = at;
+    int rc = 0;
+    bool num = v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
+    double x = v->kind == LMQL_V_INT ? (double)v->u.i : v->kind == LMQL_V_FLOAT ? v->u.f : 0;
+    if (best_k && name_in(k, best_k_args) && strcmp(k, "k")) {
+        bool is_int = strcmp(k, "kappa") && strcmp(k, "beta") && strcmp(k, "gamma");
+        if (!num || x < 0 || (is_int && (v->kind != LMQL_V_INT || x < 1 || x > 100000)))
+            rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "best_k argument %s must be a %s number", k,
+                            is_int ? "positive whole" : "non-negative");
+        else if (!strcmp(k, "budget")) cfg->budget = (int)x;
+        else if (!strcmp(k, "max_heap_size")) cfg->max_heap = (int)x;
+        else if (!strcmp(k, "top_k_continuations")) cfg->continuations = (int)x;
+        else if (!strcmp(k, "kappa")) cfg->kappa = x;
+        else if (!strcmp(k, "beta")) cfg->beta = x;
+        else cfg->gamma = x;
+    } else if (!strcmp(k, "n") || !strcmp(k, "num_beams") || !strcmp(k, "k")) {
+        if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > 256)
+            rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder argument n must be an integer from 1 to 256");
+        else cfg->n = (int)v->u.i;
+    } else if (!strcmp(k, "temperature")) {
+        if (!num || x < 0) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "temperature must be a non-negative number");
+        else { cfg->temperature = x; *temp_set = true; }
+    } else if (!strcmp(k, "top_k")) {
+        if (v->kind != LMQL_V_INT || v->u.i < 0 || v->u.i > INT32_MAX)
+            rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_k must be a non-negative integer");
+        else cfg->top_k = (int32_t)v->u.i;
+    } else if (!strcmp(k, "top_p")) {
+        if (!num || x <= 0 || x > 1) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_p must be a number in (0, 1]");
+        else cfg->top_p = x;
+    } else if (!strcmp(k, "max_len") || !strcmp(k, "max_length")) {
+        if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > INT32_MAX)
+            rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "%s must be a positive integer", k);
+        else cfg->max_len = (int32_t)v->u.i;
+    }
+    return rc;
+}
+
+static int decoder_config(struct interp *I, struct lmql__decoder_cfg *cfg) {
+    const struct lmql_ast_query *q = I->q;
     const char *d = I->decoder_override ? I->decoder_override : q->decoder ? q->decoder : "__dynamic__";
     cfg->kind = LMQL_DEC_ARGMAX;
     cfg->n = 1;
@@ -64,50 +112,17 @@ static int decoder_config(struct interp *I, struct lmql__decoder_cfg *cfg) {
         const struct lmql_node *kw = q->decoder_args.items[i];
         if (kw->kind != LMQL_NODE_KEYWORD)
             return lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder arguments must be given as name=value");
-        const char *k = kw->u.kw.name;
-        static const char *const best_k_args[] = {"k", "budget", "kappa", "beta", "gamma", "max_heap_size",
-                                                  "top_k_continuations", NULL};
-        bool own = !strcmp(k, "n") || !strcmp(k, "num_beams") ||
-                   (!strcmp(k, "temperature") && (sample || beam_sample || !strcmp(d, "__dynamic__"))) ||
-                   (best_k && name_in(k, best_k_args));
-        if (!own && !name_in(k, shared)) return lmql__fail(I, kw, LMQL_ERR_QUERY, "Unknown decoder argument: %s", k);
         struct lmql_val *v = lmql__eval(I, kw->u.kw.value);
         if (!v) return -1;
-        int rc = 0;
-        bool num = v->kind == LMQL_V_INT || v->kind == LMQL_V_FLOAT;
-        double x = v->kind == LMQL_V_INT ? (double)v->u.i : v->kind == LMQL_V_FLOAT ? v->u.f : 0;
-        if (best_k && name_in(k, best_k_args) && strcmp(k, "k")) {
-            bool is_int = strcmp(k, "kappa") && strcmp(k, "beta") && strcmp(k, "gamma");
-            if (!num || x < 0 || (is_int && (v->kind != LMQL_V_INT || x < 1 || x > 100000)))
-                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "best_k argument %s must be a %s number", k,
-                                is_int ? "positive whole" : "non-negative");
-            else if (!strcmp(k, "budget")) cfg->budget = (int)x;
-            else if (!strcmp(k, "max_heap_size")) cfg->max_heap = (int)x;
-            else if (!strcmp(k, "top_k_continuations")) cfg->continuations = (int)x;
-            else if (!strcmp(k, "kappa")) cfg->kappa = x;
-            else if (!strcmp(k, "beta")) cfg->beta = x;
-            else cfg->gamma = x;
-        } else if (!strcmp(k, "n") || !strcmp(k, "num_beams") || !strcmp(k, "k")) {
-            if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > 256)
-                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "decoder argument n must be an integer from 1 to 256");
-            else cfg->n = (int)v->u.i;
-        } else if (!strcmp(k, "temperature")) {
-            if (!num || x < 0) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "temperature must be a non-negative number");
-            else { cfg->temperature = x; temp_set = true; }
-        } else if (!strcmp(k, "top_k")) {
-            if (v->kind != LMQL_V_INT || v->u.i < 0 || v->u.i > INT32_MAX)
-                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_k must be a non-negative integer");
-            else cfg->top_k = (int32_t)v->u.i;
-        } else if (!strcmp(k, "top_p")) {
-            if (!num || x <= 0 || x > 1) rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "top_p must be a number in (0, 1]");
-            else cfg->top_p = x;
-        } else if (!strcmp(k, "max_len") || !strcmp(k, "max_length")) {
-            if (v->kind != LMQL_V_INT || v->u.i < 1 || v->u.i > INT32_MAX)
-                rc = lmql__fail(I, kw, LMQL_ERR_QUERY, "%s must be a positive integer", k);
-            else cfg->max_len = (int32_t)v->u.i;
-        }
+        int rc = decoder_arg(I, cfg, d, kw->u.kw.name, v, kw, &temp_set);
         lmql__val_unref(v);
         if (rc) return rc;
+    }
+    /* a query function's call-time options (q(x, n=2, max_len=64)) */
+    for (size_t i = 0; I->decoder_kwargs && i < I->decoder_kwargs->u.dict.len; i++) {
+        const struct lmql_val *k = I->decoder_kwargs->u.dict.keys[i];
+        LMQL_ASSERT(k->kind == LMQL_V_STR);   /* keyword names */
+        if (decoder_arg(I, cfg, d, k->u.str.s, I->decoder_kwargs->u.dict.vals[i], I->call_at, &temp_set)) return -1;
     }
     int32_t cap = I->host->params->max_len;
     if (cap > 0 && cfg->max_len > cap) cfg->max_len = cap;
@@ -344,9 +359,14 @@ static int sample_job(struct interp *T, int s, void *ud) {
 /* -------------------------------------------------------------- a run -- */
 
 int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *q, struct lmql_val *args,
-                    struct lmql__model *inherited, const char *decoder, int depth, struct lmql__run_out *out,
-                    struct lmql__err *err) {
-    struct interp I = {.host = host, .q = q, .err = err, .depth = depth, .decoder_override = decoder};
+                    struct lmql__model *inherited, const struct lmql__call_opts *opts, int depth,
+                    struct lmql__run_out *out, struct lmql__err *err) {
+    struct interp I = {.host = host, .q = q, .err = err, .depth = depth};
+    if (opts) {
+        I.decoder_override = opts->decoder;
+        I.decoder_kwargs = opts->kwargs;
+        I.call_at = opts->at;
+    }
     struct lmql__decoder_cfg cfg;
     memset(out, 0, sizeof *out);
     int rc = -1;
