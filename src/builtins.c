@@ -3,6 +3,7 @@
 ** calls of functions defined in a query.
 */
 #include "constraint.h"
+#include "decorators.h"
 #include "interp_int.h"
 #include "parse.h"
 
@@ -510,6 +511,13 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
 }
 
 static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
+static struct lmql_val g_lmql_decorators = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
+
+static struct lmql_val *decorator_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                     struct lmql__err *err) {
+    if (argc != 1 || names[0]) return berr(err, "TypeError: a decorator takes the function");
+    return lmql__decorator_mark(argv[0], (unsigned)(uintptr_t)ud, err);
+}
 /* `context`: the running query as the program sees it (context.prompt). */
 static struct lmql_val g_context = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"context", NULL, NULL}};
 
@@ -803,7 +811,25 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
         lmql__fail(I, at, LMQL_ERR_QUERY, "context.%s is not supported (context.prompt is)", name);
         return NULL;
     }
+    if (obj == &g_lmql_decorators) {
+        bool pre = !strcmp(name, "pre");
+        if (pre || !strcmp(name, "streaming"))
+            return lmql__val_builtin(pre ? "lmql.decorators.pre" : "lmql.decorators.streaming", decorator_fn,
+                                     (void *)(uintptr_t)(pre ? LMQL_FUNC_PRE : LMQL_FUNC_STREAMING), NULL);
+        lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.decorators.%s is not supported (pre and streaming are)", name);
+        return NULL;
+    }
+    if (obj->kind == LMQL_V_OBJ && !strcmp(obj->u.obj.type, "TemplateVariable")) {
+        if (!strcmp(name, "name")) {
+            struct lmql_val *s = lmql__val_cstr(obj->u.obj.ptr);
+            if (!s) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
+            return s;
+        }
+        lmql__fail(I, at, LMQL_ERR_RUNTIME, "AttributeError: 'TemplateVariable' object has no attribute '%s'", name);
+        return NULL;
+    }
     if (obj == &g_lmql_module) {
+        if (!strcmp(name, "decorators")) return &g_lmql_decorators;
         if (!strcmp(name, "model")) return lmql__val_builtin("lmql.model", lmql_model_fn, NULL, NULL);
         if (!strcmp(name, "F")) return lmql__val_builtin("lmql.F", lmql_F_fn, NULL, NULL);
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);

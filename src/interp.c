@@ -6,6 +6,7 @@
 */
 #include "interp_int.h"
 #include "dataclass.h"
+#include "decorators.h"
 #include "json.h"
 
 #include <math.h>
@@ -277,17 +278,13 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
     return rc;
 }
 
-static int run_hole(struct interp *I, const struct lmql_node *seg) {
-    const char *name = seg->u.hole.name;
-    if (seg->u.hole.decoder)
-        return lmql__fail(I, seg, LMQL_ERR_QUERY, "variable-decoder declarations are not supported yet ([%s %s])",
-                          seg->u.hole.decoder, name);
-    if (seg->u.hole.decorators.n)
-        return lmql__fail(I, seg, LMQL_ERR_QUERY, "hole decorators are not supported yet");
-    if (seg->u.hole.call)
-        return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
+static int finish_hole(struct interp *I, const struct lmql_node *seg, const struct lmql__decos *d, struct lmql_val *v,
+                       struct lmql__buf *shown);
+static void stream_decorated(void *ud, const char *bytes, size_t len);
 
-    I->res->n_holes++;
+/* Generate the hole's value (d: its decorators, or NULL). */
+static int generate_hole(struct interp *I, const struct lmql_node *seg, const struct lmql__decos *d) {
+    const char *name = seg->u.hole.name;
     if (I->dist && !strcmp(I->dist->u.dist.var, name)) return run_distribution(I, seg);
     /* Its plan was compiled with the program (where.h). */
     LMQL_ASSERT(seg->u.hole.where != NULL);
@@ -338,8 +335,27 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     I->gen.slot = I->slot;
     I->gen.on_token = I->slot == 0 && I->depth == 0 ? stream_token : NULL;
     I->gen.ud = I;
-    int32_t n = lmql__generate(&I->gen, &rules, &I->seq, &value, &e);
+    bool streams = d && d->n_stream;
+    if (streams) {
+        /* LMQL calls a streaming decorator twice with "" before the first token */
+        I->decos = d;
+        I->deco_seg = seg;
+        I->deco_value.len = 0;
+        lmql__decos_stream(I, seg, d, "", 0);
+        lmql__decos_stream(I, seg, d, "", 0);
+        I->gen.on_token = stream_decorated;
+    }
+    int32_t n = I->err->msg[0] ? -3 : lmql__generate(&I->gen, &rules, &I->seq, &value, &e);
+    if (streams) {
+        I->decos = NULL;
+        if (n >= 0) lmql__decos_stream(I, seg, d, value.data ? value.data : "", value.len);
+        if (I->err->msg[0] && n >= 0) n = -3;   /* a streaming decorator failed */
+    }
     lmql__cons_free(cons);
+    if (n == -3) {
+        lmql__buf_free(&value);
+        return -1;
+    }
     if (n == -2) {   /* a beam replay reached its next choice: stop the run here */
         lmql__buf_free(&value);
         I->frontier = true;   /* no error: -1 unwinds the run to lmql__replay */
@@ -402,23 +418,79 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     } else if (!(post & LMQL_POST_ERASE)) {
         lmql__buf_add(&shown, text, value.len);
     }
-    if (rc == 0) rc = push_text(I, seg, shown.data ? shown.data : "", shown.len);
-    if (!rc && lmql__buf_add(&I->res->prompt, shown.data ? shown.data : "", shown.len))
-        rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-    lmql__buf_free(&shown);
     lmql__buf_free(&value);
-    if (rc || !v) return rc ? -1 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    if (rc == 0 && !v) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    if (rc) {
+        lmql__val_unref(v);
+        lmql__buf_free(&shown);
+        return -1;
+    }
+    return finish_hole(I, seg, d, v, &shown);
+}
+
+/* The hole's value v (owned) and prompt text: a dataclass hole's object
+** becomes an instance, post decorators run, the text joins the prompt and
+** the value the variables. Frees shown. */
+static int finish_hole(struct interp *I, const struct lmql_node *seg, const struct lmql__decos *d, struct lmql_val *v,
+                       struct lmql__buf *shown) {
+    int rc = 0;
     if (seg->u.hole.where->type == LMQL_HT_CLASS) {
         /* The object becomes an instance of the class the name means here. */
         struct lmql_val *cls = lmql__eval(I, seg->u.hole.where->cls);
         struct lmql_val *obj = cls ? lmql__class_instance(I, seg->u.hole.where->cls, cls, v) : NULL;
         lmql__val_unref(cls);
         lmql__val_unref(v);
-        if (!obj) return -1;
         v = obj;
+        if (!v) rc = -1;
     }
-    rc = set_variable(I, name, v);
+    if (rc == 0 && d) rc = lmql__decos_post(I, seg, d, &v, shown);
+    if (rc == 0) rc = push_text(I, seg, shown->data ? shown->data : "", shown->len);
+    if (rc == 0 && lmql__buf_add(&I->res->prompt, shown->data ? shown->data : "", shown->len))
+        rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+    lmql__buf_free(shown);
+    if (rc == 0) rc = set_variable(I, seg->u.hole.name, v);
     lmql__val_unref(v);
+    return rc;
+}
+
+/* Streaming decorators see the value as it grows (decorators.c). */
+static void stream_decorated(void *ud, const char *bytes, size_t len) {
+    struct interp *I = ud;
+    if (I->slot == 0 && I->depth == 0) stream_token(I, bytes, len);
+    if (lmql__buf_add(&I->deco_value, bytes, len)) {
+        lmql__fail(I, I->deco_seg, LMQL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    lmql__decos_stream(I, I->deco_seg, I->decos, I->deco_value.data, I->deco_value.len);
+}
+
+static int run_hole(struct interp *I, const struct lmql_node *seg) {
+    const char *name = seg->u.hole.name;
+    if (seg->u.hole.decoder)
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "variable-decoder declarations are not supported yet ([%s %s])",
+                          seg->u.hole.decoder, name);
+    if (seg->u.hole.call)
+        return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
+    I->res->n_holes++;
+    if (!seg->u.hole.decorators.n) return generate_hole(I, seg, NULL);
+    struct lmql__decos d;
+    struct lmql_val *fixed = NULL;
+    int rc = lmql__decos_eval(I, seg, &d);
+    if (rc == 0) rc = lmql__decos_pre(I, seg, &d, &fixed);
+    if (rc == 0 && fixed) {
+        /* a pre decorator gave the value: nothing is generated */
+        struct lmql__buf shown = {0};
+        rc = push_text(I, seg, I->pending.data ? I->pending.data : "", I->pending.len);
+        I->pending.len = 0;
+        if (rc == 0 && lmql__buf_add(&shown, fixed->u.str.s, fixed->u.str.len))
+            rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+        if (rc == 0) rc = finish_hole(I, seg, &d, lmql__val_ref(fixed), &shown);
+        lmql__buf_free(&shown);
+    } else if (rc == 0) {
+        rc = generate_hole(I, seg, &d);
+    }
+    lmql__val_unref(fixed);
+    lmql__decos_free(&d);
     return rc;
 }
 
@@ -568,10 +640,21 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
         I->flow = FLOW_RETURN;
         return 0;
     case LMQL_NODE_DEF:
-        if (s->u.def.decorators.n && !s->u.def.query)
-            return lmql__fail(I, s, LMQL_ERR_QUERY, "decorators other than @lmql.query are not supported");
         v = lmql__def_value(I, s);
         if (!v) return lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+        /* Decorators as Python applies them, innermost first (a query
+        ** function's @lmql.query(...) is its own: read when it is called). */
+        for (int32_t i = s->u.def.decorators.n - 1; !s->u.def.query && i >= 0; i--) {
+            const struct lmql_node *dn = s->u.def.decorators.items[i];
+            struct lmql_val *d = lmql__eval(I, dn), *nv = NULL;
+            if (d) {
+                const char *names[1] = {NULL};
+                nv = lmql__call(I, dn, d, 1, &v, names);
+                lmql__val_unref(d);
+            }
+            lmql__val_unref(v);
+            if (!(v = nv)) return -1;
+        }
         rc = lmql__set_name(I, s->u.def.name, v);
         lmql__val_unref(v);
         return rc;

@@ -12,6 +12,8 @@
 
 enum flow { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE, FLOW_RETURN };
 
+struct lmql__decos;
+
 struct interp {
     const struct lmql__host *host;
     struct lmql__gc *gc;             /* the run's container registry (set for threads) */
@@ -23,6 +25,9 @@ struct interp {
     struct lmql_val *decl;           /* names the running def declared global or nonlocal: dict name -> bool
                                      ** (true: global), or NULL */
     bool class_body;                 /* locals is a class body's dict, not a def's */
+    const struct lmql__decos *decos;  /* the streaming decorators of the hole being generated, or NULL */
+    const struct lmql_node *deco_seg; /* that hole */
+    struct lmql__buf deco_value;      /* its value so far */
     int64_t steps;
     int     depth;
     enum flow flow;

@@ -307,6 +307,10 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         T->retval = NULL;
         memset(&T->seq, 0, sizeof T->seq);
         memset(&T->pending, 0, sizeof T->pending);
+        memset(&T->deco_value, 0, sizeof T->deco_value);
+        T->decos = NULL;
+        T->env = T->decl = NULL;
+        T->class_body = false;
         T->model = b;
         T->gen.model = b;
         T->gen.rng = &T->rng;
@@ -337,6 +341,7 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         reset_sequence(T);
         lmql__seq_free(&T->seq);
         lmql__buf_free(&T->pending);
+        lmql__buf_free(&T->deco_value);
         free(T->gen.mask);
     }
     free(js);
@@ -436,6 +441,7 @@ done:
     reset_sequence(&I);
     lmql__seq_free(&I.seq);
     lmql__buf_free(&I.pending);
+    lmql__buf_free(&I.deco_value);
     free(I.gen.mask);
     if (rc && !err->msg[0]) lmql__fail(&I, NULL, LMQL_ERR_RUNTIME, "the query failed");
     return rc;

@@ -37,6 +37,8 @@ enum {
     LMQL_FUNC_BOUND = 1,      /* a script def bound to `self` (a method of an instance) */
     LMQL_FUNC_STATIC = 2,     /* @staticmethod: never bound */
     LMQL_FUNC_PROPERTY = 4,   /* @property: reading the attribute calls it */
+    LMQL_FUNC_PRE = 8,        /* @lmql.decorators.pre: a hole decorator called before generating */
+    LMQL_FUNC_STREAMING = 16, /* @lmql.decorators.streaming: called with the value as it grows */
 };
 
 /* cls.flags */
