@@ -69,30 +69,29 @@ static struct lmql_val *call_up_to(struct interp *I, const struct lmql_node *at,
 int lmql__decos_pre(struct interp *I, const struct lmql_node *seg, const struct lmql__decos *d,
                     struct lmql_val **fixed) {
     *fixed = NULL;
-    struct lmql_val *cur = NULL, *var = NULL;
+    struct lmql_val *var = NULL, *cur = NULL;   /* both owned */
     for (int i = 0; i < d->n; i++) {
         if (!(fn_flags(d->fns[i]) & LMQL_FUNC_PRE)) continue;
-        if (!var && !(cur = var = lmql__template_variable(seg->u.hole.name)))
-            return lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+        if (!var) {
+            if (!(var = lmql__template_variable(seg->u.hole.name))) return lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
+            cur = lmql__val_ref(var);
+        }
         struct lmql_val *args[2] = {cur, lmql__builtin("context")};
         struct lmql_val *r = call_up_to(I, seg, d->fns[i], args, 2);
-        if (!r) {
-            if (cur != var) lmql__val_unref(cur);
+        lmql__val_unref(cur);
+        cur = r;
+        if (!cur) {
             lmql__val_unref(var);
             return -1;
         }
-        if (cur != var) lmql__val_unref(cur);
-        cur = r;
     }
     int rc = 0;
-    if (cur && cur != var) {
-        if (cur->kind == LMQL_V_STR) *fixed = lmql__val_ref(cur);
-        else if (!(cur->kind == LMQL_V_OBJ && !strcmp(cur->u.obj.type, "TemplateVariable")))
-            rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME,
-                            "a pre decorator of %s returns the variable (generate it) or a string (its value), not %s",
-                            seg->u.hole.name, lmql__val_type_name(cur));
-        lmql__val_unref(cur);
-    }
+    if (cur && cur->kind == LMQL_V_STR) *fixed = lmql__val_ref(cur);
+    else if (cur && !(cur->kind == LMQL_V_OBJ && !strcmp(cur->u.obj.type, "TemplateVariable")))
+        rc = lmql__fail(I, seg, LMQL_ERR_RUNTIME,
+                        "a pre decorator of %s returns the variable (generate it) or a string (its value), not %s",
+                        seg->u.hole.name, lmql__val_type_name(cur));
+    lmql__val_unref(cur);
     lmql__val_unref(var);
     return rc;
 }
