@@ -70,7 +70,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
                                    struct lmql__err *err) {
     const char *name = ud;
     int np = n_positional(argc, names);
-    if (np != argc && strcmp(name, "print") && strcmp(name, "sorted"))
+    if (np != argc && strcmp(name, "print"))
         return berr(err, "%s() takes no keyword arguments", name);
     struct lmql_val *a = argc ? argv[0] : NULL;
 
@@ -176,38 +176,6 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             if (!seen) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
         }
         lmql__val_unref(items);
-        return out;
-    }
-    if (!strcmp(name, "sorted")) {
-        bool reverse = false;
-        struct lmql_val *src = NULL;
-        for (int i = 0; i < argc; i++) {
-            if (!names[i]) { if (src) return berr(err, "sorted() takes one iterable"); src = argv[i]; }
-            else if (!strcmp(names[i], "reverse")) reverse = lmql__val_truthy(argv[i]);
-            else return berr(err, "sorted() got an unexpected keyword argument '%s'", names[i]);
-        }
-        if (!src) return berr(err, "sorted() takes one iterable");
-        struct lmql_val *items = lmql__iter_list(NULL, NULL, src);
-        if (!items) return berr(err, "'%s' object is not iterable", lmql__val_type_name(src));
-        struct lmql_val *out = lmql__val_list(items->u.list.len);
-        for (size_t i = 0; out && i < items->u.list.len; i++) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
-        lmql__val_unref(items);
-        /* Insertion sort: stable, and lists in queries are short. */
-        for (size_t i = 1; out && i < out->u.list.len; i++) {
-            struct lmql_val *x = out->u.list.items[i];
-            size_t j = i;
-            while (j > 0) {
-                int c = lmql__val_compare(out->u.list.items[j - 1], x);
-                if (c == -2) {
-                    lmql__val_unref(out);
-                    return lmql__val_error() ? val_berr(err) : berr(err, "sorted(): values cannot be compared");
-                }
-                if (reverse ? c >= 0 : c <= 0) break;
-                out->u.list.items[j] = out->u.list.items[j - 1];
-                j--;
-            }
-            out->u.list.items[j] = x;
-        }
         return out;
     }
     if (!strcmp(name, "isinstance")) {

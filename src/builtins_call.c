@@ -35,7 +35,7 @@ static int sort_by_keys(struct lmql_val **keys, size_t *idx, size_t n, bool reve
     return 0;
 }
 
-/* sorted(it, key=f, reverse=b), min/max(it or a, b, ..., key=f), map(f, it),
+/* sorted(it, key=f, reverse=b) (f may be absent), min/max(it or a, b, ..., key=f), map(f, it),
 ** filter(f or None, it): map and filter give lists. */
 static struct lmql_val *call_with_fn(struct interp *I, const struct lmql_node *at, const char *name, int argc,
                                      struct lmql_val **argv, const char **names) {
@@ -106,7 +106,7 @@ static struct lmql_val *call_with_fn(struct interp *I, const struct lmql_node *a
     }
     if (bad) {
         if (lmql__val_error()) lmql__val_fail(I, at);
-        else lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s(): the keys cannot be compared", name);
+        else lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s(): the %s cannot be compared", name, fn ? "keys" : "values");
         goto done;
     }
     if (name[0] != 's') {
@@ -187,9 +187,9 @@ struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_n
                                            struct lmql_val **argv, const char **names, bool *handled) {
     *handled = true;
     if (fn == lmql__builtin("eval")) return eval_text(I, at, argc, argv, names);
-    if (fn == lmql__builtin("map") || fn == lmql__builtin("filter") ||
-        ((fn == lmql__builtin("sorted") || fn == lmql__builtin("min") || fn == lmql__builtin("max")) &&
-         has_kw(argc, names, "key")))
+    /* sorted() always: a stable merge sort (an insertion sort was quadratic on long lists) */
+    if (fn == lmql__builtin("map") || fn == lmql__builtin("filter") || fn == lmql__builtin("sorted") ||
+        ((fn == lmql__builtin("min") || fn == lmql__builtin("max")) && has_kw(argc, names, "key")))
         return call_with_fn(I, at, fn->u.func.name, argc, argv, names);
     *handled = false;
     return NULL;
