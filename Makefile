@@ -260,7 +260,8 @@ fuzz-corpus:
 	cp tests/fuzz/lmtp/* build/fuzz/lmtp-corpus/
 	cp tests/fuzz/gbnf/* build/fuzz/gbnf-corpus/
 	cp tests/fuzz/jsonschema/* build/fuzz/jsonschema-corpus/
-	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test
+	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test \
+	  tests/cases/programs.test tests/cases/classes.test tests/cases/typed.test
 fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json \
       build/fuzz/fuzz_gbnf build/fuzz/fuzz_jsonschema testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus

@@ -393,7 +393,8 @@ static int generate_hole(struct interp *I, const struct lmql_node *seg, const st
         struct lmql__err je = {0};
         if (!(v = lmql__json_parse(text, value.len, &je)))
             rc = lmql__fail(I, seg, je.status == LMQL_ERR_NOMEM ? LMQL_ERR_NOMEM : LMQL_ERR_RUNTIME,
-                            "the value of %s is not a whole JSON value (%s): %.80s", name, je.msg, text);
+                            "the value of %s is not a whole JSON value (%s): %.*s", name, je.msg,
+                            (int)(value.len < 80 ? value.len : 80), text);   /* value is not NUL-terminated */
     } else if (post & LMQL_POST_BOOL) {
         v = value.len ? (value.len == 4 && !memcmp(text, "True", 4) ? &lmql__true : &lmql__false) : &lmql__none;
     } else {
