@@ -243,6 +243,8 @@ size_t lmql__trie_memory(const struct lmql_trie *t) {
 
 /* ----------------------------------------------------------------- walks */
 
+static uint32_t child(const struct lmql_trie *t, uint32_t p, unsigned char b);
+
 /*
 ** Writing the mask. A walk finds the allowed tokens as ranges of trie
 ** positions, in increasing order. Writing them through perm is one random
@@ -386,6 +388,33 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
     return 0;
 }
 
+int lmql__trie_mask_below(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *bytes, size_t n,
+                          const void *state, uint8_t *mask) {
+    union { max_align_t a; unsigned char b[TRIE_LOCAL_STACK]; } local;
+    if (!w->state_size || w->state_size > LMQL_TRIE_MAX_STATE) return -1;
+    uint32_t x = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!(x = child(t, x, ((const unsigned char *)bytes)[k]))) return 0;
+    const struct trie_node *nd = t->nodes;
+    size_t ss = w->state_size, stride = state_stride(ss), base = nd[x].depth;
+    size_t need = ((size_t)t->max_len + 1 - base) * stride;
+    unsigned char *st = need <= sizeof local.b ? local.b : lmql__malloc(need);
+    if (!st) return -1;
+    memcpy(st, state, ss);
+    for (uint32_t i = x + 1; i < nd[x].skip;) {
+        const struct trie_node *y = &nd[i];
+        unsigned char *cur = st + (y->depth - base) * stride;
+        if (!w->step(w->ctx, cur - stride, y->byte, cur)) {
+            i = y->skip;
+            continue;
+        }
+        if (!w->allow || w->allow(w->ctx, cur)) scatter(t->perm, y->tok, nd[i + 1].tok, mask, 1);
+        i++;
+    }
+    if (st != local.b) free(st);
+    return 0;
+}
+
 /*
 ** What the DFA walk needs to know of a state beyond its row: the bytes that
 ** loop on it, and whether any byte leaves it alive (a state with none, like
@@ -502,6 +531,11 @@ int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *byt
     *toks = t->perm + t->nodes[x].tok;
     LMQL_ASSERT(t->nodes[t->nodes[x].skip].tok >= t->nodes[x].tok);   /* a subtree's tokens are a range */
     return (int32_t)(t->nodes[t->nodes[x].skip].tok - t->nodes[x].tok);
+}
+
+int32_t lmql__trie_order(const struct lmql_trie *t, const int32_t **perm) {
+    *perm = t->perm;
+    return t->n_tokens;
 }
 
 int32_t lmql__trie_tokens_prefix_of(const struct lmql_trie *t, const void *bytes, size_t n, int32_t *out,

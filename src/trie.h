@@ -106,6 +106,23 @@ int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *byt
                                       const int32_t **toks);
 
 /*
+** For each token whose piece is bytes[0..n) followed by one byte or more,
+** step the walker over those further bytes from `state` (its state after
+** bytes[0..n)) and set mask[token] = 1 when it is allowed; every other
+** entry of mask is left as it is. Dead prefixes drop their subtree. For
+** adding the tokens of one branch to a mask built from other parts (a
+** literal's continuations, gmatch.c). 0, or -1 as lmql__trie_mask.
+*/
+int lmql__trie_mask_below(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *bytes, size_t n,
+                          const void *state, uint8_t *mask);
+
+/* The trie's tokens sorted by piece (bytewise, a prefix before its
+** extensions): *perm is set to them (valid until lmql__trie_free), their
+** count returned. Walks that share prefixes between consecutive pieces
+** (gmatch.c's leaving tokens) keep token lists in this order. */
+int32_t lmql__trie_order(const struct lmql_trie *t, const int32_t **perm);
+
+/*
 ** Tokens whose (non-empty) piece is a prefix of bytes[0..n): the tokens that
 ** can start the remaining text of a phrase. Writes up to cap token ids to
 ** out, shortest piece first, and returns how many there are; when that is
