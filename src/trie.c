@@ -263,6 +263,7 @@ struct emitter {
     uint32_t (*r)[2];       /* buffered ranges [lo, hi); NULL = streaming */
     int n;
     uint32_t allowed;
+    bool pos;               /* the mask is by trie position: ranges are set directly */
 };
 
 static inline void scatter(const int32_t *perm, uint32_t lo, uint32_t hi, uint8_t *mask, uint8_t v) {
@@ -274,6 +275,7 @@ static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *ma
     e->mask = mask;
     e->n = 0;
     e->allowed = 0;
+    e->pos = false;
     /* Without a buffer, stream from the start (no failure to report). */
     e->r = lmql__malloc(EMIT_RANGES * sizeof *e->r);
     if (!e->r) memset(mask, 0, (size_t)t->n_vocab);
@@ -289,6 +291,10 @@ static void emit_stream(struct emitter *e) {
 /* Allow the tokens at trie positions [lo, hi). */
 static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
     if (lo == hi) return;
+    if (e->pos) {
+        memset(e->mask + lo, 1, hi - lo);
+        return;
+    }
     if (!e->r) {
         scatter(e->t->perm, lo, hi, e->mask, 1);
         return;
@@ -309,7 +315,7 @@ static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
 }
 
 static void emit_end(struct emitter *e) {
-    if (!e->r) return;
+    if (e->pos || !e->r) return;
     const struct lmql_trie *t = e->t;
     LMQL_ASSERT(e->allowed <= (uint32_t)t->n_tokens);   /* the ranges are disjoint */
     uint32_t denied = (uint32_t)t->n_tokens - e->allowed;
@@ -447,28 +453,34 @@ static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_clas
     return h;
 }
 
-int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
-                        const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes, const uint8_t *byte_class,
+                    const uint8_t *allowed, int32_t start, uint8_t *mask, bool pos) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
+    size_t len = pos ? (size_t)t->n_tokens : (size_t)t->n_vocab;
     struct dfa_info info;
     LMQL_ASSERT(byte_class || n_classes == 256);   /* no class map: the byte is its column */
     LMQL_ASSERT(n_classes >= 1 && n_classes <= 256);
     if (start < 0) {
-        memset(mask, 0, (size_t)t->n_vocab);
+        memset(mask, 0, len);
         return 0;
     }
     const uint8_t *cls = byte_class ? byte_class : t->ident;
     size_t need = (size_t)t->max_len + 1;
     int32_t *st = need <= sizeof local / sizeof *local ? local : lmql__malloc(need * sizeof *st);
     if (!st) {
-        memset(mask, 0, (size_t)t->n_vocab);
+        memset(mask, 0, len);
         return -1;
     }
     for (int k = 0; k < DFA_INFO_SLOTS; k++) info.state[k] = -1;
     st[0] = start;
 
     struct emitter e;
-    emit_begin(&e, t, mask);
+    if (pos) {
+        e = (struct emitter){.t = t, .mask = mask, .pos = true};
+        memset(mask, 0, len);
+    } else {
+        emit_begin(&e, t, mask);
+    }
     const struct trie_node *nd = t->nodes;
     uint32_t i = 1;
     if ((!allowed || allowed[start]) && nd[0].set != TRIE_NO_SET &&
@@ -485,10 +497,14 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
         }
         st[x->depth] = s;
         bool ok = !allowed || allowed[s];
-        if (x->skip != i + 1) {
-            /* Children: maybe all allowed at once, maybe all dead. */
+        /* Children: maybe all allowed at once, maybe all dead. Asked only
+        ** where a subtree is large (it has a byte set): a state's info is a
+        ** scan of its 256-byte row, and a counting DFA (a string with a
+        ** maxLength) meets a new state at nearly every node -- that scan
+        ** was most of a 25-77 ms split walk of such a string. */
+        if (x->set != TRIE_NO_SET) {
             unsigned h = dfa_info_of(&info, table, n_classes, cls, s);
-            if (ok && x->set != TRIE_NO_SET && set_within(&t->sets[x->set], info.loops[h])) {
+            if (ok && set_within(&t->sets[x->set], info.loops[h])) {
                 emit(&e, x->tok, nd[x->skip].tok);
                 i = x->skip;
                 continue;
@@ -505,6 +521,16 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
     emit_end(&e);
     if (st != local) free(st);
     return 0;
+}
+
+int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                        const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, false);
+}
+
+int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                              const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, true);
 }
 
 /* --------------------------------------------------------------- lookups */

@@ -97,6 +97,12 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
 int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
 
+/* The same, but mask (lmql__trie_n_tokens bytes) is indexed by position in
+** the trie's order (lmql__trie_order): a list of allowed tokens sorted by
+** piece is a forward scan of it. */
+int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                              const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
+
 /*
 ** Tokens whose piece starts with bytes[0..n) (every trie token when n is 0).
 ** They are contiguous in the trie's own order, so no copy is made: *toks is
