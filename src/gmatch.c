@@ -29,6 +29,7 @@
 #include "model.h"
 #include "regex.h"
 #include "trie.h"
+#include "gsplit.h"
 
 /* Bounds on what one matcher remembers: past them a step fails as out of
 ** memory rather than exhaust the machine (a generation of thousands of
@@ -57,17 +58,6 @@ struct u64map {
     uint32_t cap, n;
 };
 
-/* The tokens of a terminal's DFA state: `inside` (n_vocab bytes) those
-** whose every byte keeps the terminal alive -- allowed whatever follows the
-** terminal; `leave` (in the trie's order) those that are not inside but
-** have a prefix of one byte or more after which the terminal may end --
-** allowed or not depending on what follows it, checked per configuration.
-** No other token can be taken by a thread in this state. */
-struct split {
-    uint8_t *inside;             /* a bitset: bit i of byte i / 8 for token i */
-    int32_t *leave;
-    int32_t n_leave, n_inside;
-};
 
 struct wstate;
 
@@ -104,7 +94,7 @@ struct lmql__gm {
 
     /* Inside one regex terminal: per (terminal, DFA state), the tokens that
     ** stay inside it and the tokens that may leave it (see split_of). */
-    struct split *splits;
+    struct lmql__split *splits;
     int32_t n_splits, cap_splits;
     struct u64map split_ix;      /* (terminal << 32 | d) + 1 -> index */
 
@@ -429,10 +419,7 @@ void lmql__gm_free(struct lmql__gm *m) {
     free(m->scr);
     free(m->work);
     u64_free(&m->seen);
-    for (int32_t i = 0; i < m->n_splits; i++) {
-        free(m->splits[i].inside);
-        free(m->splits[i].leave);
-    }
+    for (int32_t i = 0; i < m->n_splits; i++) lmql__split_free(&m->splits[i]);
     free(m->splits);
     u64_free(&m->split_ix);
     free(m->wst);
@@ -601,196 +588,46 @@ static int feed_sorted(struct lmql__gm *m, int32_t c, const int32_t *toks, int32
     return 0;
 }
 
-/* Bit patterns spread to bytes: spread[v] has byte i = bit i of v. */
-#define SPREAD1(v)                                                                                         \
-    ((uint64_t)((v) & 1) | (uint64_t)(((v) >> 1) & 1) << 8 | (uint64_t)(((v) >> 2) & 1) << 16 |            \
-     (uint64_t)(((v) >> 3) & 1) << 24 | (uint64_t)(((v) >> 4) & 1) << 32 | (uint64_t)(((v) >> 5) & 1) << 40 | \
-     (uint64_t)(((v) >> 6) & 1) << 48 | (uint64_t)(((v) >> 7) & 1) << 56)
-#define SPREAD4(v)  SPREAD1(v), SPREAD1((v) + 1), SPREAD1((v) + 2), SPREAD1((v) + 3)
-#define SPREAD16(v) SPREAD4(v), SPREAD4((v) + 4), SPREAD4((v) + 8), SPREAD4((v) + 12)
-#define SPREAD64(v) SPREAD16(v), SPREAD16((v) + 16), SPREAD16((v) + 32), SPREAD16((v) + 48)
-static const uint64_t spread[256] = {SPREAD64(0), SPREAD64(64), SPREAD64(128), SPREAD64(192)};
-
-/* The tokens able to leave a regex terminal from a state: a product of
-** its DFA with "some prefix of one byte or more may end the terminal",
-** state 2d + flag, and a sink 2n once the DFA died after such a prefix
-** (every continuation is kept, to be checked against what follows). A
-** table lets lmql__trie_mask_dfa walk it; the generic walker with a loops
-** callback cost 6.8 of 8.6 s of split walks on 200 schemas (a 256-byte row
-** scan at every node with a byte set). */
-static int leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allowed) {
-    int32_t n = lmql__regex_n_states(t->re), nc = t->n_cls, sink = 2 * n;
-    int32_t *tb = lmql__malloc(((size_t)sink + 1) * (size_t)nc * sizeof *tb);
-    uint8_t *al = lmql__calloc((size_t)sink + 1, 1);
-    if (!tb || !al) {
-        free(tb);
-        free(al);
-        return -1;
-    }
-    for (int32_t d = 0; d < n; d++)
-        for (int32_t f = 0; f < 2; f++)
-            for (int32_t k = 0; k < nc; k++) {
-                int32_t e = t->table[(size_t)d * (size_t)nc + k];
-                tb[(size_t)(2 * d + f) * (size_t)nc + k] = e >= 0 ? 2 * e + (f || term_accepting(t, e)) : f ? sink : -1;
-            }
-    for (int32_t k = 0; k < nc; k++) tb[(size_t)sink * (size_t)nc + k] = sink;
-    al[sink] = 1;
-    *table = tb;
-    *allowed = al;
-    return 0;
-}
-
-/* Terminal term's leave_dfa, made on first use. 0, or -1 out of memory. */
+/* Terminal term's leave table (lmql__leave_dfa), made on first use. 0, or
+** -1 out of memory. */
 static int leave_table(struct lmql__gm *m, int32_t term, const int32_t **tab, const uint8_t **al) {
     if (!m->ltab) {
         m->ltab = lmql__calloc((size_t)m->g->n_term, sizeof *m->ltab);
         m->lal = lmql__calloc((size_t)m->g->n_term, sizeof *m->lal);
         if (!m->ltab || !m->lal) return -1;
     }
-    if (!m->ltab[term] && leave_dfa(&m->g->terms[term], &m->ltab[term], &m->lal[term])) return -1;
+    if (!m->ltab[term] && lmql__leave_dfa(&m->g->terms[term], &m->ltab[term], &m->lal[term])) return -1;
     *tab = m->ltab[term];
     *al = m->lal[term];
     return 0;
 }
 
-/* The split of regex terminal `term` in DFA state d, made on first use. */
-static const struct split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
+/* The split of regex terminal `term` in DFA state d, made on first use
+** (see gsplit.c) and kept for the matcher's life. */
+static const struct lmql__split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
     uint64_t key = (((uint64_t)(uint32_t)term << 32) | (uint32_t)d) + 1;
     int32_t at = u64_get(&m->split_ix, key);
     if (at >= 0) return &m->splits[at];
-    const struct lmql__gterm *t = &m->g->terms[term];
-    int32_t nv = lmql__trie_n_vocab(m->trie);
-    size_t nbits = ((size_t)nv + 7) / 8;
-    struct split sp = {lmql__malloc(nbits), NULL, 0, 0};
-    uint8_t *left = NULL, *in = NULL;
-    /* The split's inside tokens are kept as a bitset: 16 KB for Llama 3
-    ** rather than 128 KB, expanded straight into the mask (see expand),
-    ** and more of them fit the memo. */
-    /* What a terminal state's tokens are depends only on the pattern, the
-    ** state and the vocabulary: the vocabulary's memo keeps them for every
-    ** matcher (the next hole, the next instance of a benchmark). Keys are
-    ** tagged: 'B' inside tokens as a bitset (8x smaller than a mask: more
-    ** of them fit the memo), 'M' count and 'V' list of leaving tokens. */
-    struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(m->trie));
-    size_t kl = 1 + sizeof d + t->len;
-    char *mkey = lmql__malloc(kl);
-    int rc = !sp.inside || !mkey ? -1 : 0;
-    if (mkey) {
-        memcpy(mkey + 1, &d, sizeof d);
-        memcpy(mkey + 1 + sizeof d, t->text, t->len);
+    if (!m->ltab) {
+        m->ltab = lmql__calloc((size_t)m->g->n_term, sizeof *m->ltab);
+        m->lal = lmql__calloc((size_t)m->g->n_term, sizeof *m->lal);
+        if (!m->ltab || !m->lal) return NULL;
     }
-    int32_t n = -1;
-    if (rc == 0 && memo) {
-        mkey[0] = 'M';
-        if (lmql__memo_get(memo, mkey, kl, &n, sizeof n) && n >= 0 && (sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) {
-            mkey[0] = 'B';
-            bool hit = lmql__memo_get(memo, mkey, kl, sp.inside, nbits);
-            mkey[0] = 'V';
-            if (hit && lmql__memo_get(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave)) {
-                sp.n_leave = n;
-            } else {
-                n = -1;
-            }
-        } else {
-            n = -1;
-        }
-    }
-    if (rc == 0 && n < 0) {   /* not remembered: walk */
-        free(sp.leave);
-        sp.leave = NULL;
-        sp.n_leave = 0;
-        const int32_t *ltab = NULL;
-        const uint8_t *lal = NULL;
-        /* Per-token passes over 128k tokens cost 3x the two trie walks
-        ** (callgrind, 10 schemas): the leaving walk writes its mask by trie
-        ** position (a forward scan gives the list in order), and both
-        ** passes go 8 tokens a word. A leaving token is never inside (its
-        ** DFA died), so the two need no comparing. */
-        const int32_t *perm;
-        int32_t nt = lmql__trie_order(m->trie, &perm);
-        left = lmql__malloc((size_t)nt + 8);
-        in = lmql__malloc((size_t)nv + 8);
-        rc = !left || !in ? -1 : lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, in);
-        if (rc == 0) rc = leave_table(m, term, &ltab, &lal);
-        if (rc == 0) rc = lmql__trie_mask_dfa_order(m->trie, ltab, t->n_cls, t->cls, lal, 2 * d, left);
-        n = 0;
-        if (rc == 0) {
-            memset(left + nt, 0, 8);
-            for (int32_t k = 0; k < nt; k += 8) {
-                uint64_t w;
-                memcpy(&w, left + k, 8);
-                n += (int32_t)((w * 0x0101010101010101ULL) >> 56);   /* bytes are 0/1: their sum */
-            }
-        }
-        if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
-        for (int32_t k = 0; rc == 0 && k < nt; k += 8) {
-            uint64_t w;
-            memcpy(&w, left + k, 8);
-            if (!w) continue;
-            for (int32_t j = k; j < k + 8 && j < nt; j++)
-                if (left[j]) {
-                    LMQL_ASSERT(!in[perm[j]]);
-                    sp.leave[sp.n_leave++] = perm[j];
-                }
-        }
-        LMQL_ASSERT(rc != 0 || sp.n_leave == n);
-        if (rc == 0) {
-            memset(in + nv, 0, 8);
-            for (size_t k = 0; k < nbits; k++) {
-                uint64_t w;
-                memcpy(&w, in + 8 * k, 8);
-                sp.inside[k] = (uint8_t)((w * 0x0102040810204080ULL) >> 56);   /* byte i's 0/1 to bit i */
-            }
-        }
-        if (rc == 0 && memo) {
-            mkey[0] = 'B';
-            lmql__memo_put(memo, mkey, kl, sp.inside, nbits);
-            mkey[0] = 'V';
-            lmql__memo_put(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave);
-            mkey[0] = 'M';   /* last: a count found means the other two were stored */
-            lmql__memo_put(memo, mkey, kl, &n, sizeof n);
-        }
-    }
-    free(mkey);
-    free(left);
-    free(in);
-    if (rc == 0 && m->n_splits == m->cap_splits) {
+    if (m->n_splits == m->cap_splits) {
         int32_t cap = m->cap_splits ? m->cap_splits * 2 : 8;
-        struct split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
-        if (p) {
-            m->splits = p;
-            m->cap_splits = cap;
-        } else {
-            rc = -1;
-        }
+        struct lmql__split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        m->splits = p;
+        m->cap_splits = cap;
     }
-    if (rc || u64_put(&m->split_ix, key, m->n_splits)) {
-        free(sp.inside);
-        free(sp.leave);
+    struct lmql__split sp;
+    if (lmql__split_make(m->trie, &m->g->terms[term], d, &m->ltab[term], &m->lal[term], &sp)) return NULL;
+    if (u64_put(&m->split_ix, key, m->n_splits)) {
+        lmql__split_free(&sp);
         return NULL;
     }
-    for (size_t k = 0; k < nbits; k++) sp.n_inside += (int32_t)((spread[sp.inside[k]] * 0x0101010101010101ULL) >> 56);
     m->splits[m->n_splits] = sp;
     return &m->splits[m->n_splits++];
-}
-
-/* The bitset of nv tokens into out as bytes: copied, or or-ed when `or`. */
-static void expand(const uint8_t *bits, int32_t nv, uint8_t *out, bool or) {
-    int32_t full = nv / 8;
-    if (or) {
-        for (int32_t k = 0; k < full; k++) {
-            uint64_t x;
-            memcpy(&x, out + 8 * k, 8);
-            x |= spread[bits[k]];
-            memcpy(out + 8 * k, &x, 8);
-        }
-    } else {
-        for (int32_t k = 0; k < full; k++) memcpy(out + 8 * k, &spread[bits[k]], 8);
-    }
-    for (int32_t i = 8 * full; i < nv; i++) {
-        uint8_t b = (bits[i >> 3] >> (i & 7)) & 1;
-        out[i] = or ? (uint8_t)(out[i] | b) : b;
-    }
 }
 
 static bool walker_step(void *ctx, const void *state, unsigned char b, void *out) {
@@ -862,9 +699,9 @@ static int thread_mask(struct lmql__gm *m, int32_t c, struct thread t, bool firs
         int rc = lmql__trie_mask_below(m->trie, &w, rest, n_rest, &s, out);
         return rc || m->oom ? -1 : 0;
     }
-    const struct split *sp = split_of(m, term_id_of(m, &t), t.d);
+    const struct lmql__split *sp = split_of(m, term_id_of(m, &t), t.d);
     if (!sp) return -1;
-    expand(sp->inside, nv, out, !first);
+    lmql__split_inside(sp, nv, out, first);
     if (sp->n_inside >= sp->n_leave / 4) return feed_sorted(m, c, sp->leave, sp->n_leave, out);
     struct lwalk lw = {m, NULL, term->cls, term->n_cls, 2 * lmql__regex_n_states(term->re)};
     const uint8_t *al;

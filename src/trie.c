@@ -264,6 +264,9 @@ struct emitter {
     int n;
     uint32_t allowed;
     bool pos;               /* the mask is by trie position: ranges are set directly */
+    bool ranges;            /* no mask: the caller's ranges r[0..cap) are the result */
+    bool over;              /* ranges: more than cap of them */
+    int cap;
 };
 
 static inline void scatter(const int32_t *perm, uint32_t lo, uint32_t hi, uint8_t *mask, uint8_t v) {
@@ -275,7 +278,7 @@ static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *ma
     e->mask = mask;
     e->n = 0;
     e->allowed = 0;
-    e->pos = false;
+    e->pos = e->ranges = e->over = false;
     /* Without a buffer, stream from the start (no failure to report). */
     e->r = lmql__malloc(EMIT_RANGES * sizeof *e->r);
     if (!e->r) memset(mask, 0, (size_t)t->n_vocab);
@@ -291,6 +294,18 @@ static void emit_stream(struct emitter *e) {
 /* Allow the tokens at trie positions [lo, hi). */
 static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
     if (lo == hi) return;
+    if (e->ranges) {
+        if (e->n && e->r[e->n - 1][1] == lo) {
+            e->r[e->n - 1][1] = hi;
+        } else if (e->n == e->cap) {
+            e->over = true;
+        } else {
+            e->r[e->n][0] = lo;
+            e->r[e->n][1] = hi;
+            e->n++;
+        }
+        return;
+    }
     if (e->pos) {
         memset(e->mask + lo, 1, hi - lo);
         return;
@@ -315,7 +330,7 @@ static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
 }
 
 static void emit_end(struct emitter *e) {
-    if (e->pos || !e->r) return;
+    if (e->pos || e->ranges || !e->r) return;
     const struct lmql_trie *t = e->t;
     LMQL_ASSERT(e->allowed <= (uint32_t)t->n_tokens);   /* the ranges are disjoint */
     uint32_t denied = (uint32_t)t->n_tokens - e->allowed;
@@ -453,29 +468,34 @@ static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_clas
     return h;
 }
 
+/* The DFA walk into a mask by token (pos false), a mask by trie position
+** (pos true), or, when mask is NULL, ranges of positions into r[0..cap):
+** their count, or -2 past cap (the walk stops there). */
 static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes, const uint8_t *byte_class,
-                    const uint8_t *allowed, int32_t start, uint8_t *mask, bool pos) {
+                    const uint8_t *allowed, int32_t start, uint8_t *mask, bool pos, uint32_t (*r)[2], int cap) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
-    size_t len = pos ? (size_t)t->n_tokens : (size_t)t->n_vocab;
+    size_t len = !mask ? 0 : pos ? (size_t)t->n_tokens : (size_t)t->n_vocab;
     struct dfa_info info;
     LMQL_ASSERT(byte_class || n_classes == 256);   /* no class map: the byte is its column */
     LMQL_ASSERT(n_classes >= 1 && n_classes <= 256);
     if (start < 0) {
-        memset(mask, 0, len);
+        if (len) memset(mask, 0, len);
         return 0;
     }
     const uint8_t *cls = byte_class ? byte_class : t->ident;
     size_t need = (size_t)t->max_len + 1;
     int32_t *st = need <= sizeof local / sizeof *local ? local : lmql__malloc(need * sizeof *st);
     if (!st) {
-        memset(mask, 0, len);
+        if (len) memset(mask, 0, len);
         return -1;
     }
     for (int k = 0; k < DFA_INFO_SLOTS; k++) info.state[k] = -1;
     st[0] = start;
 
     struct emitter e;
-    if (pos) {
+    if (!mask) {
+        e = (struct emitter){.t = t, .r = r, .ranges = true, .cap = cap};
+    } else if (pos) {
         e = (struct emitter){.t = t, .mask = mask, .pos = true};
         memset(mask, 0, len);
     } else {
@@ -488,7 +508,7 @@ static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_class
         emit(&e, 0, (uint32_t)t->n_tokens);
         i = t->n_nodes;
     }
-    while (i < t->n_nodes) {
+    while (i < t->n_nodes && !e.over) {
         const struct trie_node *x = &nd[i];
         int32_t s = table[(size_t)st[x->depth - 1] * (size_t)n_classes + cls[x->byte]];
         if (s < 0) {
@@ -520,17 +540,24 @@ static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_class
     }
     emit_end(&e);
     if (st != local) free(st);
-    return 0;
+    return !mask ? (e.over ? -2 : e.n) : 0;
 }
 
 int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
-    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, false);
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, false, NULL, 0);
 }
 
 int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
                               const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
-    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, true);
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, true, NULL, 0);
+}
+
+int lmql__trie_ranges_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                          const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint32_t (*r)[2],
+                          int cap) {
+    int n = mask_dfa(t, table, n_classes, byte_class, allowed, start, NULL, false, r, cap);
+    return n < 0 ? -1 : n;
 }
 
 /* --------------------------------------------------------------- lookups */

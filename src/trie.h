@@ -103,6 +103,15 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
 int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
                               const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
 
+/* The same walk without a mask: the allowed tokens as ranges [r[i][0],
+** r[i][1]) of positions in the trie's order, adjacent ranges merged.
+** Returns their count, or -1 when there are more than cap (the walk stops
+** there: a sparse state costs its walk alone, a dense one a bounded try)
+** or out of memory. */
+int lmql__trie_ranges_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                          const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint32_t (*r)[2],
+                          int cap);
+
 /*
 ** Tokens whose piece starts with bytes[0..n) (every trie token when n is 0).
 ** They are contiguous in the trie's own order, so no copy is made: *toks is

@@ -1,0 +1,328 @@
+/*
+** Splits of regex terminal states (see gsplit.h): how they are found, and
+** the vocabulary-wide memo that shares them.
+**
+** Cost, measured on 200 MaskBench schemas (Llama 3, 128k tokens): before
+** the memo was keyed by language (residual_key), split walks were 22% of
+** all masks and nearly all of the slow tail; a dense walk is two trie walks
+** plus passes over 128k tokens (~0.5-1 ms), a sparse one (the rest of a
+** property name) a few nodes -- so sparse states are found as ranges of
+** trie positions and never touch a 128k-entry mask.
+*/
+#include "gsplit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmql_int.h"
+#include "memo.h"
+#include "model.h"
+#include "regex.h"
+#include "trie.h"
+
+static bool accepting(const struct lmql__gterm *t, int32_t d) { return lmql__regex_accepting(t->re, d); }
+
+/* Bit patterns spread to bytes: spread[v] has byte i = bit i of v. */
+#define SPREAD1(v)                                                                                         \
+    ((uint64_t)((v) & 1) | (uint64_t)(((v) >> 1) & 1) << 8 | (uint64_t)(((v) >> 2) & 1) << 16 |            \
+     (uint64_t)(((v) >> 3) & 1) << 24 | (uint64_t)(((v) >> 4) & 1) << 32 | (uint64_t)(((v) >> 5) & 1) << 40 | \
+     (uint64_t)(((v) >> 6) & 1) << 48 | (uint64_t)(((v) >> 7) & 1) << 56)
+#define SPREAD4(v)  SPREAD1(v), SPREAD1((v) + 1), SPREAD1((v) + 2), SPREAD1((v) + 3)
+#define SPREAD16(v) SPREAD4(v), SPREAD4((v) + 4), SPREAD4((v) + 8), SPREAD4((v) + 12)
+#define SPREAD64(v) SPREAD16(v), SPREAD16((v) + 16), SPREAD16((v) + 32), SPREAD16((v) + 48)
+static const uint64_t spread[256] = {SPREAD64(0), SPREAD64(64), SPREAD64(128), SPREAD64(192)};
+
+/* The bitset of nv tokens into out as bytes: copied, or or-ed when `or`. */
+static void expand(const uint8_t *bits, int32_t nv, uint8_t *out, bool or) {
+    int32_t full = nv / 8;
+    if (or) {
+        for (int32_t k = 0; k < full; k++) {
+            uint64_t x;
+            memcpy(&x, out + 8 * k, 8);
+            x |= spread[bits[k]];
+            memcpy(out + 8 * k, &x, 8);
+        }
+    } else {
+        for (int32_t k = 0; k < full; k++) memcpy(out + 8 * k, &spread[bits[k]], 8);
+    }
+    for (int32_t i = 8 * full; i < nv; i++) {
+        uint8_t b = (bits[i >> 3] >> (i & 7)) & 1;
+        out[i] = or ? (uint8_t)(out[i] | b) : b;
+    }
+}
+
+/* The tokens able to leave a regex terminal from a state: a product of
+** its DFA with "some prefix of one byte or more may end the terminal",
+** state 2d + flag, and a sink 2n once the DFA died after such a prefix
+** (every continuation is kept, to be checked against what follows). A
+** table lets lmql__trie_mask_dfa walk it; the generic walker with a loops
+** callback cost 6.8 of 8.6 s of split walks on 200 schemas (a 256-byte row
+** scan at every node with a byte set). */
+int lmql__leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allowed) {
+    int32_t n = lmql__regex_n_states(t->re), nc = t->n_cls, sink = 2 * n;
+    int32_t *tb = lmql__malloc(((size_t)sink + 1) * (size_t)nc * sizeof *tb);
+    uint8_t *al = lmql__calloc((size_t)sink + 1, 1);
+    if (!tb || !al) {
+        free(tb);
+        free(al);
+        return -1;
+    }
+    for (int32_t d = 0; d < n; d++)
+        for (int32_t f = 0; f < 2; f++)
+            for (int32_t k = 0; k < nc; k++) {
+                int32_t e = t->table[(size_t)d * (size_t)nc + k];
+                tb[(size_t)(2 * d + f) * (size_t)nc + k] = e >= 0 ? 2 * e + (f || accepting(t, e)) : f ? sink : -1;
+            }
+    for (int32_t k = 0; k < nc; k++) tb[(size_t)sink * (size_t)nc + k] = sink;
+    al[sink] = 1;
+    *table = tb;
+    *allowed = al;
+    return 0;
+}
+
+/* Most split walks were of states whose language many patterns share: the
+** inside of a JSON string after `, "name": "` in every property of every
+** schema, the `": ` ending every key (200 MaskBench schemas: 11,354
+** distinct pattern and state pairs, 13,385 walks, 22% of all masks).
+** So the memo key is the language from d itself: the states reachable
+** from d numbered in breadth-first order, each with its accepting flag and
+** its transitions as runs of bytes with the same target. Equal keys mean
+** equal automata from d, so equal splits. Above RESIDUAL_MAX_STATES
+** states (a string with a maxLength counts in states) the key is NULL and
+** the caller keys by pattern text and state. The key's byte 0 is left for
+** the memo tag, byte 1 is 'R'. */
+#define RESIDUAL_MAX_STATES 256
+
+static char *residual_key(const struct lmql__gterm *t, int32_t d, size_t *kl) {
+    int32_t n = lmql__regex_n_states(t->re), q[RESIDUAL_MAX_STATES];
+    int32_t *id = lmql__malloc((size_t)n * sizeof *id);
+    struct lmql__buf b = {0};
+    if (!id) return NULL;
+    for (int32_t i = 0; i < n; i++) id[i] = -1;
+    int32_t nq = 0;
+    id[d] = nq;
+    q[nq++] = d;
+    bool ok = !lmql__buf_add(&b, "\0R", 2);
+    for (int32_t h = 0; ok && h < nq; h++) {
+        int32_t s = q[h];
+        const int32_t *row = t->table + (size_t)s * (size_t)t->n_cls;
+        unsigned char acc = accepting(t, s);
+        ok = !lmql__buf_add(&b, &acc, 1);
+        int32_t prev = -2;
+        for (int c = 0; ok && c < 256; c++) {
+            int32_t e = row[t->cls[c]], ce = -1;
+            if (e >= 0) {
+                if (id[e] < 0) {
+                    if (nq == RESIDUAL_MAX_STATES) {
+                        ok = false;
+                        break;
+                    }
+                    id[e] = nq;
+                    q[nq++] = e;
+                }
+                ce = id[e];
+            }
+            if (ce == prev) continue;
+            prev = ce;
+            unsigned char run[5] = {(unsigned char)c};
+            memcpy(run + 1, &ce, 4);
+            ok = !lmql__buf_add(&b, run, 5);
+        }
+    }
+    free(id);
+    if (!ok) {
+        lmql__buf_free(&b);
+        return NULL;
+    }
+    *kl = b.len;
+    return b.data;
+}
+
+
+/* Ranges of a sparse walk tried before a mask: past this many, the state
+** is dense (a string's inside: thousands of ranges between the tokens
+** with a quote) and the walk starts over into a mask. */
+#define SPLIT_RANGES 256
+/* Inside tokens kept as a list rather than a bitset up to this many. */
+#define SPLIT_LIST_MAX 1024
+
+/* Tokens in ranges r[0..nr) of trie positions. */
+static int32_t range_tokens(const uint32_t (*r)[2], int nr) {
+    int32_t n = 0;
+    for (int i = 0; i < nr; i++) n += (int32_t)(r[i][1] - r[i][0]);
+    return n;
+}
+
+/* The inside tokens of t from d into sp (inside or in_list, n_inside). */
+static int walk_inside(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, uint32_t (*r)[2],
+                       struct lmql__split *sp) {
+    int32_t nv = lmql__trie_n_vocab(trie);
+    size_t nbits = ((size_t)nv + 7) / 8;
+    const int32_t *perm;
+    lmql__trie_order(trie, &perm);
+    int nr = lmql__trie_ranges_dfa(trie, t->table, t->n_cls, t->cls, NULL, d, r, SPLIT_RANGES);
+    if (nr >= 0) {
+        int32_t n = range_tokens((const uint32_t (*)[2])r, nr);
+        sp->n_inside = n;
+        if (n <= SPLIT_LIST_MAX) {
+            if (!(sp->in_list = lmql__malloc(((size_t)n + 1) * sizeof *sp->in_list))) return -1;
+            for (int i = 0, k = 0; i < nr; i++)
+                for (uint32_t j = r[i][0]; j < r[i][1]; j++) sp->in_list[k++] = perm[j];
+            return 0;
+        }
+        if (!(sp->inside = lmql__calloc(nbits, 1))) return -1;
+        for (int i = 0; i < nr; i++)
+            for (uint32_t j = r[i][0]; j < r[i][1]; j++) sp->inside[perm[j] >> 3] |= (uint8_t)(1u << (perm[j] & 7));
+        return 0;
+    }
+    /* Dense: a mask, packed 8 tokens a word (per-token passes over 128k
+    ** tokens cost 3x the trie walks themselves, callgrind on 10 schemas). */
+    uint8_t *in = lmql__malloc((size_t)nv + 8);
+    sp->inside = lmql__malloc(nbits);
+    if (!in || !sp->inside || lmql__trie_mask_dfa(trie, t->table, t->n_cls, t->cls, NULL, d, in)) {
+        free(in);
+        return -1;
+    }
+    memset(in + nv, 0, 8);
+    int32_t n = 0;
+    for (size_t k = 0; k < nbits; k++) {
+        uint64_t w;
+        memcpy(&w, in + 8 * k, 8);
+        sp->inside[k] = (uint8_t)((w * 0x0102040810204080ULL) >> 56);   /* byte i's 0/1 to bit i */
+        n += (int32_t)((w * 0x0101010101010101ULL) >> 56);                /* bytes are 0/1: their sum */
+    }
+    sp->n_inside = n;
+    free(in);
+    return 0;
+}
+
+/* The leaving tokens of t from d into sp (leave, n_leave), in trie order. */
+static int walk_leave(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, const int32_t *ltab,
+                      const uint8_t *lal, uint32_t (*r)[2], struct lmql__split *sp) {
+    const int32_t *perm;
+    int32_t nt = lmql__trie_order(trie, &perm);
+    int nr = lmql__trie_ranges_dfa(trie, ltab, t->n_cls, t->cls, lal, 2 * d, r, SPLIT_RANGES);
+    if (nr >= 0) {
+        int32_t n = range_tokens((const uint32_t (*)[2])r, nr);
+        if (!(sp->leave = lmql__malloc(((size_t)n + 1) * sizeof *sp->leave))) return -1;
+        for (int i = 0; i < nr; i++)
+            for (uint32_t j = r[i][0]; j < r[i][1]; j++) sp->leave[sp->n_leave++] = perm[j];
+        return 0;
+    }
+    /* By trie position: a forward scan gives the list in order. */
+    uint8_t *left = lmql__malloc((size_t)nt + 8);
+    if (!left || lmql__trie_mask_dfa_order(trie, ltab, t->n_cls, t->cls, lal, 2 * d, left)) {
+        free(left);
+        return -1;
+    }
+    memset(left + nt, 0, 8);
+    int32_t n = 0;
+    for (int32_t k = 0; k < nt; k += 8) {
+        uint64_t w;
+        memcpy(&w, left + k, 8);
+        n += (int32_t)((w * 0x0101010101010101ULL) >> 56);
+    }
+    if (!(sp->leave = lmql__malloc(((size_t)n + 1) * sizeof *sp->leave))) {
+        free(left);
+        return -1;
+    }
+    for (int32_t k = 0; k < nt; k += 8) {
+        uint64_t w;
+        memcpy(&w, left + k, 8);
+        if (!w) continue;
+        for (int32_t j = k; j < k + 8 && j < nt; j++)
+            if (left[j]) sp->leave[sp->n_leave++] = perm[j];
+    }
+    LMQL_ASSERT(sp->n_leave == n);
+    free(left);
+    return 0;
+}
+
+void lmql__split_free(struct lmql__split *sp) {
+    free(sp->inside);
+    free(sp->in_list);
+    free(sp->leave);
+    *sp = (struct lmql__split){0};
+}
+
+/* Memo entries under one key, told apart by its byte 0: 'M' the header
+** {n_inside, n_leave, listed}, 'I' the inside tokens (bitset or list),
+** 'V' the leaving tokens. The header is stored last, so a header found
+** means the other two were stored (or since evicted: then a miss). */
+static bool memo_load(struct lmql__memo *memo, char *key, size_t kl, size_t nbits, struct lmql__split *sp) {
+    int32_t h[3];
+    key[0] = 'M';
+    if (!lmql__memo_get(memo, key, kl, h, sizeof h) || h[0] < 0 || h[1] < 0) return false;
+    sp->leave = lmql__malloc(((size_t)h[1] + 1) * sizeof *sp->leave);
+    if (h[2]) sp->in_list = lmql__malloc(((size_t)h[0] + 1) * sizeof *sp->in_list);
+    else sp->inside = lmql__malloc(nbits);
+    key[0] = 'I';
+    bool ok = sp->leave && (h[2] ? sp->in_list != NULL : sp->inside != NULL) &&
+              (h[2] ? lmql__memo_get(memo, key, kl, sp->in_list, (size_t)h[0] * sizeof *sp->in_list)
+                    : lmql__memo_get(memo, key, kl, sp->inside, nbits));
+    key[0] = 'V';
+    ok = ok && lmql__memo_get(memo, key, kl, sp->leave, (size_t)h[1] * sizeof *sp->leave);
+    if (!ok) {
+        lmql__split_free(sp);
+        return false;
+    }
+    sp->n_inside = h[0];
+    sp->n_leave = h[1];
+    return true;
+}
+
+static void memo_store(struct lmql__memo *memo, char *key, size_t kl, size_t nbits, const struct lmql__split *sp) {
+    int32_t h[3] = {sp->n_inside, sp->n_leave, sp->inside == NULL};
+    key[0] = 'I';
+    if (sp->inside) lmql__memo_put(memo, key, kl, sp->inside, nbits);
+    else lmql__memo_put(memo, key, kl, sp->in_list, (size_t)sp->n_inside * sizeof *sp->in_list);
+    key[0] = 'V';
+    lmql__memo_put(memo, key, kl, sp->leave, (size_t)sp->n_leave * sizeof *sp->leave);
+    key[0] = 'M';
+    lmql__memo_put(memo, key, kl, h, sizeof h);
+}
+
+int lmql__split_make(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, int32_t **ltab,
+                     uint8_t **lal, struct lmql__split *out) {
+    LMQL_ASSERT(t->is_re && d >= 0);
+    *out = (struct lmql__split){0};
+    size_t nbits = ((size_t)lmql__trie_n_vocab(trie) + 7) / 8;
+    /* What a terminal state's tokens are depends only on the language from
+    ** that state and the vocabulary: the vocabulary's memo keeps them for
+    ** every matcher (the next hole, the next instance, the next schema),
+    ** keyed by that language (residual_key) or, when it is large, by the
+    ** pattern and the state. */
+    struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(trie));
+    size_t kl = 0;
+    char *key = residual_key(t, d, &kl);
+    if (!key) {
+        kl = 2 + sizeof d + t->len;
+        if (!(key = lmql__malloc(kl))) return -1;
+        key[1] = 'P';
+        memcpy(key + 2, &d, sizeof d);
+        memcpy(key + 2 + sizeof d, t->text, t->len);
+    }
+    if (memo && memo_load(memo, key, kl, nbits, out)) {
+        free(key);
+        return 0;
+    }
+    uint32_t (*r)[2] = lmql__malloc(SPLIT_RANGES * sizeof *r);
+    int rc = !r ? -1 : 0;
+    if (rc == 0 && !*ltab && lmql__leave_dfa(t, ltab, lal)) rc = -1;
+    if (rc == 0) rc = walk_inside(trie, t, d, r, out);
+    if (rc == 0) rc = walk_leave(trie, t, d, *ltab, *lal, r, out);
+    if (rc == 0 && memo) memo_store(memo, key, kl, nbits, out);
+    if (rc) lmql__split_free(out);
+    free(r);
+    free(key);
+    return rc;
+}
+
+void lmql__split_inside(const struct lmql__split *sp, int32_t nv, uint8_t *out, bool first) {
+    if (sp->inside) {
+        expand(sp->inside, nv, out, !first);
+        return;
+    }
+    if (first) memset(out, 0, (size_t)nv);
+    for (int32_t i = 0; i < sp->n_inside; i++) out[sp->in_list[i]] = 1;
+}
