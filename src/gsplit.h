@@ -26,6 +26,7 @@ struct lmql__split {
     int32_t *in_list;            /* the inside tokens listed (few of them) */
     int32_t *leave;
     int32_t n_inside, n_leave;
+    uint8_t *bytes;              /* the matcher's: inside expanded to n_vocab bytes, or NULL */
 };
 
 /* The split of t in state d: from the vocabulary's memo, or by walking the
