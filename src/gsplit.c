@@ -22,6 +22,15 @@
 
 static bool accepting(const struct lmql__gterm *t, int32_t d) { return lmql__regex_accepting(t->re, d); }
 
+/* An automaton the walks run on: a terminal's DFA, or the part of it
+** within reach of one state (see local_dfa). */
+struct dfa {
+    const int32_t *table;        /* n x n_cls, -1 dead */
+    const uint8_t *cls;
+    int32_t n_cls, n;
+    const uint8_t *acc;          /* per state */
+};
+
 /* Bit patterns spread to bytes: spread[v] has byte i = bit i of v. */
 #define SPREAD1(v)                                                                                         \
     ((uint64_t)((v) & 1) | (uint64_t)(((v) >> 1) & 1) << 8 | (uint64_t)(((v) >> 2) & 1) << 16 |            \
@@ -58,8 +67,8 @@ static void expand(const uint8_t *bits, int32_t nv, uint8_t *out, bool or) {
 ** table lets lmql__trie_mask_dfa walk it; the generic walker with a loops
 ** callback cost 6.8 of 8.6 s of split walks on 200 schemas (a 256-byte row
 ** scan at every node with a byte set). */
-int lmql__leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allowed) {
-    int32_t n = lmql__regex_n_states(t->re), nc = t->n_cls, sink = 2 * n;
+static int leave_dfa(const struct dfa *a, int32_t **table, uint8_t **allowed) {
+    int32_t n = a->n, nc = a->n_cls, sink = 2 * n;
     int32_t *tb = lmql__malloc(((size_t)sink + 1) * (size_t)nc * sizeof *tb);
     uint8_t *al = lmql__calloc((size_t)sink + 1, 1);
     if (!tb || !al) {
@@ -67,12 +76,15 @@ int lmql__leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allo
         free(al);
         return -1;
     }
-    for (int32_t d = 0; d < n; d++)
-        for (int32_t f = 0; f < 2; f++)
-            for (int32_t k = 0; k < nc; k++) {
-                int32_t e = t->table[(size_t)d * (size_t)nc + k];
-                tb[(size_t)(2 * d + f) * (size_t)nc + k] = e >= 0 ? 2 * e + (f || accepting(t, e)) : f ? sink : -1;
-            }
+    for (int32_t d = 0; d < n; d++) {
+        const int32_t *row = a->table + (size_t)d * (size_t)nc;
+        int32_t *r0 = tb + (size_t)(2 * d) * (size_t)nc, *r1 = r0 + nc;
+        for (int32_t k = 0; k < nc; k++) {
+            int32_t e = row[k];
+            r0[k] = e >= 0 ? 2 * e + a->acc[e] : -1;
+            r1[k] = e >= 0 ? 2 * e + 1 : sink;
+        }
+    }
     for (int32_t k = 0; k < nc; k++) tb[(size_t)sink * (size_t)nc + k] = sink;
     al[sink] = 1;
     *table = tb;
@@ -80,26 +92,64 @@ int lmql__leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allo
     return 0;
 }
 
+/* The whole DFA of t as a struct dfa (acc allocated: free it). */
+static int full_dfa(const struct lmql__gterm *t, struct dfa *a, uint8_t **acc) {
+    int32_t n = lmql__regex_n_states(t->re);
+    if (!(*acc = lmql__malloc((size_t)n + 1))) return -1;
+    /* Flags first: a pattern counting 500 characters has thousands of
+    ** states, and a call per table entry made its leave table a 16 ms
+    ** first split. */
+    for (int32_t d = 0; d < n; d++) (*acc)[d] = accepting(t, d);
+    *a = (struct dfa){t->table, t->cls, t->n_cls, n, *acc};
+    return 0;
+}
+
+int lmql__leave_dfa(const struct lmql__gterm *t, int32_t **table, uint8_t **allowed) {
+    struct dfa a;
+    uint8_t *acc;
+    if (full_dfa(t, &a, &acc)) return -1;
+    int rc = leave_dfa(&a, table, allowed);
+    free(acc);
+    return rc;
+}
+
 /* Most split walks were of states whose language many patterns share: the
 ** inside of a JSON string after `, "name": "` in every property of every
 ** schema, the `": ` ending every key (200 MaskBench schemas: 11,354
-** distinct pattern and state pairs, 13,385 walks, 22% of all masks).
-** So the memo key is the language from d itself: the states reachable
-** from d numbered in breadth-first order, each with its accepting flag and
-** its transitions as runs of bytes with the same target. Equal keys mean
-** equal automata from d, so equal splits. Above RESIDUAL_MAX_STATES
-** states (a string with a maxLength counts in states) the key is NULL and
-** the caller keys by pattern text and state. The key's byte 0 is left for
-** the memo tag, byte 1 is 'R'. */
-#define RESIDUAL_MAX_STATES 256
+** distinct pattern and state pairs, 13,385 walks, 22% of all masks). And
+** a token has at most D bytes (the trie's longest piece, 128 for Llama 3),
+** so a split depends only on the states within D bytes of d: the states
+** of a string counting 500 characters share one split while 128 remain.
+**
+** So the memo key is that local automaton: the states reachable from d in
+** at most D bytes, numbered breadth-first (bytes in order), each with its
+** accepting flag and its transitions as runs of bytes with one target
+** (-1 dead or out of reach). A string of at most D bytes from d never
+** leaves it (a state first reached after k < D bytes has all its
+** successors within k + 1), so equal keys mean equal splits. The walks
+** then run on the local automaton (local->table), much smaller than a
+** large pattern's. Returns 0; 1 past LOCAL_MAX_STATES states (the caller
+** keys by pattern text and state and walks the whole DFA); -1 out of
+** memory. The key's byte 0 is left for the memo tag. */
+#define LOCAL_MAX_STATES 4096
 
-static char *residual_key(const struct lmql__gterm *t, int32_t d, size_t *kl) {
-    /* Loading a split from the memo was most of the median mask (13 us of
-    ** ~15, 200 schemas), mostly this key: so byte runs of one class are
-    ** found once, states are numbered through a small table on the stack,
-    ** and the key is written straight into its buffer. */
-    enum { SLOTS = 2 * RESIDUAL_MAX_STATES };
-    int32_t q[RESIDUAL_MAX_STATES], slot_state[SLOTS], slot_id[SLOTS];
+struct local {
+    struct dfa a;
+    int32_t *table;
+    uint8_t *acc;
+    char *key;
+    size_t kl;
+};
+
+static void local_free(struct local *l) {
+    free(l->table);
+    free(l->acc);
+    free(l->key);
+}
+
+static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct local *l) {
+    *l = (struct local){0};
+    int32_t n = lmql__regex_n_states(t->re), nc = t->n_cls;
     int32_t run_lo[257], run_cls[256], n_runs = 0;
     for (int c = 0; c < 256; c++)
         if (c == 0 || t->cls[c] != t->cls[c - 1]) {
@@ -107,59 +157,70 @@ static char *residual_key(const struct lmql__gterm *t, int32_t d, size_t *kl) {
             run_cls[n_runs++] = t->cls[c];
         }
     run_lo[n_runs] = 256;
-    for (int k = 0; k < SLOTS; k++) slot_state[k] = -1;
-    /* Per state: its flag, then per run of bytes with one target: the
-    ** first byte and the target's number (-1 dead), 5 bytes. */
-    size_t per = 1 + 5 * (size_t)n_runs, cap = 2 + 8 * per;
-    char *b = lmql__malloc(cap), *w = b;
-    if (!b) return NULL;
-    *w++ = 0;
-    *w++ = 'R';
-    int32_t nq = 0;
-    q[nq++] = d;
-    slot_state[(uint32_t)d * 2654435761u % SLOTS] = d;
-    slot_id[(uint32_t)d * 2654435761u % SLOTS] = 0;
-    for (int32_t h = 0; h < nq; h++) {
-        int32_t s = q[h];
-        const int32_t *row = t->table + (size_t)s * (size_t)t->n_cls;
-        if ((size_t)(w - b) + per > cap) {
-            char *nb = lmql__realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            w = nb + (w - b);
-            b = nb;
-            cap *= 2;
-        }
-        *w++ = (char)accepting(t, s);
-        int32_t prev = -2;
+    int32_t *id = lmql__malloc((size_t)n * sizeof *id);
+    int32_t *q = lmql__malloc(LOCAL_MAX_STATES * sizeof *q), *depth = lmql__malloc(LOCAL_MAX_STATES * sizeof *depth);
+    int rc = !id || !q || !depth ? -1 : 0;
+    int32_t m = 0;
+    if (rc == 0) {
+        for (int32_t i = 0; i < n; i++) id[i] = -1;
+        id[d] = 0;
+        q[m] = d;
+        depth[m++] = 0;
+    }
+    for (int32_t h = 0; rc == 0 && h < m; h++) {
+        if (depth[h] == D) continue;
+        const int32_t *row = t->table + (size_t)q[h] * (size_t)nc;
         for (int r = 0; r < n_runs; r++) {
-            int32_t e = row[run_cls[r]], ce = -1;
-            if (e >= 0) {
-                uint32_t k = (uint32_t)e * 2654435761u % SLOTS;
-                while (slot_state[k] >= 0 && slot_state[k] != e) k = (k + 1) % SLOTS;
-                if (slot_state[k] < 0) {
-                    if (nq == RESIDUAL_MAX_STATES) {
-                        free(b);
-                        return NULL;
-                    }
-                    slot_state[k] = e;
-                    slot_id[k] = nq;
-                    q[nq++] = e;
-                }
-                ce = slot_id[k];
+            int32_t e = row[run_cls[r]];
+            if (e < 0 || id[e] >= 0) continue;
+            if (m == LOCAL_MAX_STATES) {
+                rc = 1;
+                break;
             }
-            if (ce == prev) continue;
-            prev = ce;
-            *w++ = (char)run_lo[r];
-            memcpy(w, &ce, 4);
-            w += 4;
+            id[e] = m;
+            q[m] = e;
+            depth[m++] = depth[h] + 1;
         }
     }
-    LMQL_ASSERT((size_t)(w - b) <= cap);
-    *kl = (size_t)(w - b);
-    return b;
+    size_t per = 1 + 5 * (size_t)n_runs;
+    if (rc == 0) {
+        l->table = lmql__malloc((size_t)m * (size_t)nc * sizeof *l->table);
+        l->acc = lmql__malloc((size_t)m);
+        l->key = lmql__malloc(2 + sizeof D + (size_t)m * per);
+        if (!l->table || !l->acc || !l->key) rc = -1;
+    }
+    if (rc == 0) {
+        char *w = l->key;
+        *w++ = 0;
+        *w++ = 'L';
+        memcpy(w, &D, sizeof D);
+        w += sizeof D;
+        for (int32_t i = 0; i < m; i++) {
+            const int32_t *row = t->table + (size_t)q[i] * (size_t)nc;
+            for (int32_t k = 0; k < nc; k++) l->table[(size_t)i * (size_t)nc + k] = row[k] >= 0 ? id[row[k]] : -1;
+            l->acc[i] = accepting(t, q[i]);
+            *w++ = (char)l->acc[i];
+            int32_t prev = -2;
+            for (int r = 0; r < n_runs; r++) {
+                int32_t e = row[run_cls[r]], ce = e >= 0 ? id[e] : -1;
+                if (ce == prev) continue;
+                prev = ce;
+                *w++ = (char)run_lo[r];
+                memcpy(w, &ce, 4);
+                w += 4;
+            }
+        }
+        l->kl = (size_t)(w - l->key);
+        l->a = (struct dfa){l->table, t->cls, nc, m, l->acc};
+    }
+    free(id);
+    free(q);
+    free(depth);
+    if (rc) {
+        local_free(l);
+        *l = (struct local){0};
+    }
+    return rc;
 }
 
 
@@ -178,7 +239,7 @@ static int32_t range_tokens(const uint32_t (*r)[2], int nr) {
 }
 
 /* The inside tokens of t from d into sp (inside or in_list, n_inside). */
-static int walk_inside(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, uint32_t (*r)[2],
+static int walk_inside(const struct lmql_trie *trie, const struct dfa *t, int32_t d, uint32_t (*r)[2],
                        struct lmql__split *sp) {
     int32_t nv = lmql__trie_n_vocab(trie);
     size_t nbits = ((size_t)nv + 7) / 8;
@@ -221,7 +282,7 @@ static int walk_inside(const struct lmql_trie *trie, const struct lmql__gterm *t
 }
 
 /* The leaving tokens of t from d into sp (leave, n_leave), in trie order. */
-static int walk_leave(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, const int32_t *ltab,
+static int walk_leave(const struct lmql_trie *trie, const struct dfa *t, int32_t d, const int32_t *ltab,
                       const uint8_t *lal, uint32_t (*r)[2], struct lmql__split *sp) {
     const int32_t *perm;
     int32_t nt = lmql__trie_order(trie, &perm);
@@ -260,6 +321,58 @@ static int walk_leave(const struct lmql_trie *trie, const struct lmql__gterm *t,
     LMQL_ASSERT(sp->n_leave == n);
     free(left);
     return 0;
+}
+
+/* A dense state (many bytes live from it: a string's inside, a count of
+** characters, any name but a few) in one walk of its leave table, whose
+** non-sink states are exactly the DFA's live ones: each token is sorted
+** into inside (1), leaving (2) or neither by the state it ends in. One
+** walk instead of three (a try at ranges, the inside, the leaving). */
+#define SPLIT_DENSE_BYTES 32
+
+static bool dense(const struct dfa *t, int32_t d) {
+    const int32_t *row = t->table + (size_t)d * (size_t)t->n_cls;
+    int live = 0;
+    for (int b = 0; b < 256; b++) live += row[t->cls[b]] >= 0;
+    return live >= SPLIT_DENSE_BYTES;
+}
+
+static int walk_dense(const struct lmql_trie *trie, const struct dfa *t, int32_t d, const int32_t *ltab,
+                      struct lmql__split *sp) {
+    int32_t nv = lmql__trie_n_vocab(trie), sink = 2 * t->n;
+    size_t nbits = ((size_t)nv + 7) / 8;
+    const int32_t *perm;
+    int32_t nt = lmql__trie_order(trie, &perm);
+    uint8_t *kind = lmql__malloc((size_t)sink + 1), *pm = lmql__malloc((size_t)nt + 1);
+    int rc = !kind || !pm ? -1 : 0;
+    if (rc == 0) {
+        memset(kind, 1, (size_t)sink);
+        kind[sink] = 2;
+        rc = lmql__trie_mask_dfa_order(trie, ltab, t->n_cls, t->cls, kind, 2 * d, pm);
+    }
+    int32_t n_in = 0, n_lv = 0;
+    for (int32_t k = 0; rc == 0 && k < nt; k++) {
+        n_in += pm[k] == 1;
+        n_lv += pm[k] == 2;
+    }
+    if (rc == 0) {
+        sp->leave = lmql__malloc(((size_t)n_lv + 1) * sizeof *sp->leave);
+        if (n_in <= SPLIT_LIST_MAX) sp->in_list = lmql__malloc(((size_t)n_in + 1) * sizeof *sp->in_list);
+        else sp->inside = lmql__calloc(nbits, 1);
+        if (!sp->leave || (!sp->in_list && !sp->inside)) rc = -1;
+    }
+    for (int32_t k = 0; rc == 0 && k < nt; k++) {
+        if (pm[k] == 2) {
+            sp->leave[sp->n_leave++] = perm[k];
+        } else if (pm[k] == 1) {
+            if (sp->in_list) sp->in_list[sp->n_inside++] = perm[k];
+            else sp->inside[perm[k] >> 3] |= (uint8_t)(1u << (perm[k] & 7));
+        }
+    }
+    if (rc == 0) sp->n_inside = n_in;
+    free(kind);
+    free(pm);
+    return rc;
 }
 
 void lmql__split_free(struct lmql__split *sp) {
@@ -313,33 +426,64 @@ int lmql__split_make(const struct lmql_trie *trie, const struct lmql__gterm *t, 
     *out = (struct lmql__split){0};
     size_t nbits = ((size_t)lmql__trie_n_vocab(trie) + 7) / 8;
     /* What a terminal state's tokens are depends only on the language from
-    ** that state and the vocabulary: the vocabulary's memo keeps them for
-    ** every matcher (the next hole, the next instance, the next schema),
-    ** keyed by that language (residual_key) or, when it is large, by the
-    ** pattern and the state. */
+    ** that state (within a token's reach) and the vocabulary: the
+    ** vocabulary's memo keeps them for every matcher (the next hole, the
+    ** next instance, the next schema), keyed by that local automaton or,
+    ** when it is large, by the pattern and the state. */
     struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(trie));
-    size_t kl = 0;
-    char *key = residual_key(t, d, &kl);
-    if (!key) {
+    struct local l;
+    int lr = local_dfa(t, d, lmql__trie_max_len(trie), &l);
+    if (lr < 0) return -1;
+    char *key = l.key;
+    size_t kl = l.kl;
+    if (lr > 0) {
         kl = 2 + sizeof d + t->len;
         if (!(key = lmql__malloc(kl))) return -1;
         key[1] = 'P';
         memcpy(key + 2, &d, sizeof d);
         memcpy(key + 2 + sizeof d, t->text, t->len);
     }
-    if (memo && memo_load(memo, key, kl, nbits, out)) {
-        free(key);
-        return 0;
+    int rc = 0;
+    if (memo && memo_load(memo, key, kl, nbits, out)) goto done;
+    /* The walks: on the local automaton from its state 0, or on the whole
+    ** DFA from d with the matcher's cached leave table. */
+    struct dfa full;
+    uint8_t *full_acc = NULL;
+    int32_t *tab = NULL;
+    uint8_t *al = NULL;
+    const struct dfa *a = &l.a;
+    int32_t s0 = 0;
+    if (lr > 0) {
+        if (full_dfa(t, &full, &full_acc) || (!*ltab && leave_dfa(&full, ltab, lal))) {
+            free(full_acc);
+            rc = -1;
+            goto done;
+        }
+        a = &full;
+        s0 = d;
+    } else if (leave_dfa(a, &tab, &al)) {
+        rc = -1;
+        goto done;
     }
+    const int32_t *lt = lr > 0 ? *ltab : tab;
+    const uint8_t *la = lr > 0 ? *lal : al;
     uint32_t (*r)[2] = lmql__malloc(SPLIT_RANGES * sizeof *r);
-    int rc = !r ? -1 : 0;
-    if (rc == 0 && !*ltab && lmql__leave_dfa(t, ltab, lal)) rc = -1;
-    if (rc == 0) rc = walk_inside(trie, t, d, r, out);
-    if (rc == 0) rc = walk_leave(trie, t, d, *ltab, *lal, r, out);
+    rc = !r ? -1 : 0;
+    if (rc == 0 && dense(a, s0)) {
+        rc = walk_dense(trie, a, s0, lt, out);
+    } else {
+        if (rc == 0) rc = walk_inside(trie, a, s0, r, out);
+        if (rc == 0) rc = walk_leave(trie, a, s0, lt, la, r, out);
+    }
     if (rc == 0 && memo) memo_store(memo, key, kl, nbits, out);
     if (rc) lmql__split_free(out);
     free(r);
-    free(key);
+    free(tab);
+    free(al);
+    free(full_acc);
+done:
+    if (lr > 0) free(key);
+    local_free(&l);
     return rc;
 }
 

@@ -266,6 +266,7 @@ struct emitter {
     bool pos;               /* the mask is by trie position: ranges are set directly */
     bool ranges;            /* no mask: the caller's ranges r[0..cap) are the result */
     bool over;              /* ranges: more than cap of them */
+    uint8_t val;            /* pos: the value written (the allowed entry of the state) */
     int cap;
 };
 
@@ -307,7 +308,7 @@ static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
         return;
     }
     if (e->pos) {
-        memset(e->mask + lo, 1, hi - lo);
+        memset(e->mask + lo, e->val, hi - lo);
         return;
     }
     if (!e->r) {
@@ -523,6 +524,7 @@ static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_class
     }
     const struct trie_node *nd = t->nodes;
     uint32_t i = 1;
+    e.val = allowed ? allowed[start] : 1;
     if ((!allowed || allowed[start]) && nd[0].set != TRIE_NO_SET &&
         set_within(&t->sets[nd[0].set], info.loops[dfa_info_of(&info, table, n_classes, cls, cset, start)])) {
         emit(&e, 0, (uint32_t)t->n_tokens);
@@ -537,6 +539,7 @@ static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_class
         }
         st[x->depth] = s;
         bool ok = !allowed || allowed[s];
+        e.val = allowed ? allowed[s] : 1;
         /* Children: maybe all allowed at once, maybe all dead. Asked only
         ** where a subtree is large (it has a byte set): a state's info is a
         ** scan of its 256-byte row, and a counting DFA (a string with a

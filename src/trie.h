@@ -99,7 +99,9 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
 
 /* The same, but mask (lmql__trie_n_tokens bytes) is indexed by position in
 ** the trie's order (lmql__trie_order): a list of allowed tokens sorted by
-** piece is a forward scan of it. */
+** piece is a forward scan of it. An allowed token's entry is allowed[s] of
+** the state s it ends in (1 when allowed is NULL), so one walk can sort
+** tokens into several kinds. */
 int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
                               const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
 
