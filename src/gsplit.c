@@ -281,6 +281,28 @@ static int walk_inside(const struct lmql_trie *trie, const struct dfa *t, int32_
     return 0;
 }
 
+/* The leaving tokens and, after them, their lcp bytes (see gsplit.h). */
+#define LEAVE_BYTES(n) ((size_t)(n) * 5 + 8)
+
+/* Fill sp->lcp: each leaving token's common prefix with the one before. */
+static void leave_lcp(const struct lmql_trie *trie, struct lmql__split *sp) {
+    const struct lmql__vocab *v = lmql__trie_vocab(trie);
+    sp->lcp = (uint8_t *)(sp->leave + sp->n_leave);
+    const char *prev = NULL;
+    uint32_t prev_len = 0;
+    for (int32_t i = 0; i < sp->n_leave; i++) {
+        uint32_t len, l = 0;
+        const char *p = lmql__vocab_piece(v, sp->leave[i], &len);
+        uint32_t lim = len < prev_len ? len : prev_len;
+        if (lim > 255) lim = 255;
+        if (prev)
+            while (l < lim && p[l] == prev[l]) l++;
+        sp->lcp[i] = (uint8_t)l;
+        prev = p;
+        prev_len = len;
+    }
+}
+
 /* The leaving tokens of t from d into sp (leave, n_leave), in trie order. */
 static int walk_leave(const struct lmql_trie *trie, const struct dfa *t, int32_t d, const int32_t *ltab,
                       const uint8_t *lal, uint32_t (*r)[2], struct lmql__split *sp) {
@@ -289,7 +311,7 @@ static int walk_leave(const struct lmql_trie *trie, const struct dfa *t, int32_t
     int nr = lmql__trie_ranges_dfa(trie, ltab, t->n_cls, t->cls, lal, 2 * d, r, SPLIT_RANGES);
     if (nr >= 0) {
         int32_t n = range_tokens((const uint32_t (*)[2])r, nr);
-        if (!(sp->leave = lmql__malloc(((size_t)n + 1) * sizeof *sp->leave))) return -1;
+        if (!(sp->leave = lmql__malloc(LEAVE_BYTES(n)))) return -1;
         for (int i = 0; i < nr; i++)
             for (uint32_t j = r[i][0]; j < r[i][1]; j++) sp->leave[sp->n_leave++] = perm[j];
         return 0;
@@ -307,7 +329,7 @@ static int walk_leave(const struct lmql_trie *trie, const struct dfa *t, int32_t
         memcpy(&w, left + k, 8);
         n += (int32_t)((w * 0x0101010101010101ULL) >> 56);
     }
-    if (!(sp->leave = lmql__malloc(((size_t)n + 1) * sizeof *sp->leave))) {
+    if (!(sp->leave = lmql__malloc(LEAVE_BYTES(n)))) {
         free(left);
         return -1;
     }
@@ -356,7 +378,7 @@ static int walk_dense(const struct lmql_trie *trie, const struct dfa *t, int32_t
         n_lv += pm[k] == 2;
     }
     if (rc == 0) {
-        sp->leave = lmql__malloc(((size_t)n_lv + 1) * sizeof *sp->leave);
+        sp->leave = lmql__malloc(LEAVE_BYTES(n_lv));
         if (n_in <= SPLIT_LIST_MAX) sp->in_list = lmql__malloc(((size_t)n_in + 1) * sizeof *sp->in_list);
         else sp->inside = lmql__calloc(nbits, 1);
         if (!sp->leave || (!sp->in_list && !sp->inside)) rc = -1;
@@ -391,7 +413,7 @@ static bool memo_load(struct lmql__memo *memo, char *key, size_t kl, size_t nbit
     int32_t h[3];
     key[0] = 'M';
     if (!lmql__memo_get(memo, key, kl, h, sizeof h) || h[0] < 0 || h[1] < 0) return false;
-    sp->leave = lmql__malloc(((size_t)h[1] + 1) * sizeof *sp->leave);
+    sp->leave = lmql__malloc(LEAVE_BYTES(h[1]));
     if (h[2]) sp->in_list = lmql__malloc(((size_t)h[0] + 1) * sizeof *sp->in_list);
     else sp->inside = lmql__malloc(nbits);
     key[0] = 'I';
@@ -399,13 +421,14 @@ static bool memo_load(struct lmql__memo *memo, char *key, size_t kl, size_t nbit
               (h[2] ? lmql__memo_get(memo, key, kl, sp->in_list, (size_t)h[0] * sizeof *sp->in_list)
                     : lmql__memo_get(memo, key, kl, sp->inside, nbits));
     key[0] = 'V';
-    ok = ok && lmql__memo_get(memo, key, kl, sp->leave, (size_t)h[1] * sizeof *sp->leave);
+    ok = ok && lmql__memo_get(memo, key, kl, sp->leave, (size_t)h[1] * 5);
     if (!ok) {
         lmql__split_free(sp);
         return false;
     }
     sp->n_inside = h[0];
     sp->n_leave = h[1];
+    sp->lcp = (uint8_t *)(sp->leave + h[1]);
     return true;
 }
 
@@ -415,7 +438,7 @@ static void memo_store(struct lmql__memo *memo, char *key, size_t kl, size_t nbi
     if (sp->inside) lmql__memo_put(memo, key, kl, sp->inside, nbits);
     else lmql__memo_put(memo, key, kl, sp->in_list, (size_t)sp->n_inside * sizeof *sp->in_list);
     key[0] = 'V';
-    lmql__memo_put(memo, key, kl, sp->leave, (size_t)sp->n_leave * sizeof *sp->leave);
+    lmql__memo_put(memo, key, kl, sp->leave, (size_t)sp->n_leave * 5);
     key[0] = 'M';
     lmql__memo_put(memo, key, kl, h, sizeof h);
 }
@@ -475,6 +498,7 @@ int lmql__split_make(const struct lmql_trie *trie, const struct lmql__gterm *t, 
         if (rc == 0) rc = walk_inside(trie, a, s0, r, out);
         if (rc == 0) rc = walk_leave(trie, a, s0, lt, la, r, out);
     }
+    if (rc == 0) leave_lcp(trie, out);
     if (rc == 0 && memo) memo_store(memo, key, kl, nbits, out);
     if (rc) lmql__split_free(out);
     free(r);

@@ -25,6 +25,7 @@ struct lmql__split {
     uint8_t *inside;             /* a bitset (bit i of byte i / 8: token i), or NULL: */
     int32_t *in_list;            /* the inside tokens listed (few of them) */
     int32_t *leave;
+    uint8_t *lcp;                /* per leaving token: bytes in common with the one before (at most 255), in leave's block */
     int32_t n_inside, n_leave;
     uint8_t *bytes;              /* the matcher's: inside expanded to n_vocab bytes, or NULL */
 };
