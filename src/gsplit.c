@@ -147,6 +147,45 @@ static void local_free(struct local *l) {
     free(l->key);
 }
 
+/* State -> local number, open addressing (slot: state << 32 | number,
+** empty = ~0). */
+struct idmap {
+    uint64_t *slot;
+    uint32_t cap, n;
+};
+
+static uint32_t idmap_hash(int32_t s, uint32_t cap) { return ((uint32_t)s * 2654435761u) & (cap - 1); }
+
+static int32_t idmap_get(const struct idmap *m, int32_t s) {
+    if (!m->cap) return -1;
+    for (uint32_t h = idmap_hash(s, m->cap);; h = (h + 1) & (m->cap - 1)) {
+        if (m->slot[h] == ~(uint64_t)0) return -1;
+        if ((int32_t)(m->slot[h] >> 32) == s) return (int32_t)(uint32_t)m->slot[h];
+    }
+}
+
+static int idmap_put(struct idmap *m, int32_t s, int32_t id) {
+    if ((m->n + 1) * 2 > m->cap) {
+        struct idmap nm = {lmql__malloc((m->cap ? m->cap * 2 : 64) * sizeof *nm.slot), m->cap ? m->cap * 2 : 64, 0};
+        if (!nm.slot) return -1;
+        memset(nm.slot, 0xff, nm.cap * sizeof *nm.slot);
+        for (uint32_t i = 0; i < m->cap; i++)
+            if (m->slot[i] != ~(uint64_t)0) {
+                uint32_t h = idmap_hash((int32_t)(m->slot[i] >> 32), nm.cap);
+                while (nm.slot[h] != ~(uint64_t)0) h = (h + 1) & (nm.cap - 1);
+                nm.slot[h] = m->slot[i];
+            }
+        nm.n = m->n;
+        free(m->slot);
+        *m = nm;
+    }
+    uint32_t h = idmap_hash(s, m->cap);
+    while (m->slot[h] != ~(uint64_t)0) h = (h + 1) & (m->cap - 1);
+    m->slot[h] = (uint64_t)(uint32_t)s << 32 | (uint32_t)id;
+    m->n++;
+    return 0;
+}
+
 static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct local *l) {
     *l = (struct local){0};
     int32_t n = lmql__regex_n_states(t->re), nc = t->n_cls;
@@ -157,13 +196,14 @@ static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct l
             run_cls[n_runs++] = t->cls[c];
         }
     run_lo[n_runs] = 256;
-    int32_t *id = lmql__malloc((size_t)n * sizeof *id);
+    (void)n;
+    /* Local numbers through a small hash (a dense array over a large
+    ** pattern's states was a 200 KB memset per split looked up). */
+    struct idmap ids = {0};
     int32_t *q = lmql__malloc(LOCAL_MAX_STATES * sizeof *q), *depth = lmql__malloc(LOCAL_MAX_STATES * sizeof *depth);
-    int rc = !id || !q || !depth ? -1 : 0;
+    int rc = !q || !depth || idmap_put(&ids, d, 0) ? -1 : 0;
     int32_t m = 0;
     if (rc == 0) {
-        for (int32_t i = 0; i < n; i++) id[i] = -1;
-        id[d] = 0;
         q[m] = d;
         depth[m++] = 0;
     }
@@ -172,12 +212,15 @@ static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct l
         const int32_t *row = t->table + (size_t)q[h] * (size_t)nc;
         for (int r = 0; r < n_runs; r++) {
             int32_t e = row[run_cls[r]];
-            if (e < 0 || id[e] >= 0) continue;
+            if (e < 0 || idmap_get(&ids, e) >= 0) continue;
             if (m == LOCAL_MAX_STATES) {
                 rc = 1;
                 break;
             }
-            id[e] = m;
+            if (idmap_put(&ids, e, m)) {
+                rc = -1;
+                break;
+            }
             q[m] = e;
             depth[m++] = depth[h] + 1;
         }
@@ -197,12 +240,12 @@ static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct l
         w += sizeof D;
         for (int32_t i = 0; i < m; i++) {
             const int32_t *row = t->table + (size_t)q[i] * (size_t)nc;
-            for (int32_t k = 0; k < nc; k++) l->table[(size_t)i * (size_t)nc + k] = row[k] >= 0 ? id[row[k]] : -1;
+            for (int32_t k = 0; k < nc; k++) l->table[(size_t)i * (size_t)nc + k] = row[k] >= 0 ? idmap_get(&ids, row[k]) : -1;
             l->acc[i] = accepting(t, q[i]);
             *w++ = (char)l->acc[i];
             int32_t prev = -2;
             for (int r = 0; r < n_runs; r++) {
-                int32_t e = row[run_cls[r]], ce = e >= 0 ? id[e] : -1;
+                int32_t e = row[run_cls[r]], ce = e >= 0 ? idmap_get(&ids, e) : -1;
                 if (ce == prev) continue;
                 prev = ce;
                 *w++ = (char)run_lo[r];
@@ -213,7 +256,7 @@ static int local_dfa(const struct lmql__gterm *t, int32_t d, int32_t D, struct l
         l->kl = (size_t)(w - l->key);
         l->a = (struct dfa){l->table, t->cls, nc, m, l->acc};
     }
-    free(id);
+    free(ids.slot);
     free(q);
     free(depth);
     if (rc) {
@@ -398,49 +441,65 @@ static int walk_dense(const struct lmql_trie *trie, const struct dfa *t, int32_t
 }
 
 void lmql__split_free(struct lmql__split *sp) {
-    free(sp->inside);
-    free(sp->in_list);
-    free(sp->leave);
+    if (sp->blob) {
+        free(sp->blob);
+    } else {
+        free(sp->inside);
+        free(sp->in_list);
+        free(sp->leave);
+    }
     free(sp->bytes);
     *sp = (struct lmql__split){0};
 }
 
-/* Memo entries under one key, told apart by its byte 0: 'M' the header
-** {n_inside, n_leave, listed}, 'I' the inside tokens (bitset or list),
-** 'V' the leaving tokens. The header is stored last, so a header found
-** means the other two were stored (or since evicted: then a miss). */
+/* A split in the memo is one value (one lookup, one copy: three entries
+** under tagged keys cost a hash of the key each, on the path of most new
+** configurations' masks): {n_inside, n_leave, listed}, the inside tokens
+** (a bitset, or n_inside ids when listed) padded to 4 bytes, the leaving
+** ids, their lcp bytes. A loaded split points into the copy (sp->blob). */
+static size_t inside_bytes(const int32_t h[3], size_t nbits) {
+    size_t n = h[2] ? (size_t)h[0] * 4 : nbits;
+    return (n + 3) & ~(size_t)3;
+}
+
 static bool memo_load(struct lmql__memo *memo, char *key, size_t kl, size_t nbits, struct lmql__split *sp) {
+    void *blob;
+    size_t len;
+    key[0] = 'S';
+    if (!lmql__memo_get_dup(memo, key, kl, &blob, &len)) return false;
     int32_t h[3];
-    key[0] = 'M';
-    if (!lmql__memo_get(memo, key, kl, h, sizeof h) || h[0] < 0 || h[1] < 0) return false;
-    sp->leave = lmql__malloc(LEAVE_BYTES(h[1]));
-    if (h[2]) sp->in_list = lmql__malloc(((size_t)h[0] + 1) * sizeof *sp->in_list);
-    else sp->inside = lmql__malloc(nbits);
-    key[0] = 'I';
-    bool ok = sp->leave && (h[2] ? sp->in_list != NULL : sp->inside != NULL) &&
-              (h[2] ? lmql__memo_get(memo, key, kl, sp->in_list, (size_t)h[0] * sizeof *sp->in_list)
-                    : lmql__memo_get(memo, key, kl, sp->inside, nbits));
-    key[0] = 'V';
-    ok = ok && lmql__memo_get(memo, key, kl, sp->leave, (size_t)h[1] * 5);
-    if (!ok) {
-        lmql__split_free(sp);
+    if (len < sizeof h) {
+        free(blob);
         return false;
     }
-    sp->n_inside = h[0];
-    sp->n_leave = h[1];
+    memcpy(h, blob, sizeof h);
+    size_t ib = inside_bytes(h, nbits);
+    if (h[0] < 0 || h[1] < 0 || len != sizeof h + ib + (size_t)h[1] * 5) {
+        free(blob);
+        return false;
+    }
+    char *p = (char *)blob + sizeof h;
+    *sp = (struct lmql__split){.blob = blob, .n_inside = h[0], .n_leave = h[1]};
+    if (h[2]) sp->in_list = (int32_t *)(void *)p;
+    else sp->inside = (uint8_t *)p;
+    sp->leave = (int32_t *)(void *)(p + ib);
     sp->lcp = (uint8_t *)(sp->leave + h[1]);
     return true;
 }
 
 static void memo_store(struct lmql__memo *memo, char *key, size_t kl, size_t nbits, const struct lmql__split *sp) {
     int32_t h[3] = {sp->n_inside, sp->n_leave, sp->inside == NULL};
-    key[0] = 'I';
-    if (sp->inside) lmql__memo_put(memo, key, kl, sp->inside, nbits);
-    else lmql__memo_put(memo, key, kl, sp->in_list, (size_t)sp->n_inside * sizeof *sp->in_list);
-    key[0] = 'V';
-    lmql__memo_put(memo, key, kl, sp->leave, (size_t)sp->n_leave * 5);
-    key[0] = 'M';
-    lmql__memo_put(memo, key, kl, h, sizeof h);
+    size_t ib = inside_bytes(h, nbits), len = sizeof h + ib + (size_t)sp->n_leave * 5;
+    char *blob = lmql__calloc(len, 1);
+    if (!blob) return;
+    memcpy(blob, h, sizeof h);
+    memcpy(blob + sizeof h, sp->inside ? (const void *)sp->inside : (const void *)sp->in_list,
+           sp->inside ? nbits : (size_t)sp->n_inside * 4);
+    memcpy(blob + sizeof h + ib, sp->leave, (size_t)sp->n_leave * 4);
+    memcpy(blob + sizeof h + ib + (size_t)sp->n_leave * 4, sp->lcp, (size_t)sp->n_leave);
+    key[0] = 'S';
+    lmql__memo_put(memo, key, kl, blob, len);
+    free(blob);
 }
 
 int lmql__split_make(const struct lmql_trie *trie, const struct lmql__gterm *t, int32_t d, int32_t **ltab,

@@ -28,6 +28,7 @@ struct lmql__split {
     uint8_t *lcp;                /* per leaving token: bytes in common with the one before (at most 255), in leave's block */
     int32_t n_inside, n_leave;
     uint8_t *bytes;              /* the matcher's: inside expanded to n_vocab bytes, or NULL */
+    void *blob;                  /* loaded from the memo: the arrays above point into it, or NULL */
 };
 
 /* The split of t in state d: from the vocabulary's memo, or by walking the
