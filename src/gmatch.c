@@ -9,8 +9,9 @@
 ** threads after some bytes, closed under "a terminal that may end here
 ** ends, and what follows it begins", plus whether the start symbol may be
 ** complete. Configurations are interned too, and steps between them are
-** remembered, so walking the vocabulary trie over a configuration seen
-** before costs a table lookup per byte, and its mask comes from a cache.
+** remembered, so stepping a configuration seen before costs a table
+** lookup per byte. A mask is the union of the threads' terminal splits
+** (gsplit.c; see "masks" below), kept per configuration in a small cache.
 **
 ** Every thread's DFA state is alive (the regex DFAs keep only states that
 ** can still match, a literal's prefix can always finish) and every
