@@ -241,12 +241,12 @@ build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c sr
 build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c src/json.c src/value.c src/util.c src/utf8.c src/alloc.c src/json.h src/value.h src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/json.c src/value.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm
-GBNF_SRC = src/gbnf.c src/gbnf_build.c src/grammar.c src/gmatch.c src/memo.c src/trie.c src/alloc.c src/arena.c src/utf8.c \
-           src/util.c $(wildcard src/regex*.c)
+GBNF_SRC = src/gbnf.c src/gbnf_build.c src/grammar.c src/gmatch.c src/gsplit.c src/memo.c src/trie.c src/alloc.c \
+           src/arena.c src/utf8.c src/util.c $(wildcard src/regex*.c)
 build/fuzz/fuzz_gbnf: tests/fuzz/fuzz_gbnf.c $(GBNF_SRC) $(wildcard src/gbnf*.h src/grammar*.h src/regex.h src/trie.h) src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(GBNF_SRC) $< -o $@ -lm -lpthread
-JSONSCHEMA_SRC = $(wildcard src/jsonschema*.c) src/grammar.c src/gmatch.c src/memo.c src/regex_parse.c src/regex_dfa.c \
+JSONSCHEMA_SRC = $(wildcard src/jsonschema*.c) src/grammar.c src/gmatch.c src/gsplit.c src/memo.c src/regex_parse.c src/regex_dfa.c \
                  src/json.c src/value.c src/util.c src/utf8.c src/alloc.c src/arena.c src/trie.c
 build/fuzz/fuzz_jsonschema: tests/fuzz/fuzz_jsonschema.c $(JSONSCHEMA_SRC) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)

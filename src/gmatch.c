@@ -9,8 +9,9 @@
 ** threads after some bytes, closed under "a terminal that may end here
 ** ends, and what follows it begins", plus whether the start symbol may be
 ** complete. Configurations are interned too, and steps between them are
-** remembered, so walking the vocabulary trie over a configuration seen
-** before costs a table lookup per byte, and its mask comes from a cache.
+** remembered, so stepping a configuration seen before costs a table
+** lookup per byte. A mask is the union of the threads' terminal splits
+** (gsplit.c; see "masks" below), kept per configuration in a small cache.
 **
 ** Every thread's DFA state is alive (the regex DFAs keep only states that
 ** can still match, a literal's prefix can always finish) and every
@@ -29,12 +30,14 @@
 #include "model.h"
 #include "regex.h"
 #include "trie.h"
+#include "gsplit.h"
 
 /* Bounds on what one matcher remembers: past them a step fails as out of
 ** memory rather than exhaust the machine (a generation of thousands of
 ** tokens through a deep grammar stays far below). */
 #define MAX_THREADS_TOTAL (1 << 22)
 #define MAX_THREADS_CFG   4096
+#define MAX_BYTE_SPLITS   64
 
 struct thread {
     int32_t alt, idx, d, stack;
@@ -57,17 +60,8 @@ struct u64map {
     uint32_t cap, n;
 };
 
-/* The tokens of a terminal's DFA state: `inside` (n_vocab bytes) those
-** whose every byte keeps the terminal alive -- allowed whatever follows the
-** terminal; `leave` those that are not inside but have a prefix (maybe
-** empty) after which the terminal may end -- allowed or not depending on
-** what follows it, checked per configuration. No other token can be
-** allowed from a configuration whose one thread is in this state. */
-struct split {
-    uint8_t *inside;
-    int32_t *leave;
-    int32_t n_leave;
-};
+
+struct wstate;
 
 struct lmql__gm {
     const struct lmql_grammar *g;
@@ -102,9 +96,16 @@ struct lmql__gm {
 
     /* Inside one regex terminal: per (terminal, DFA state), the tokens that
     ** stay inside it and the tokens that may leave it (see split_of). */
-    struct split *splits;
+    struct lmql__split *splits;
     int32_t n_splits, cap_splits;
     struct u64map split_ix;      /* (terminal << 32 | d) + 1 -> index */
+
+    struct wstate *wst;          /* feed_sorted's states, one per depth of the trie */
+    int32_t **ltab;              /* per terminal: its leave_dfa table, or NULL */
+    uint8_t **lal;               /* per terminal: that table's sink flags */
+    int32_t *lit;                /* a literal's inside tokens */
+    int32_t n_byte_splits;       /* splits with their inside expanded to bytes */
+    int32_t cap_lit;
 };
 
 /* ------------------------------------------------------------ hashing -- */
@@ -421,12 +422,17 @@ void lmql__gm_free(struct lmql__gm *m) {
     free(m->scr);
     free(m->work);
     u64_free(&m->seen);
-    for (int32_t i = 0; i < m->n_splits; i++) {
-        free(m->splits[i].inside);
-        free(m->splits[i].leave);
-    }
+    for (int32_t i = 0; i < m->n_splits; i++) lmql__split_free(&m->splits[i]);
     free(m->splits);
     u64_free(&m->split_ix);
+    free(m->wst);
+    free(m->lit);
+    for (int32_t i = 0; m->ltab && i < m->g->n_term; i++) {
+        free(m->ltab[i]);
+        free(m->lal[i]);
+    }
+    free(m->ltab);
+    free(m->lal);
     lmql__trie_cache_free(m->cache);
     free(m);
 }
@@ -477,11 +483,29 @@ bool lmql__gm_accepting(struct lmql__gm *m, int32_t c) { return c >= 0 && c < m-
 /* ------------------------------------------------------------- masks -- */
 
 /*
-** The walk's state is a configuration, or, inside the one terminal of a
-** single-thread configuration (a string, a number), that configuration with
-** its thread's DFA state moved on: stepping it is one table lookup, and a
-** configuration is interned only when the terminal may end (its successors
-** begin) -- most bytes of most tokens never get there.
+** A configuration's mask without walking the whole vocabulary. A token is
+** allowed from c when some thread of c takes it: either every byte stays
+** inside the thread's terminal (then it is allowed whatever follows: every
+** DFA state is alive and the grammar productive), or the terminal ends
+** after a prefix of one byte or more and what follows takes the rest (an
+** end after the empty prefix is the closure's business: the successors are
+** threads of c already). So the mask is the union over threads of the
+** terminal state's `inside` tokens, plus those of its `leave` tokens that c
+** takes, checked by stepping c -- exact whatever the grammar, since the
+** candidates are a superset and the check is the matcher itself.
+**
+** Why not one trie walk from c: measured on 200 MaskBench schemas (Llama 3,
+** 128k tokens), those walks were 44 of 65 s of mask time, p90 7.6 ms, p99
+** 24 ms (a two-thread configuration inside two strings steps every byte of
+** every token through the transition table); the splits below depend only
+** on (pattern, DFA state) and are shared by every configuration, every
+** matcher, every schema through the vocabulary's memo.
+**
+** The walk's state stepping c (see feed_sorted) is a configuration, or,
+** inside the one terminal of a single-thread configuration (a string, a
+** number), that configuration with its thread's DFA state moved on:
+** stepping it is one table lookup, and a configuration is interned only
+** when the terminal may end (its successors begin).
 */
 struct wstate {
     int32_t c;    /* a configuration id */
@@ -492,15 +516,17 @@ static const struct thread *only_thread(const struct lmql__gm *m, int32_t c) {
     return m->cfg_n[c] == 1 ? &m->pool[m->cfg_off[c]] : NULL;
 }
 
-static const struct lmql__gterm *term_of(const struct lmql__gm *m, const struct thread *t) {
+static int32_t term_id_of(const struct lmql__gm *m, const struct thread *t) {
     const struct lmql_grammar *g = m->g;
-    return &g->terms[LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx])];
+    return LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx]);
 }
 
-static bool walk_step(void *ctx, const void *state, unsigned char b, void *out) {
-    struct lmql__gm *m = ctx;
-    const struct wstate *s = state;
-    struct wstate *o = out;
+static const struct lmql__gterm *term_of(const struct lmql__gm *m, const struct thread *t) {
+    return &m->g->terms[term_id_of(m, t)];
+}
+
+/* One byte from s into o; false when dead (m->oom set when out of memory). */
+static bool walk_step(struct lmql__gm *m, const struct wstate *s, unsigned char b, struct wstate *o) {
     const struct thread *t = only_thread(m, s->c);
     if (t) {
         const struct lmql__gterm *term = term_of(m, t);
@@ -527,194 +553,234 @@ static bool walk_step(void *ctx, const void *state, unsigned char b, void *out) 
     return true;
 }
 
-/* Bytes that leave every thread in its DFA state: the configuration then
-** steps to itself (it is closed, and nothing changes). */
-static void walk_loops(void *ctx, const void *state, uint64_t set[4]) {
-    struct lmql__gm *m = ctx;
-    const struct wstate *s = state;
-    int32_t c = s->c;
-    set[0] = set[1] = set[2] = set[3] = ~0ULL;
-    for (int32_t i = 0; i < m->cfg_n[c]; i++) {
-        const struct thread *t = &m->pool[m->cfg_off[c] + i];
-        const struct lmql__gterm *term = term_of(m, t);
-        if (!term->is_re) {
-            set[0] = set[1] = set[2] = set[3] = 0;
-            return;
-        }
-        int32_t d = s->d >= 0 ? s->d : t->d;
-        const int32_t *row = term->table + (size_t)d * (size_t)term->n_cls;
-        for (int b = 0; b < 256; b++)
-            if (row[term->cls[b]] != d) set[b >> 6] &= ~(1ULL << (b & 63));
+/*
+** Set out[tok] for each of toks[0..n) (sorted by piece, the trie's order)
+** that configuration c takes. Consecutive pieces share prefixes: the walk
+** keeps one state per depth and restarts each piece where it differs from
+** the one before, and a piece that shares a dead prefix costs one compare.
+** 0, or -1 out of memory.
+*/
+static int feed_sorted(struct lmql__gm *m, int32_t c, const int32_t *toks, const uint8_t *lcp, int32_t n,
+                       uint8_t *out) {
+    const struct lmql__vocab *v = lmql__trie_vocab(m->trie);
+    struct wstate *st = m->wst;
+    st[0] = (struct wstate){c, -1};
+    uint32_t alive = 0;       /* st[0..alive] are the states after the previous piece's first bytes */
+    bool prev_dead = false;   /* the previous piece died on its byte `alive` */
+    m->oom = false;
+    for (int32_t i = 0; i < n; i++) {
+        /* Most pieces share the byte that killed the one before (all the
+        ** tokens going on with a letter after a closing quote): the lcp
+        ** byte alone skips them, the piece is not read (94k-token leaving
+        ** lists were 1.4 ms masks when each piece was compared). */
+        uint32_t l = lcp[i];
+        if (prev_dead && l > alive) continue;
+        uint32_t len;
+        const unsigned char *p = (const unsigned char *)lmql__vocab_piece(v, toks[i], &len);
+        uint32_t k = l < alive ? l : alive;
+        prev_dead = false;
+        for (; k < len; k++)
+            if (!walk_step(m, &st[k], p[k], &st[k + 1])) {
+                prev_dead = true;
+                break;
+            }
+        if (m->oom) return -1;
+        alive = k;
+        if (!prev_dead) out[toks[i]] = 1;
     }
+    return 0;
 }
 
-/* The walk that finds the tokens able to leave a terminal: its state is
-** the DFA state and whether some prefix so far may end the terminal; once
-** the DFA dies after such a prefix, the token "left" and every continuation
-** of it is kept (a sink), to be checked against what follows. */
-struct lstate {
-    int32_t d;         /* -1 once left */
-    int32_t could_end; /* some prefix so far (the empty one too) may end the terminal */
-};
-
-static bool leave_step(void *ctx, const void *state, unsigned char b, void *out) {
-    const struct lmql__gterm *t = ctx;
-    const struct lstate *s = state;
-    struct lstate *o = out;
-    if (s->d < 0) {
-        *o = *s;
-        return true;
+/* Terminal term's leave table (lmql__leave_dfa), made on first use. 0, or
+** -1 out of memory. */
+static int leave_table(struct lmql__gm *m, int32_t term, const int32_t **tab, const uint8_t **al) {
+    if (!m->ltab) {
+        m->ltab = lmql__calloc((size_t)m->g->n_term, sizeof *m->ltab);
+        m->lal = lmql__calloc((size_t)m->g->n_term, sizeof *m->lal);
+        if (!m->ltab || !m->lal) return -1;
     }
-    int32_t could = s->could_end || term_accepting(t, s->d);
-    int32_t d = lmql__gterm_step(t, s->d, b);
-    if (d < 0 && !could) return false;
-    *o = (struct lstate){d, could};
-    return true;
+    if (!m->ltab[term] && lmql__leave_dfa(&m->g->terms[term], &m->ltab[term], &m->lal[term])) return -1;
+    *tab = m->ltab[term];
+    *al = m->lal[term];
+    return 0;
 }
 
-static bool leave_allow(void *ctx, const void *state) {
-    (void)ctx;
-    return ((const struct lstate *)state)->d < 0;
-}
-
-static void leave_loops(void *ctx, const void *state, uint64_t set[4]) {
-    const struct lmql__gterm *t = ctx;
-    const struct lstate *s = state;
-    if (s->d < 0) {
-        set[0] = set[1] = set[2] = set[3] = ~0ULL;
-        return;
-    }
-    set[0] = set[1] = set[2] = set[3] = 0;
-    /* Inside, a byte loops only where the state stays and the flag too. */
-    if (!s->could_end && term_accepting(t, s->d)) return;
-    const int32_t *row = t->table + (size_t)s->d * (size_t)t->n_cls;
-    for (int b = 0; b < 256; b++)
-        if (row[t->cls[b]] == s->d) set[b >> 6] |= 1ULL << (b & 63);
-}
-
-/* The split of regex terminal `term` in DFA state d, made on first use. */
-static const struct split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
+/* The split of regex terminal `term` in DFA state d, made on first use
+** (see gsplit.c) and kept for the matcher's life. */
+static struct lmql__split *split_of(struct lmql__gm *m, int32_t term, int32_t d) {
     uint64_t key = (((uint64_t)(uint32_t)term << 32) | (uint32_t)d) + 1;
     int32_t at = u64_get(&m->split_ix, key);
     if (at >= 0) return &m->splits[at];
-    const struct lmql__gterm *t = &m->g->terms[term];
-    int32_t nv = lmql__trie_n_vocab(m->trie);
-    struct split sp = {lmql__malloc((size_t)nv), NULL, 0};
-    uint8_t *left = lmql__malloc((size_t)nv);
-    struct lmql_trie_walker w = {.step = leave_step, .allow = leave_allow, .loops = leave_loops,
-                                 .state_size = sizeof(struct lstate), .ctx = (void *)t};
-    struct lstate s0 = {d, 0};
-    /* What a terminal state's tokens are depends only on the pattern, the
-    ** state and the vocabulary: the vocabulary's memo keeps them for every
-    ** matcher (the next hole, the next instance of a benchmark). Keys are
-    ** tagged: 'I' inside mask, 'N' count and 'L' list of leaving tokens. */
-    struct lmql__memo *memo = lmql__vocab_memo(lmql__trie_vocab(m->trie));
-    size_t kl = 1 + sizeof d + t->len;
-    char *mkey = lmql__malloc(kl);
-    int rc = !sp.inside || !left || !mkey ? -1 : 0;
-    if (mkey) {
-        memcpy(mkey + 1, &d, sizeof d);
-        memcpy(mkey + 1 + sizeof d, t->text, t->len);
+    if (!m->ltab) {
+        m->ltab = lmql__calloc((size_t)m->g->n_term, sizeof *m->ltab);
+        m->lal = lmql__calloc((size_t)m->g->n_term, sizeof *m->lal);
+        if (!m->ltab || !m->lal) return NULL;
     }
-    int32_t n = -1;
-    if (rc == 0 && memo) {
-        mkey[0] = 'N';
-        if (lmql__memo_get(memo, mkey, kl, &n, sizeof n) && n >= 0 && (sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) {
-            mkey[0] = 'I';
-            bool hit = lmql__memo_get(memo, mkey, kl, sp.inside, (size_t)nv);
-            mkey[0] = 'L';
-            if (hit && lmql__memo_get(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave)) sp.n_leave = n;
-            else n = -1;
-        } else {
-            n = -1;
-        }
-    }
-    if (rc == 0 && n < 0) {   /* not remembered: walk */
-        free(sp.leave);
-        sp.leave = NULL;
-        sp.n_leave = 0;
-        rc = lmql__trie_mask_dfa(m->trie, t->table, t->n_cls, t->cls, NULL, d, sp.inside);
-        if (rc == 0) rc = lmql__trie_mask(m->trie, &w, &s0, left);
-        n = 0;
-        for (int32_t i = 0; rc == 0 && i < nv; i++) n += left[i] && !sp.inside[i];
-        if (rc == 0 && !(sp.leave = lmql__malloc(((size_t)n + 1) * sizeof *sp.leave))) rc = -1;
-        for (int32_t i = 0; rc == 0 && i < nv; i++)
-            if (left[i] && !sp.inside[i]) sp.leave[sp.n_leave++] = i;
-        if (rc == 0 && memo) {
-            mkey[0] = 'I';
-            lmql__memo_put(memo, mkey, kl, sp.inside, (size_t)nv);
-            mkey[0] = 'L';
-            lmql__memo_put(memo, mkey, kl, sp.leave, (size_t)n * sizeof *sp.leave);
-            mkey[0] = 'N';   /* last: a count found means the other two were stored */
-            lmql__memo_put(memo, mkey, kl, &n, sizeof n);
-        }
-    }
-    free(mkey);
-    free(left);
-    if (rc == 0 && m->n_splits == m->cap_splits) {
+    if (m->n_splits == m->cap_splits) {
         int32_t cap = m->cap_splits ? m->cap_splits * 2 : 8;
-        struct split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
-        if (p) {
-            m->splits = p;
-            m->cap_splits = cap;
-        } else {
-            rc = -1;
-        }
+        struct lmql__split *p = lmql__realloc(m->splits, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        m->splits = p;
+        m->cap_splits = cap;
     }
-    if (rc || u64_put(&m->split_ix, key, m->n_splits)) {
-        free(sp.inside);
-        free(sp.leave);
+    struct lmql__split sp;
+    if (lmql__split_make(m->trie, &m->g->terms[term], d, &m->ltab[term], &m->lal[term], &sp)) return NULL;
+    if (u64_put(&m->split_ix, key, m->n_splits)) {
+        lmql__split_free(&sp);
         return NULL;
     }
     m->splits[m->n_splits] = sp;
     return &m->splits[m->n_splits++];
 }
 
-/* The mask of a configuration whose one thread is inside regex terminal
-** `term` (thread t): the split's inside tokens, and those of its leaving
-** tokens whose bytes the configuration takes. Into out (n_vocab bytes);
-** 0, or -1 out of memory. */
-static int single_mask(struct lmql__gm *m, int32_t c, const struct thread *t, int32_t term, uint8_t *out) {
-    const struct split *sp = split_of(m, term, t->d);
+static bool walker_step(void *ctx, const void *state, unsigned char b, void *out) {
+    return walk_step(ctx, state, b, out);
+}
+
+/* The leaving tokens of a regex thread by a walk of the trie: the state
+** is the thread's leave_dfa state and c's walk state, a token is allowed
+** once the former reaches the sink (the terminal has ended) with the latter
+** alive. The product prunes the walk to the tokens that stay in the
+** terminal or leave it: cheaper than feeding the leaving tokens one by one
+** when few stay (`, ` as a regex after its comma: 1 token inside, 58k
+** leaving, every one starting with a space). */
+struct lwalk {
+    struct lmql__gm *m;
+    const int32_t *tab;
+    const uint8_t *cls;
+    int32_t n_cls, sink;
+};
+
+struct lwstate {
+    int32_t p;
+    struct wstate w;
+};
+
+static bool lwalk_step(void *ctx, const void *state, unsigned char b, void *out) {
+    const struct lwalk *lw = ctx;
+    const struct lwstate *s = state;
+    struct lwstate *o = out;
+    int32_t p = s->p == lw->sink ? lw->sink : lw->tab[(size_t)s->p * (size_t)lw->n_cls + lw->cls[b]];
+    if (p < 0 || !walk_step(lw->m, &s->w, b, &o->w)) return false;
+    o->p = p;
+    return true;
+}
+
+static bool lwalk_allow(void *ctx, const void *state) {
+    return ((const struct lwstate *)state)->p == ((const struct lwalk *)ctx)->sink;
+}
+
+/* Thread t's share of the mask of c (see above) into out, which the caller
+** cleared; `first`: out holds nothing yet (an inside mask is then copied,
+** not or-ed). 0, or -1 out of memory. */
+static int thread_mask(struct lmql__gm *m, int32_t c, struct thread t, bool first, uint8_t *out) {
+    const struct lmql__gterm *term = term_of(m, &t);
+    int32_t nv = lmql__trie_n_vocab(m->trie);
+    if (!term->is_re) {
+        /* A literal: inside, the tokens that are a prefix of what is left of
+        ** it; leaving, the longer tokens that start with all of it. */
+        const char *rest = term->text + t.d;
+        size_t n_rest = term->len - (size_t)t.d;
+        if (n_rest == 0) return 0;   /* complete: its successors are threads of c */
+        int32_t k = lmql__trie_tokens_prefix_of(m->trie, rest, n_rest, m->lit, m->cap_lit);
+        if (k > m->cap_lit) {
+            int32_t *p = lmql__realloc(m->lit, (size_t)k * sizeof *p);
+            if (!p) return -1;
+            m->lit = p;
+            m->cap_lit = k;
+            k = lmql__trie_tokens_prefix_of(m->trie, rest, n_rest, m->lit, m->cap_lit);
+        }
+        for (int32_t i = 0; i < k; i++) out[m->lit[i]] = 1;
+        /* Leaving: the trie below the rest, walked from c after it (the
+        ** rest may be one byte, a space: 58k of Llama 3's tokens start
+        ** with one, too many to feed one by one). */
+        struct wstate s = {c, -1};
+        m->oom = false;
+        for (size_t i = 0; i < n_rest; i++)
+            if (!walk_step(m, &s, (unsigned char)rest[i], &s)) return m->oom ? -1 : 0;
+        struct lmql_trie_walker w = {.step = walker_step, .state_size = sizeof s, .ctx = m};
+        int rc = lmql__trie_mask_below(m->trie, &w, rest, n_rest, &s, out);
+        return rc || m->oom ? -1 : 0;
+    }
+    struct lmql__split *sp = split_of(m, term_id_of(m, &t), t.d);
     if (!sp) return -1;
-    memcpy(out, sp->inside, (size_t)lmql__trie_n_vocab(m->trie));
-    const struct lmql__vocab *v = lmql__trie_vocab(m->trie);
-    for (int32_t i = 0; i < sp->n_leave; i++) {
-        uint32_t len;
-        const char *p = lmql__vocab_piece(v, sp->leave[i], &len);
-        int32_t r = lmql__gm_feed(m, c, p, len);
-        if (r == -2) return -1;
-        out[sp->leave[i]] = r >= 0;
+    /* A dense inside is expanded to bytes once per matcher (up to
+    ** MAX_BYTE_SPLITS of them, 128 KB each for Llama 3): copying or or-ing
+    ** bytes a word at a time is 3-4x cheaper than spreading the bitset
+    ** again for every new configuration, most of the median mask. */
+    if (sp->inside && !sp->bytes && m->n_byte_splits < MAX_BYTE_SPLITS &&
+        (sp->bytes = lmql__malloc((size_t)nv + 8))) {
+        m->n_byte_splits++;
+        lmql__split_inside(sp, nv, sp->bytes, true);
+    }
+    if (sp->bytes && first) {
+        memcpy(out, sp->bytes, (size_t)nv);
+    } else if (sp->bytes) {
+        int32_t k = 0;
+        for (; k + 8 <= nv; k += 8) {
+            uint64_t a, b;
+            memcpy(&a, out + k, 8);
+            memcpy(&b, sp->bytes + k, 8);
+            a |= b;
+            memcpy(out + k, &a, 8);
+        }
+        for (; k < nv; k++) out[k] |= sp->bytes[k];
+    } else {
+        lmql__split_inside(sp, nv, out, first);
+    }
+    if (sp->n_inside >= sp->n_leave / 4) return feed_sorted(m, c, sp->leave, sp->lcp, sp->n_leave, out);
+    struct lwalk lw = {m, NULL, term->cls, term->n_cls, 2 * lmql__regex_n_states(term->re)};
+    const uint8_t *al;
+    if (leave_table(m, term_id_of(m, &t), &lw.tab, &al)) return -1;
+    struct lwstate s0 = {2 * t.d, {c, -1}};
+    struct lmql_trie_walker w = {.step = lwalk_step, .allow = lwalk_allow, .state_size = sizeof s0, .ctx = &lw};
+    m->oom = false;
+    int rc = lmql__trie_mask_below(m->trie, &w, NULL, 0, &s0, out);
+    return rc || m->oom ? -1 : 0;
+}
+
+static int compute_mask(struct lmql__gm *m, int32_t c, uint8_t *out) {
+    int32_t nv = lmql__trie_n_vocab(m->trie);
+    if (!m->wst) {
+        m->wst = lmql__malloc(((size_t)lmql__trie_max_len(m->trie) + 1) * sizeof *m->wst);
+        if (!m->wst) return -1;
+    }
+    /* A regex thread first: its inside mask is copied rather than cleared and or-ed. */
+    int32_t n = m->cfg_n[c], first = -1;
+    for (int32_t i = 0; i < n && first < 0; i++)
+        if (term_of(m, &m->pool[m->cfg_off[c] + i])->is_re) first = i;
+    if (first < 0) memset(out, 0, (size_t)nv);
+    /* Threads in the same terminal state (one string in several
+    ** alternatives, the same literal under different stacks) add the same
+    ** tokens: the inside is theirs alike and the leaving ones are checked
+    ** against all of c. So each (terminal, state) counts once (the first
+    ** 64 of them remembered; past that, repeats cost time only). */
+    uint64_t done[64];
+    int n_done = 0;
+    for (int32_t k = -1; k < n; k++) {
+        int32_t i = k < 0 ? first : k;
+        if (i < 0 || (k >= 0 && k == first)) continue;
+        struct thread t = m->pool[m->cfg_off[c] + i];   /* the pool may move while leaving tokens are fed */
+        uint64_t key = (uint64_t)(uint32_t)term_id_of(m, &t) << 32 | (uint32_t)t.d;
+        bool seen = false;
+        for (int j = 0; j < n_done && !seen; j++) seen = done[j] == key;
+        if (seen) continue;
+        if (n_done < 64) done[n_done++] = key;
+        if (thread_mask(m, c, t, k < 0, out)) return -1;
     }
     return 0;
 }
 
 const uint8_t *lmql__gm_mask(struct lmql__gm *m, int32_t c) {
     LMQL_ASSERT(m->trie != NULL && c >= 0 && c < m->n_cfg);
-    struct wstate s = {c, -1};
-    const struct thread *t = only_thread(m, c);
-    if (t && term_of(m, t)->is_re) {
-        const uint8_t *hit = lmql__trie_cache_find(m->cache, &s, sizeof s);
-        if (hit) return hit;
-        uint8_t *slot = lmql__trie_cache_slot(m->cache, &s, sizeof s);
-        const struct lmql_grammar *g = m->g;
-        int32_t term = LMQL_G_T_ID(g->items[g->alts[t->alt].off + t->idx]);
-        struct thread copy = *t;   /* the pool may move while the leaving tokens are fed */
-        if (!slot || single_mask(m, c, &copy, term, slot)) {
-            lmql__trie_cache_clear(m->cache);
-            return NULL;
-        }
-        return slot;
-    }
-    struct lmql_trie_walker w = {
-        .step = walk_step, .allow = NULL, .loops = walk_loops, .state_size = sizeof(struct wstate), .ctx = m};
-    m->oom = false;
-    const uint8_t *mask = lmql__trie_cache_mask(m->cache, m->trie, &w, &s);
-    if (m->oom) {
+    const uint8_t *hit = lmql__trie_cache_find(m->cache, &c, sizeof c);
+    if (hit) return hit;
+    uint8_t *slot = lmql__trie_cache_slot(m->cache, &c, sizeof c);
+    if (!slot || compute_mask(m, c, slot)) {
         lmql__trie_cache_clear(m->cache);
         return NULL;
     }
-    return mask;
+    return slot;
 }
 
 int lmql__gm_forced(struct lmql__gm *m, int32_t c, char *out, int cap) {

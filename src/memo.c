@@ -81,6 +81,21 @@ bool lmql__memo_get(struct lmql__memo *m, const void *key, size_t klen, void *ou
     return hit;
 }
 
+bool lmql__memo_get_dup(struct lmql__memo *m, const void *key, size_t klen, void **out, size_t *out_len) {
+    if (!m) return false;
+    uint64_t h = fnv1a(key, klen);
+    pthread_mutex_lock(&m->mu);
+    struct entry *e = *find(m, h, key, klen);
+    void *copy = e ? lmql__malloc(e->vlen ? e->vlen : 1) : NULL;
+    if (copy) {
+        memcpy(copy, e->data + klen, e->vlen);
+        *out_len = e->vlen;
+    }
+    pthread_mutex_unlock(&m->mu);
+    *out = copy;
+    return copy != NULL;
+}
+
 void lmql__memo_put(struct lmql__memo *m, const void *key, size_t klen, const void *val, size_t len) {
     if (!m) return;
     size_t cost = sizeof(struct entry) + klen + len;

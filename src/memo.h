@@ -30,6 +30,11 @@ void lmql__memo_free(struct lmql__memo *m);
 ** is one of exactly out_len bytes. */
 bool lmql__memo_get(struct lmql__memo *m, const void *key, size_t klen, void *out, size_t out_len);
 
+/* Like lmql__memo_get for a value of any length: *out gets a copy (the
+** caller frees it) and *out_len its length. False when absent or out of
+** memory. */
+bool lmql__memo_get_dup(struct lmql__memo *m, const void *key, size_t klen, void **out, size_t *out_len);
+
 /* Stores a copy of val under key (replacing any). Out of memory only
 ** means the value is not remembered. */
 void lmql__memo_put(struct lmql__memo *m, const void *key, size_t klen, const void *val, size_t len);

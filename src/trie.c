@@ -243,6 +243,8 @@ size_t lmql__trie_memory(const struct lmql_trie *t) {
 
 /* ----------------------------------------------------------------- walks */
 
+static uint32_t child(const struct lmql_trie *t, uint32_t p, unsigned char b);
+
 /*
 ** Writing the mask. A walk finds the allowed tokens as ranges of trie
 ** positions, in increasing order. Writing them through perm is one random
@@ -261,6 +263,11 @@ struct emitter {
     uint32_t (*r)[2];       /* buffered ranges [lo, hi); NULL = streaming */
     int n;
     uint32_t allowed;
+    bool pos;               /* the mask is by trie position: ranges are set directly */
+    bool ranges;            /* no mask: the caller's ranges r[0..cap) are the result */
+    bool over;              /* ranges: more than cap of them */
+    uint8_t val;            /* pos: the value written (the allowed entry of the state) */
+    int cap;
 };
 
 static inline void scatter(const int32_t *perm, uint32_t lo, uint32_t hi, uint8_t *mask, uint8_t v) {
@@ -272,6 +279,7 @@ static void emit_begin(struct emitter *e, const struct lmql_trie *t, uint8_t *ma
     e->mask = mask;
     e->n = 0;
     e->allowed = 0;
+    e->pos = e->ranges = e->over = false;
     /* Without a buffer, stream from the start (no failure to report). */
     e->r = lmql__malloc(EMIT_RANGES * sizeof *e->r);
     if (!e->r) memset(mask, 0, (size_t)t->n_vocab);
@@ -287,6 +295,22 @@ static void emit_stream(struct emitter *e) {
 /* Allow the tokens at trie positions [lo, hi). */
 static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
     if (lo == hi) return;
+    if (e->ranges) {
+        if (e->n && e->r[e->n - 1][1] == lo) {
+            e->r[e->n - 1][1] = hi;
+        } else if (e->n == e->cap) {
+            e->over = true;
+        } else {
+            e->r[e->n][0] = lo;
+            e->r[e->n][1] = hi;
+            e->n++;
+        }
+        return;
+    }
+    if (e->pos) {
+        memset(e->mask + lo, e->val, hi - lo);
+        return;
+    }
     if (!e->r) {
         scatter(e->t->perm, lo, hi, e->mask, 1);
         return;
@@ -307,7 +331,7 @@ static inline void emit(struct emitter *e, uint32_t lo, uint32_t hi) {
 }
 
 static void emit_end(struct emitter *e) {
-    if (!e->r) return;
+    if (e->pos || e->ranges || !e->r) return;
     const struct lmql_trie *t = e->t;
     LMQL_ASSERT(e->allowed <= (uint32_t)t->n_tokens);   /* the ranges are disjoint */
     uint32_t denied = (uint32_t)t->n_tokens - e->allowed;
@@ -386,6 +410,33 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
     return 0;
 }
 
+int lmql__trie_mask_below(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *bytes, size_t n,
+                          const void *state, uint8_t *mask) {
+    union { max_align_t a; unsigned char b[TRIE_LOCAL_STACK]; } local;
+    if (!w->state_size || w->state_size > LMQL_TRIE_MAX_STATE) return -1;
+    uint32_t x = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!(x = child(t, x, ((const unsigned char *)bytes)[k]))) return 0;
+    const struct trie_node *nd = t->nodes;
+    size_t ss = w->state_size, stride = state_stride(ss), base = nd[x].depth;
+    size_t need = ((size_t)t->max_len + 1 - base) * stride;
+    unsigned char *st = need <= sizeof local.b ? local.b : lmql__malloc(need);
+    if (!st) return -1;
+    memcpy(st, state, ss);
+    for (uint32_t i = x + 1; i < nd[x].skip;) {
+        const struct trie_node *y = &nd[i];
+        unsigned char *cur = st + (y->depth - base) * stride;
+        if (!w->step(w->ctx, cur - stride, y->byte, cur)) {
+            i = y->skip;
+            continue;
+        }
+        if (!w->allow || w->allow(w->ctx, cur)) scatter(t->perm, y->tok, nd[i + 1].tok, mask, 1);
+        i++;
+    }
+    if (st != local.b) free(st);
+    return 0;
+}
+
 /*
 ** What the DFA walk needs to know of a state beyond its row: the bytes that
 ** loop on it, and whether any byte leaves it alive (a state with none, like
@@ -400,7 +451,12 @@ struct dfa_info {
     uint64_t loops[DFA_INFO_SLOTS][4];
 };
 
-static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_classes, const uint8_t *cls, int32_t s) {
+/* cset (NULL when there are over TRIE_CSET_MAX classes): per class, its
+** bytes, so a row is read per class rather than per byte (a new state's
+** 256-byte scan was 8% of all instructions on 10 MaskBench schemas). */
+#define TRIE_CSET_MAX 64
+static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_classes, const uint8_t *cls,
+                            const uint64_t (*cset)[4], int32_t s) {
     unsigned h = (unsigned)s % DFA_INFO_SLOTS;
     if (c->state[h] != s) {
         const int32_t *row = table + (size_t)s * (size_t)n_classes;
@@ -408,46 +464,73 @@ static unsigned dfa_info_of(struct dfa_info *c, const int32_t *table, int n_clas
         bool live = false;
         c->state[h] = s;
         memset(set, 0, sizeof c->loops[h]);
-        for (unsigned b = 0; b < 256; b++) {
-            int32_t n = row[cls[b]];
-            live |= n >= 0;
-            if (n == s) set[b >> 6] |= (uint64_t)1 << (b & 63);
+        if (cset) {
+            for (int k = 0; k < n_classes; k++) {
+                live |= row[k] >= 0;
+                if (row[k] == s)
+                    for (int j = 0; j < 4; j++) set[j] |= cset[k][j];
+            }
+        } else {
+            for (unsigned b = 0; b < 256; b++) {
+                int32_t n = row[cls[b]];
+                live |= n >= 0;
+                if (n == s) set[b >> 6] |= (uint64_t)1 << (b & 63);
+            }
         }
         c->live[h] = live;
     }
     return h;
 }
 
-int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
-                        const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+/* The DFA walk into a mask by token (pos false), a mask by trie position
+** (pos true), or, when mask is NULL, ranges of positions into r[0..cap):
+** their count, or -2 past cap (the walk stops there). */
+static int mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes, const uint8_t *byte_class,
+                    const uint8_t *allowed, int32_t start, uint8_t *mask, bool pos, uint32_t (*r)[2], int cap) {
     int32_t local[TRIE_LOCAL_STACK / sizeof(int32_t)];
+    size_t len = !mask ? 0 : pos ? (size_t)t->n_tokens : (size_t)t->n_vocab;
     struct dfa_info info;
     LMQL_ASSERT(byte_class || n_classes == 256);   /* no class map: the byte is its column */
     LMQL_ASSERT(n_classes >= 1 && n_classes <= 256);
     if (start < 0) {
-        memset(mask, 0, (size_t)t->n_vocab);
+        if (len) memset(mask, 0, len);
         return 0;
     }
     const uint8_t *cls = byte_class ? byte_class : t->ident;
     size_t need = (size_t)t->max_len + 1;
     int32_t *st = need <= sizeof local / sizeof *local ? local : lmql__malloc(need * sizeof *st);
     if (!st) {
-        memset(mask, 0, (size_t)t->n_vocab);
+        if (len) memset(mask, 0, len);
         return -1;
     }
     for (int k = 0; k < DFA_INFO_SLOTS; k++) info.state[k] = -1;
     st[0] = start;
+    uint64_t csetv[TRIE_CSET_MAX][4];
+    const uint64_t (*cset)[4] = NULL;
+    if (n_classes <= TRIE_CSET_MAX) {
+        memset(csetv, 0, (size_t)n_classes * sizeof csetv[0]);
+        for (unsigned b = 0; b < 256; b++) csetv[cls[b]][b >> 6] |= (uint64_t)1 << (b & 63);
+        cset = (const uint64_t (*)[4])csetv;
+    }
 
     struct emitter e;
-    emit_begin(&e, t, mask);
+    if (!mask) {
+        e = (struct emitter){.t = t, .r = r, .ranges = true, .cap = cap};
+    } else if (pos) {
+        e = (struct emitter){.t = t, .mask = mask, .pos = true};
+        memset(mask, 0, len);
+    } else {
+        emit_begin(&e, t, mask);
+    }
     const struct trie_node *nd = t->nodes;
     uint32_t i = 1;
+    e.val = allowed ? allowed[start] : 1;
     if ((!allowed || allowed[start]) && nd[0].set != TRIE_NO_SET &&
-        set_within(&t->sets[nd[0].set], info.loops[dfa_info_of(&info, table, n_classes, cls, start)])) {
+        set_within(&t->sets[nd[0].set], info.loops[dfa_info_of(&info, table, n_classes, cls, cset, start)])) {
         emit(&e, 0, (uint32_t)t->n_tokens);
         i = t->n_nodes;
     }
-    while (i < t->n_nodes) {
+    while (i < t->n_nodes && !e.over) {
         const struct trie_node *x = &nd[i];
         int32_t s = table[(size_t)st[x->depth - 1] * (size_t)n_classes + cls[x->byte]];
         if (s < 0) {
@@ -456,10 +539,15 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
         }
         st[x->depth] = s;
         bool ok = !allowed || allowed[s];
-        if (x->skip != i + 1) {
-            /* Children: maybe all allowed at once, maybe all dead. */
-            unsigned h = dfa_info_of(&info, table, n_classes, cls, s);
-            if (ok && x->set != TRIE_NO_SET && set_within(&t->sets[x->set], info.loops[h])) {
+        e.val = allowed ? allowed[s] : 1;
+        /* Children: maybe all allowed at once, maybe all dead. Asked only
+        ** where a subtree is large (it has a byte set): a state's info is a
+        ** scan of its 256-byte row, and a counting DFA (a string with a
+        ** maxLength) meets a new state at nearly every node -- that scan
+        ** was most of a 25-77 ms split walk of such a string. */
+        if (x->set != TRIE_NO_SET) {
+            unsigned h = dfa_info_of(&info, table, n_classes, cls, cset, s);
+            if (ok && set_within(&t->sets[x->set], info.loops[h])) {
                 emit(&e, x->tok, nd[x->skip].tok);
                 i = x->skip;
                 continue;
@@ -475,7 +563,24 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
     }
     emit_end(&e);
     if (st != local) free(st);
-    return 0;
+    return !mask ? (e.over ? -2 : e.n) : 0;
+}
+
+int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                        const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, false, NULL, 0);
+}
+
+int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                              const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask) {
+    return mask_dfa(t, table, n_classes, byte_class, allowed, start, mask, true, NULL, 0);
+}
+
+int lmql__trie_ranges_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                          const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint32_t (*r)[2],
+                          int cap) {
+    int n = mask_dfa(t, table, n_classes, byte_class, allowed, start, NULL, false, r, cap);
+    return n < 0 ? -1 : n;
 }
 
 /* --------------------------------------------------------------- lookups */
@@ -502,6 +607,11 @@ int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *byt
     *toks = t->perm + t->nodes[x].tok;
     LMQL_ASSERT(t->nodes[t->nodes[x].skip].tok >= t->nodes[x].tok);   /* a subtree's tokens are a range */
     return (int32_t)(t->nodes[t->nodes[x].skip].tok - t->nodes[x].tok);
+}
+
+int32_t lmql__trie_order(const struct lmql_trie *t, const int32_t **perm) {
+    *perm = t->perm;
+    return t->n_tokens;
 }
 
 int32_t lmql__trie_tokens_prefix_of(const struct lmql_trie *t, const void *bytes, size_t n, int32_t *out,

@@ -97,6 +97,23 @@ int lmql__trie_mask(const struct lmql_trie *t, const struct lmql_trie_walker *w,
 int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
                         const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
 
+/* The same, but mask (lmql__trie_n_tokens bytes) is indexed by position in
+** the trie's order (lmql__trie_order): a list of allowed tokens sorted by
+** piece is a forward scan of it. An allowed token's entry is allowed[s] of
+** the state s it ends in (1 when allowed is NULL), so one walk can sort
+** tokens into several kinds. */
+int lmql__trie_mask_dfa_order(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                              const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint8_t *mask);
+
+/* The same walk without a mask: the allowed tokens as ranges [r[i][0],
+** r[i][1]) of positions in the trie's order, adjacent ranges merged.
+** Returns their count, or -1 when there are more than cap (the walk stops
+** there: a sparse state costs its walk alone, a dense one a bounded try)
+** or out of memory. */
+int lmql__trie_ranges_dfa(const struct lmql_trie *t, const int32_t *table, int n_classes,
+                          const uint8_t *byte_class, const uint8_t *allowed, int32_t start, uint32_t (*r)[2],
+                          int cap);
+
 /*
 ** Tokens whose piece starts with bytes[0..n) (every trie token when n is 0).
 ** They are contiguous in the trie's own order, so no copy is made: *toks is
@@ -104,6 +121,23 @@ int lmql__trie_mask_dfa(const struct lmql_trie *t, const int32_t *table, int n_c
 */
 int32_t lmql__trie_tokens_with_prefix(const struct lmql_trie *t, const void *bytes, size_t n,
                                       const int32_t **toks);
+
+/*
+** For each token whose piece is bytes[0..n) followed by one byte or more,
+** step the walker over those further bytes from `state` (its state after
+** bytes[0..n)) and set mask[token] = 1 when it is allowed; every other
+** entry of mask is left as it is. Dead prefixes drop their subtree. For
+** adding the tokens of one branch to a mask built from other parts (a
+** literal's continuations, gmatch.c). 0, or -1 as lmql__trie_mask.
+*/
+int lmql__trie_mask_below(const struct lmql_trie *t, const struct lmql_trie_walker *w, const void *bytes, size_t n,
+                          const void *state, uint8_t *mask);
+
+/* The trie's tokens sorted by piece (bytewise, a prefix before its
+** extensions): *perm is set to them (valid until lmql__trie_free), their
+** count returned. Walks that share prefixes between consecutive pieces
+** (gmatch.c's leaving tokens) keep token lists in this order. */
+int32_t lmql__trie_order(const struct lmql_trie *t, const int32_t **perm);
 
 /*
 ** Tokens whose (non-empty) piece is a prefix of bytes[0..n): the tokens that
