@@ -17,15 +17,6 @@
 #include <string.h>
 
 
-static struct lmql_val *berr(struct lmql__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct lmql_val *berr(struct lmql__err *err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return NULL;
-}
-
 static bool intlike(const struct lmql_val *v) { return v->kind == LMQL_V_INT || v->kind == LMQL_V_BOOL; }
 static int64_t ival(const struct lmql_val *v) { return v->kind == LMQL_V_INT ? v->u.i : v->u.b; }
 
@@ -41,7 +32,7 @@ static int n_positional(int argc, const char **names) {
 static struct lmql_val *val_berr(struct lmql__err *err) {
     const char *e = lmql__val_error();
     if (!e) return NULL;   /* out of memory */
-    return berr(err, "%s: %s", strstr(e, "Circular") ? "ValueError" : "RecursionError", e);
+    return lmql__errp(err, "%s: %s", strstr(e, "Circular") ? "ValueError" : "RecursionError", e);
 }
 
 static struct lmql_val *to_str(struct lmql_val *v, struct lmql__err *err) {
@@ -56,13 +47,13 @@ static struct lmql_val *parse_int(const char *s, size_t len, struct lmql__err *e
     char tmp[64];
     while (len && isspace((unsigned char)*s)) s++, len--;
     while (len && isspace((unsigned char)s[len - 1])) len--;
-    if (len == 0 || len >= sizeof tmp) return berr(err, "invalid literal for int()");
+    if (len == 0 || len >= sizeof tmp) return lmql__errp(err, "invalid literal for int()");
     memcpy(tmp, s, len);
     tmp[len] = 0;
     char *end;
     errno = 0;
     long long x = strtoll(tmp, &end, 10);
-    if (*end || errno) return berr(err, "invalid literal for int() with base 10: '%s'", tmp);
+    if (*end || errno) return lmql__errp(err, "invalid literal for int() with base 10: '%s'", tmp);
     return lmql__val_int(x);
 }
 
@@ -71,19 +62,19 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
     const char *name = ud;
     int np = n_positional(argc, names);
     if (np != argc && strcmp(name, "print"))
-        return berr(err, "%s() takes no keyword arguments", name);
+        return lmql__errp(err, "%s() takes no keyword arguments", name);
     struct lmql_val *a = argc ? argv[0] : NULL;
 
     if (!strcmp(name, "len")) {
-        if (argc != 1) return berr(err, "len() takes exactly one argument");
+        if (argc != 1) return lmql__errp(err, "len() takes exactly one argument");
         if (a->kind == LMQL_V_STR) return lmql__val_int((int64_t)lmql__utf8_count(a->u.str.s, a->u.str.len));
         if (a->kind == LMQL_V_LIST || a->kind == LMQL_V_TUPLE) return lmql__val_int((int64_t)a->u.list.len);
         if (a->kind == LMQL_V_DICT) return lmql__val_int((int64_t)a->u.dict.len);
-        return berr(err, "object of type '%s' has no len()", lmql__val_type_name(a));
+        return lmql__errp(err, "object of type '%s' has no len()", lmql__val_type_name(a));
     }
     if (!strcmp(name, "str")) return argc ? to_str(a, err) : lmql__val_str("", 0);
     if (!strcmp(name, "repr")) {
-        if (argc != 1) return berr(err, "repr() takes exactly one argument");
+        if (argc != 1) return lmql__errp(err, "repr() takes exactly one argument");
         struct lmql__buf b = {0};
         if (lmql__val_repr_into(&b, a)) { lmql__buf_free(&b); return val_berr(err); }
         struct lmql_val *s = lmql__val_str(b.data ? b.data : "", b.len);
@@ -94,11 +85,11 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         if (!argc) return lmql__val_int(0);
         if (intlike(a)) return lmql__val_int(ival(a));
         if (a->kind == LMQL_V_FLOAT) {
-            if (!isfinite(a->u.f) || fabs(a->u.f) > 9.2e18) return berr(err, "cannot convert float to int");
+            if (!isfinite(a->u.f) || fabs(a->u.f) > 9.2e18) return lmql__errp(err, "cannot convert float to int");
             return lmql__val_int((int64_t)a->u.f);
         }
         if (a->kind == LMQL_V_STR) return parse_int(a->u.str.s, a->u.str.len, err);
-        return berr(err, "int() argument must be a string or a number, not '%s'", lmql__val_type_name(a));
+        return lmql__errp(err, "int() argument must be a string or a number, not '%s'", lmql__val_type_name(a));
     }
     if (!strcmp(name, "float")) {
         if (!argc) return lmql__val_float(0);
@@ -108,37 +99,37 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             char *end;
             double d = strtod(a->u.str.s, &end);
             while (isspace((unsigned char)*end)) end++;
-            if (end == a->u.str.s || *end) return berr(err, "could not convert string to float: '%s'", a->u.str.s);
+            if (end == a->u.str.s || *end) return lmql__errp(err, "could not convert string to float: '%s'", a->u.str.s);
             return lmql__val_float(d);
         }
-        return berr(err, "float() argument must be a string or a number");
+        return lmql__errp(err, "float() argument must be a string or a number");
     }
     if (!strcmp(name, "bool")) return lmql__val_bool(argc && lmql__val_truthy(a));
     if (!strcmp(name, "abs")) {
-        if (argc != 1) return berr(err, "abs() takes exactly one argument");
+        if (argc != 1) return lmql__errp(err, "abs() takes exactly one argument");
         if (a->kind == LMQL_V_FLOAT) return lmql__val_float(fabs(a->u.f));
-        if (intlike(a) && ival(a) == INT64_MIN) return berr(err, "integer overflow in abs(): the result does not fit in 64 bits");
+        if (intlike(a) && ival(a) == INT64_MIN) return lmql__errp(err, "integer overflow in abs(): the result does not fit in 64 bits");
         if (intlike(a)) return lmql__val_int(ival(a) < 0 ? -ival(a) : ival(a));
-        return berr(err, "bad operand type for abs(): '%s'", lmql__val_type_name(a));
+        return lmql__errp(err, "bad operand type for abs(): '%s'", lmql__val_type_name(a));
     }
     if (!strcmp(name, "range")) {
         int64_t lo = 0, hi, step = 1;
         for (int i = 0; i < argc; i++)
-            if (!intlike(argv[i])) return berr(err, "range() arguments must be integers");
+            if (!intlike(argv[i])) return lmql__errp(err, "range() arguments must be integers");
         if (argc == 1) hi = ival(argv[0]);
         else if (argc == 2 || argc == 3) {
             lo = ival(argv[0]);
             hi = ival(argv[1]);
             if (argc == 3) step = ival(argv[2]);
-        } else return berr(err, "range expected 1 to 3 arguments");
-        if (step == 0) return berr(err, "range() arg 3 must not be zero");
+        } else return lmql__errp(err, "range expected 1 to 3 arguments");
+        if (step == 0) return lmql__errp(err, "range() arg 3 must not be zero");
         /* The item count exactly, in unsigned arithmetic: hi - lo and lo + k*step
         ** overflow int64 near its limits (range(2**63-2, 2**63-1, 2**63-1)). */
         uint64_t mag = step > 0 ? (uint64_t)step : 0 - (uint64_t)step, count = 0;
         if (step > 0 ? lo < hi : lo > hi)
             count = (step > 0 ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi) - 1;
         if (step > 0 ? lo < hi : lo > hi) count = count / mag + 1;
-        if (count > 10000000) return berr(err, "range() of more than 10,000,000 items is not supported");
+        if (count > 10000000) return lmql__errp(err, "range() of more than 10,000,000 items is not supported");
         struct lmql_val *l = lmql__val_list((size_t)count);
         for (uint64_t k = 0; l && k < count; k++)
             if (lmql__list_push(l, lmql__val_int((int64_t)((uint64_t)lo + k * (uint64_t)step)))) {
@@ -151,13 +142,13 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         struct lmql_val *out = name[0] == 'l' ? lmql__val_list(0) : lmql__val_tuple(0);
         if (!argc || !out) return out;
         struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
-        if (!items) { lmql__val_unref(out); return berr(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
+        if (!items) { lmql__val_unref(out); return lmql__errp(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
         for (size_t i = 0; i < items->u.list.len; i++) lmql__list_push(out, lmql__val_ref(items->u.list.items[i]));
         lmql__val_unref(items);
         return out;
     }
     if (!strcmp(name, "dict")) {
-        if (argc) return berr(err, "dict() takes no arguments here");
+        if (argc) return lmql__errp(err, "dict() takes no arguments here");
         return lmql__val_dict();
     }
     if (!strcmp(name, "print")) return &lmql__none;   /* queries print through their prompt */
@@ -166,7 +157,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         struct lmql_val *out = lmql__val_list(0);
         if (!argc || !out) return out;
         struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
-        if (!items) { lmql__val_unref(out); return berr(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
+        if (!items) { lmql__val_unref(out); return lmql__errp(err, "'%s' object is not iterable", lmql__val_type_name(a)); }
         for (size_t i = 0; i < items->u.list.len; i++) {
             bool seen = false;
             for (size_t j = 0; j < out->u.list.len && !seen; j++) {
@@ -179,7 +170,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         return out;
     }
     if (!strcmp(name, "isinstance")) {
-        if (argc != 2) return berr(err, "isinstance() takes two arguments");
+        if (argc != 2) return lmql__errp(err, "isinstance() takes two arguments");
         struct lmql_val *types = argv[1];
         size_t n = types->kind == LMQL_V_TUPLE ? types->u.list.len : 1;
         for (size_t i = 0; i < n; i++) {
@@ -189,37 +180,37 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
                 continue;
             }
             if (t->kind != LMQL_V_FUNC || !t->u.func.fn || t->u.func.fn != builtin_fn)
-                return berr(err, "isinstance() arg 2 must be a type or a tuple of types");
+                return lmql__errp(err, "isinstance() arg 2 must be a type or a tuple of types");
             const char *tn = t->u.func.name, *vn = lmql__val_type_name(a);
             if (!strcmp(tn, vn) || (!strcmp(tn, "int") && a->kind == LMQL_V_BOOL)) return &lmql__true;
         }
         return &lmql__false;
     }
     if (!strcmp(name, "type")) {
-        if (argc != 1) return berr(err, "type() takes 1 argument");
+        if (argc != 1) return lmql__errp(err, "type() takes 1 argument");
         if (a->kind == LMQL_V_INST) return lmql__val_ref(a->u.inst.cls);
         const char *tn = lmql__val_type_name(a);   /* "type" for a class */
         static const char *const named[] = {"bool", "int", "float", "str", "list", "tuple", "dict", "type"};
         for (size_t i = 0; i < sizeof named / sizeof *named; i++)
             if (!strcmp(named[i], tn)) return lmql__builtin(tn);
-        return berr(err, "type() of a '%s' value is not supported", tn);
+        return lmql__errp(err, "type() of a '%s' value is not supported", tn);
     }
     if (!strcmp(name, "round")) {
-        if (argc < 1 || argc > 2) return berr(err, "round() takes a number and optional digits");
+        if (argc < 1 || argc > 2) return lmql__errp(err, "round() takes a number and optional digits");
         double x = a->kind == LMQL_V_FLOAT ? a->u.f : intlike(a) ? (double)ival(a) : NAN;
-        if (isnan(x)) return berr(err, "round() needs a number");
+        if (isnan(x)) return lmql__errp(err, "round() needs a number");
         if (argc == 1) {
             double r = nearbyint(x);   /* banker's rounding, as Python's round */
-            if (fabs(r) > 9.2e18) return berr(err, "round(): number too large");
+            if (fabs(r) > 9.2e18) return lmql__errp(err, "round(): number too large");
             return lmql__val_int((int64_t)r);
         }
-        if (!intlike(argv[1])) return berr(err, "round() digits must be an integer");
+        if (!intlike(argv[1])) return lmql__errp(err, "round() digits must be an integer");
         double p = pow(10.0, (double)ival(argv[1]));
         return lmql__val_float(nearbyint(x * p) / p);
     }
     if (!strcmp(name, "min") || !strcmp(name, "max") || !strcmp(name, "sum")) {
         struct lmql_val *items = argc == 1 ? lmql__iter_list(NULL, NULL, a) : NULL;
-        if (argc == 1 && !items) return berr(err, "%s() argument is not iterable", name);
+        if (argc == 1 && !items) return lmql__errp(err, "%s() argument is not iterable", name);
         size_t n = items ? items->u.list.len : (size_t)argc;
         struct lmql_val **v = items ? items->u.list.items : argv;
         struct lmql_val *out = NULL;
@@ -233,23 +224,23 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
                     /* Python's ints do not overflow; ours say so instead of wrapping */
                     if (!fl && __builtin_add_overflow(si, ival(v[i]), &si)) {
                         lmql__val_unref(items);
-                        return berr(err, "integer overflow in sum(): the result does not fit in 64 bits");
+                        return lmql__errp(err, "integer overflow in sum(): the result does not fit in 64 bits");
                     }
                     sf += (double)ival(v[i]);
                 }
-                else { lmql__val_unref(items); return berr(err, "unsupported operand type for sum: '%s'", lmql__val_type_name(v[i])); }
+                else { lmql__val_unref(items); return lmql__errp(err, "unsupported operand type for sum: '%s'", lmql__val_type_name(v[i])); }
             }
             out = fl ? lmql__val_float(sf) : lmql__val_int(si);
         } else if (n == 0) {
             lmql__val_unref(items);
-            return berr(err, "%s() arg is an empty sequence", name);
+            return lmql__errp(err, "%s() arg is an empty sequence", name);
         } else {
             struct lmql_val *best = v[0];
             for (size_t i = 1; i < n; i++) {
                 int c = lmql__val_compare(v[i], best);
                 if (c == -2) {
                     lmql__val_unref(items);
-                    return lmql__val_error() ? val_berr(err) : berr(err, "values of %s() cannot be compared", name);
+                    return lmql__val_error() ? val_berr(err) : lmql__errp(err, "values of %s() cannot be compared", name);
                 }
                 if (name[1] == 'i' ? c < 0 : c > 0) best = v[i];
             }
@@ -259,9 +250,9 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         return out;
     }
     if (!strcmp(name, "all") || !strcmp(name, "any")) {
-        if (argc != 1) return berr(err, "%s() takes one argument", name);
+        if (argc != 1) return lmql__errp(err, "%s() takes one argument", name);
         struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
-        if (!items) return berr(err, "%s() argument is not iterable", name);
+        if (!items) return lmql__errp(err, "%s() argument is not iterable", name);
         bool want = name[1] == 'n', found = false;   /* any: a truthy item; all: a falsy one */
         for (size_t i = 0; !found && i < items->u.list.len; i++) found = lmql__val_truthy(items->u.list.items[i]) == want;
         lmql__val_unref(items);
@@ -270,9 +261,9 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
     if (!strcmp(name, "enumerate") || !strcmp(name, "zip")) {
         struct lmql_val *out = lmql__val_list(0);
         if (name[0] == 'e') {
-            if (argc != 1) { lmql__val_unref(out); return berr(err, "enumerate() takes one argument"); }
+            if (argc != 1) { lmql__val_unref(out); return lmql__errp(err, "enumerate() takes one argument"); }
             struct lmql_val *items = lmql__iter_list(NULL, NULL, a);
-            if (!items) { lmql__val_unref(out); return berr(err, "enumerate() argument is not iterable"); }
+            if (!items) { lmql__val_unref(out); return lmql__errp(err, "enumerate() argument is not iterable"); }
             for (size_t i = 0; i < items->u.list.len; i++) {
                 struct lmql_val *t = lmql__val_tuple(2);
                 lmql__list_push(t, lmql__val_int((int64_t)i));
@@ -283,14 +274,14 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
             return out;
         }
         struct lmql_val *lists[8];
-        if (argc > 8) { lmql__val_unref(out); return berr(err, "zip() of more than 8 iterables"); }
+        if (argc > 8) { lmql__val_unref(out); return lmql__errp(err, "zip() of more than 8 iterables"); }
         size_t n = SIZE_MAX;
         for (int i = 0; i < argc; i++) {
             lists[i] = lmql__iter_list(NULL, NULL, argv[i]);
             if (!lists[i]) {
                 for (int j = 0; j < i; j++) lmql__val_unref(lists[j]);
                 lmql__val_unref(out);
-                return berr(err, "zip() argument is not iterable");
+                return lmql__errp(err, "zip() argument is not iterable");
             }
             if (lists[i]->u.list.len < n) n = lists[i]->u.list.len;
         }
@@ -302,7 +293,7 @@ static struct lmql_val *builtin_fn(void *ud, int argc, struct lmql_val **argv, c
         for (int i = 0; i < argc; i++) lmql__val_unref(lists[i]);
         return out;
     }
-    return berr(err, "%s() is not supported yet", name);
+    return lmql__errp(err, "%s() is not supported yet", name);
 }
 
 /* One static value per builtin, so that `type(x) is int` holds as in Python. */
@@ -333,19 +324,19 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
                                       struct lmql__err *err) {
     (void)ud;
     if (argc < 1 || names[0] || argv[0]->kind != LMQL_V_STR)
-        return berr(err, "lmql.model() takes the model identifier as its first argument");
+        return lmql__errp(err, "lmql.model() takes the model identifier as its first argument");
     struct lmql__model_spec *s = lmql__calloc(1, sizeof *s);
-    if (!s) return berr(err, "out of memory");
+    if (!s) return lmql__errp(err, "out of memory");
     s->id = lmql__strdup(argv[0]->u.str.s);
     s->kv = lmql__calloc((size_t)argc, sizeof *s->kv);
     if (!s->id || !s->kv) {
         lmql__model_spec_free(s);
-        return berr(err, "out of memory");
+        return lmql__errp(err, "out of memory");
     }
     for (int i = 1; i < argc; i++) {
         if (!names[i]) {
             lmql__model_spec_free(s);
-            return berr(err, "lmql.model() takes one positional argument; pass the rest as key=value");
+            return lmql__errp(err, "lmql.model() takes one positional argument; pass the rest as key=value");
         }
         struct lmql__buf b = {0};
         int bad = argv[i]->kind == LMQL_V_BOOL ? lmql__buf_adds(&b, argv[i]->u.b ? "true" : "false")
@@ -355,11 +346,11 @@ static struct lmql_val *lmql_model_fn(void *ud, int argc, struct lmql_val **argv
         s->n_kv++;
         if (bad || !s->kv[s->n_kv - 1].key || !s->kv[s->n_kv - 1].value) {
             lmql__model_spec_free(s);
-            return berr(err, "out of memory");
+            return lmql__errp(err, "out of memory");
         }
     }
     struct lmql_val *v = lmql__val_obj("model", s, model_spec_free_cb);   /* frees s when it fails */
-    return v ? v : berr(err, "out of memory");
+    return v ? v : lmql__errp(err, "out of memory");
 }
 
 /* lmql.F(template, constraints=None, model=None): the query '"template"
@@ -416,7 +407,7 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
         else bad = true;
     }
     if (bad || (cons && cons->kind != LMQL_V_STR && cons->kind != LMQL_V_NONE))
-        return berr(err, "lmql.F() takes a template string, constraints= (a where clause as a string) and model=");
+        return lmql__errp(err, "lmql.F() takes a template string, constraints= (a where clause as a string) and model=");
     if (cons && cons->kind == LMQL_V_NONE) cons = NULL;
     struct lmql__buf src = {0};
     lmql__buf_adds(&src, "argmax ");
@@ -436,11 +427,11 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
         lmql__buf_adds(&src, ")");
     } else if (model && model->kind != LMQL_V_NONE) {
         lmql__buf_free(&src);
-        return berr(err, "lmql.F(): model= needs a model name or lmql.model(...)");
+        return lmql__errp(err, "lmql.F(): model= needs a model name or lmql.model(...)");
     }
     if (cons) { lmql__buf_adds(&src, " where "); lmql__buf_add(&src, cons->u.str.s, cons->u.str.len); }
     struct fquery *f = lmql__calloc(1, sizeof *f);
-    if (!f || !src.data) { free(f); lmql__buf_free(&src); return berr(err, "out of memory"); }
+    if (!f || !src.data) { free(f); lmql__buf_free(&src); return lmql__errp(err, "out of memory"); }
     lmql__arena_init(&f->arena);
     struct lmql_diags d;
     lmql__diags_init(&d);
@@ -459,23 +450,23 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
     struct lmql__err we;
     if (lmql__wheres_compile(q, &f->wheres, &we)) {
         fquery_free(f);
-        if (we.status == LMQL_ERR_NOMEM) return berr(err, "out of memory");
-        return berr(err, "lmql.F(): %s", we.msg);
+        if (we.status == LMQL_ERR_NOMEM) return lmql__errp(err, "out of memory");
+        return lmql__errp(err, "lmql.F(): %s", we.msg);
     }
     f->def.kind = LMQL_NODE_DEF;
     f->def.u.def.name = "<lmql.F>";
     f->def.u.def.query = q;
     if (free_vars(f, q)) {
         fquery_free(f);
-        return berr(err, "out of memory");
+        return lmql__errp(err, "out of memory");
     }
     struct lmql_val *owner = lmql__val_obj("lmql.F query", f, fquery_free);
-    if (!owner) return berr(err, "out of memory");
+    if (!owner) return lmql__errp(err, "out of memory");
     /* A script-level function (fn NULL) whose node is the synthetic def;
     ** `self` keeps the parsed query alive as long as the function is. */
     struct lmql_val *fn = lmql__val_builtin("<lmql.F>", NULL, &f->def, owner);
     lmql__val_unref(owner);
-    return fn ? fn : berr(err, "out of memory");
+    return fn ? fn : lmql__errp(err, "out of memory");
 }
 
 static struct lmql_val g_lmql_module = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", NULL, NULL}};
@@ -483,7 +474,7 @@ static struct lmql_val g_lmql_decorators = {.kind = LMQL_V_OBJ, .refs = -1, .u.o
 
 static struct lmql_val *decorator_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
                                      struct lmql__err *err) {
-    if (argc != 1 || names[0]) return berr(err, "TypeError: a decorator takes the function");
+    if (argc != 1 || names[0]) return lmql__errp(err, "TypeError: a decorator takes the function");
     return lmql__decorator_mark(argv[0], (unsigned)(uintptr_t)ud, err);
 }
 /* `context`: the running query as the program sees it (context.prompt). */
@@ -519,11 +510,11 @@ static struct lmql_val *str_format(struct lmql_val *self, int argc, struct lmql_
     for (size_t i = 0; i < n;) {
         char c = s[i];
         if ((c == '{' || c == '}') && i + 1 < n && s[i + 1] == c) { lmql__buf_add(&b, &c, 1); i += 2; continue; }
-        if (c == '}') { lmql__buf_free(&b); return berr(err, "Single '}' encountered in format string"); }
+        if (c == '}') { lmql__buf_free(&b); return lmql__errp(err, "Single '}' encountered in format string"); }
         if (c != '{') { lmql__buf_add(&b, &c, 1); i++; continue; }
         size_t j = i + 1;
         while (j < n && s[j] != '}') j++;
-        if (j >= n) { lmql__buf_free(&b); return berr(err, "Single '{' encountered in format string"); }
+        if (j >= n) { lmql__buf_free(&b); return lmql__errp(err, "Single '{' encountered in format string"); }
         char field[256];
         snprintf(field, sizeof field, "%.*s", (int)(j - i - 1), s + i + 1);
         i = j + 1;
@@ -543,7 +534,7 @@ static struct lmql_val *str_format(struct lmql_val *self, int argc, struct lmql_
         } else {
             for (int k = 0; k < argc && !v; k++) if (names[k] && !strcmp(names[k], field)) v = argv[k];
         }
-        if (!v) { lmql__buf_free(&b); return berr(err, "str.format(): no argument for {%s}", field); }
+        if (!v) { lmql__buf_free(&b); return lmql__errp(err, "str.format(): no argument for {%s}", field); }
         struct lmql__buf t = {0};
         struct lmql_val *shown = v;
         if (conv && *conv == 'r') {
@@ -584,7 +575,7 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
     for (int i = 0; i < argc; i++)
         if (argv[i]->kind != LMQL_V_STR && argv[i]->kind != LMQL_V_NONE && strcmp(m, "join") && strcmp(m, "split") &&
             strcmp(m, "replace") && strcmp(m, "startswith") && strcmp(m, "endswith"))
-            return berr(err, "str.%s() argument must be a string", m);
+            return lmql__errp(err, "str.%s() argument must be a string", m);
     if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
         const char *chars = argc && argv[0]->kind == LMQL_V_STR ? argv[0]->u.str.s : NULL;
         size_t lo = 0, hi = n;
@@ -601,13 +592,13 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         return v;
     }
     if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
-        if (argc != 1 || argv[0]->kind != LMQL_V_STR) return berr(err, "str.%s() takes one string", m);
+        if (argc != 1 || argv[0]->kind != LMQL_V_STR) return lmql__errp(err, "str.%s() takes one string", m);
         size_t k = argv[0]->u.str.len;
         if (k > n) return &lmql__false;
         return lmql__val_bool(!memcmp(m[0] == 's' ? s : s + n - k, argv[0]->u.str.s, k));
     }
     if (!strcmp(m, "find") || !strcmp(m, "count")) {
-        if (argc != 1) return berr(err, "str.%s() takes one argument", m);
+        if (argc != 1) return lmql__errp(err, "str.%s() takes one argument", m);
         const char *sub = argv[0]->u.str.s;
         size_t k = argv[0]->u.str.len;
         int64_t count = 0;
@@ -622,7 +613,7 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
     }
     if (!strcmp(m, "replace")) {
         if (argc != 2 || argv[0]->kind != LMQL_V_STR || argv[1]->kind != LMQL_V_STR)
-            return berr(err, "str.replace() takes two strings");
+            return lmql__errp(err, "str.replace() takes two strings");
         const char *old = argv[0]->u.str.s, *nw = argv[1]->u.str.s;
         size_t ko = argv[0]->u.str.len, kn = argv[1]->u.str.len;
         struct lmql__buf b = {0};
@@ -649,7 +640,7 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         }
         if (argv[0]->kind != LMQL_V_STR || argv[0]->u.str.len == 0) {
             lmql__val_unref(out);
-            return berr(err, "str.split() separator must be a non-empty string");
+            return lmql__errp(err, "str.split() separator must be a non-empty string");
         }
         const char *sep = argv[0]->u.str.s;
         size_t k = argv[0]->u.str.len, start = 0;
@@ -664,9 +655,9 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         return out;
     }
     if (!strcmp(m, "join")) {
-        if (argc != 1) return berr(err, "str.join() takes one argument");
+        if (argc != 1) return lmql__errp(err, "str.join() takes one argument");
         struct lmql_val *items = lmql__iter_list(NULL, NULL, argv[0]);
-        if (!items) return berr(err, "str.join() argument is not iterable");
+        if (!items) return lmql__errp(err, "str.join() argument is not iterable");
         struct lmql__buf b = {0};
         lmql__buf_reserve(&b, 0);
         for (size_t i = 0; i < items->u.list.len; i++) {
@@ -674,7 +665,7 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
             if (it->kind != LMQL_V_STR) {
                 lmql__val_unref(items);
                 lmql__buf_free(&b);
-                return berr(err, "sequence item: expected str instance, %s found", lmql__val_type_name(it));
+                return lmql__errp(err, "sequence item: expected str instance, %s found", lmql__val_type_name(it));
             }
             if (i) lmql__buf_add(&b, s, n);
             lmql__buf_add(&b, it->u.str.s, it->u.str.len);
@@ -684,29 +675,29 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         lmql__buf_free(&b);
         return v;
     }
-    return berr(err, "'str' object has no attribute '%s'", m);
+    return lmql__errp(err, "'str' object has no attribute '%s'", m);
 }
 
 static struct lmql_val *list_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
                                     struct lmql__err *err) {
     if (!strcmp(m, "append")) {
-        if (argc != 1) return berr(err, "list.append() takes one argument");
+        if (argc != 1) return lmql__errp(err, "list.append() takes one argument");
         return lmql__list_push(self, lmql__val_ref(argv[0])) ? NULL : &lmql__none;
     }
     if (!strcmp(m, "extend")) {
-        if (argc != 1) return berr(err, "list.extend() takes one argument");
+        if (argc != 1) return lmql__errp(err, "list.extend() takes one argument");
         struct lmql_val *items = lmql__iter_list(NULL, NULL, argv[0]);
-        if (!items) return berr(err, "list.extend() argument is not iterable");
+        if (!items) return lmql__errp(err, "list.extend() argument is not iterable");
         for (size_t i = 0; i < items->u.list.len; i++) lmql__list_push(self, lmql__val_ref(items->u.list.items[i]));
         lmql__val_unref(items);
         return &lmql__none;
     }
     if (!strcmp(m, "pop")) {
         size_t n = self->u.list.len;
-        if (n == 0) return berr(err, "pop from empty list");
+        if (n == 0) return lmql__errp(err, "pop from empty list");
         int64_t i = argc ? (intlike(argv[0]) ? ival(argv[0]) : INT64_MAX) : (int64_t)n - 1;
         if (i < 0) i += (int64_t)n;
-        if (i < 0 || i >= (int64_t)n) return berr(err, "pop index out of range");
+        if (i < 0 || i >= (int64_t)n) return lmql__errp(err, "pop index out of range");
         struct lmql_val *v = self->u.list.items[i];
         memmove(self->u.list.items + i, self->u.list.items + i + 1, (n - (size_t)i - 1) * sizeof(void *));
         self->u.list.len--;
@@ -716,10 +707,10 @@ static struct lmql_val *list_method(const char *m, struct lmql_val *self, int ar
         for (size_t i = 0; argc == 1 && i < self->u.list.len; i++)
             if (lmql__val_equal(self->u.list.items[i], argv[0])) return lmql__val_int((int64_t)i);
             else if (lmql__val_error()) return val_berr(err);
-        return berr(err, "value is not in list");
+        return lmql__errp(err, "value is not in list");
     }
     if (!strcmp(m, "insert")) {
-        if (argc != 2 || !intlike(argv[0])) return berr(err, "list.insert() takes an index and a value");
+        if (argc != 2 || !intlike(argv[0])) return lmql__errp(err, "list.insert() takes an index and a value");
         int64_t n = (int64_t)self->u.list.len, i = ival(argv[0]);
         if (i < 0) i += n;
         if (i < 0) i = 0;
@@ -729,13 +720,13 @@ static struct lmql_val *list_method(const char *m, struct lmql_val *self, int ar
         self->u.list.items[i] = argv[1];
         return &lmql__none;
     }
-    return berr(err, "'list' object has no attribute '%s'", m);
+    return lmql__errp(err, "'list' object has no attribute '%s'", m);
 }
 
 static struct lmql_val *dict_method(const char *m, struct lmql_val *self, int argc, struct lmql_val **argv,
                                     struct lmql__err *err) {
     if (!strcmp(m, "get")) {
-        if (argc < 1 || argc > 2) return berr(err, "dict.get() takes one or two arguments");
+        if (argc < 1 || argc > 2) return lmql__errp(err, "dict.get() takes one or two arguments");
         struct lmql_val *v = lmql__dict_get(self, argv[0]);
         return lmql__val_ref(v ? v : argc == 2 ? argv[1] : &lmql__none);
     }
@@ -753,7 +744,7 @@ static struct lmql_val *dict_method(const char *m, struct lmql_val *self, int ar
         }
         return out;
     }
-    return berr(err, "'dict' object has no attribute '%s'", m);
+    return lmql__errp(err, "'dict' object has no attribute '%s'", m);
 }
 
 static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
@@ -765,7 +756,7 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
     if (self->kind == LMQL_V_STR) return str_method(m, self, argc - 1, argv + 1, names + 1, err);
     if (self->kind == LMQL_V_LIST) return list_method(m, self, argc - 1, argv + 1, err);
     if (self->kind == LMQL_V_DICT) return dict_method(m, self, argc - 1, argv + 1, err);
-    return berr(err, "'%s' object has no attribute '%s'", lmql__val_type_name(self), m);
+    return lmql__errp(err, "'%s' object has no attribute '%s'", lmql__val_type_name(self), m);
 }
 
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {

@@ -23,15 +23,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static struct lmql_val *bfail(struct lmql__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct lmql_val *bfail(struct lmql__err *err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return NULL;
-}
-
 static struct lmql_val *nomem(struct interp *I, const struct lmql_node *at) {
     lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     return NULL;
@@ -190,10 +181,10 @@ static bool is_classvar(const struct lmql_node *ann) {
 ** names its body annotates (not ClassVar), in order; a default is the
 ** class attribute of that name or what field() gave. */
 static struct lmql_val *make_dataclass(struct lmql_val *cls, unsigned flags, struct lmql__err *err) {
-    if (cls->kind != LMQL_V_CLASS) return bfail(err, "TypeError: dataclass() should be applied to a class");
+    if (cls->kind != LMQL_V_CLASS) return lmql__errp(err, "TypeError: dataclass() should be applied to a class");
     const struct lmql_val *base = cls->u.cls.base ? lmql__class_dc(cls->u.cls.base) : NULL;
     if (base && (base->u.cls.flags & LMQL_CLS_FROZEN) != (flags & LMQL_CLS_FROZEN))
-        return bfail(err, "TypeError: cannot inherit %s dataclass from a %s one",
+        return lmql__errp(err, "TypeError: cannot inherit %s dataclass from a %s one",
                      flags & LMQL_CLS_FROZEN ? "frozen" : "non-frozen", flags & LMQL_CLS_FROZEN ? "non-frozen" : "frozen");
     struct lmql_val *fields = lmql__val_tuple(0);   /* fields never change once the class is made */
     if (!fields) return NULL;
@@ -221,7 +212,7 @@ static struct lmql_val *make_dataclass(struct lmql_val *cls, unsigned flags, str
         if (dflt->kind == LMQL_V_LIST || dflt->kind == LMQL_V_DICT ||
             (dflt->kind == LMQL_V_INST && !lmql__val_hashable(dflt))) {
             lmql__val_unref(fields);
-            return bfail(err, "ValueError: mutable default <class '%s'> for field %s is not allowed: use default_factory",
+            return lmql__errp(err, "ValueError: mutable default <class '%s'> for field %s is not allowed: use default_factory",
                          lmql__val_type_name(dflt), name);
         }
         struct lmql_val *f = lmql__val_tuple(3);
@@ -247,7 +238,7 @@ static struct lmql_val *make_dataclass(struct lmql_val *cls, unsigned flags, str
             bool has = f[1] != &lmql__missing || f[2] != &lmql__none;
             if (has && !seen) seen = f[0]->u.str.s;
             if (!has && seen) {
-                bfail(err, "TypeError: non-default argument '%s' follows default argument '%s'", f[0]->u.str.s, seen);
+                lmql__errf(err, "TypeError: non-default argument '%s' follows default argument '%s'", f[0]->u.str.s, seen);
                 lmql__val_unref(fields);   /* the names were in it */
                 return NULL;
             }
@@ -268,7 +259,7 @@ static struct lmql_val *dataclass_apply_fn(void *ud, int argc, struct lmql_val *
                                            struct lmql__err *err) {
     (void)ud;
     /* argv[0]: the options (an int of LMQL_CLS_* flags), bound by dataclass(...) */
-    if (argc != 2 || names[1]) return bfail(err, "TypeError: dataclass(...) takes the class");
+    if (argc != 2 || names[1]) return lmql__errp(err, "TypeError: dataclass(...) takes the class");
     return make_dataclass(argv[1], (unsigned)argv[0]->u.i, err);
 }
 
@@ -281,7 +272,7 @@ static struct lmql_val *dataclass_fn(void *ud, int argc, struct lmql_val **argv,
     static const struct { const char *name; unsigned flag; } opts[] = {
         {"frozen", LMQL_CLS_FROZEN}, {"eq", LMQL_CLS_EQ}, {"repr", LMQL_CLS_REPR}, {"init", LMQL_CLS_INIT}};
     for (int i = 0; i < argc; i++) {
-        if (!names[i]) return bfail(err, "TypeError: dataclass() takes the class or keyword options");
+        if (!names[i]) return lmql__errp(err, "TypeError: dataclass() takes the class or keyword options");
         size_t k = 0;
         while (k < COUNT(opts) && strcmp(opts[k].name, names[i])) k++;
         bool on = lmql__val_truthy(argv[i]);
@@ -290,9 +281,9 @@ static struct lmql_val *dataclass_fn(void *ud, int argc, struct lmql_val **argv,
         } else if (!strcmp(names[i], "order") || !strcmp(names[i], "unsafe_hash") || !strcmp(names[i], "kw_only") ||
                    !strcmp(names[i], "slots") || !strcmp(names[i], "weakref_slot") || !strcmp(names[i], "match_args")) {
             if (on && strcmp(names[i], "match_args"))
-                return bfail(err, "dataclass(%s=True) is not supported (frozen, eq, repr and init are)", names[i]);
+                return lmql__errp(err, "dataclass(%s=True) is not supported (frozen, eq, repr and init are)", names[i]);
         } else {
-            return bfail(err, "TypeError: dataclass() got an unexpected keyword argument '%s'", names[i]);
+            return lmql__errp(err, "TypeError: dataclass() got an unexpected keyword argument '%s'", names[i]);
         }
     }
     struct lmql_val *opt = lmql__val_int((int64_t)flags);
@@ -307,16 +298,16 @@ static struct lmql_val *field_fn(void *ud, int argc, struct lmql_val **argv, con
     (void)ud;
     struct lmql_val *dflt = &lmql__missing, *factory = &lmql__none;
     for (int i = 0; i < argc; i++) {
-        if (!names[i]) return bfail(err, "TypeError: field() takes keyword arguments only");
+        if (!names[i]) return lmql__errp(err, "TypeError: field() takes keyword arguments only");
         if (!strcmp(names[i], "default")) dflt = argv[i];
         else if (!strcmp(names[i], "default_factory")) {
             if (argv[i]->kind != LMQL_V_FUNC && argv[i]->kind != LMQL_V_CLASS)
-                return bfail(err, "TypeError: field(default_factory=...) must be callable");
+                return lmql__errp(err, "TypeError: field(default_factory=...) must be callable");
             factory = argv[i];
-        } else return bfail(err, "field(%s=...) is not supported (default and default_factory are)", names[i]);
+        } else return lmql__errp(err, "field(%s=...) is not supported (default and default_factory are)", names[i]);
     }
     if (dflt != &lmql__missing && factory != &lmql__none)
-        return bfail(err, "ValueError: cannot specify both default and default_factory");
+        return lmql__errp(err, "ValueError: cannot specify both default and default_factory");
     struct lmql_val *t = lmql__val_tuple(3);
     if (!t) return NULL;
     if (lmql__list_push(t, &g_field_marker) | lmql__list_push(t, lmql__val_ref(dflt)) |
@@ -329,7 +320,7 @@ static struct lmql_val *field_fn(void *ud, int argc, struct lmql_val **argv, con
 
 /* asdict(): fields to dicts, through lists, tuples and dicts, as copies. */
 static struct lmql_val *asdict_at(struct lmql_val *v, int depth, struct lmql__err *err) {
-    if (depth > LMQL_VAL_MAX_DEPTH) return bfail(err, "RecursionError: maximum recursion depth exceeded in asdict()");
+    if (depth > LMQL_VAL_MAX_DEPTH) return lmql__errp(err, "RecursionError: maximum recursion depth exceeded in asdict()");
     const struct lmql_val *dc = v->kind == LMQL_V_INST ? lmql__class_dc(v->u.inst.cls) : NULL;
     if (dc) {
         struct lmql_val *d = lmql__val_dict();
@@ -366,7 +357,7 @@ static struct lmql_val *asdict_fn(void *ud, int argc, struct lmql_val **argv, co
                                   struct lmql__err *err) {
     (void)ud;
     if (argc != 1 || names[0] || argv[0]->kind != LMQL_V_INST || !lmql__class_dc(argv[0]->u.inst.cls))
-        return bfail(err, "TypeError: asdict() should be called on dataclass instances");
+        return lmql__errp(err, "TypeError: asdict() should be called on dataclass instances");
     return asdict_at(argv[0], 0, err);
 }
 

@@ -236,11 +236,8 @@ static int parse_char(struct lmql__gbnfc *c, size_t open, const char *what, uint
     size_t at = c->i;
     const unsigned char *u = (const unsigned char *)c->s;
     if (u[at] != '\\') {
-        size_t len = lmql__utf8_seq_len(u + at, c->n - at);
+        size_t len = lmql__utf8_decode(u + at, c->n - at, cp);
         if (len == 0) return lmql__gbnf_fail_at(c, at, "invalid UTF-8 in a %s", what);
-        uint32_t v = len == 1 ? u[at] : (uint32_t)(u[at] & (0x7F >> len));
-        for (size_t k = 1; k < len; k++) v = (v << 6) | (u[at + k] & 0x3F);
-        *cp = v;
         c->i = at + len;
         return 0;
     }

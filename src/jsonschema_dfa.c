@@ -488,15 +488,9 @@ struct js_cdfa *js_cdfa_not_names(struct js_ctx *c, const struct lmql_val *const
         size_t len = names[i]->u.str.len, at = 0;
         int32_t cur = 0;
         while (at < len) {
-            size_t l = lmql__utf8_seq_len(s + at, len - at);
             uint32_t cp = 0xFFFD;
-            if (l) {
-                cp = l == 1 ? s[at] : l == 2 ? s[at] & 0x1Fu : l == 3 ? s[at] & 0x0Fu : s[at] & 0x07u;
-                for (size_t q = 1; q < l; q++) cp = (cp << 6) | (s[at + q] & 0x3Fu);
-                at += l;
-            } else {
-                at++;
-            }
+            size_t l = lmql__utf8_decode(s + at, len - at, &cp);
+            at += l ? l : 1;
             int32_t y = kid[cur];
             while (y >= 0 && cps[y] != cp) y = sib[y];
             if (y < 0) {

@@ -933,15 +933,9 @@ static const char *rx_key_except(struct js_ctx *c, const struct lmql_val **names
         size_t len = names[i]->u.str.len, at = 0;
         int32_t cur = 0, depth = 0;
         while (at < len) {
-            size_t l = lmql__utf8_seq_len(s + at, len - at);
             uint32_t cp = 0xFFFD;
-            if (l) {
-                cp = l == 1 ? s[at] : l == 2 ? s[at] & 0x1Fu : l == 3 ? s[at] & 0x0Fu : s[at] & 0x07u;
-                for (size_t q = 1; q < l; q++) cp = (cp << 6) | (s[at + q] & 0x3Fu);
-                at += l;
-            } else {
-                at++;
-            }
+            size_t l = lmql__utf8_decode(s + at, len - at, &cp);
+            at += l ? l : 1;
             if (++depth > 200) return js_fail(c, ptr, "a property name longer than 200 characters");
             int32_t y = t[cur].kid;
             while (y >= 0 && t[y].cp != cp) y = t[y].next;

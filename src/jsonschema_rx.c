@@ -32,15 +32,9 @@ int js_rx_cp(struct lmql__buf *b, uint32_t cp) {
 /* Decode the UTF-8 character at s[*i] (valid: values come from the JSON
 ** reader, which replaces what is not). */
 static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
-    const unsigned char *u = (const unsigned char *)s + *i;
-    size_t l = lmql__utf8_seq_len(u, n - *i);
-    if (l == 0) {
-        (*i)++;
-        return 0xFFFD;
-    }
-    uint32_t cp = l == 1 ? u[0] : l == 2 ? u[0] & 0x1Fu : l == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
-    for (size_t k = 1; k < l; k++) cp = (cp << 6) | (u[k] & 0x3Fu);
-    *i += l;
+    uint32_t cp = 0xFFFD;
+    size_t l = lmql__utf8_decode((const unsigned char *)s + *i, n - *i, &cp);
+    *i += l ? l : 1;
     return cp;
 }
 

@@ -4,6 +4,7 @@
 ** and layout flags.  See lex.h for the layout model.
 */
 #include "lex.h"
+#include "utf8.h"
 
 #include <locale.h>
 #include <stdlib.h>
@@ -110,26 +111,6 @@ void lmql__srcmap_error(const struct lmql_srcmap *m, struct lmql_diags *d,
   va_start(ap, fmt);
   lmql__diag_addv(d, m->file, m->src, m->len, p.offset, p.line, p.col, fmt, ap);
   va_end(ap);
-}
-
-int lmql__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-  if (n == 0) return 0;
-  unsigned c = s[0];
-  if (c < 0x80) { *cp = c; return 1; }
-  int len;
-  uint32_t v, min;
-  if ((c & 0xE0) == 0xC0) { len = 2; v = c & 0x1F; min = 0x80; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; v = c & 0x0F; min = 0x800; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; v = c & 0x07; min = 0x10000; }
-  else return 0;
-  if ((size_t)len > n) return 0;
-  for (int i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return len;
 }
 
 /* ---- the lexer ---- */

@@ -135,8 +135,5 @@ int lmql__str_decode(struct lmql_arena *a, const struct lmql_srcmap *sm,
 int lmql__strbuf_put(struct lmql_arena *a, struct lmql_strbuf *b, char c,
                      size_t src_off);
 
-/* Decode one UTF-8 sequence at s[0..n); returns its length (1..4) and the
-** code point, or 0 if invalid/truncated. */
-int lmql__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
 #endif

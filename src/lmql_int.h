@@ -68,6 +68,8 @@ struct lmql__err {
 ** they are. Returns -1 so callers can write `return lmql__errf(err, ...)`. */
 int lmql__errf(struct lmql__err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same for functions that return a pointer: `return lmql__errp(err, ...)` gives NULL. */
+#define lmql__errp(err, ...) (lmql__errf((err), __VA_ARGS__), NULL)
 /* The same with the kind and place (pos NULL: no place). */
 int lmql__err_set(struct lmql__err *err, lmql_status status, const struct lmql_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -14,16 +14,6 @@
 #include "json.h"
 #include "utf8.h"
 
-static struct lmql_val *mfail(struct lmql__err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct lmql_val *mfail(struct lmql__err *err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    err->status = LMQL_ERR_RUNTIME;
-    return NULL;
-}
-
 static struct lmql_val *oom(struct lmql__err *err) {
     lmql__err_nomem(err);
     return NULL;
@@ -42,13 +32,13 @@ static int n_positional(int argc, const char **names) {
 static struct lmql_val *json_loads(void *ud, int argc, struct lmql_val **argv, const char **names,
                                    struct lmql__err *err) {
     (void)ud;
-    if (argc != 1 || names[0]) return mfail(err, "TypeError: json.loads() takes one string");
+    if (argc != 1 || names[0]) return lmql__errp(err, "TypeError: json.loads() takes one string");
     if (argv[0]->kind != LMQL_V_STR)
-        return mfail(err, "TypeError: the JSON object must be str, not %s", lmql__val_type_name(argv[0]));
+        return lmql__errp(err, "TypeError: the JSON object must be str, not %s", lmql__val_type_name(argv[0]));
     struct lmql__err je = {0};
     struct lmql_val *v = lmql__json_parse(argv[0]->u.str.s, argv[0]->u.str.len, &je);
     if (!v && je.status == LMQL_ERR_NOMEM) return oom(err);
-    if (!v) return mfail(err, "json.decoder.JSONDecodeError: %s", je.msg);
+    if (!v) return lmql__errp(err, "json.decoder.JSONDecodeError: %s", je.msg);
     return v;
 }
 
@@ -63,11 +53,10 @@ static int ascii_only(struct lmql__buf *out, const char *s, size_t n) {
             i++;
             continue;
         }
-        size_t len = lmql__utf8_seq_len((const unsigned char *)s + i, n - i);
-        LMQL_ASSERT(len >= 2 && len <= 4);   /* our JSON writer writes valid UTF-8 */
-        if (len < 2 || len > 4) return -1;
-        uint32_t cp = c & (0x7F >> len);
-        for (size_t k = 1; k < len; k++) cp = cp << 6 | ((unsigned char)s[i + k] & 0x3F);
+        uint32_t cp = 0;
+        size_t len = lmql__utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        LMQL_ASSERT(len >= 2);   /* our JSON writer writes valid UTF-8 */
+        if (len < 2) return -1;
         i += len;
         if (cp >= 0x10000) {
             cp -= 0x10000;
@@ -85,19 +74,19 @@ static struct lmql_val *json_dumps(void *ud, int argc, struct lmql_val **argv, c
                                    struct lmql__err *err) {
     (void)ud;
     int np = n_positional(argc, names);
-    if (np != 1) return mfail(err, "TypeError: json.dumps() takes one object");
+    if (np != 1) return lmql__errp(err, "TypeError: json.dumps() takes one object");
     bool ensure_ascii = true;
     for (int i = np; i < argc; i++) {
         if (!strcmp(names[i], "ensure_ascii")) ensure_ascii = lmql__val_truthy(argv[i]);
         else if (!strcmp(names[i], "indent") && argv[i]->kind == LMQL_V_NONE) continue;
         else
-            return mfail(err, "TypeError: json.dumps() argument '%s' is not supported (ensure_ascii is)", names[i]);
+            return lmql__errp(err, "TypeError: json.dumps() argument '%s' is not supported (ensure_ascii is)", names[i]);
     }
     struct lmql__buf b = {0}, a = {0};
     if (lmql__val_json_into(&b, argv[0])) {
         const char *why = lmql__val_error();
         lmql__buf_free(&b);
-        return why ? mfail(err, "%s", why) : oom(err);
+        return why ? lmql__errp(err, "%s", why) : oom(err);
     }
     struct lmql_val *s = NULL;
     if (!ensure_ascii) s = lmql__val_str(b.data ? b.data : "", b.len);
@@ -124,10 +113,10 @@ enum mfn {
 
 /* Python's int() of a double that is integral: an error past 64 bits. */
 static struct lmql_val *int_of(double r, const char *fn, struct lmql__err *err) {
-    if (isnan(r)) return mfail(err, "ValueError: cannot convert float NaN to integer (math.%s)", fn);
-    if (isinf(r)) return mfail(err, "OverflowError: cannot convert float infinity to integer (math.%s)", fn);
+    if (isnan(r)) return lmql__errp(err, "ValueError: cannot convert float NaN to integer (math.%s)", fn);
+    if (isinf(r)) return lmql__errp(err, "OverflowError: cannot convert float infinity to integer (math.%s)", fn);
     if (r < -9223372036854775808.0 || r >= 9223372036854775808.0)
-        return mfail(err, "OverflowError: math.%s(): the result does not fit in 64 bits", fn);
+        return lmql__errp(err, "OverflowError: math.%s(): the result does not fit in 64 bits", fn);
     struct lmql_val *v = lmql__val_int((int64_t)r);
     return v ? v : oom(err);
 }
@@ -147,11 +136,11 @@ static struct lmql_val *math_fn(void *ud, int argc, struct lmql_val **argv, cons
     const char *fn = info[f].name;
     int np = n_positional(argc, names);
     if (np < info[f].min || np > info[f].max || (np != argc && f != M_ISCLOSE))
-        return mfail(err, "TypeError: math.%s() takes %d argument%s", fn, info[f].min, info[f].min == 1 ? "" : "s");
+        return lmql__errp(err, "TypeError: math.%s() takes %d argument%s", fn, info[f].min, info[f].min == 1 ? "" : "s");
     double x[2] = {0, 0};
     for (int i = 0; i < np; i++)
         if (!num_arg(argv[i], &x[i]))
-            return mfail(err, "TypeError: must be real number, not %s (math.%s)", lmql__val_type_name(argv[i]), fn);
+            return lmql__errp(err, "TypeError: must be real number, not %s (math.%s)", lmql__val_type_name(argv[i]), fn);
     /* floor/ceil/trunc of an int is that int, exactly */
     if ((f == M_FLOOR || f == M_CEIL || f == M_TRUNC) && argv[0]->kind != LMQL_V_FLOAT)
         return lmql__val_int(argv[0]->kind == LMQL_V_INT ? argv[0]->u.i : argv[0]->u.b);
@@ -189,7 +178,7 @@ static struct lmql_val *math_fn(void *ud, int argc, struct lmql_val **argv, cons
         for (int i = np; i < argc; i++) {
             double *t = !strcmp(names[i], "rel_tol") ? &rel : !strcmp(names[i], "abs_tol") ? &abs_tol : NULL;
             if (!t || !num_arg(argv[i], t))
-                return mfail(err, "TypeError: math.isclose() takes rel_tol= and abs_tol= numbers");
+                return lmql__errp(err, "TypeError: math.isclose() takes rel_tol= and abs_tol= numbers");
         }
         if (x[0] == x[1]) return lmql__val_bool(true);
         if (isinf(x[0]) || isinf(x[1])) return lmql__val_bool(false);
@@ -197,9 +186,9 @@ static struct lmql_val *math_fn(void *ud, int argc, struct lmql_val **argv, cons
         return lmql__val_bool(d <= fabs(rel * x[1]) || d <= fabs(rel * x[0]) || d <= abs_tol);
     }
     }
-    if (domain || (isnan(r) && !isnan(x[0]) && !isnan(x[1]))) return mfail(err, "ValueError: math domain error");
+    if (domain || (isnan(r) && !isnan(x[0]) && !isnan(x[1]))) return lmql__errp(err, "ValueError: math domain error");
     if (isinf(r) && isfinite(x[0]) && isfinite(x[1]) && f != M_TAN)
-        return mfail(err, "OverflowError: math range error (math.%s)", fn);
+        return lmql__errp(err, "OverflowError: math range error (math.%s)", fn);
     struct lmql_val *v = lmql__val_float(r);
     return v ? v : oom(err);
 }

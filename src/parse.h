@@ -114,6 +114,8 @@ void lmql__p_error_at(struct lmql_parser *p, size_t off, const char *fmt, ...)
 #endif
     ;
 void lmql__p_unexpected(struct lmql_parser *p, const char *where);
+/* A def's or lambda's parameter, at its NAME (parse_stmt.c). */
+void lmql__p_param(struct lmql_parser *p, struct lmql_vec *params, int *seen_default, int in_def);
 void lmql__p_unsupported(struct lmql_parser *p, const struct lmql_token *t);
 void lmql__p_enter(struct lmql_parser *p);
 void lmql__p_leave(struct lmql_parser *p);

@@ -515,19 +515,7 @@ static struct lmql_node *lambda(struct lmql_parser *p) {
   struct lmql_vec params = {0};
   int seen_default = 0;
   while (lmql__p_kind(p) == K(NAME)) {
-    struct lmql_token *t = lmql__p_next(p);
-    struct lmql_node *prm = lmql__p_node_tok(p, LMQL_NODE_PARAM, t);
-    prm->u.param.name = lmql__p_tok_text(p, t);
-    for (int32_t i = 0; i < params.n; i++)
-      if (strcmp(params.items[i]->u.param.name, prm->u.param.name) == 0)
-        lmql__p_error_at(p, t->off, "duplicate argument '%s' in lambda", prm->u.param.name);
-    if (lmql__p_accept(p, K(ASSIGN))) {
-      prm->u.param.dflt = lmql__p_expr(p);
-      seen_default = 1;
-    } else if (seen_default) {
-      lmql__p_error_at(p, t->off, "non-default argument follows default argument");
-    }
-    lmql__p_push(p, &params, prm);
+    lmql__p_param(p, &params, &seen_default, 0);
     if (!lmql__p_accept(p, K(COMMA))) break;
   }
   n->u.def.params = lmql__p_list(&params);

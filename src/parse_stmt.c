@@ -163,6 +163,26 @@ static struct lmql_node *import_stmt(struct lmql_parser *p) {
   return n;
 }
 
+/* param -> NAME [':' expr] ['=' expr], at a NAME token; annotations only
+** in a def (in a lambda the ':' ends the parameters). Pushed onto params. */
+void lmql__p_param(struct lmql_parser *p, struct lmql_vec *params, int *seen_default, int in_def) {
+  struct lmql_token *t = lmql__p_next(p);
+  struct lmql_node *prm = lmql__p_node_tok(p, LMQL_NODE_PARAM, t);
+  prm->u.param.name = lmql__p_tok_text(p, t);
+  for (int32_t i = 0; i < params->n; i++)
+    if (strcmp(params->items[i]->u.param.name, prm->u.param.name) == 0)
+      lmql__p_error_at(p, t->off, "duplicate argument '%s' in %s", prm->u.param.name,
+                       in_def ? "function definition" : "lambda");
+  if (in_def && lmql__p_accept(p, K(COLON))) (void)lmql__p_expr(p);
+  if (lmql__p_accept(p, K(ASSIGN))) {
+    prm->u.param.dflt = lmql__p_expr(p);
+    *seen_default = 1;
+  } else if (*seen_default) {
+    lmql__p_error_at(p, t->off, "non-default argument follows default argument");
+  }
+  lmql__p_push(p, params, prm);
+}
+
 /* global_stmt -> ('global' | 'nonlocal') NAME {',' NAME} */
 static struct lmql_node *global_stmt(struct lmql_parser *p) {
   struct lmql_token *t = lmql__p_next(p);
@@ -540,21 +560,7 @@ static int funcdef(struct lmql_parser *p, struct lmql_vec *out, struct lmql_node
       lmql__p_unexpected(p, "in parameter list");
       return 0;
     }
-    lmql__p_next(p);
-    struct lmql_node *prm = lmql__p_node_tok(p, LMQL_NODE_PARAM, t);
-    prm->u.param.name = lmql__p_tok_text(p, t);
-    for (int32_t i = 0; i < params.n; i++)
-      if (strcmp(params.items[i]->u.param.name, prm->u.param.name) == 0)
-        lmql__p_error_at(p, t->off, "duplicate argument '%s' in function definition",
-                         prm->u.param.name);
-    if (lmql__p_accept(p, K(COLON))) (void)lmql__p_expr(p);
-    if (lmql__p_accept(p, K(ASSIGN))) {
-      prm->u.param.dflt = lmql__p_expr(p);
-      seen_default = 1;
-    } else if (seen_default) {
-      lmql__p_error_at(p, t->off, "non-default argument follows default argument");
-    }
-    lmql__p_push(p, &params, prm);
+    lmql__p_param(p, &params, &seen_default, 1);
     if (!lmql__p_accept(p, K(COMMA))) break;
   }
   n->u.def.params = lmql__p_list(&params);

@@ -23,6 +23,15 @@ size_t lmql__utf8_seq_len(const unsigned char *s, size_t n) {
     return len;
 }
 
+size_t lmql__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    size_t l = n ? lmql__utf8_seq_len(s, n) : 0;
+    if (!l) return 0;
+    uint32_t v = l == 1 ? s[0] : (uint32_t)(s[0] & (0x7Fu >> l));
+    for (size_t k = 1; k < l; k++) v = (v << 6) | (s[k] & 0x3Fu);
+    *cp = v;
+    return l;
+}
+
 size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     size_t need = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 0;

@@ -20,6 +20,10 @@
 ** starts there (n > 0). */
 size_t lmql__utf8_seq_len(const unsigned char *s, size_t n);
 
+/* The code point of the valid UTF-8 sequence at s[0..n) in *cp and its
+** length (1..4), or 0 (and *cp untouched) if none starts there (n may be 0). */
+size_t lmql__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 /* At s, where no valid UTF-8 sequence starts: how many bytes one
 ** replacement character stands for (n > 0). */
 size_t lmql__utf8_invalid_len(const unsigned char *s, size_t n);

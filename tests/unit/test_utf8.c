@@ -78,7 +78,23 @@ static void test_language_agrees(void) {
     lmql_free(L);
 }
 
+/* The one decoder: code points of valid sequences, 0 for what is not one. */
+static void test_decode(void) {
+    static const struct { const char *s; size_t n; size_t len; uint32_t cp; } cases[] = {
+        {"A", 1, 1, 0x41},         {"\xC3\xA9", 2, 2, 0xE9},        {"\xE2\x82\xAC", 3, 3, 0x20AC},
+        {"\xF0\x9F\x98\x80", 4, 4, 0x1F600}, {"\xC3", 1, 0, 7}, {"\xC0\x80", 2, 0, 7},   /* truncated, overlong */
+        {"\xED\xA0\x80", 3, 0, 7},  /* a surrogate */ {"\xF4\x90\x80\x80", 4, 0, 7},   /* past U+10FFFF */
+        {"", 0, 0, 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint32_t cp = 7;
+        CHECK_INT(lmql__utf8_decode((const unsigned char *)cases[i].s, cases[i].n, &cp), cases[i].len);
+        CHECK_INT(cp, cases[i].cp);
+    }
+}
+
 int main(void) {
+    RUN(test_decode);
     RUN(test_count);
     RUN(test_language_agrees);
     return th_report("utf8");
