@@ -248,12 +248,14 @@ void lmql_args_free(struct lmql_args *A) {
 
 /* ------------------------------------------------------------- models -- */
 
-/* The vocabulary LMQL's random model uses when the query names none. */
+/* The vocabulary of the random model when the query names none: GPT-2's,
+** as LMQL's (random_model.py: 50,257 tokens, EOS 50256), so that the same
+** query and seed draw the same text. $LMQL_RANDOM_VOCAB picks another. */
 static const char *default_random_vocab(void) {
     const char *env = getenv("LMQL_RANDOM_VOCAB");
     if (env && *env) return env;
-    static const char *const candidates[] = {"build/vocab/ggml-vocab-llama-spm.gguf",
-                                             "/usr/local/share/lmql/ggml-vocab-llama-spm.gguf"};
+    static const char *const candidates[] = {"build/vocab/ggml-vocab-gpt-2.gguf",
+                                             "/usr/local/share/lmql/ggml-vocab-gpt-2.gguf"};
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
         if (access(candidates[i], R_OK) == 0) return candidates[i];
     return NULL;

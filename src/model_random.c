@@ -20,7 +20,6 @@
 #include "trie.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +58,6 @@ static int rnd_next_logprobs(struct lmql__model *base, int n_req, const struct l
         if (bos >= 0 && (reqs[r].n_tokens == 0 || reqs[r].tokens[0] != bos)) sum = bos;
         for (int32_t i = 0; i < reqs[r].n_tokens; i++) sum += reqs[r].tokens[i];
         m->ids_sum = sum;
-        if (getenv("RND_DEBUG")) { fprintf(stderr, "sum %lld n %d:", (long long)sum, reqs[r].n_tokens); for (int32_t i = 0; i < reqs[r].n_tokens; i++) fprintf(stderr, " %d", reqs[r].tokens[i]); fprintf(stderr, "\n"); }
     }
     return 0;
 }
