@@ -274,13 +274,18 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
     for (int i = 0; i < n_kv; i++) lmql__buf_addf(&key, "\x1f%s=%s", kv[i].key, kv[i].value);
     if (!key.data) { lmql__errf(err, "out of memory"); return NULL; }
     for (int i = 0; i < L->n_models; i++)
-        if (!strcmp(L->models[i].key, key.data)) { lmql__buf_free(&key); return L->models[i].model; }
+        if (!strcmp(L->models[i].key, key.data)) {
+            lmql__buf_free(&key);
+            lmql__random_session_seed(L->models[i].model, L->params.seed);
+            return L->models[i].model;
+        }
 
     struct lmql__model *m = NULL;
     if (!strncmp(id, "local:llama.cpp:", 16)) {
         m = lmql__llama_open(id + 16, kv, n_kv, err);
     } else if (!strcmp(id, "random")) {
         m = lmql__random_open(kv, n_kv, default_random_vocab(), err);
+        lmql__random_session_seed(m, L->params.seed);
     } else if (!strncmp(id, "llama.cpp:", 10)) {
         m = lmql__lmtp_open(id, kv, n_kv, err);
     } else if (has_suffix(id, ".gguf")) {

@@ -32,6 +32,7 @@ struct rnd {
     float *uniform;
     double *scratch;     /* n_tokens doubles: numpy's probs / cdf arrays */
     uint32_t seed;
+    bool seeded;         /* seed= given: the session's seed does not apply */
     int64_t ids_sum;     /* of the last request's ids, BOS in front */
 };
 
@@ -163,10 +164,18 @@ static const struct lmql__model_ops rnd_ops = {
     .choose = rnd_choose,
 };
 
+void lmql__random_session_seed(struct lmql__model *base, uint64_t seed) {
+    if (!base || base->ops != &rnd_ops) return;
+    struct rnd *m = (struct rnd *)base;
+    /* numpy takes 32-bit seeds; a larger session seed keeps its low bits */
+    if (!m->seeded) m->seed = (uint32_t)seed;
+}
+
 struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const char *default_vocab,
                                       struct lmql__err *err) {
     const char *vocab = default_vocab;
     uint32_t seed = 0;
+    bool seeded = false;
     for (int i = 0; i < n_kv; i++) {
         if (!strcmp(kv[i].key, "vocab")) vocab = kv[i].value;
         else if (!strcmp(kv[i].key, "seed")) {
@@ -183,6 +192,7 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
                 return NULL;
             }
             seed = (uint32_t)s;
+            seeded = true;
         } else {
             lmql__errf(err, "random model: unknown parameter '%s' (valid: seed, vocab)", kv[i].key);
             return NULL;
@@ -209,6 +219,7 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
     m->base.n_ctx = INT32_MAX;
     m->base.id = lmql__strdup("random");
     m->seed = seed;
+    m->seeded = seeded;
     m->uniform = lmql__malloc((size_t)vm->vocab->n_tokens * sizeof(float));
     m->scratch = lmql__malloc((size_t)vm->vocab->n_tokens * sizeof(double));
     if (!m->uniform || !m->scratch || !m->base.id) { rnd_free(&m->base); lmql__errf(err, "out of memory"); return NULL; }

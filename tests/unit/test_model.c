@@ -491,6 +491,30 @@ static void test_random_model(void) {
         free(mask);
         lmql__model_free(m);
     }
+    /* without seed= the session's seed applies (seed 0 until one is set);
+    ** an explicit seed= stays */
+    {
+        struct lmql__kv s123[] = {{"seed", "123"}};
+        struct lmql__model *d = lmql__random_open(NULL, 0, VOCABS[1], &err);
+        struct lmql__model *e = lmql__random_open(s123, 1, VOCABS[1], &err);
+        CHECK(d && e);
+        if (d && e) {
+            uint8_t *mask = malloc((size_t)V);
+            memset(mask, 1, (size_t)V);
+            struct lmql__eval_req r = {0, t1, 2, NULL, NULL};
+            CHECK_INT(d->ops->next_logprobs(d, 1, &r, &lp, &err), 0);
+            CHECK_INT(d->ops->choose(d, lp, mask), 3928);
+            lmql__random_session_seed(d, 4294913285u);
+            CHECK_INT(d->ops->choose(d, lp, mask), 4906);
+            CHECK_INT(e->ops->next_logprobs(e, 1, &r, &lp, &err), 0);
+            int32_t x = e->ops->choose(e, lp, mask);
+            lmql__random_session_seed(e, 0);
+            CHECK_INT(e->ops->choose(e, lp, mask), x);
+            free(mask);
+        }
+        lmql__model_free(d);
+        lmql__model_free(e);
+    }
     struct lmql__kv neg[] = {{"seed", "-1"}}, big[] = {{"seed", "4294967296"}};
     CHECK(lmql__random_open(neg, 1, VOCABS[1], &err) == NULL);
     CHECK_CONTAINS(err.msg, "between 0 and 2**32 - 1");
