@@ -524,8 +524,29 @@ static void test_random_model(void) {
     CHECK_CONTAINS(err.msg, "valid: seed, vocab");
 }
 
+/* Bytes that decode past U+10FFFF (a model or the random model can draw
+** them one byte token at a time) tokenize like other invalid UTF-8: they
+** used to abort the program from inside llama.cpp's BPE pre-tokenizer. */
+static void test_over_range_utf8(void) {
+    static const char *const texts[] = {"a\xf5\x80\x80\x80" "b", "\xf4\x90\x80\x80", "x\xf7\xbf\xbf\xbf\xf4\x90\x80\x80"};
+    for (int v = 0; v < 3; v++) {
+        struct lmql__err err = {0};
+        struct lmql__kv kv = {"vocab_only", "true"};
+        struct lmql__model *m = lmql__llama_open(VOCABS[v], &kv, 1, &err);
+        CHECK(m != NULL);
+        if (!m) continue;
+        for (int k = 0; k < 3; k++) {
+            int32_t t[64];
+            CHECK(m->ops->tokenize(m, texts[k], strlen(texts[k]), false, false, t, 64, &err) > 0);
+            CHECK(m->ops->tokenize(m, texts[k], strlen(texts[k]), false, true, t, 64, &err) > 0);
+        }
+        lmql__model_free(m);
+    }
+}
+
 int main(void) {
     RUN(test_roundtrip);
+    RUN(test_over_range_utf8);
     RUN(test_spm_tokens);
     RUN(test_bpe_vocabs);
     RUN(test_prefix_reuse);
