@@ -307,8 +307,35 @@ static int slot_reserve(struct slot *s, int32_t n) {
     return 0;
 }
 
+/* Where a 4-byte UTF-8 form decodes past U+10FFFF (lead F4 90.. to F7):
+** llama.cpp's BPE pre-tokenizer decodes it without a range check and then
+** throws "invalid codepoint" out of llama_tokenize, which aborts a C
+** program. Models and the random model can draw such bytes (GPT-2 has a
+** token per byte). Returns the offset of the first one, or len. */
+static size_t over_range_utf8(const unsigned char *s, size_t len) {
+    for (size_t i = 0; i + 3 < len; i++) {
+        if ((s[i] & 0xF8) != 0xF0 || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 ||
+            (s[i + 3] & 0xC0) != 0x80)
+            continue;
+        uint32_t cpt = (uint32_t)(s[i] & 7) << 18 | (uint32_t)(s[i + 1] & 0x3F) << 12;
+        if (cpt > 0x10FFFF) return i;
+    }
+    return len;
+}
+
 static int32_t raw_tokenize(struct llm *m, const char *text, size_t len, bool special, int32_t *out, int32_t cap) {
-    return llama_tokenize(m->vocab, text, (int32_t)len, out, cap, special, false);
+    size_t bad = over_range_utf8((const unsigned char *)text, len);
+    if (bad == len) return llama_tokenize(m->vocab, text, (int32_t)len, out, cap, special, false);
+    /* Such a form is invalid UTF-8 as any other: make its lead byte one
+    ** llama.cpp rejects (0xFF), so its bytes become what other invalid
+    ** bytes become, instead of an abort. */
+    char *copy = lmql__malloc(len);
+    if (!copy) return INT32_MIN;
+    memcpy(copy, text, len);
+    for (; bad < len; bad = over_range_utf8((const unsigned char *)copy, len)) copy[bad] = (char)0xFF;
+    int32_t n = llama_tokenize(m->vocab, copy, (int32_t)len, out, cap, special, false);
+    free(copy);
+    return n;
 }
 
 static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
@@ -322,6 +349,7 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     if (!cont || !m->prefix_space || len == 0) {
         if (len == 0) return add_bos ? (cap >= 1 ? (out[0] = base->vocab->bos, 1) : -1) : 0;
         int32_t n = raw_tokenize(m, text, len, add_bos, out, cap);
+        if (n == INT32_MIN) lmql__errf(err, "the text could not be tokenized (out of memory?)");
         return n;
     }
     /* SPM tokenizers put a space before the text as if it started a
@@ -356,6 +384,7 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     }
     free(tmp);
     free(buf);
+    if (res == INT32_MIN) lmql__errf(err, "the text could not be tokenized (out of memory?)");
     return res;
 }
 

@@ -863,6 +863,14 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
         return lmql__fail(I, seg, LMQL_ERR_RUNTIME, "maximum call depth (%d) exceeded", I->host->params->max_depth);
     }
 
+    /* The text before the call is tokenized apart from the nested query's
+    ** prompt: LMQL tokenizes the calling prompt, then forces the tokens of
+    ** the nested prompt (tokenized alone) after it, and seeded models
+    ** (random) draw from the token ids, so the split shows in their text. */
+    if (I->pending.len) {
+        if (push_text(I, seg, I->pending.data, I->pending.len)) { lmql__val_unref(scope); return -1; }
+        I->pending.len = 0;
+    }
     /* What the sequence was before, to put str(value) in the nested part. */
     size_t prompt0 = I->res->prompt.len;
     int32_t seq0 = I->seq.n;

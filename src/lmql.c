@@ -248,12 +248,14 @@ void lmql_args_free(struct lmql_args *A) {
 
 /* ------------------------------------------------------------- models -- */
 
-/* The vocabulary LMQL's random model uses when the query names none. */
+/* The vocabulary of the random model when the query names none: GPT-2's,
+** as LMQL's (random_model.py: 50,257 tokens, EOS 50256), so that the same
+** query and seed draw the same text. $LMQL_RANDOM_VOCAB picks another. */
 static const char *default_random_vocab(void) {
     const char *env = getenv("LMQL_RANDOM_VOCAB");
     if (env && *env) return env;
-    static const char *const candidates[] = {"build/vocab/ggml-vocab-llama-spm.gguf",
-                                             "/usr/local/share/lmql/ggml-vocab-llama-spm.gguf"};
+    static const char *const candidates[] = {"build/vocab/ggml-vocab-gpt-2.gguf",
+                                             "/usr/local/share/lmql/ggml-vocab-gpt-2.gguf"};
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
         if (access(candidates[i], R_OK) == 0) return candidates[i];
     return NULL;
@@ -272,13 +274,18 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
     for (int i = 0; i < n_kv; i++) lmql__buf_addf(&key, "\x1f%s=%s", kv[i].key, kv[i].value);
     if (!key.data) { lmql__errf(err, "out of memory"); return NULL; }
     for (int i = 0; i < L->n_models; i++)
-        if (!strcmp(L->models[i].key, key.data)) { lmql__buf_free(&key); return L->models[i].model; }
+        if (!strcmp(L->models[i].key, key.data)) {
+            lmql__buf_free(&key);
+            lmql__random_session_seed(L->models[i].model, L->params.seed);
+            return L->models[i].model;
+        }
 
     struct lmql__model *m = NULL;
     if (!strncmp(id, "local:llama.cpp:", 16)) {
         m = lmql__llama_open(id + 16, kv, n_kv, err);
     } else if (!strcmp(id, "random")) {
         m = lmql__random_open(kv, n_kv, default_random_vocab(), err);
+        lmql__random_session_seed(m, L->params.seed);
     } else if (!strncmp(id, "llama.cpp:", 10)) {
         m = lmql__lmtp_open(id, kv, n_kv, err);
     } else if (has_suffix(id, ".gguf")) {

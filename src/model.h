@@ -170,6 +170,10 @@ int lmql__llama_param(int i, const char **name, const char **dflt, const char **
 /* Open LMQL's random model: params seed=N, vocab=PATH (a GGUF). */
 struct lmql__model *lmql__random_open(const struct lmql__kv *params, int n_params, const char *default_vocab,
                                       struct lmql__err *err);
+/* The seed of a random model opened without seed=: the session's
+** (lmql_set_seed, --seed), so runs with different seeds draw differently.
+** Does nothing to other models or to an explicit seed=. */
+void lmql__random_session_seed(struct lmql__model *m, uint64_t seed);
 
 /* Open `llama.cpp:PATH`: the model served over LMTP (params endpoint=
 ** "host:port", chunksize=N, token=T). */

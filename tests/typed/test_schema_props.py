@@ -96,7 +96,11 @@ def main():
             args = [LMQL, "run", "--json", "-e", query]
             for n, s in zip(names, batch):
                 args += ["--" + n, json.dumps(s)]
-            p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            # SPM's vocabulary, not the random model's default GPT-2: its digits
+            # are single tokens, so unbounded numbers end within max_len
+            # (GPT-2's ~1,000 number tokens draw numbers thousands of digits long)
+            env = dict(os.environ, LMQL_RANDOM_VOCAB="build/vocab/ggml-vocab-llama-spm.gguf")
+            p = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
             if p.returncode != 0:
                 check(False, f"seed {seed}, batch {b}: exit {p.returncode}: {p.stderr.strip()[:300]}")
                 continue

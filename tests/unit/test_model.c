@@ -426,45 +426,127 @@ static void test_context_overflow(void) {
     lmql__model_free(m);
 }
 
-/* The random model: uniform scores, seeded draws over a real vocabulary. */
+/* The random model: uniform scores, and LMQL's seeded draws over a real
+** vocabulary. The expected tokens are what LMQL's random_model.py draws
+** (computed with numpy 1.24 from its generate(): RandomState(sum of the
+** ids with BOS + seed), choice over the biased distribution): for the
+** ids, an unconstrained draw, 10 allowed tokens (LMQL's client biases them
+** by +100) and all but 300 allowed (-100 on those). */
 static void test_random_model(void) {
     struct lmql__err err = {0};
     struct lmql__kv kv[] = {{"seed", "7"}};
-    struct lmql__model *a = lmql__random_open(kv, 1, VOCABS[0], &err);
-    struct lmql__model *b = lmql__random_open(kv, 1, VOCABS[0], &err);
+    struct lmql__model *a = lmql__random_open(kv, 1, VOCABS[1], &err);
+    struct lmql__model *b = lmql__random_open(kv, 1, VOCABS[1], &err);
     CHECK(a && b);
     if (!a || !b) { lmql__model_free(a); lmql__model_free(b); return; }
-    CHECK_INT(a->vocab->n_tokens, 32000);
-    int32_t t[4] = {1, 100, 200, 300};
-    struct lmql__eval_req r = {0, t, 4, NULL, NULL};
+    const int32_t V = 50257;
+    CHECK_INT(a->vocab->n_tokens, V);
+    CHECK_INT(a->vocab->bos, 50256);
+    int32_t t1[2] = {464, 3290}, t2[1] = {50256}, t3[6] = {50256, 1, 2, 3, 4, 5};
+    const struct { const int32_t *t; int32_t n; int32_t all, few, most; } cases[] = {
+        {t1, 2, 28205, 1005, 28336},   /* BOS is added to the sum when the ids lack it */
+        {t2, 1, 21677, 1004, 21547},
+        {t3, 6, 7893, 1001, 7846},
+    };
+    uint8_t *all = malloc((size_t)V), *few = calloc((size_t)V, 1), *most = malloc((size_t)V);
+    memset(all, 1, (size_t)V);
+    for (int i = 1000; i < 1010; i++) few[i] = 1;
+    for (int32_t i = 0; i < V; i++) most[i] = !(i >= 28000 && i < 28300);
     const float *lp;
-    CHECK_INT(a->ops->next_logprobs(a, 1, &r, &lp, &err), 0);
-    CHECK(fabsf(lp[0] - lp[31999]) == 0.0f);
-    CHECK(fabsf(lp[5] + logf(32000.0f)) < 1e-4f);
-    uint8_t *mask = calloc(32000, 1);
-    for (int i = 1000; i < 1010; i++) mask[i] = 1;
-    int same = 1, distinct = 0, prev = -1;
-    for (int i = 0; i < 50; i++) {
-        int32_t x = a->ops->choose(a, lp, mask), y = b->ops->choose(b, lp, mask);
-        CHECK(x >= 1000 && x < 1010);
-        same &= x == y;
-        distinct += x != prev;
-        prev = x;
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        struct lmql__eval_req r = {0, cases[k].t, cases[k].n, NULL, NULL};
+        CHECK_INT(a->ops->next_logprobs(a, 1, &r, &lp, &err), 0);
+        CHECK(fabsf(lp[0] - lp[V - 1]) == 0.0f);
+        CHECK(fabsf(lp[5] + logf((float)V)) < 1e-4f);
+        CHECK_INT(a->ops->choose(a, lp, all), cases[k].all);
+        CHECK_INT(a->ops->choose(a, lp, few), cases[k].few);
+        CHECK_INT(a->ops->choose(a, lp, most), cases[k].most);
+        /* a draw depends on the ids, the seed and the mask only */
+        CHECK_INT(b->ops->next_logprobs(b, 1, &r, &lp, &err), 0);
+        CHECK_INT(b->ops->choose(b, lp, few), cases[k].few);
     }
-    CHECK(same);            /* same seed, same draws */
-    CHECK(distinct > 10);   /* and they are draws, not a constant */
-    memset(mask, 0, 32000);
-    CHECK_INT(a->ops->choose(a, lp, mask), -1);
-    free(mask);
+    /* one allowed token is taken without a draw; none is no choice */
+    memset(few, 0, (size_t)V);
+    few[42] = 1;
+    CHECK_INT(a->ops->choose(a, lp, few), 42);
+    few[42] = 0;
+    CHECK_INT(a->ops->choose(a, lp, few), -1);
+    free(all);
+    free(few);
+    free(most);
     lmql__model_free(a);
     lmql__model_free(b);
+    /* the seed is numpy's: 0 .. 2**32-1 (the largest here, with BOS 464 3290 summing to 54,010) */
+    static const struct { const char *seed; int32_t want; } seeds[] = {{"0", 3928}, {"4294913285", 4906}};
+    for (int k = 0; k < 2; k++) {
+        struct lmql__kv kvs[] = {{"seed", seeds[k].seed}};
+        struct lmql__model *m = lmql__random_open(kvs, 1, VOCABS[1], &err);
+        CHECK(m != NULL);
+        if (!m) continue;
+        uint8_t *mask = malloc((size_t)V);
+        memset(mask, 1, (size_t)V);
+        struct lmql__eval_req r = {0, t1, 2, NULL, NULL};
+        CHECK_INT(m->ops->next_logprobs(m, 1, &r, &lp, &err), 0);
+        CHECK_INT(m->ops->choose(m, lp, mask), seeds[k].want);
+        free(mask);
+        lmql__model_free(m);
+    }
+    /* without seed= the session's seed applies (seed 0 until one is set);
+    ** an explicit seed= stays */
+    {
+        struct lmql__kv s123[] = {{"seed", "123"}};
+        struct lmql__model *d = lmql__random_open(NULL, 0, VOCABS[1], &err);
+        struct lmql__model *e = lmql__random_open(s123, 1, VOCABS[1], &err);
+        CHECK(d && e);
+        if (d && e) {
+            uint8_t *mask = malloc((size_t)V);
+            memset(mask, 1, (size_t)V);
+            struct lmql__eval_req r = {0, t1, 2, NULL, NULL};
+            CHECK_INT(d->ops->next_logprobs(d, 1, &r, &lp, &err), 0);
+            CHECK_INT(d->ops->choose(d, lp, mask), 3928);
+            lmql__random_session_seed(d, 4294913285u);
+            CHECK_INT(d->ops->choose(d, lp, mask), 4906);
+            CHECK_INT(e->ops->next_logprobs(e, 1, &r, &lp, &err), 0);
+            int32_t x = e->ops->choose(e, lp, mask);
+            lmql__random_session_seed(e, 0);
+            CHECK_INT(e->ops->choose(e, lp, mask), x);
+            free(mask);
+        }
+        lmql__model_free(d);
+        lmql__model_free(e);
+    }
+    struct lmql__kv neg[] = {{"seed", "-1"}}, big[] = {{"seed", "4294967296"}};
+    CHECK(lmql__random_open(neg, 1, VOCABS[1], &err) == NULL);
+    CHECK_CONTAINS(err.msg, "between 0 and 2**32 - 1");
+    CHECK(lmql__random_open(big, 1, VOCABS[1], &err) == NULL);
     struct lmql__kv bad[] = {{"sed", "1"}};
-    CHECK(lmql__random_open(bad, 1, VOCABS[0], &err) == NULL);
+    CHECK(lmql__random_open(bad, 1, VOCABS[1], &err) == NULL);
     CHECK_CONTAINS(err.msg, "valid: seed, vocab");
+}
+
+/* Bytes that decode past U+10FFFF (a model or the random model can draw
+** them one byte token at a time) tokenize like other invalid UTF-8: they
+** used to abort the program from inside llama.cpp's BPE pre-tokenizer. */
+static void test_over_range_utf8(void) {
+    static const char *const texts[] = {"a\xf5\x80\x80\x80" "b", "\xf4\x90\x80\x80", "x\xf7\xbf\xbf\xbf\xf4\x90\x80\x80"};
+    for (int v = 0; v < 3; v++) {
+        struct lmql__err err = {0};
+        struct lmql__kv kv = {"vocab_only", "true"};
+        struct lmql__model *m = lmql__llama_open(VOCABS[v], &kv, 1, &err);
+        CHECK(m != NULL);
+        if (!m) continue;
+        for (int k = 0; k < 3; k++) {
+            int32_t t[64];
+            CHECK(m->ops->tokenize(m, texts[k], strlen(texts[k]), false, false, t, 64, &err) > 0);
+            CHECK(m->ops->tokenize(m, texts[k], strlen(texts[k]), false, true, t, 64, &err) > 0);
+        }
+        lmql__model_free(m);
+    }
 }
 
 int main(void) {
     RUN(test_roundtrip);
+    RUN(test_over_range_utf8);
     RUN(test_spm_tokens);
     RUN(test_bpe_vocabs);
     RUN(test_prefix_reuse);

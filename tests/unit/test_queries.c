@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct lmql__model *g_vocab;
+/* Token counts use the vocabulary of the case's model: GPT-2's for the
+** random model (its default, as LMQL's), SPM's for the tiny SPM model. */
+static struct lmql__model *g_vocab, *g_gpt2, *g_spm;
 
 /* C-style escapes in expectation text. */
 static void unescape(const char *s, char *out, size_t cap) {
@@ -189,6 +191,7 @@ struct lmql_case {
 };
 
 static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
+    g_vocab = c->program.data && strstr(c->program.data, "-spm.gguf") ? g_spm : g_gpt2;
     char where[512];
     snprintf(where, sizeof where, "%s:%d %s", file, c->line, c->desc);
     /* Trailing newline of the block is not part of the program. */
@@ -262,8 +265,10 @@ static void run_file(const char *path) {
 int main(int argc, char **argv) {
     struct lmql__err err;
     struct lmql__kv kv = {"vocab_only", "true"};
-    g_vocab = lmql__llama_open("build/vocab/ggml-vocab-llama-spm.gguf", &kv, 1, &err);
-    if (!g_vocab) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    g_spm = lmql__llama_open("build/vocab/ggml-vocab-llama-spm.gguf", &kv, 1, &err);
+    if (!g_spm) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    g_gpt2 = lmql__llama_open("build/vocab/ggml-vocab-gpt-2.gguf", &kv, 1, &err);
+    if (!g_gpt2) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (argc > 1)
         for (int i = 1; i < argc; i++) run_file(argv[i]);
     else {
@@ -274,7 +279,9 @@ int main(int argc, char **argv) {
         run_file("tests/cases/typed.test");
         run_file("tests/cases/classes.test");
         run_file("tests/cases/programs.test");
+        run_file("tests/cases/random.test");
     }
-    lmql__model_free(g_vocab);
+    lmql__model_free(g_spm);
+    lmql__model_free(g_gpt2);
     return th_report("queries");
 }
