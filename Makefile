@@ -161,7 +161,7 @@ build/models/tiny-gpt2.gguf: $(MKMODEL) build/vocab/ggml-vocab-gpt-2.gguf
 	$(MKMODEL) --vocab build/vocab/ggml-vocab-gpt-2.gguf --out $@ --preset tiny
 build/models/tiny-llama3.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-bpe.gguf
 	@mkdir -p $(dir $@)
-	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny --chat-template llama3
 bench-model: build/models/bench-q4_0.gguf
 build/models/bench-q4_0.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-spm.gguf
 	@mkdir -p $(dir $@)

@@ -365,6 +365,18 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     return n;
 }
 
+/* Chat template text is tokenized as the local copy of the model does;
+** without one there is no template (chat_template stays NULL). */
+static int32_t lmtp_tokenize_special(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                                     int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    if (!m->local) {
+        lmql__errf(err, "no chat template without the model's GGUF on this machine");
+        return INT32_MIN;
+    }
+    return m->local->ops->tokenize_special(m->local, text, len, bos, cont, out, cap, err);
+}
+
 static void lmtp_slot_copy(struct lmql__model *base, int src, int dst) { (void)base; (void)src; (void)dst; }
 
 static void lmtp_slot_drop(struct lmql__model *base, int slot) {
@@ -394,6 +406,7 @@ static const struct lmql__model_ops lmtp_ops = {
     .score = lmtp_score,
     .slot_copy = lmtp_slot_copy,
     .slot_drop = lmtp_slot_drop,
+    .tokenize_special = lmtp_tokenize_special,
 };
 
 /* The vocabulary from the server (VOCAB extension). `why_not_local` says
@@ -464,8 +477,12 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     m->chunk = 16;
     m->base.id = lmql__strdup(id);
     const char *endpoint = NULL, *token = NULL;
+    /* Role tags are rendered here, with the template of the local copy of
+    ** the GGUF (chat_template=False: LMQL's plain text). */
+    struct lmql__kv vo[2] = {{"vocab_only", "true"}, {"chat_template", "true"}};
     for (int i = 0; i < n_kv; i++) {
         if (!strcmp(kv[i].key, "endpoint")) endpoint = kv[i].value;
+        else if (!strcmp(kv[i].key, "chat_template")) vo[1].value = kv[i].value;
         else if (!strcmp(kv[i].key, "token")) token = kv[i].value;
         else if (!strcmp(kv[i].key, "chunksize")) {
             char *end;
@@ -476,7 +493,7 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
             }
             m->chunk = (int)c;
         } else {
-            lmql__errf(err, "%s: unknown parameter '%s' (valid: endpoint, chunksize, token; model parameters such as "
+            lmql__errf(err, "%s: unknown parameter '%s' (valid: endpoint, chunksize, token, chat_template; model parameters such as "
                        "n_ctx belong on the `lmql serve-model` command line)", id, kv[i].key);
             goto fail;
         }
@@ -496,9 +513,8 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     struct stat st;
     lmql__errf(&why, "'%s' is not on this machine", path);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        struct lmql__kv vo = {"vocab_only", "true"};
         struct lmql__err lerr = {0};
-        m->local = lmql__llama_open(path, &vo, 1, &lerr);
+        m->local = lmql__llama_open(path, vo, 2, &lerr);
         if (!m->local) lmql__errf(&why, "the copy here cannot be read: %s", lerr.msg);
     }
     bool refused;
@@ -510,7 +526,10 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
         m->local = NULL;
     }
     lmql__lmtp_reply_free(&info);
-    if (m->local) m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
+    if (m->local) {
+        m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
+        m->base.chat_template = m->local->chat_template;    /* borrowed from it */
+    }
     else if (remote_vocab(m, why.msg, err)) goto fail;
     return &m->base;
 fail:

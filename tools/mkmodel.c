@@ -9,6 +9,7 @@
  *                [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]
  *                [--n-ff N] [--n-ctx N] [--type f32|f16|q8_0|q4_0]
  *                [--embd-type auto|f32|f16|q8_0|q4_0] [--seed N]
+ *                [--chat-template llama3|chatml|TEXT]
  *
  * The file is written as OUT.tmp and renamed to OUT when complete.  Only
  * the GGUF header is built in memory; tensor data is generated, converted
@@ -165,7 +166,22 @@ typedef struct {
     int embd_type; /* enum ggml_type or EMBD_AUTO */
     uint64_t seed;
     bool n_head_kv_set, embd_type_set;
+    const char *chat_template;  /* tokenizer.chat_template, or NULL */
 } opts_t;
+
+/* The Jinja chat templates of real models, for --chat-template NAME: test
+** models carry the text a real GGUF does, which llama.cpp recognizes. */
+static const struct { const char *name, *jinja; } TEMPLATES[] = {
+    {"llama3", /* Meta-Llama-3-8B-Instruct */
+     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+     "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+     "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+     "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"},
+    {"chatml",
+     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"},
+};
 
 static const struct { const char *name; int type; int ftype; } TYPES[] = {
     { "f32",  GGML_TYPE_F32,  FTYPE_ALL_F32 },
@@ -214,11 +230,13 @@ static const char USAGE[] =
     "                      more than 4M values; default: --type if given, else\n"
     "                      the preset's: auto for tiny, q4_0 for bench)\n"
     "  --seed N            random seed (default 1)\n"
+    "  --chat-template T   store a chat template: llama3 or chatml (the models'\n"
+    "                      Jinja text), or T itself\n"
     "  -h, --help          show this help\n";
 
 static const char VALID_OPTIONS[] =
     "--vocab, --out, --preset, --n-embd, --n-layer, --n-head, --n-head-kv, "
-    "--n-ff, --n-ctx, --type, --embd-type, --seed, --help";
+    "--n-ff, --n-ctx, --type, --embd-type, --seed, --chat-template, --help";
 
 static void apply_preset(opts_t *o, const char *name)
 {
@@ -321,6 +339,11 @@ static void parse_args(opts_t *o, int argc, char **argv)
         else if (opt_is(a, "--type"))        { o->type = parse_type("--type", opt_value(argc, argv, &i, "--type"), false); type_set = true; }
         else if (opt_is(a, "--embd-type"))   { o->embd_type = parse_type("--embd-type", opt_value(argc, argv, &i, "--embd-type"), true); o->embd_type_set = true; }
         else if (opt_is(a, "--seed"))        o->seed = parse_u64("--seed", opt_value(argc, argv, &i, "--seed"));
+        else if (opt_is(a, "--chat-template")) {
+            o->chat_template = opt_value(argc, argv, &i, "--chat-template");
+            for (size_t k = 0; k < sizeof TEMPLATES / sizeof *TEMPLATES; k++)
+                if (!strcmp(o->chat_template, TEMPLATES[k].name)) o->chat_template = TEMPLATES[k].jinja;
+        }
         else if (a[0] == '-')
             die("unknown option '%s'\nvalid options: %s", a, VALID_OPTIONS);
         else
@@ -630,6 +653,8 @@ int main(int argc, char **argv)
     gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
 
     const int64_t n_vocab = copy_tokenizer(g, o.vocab);
+    if (o.chat_template)
+        gguf_set_val_str(g, "tokenizer.chat_template", o.chat_template);
     gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
 
     int embd_type = o.embd_type;

@@ -274,6 +274,7 @@ int main(int argc, char **argv) {
         run_file("tests/cases/typed.test");
         run_file("tests/cases/classes.test");
         run_file("tests/cases/programs.test");
+        run_file("tests/cases/chat.test");
     }
     lmql__model_free(g_vocab);
     return th_report("queries");
