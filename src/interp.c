@@ -75,7 +75,9 @@ static int push_text_as(struct interp *I, const struct lmql_node *at, const char
         k = tokenize(m, s, n, first, !first, t, -k, &e);
     }
     if (k < 0) { free(t); return lmql__fail(I, at, LMQL_ERR_RUNTIME, "tokenizing failed: %s", e.msg); }
-    int rc = lmql__seq_push(&I->seq, t, k);
+    /* A template that writes BOS itself (Llama 2's "<s>") gets no second one. */
+    int32_t skip = special && first && k >= 2 && t[0] == m->vocab->bos && t[1] == t[0];
+    int rc = lmql__seq_push(&I->seq, t + skip, k - skip);
     free(t);
     if (rc) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     if (I->seq.n == 0) {
