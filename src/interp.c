@@ -35,16 +35,42 @@ int lmql__step(struct interp *I, const struct lmql_node *n) {
 
 /* ----------------------------------------------------------- prompts -- */
 
-static int emit_text(struct interp *I, const char *s, size_t n) {
-    if (I->chat_trim) {
-        while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++, n--;
-        if (!n) return 0;
-        I->chat_trim = false;
-    }
+static int emit_raw(struct interp *I, const char *s, size_t n) {
     if (lmql__buf_add(&I->res->prompt, s, n) || lmql__buf_add(&I->pending, s, n))
         return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     const struct lmql_params *p = I->host->params;
     if (p->on_text && I->slot == 0 && n) p->on_text(p->user_data, s, n, LMQL_TEXT_PROMPT);
+    return 0;
+}
+
+static bool chat_on(const struct interp *I) {
+    return I->model && I->model->chat_template && I->model->ops->tokenize_special;
+}
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+int lmql__chat_flush(struct interp *I) {
+    size_t n = I->chat_ws.len;
+    I->chat_ws.len = 0;   /* emit_raw does not touch it */
+    return n ? emit_raw(I, I->chat_ws.data, n) : 0;
+}
+
+/* Prompt text. Under a chat template, the whitespace around a message's
+** text is the template's business (templates trim contents): whitespace
+** after a role tag is dropped, and whitespace at the end of a text is held
+** back (chat_ws) until more text, a hole or the end of the prompt shows it
+** is inside the message; a role tag drops it. So LMQL's multi-line form,
+** a role tag per line, renders as the template does. */
+static int emit_text(struct interp *I, const char *s, size_t n) {
+    if (!chat_on(I)) return emit_raw(I, s, n);
+    if (I->chat_trim) {
+        while (n && is_ws(*s)) s++, n--;
+        if (!n) return 0;
+        I->chat_trim = false;
+    }
+    size_t body = n;
+    while (body && is_ws(s[body - 1])) body--;
+    if (body && (lmql__chat_flush(I) || emit_raw(I, s, body))) return -1;
+    if (lmql__buf_add(&I->chat_ws, s + body, n - body)) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     return 0;
 }
 
@@ -488,6 +514,7 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     if (seg->u.hole.call)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
     I->res->n_holes++;
+    if (lmql__chat_flush(I)) return -1;   /* the whitespace before a hole is the message's */
     if (!seg->u.hole.decorators.n) return generate_hole(I, seg, NULL);
     struct lmql__decos d;
     struct lmql_val *fixed = NULL;
@@ -533,6 +560,7 @@ static int run_role(struct interp *I, const struct lmql_node *s) {
     I->chat_n++;
     /* The text before it keeps its own tokenization; the template's is
     ** tokenized apart, with its special tokens. */
+    I->chat_ws.len = 0;   /* the whitespace that ended the previous message: the template has its own */
     if (rc == 0 && I->pending.len) rc = push_text(I, s, I->pending.data, I->pending.len);
     I->pending.len = 0;
     if (rc == 0 && b.len) rc = push_text_as(I, s, b.data, b.len, true);
@@ -953,6 +981,7 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
         I->pending.len = 0;
         I->chat_roles.len = roles0;   /* its role tags went with its text */
         I->chat_n = chat_n0;
+        I->chat_ws.len = 0;
         if (lmql__buf_add(&I->pending, pending0.data, pending0.len) ||
             lmql__buf_add(&I->pending, text.data ? text.data : "", text.len) ||
             lmql__buf_add(&I->res->prompt, text.data ? text.data : "", text.len))

@@ -44,6 +44,7 @@ struct interp {
     struct lmql__buf chat_roles;
     int     chat_n;
     bool    chat_trim;
+    struct lmql__buf chat_ws;        /* whitespace held back at the end of a text (interp.c) */
     struct lmql__seq_result *res;
     struct lmql__gen gen;
     uint64_t rng;
@@ -143,6 +144,10 @@ bool lmql__class_isinstance(const struct lmql_val *v, const struct lmql_val *cls
 ** renderings are not prefix-stable. */
 int lmql__chat_turn(const char *tmpl, const struct lmql__buf *roles, int n_prev, const char *role, size_t rlen,
                     struct lmql__buf *frag, struct lmql__err *err);
+
+/* Emit the whitespace held back at the end of the prompt (chat_ws): before
+** a hole and when the run ends. */
+int lmql__chat_flush(struct interp *I);
 
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);
