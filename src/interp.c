@@ -295,7 +295,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
         }
         const struct lmql_val *bv = items->u.list.items[best];
         if (!probs || !logps) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-        if (rc == 0) rc = emit_text(I, bv->u.str.s, bv->u.str.len);
+        if (rc == 0) rc = emit_raw(I, bv->u.str.s, bv->u.str.len);   /* the value, whitespace and all */
         if (rc == 0) rc = set_variable(I, name, (struct lmql_val *)bv);
         char key[300];
         snprintf(key, sizeof key, "P(%s)", name);
@@ -988,7 +988,7 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
             rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
         lmql__buf_free(&text);
         x = lmql__val_ref(ret);
-    } else if (rc == 0) {
+    } else if (rc == 0 && (rc = lmql__chat_flush(I)) == 0) {   /* X is its text, whitespace and all */
         x = lmql__val_str(I->res->prompt.data + prompt0, I->res->prompt.len - prompt0);
         if (!x) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     }
