@@ -23,12 +23,14 @@
 ** (no whitespace to trim, no markup). */
 #define MARK_FMT "[[lmql-message-%d]]"
 
+/* Where each marker of n messages is in rendering r (at: its start, end:
+** just after it); -1 unless each is there once, in order. */
 static int find_marks(const struct lmql__buf *r, int n, size_t *at, size_t *end) {
     size_t from = 0;
     for (int i = 0; i < n; i++) {
         char mark[48];
         int k = snprintf(mark, sizeof mark, MARK_FMT, i);
-        const char *p = r->len >= from ? strstr(r->data + from, mark) : NULL;
+        const char *p = strstr(r->data + from, mark);   /* r->data is NUL-terminated (lmql__chat_apply) */
         if (!p) return -1;
         at[i] = (size_t)(p - r->data);
         end[i] = at[i] + (size_t)k;
@@ -38,8 +40,9 @@ static int find_marks(const struct lmql__buf *r, int n, size_t *at, size_t *end)
     return 0;
 }
 
-/* Render n messages with marker contents; roles are n NUL-terminated
-** strings one after another (the last one is `last`, given apart). */
+/* Render n messages with marker contents. Their roles are the NUL-terminated
+** strings in `roles`, one after another, but for the last message's when
+** `last` gives it. */
 static int render(const char *tmpl, const char *roles, const char *last, int n, struct lmql__buf *out,
                   struct lmql__err *err) {
     struct lmql__chat_msg *msgs = lmql__calloc((size_t)n + 1, sizeof *msgs);
