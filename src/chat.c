@@ -42,8 +42,8 @@ static int find_marks(const struct lmql__buf *r, int n, size_t *at, size_t *end)
 
 /* Render n messages with marker contents. Their roles are the NUL-terminated
 ** strings in `roles`, one after another, but for the last message's when
-** `last` gives it. */
-static int render(const char *tmpl, const char *roles, const char *last, int n, struct lmql__buf *out,
+** `last` gives it. `probe` adds a user message after them. */
+static int render(const char *tmpl, const char *roles, const char *last, int n, bool probe, struct lmql__buf *out,
                   struct lmql__err *err) {
     struct lmql__chat_msg *msgs = lmql__calloc((size_t)n + 1, sizeof *msgs);
     char (*marks)[48] = lmql__calloc((size_t)n + 1, sizeof *marks);
@@ -55,12 +55,28 @@ static int render(const char *tmpl, const char *roles, const char *last, int n, 
         msgs[i].content = marks[i];
         if (!(i == n - 1 && last)) r += strlen(r) + 1;
     }
+    if (rc == 0 && probe) {
+        snprintf(marks[n], sizeof marks[n], MARK_FMT, n);
+        msgs[n] = (struct lmql__chat_msg){"user", marks[n]};
+    }
     out->len = 0;
-    if (rc == 0) rc = lmql__chat_apply(tmpl, msgs, n, out, err);
+    if (rc == 0) rc = lmql__chat_apply(tmpl, msgs, n + probe, out, err);
     if (rc == 0 && !out->data && lmql__buf_add(out, "", 0)) rc = lmql__errf(err, "out of memory");
     free(msgs);
     free(marks);
     return rc;
+}
+
+/* The rendering of a conversation whose last message is still open. Some
+** templates hold a message back until the next one (Gemma's writes the
+** system text into the first user turn): then the rendering with a user
+** message after it shows where its text goes. */
+static int render_open(const char *tmpl, const char *roles, const char *last, int n, struct lmql__buf *out,
+                       struct lmql__err *err) {
+    if (render(tmpl, roles, last, n, false, out, err)) return -1;
+    char mark[48];
+    snprintf(mark, sizeof mark, MARK_FMT, n - 1);
+    return strstr(out->data, mark) ? 0 : render(tmpl, roles, last, n, true, out, err);
 }
 
 int lmql__chat_turn(const char *tmpl, const struct lmql__buf *roles, int n_prev, const char *role, size_t rlen,
@@ -72,16 +88,15 @@ int lmql__chat_turn(const char *tmpl, const struct lmql__buf *roles, int n_prev,
     if (rc == 0) {
         memcpy(name, role, rlen);
         name[rlen] = 0;
-        rc = render(tmpl, roles->data ? roles->data : "", name, n_prev + 1, &now, err);
+        rc = render_open(tmpl, roles->data ? roles->data : "", name, n_prev + 1, &now, err);
     }
     if (rc == 0 && find_marks(&now, n_prev + 1, at, end))
-        rc = lmql__errf(err, "the chat template does not write the {:%s} message where it stands (templates that "
-                        "hold a message back, as Gemma's puts the system text into the first user turn, are not "
-                        "supported); use chat_template=False for LMQL's ((role)): text", name);
+        rc = lmql__errf(err, "the chat template does not write the {:%s} message where it stands, nor with a user "
+                        "message after it; use chat_template=False for LMQL's ((role)): text", name);
     /* What the tag adds starts where the previous message's content ends;
     ** everything before must be what the shorter conversation rendered. */
     size_t from = n_prev ? end[n_prev - 1] : 0;
-    if (rc == 0 && n_prev) rc = render(tmpl, roles->data, NULL, n_prev, &before, err);
+    if (rc == 0 && n_prev) rc = render_open(tmpl, roles->data, NULL, n_prev, &before, err);
     if (rc == 0 && n_prev && (before.len < from || memcmp(before.data, now.data, from)))
         rc = lmql__errf(err, "the chat template is not prefix-stable: a {:%s} message changes how the earlier "
                         "messages are rendered, which the model has already read; use chat_template=False for "
