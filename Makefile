@@ -37,7 +37,8 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT = tests/unit/harness.c
 
 VOCABS = $(addprefix build/vocab/ggml-vocab-,llama-spm.gguf gpt-2.gguf llama-bpe.gguf)
-TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tiny-llama3.gguf
+TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tiny-llama3.gguf \
+         build/models/tiny-llama3-eot.gguf
 
 # Keep objects that only tests use between runs.
 .SECONDARY:
@@ -161,7 +162,13 @@ build/models/tiny-gpt2.gguf: $(MKMODEL) build/vocab/ggml-vocab-gpt-2.gguf
 	$(MKMODEL) --vocab build/vocab/ggml-vocab-gpt-2.gguf --out $@ --preset tiny
 build/models/tiny-llama3.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-bpe.gguf
 	@mkdir -p $(dir $@)
-	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny --chat-template llama3
+# A chat model that ends its turn at once: greedy decoding always picks
+# <|eot_id|> (128009), so holes show that an end-of-turn token ends them.
+build/models/tiny-llama3-eot.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-bpe.gguf
+	@mkdir -p $(dir $@)
+	$(MKMODEL) --vocab build/vocab/ggml-vocab-llama-bpe.gguf --out $@ --preset tiny --chat-template llama3 \
+	  --favor 128009 --embd-type q8_0
 bench-model: build/models/bench-q4_0.gguf
 build/models/bench-q4_0.gguf: $(MKMODEL) build/vocab/ggml-vocab-llama-spm.gguf
 	@mkdir -p $(dir $@)

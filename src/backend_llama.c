@@ -63,11 +63,11 @@ static void backend_init(void) {
 
 /* The Llama(...) constructor names of llama-cpp-python, so that queries
 ** and `serve-model --n_ctx 1024` mean what they mean there. */
-enum ptype { P_INT, P_UINT, P_BOOL, P_FLOAT };
+enum ptype { P_INT, P_UINT, P_BOOL, P_FLOAT, P_TEMPLATE };
 enum pkey {
     K_N_CTX, K_N_BATCH, K_N_UBATCH, K_N_THREADS, K_N_THREADS_BATCH, K_N_GPU_LAYERS, K_MAIN_GPU,
     K_SEED, K_USE_MMAP, K_USE_MLOCK, K_VOCAB_ONLY, K_FLASH_ATTN, K_OFFLOAD_KQV, K_ROPE_FREQ_BASE,
-    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_POLL, K_CUDA, K_COUNT
+    K_ROPE_FREQ_SCALE, K_N_SEQ_MAX, K_VERBOSE, K_POLL, K_CUDA, K_CHAT_TEMPLATE, K_COUNT
 };
 /* name, type, the default as this backend applies it, what it does */
 static const struct { const char *name; enum ptype type; const char *dflt, *help; } g_params[K_COUNT] = {
@@ -90,6 +90,9 @@ static const struct { const char *name; enum ptype type; const char *dflt, *help
     [K_VERBOSE] = {"verbose", P_BOOL, "false", "llama.cpp's own log on stderr"},
     [K_POLL] = {"poll", P_UINT, "0", "how much threads spin waiting for work (0-100; 0 is best on a shared CPU)"},
     [K_CUDA] = {"cuda", P_BOOL, "false", "LMQL's --cuda: all layers on the GPU when llama.cpp has a GPU backend"},
+    [K_CHAT_TEMPLATE] = {"chat_template", P_TEMPLATE, "true (the model's)",
+                         "render {:role} tags with the model's chat template; false: LMQL's ((role)): text; "
+                         "or a llama.cpp template name (chatml, llama3, ...)"},
 };
 
 int lmql__llama_param(int i, const char **name, const char **dflt, const char **help) {
@@ -103,6 +106,7 @@ int lmql__llama_param(int i, const char **name, const char **dflt, const char **
 struct params {
     bool set[K_COUNT];
     double num[K_COUNT];
+    const char *tmpl;   /* chat_template given by name (num is then 1) */
 };
 
 static void valid_names(char *out, size_t cap) {
@@ -126,6 +130,14 @@ static int parse_params(const struct lmql__kv *kv, int n, struct params *p, stru
         char *end;
         double d;
         switch (g_params[k].type) {
+        case P_TEMPLATE:
+            /* true/false, or the template (a name llama.cpp knows, or Jinja text) */
+            p->tmpl = NULL;
+            if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) d = 1;
+            else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) d = 0;
+            else if (!*v) return lmql__errf(err, "parameter %s must be true, false or a template name", kv[i].key);
+            else { d = 1; p->tmpl = v; }
+            break;
         case P_BOOL:
             if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) d = 1;
             else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) d = 0;
@@ -293,6 +305,7 @@ struct llm {
     void (*tp_free)(struct ggml_threadpool *);
     bool prefix_space;           /* the tokenizer invents a leading space */
     int32_t nl_token;            /* a token that never merges, for `cont` */
+    char *chat_template;         /* base.chat_template, owned */
     struct llama_batch batch;
 };
 
@@ -323,9 +336,12 @@ static size_t over_range_utf8(const unsigned char *s, size_t len) {
     return len;
 }
 
-static int32_t raw_tokenize(struct llm *m, const char *text, size_t len, bool special, int32_t *out, int32_t cap) {
+/* `special`: add BOS as the vocabulary wants; `parse`: text naming a
+** special token is that token (chat template text only). */
+static int32_t raw_tokenize(struct llm *m, const char *text, size_t len, bool special, bool parse, int32_t *out,
+                            int32_t cap) {
     size_t bad = over_range_utf8((const unsigned char *)text, len);
-    if (bad == len) return llama_tokenize(m->vocab, text, (int32_t)len, out, cap, special, false);
+    if (bad == len) return llama_tokenize(m->vocab, text, (int32_t)len, out, cap, special, parse);
     /* Such a form is invalid UTF-8 as any other: make its lead byte one
     ** llama.cpp rejects (0xFF), so its bytes become what other invalid
     ** bytes become, instead of an abort. */
@@ -333,13 +349,13 @@ static int32_t raw_tokenize(struct llm *m, const char *text, size_t len, bool sp
     if (!copy) return INT32_MIN;
     memcpy(copy, text, len);
     for (; bad < len; bad = over_range_utf8((const unsigned char *)copy, len)) copy[bad] = (char)0xFF;
-    int32_t n = llama_tokenize(m->vocab, copy, (int32_t)len, out, cap, special, false);
+    int32_t n = llama_tokenize(m->vocab, copy, (int32_t)len, out, cap, special, parse);
     free(copy);
     return n;
 }
 
-static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
-                            int32_t *out, int32_t cap, struct lmql__err *err) {
+static int32_t tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont, bool parse,
+                        int32_t *out, int32_t cap, struct lmql__err *err) {
     struct llm *m = (struct llm *)base;
     if (len > (size_t)INT32_MAX / 2) {
         lmql__errf(err, "text of %zu bytes is too long to tokenize", len);
@@ -348,7 +364,7 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     bool add_bos = bos && base->vocab->add_bos && base->vocab->bos >= 0;
     if (!cont || !m->prefix_space || len == 0) {
         if (len == 0) return add_bos ? (cap >= 1 ? (out[0] = base->vocab->bos, 1) : -1) : 0;
-        int32_t n = raw_tokenize(m, text, len, add_bos, out, cap);
+        int32_t n = raw_tokenize(m, text, len, add_bos, parse, out, cap);
         if (n == INT32_MIN) lmql__errf(err, "the text could not be tokenized (out of memory?)");
         return n;
     }
@@ -366,13 +382,13 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     }
     tmp[0] = '\n';
     memcpy(tmp + 1, text, len);
-    n = raw_tokenize(m, tmp, len + 1, false, buf, need);
+    n = raw_tokenize(m, tmp, len + 1, false, parse, buf, need);
     int32_t skip = 0;
     while (skip < n && buf[skip] != m->nl_token) skip++;
     int32_t k = 0, res;
     if (n < 0 || skip >= n) {
         /* Not the expected shape (no such newline token): plain tokenize. */
-        res = raw_tokenize(m, text, len, add_bos, out, cap);
+        res = raw_tokenize(m, text, len, add_bos, parse, out, cap);
     } else {
         int32_t want = n - skip - 1 + (add_bos ? 1 : 0);
         if (want > cap) res = -want;
@@ -386,6 +402,48 @@ static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t l
     free(buf);
     if (res == INT32_MIN) lmql__errf(err, "the text could not be tokenized (out of memory?)");
     return res;
+}
+
+static int32_t llm_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                            int32_t *out, int32_t cap, struct lmql__err *err) {
+    return tokenize(base, text, len, bos, cont, false, out, cap, err);
+}
+
+static int32_t llm_tokenize_special(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                                    int32_t *out, int32_t cap, struct lmql__err *err) {
+    return tokenize(base, text, len, bos, cont, true, out, cap, err);
+}
+
+int lmql__chat_apply(const char *tmpl, const struct lmql__chat_msg *msgs, int n, struct lmql__buf *out,
+                     struct lmql__err *err) {
+    if (n <= 0) return 0;
+    struct llama_chat_message *cm = lmql__malloc((size_t)n * sizeof *cm);
+    if (!cm) return lmql__errf(err, "out of memory");
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        cm[i].role = msgs[i].role;
+        cm[i].content = msgs[i].content;
+        total += strlen(msgs[i].role) + strlen(msgs[i].content);
+    }
+    int rc = 0;
+    int32_t cap = total < (size_t)INT32_MAX / 4 ? (int32_t)(2 * total + 256) : 0;
+    for (int tries = 0; rc == 0; tries++) {
+        if (cap <= 0 || tries == 2) { rc = lmql__errf(err, "the chat is too long to render"); break; }
+        if (lmql__buf_reserve(out, (size_t)cap)) { rc = lmql__errf(err, "out of memory"); break; }
+        int32_t k = llama_chat_apply_template(tmpl, cm, (size_t)n, false, out->data + out->len, cap);
+        if (k < 0) {
+            rc = lmql__errf(err, "llama.cpp does not know this chat template (it knows the common ones by their "
+                            "Jinja text or name: chatml, llama3, mistral-v7, gemma, phi3, ...)");
+        } else if (k <= cap) {
+            out->len += (size_t)k;
+            out->data[out->len] = 0;   /* reserve left room for it */
+            break;
+        } else {
+            cap = k;   /* too small: again with the size it said */
+        }
+    }
+    free(cm);
+    return rc;
 }
 
 static int load_vocab(struct llm *m, struct lmql__err *err) {
@@ -434,10 +492,10 @@ static int load_vocab(struct llm *m, struct lmql__err *err) {
     v->add_bos = llama_vocab_get_add_bos(m->vocab);
     /* Does tokenizing "a" produce a piece with a space in front? */
     int32_t t[8];
-    int32_t k = raw_tokenize(m, "a", 1, false, t, 8);
+    int32_t k = raw_tokenize(m, "a", 1, false, false, t, 8);
     uint32_t plen;
     m->prefix_space = k >= 1 && *lmql__vocab_piece(v, t[0], &plen) == ' ';
-    k = raw_tokenize(m, "\n", 1, false, t, 8);
+    k = raw_tokenize(m, "\n", 1, false, false, t, 8);
     m->nl_token = -1;
     for (int32_t i = 0; i < k; i++) {
         const char *p = lmql__vocab_piece(v, t[i], &plen);
@@ -655,6 +713,7 @@ static void llm_free(struct lmql__model *base) {
     free(m->slots);
     lmql__vocab_unref(base->vocab);
     free(base->id);
+    free(m->chat_template);
     free(m);
 }
 
@@ -666,6 +725,7 @@ static const struct lmql__model_ops llm_ops = {
     .slot_copy = llm_slot_copy,
     .slot_drop = llm_slot_drop,
     .choose = NULL,
+    .tokenize_special = llm_tokenize_special,
 };
 
 /* llama.cpp's default threadpool busy-waits between graph nodes. With as
@@ -695,6 +755,27 @@ static void attach_threadpools(struct llm *m, int n_threads, int n_threads_batch
         if (!m->tp_batch) m->tp_batch = m->tp;
     }
     llama_attach_threadpool(m->ctx, m->tp, m->tp_batch);
+}
+
+/* The template role tags are rendered with: chat_template=NAME, else the
+** GGUF's own (checked only when a role tag needs it, so that a model whose
+** template llama.cpp does not know still runs queries without roles), none
+** with chat_template=False. */
+static int chat_template(struct llm *m, const struct params *p, struct lmql__err *err) {
+    if (p->set[K_CHAT_TEMPLATE] && !p->num[K_CHAT_TEMPLATE]) return 0;
+    const char *t = p->tmpl ? p->tmpl : llama_model_chat_template(m->model, NULL);
+    if (!t || !*t) return 0;
+    if (p->tmpl) {
+        struct llama_chat_message probe = {"user", "x"};
+        char buf[256];
+        if (llama_chat_apply_template(t, &probe, 1, false, buf, sizeof buf) < 0)
+            return lmql__errf(err, "chat_template '%s' is not a template llama.cpp knows (names: chatml, llama3, "
+                              "llama2, mistral-v7, phi3, gemma, zephyr, ...; or true, false)", t);
+    }
+    m->chat_template = lmql__strdup(t);
+    if (!m->chat_template) return lmql__errf(err, "out of memory");
+    m->base.chat_template = m->chat_template;
+    return 0;
 }
 
 /* Loading progress on a terminal; silence elsewhere (logs, pipes, CI). */
@@ -765,6 +846,7 @@ struct lmql__model *lmql__llama_open(const char *path, const struct lmql__kv *kv
     }
     m->vocab = llama_model_get_vocab(m->model);
     if (load_vocab(m, err)) goto fail;
+    if (chat_template(m, &p, err)) goto fail;
 
     int n_slots = (int)param_or(&p, K_N_SEQ_MAX, 8);
     m->base.n_slots = n_slots;

@@ -106,6 +106,15 @@ static int32_t b_tokenize(struct lmql__model *m, const char *text, size_t len, b
     return n;
 }
 
+static int32_t b_tokenize_special(struct lmql__model *m, const char *text, size_t len, bool bos, bool cont,
+                                  int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct batcher *b = (struct batcher *)m;
+    pthread_mutex_lock(&b->mu);
+    int32_t n = b->inner->ops->tokenize_special(b->inner, text, len, bos, cont, out, cap, err);
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
 static int b_score(struct lmql__model *m, int n_req, const struct lmql__eval_req *reqs, const int32_t *from,
                    float **scores, struct lmql__err *err) {
     struct batcher *b = (struct batcher *)m;
@@ -139,6 +148,7 @@ static const struct lmql__model_ops batcher_ops = {
     .slot_copy = b_slot_copy,
     .slot_drop = b_slot_drop,
     .choose = NULL,
+    .tokenize_special = b_tokenize_special,
 };
 
 struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, bool fork_first) {
@@ -164,6 +174,7 @@ struct lmql__model *lmql__batcher_new(struct lmql__model *inner, int n_seqs, boo
     b->base.n_slots = inner->n_slots;
     b->base.n_ctx = inner->n_ctx;
     b->base.id = inner->id;
+    b->base.chat_template = inner->ops->tokenize_special ? inner->chat_template : NULL;   /* borrowed */
     return &b->base;
 }
 

@@ -763,7 +763,14 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
     if (lmql__class_has_attrs(obj)) return lmql__class_getattr(I, at, obj, name);
     if (obj == &g_context) {
         if (!strcmp(name, "prompt") && I->res) {
-            struct lmql_val *p = lmql__val_str(I->res->prompt.data ? I->res->prompt.data : "", I->res->prompt.len);
+            /* The prompt as it stands, with the whitespace held back at its
+            ** end (interp.c), which reading it must not emit: a role tag
+            ** after it drops it as it would have. */
+            struct lmql__buf b = {0};
+            lmql__buf_add(&b, I->res->prompt.data ? I->res->prompt.data : "", I->res->prompt.len);
+            lmql__buf_add(&b, I->chat_ws.data ? I->chat_ws.data : "", I->chat_ws.len);
+            struct lmql_val *p = b.data ? lmql__val_str(b.data, b.len) : NULL;
+            lmql__buf_free(&b);
             if (!p) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
             return p;
         }

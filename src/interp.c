@@ -35,11 +35,42 @@ int lmql__step(struct interp *I, const struct lmql_node *n) {
 
 /* ----------------------------------------------------------- prompts -- */
 
-static int emit_text(struct interp *I, const char *s, size_t n) {
+static int emit_raw(struct interp *I, const char *s, size_t n) {
     if (lmql__buf_add(&I->res->prompt, s, n) || lmql__buf_add(&I->pending, s, n))
         return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     const struct lmql_params *p = I->host->params;
     if (p->on_text && I->slot == 0 && n) p->on_text(p->user_data, s, n, LMQL_TEXT_PROMPT);
+    return 0;
+}
+
+static bool chat_on(const struct interp *I) {
+    return I->model && I->model->chat_template && I->model->ops->tokenize_special;
+}
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+int lmql__chat_flush(struct interp *I) {
+    size_t n = I->chat_ws.len;
+    I->chat_ws.len = 0;   /* emit_raw does not touch it */
+    return n ? emit_raw(I, I->chat_ws.data, n) : 0;
+}
+
+/* Prompt text. Under a chat template, the whitespace around a message's
+** text is the template's business (templates trim contents): whitespace
+** after a role tag is dropped, and whitespace at the end of a text is held
+** back (chat_ws) until more text, a hole or the end of the prompt shows it
+** is inside the message; a role tag drops it. So LMQL's multi-line form,
+** a role tag per line, renders as the template does. */
+static int emit_text(struct interp *I, const char *s, size_t n) {
+    if (!chat_on(I)) return emit_raw(I, s, n);
+    if (I->chat_trim) {
+        while (n && is_ws(*s)) s++, n--;
+        if (!n) return 0;
+        I->chat_trim = false;
+    }
+    size_t body = n;
+    while (body && is_ws(s[body - 1])) body--;
+    if (body && (lmql__chat_flush(I) || emit_raw(I, s, body))) return -1;
+    if (lmql__buf_add(&I->chat_ws, s + body, n - body)) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     return 0;
 }
 
@@ -50,24 +81,29 @@ static void stream_token(void *ud, const char *bytes, size_t len) {
 }
 
 /* Tokenize text and append it to the sequence: BOS when it starts the
-** sequence, and as a continuation otherwise (no invented SPM space). */
-static int push_text(struct interp *I, const struct lmql_node *at, const char *s, size_t n) {
+** sequence, and as a continuation otherwise (no invented SPM space).
+** `special`: chat template text, whose special tokens are parsed. */
+static int push_text_as(struct interp *I, const struct lmql_node *at, const char *s, size_t n, bool special) {
     struct lmql__model *m = I->model;
+    int32_t (*tokenize)(struct lmql__model *, const char *, size_t, bool, bool, int32_t *, int32_t, struct lmql__err *) =
+        special ? m->ops->tokenize_special : m->ops->tokenize;
     bool first = I->seq.n == 0;
     if (n == 0 && !first) return 0;
     struct lmql__err e = {0};
     int32_t cap = (int32_t)(n + 8 > 64 ? n + 8 : 64);
     int32_t *t = lmql__malloc((size_t)cap * sizeof *t);
     if (!t) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
-    int32_t k = m->ops->tokenize(m, s, n, first, !first, t, cap, &e);
+    int32_t k = tokenize(m, s, n, first, !first, t, cap, &e);
     if (k < 0 && k != INT32_MIN) {
         int32_t *bigger = lmql__realloc(t, (size_t)(-k) * sizeof *t);
         if (!bigger) { free(t); return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"); }
         t = bigger;
-        k = m->ops->tokenize(m, s, n, first, !first, t, -k, &e);
+        k = tokenize(m, s, n, first, !first, t, -k, &e);
     }
     if (k < 0) { free(t); return lmql__fail(I, at, LMQL_ERR_RUNTIME, "tokenizing failed: %s", e.msg); }
-    int rc = lmql__seq_push(&I->seq, t, k);
+    /* A template that writes BOS itself (Llama 2's "<s>") gets no second one. */
+    int32_t skip = special && first && k >= 2 && t[0] == m->vocab->bos && t[1] == t[0];
+    int rc = lmql__seq_push(&I->seq, t + skip, k - skip);
     free(t);
     if (rc) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     if (I->seq.n == 0) {
@@ -77,6 +113,10 @@ static int push_text(struct interp *I, const struct lmql_node *at, const char *s
         if (lmql__seq_push(&I->seq, &start, 1)) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     }
     return 0;
+}
+
+static int push_text(struct interp *I, const struct lmql_node *at, const char *s, size_t n) {
+    return push_text_as(I, at, s, n, false);
 }
 
 static int set_variable(struct interp *I, const char *name, struct lmql_val *v) {
@@ -255,7 +295,7 @@ static int run_distribution(struct interp *I, const struct lmql_node *seg) {
         }
         const struct lmql_val *bv = items->u.list.items[best];
         if (!probs || !logps) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-        if (rc == 0) rc = emit_text(I, bv->u.str.s, bv->u.str.len);
+        if (rc == 0) rc = emit_raw(I, bv->u.str.s, bv->u.str.len);   /* the value, whitespace and all */
         if (rc == 0) rc = set_variable(I, name, (struct lmql_val *)bv);
         char key[300];
         snprintf(key, sizeof key, "P(%s)", name);
@@ -467,12 +507,14 @@ static void stream_decorated(void *ud, const char *bytes, size_t len) {
 
 static int run_hole(struct interp *I, const struct lmql_node *seg) {
     const char *name = seg->u.hole.name;
+    I->chat_trim = false;   /* the value is the message's text, as generated */
     if (seg->u.hole.decoder)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "variable-decoder declarations are not supported yet ([%s %s])",
                           seg->u.hole.decoder, name);
     if (seg->u.hole.call)
         return lmql__fail(I, seg, LMQL_ERR_QUERY, "holes with a function call are not supported yet");
     I->res->n_holes++;
+    if (lmql__chat_flush(I)) return -1;   /* the whitespace before a hole is the message's */
     if (!seg->u.hole.decorators.n) return generate_hole(I, seg, NULL);
     struct lmql__decos d;
     struct lmql_val *fixed = NULL;
@@ -495,6 +537,42 @@ static int run_hole(struct interp *I, const struct lmql_node *seg) {
     return rc;
 }
 
+/* A role tag: the text the model's chat template puts there (chat.c), its
+** special tokens parsed; without a template LMQL's "\n((role)):", without
+** the newline at the start of the prompt. */
+static int run_role(struct interp *I, const struct lmql_node *s) {
+    struct lmql__model *m = I->model;
+    struct lmql__buf b = {0};
+    int rc = 0;
+    if (!m->chat_template || !m->ops->tokenize_special) {
+        lmql__buf_addf(&b, "%s((%.*s)):", I->res->prompt.len ? "\n" : "", (int)s->u.text.len, s->u.text.text);
+        rc = b.data ? emit_text(I, b.data, b.len) : lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+        lmql__buf_free(&b);
+        return rc;
+    }
+    struct lmql__err e = {0};
+    if (lmql__chat_turn(m->chat_template, &I->chat_roles, I->chat_n, s->u.text.text, s->u.text.len, &b, &e)) {
+        lmql__buf_free(&b);
+        return lmql__fail(I, s, LMQL_ERR_RUNTIME, "%s: %s", m->id, e.msg);
+    }
+    if (lmql__buf_add(&I->chat_roles, s->u.text.text, s->u.text.len) || lmql__buf_add(&I->chat_roles, "", 1))
+        rc = lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+    I->chat_n++;
+    /* The text before it keeps its own tokenization; the template's is
+    ** tokenized apart, with its special tokens. */
+    I->chat_ws.len = 0;   /* the whitespace that ended the previous message: the template has its own */
+    if (rc == 0 && I->pending.len) rc = push_text(I, s, I->pending.data, I->pending.len);
+    I->pending.len = 0;
+    if (rc == 0 && b.len) rc = push_text_as(I, s, b.data, b.len, true);
+    if (rc == 0 && lmql__buf_add(&I->res->prompt, b.data ? b.data : "", b.len))
+        rc = lmql__fail(I, s, LMQL_ERR_NOMEM, "out of memory");
+    const struct lmql_params *p = I->host->params;
+    if (rc == 0 && p->on_text && I->slot == 0 && b.len) p->on_text(p->user_data, b.data, b.len, LMQL_TEXT_PROMPT);
+    I->chat_trim = true;   /* the message's text starts after its header */
+    lmql__buf_free(&b);
+    return rc;
+}
+
 static int run_prompt(struct interp *I, const struct lmql_node *p) {
     if (p->u.prompt.dist) {
         if (I->dist && I->dist != p->u.prompt.dist)
@@ -506,15 +584,7 @@ static int run_prompt(struct interp *I, const struct lmql_node *p) {
         const struct lmql_node *s = p->u.prompt.segs.items[i];
         switch (s->kind) {
         case LMQL_NODE_SEG_TEXT: rc = emit_text(I, s->u.text.text, s->u.text.len); break;
-        case LMQL_NODE_SEG_ROLE: {
-            /* Models here are not chat models: a role tag is written as
-            ** "\n((role)):", without the newline at the start. */
-            struct lmql__buf b = {0};
-            lmql__buf_addf(&b, "%s((%.*s)):", I->res->prompt.len ? "\n" : "", (int)s->u.text.len, s->u.text.text);
-            rc = emit_text(I, b.data, b.len);
-            lmql__buf_free(&b);
-            break;
-        }
+        case LMQL_NODE_SEG_ROLE: rc = run_role(I, s); break;
         case LMQL_NODE_INTERP: {
             struct lmql_val *v = lmql__eval(I, s->u.interp.expr);
             if (!v) { rc = -1; break; }
@@ -872,8 +942,9 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
         I->pending.len = 0;
     }
     /* What the sequence was before, to put str(value) in the nested part. */
-    size_t prompt0 = I->res->prompt.len;
+    size_t prompt0 = I->res->prompt.len, roles0 = I->chat_roles.len;
     int32_t seq0 = I->seq.n;
+    int chat_n0 = I->chat_n;
     struct lmql__buf pending0 = {0};
     if (lmql__buf_add(&pending0, I->pending.data ? I->pending.data : "", I->pending.len)) {
         lmql__val_unref(scope);
@@ -916,13 +987,16 @@ static int run_nested(struct interp *I, const struct lmql_node *seg, const struc
         I->res->prompt.len = prompt0;
         I->seq.n = seq0;
         I->pending.len = 0;
+        I->chat_roles.len = roles0;   /* its role tags went with its text */
+        I->chat_n = chat_n0;
+        I->chat_ws.len = 0;
         if (lmql__buf_add(&I->pending, pending0.data, pending0.len) ||
             lmql__buf_add(&I->pending, text.data ? text.data : "", text.len) ||
             lmql__buf_add(&I->res->prompt, text.data ? text.data : "", text.len))
             rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
         lmql__buf_free(&text);
         x = lmql__val_ref(ret);
-    } else if (rc == 0) {
+    } else if (rc == 0 && (rc = lmql__chat_flush(I)) == 0) {   /* X is its text, whitespace and all */
         x = lmql__val_str(I->res->prompt.data + prompt0, I->res->prompt.len - prompt0);
         if (!x) rc = lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
     }

@@ -38,6 +38,13 @@ struct interp {
     int     slot;
     struct lmql__seq seq;            /* tokens the model has seen or will see */
     struct lmql__buf pending;        /* prompt text not yet tokenized */
+    /* Role tags rendered by the model's chat template (chat.c): the roles of
+    ** the messages so far, each NUL-terminated, and their count; chat_trim
+    ** drops the whitespace that starts a message's text, as templates trim. */
+    struct lmql__buf chat_roles;
+    int     chat_n;
+    bool    chat_trim;
+    struct lmql__buf chat_ws;        /* whitespace held back at the end of a text (interp.c) */
     struct lmql__seq_result *res;
     struct lmql__gen gen;
     uint64_t rng;
@@ -130,6 +137,17 @@ int lmql__class_setattr(struct interp *I, const struct lmql_node *at, struct lmq
                         struct lmql_val *v);
 /* Is v an instance of cls or of a class derived from it? */
 bool lmql__class_isinstance(const struct lmql_val *v, const struct lmql_val *cls);
+
+/* The text a role tag adds to a prompt under chat template tmpl, after
+** n_prev messages whose roles are in `roles` (chat.c): appended to frag.
+** -1 with err filled for a template llama.cpp does not know or one whose
+** renderings are not prefix-stable. */
+int lmql__chat_turn(const char *tmpl, const struct lmql__buf *roles, int n_prev, const char *role, size_t rlen,
+                    struct lmql__buf *frag, struct lmql__err *err);
+
+/* Emit the whitespace held back at the end of the prompt (chat_ws): before
+** a hole and when the run ends. */
+int lmql__chat_flush(struct interp *I);
 
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);

@@ -300,6 +300,7 @@ static int read_field(struct rd *r, const char *key, int32_t max_items, struct l
     if (!strcmp(key, "logit_bias")) return read_bias(r, max_items, c);
     if (!strcmp(key, "bos")) return read_bool(r, key, &c->bos);
     if (!strcmp(key, "cont")) return read_bool(r, key, &c->cont);
+    if (!strcmp(key, "special")) return read_bool(r, key, &c->special);
     if (!strcmp(key, "data")) return skip_value(r);   /* MODEL_INFO's echo of the model name */
     rfail(r, "unsupported parameter '%.40s' (this server takes: %s)", key, k_keys);
     return skip_value(r);
@@ -431,8 +432,13 @@ int lmql__lmtp_model_info(struct lmql__buf *b, int64_t stream_id, const struct l
     rc |= lmql__buf_json_str(b, info->constructor, strlen(info->constructor));
     rc |= lmql__buf_adds(b, ", \"server\": ");
     rc |= lmql__buf_json_str(b, info->server, strlen(info->server));
-    rc |= lmql__buf_addf(b, ", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d, \"vocab_hash\": \"%016llx\"}}]",
+    rc |= lmql__buf_addf(b, ", \"n_vocab\": %d, \"n_ctx\": %d, \"n_seq_max\": %d, \"vocab_hash\": \"%016llx\"",
                          info->n_vocab, info->n_ctx, info->n_seq_max, (unsigned long long)info->vocab_hash);
+    /* An extension: clients render role tags with it (null: LMQL's text). */
+    rc |= lmql__buf_adds(b, ", \"chat_template\": ");
+    if (info->chat_template) rc |= lmql__buf_json_str(b, info->chat_template, strlen(info->chat_template));
+    else rc |= lmql__buf_adds(b, "null");
+    rc |= lmql__buf_adds(b, "}}]");
     return rc ? -1 : 0;
 }
 
@@ -534,6 +540,7 @@ int lmql__lmtp_request(struct lmql__buf *b, const struct lmql__lmtp_cmd *c) {
         break;
     case LMTP_TOKENIZE:
         rc |= lmql__buf_addf(b, ", \"bos\": %s, \"cont\": %s", c->bos ? "true" : "false", c->cont ? "true" : "false");
+        if (c->special) rc |= lmql__buf_adds(b, ", \"special\": true");   /* older servers refuse the key */
         rc |= add_str_field(b, "text", c->text ? c->text : "", c->text_len);
         break;
     default:

@@ -27,7 +27,7 @@ enum lmql__lmtp_kind {
     /* Extensions (an unmodified LMQL client never sends them): */
     LMTP_CANCEL,        /* {"stream_id"}: stop that stream now */
     LMTP_VOCAB,         /* {"stream_id"}: the vocabulary as hex pieces */
-    LMTP_TOKENIZE,      /* {"stream_id", "text", "bos", "cont"}: token ids */
+    LMTP_TOKENIZE,      /* {"stream_id", "text", "bos", "cont", "special"}: token ids */
     LMTP_UNKNOWN,       /* parsed for its stream_id, answered with an error */
 };
 
@@ -54,6 +54,7 @@ struct lmql__lmtp_cmd {
     char   *text;               /* TOKENIZE */
     size_t  text_len;
     bool    bos, cont;
+    bool    special;            /* TOKENIZE chat template text: special tokens parsed (sent only when true) */
 };
 
 /* Parse one frame. Returns 0, or -1 with a message in err: a syntax error
@@ -77,6 +78,7 @@ struct lmql__lmtp_info {
     const char *model_identifier, *constructor, *server;
     int32_t n_vocab, n_ctx, n_seq_max;
     uint64_t vocab_hash;
+    const char *chat_template;  /* the one role tags are rendered with, or NULL (sent as null): none */
 };
 int lmql__lmtp_model_info(struct lmql__buf *b, int64_t stream_id, const struct lmql__lmtp_info *info);
 
@@ -162,6 +164,9 @@ struct lmql__lmtp_info_reply {
     uint64_t vocab_hash;
     bool has_n_vocab;           /* n_vocab is a number */
     double n_vocab;
+    bool has_template;          /* chat_template is there: a string or null */
+    const char *chat_template;  /* the string (inside the reply), or NULL for null */
+    size_t chat_template_len;
 };
 void lmql__lmtp_read_info(const struct lmql__lmtp_reply *r, size_t i, struct lmql__lmtp_info_reply *info);
 

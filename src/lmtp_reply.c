@@ -125,6 +125,12 @@ void lmql__lmtp_read_info(const struct lmql__lmtp_reply *r, size_t i, struct lmq
         if (!info->hash_ok) info->vocab_hash = 0;
     }
     info->has_n_vocab = num(field(mi, "n_vocab"), &info->n_vocab);
+    const struct lmql_val *ct = field(mi, "chat_template");
+    if (ct && (ct->kind == LMQL_V_STR || ct->kind == LMQL_V_NONE)) {
+        info->has_template = true;
+        info->chat_template = ct->kind == LMQL_V_STR ? ct->u.str.s : NULL;
+        info->chat_template_len = ct->kind == LMQL_V_STR ? ct->u.str.len : 0;
+    }
 }
 
 int32_t lmql__lmtp_read_tokens(const struct lmql__lmtp_reply *r, size_t i, int32_t n_vocab, int32_t *out,

@@ -117,6 +117,12 @@ struct lmql__model_ops {
     ** scores carry no preference (random) choose by their own seeded draw;
     ** NULL means the decoder decides from the scores. */
     int32_t (*choose)(struct lmql__model *m, const float *logprobs, const uint8_t *mask);
+    /* Optional: tokenize as `tokenize` does, but text naming a special
+    ** token (`<|eot_id|>`) becomes that token. Only text a chat template
+    ** wrote goes through here; the user's text never names special tokens.
+    ** NULL where the model has no chat template. */
+    int32_t (*tokenize_special)(struct lmql__model *m, const char *text, size_t len, bool bos, bool cont,
+                                int32_t *out, int32_t cap, struct lmql__err *err);
 };
 
 struct lmql__eval_req {
@@ -153,7 +159,26 @@ struct lmql__model {
     int32_t n_ctx;
     struct lmql__model_stats stats;
     char  *id;              /* the identifier it was opened with */
+    /* The chat template role tags are rendered with (the GGUF's
+    ** tokenizer.chat_template, or a llama.cpp template name), or NULL: no
+    ** template, or chat_template=False; role tags are then LMQL's plain
+    ** "((role)):" text. Owned by the llama.cpp backend that read it; the
+    ** models wrapping one (random, LMTP client, batcher) borrow it. */
+    const char *chat_template;
 };
+
+/* One message of a chat for lmql__chat_apply. */
+struct lmql__chat_msg {
+    const char *role;
+    const char *content;
+};
+
+/* Render a chat with a template as llama.cpp does (llama_chat_apply_template:
+** its built-in templates, recognized from the Jinja text or by name; no
+** assistant header is added). Returns 0 with the text appended to out, or
+** -1 with err filled (a template llama.cpp does not know, out of memory). */
+int lmql__chat_apply(const char *tmpl, const struct lmql__chat_msg *msgs, int n, struct lmql__buf *out,
+                     struct lmql__err *err);
 
 /* Open a file that must be a regular file (a model, a vocabulary): not a
 ** FIFO, device, socket or directory, whose reads block or never end. `what`

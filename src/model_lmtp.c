@@ -55,6 +55,7 @@ struct lmtp {
     struct rstream *scoring;    /* the SCORE stream being read */
     float *dist[LMTP_SLOTS];
     struct lmql__buf out;
+    char *chat_template;        /* base.chat_template when it is not the local model's */
 };
 
 /* Where errors come from: "the model server at HOST:PORT". */
@@ -346,13 +347,12 @@ static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__ev
     return 0;
 }
 
-static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
-                             int32_t *out, int32_t cap, struct lmql__err *err) {
-    struct lmtp *m = (struct lmtp *)base;
-    if (m->local) return m->local->ops->tokenize(m->local, text, len, bos, cont, out, cap, err);
+static int32_t remote_tokenize(struct lmtp *m, const char *text, size_t len, bool bos, bool cont, bool special,
+                               int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct lmql__model *base = &m->base;
     int64_t id = ++m->next_id;
     struct lmql__lmtp_cmd c = {.kind = LMTP_TOKENIZE, .stream_id = id, .has_stream_id = true, .text = (char *)text,
-                               .text_len = len, .bos = bos, .cont = cont};
+                               .text_len = len, .bos = bos, .cont = cont, .special = special};
     if (lmql__lmtp_request(&m->out, &c)) { m->out.len = 0; lmql__errf(err, "out of memory"); return INT32_MIN; }
     if (send_buf(m, err)) return INT32_MIN;
     struct lmql__lmtp_reply r;
@@ -363,6 +363,22 @@ static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t 
     lmql__lmtp_reply_free(&r);
     if (n == INT32_MIN) lmql__errf(err, SRV " %s", WHERE(m), why.msg);
     return n;
+}
+
+static int32_t lmtp_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                             int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    if (m->local) return m->local->ops->tokenize(m->local, text, len, bos, cont, out, cap, err);
+    return remote_tokenize(m, text, len, bos, cont, false, out, cap, err);
+}
+
+/* Chat template text, special tokens parsed: by the local copy of the
+** model, else by the server (TOKENIZE's "special"). */
+static int32_t lmtp_tokenize_special(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                                     int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct lmtp *m = (struct lmtp *)base;
+    if (m->local) return m->local->ops->tokenize_special(m->local, text, len, bos, cont, out, cap, err);
+    return remote_tokenize(m, text, len, bos, cont, true, out, cap, err);
 }
 
 static void lmtp_slot_copy(struct lmql__model *base, int src, int dst) { (void)base; (void)src; (void)dst; }
@@ -384,6 +400,7 @@ static void lmtp_free(struct lmql__model *base) {
     free(m->endpoint);
     free(m->token);
     free(base->id);
+    free(m->chat_template);
     free(m);
 }
 
@@ -394,6 +411,7 @@ static const struct lmql__model_ops lmtp_ops = {
     .score = lmtp_score,
     .slot_copy = lmtp_slot_copy,
     .slot_drop = lmtp_slot_drop,
+    .tokenize_special = lmtp_tokenize_special,
 };
 
 /* The vocabulary from the server (VOCAB extension). `why_not_local` says
@@ -455,6 +473,39 @@ static bool local_matches(struct lmtp *m, const struct lmql__lmtp_reply *r, size
     return true;
 }
 
+/* The template role tags are rendered with, here in the client: the
+** client's chat_template= (False: none; a name: that one); else the one the
+** server says it renders with (MODEL_INFO's chat_template, null when it has
+** none or runs with --chat_template false); else, from a server that does
+** not say, the local GGUF's. */
+static int chat_template_of(struct lmtp *m, const char *param, const struct lmql__lmtp_reply *r, size_t at,
+                            struct lmql__err *err) {
+    bool on = strcmp(param, "false") && strcmp(param, "False") && strcmp(param, "0");
+    bool named = on && strcmp(param, "true") && strcmp(param, "True") && strcmp(param, "1");
+    struct lmql__lmtp_info_reply info = {0};
+    if (r->n) lmql__lmtp_read_info(r, at, &info);
+    const char *t = NULL;
+    size_t len = 0;
+    if (!on) return 0;
+    if (named && m->local) {
+        m->base.chat_template = m->local->chat_template;   /* checked when it was opened */
+        return 0;
+    }
+    if (named) t = param, len = strlen(param);
+    else if (info.has_template) t = info.chat_template, len = info.chat_template_len;
+    else if (m->local) {
+        m->base.chat_template = m->local->chat_template;   /* borrowed from it */
+        return 0;
+    }
+    if (!t) return 0;
+    m->chat_template = lmql__malloc(len + 1);
+    if (!m->chat_template) return lmql__errf(err, "out of memory");
+    memcpy(m->chat_template, t, len);
+    m->chat_template[len] = 0;
+    m->base.chat_template = m->chat_template;
+    return 0;
+}
+
 struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
     struct lmtp *m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__errf(err, "out of memory"); return NULL; }
@@ -464,8 +515,11 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     m->chunk = 16;
     m->base.id = lmql__strdup(id);
     const char *endpoint = NULL, *token = NULL;
+    /* Role tags are rendered here (chat_template_of). */
+    struct lmql__kv vo[2] = {{"vocab_only", "true"}, {"chat_template", "true"}};
     for (int i = 0; i < n_kv; i++) {
         if (!strcmp(kv[i].key, "endpoint")) endpoint = kv[i].value;
+        else if (!strcmp(kv[i].key, "chat_template")) vo[1].value = kv[i].value;
         else if (!strcmp(kv[i].key, "token")) token = kv[i].value;
         else if (!strcmp(kv[i].key, "chunksize")) {
             char *end;
@@ -476,7 +530,7 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
             }
             m->chunk = (int)c;
         } else {
-            lmql__errf(err, "%s: unknown parameter '%s' (valid: endpoint, chunksize, token; model parameters such as "
+            lmql__errf(err, "%s: unknown parameter '%s' (valid: endpoint, chunksize, token, chat_template; model parameters such as "
                        "n_ctx belong on the `lmql serve-model` command line)", id, kv[i].key);
             goto fail;
         }
@@ -496,9 +550,8 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     struct stat st;
     lmql__errf(&why, "'%s' is not on this machine", path);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-        struct lmql__kv vo = {"vocab_only", "true"};
         struct lmql__err lerr = {0};
-        m->local = lmql__llama_open(path, &vo, 1, &lerr);
+        m->local = lmql__llama_open(path, vo, 2, &lerr);
         if (!m->local) lmql__errf(&why, "the copy here cannot be read: %s", lerr.msg);
     }
     bool refused;
@@ -509,7 +562,9 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
         lmql__model_free(m->local);
         m->local = NULL;
     }
+    int rc = chat_template_of(m, vo[1].value, &info, info_at, err);
     lmql__lmtp_reply_free(&info);
+    if (rc) goto fail;
     if (m->local) m->base.vocab = lmql__vocab_ref(m->local->vocab);   /* shared with the vocab-only model */
     else if (remote_vocab(m, why.msg, err)) goto fail;
     return &m->base;

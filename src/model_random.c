@@ -42,6 +42,12 @@ static int32_t rnd_tokenize(struct lmql__model *base, const char *text, size_t l
     return m->vocab_model->ops->tokenize(m->vocab_model, text, len, bos, cont, out, cap, err);
 }
 
+static int32_t rnd_tokenize_special(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
+                                    int32_t *out, int32_t cap, struct lmql__err *err) {
+    struct rnd *m = (struct rnd *)base;
+    return m->vocab_model->ops->tokenize_special(m->vocab_model, text, len, bos, cont, out, cap, err);
+}
+
 static int rnd_next_logprobs(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs,
                              const float **out, struct lmql__err *err) {
     struct rnd *m = (struct rnd *)base;
@@ -162,6 +168,7 @@ static const struct lmql__model_ops rnd_ops = {
     .slot_copy = rnd_slot_noop,
     .slot_drop = rnd_drop_noop,
     .choose = rnd_choose,
+    .tokenize_special = rnd_tokenize_special,
 };
 
 void lmql__random_session_seed(struct lmql__model *base, uint64_t seed) {
@@ -176,8 +183,12 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
     const char *vocab = default_vocab;
     uint32_t seed = 0;
     bool seeded = false;
+    /* The vocabulary's chat template too: a random model over a chat
+    ** model's GGUF renders role tags as that model would. */
+    struct lmql__kv vo[2] = {{"vocab_only", "true"}, {"chat_template", "true"}};
     for (int i = 0; i < n_kv; i++) {
         if (!strcmp(kv[i].key, "vocab")) vocab = kv[i].value;
+        else if (!strcmp(kv[i].key, "chat_template")) vo[1].value = kv[i].value;
         else if (!strcmp(kv[i].key, "seed")) {
             char *end;
             errno = 0;
@@ -194,7 +205,7 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
             seed = (uint32_t)s;
             seeded = true;
         } else {
-            lmql__errf(err, "random model: unknown parameter '%s' (valid: seed, vocab)", kv[i].key);
+            lmql__errf(err, "random model: unknown parameter '%s' (valid: seed, vocab, chat_template)", kv[i].key);
             return NULL;
         }
     }
@@ -207,14 +218,14 @@ struct lmql__model *lmql__random_open(const struct lmql__kv *kv, int n_kv, const
     int fd = lmql__open_regular(vocab, "vocabulary file", &st, err);
     if (fd < 0) return NULL;
     close(fd);
-    struct lmql__kv vo = {"vocab_only", "true"};
-    struct lmql__model *vm = lmql__llama_open(vocab, &vo, 1, err);
+    struct lmql__model *vm = lmql__llama_open(vocab, vo, 2, err);
     if (!vm) return NULL;
     struct rnd *m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__model_free(vm); lmql__errf(err, "out of memory"); return NULL; }
     m->base.ops = &rnd_ops;
     m->vocab_model = vm;
     m->base.vocab = lmql__vocab_ref(vm->vocab);   /* shared with the tokenizer model */
+    m->base.chat_template = vm->chat_template;   /* borrowed from it */
     m->base.n_slots = 1 << 16;          /* slots cost nothing here */
     m->base.n_ctx = INT32_MAX;
     m->base.id = lmql__strdup("random");

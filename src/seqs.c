@@ -192,6 +192,10 @@ static void reset_sequence(struct interp *I) {
     I->flow = FLOW_NORMAL;
     I->seq.n = 0;
     I->pending.len = 0;
+    I->chat_roles.len = 0;
+    I->chat_n = 0;
+    I->chat_trim = false;
+    I->chat_ws.len = 0;
     I->locals = NULL;
     lmql__val_unref(I->decl);
     I->env = I->decl = NULL;
@@ -214,7 +218,8 @@ static int start_sequence(struct interp *I, int slot, struct lmql__seq_result *r
 
 /* Run the program: its arguments, prologue and body. */
 static int run_program(struct interp *I, struct lmql_val *args) {
-    return bind_args(I, args) || lmql__exec_block(I, &I->q->prologue) || lmql__exec_block(I, &I->q->body) ? -1 : 0;
+    return bind_args(I, args) || lmql__exec_block(I, &I->q->prologue) || lmql__exec_block(I, &I->q->body) ||
+           lmql__chat_flush(I) ? -1 : 0;
 }
 
 /* A `return` of the program becomes the sequence's result. */
@@ -307,6 +312,10 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         T->retval = NULL;
         memset(&T->seq, 0, sizeof T->seq);
         memset(&T->pending, 0, sizeof T->pending);
+        memset(&T->chat_roles, 0, sizeof T->chat_roles);
+        memset(&T->chat_ws, 0, sizeof T->chat_ws);
+        T->chat_n = 0;
+        T->chat_trim = false;
         memset(&T->deco_value, 0, sizeof T->deco_value);
         T->decos = NULL;
         T->env = T->decl = NULL;
@@ -341,6 +350,8 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         reset_sequence(T);
         lmql__seq_free(&T->seq);
         lmql__buf_free(&T->pending);
+        lmql__buf_free(&T->chat_roles);
+        lmql__buf_free(&T->chat_ws);
         lmql__buf_free(&T->deco_value);
         free(T->gen.mask);
     }
@@ -441,6 +452,8 @@ done:
     reset_sequence(&I);
     lmql__seq_free(&I.seq);
     lmql__buf_free(&I.pending);
+    lmql__buf_free(&I.chat_roles);
+    lmql__buf_free(&I.chat_ws);
     lmql__buf_free(&I.deco_value);
     free(I.gen.mask);
     if (rc && !err->msg[0]) lmql__fail(&I, NULL, LMQL_ERR_RUNTIME, "the query failed");

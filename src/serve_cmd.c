@@ -34,7 +34,7 @@ static void model_info(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
     ** the GGUF checks that it is the one served (lmql__vocab_fingerprint,
     ** computed at open). */
     struct lmql__lmtp_info info = {S->real_path, S->constructor, "lmql-c " LMQL_VERSION, S->m->vocab->n_tokens,
-                                   S->m->n_ctx, S->m->n_slots, S->m->vocab->fingerprint};
+                                   S->m->n_ctx, S->m->n_slots, S->m->vocab->fingerprint, S->m->chat_template};
     reply(c, &b, lmql__lmtp_model_info(&b, cmd->has_stream_id ? cmd->stream_id : -1, &info));
 }
 
@@ -60,12 +60,18 @@ static void tokenize_reply(struct conn *c, const struct lmql__lmtp_cmd *cmd) {
         lmql__serve_reply_error(c, "MSG", cmd->stream_id, msg);
         return;
     }
+    int32_t (*tokenize)(struct lmql__model *, const char *, size_t, bool, bool, int32_t *, int32_t, struct lmql__err *) =
+        cmd->special ? m->ops->tokenize_special : m->ops->tokenize;
+    if (!tokenize) {
+        lmql__serve_reply_error(c, "MSG", cmd->stream_id, "this model tokenizes no special tokens");
+        return;
+    }
     int32_t cap = (int32_t)(cmd->text_len + 8), *t = lmql__malloc((size_t)cap * sizeof *t);
-    int32_t n = t ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
+    int32_t n = t ? tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, cap, &err) : INT32_MIN;
     if (n < 0 && n != INT32_MIN) {   /* more tokens than bytes: the size it asked for */
         int32_t *more = lmql__realloc(t, (size_t)(-n) * sizeof *t);
         if (more) t = more;
-        n = more ? m->ops->tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
+        n = more ? tokenize(m, cmd->text, cmd->text_len, cmd->bos, cmd->cont, t, -n, &err) : INT32_MIN;
     }
     if (n < 0) {
         lmql__serve_reply_error(c, "MSG", cmd->stream_id, t && err.msg[0] ? err.msg : "the text could not be tokenized");

@@ -9,6 +9,7 @@
  *                [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]
  *                [--n-ff N] [--n-ctx N] [--type f32|f16|q8_0|q4_0]
  *                [--embd-type auto|f32|f16|q8_0|q4_0] [--seed N]
+ *                [--chat-template llama3|chatml|TEXT]
  *
  * The file is written as OUT.tmp and renamed to OUT when complete.  Only
  * the GGUF header is built in memory; tensor data is generated, converted
@@ -165,7 +166,23 @@ typedef struct {
     int embd_type; /* enum ggml_type or EMBD_AUTO */
     uint64_t seed;
     bool n_head_kv_set, embd_type_set;
+    const char *chat_template;  /* tokenizer.chat_template, or NULL */
+    int64_t favor;              /* --favor: the token greedy decoding always picks, or -1 */
 } opts_t;
+
+/* The Jinja chat templates of real models, for --chat-template NAME: test
+** models carry the text a real GGUF does, which llama.cpp recognizes. */
+static const struct { const char *name, *jinja; } TEMPLATES[] = {
+    {"llama3", /* Meta-Llama-3-8B-Instruct */
+     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+     "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+     "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+     "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"},
+    {"chatml",
+     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"},
+};
 
 static const struct { const char *name; int type; int ftype; } TYPES[] = {
     { "f32",  GGML_TYPE_F32,  FTYPE_ALL_F32 },
@@ -214,11 +231,15 @@ static const char USAGE[] =
     "                      more than 4M values; default: --type if given, else\n"
     "                      the preset's: auto for tiny, q4_0 for bench)\n"
     "  --seed N            random seed (default 1)\n"
+    "  --chat-template T   store a chat template: llama3 or chatml (the models'\n"
+    "                      Jinja text), or T itself\n"
+    "  --favor ID          a model that predicts token ID after any text (an\n"
+    "                      untied output matrix; tests of end-of-turn tokens)\n"
     "  -h, --help          show this help\n";
 
 static const char VALID_OPTIONS[] =
     "--vocab, --out, --preset, --n-embd, --n-layer, --n-head, --n-head-kv, "
-    "--n-ff, --n-ctx, --type, --embd-type, --seed, --help";
+    "--n-ff, --n-ctx, --type, --embd-type, --seed, --chat-template, --favor, --help";
 
 static void apply_preset(opts_t *o, const char *name)
 {
@@ -290,6 +311,7 @@ static bool opt_is(const char *arg, const char *name)
 static void parse_args(opts_t *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
+    o->favor = -1;
     o->seed = 1;
 
     /* pass 1: help and preset, so that other options override the preset */
@@ -321,6 +343,12 @@ static void parse_args(opts_t *o, int argc, char **argv)
         else if (opt_is(a, "--type"))        { o->type = parse_type("--type", opt_value(argc, argv, &i, "--type"), false); type_set = true; }
         else if (opt_is(a, "--embd-type"))   { o->embd_type = parse_type("--embd-type", opt_value(argc, argv, &i, "--embd-type"), true); o->embd_type_set = true; }
         else if (opt_is(a, "--seed"))        o->seed = parse_u64("--seed", opt_value(argc, argv, &i, "--seed"));
+        else if (opt_is(a, "--favor"))       o->favor = parse_int("--favor", opt_value(argc, argv, &i, "--favor"), 0, INT32_MAX);
+        else if (opt_is(a, "--chat-template")) {
+            o->chat_template = opt_value(argc, argv, &i, "--chat-template");
+            for (size_t k = 0; k < sizeof TEMPLATES / sizeof *TEMPLATES; k++)
+                if (!strcmp(o->chat_template, TEMPLATES[k].name)) o->chat_template = TEMPLATES[k].jinja;
+        }
         else if (a[0] == '-')
             die("unknown option '%s'\nvalid options: %s", a, VALID_OPTIONS);
         else
@@ -487,6 +515,11 @@ static size_t plan_tensors(tinfo_t *t, const opts_t *o, int64_t n_vocab, int emb
         }
     }
     add_tensor(t, &n, "output_norm.weight", GGML_TYPE_F32, E, 1, true);
+    if (o->favor >= 0) {
+        if (o->favor >= n_vocab)
+            die("--favor %" PRId64 " is not a token of the vocabulary (%" PRId64 " tokens)", o->favor, n_vocab);
+        add_tensor(t, &n, "output.weight", embd_type, E, n_vocab, false);
+    }
     return n;
 }
 
@@ -538,7 +571,7 @@ static void out_pad_to(out_t *w, uint64_t off)
 }
 
 /* Generates and writes one tensor's data, a chunk of rows at a time. */
-static void write_tensor(out_t *w, const tinfo_t *t, uint64_t seed, float *fbuf, void *qbuf)
+static void write_tensor(out_t *w, const tinfo_t *t, uint64_t seed, int64_t favor, float *fbuf, void *qbuf)
 {
     const enum ggml_type type = (enum ggml_type)t->type;
     const size_t row_bytes = ggml_row_size(type, t->ne0);
@@ -553,7 +586,8 @@ static void write_tensor(out_t *w, const tinfo_t *t, uint64_t seed, float *fbuf,
      * greedy decoding soon repeats one token; gain 2 makes attention
      * sharper (position dependent through RoPE) and the blocks dominate,
      * which keeps greedy output varied. */
-    const float gain = strcmp(t->name, "token_embd.weight") == 0 ? 1.0f : WEIGHT_GAIN;
+    const bool embd = strcmp(t->name, "token_embd.weight") == 0, out = strcmp(t->name, "output.weight") == 0;
+    const float gain = embd || out ? 1.0f : WEIGHT_GAIN;
     const float a = gain * sqrtf(3.0f / (float)t->ne0);
 
     for (int64_t row = 0; row < t->ne1; row += rows_per_chunk) {
@@ -564,6 +598,15 @@ static void write_tensor(out_t *w, const tinfo_t *t, uint64_t seed, float *fbuf,
                 fbuf[i] = 1.0f;
         } else {
             rng_fill(&r, fbuf, nf, a);
+        }
+        /* --favor: every embedding carries a large component 0, which
+         * the blocks' small outputs leave the largest part of the final
+         * hidden state; only the favored token's output row reads it. */
+        for (int64_t k = 0; favor >= 0 && (embd || out) && k < nr; k++) {
+            if (embd)
+                fbuf[k * t->ne0] = 100.0f;
+            else
+                fbuf[k * t->ne0] = row + k == favor ? 10.0f : 0.0f;
         }
         switch (type) {
         case GGML_TYPE_F32:
@@ -630,6 +673,8 @@ int main(int argc, char **argv)
     gguf_set_val_f32(g, "llama.rope.freq_base", 10000.0f);
 
     const int64_t n_vocab = copy_tokenizer(g, o.vocab);
+    if (o.chat_template)
+        gguf_set_val_str(g, "tokenizer.chat_template", o.chat_template);
     gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
 
     int embd_type = o.embd_type;
@@ -638,7 +683,7 @@ int main(int argc, char **argv)
                         ? GGML_TYPE_F16 : o.type;
 
     /* tensor infos, via a ggml context that holds no data */
-    const size_t max_tensors = 2 + 9 * (size_t)o.n_layer;
+    const size_t max_tensors = 3 + 9 * (size_t)o.n_layer;   /* token_embd, output_norm, output */
     tinfo_t *ti = xmalloc(max_tensors * sizeof *ti);
     const size_t n_tensors = plan_tensors(ti, &o, n_vocab, embd_type);
 
@@ -703,7 +748,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_tensors; i++) {
         out_pad_to(&w, data_off + gguf_get_tensor_offset(g, (int64_t)i));
         uint64_t start = w.pos;
-        write_tensor(&w, &ti[i], o.seed, fbuf, qbuf);
+        write_tensor(&w, &ti[i], o.seed, o.favor, fbuf, qbuf);
         if (w.pos - start != gguf_get_tensor_size(g, (int64_t)i))
             die("internal error: wrote %" PRIu64 " bytes for '%s', expected %zu",
                 w.pos - start, ti[i].name, gguf_get_tensor_size(g, (int64_t)i));

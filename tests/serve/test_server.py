@@ -14,6 +14,7 @@ import math
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -71,18 +72,19 @@ def short(x, n=300):
 # ------------------------------------------------------------- servers --
 
 class Server:
-    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1", limit_fds=None):
+    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1", limit_fds=None, model=MODEL, cwd=None):
         self.name = name
         self.host = host
+        self.model = model
         self.errpath = os.path.join(tmpdir, name + ".stderr")
         self.err = open(self.errpath, "wb")
-        self.argv = [LMQL, "serve-model", MODEL, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
+        self.argv = [os.path.abspath(LMQL), "serve-model", model, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
         def limit():
             if limit_fds:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit_fds, limit_fds))
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err,
-                                     env=env, preexec_fn=limit if limit_fds else None)
+                                     env=env, preexec_fn=limit if limit_fds else None, cwd=cwd)
         servers.append(self)
         self.port = None
         self.line = ""
@@ -100,7 +102,7 @@ class Server:
                 buf += chunk
         self.line = buf.decode(errors="replace").strip()
         m = re.fullmatch(r"serving (\S+) on ws://(\S+):(\d+)", self.line)
-        if m and m.group(1) == MODEL and m.group(2) == self.host:
+        if m and m.group(1) == self.model and m.group(2) == self.host:
             self.port = int(m.group(3))
         return self.port
 
@@ -249,6 +251,56 @@ QUERIES = [
                           "and W in [\" yes\", \" no\", \" maybe\"]"),
     ("REGEX", "argmax \"Date: [D]\" from {M} where REGEX(D, r\"[0-9]{{4}}-[0-9]{{2}}\")"),
 ]
+
+
+def t_chat():
+    """Role tags through a chat template: the client renders them with the
+    template MODEL_INFO reports (null with --chat_template false); without a
+    copy of the GGUF it has the server tokenize the template's text with its
+    special tokens (TOKENIZE's "special")."""
+    shutil.copyfile("build/models/tiny-llama3.gguf", os.path.join(tmpdir, "chat.gguf"))
+    away = Server("chat", model="llama.cpp:chat.gguf", cwd=tmpdir)   # no chat.gguf where the client runs
+    plain = Server("plain", "--chat_template", "false", model="llama.cpp:build/models/tiny-llama3.gguf")
+    try:
+        if not check("chat servers start", away.wait_ready() and plain.wait_ready(), away.stderr_tail(),
+                     plain.stderr_tail()):
+            return
+        ws = connect(away)
+        ws.cmd("MODEL_INFO", {"stream_id": 1})
+        cmd, p = ws.recv()
+        t = (p[0].get("model_info") or {}).get("chat_template") if cmd == "MSG" and p else None
+        check("MODEL_INFO carries the GGUF's chat template", isinstance(t, str) and "<|start_header_id|>" in t,
+              cmd, short(p))
+        ws.cmd("TOKENIZE", {"stream_id": 2, "text": "<|eot_id|>", "special": True})
+        cmd, p = ws.recv()
+        ws.cmd("TOKENIZE", {"stream_id": 3, "text": "<|eot_id|>"})
+        cmd2, p2 = ws.recv()
+        check("TOKENIZE with special: <|eot_id|> is token 128009; without, text",
+              p[0].get("tokens") == [128009] and len(p2[0].get("tokens") or []) > 1, short(p), short(p2))
+        ws.close()
+        ws = connect(plain)
+        ws.cmd("MODEL_INFO", {"stream_id": 1})
+        cmd, p = ws.recv()
+        mi = p[0].get("model_info") or {} if cmd == "MSG" and p else {}
+        check("MODEL_INFO with --chat_template false: chat_template null", "chat_template" in mi and
+              mi["chat_template"] is None, cmd, short(p))
+        ws.close()
+        q = 'argmax "{{:user}}Hi{{:assistant}}[R]" from {M} where len(TOKENS(R)) < 3'
+        head = "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        rc0, out0, err0 = lmql_run(q.format(M='"local:llama.cpp:build/models/tiny-llama3.gguf"'))
+        rc1, out1, err1 = lmql_run(q.format(M=f'lmql.model("llama.cpp:chat.gguf", endpoint="127.0.0.1:{away.port}")'))
+        r0 = json.loads(out0) if rc0 == 0 else {}
+        r1 = json.loads(out1) if rc1 == 0 else {}
+        check("a served chat model renders roles as in process, tokens and all",
+              r1.get("prompt", "").startswith(head) and r1 == r0, out0 + err0, out1 + err1)
+        rc2, out2, err2 = lmql_run(q.format(M=f'lmql.model("llama.cpp:build/models/tiny-llama3.gguf", '
+                                            f'endpoint="127.0.0.1:{plain.port}")'))
+        r2 = json.loads(out2) if rc2 == 0 else {}
+        check("served with --chat_template false: LMQL's ((role)): text",
+              r2.get("prompt", "").startswith("((user)):Hi\n((assistant)):"), out2 + err2)
+    finally:
+        away.stop()
+        plain.stop()
 
 
 def t_queries():
@@ -1181,7 +1233,7 @@ def main():
                              port, f"stdout: {s.line!r}", s.stderr_tail())
         if not started:
             return
-        for t in (t_cli_params, t_queries, t_chunks, t_sampling, t_flood, t_generate_frames, t_concurrency, t_fairness, t_long_requests, t_disconnect_cancel, t_bad_inputs,
+        for t in (t_cli_params, t_chat, t_queries, t_chunks, t_sampling, t_flood, t_generate_frames, t_concurrency, t_fairness, t_long_requests, t_disconnect_cancel, t_bad_inputs,
                   t_handshake, t_limits, t_cycles):
             t0 = time.time()
             run_test(t)

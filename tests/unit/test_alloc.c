@@ -209,7 +209,7 @@ static void test_gbnf(void) {
 }
 
 /* Whole runs: a script on the random model, a distribution on a llama.cpp
-** model, two sampled sequences in threads. */
+** model, two sampled sequences in threads, role tags through a chat template. */
 static void test_runs(void) {
     fail_each("random model, a script with a loop and a return value",
               "argmax\n    items = []\n    for i in range(3):\n        \"Item {i}:[X]\\n\"\n        items.append(X)\n"
@@ -220,6 +220,11 @@ static void test_runs(void) {
               "argmax \"Ripe?[R]\" from \"local:llama.cpp:build/models/tiny-spm.gguf\" distribution R in [\" yes\", \" no\"]",
               LMQL_OK);
     fail_each("sample(n=2)", "sample(n=2) \"A[X]\" from lmql.model(\"random\", seed=3) where len(TOKENS(X)) < 3",
+              LMQL_OK);
+    fail_each("role tags through a chat template (random model over tiny-llama3's vocabulary)",
+              "argmax\n    \"{:system} S\\n{:user} Hi [X]\\n\"\n    \"{:assistant}[A]\"\n"
+              "from lmql.model(\"random\", seed=2, vocab=\"build/models/tiny-llama3.gguf\")\n"
+              "where len(TOKENS(X)) < 2 and len(TOKENS(A)) < 2",
               LMQL_OK);
     fail_each("classes: a dataclass with defaults and a factory, inheritance, methods, a cycle",
               "from dataclasses import dataclass, field, asdict\nfrom typing import List\n"

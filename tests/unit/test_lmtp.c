@@ -219,6 +219,8 @@ static void test_request_round_trip(void) {
          .top_logprobs = 1, .top_p = 1},
         {.kind = LMTP_TOKENIZE, .stream_id = 11, .has_stream_id = true, .text = "a\"\n\xc3\xa9\0b", .text_len = 7,
          .bos = true, .cont = false, .max_tokens = 32, .top_logprobs = 1, .top_p = 1},
+        {.kind = LMTP_TOKENIZE, .stream_id = 12, .has_stream_id = true, .text = "<|eot_id|>", .text_len = 10,
+         .cont = true, .special = true, .max_tokens = 32, .top_logprobs = 1, .top_p = 1},
     };
     for (size_t k = 0; k < sizeof in / sizeof *in; k++) {
         const struct lmql__lmtp_cmd *a = &in[k];
@@ -241,7 +243,8 @@ static void test_request_round_trip(void) {
         for (int32_t i = 0; i < c.n_bias && i < a->n_bias; i++)
             CHECK(c.bias[i].tok == a->bias[i].tok && c.bias[i].value == a->bias[i].value);
         CHECK(c.text_len == a->text_len && (!a->text || !memcmp(c.text, a->text, a->text_len)));
-        CHECK(c.bos == a->bos && c.cont == a->cont);
+        CHECK(c.bos == a->bos && c.cont == a->cont && c.special == a->special);
+        CHECK(a->special || !strstr(b.data, "special"));   /* sent only when set: older servers refuse it */
         lmql__lmtp_cmd_free(&c);
         lmql__buf_free(&b);
     }
@@ -270,7 +273,7 @@ static long long int_of(const struct lmql_val *v) { return v && v->kind == LMQL_
 static void test_reply_round_trip(void) {
     struct lmql__buf b = {0};
     struct lmql__lmtp_info info = {"/m/a \"b\".gguf", "llama.cpp:/m", "lmql-c x", 32000, 4096, 8,
-                                   0x0123456789abcdefull};
+                                   0x0123456789abcdefull, NULL};
     CHECK_INT(lmql__lmtp_model_info(&b, 4, &info), 0);
     struct lmql_val *p = payload(&b, "MSG");
     const struct lmql_val *mi = get(p, "model_info");
@@ -280,6 +283,7 @@ static void test_reply_round_trip(void) {
     CHECK_STR(get(mi, "server")->u.str.s, info.server);
     CHECK_STR(get(mi, "vocab_hash")->u.str.s, "0123456789abcdef");
     CHECK(int_of(get(mi, "n_vocab")) == 32000 && int_of(get(mi, "n_ctx")) == 4096 && int_of(get(mi, "n_seq_max")) == 8);
+    CHECK(get(mi, "chat_template") && get(mi, "chat_template")->kind == LMQL_V_NONE);   /* none: null */
     lmql__val_unref(p);
 
     b.len = 0;
@@ -401,17 +405,26 @@ static void test_reply_readers(void) {
 
     /* MODEL_INFO. */
     b.len = 0;
-    struct lmql__lmtp_info info = {"m", "c", "s", 32000, 4096, 8, 0xfedcba9876543210ull};
+    struct lmql__lmtp_info info = {"m", "c", "s", 32000, 4096, 8, 0xfedcba9876543210ull, NULL};
     CHECK_INT(lmql__lmtp_model_info(&b, 4, &info), 0);
     CHECK_INT(read_back(&b, &r, err), 0);
     struct lmql__lmtp_info_reply ir;
     lmql__lmtp_read_info(&r, 0, &ir);
     CHECK(lmql__lmtp_read_stream(&r, 0) == 4);
     CHECK(ir.has_hash && ir.hash_ok && ir.vocab_hash == info.vocab_hash && ir.has_n_vocab && ir.n_vocab == 32000);
+    CHECK(ir.has_template && !ir.chat_template);
+    lmql__lmtp_reply_free(&r);
+    b.len = 0;
+    info.chat_template = "{{ '<|im_start|>' }}\n";
+    CHECK_INT(lmql__lmtp_model_info(&b, 4, &info), 0);
+    CHECK_INT(read_back(&b, &r, err), 0);
+    lmql__lmtp_read_info(&r, 0, &ir);
+    CHECK(ir.has_template && ir.chat_template && ir.chat_template_len == strlen(info.chat_template) &&
+          !memcmp(ir.chat_template, info.chat_template, ir.chat_template_len));
     lmql__lmtp_reply_free(&r);
     CHECK_INT(read_text("MSG [{\"stream_id\": 1, \"model_info\": {\"vocab_hash\": \"FEDCBA9876543210\"}}]", &r, err), 0);
     lmql__lmtp_read_info(&r, 0, &ir);
-    CHECK(ir.has_hash && !ir.hash_ok && !ir.has_n_vocab);
+    CHECK(ir.has_hash && !ir.hash_ok && !ir.has_n_vocab && !ir.has_template);   /* LMQL's server: not said */
     lmql__lmtp_reply_free(&r);
 
     /* TOKENIZE. */

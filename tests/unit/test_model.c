@@ -521,7 +521,52 @@ static void test_random_model(void) {
     CHECK(lmql__random_open(big, 1, VOCABS[1], &err) == NULL);
     struct lmql__kv bad[] = {{"sed", "1"}};
     CHECK(lmql__random_open(bad, 1, VOCABS[1], &err) == NULL);
-    CHECK_CONTAINS(err.msg, "valid: seed, vocab");
+    CHECK_CONTAINS(err.msg, "valid: seed, vocab, chat_template");
+}
+
+/* tiny-llama3 carries Llama 3's chat template (the Makefile's rule): it is
+** read from the GGUF, renders as llama.cpp's Llama 3 template, its text's
+** special tokens are single tokens, and <|eot_id|> ends generation as EOS
+** does. chat_template=False or a name override it; a bad name is refused. */
+#define TINY_LLAMA3 "build/models/tiny-llama3.gguf"
+static void test_chat_template(void) {
+    struct lmql__kv kv[] = {{"vocab_only", "true"}, {"chat_template", "true"}};
+    struct lmql__model *m = open_tiny(TINY_LLAMA3, kv, 2);
+    if (!m) return;
+    CHECK(m->chat_template && strstr(m->chat_template, "<|start_header_id|>"));
+    CHECK(m->ops->tokenize_special != NULL);
+    struct lmql__chat_msg msgs[] = {{"system", "S"}, {"user", "U"}};
+    struct lmql__buf b = {0};
+    struct lmql__err err = {0};
+    CHECK_INT(lmql__chat_apply(m->chat_template, msgs, 2, &b, &err), 0);
+    CHECK_STR(b.data, "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+                      "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>");
+    lmql__buf_free(&b);
+    int32_t t[16];
+    CHECK_INT(m->ops->tokenize_special(m, "<|eot_id|>", 10, false, true, t, 16, &err), 1);
+    CHECK_INT(t[0], 128009);
+    CHECK(m->vocab->is_eog[128009]);
+    CHECK(!m->vocab->is_eog[128006]);   /* <|start_header_id|> */
+    CHECK(tok(m, "<|eot_id|>", false, true, t, 16) > 1);   /* the user's text is text */
+    lmql__model_free(m);
+    kv[1].value = "False";
+    m = open_tiny(TINY_LLAMA3, kv, 2);
+    CHECK(m && !m->chat_template);
+    lmql__model_free(m);
+    kv[1].value = "chatml";
+    m = open_tiny(TINY_LLAMA3, kv, 2);
+    CHECK(m && m->chat_template && !strcmp(m->chat_template, "chatml"));
+    lmql__model_free(m);
+    kv[1].value = "no-such-template";
+    CHECK(lmql__llama_open(TINY_LLAMA3, kv, 2, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "not a template llama.cpp knows");
+    CHECK(lmql__chat_apply("{{ unknown jinja }}", msgs, 1, &b, &err) == -1);
+    CHECK_CONTAINS(err.msg, "does not know this chat template");
+    lmql__buf_free(&b);
+    /* The SPM vocabulary has none. */
+    m = open_vocab(VOCABS[0]);
+    CHECK(m && !m->chat_template);
+    lmql__model_free(m);
 }
 
 /* Bytes that decode past U+10FFFF (a model or the random model can draw
@@ -557,5 +602,6 @@ int main(void) {
     RUN(test_param_combos);
     RUN(test_context_overflow);
     RUN(test_random_model);
+    RUN(test_chat_template);
     return th_report("model");
 }

@@ -280,6 +280,7 @@ int main(int argc, char **argv) {
         run_file("tests/cases/classes.test");
         run_file("tests/cases/programs.test");
         run_file("tests/cases/random.test");
+        run_file("tests/cases/chat.test");
     }
     lmql__model_free(g_spm);
     lmql__model_free(g_gpt2);
