@@ -72,13 +72,13 @@ def short(x, n=300):
 # ------------------------------------------------------------- servers --
 
 class Server:
-    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1", limit_fds=None, model=MODEL, cwd=None):
+    def __init__(self, name, *extra, quiet=True, env=None, host="127.0.0.1", limit_fds=None, model=None, cwd=None):
         self.name = name
         self.host = host
-        self.model = model
+        self.model = model or MODEL   # read now: test_files.py sets MODEL for the servers it starts
         self.errpath = os.path.join(tmpdir, name + ".stderr")
         self.err = open(self.errpath, "wb")
-        self.argv = [os.path.abspath(LMQL), "serve-model", model, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
+        self.argv = [os.path.abspath(LMQL), "serve-model", self.model, "--port", "0", *(["-q"] if quiet else []), "--n_ctx", "1024", *extra]
         def limit():
             if limit_fds:
                 import resource
