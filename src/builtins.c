@@ -919,7 +919,11 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
     }
     if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn, argc, argv, names);
     bool handled = false;
-    struct lmql_val *r = lmql__call_interp_builtin(I, at, fn, argc, argv, names, &handled);
+    /* only the static builtins (an array) can be eval/map/filter/sorted/min/max: a pointer range check
+    ** instead of name lookups on every call */
+    struct lmql_val *r = fn >= BUILTINS && fn < BUILTINS + sizeof BUILTINS / sizeof *BUILTINS
+                             ? lmql__call_interp_builtin(I, at, fn, argc, argv, names, &handled)
+                             : NULL;
     if (handled) return r;
     struct lmql__err err = {0};
     struct lmql_val *out;

@@ -185,12 +185,14 @@ static struct lmql_val *eval_text(struct interp *I, const struct lmql_node *at, 
 
 struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                                            struct lmql_val **argv, const char **names, bool *handled) {
+    /* fn is one of builtins.c's static builtins: its name says which */
+    const char *name = fn->u.func.name;
     *handled = true;
-    if (fn == lmql__builtin("eval")) return eval_text(I, at, argc, argv, names);
+    if (!strcmp(name, "eval")) return eval_text(I, at, argc, argv, names);
     /* sorted() always: a stable merge sort (an insertion sort was quadratic on long lists) */
-    if (fn == lmql__builtin("map") || fn == lmql__builtin("filter") || fn == lmql__builtin("sorted") ||
-        ((fn == lmql__builtin("min") || fn == lmql__builtin("max")) && has_kw(argc, names, "key")))
-        return call_with_fn(I, at, fn->u.func.name, argc, argv, names);
+    if (!strcmp(name, "map") || !strcmp(name, "filter") || !strcmp(name, "sorted") ||
+        ((!strcmp(name, "min") || !strcmp(name, "max")) && has_kw(argc, names, "key")))
+        return call_with_fn(I, at, name, argc, argv, names);
     *handled = false;
     return NULL;
 }

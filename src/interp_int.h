@@ -77,7 +77,7 @@ int lmql__interp_text(struct interp *I, const struct lmql_node *part, struct lmq
 /* Bind a value to an assignment target (name, tuple, subscript). */
 int lmql__assign(struct interp *I, const struct lmql_node *target, struct lmql_val *v);
 /* Look a name up: locals, globals, builtins. Borrowed, or NULL. */
-/* Call fn when it is a builtin that needs the interpreter (eval, map,
+/* Call fn (one of the static builtins) when it is one that needs the interpreter (eval, map,
 ** filter, sorted/min/max with key=): *handled true and the result (NULL on
 ** error, in I); else *handled false. */
 struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
