@@ -8,6 +8,9 @@
 ** describe it):
 **   %%PROGRAM            a query that must succeed
 **   %%FAIL               a query that must fail
+**   %%ARGS               optional: NAME=VALUE per line, the query's
+**                        arguments as `lmql run` reads them (an integer,
+**                        a float, else a string)
 **   %%EXPECT             one check per line:
 **     prompt == TEXT       exact prompt; {VAR} stands for a variable's value
 **     prompt ^= TEXT       prompt prefix ($= suffix)
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 
 /* Token counts use the vocabulary of the case's model: GPT-2's for the
 ** random model (its default, as LMQL's), SPM's for the tiny SPM model. */
@@ -187,8 +191,26 @@ struct lmql_case {
     char desc[256];
     int line;
     bool must_fail;
-    struct lmql__buf program, expect;
+    struct lmql__buf program, args, expect;
 };
+
+/* The query's arguments, typed as the command line types them. */
+static struct lmql_args *case_args(const char *where, char *text) {
+    struct lmql_args *A = lmql_args_init();
+    char *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq) { th_fail(where, 0, "bad argument line: %s", line); continue; }
+        *eq = 0;
+        char *value = eq + 1, *end;
+        long long i = strtoll(value, &end, 10);
+        if (*value && !*end) { lmql_args_set_int(A, line, i); continue; }
+        double d = strtod(value, &end);
+        if (*value && !*end) { lmql_args_set_float(A, line, d); continue; }
+        lmql_args_set_str(A, line, value);
+    }
+    return A;
+}
 
 static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
     g_vocab = c->program.data && strstr(c->program.data, "-spm.gguf") ? g_spm : g_gpt2;
@@ -200,7 +222,9 @@ static void run_case(struct lmql *L, const char *file, struct lmql_case *c) {
     th_current = where;
     struct lmql_program *P = lmql_program_compile(L, "<case>", c->program.data ? c->program.data : "", c->program.len);
     struct lmql_result *R = NULL;
-    lmql_status st = P ? lmql_run(L, P, NULL, &R) : LMQL_ERR_QUERY;
+    struct lmql_args *A = c->args.data ? case_args(where, c->args.data) : NULL;
+    lmql_status st = P ? lmql_run(L, P, A, &R) : LMQL_ERR_QUERY;
+    lmql_args_free(A);
     char *save = NULL;
     int checks = 0;
     for (char *line = c->expect.data ? strtok_r(c->expect.data, "\n", &save) : NULL; line;
@@ -236,6 +260,7 @@ static void run_file(const char *path) {
         if (!strncmp(line, "%%PROGRAM", 9) || !strncmp(line, "%%FAIL", 6)) {
             if (have) run_case(L, path, &c);
             lmql__buf_free(&c.program);
+            lmql__buf_free(&c.args);
             lmql__buf_free(&c.expect);
             memset(&c, 0, sizeof c);
             snprintf(c.desc, sizeof c.desc, "%.200s", desc);
@@ -247,6 +272,7 @@ static void run_file(const char *path) {
             continue;
         }
         if (!strncmp(line, "%%EXPECT", 8)) { into = &c.expect; continue; }
+        if (!strncmp(line, "%%ARGS", 6)) { into = &c.args; continue; }
         if (into == &c.expect && line[0] == '#') {
             snprintf(desc, sizeof desc, "%s", line + 2);
             desc[strcspn(desc, "\n")] = 0;
@@ -257,9 +283,35 @@ static void run_file(const char *path) {
     }
     if (have) run_case(L, path, &c);
     lmql__buf_free(&c.program);
+    lmql__buf_free(&c.args);
     lmql__buf_free(&c.expect);
     fclose(f);
     lmql_free(L);
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every case file of a directory, in name order (LMQL's own tests, one
+** file per test file of theirs). */
+static void run_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) { th_fail(dir, 0, "cannot open"); return; }
+    char *names[256];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 256;) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".test")) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        run_file(path);
+        free(names[i]);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -281,6 +333,7 @@ int main(int argc, char **argv) {
         run_file("tests/cases/programs.test");
         run_file("tests/cases/random.test");
         run_file("tests/cases/chat.test");
+        run_dir("tests/cases/lmql");
     }
     lmql__model_free(g_spm);
     lmql__model_free(g_gpt2);
