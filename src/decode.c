@@ -4,6 +4,7 @@
 #include "decode.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +203,24 @@ static int32_t fast_forward(struct lmql__gen *g, const struct lmql__hole_rules *
     return t;
 }
 
+/* The last bytes of a value, quoted with \n \" \\ escaped, for a message;
+** "..." in front when it was cut. */
+static void value_tail(const char *v, size_t len, char *out, size_t cap) {
+    LMQL_ASSERT(cap >= 16);
+    size_t from = len > 240 ? len - 240 : 0, n = 0;
+    while (from > 0 && from < len && ((unsigned char)v[from] & 0xC0) == 0x80) from++; /* a whole character */
+    if (from) n += (size_t)snprintf(out, cap, "...");
+    out[n++] = '"';
+    for (size_t i = from; i < len && n + 4 < cap; i++) {
+        char c = v[i];
+        if (c == '\n') { out[n++] = '\\'; out[n++] = 'n'; }
+        else if (c == '"' || c == '\\') { out[n++] = '\\'; out[n++] = c; }
+        else out[n++] = c;
+    }
+    out[n++] = '"';
+    out[n] = 0;
+}
+
 int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules, struct lmql__seq *seq,
                        struct lmql__buf *value, struct lmql__err *err) {
     struct lmql__model *m = g->model;
@@ -211,9 +230,17 @@ int32_t lmql__generate(struct lmql__gen *g, const struct lmql__hole_rules *rules
     if (lmql__buf_reserve(value, 0)) return lmql__errf(err, "out of memory");
     for (;;) {
         int32_t limit = g->max_len < m->n_ctx ? g->max_len : m->n_ctx;
-        if (seq->n >= limit)
-            return lmql__errf(err, "the sequence reached %d tokens, the limit (%s=%d); raise it", seq->n,
-                              g->max_len < m->n_ctx ? "max_len" : "n_ctx", limit);
+        if (seq->n >= limit) {
+            /* LMQL ends the run with an error here too (its decoders stop
+            ** at max_len and the interpreter refuses the unfinished result):
+            ** a value cut short may break its constraints. What the hole had
+            ** generated goes into the message so the user loses nothing. */
+            char tail[400];
+            value_tail(value->data, value->len, tail, sizeof tail);
+            return lmql__errf(err, "the sequence reached %d tokens, the limit (%s=%d), with the hole unfinished "
+                              "(its value so far: %s); raise the limit", seq->n,
+                              g->max_len < m->n_ctx ? "max_len" : "n_ctx", limit, tail);
+        }
         /* The mask first: when it leaves only EOS, or one forced token, the
         ** model has nothing to decide. */
         bool eos_ok = true;
