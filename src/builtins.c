@@ -395,8 +395,8 @@ static void fquery_free(void *p) {
     free(f);
 }
 
-static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
-                                  struct lmql__err *err) {
+struct lmql_val *lmql__lmql_F(void *ud, int argc, struct lmql_val **argv, const char **names,
+                              struct lmql__err *err) {
     (void)ud;
     const struct lmql_val *cons = NULL, *model = NULL;
     bool bad = argc < 1 || names[0] || argv[0]->kind != LMQL_V_STR;
@@ -774,7 +774,8 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
             if (!p) lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
             return p;
         }
-        lmql__fail(I, at, LMQL_ERR_QUERY, "context.%s is not supported (context.prompt is)", name);
+        if (!strcmp(name, "score")) return lmql__context_score(I, at);
+        lmql__fail(I, at, LMQL_ERR_QUERY, "context.%s is not supported (context.prompt and context.score are)", name);
         return NULL;
     }
     if (obj == &g_lmql_decorators) {
@@ -784,6 +785,11 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
                                      (void *)(uintptr_t)(pre ? LMQL_FUNC_PRE : LMQL_FUNC_STREAMING), NULL);
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.decorators.%s is not supported (pre and streaming are)", name);
         return NULL;
+    }
+    if (obj->kind == LMQL_V_OBJ) {
+        bool handled;
+        struct lmql_val *g = lmql__generations_attr(I, at, obj, name, &handled);
+        if (handled) return g;
     }
     if (obj->kind == LMQL_V_OBJ && !strcmp(obj->u.obj.type, "TemplateVariable")) {
         if (!strcmp(name, "name")) {
@@ -797,7 +803,10 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
     if (obj == &g_lmql_module) {
         if (!strcmp(name, "decorators")) return &g_lmql_decorators;
         if (!strcmp(name, "model")) return lmql__val_builtin("lmql.model", lmql_model_fn, NULL, NULL);
-        if (!strcmp(name, "F")) return lmql__val_builtin("lmql.F", lmql_F_fn, NULL, NULL);
+        if (!strcmp(name, "F")) return lmql__val_builtin("lmql.F", lmql__lmql_F, NULL, NULL);
+        bool handled;
+        struct lmql_val *g = lmql__generations_attr(I, at, NULL, name, &handled);
+        if (handled) return g;
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
         return NULL;
     }
@@ -918,6 +927,7 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
         return NULL;
     }
     if (!fn->u.func.fn && !(fn->u.func.flags & LMQL_FUNC_BOUND)) return call_def(I, at, fn, argc, argv, names);
+    if (fn->u.func.fn == lmql__generations_fn) return lmql__generations_call(I, at, fn, argc, argv, names);
     bool handled = false;
     /* only the static builtins (an array) can be eval/map/filter/sorted/min/max: a pointer range check
     ** instead of name lookups on every call */

@@ -784,8 +784,7 @@ static struct lmql_val *result_value(const struct lmql__seq_result *r) {
     return d;
 }
 
-/* The model a model= value names (a string or lmql.model(...)), or NULL with e. */
-static struct lmql__model *model_of(struct interp *I, const struct lmql_val *v, struct lmql__err *e) {
+struct lmql__model *lmql__model_of(struct interp *I, const struct lmql_val *v, struct lmql__err *e) {
     if (v->kind == LMQL_V_STR) return I->host->get_model(I->host->ud, v->u.str.s, NULL, 0, e);
     if (v->kind == LMQL_V_OBJ && !strcmp(v->u.obj.type, "model")) {
         const struct lmql__model_spec *sp = v->u.obj.ptr;
@@ -839,7 +838,7 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
                 continue;
             }
             struct lmql__err e = {0};
-            model = model_of(I, v, &e);
+            model = lmql__model_of(I, v, &e);
             lmql__val_unref(v);
             if (!model) {
                 lmql__val_unref(dec_val);
@@ -863,7 +862,7 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
             else decoder = argv[i]->u.str.s;
         } else if (!strcmp(names[i], "model")) {
             struct lmql__err e = {0};
-            model = model_of(I, argv[i], &e);
+            model = lmql__model_of(I, argv[i], &e);
             if (!model) rc = lmql__fail(I, at, LMQL_ERR_MODEL, "%s", e.msg);
         } else if (lmql__dict_set(opts, lmql__val_cstr(names[i]), lmql__val_ref(argv[i]))) {
             rc = lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");

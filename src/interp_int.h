@@ -169,5 +169,23 @@ struct lmql__model_spec {
     int n_kv;
 };
 void lmql__model_spec_free(void *p);
+/* The model a model= value names (a string or lmql.model(...)), or NULL
+** with e (interp.c). */
+struct lmql__model *lmql__model_of(struct interp *I, const struct lmql_val *v, struct lmql__err *e);
+/* lmql.F(template, constraints=, model=): a query function (builtins.c). */
+struct lmql_val *lmql__lmql_F(void *ud, int argc, struct lmql_val **argv, const char **names, struct lmql__err *err);
+
+/* LMQL's Generations API in query code (generations.c): the attributes of
+** model values, ScoringResult values and lmql.generate/lmql.score (obj
+** NULL), *handled false for anything else; their functions carry
+** lmql__generations_fn and are called through lmql__generations_call;
+** context.score is lmql__context_score. */
+struct lmql_val *lmql__generations_attr(struct interp *I, const struct lmql_node *at, struct lmql_val *obj,
+                                        const char *name, bool *handled);
+struct lmql_val *lmql__generations_fn(void *ud, int argc, struct lmql_val **argv, const char **names,
+                                      struct lmql__err *err);
+struct lmql_val *lmql__generations_call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
+                                        struct lmql_val **argv, const char **names);
+struct lmql_val *lmql__context_score(struct interp *I, const struct lmql_node *at);
 
 #endif
