@@ -334,6 +334,36 @@ static void stmt(struct dump *b, const struct lmql_node *n, int ind) {
         stmts(b, &n->u.for_.orelse, ind + 2);
       }
       break;
+    case LMQL_NODE_TRY:
+      head(b, "try", n);
+      stmts(b, &n->u.try_.body, ind + 2);
+      stmts(b, &n->u.try_.handlers, ind + 1);
+      if (n->u.try_.orelse.n) {
+        indent(b, ind + 1);
+        puts_(b, "else");
+        stmts(b, &n->u.try_.orelse, ind + 2);
+      }
+      if (n->u.try_.finalbody.n) {
+        indent(b, ind + 1);
+        puts_(b, "finally");
+        stmts(b, &n->u.try_.finalbody, ind + 2);
+      }
+      break;
+    case LMQL_NODE_EXCEPT:
+      head(b, "except", n);
+      opt(b, n->u.except_.type);
+      if (n->u.except_.name) { puts_(b, " as "); puts_(b, n->u.except_.name); }
+      stmts(b, &n->u.except_.body, ind + 1);
+      break;
+    case LMQL_NODE_RAISE:
+      head(b, "raise", n);
+      opt(b, n->u.raise_.exc);
+      opt(b, n->u.raise_.cause);
+      break;
+    case LMQL_NODE_DEL:
+      head(b, "del", n);
+      list(b, &n->u.del);
+      break;
     case LMQL_NODE_DEF:
       head(b, "def", n);
       put(b, " ", 1);
@@ -459,6 +489,13 @@ static int visit_stmt(const struct lmql_node *s, const struct lmql_ast_visitor *
     return s->u.def.query ? lmql__ast_visit(s->u.def.query, v) : 0;
   case LMQL_NODE_CLASS:
     return visit_block(&s->u.cls.body, v);
+  case LMQL_NODE_TRY:
+    if ((rc = visit_block(&s->u.try_.body, v)) || (rc = visit_block(&s->u.try_.handlers, v)) ||
+        (rc = visit_block(&s->u.try_.orelse, v)))
+      return rc;
+    return visit_block(&s->u.try_.finalbody, v);
+  case LMQL_NODE_EXCEPT:
+    return visit_block(&s->u.except_.body, v);
   default:
     return 0;
   }

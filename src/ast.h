@@ -169,6 +169,16 @@ struct lmql_node {
     struct { const char *name; struct lmql_node *dflt; } param;      /* PARAM */
     struct lmql_node *value;        /* RETURN (NULL when bare) */
     struct { struct lmql_node *test, *msg; } assert_;               /* ASSERT */
+    struct {                        /* TRY: handlers are EXCEPT statements */
+      struct lmql_node_list body, handlers, orelse, finalbody;
+    } try_;
+    struct {                        /* EXCEPT: `except [TYPE [as NAME]]:` */
+      struct lmql_node *type;       /* NULL: every exception */
+      const char *name;             /* NULL: not bound */
+      struct lmql_node_list body;
+    } except_;
+    struct { struct lmql_node *exc, *cause; } raise_;               /* RAISE (exc NULL: re-raise) */
+    struct lmql_node_list del;      /* DEL: its targets */
     struct {                        /* IMPORT (module NULL), IMPORT_FROM */
       const char *module;           /* dotted; NULL for "from . import x" */
       int32_t level;                /* leading dots of a relative import */

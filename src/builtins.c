@@ -484,7 +484,7 @@ bool lmql__builtin_exists(const char *name) {
     if (!strcmp(name, "lmql") || !strcmp(name, "context")) return true;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
         if (!strcmp(BUILTINS[i].u.func.name, name)) return true;
-    return false;
+    return lmql__exc_builtin(name) != NULL;
 }
 
 struct lmql_val *lmql__builtin(const char *name) {
@@ -492,7 +492,7 @@ struct lmql_val *lmql__builtin(const char *name) {
     if (!strcmp(name, "context")) return &g_context;
     for (size_t i = 0; i < sizeof BUILTINS / sizeof *BUILTINS; i++)
         if (!strcmp(BUILTINS[i].u.func.name, name)) return &BUILTINS[i];
-    return NULL;
+    return lmql__exc_builtin(name);
 }
 
 /* ------------------------------------------------------------ methods -- */

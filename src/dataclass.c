@@ -34,6 +34,14 @@ static const struct lmql_node *find_in(const struct lmql_node_list *b, const cha
         case LMQL_NODE_FOR:
             if (!(r = find_in(&s->u.for_.body, name))) r = find_in(&s->u.for_.orelse, name);
             break;
+        case LMQL_NODE_TRY:
+            if (!(r = find_in(&s->u.try_.body, name)) && !(r = find_in(&s->u.try_.handlers, name)) &&
+                !(r = find_in(&s->u.try_.orelse, name)))
+                r = find_in(&s->u.try_.finalbody, name);
+            break;
+        case LMQL_NODE_EXCEPT:
+            r = find_in(&s->u.except_.body, name);
+            break;
         default: break;
         }
         if (r) return r;

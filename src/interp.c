@@ -159,6 +159,14 @@ static bool is_hole(const struct lmql_node_list *stmts, const char *name) {
         case LMQL_NODE_FOR:
             if (is_hole(&s->u.for_.body, name) || is_hole(&s->u.for_.orelse, name)) return true;
             break;
+        case LMQL_NODE_TRY:
+            if (is_hole(&s->u.try_.body, name) || is_hole(&s->u.try_.handlers, name) ||
+                is_hole(&s->u.try_.orelse, name) || is_hole(&s->u.try_.finalbody, name))
+                return true;
+            break;
+        case LMQL_NODE_EXCEPT:
+            if (is_hole(&s->u.except_.body, name)) return true;
+            break;
         default: break;
         }
     }
@@ -747,6 +755,9 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
     case LMQL_NODE_GLOBAL:
     case LMQL_NODE_NONLOCAL: return lmql__declare(I, s);
     case LMQL_NODE_CLASS: return lmql__exec_class(I, s);
+    case LMQL_NODE_TRY: return lmql__exec_try(I, s);
+    case LMQL_NODE_RAISE: return lmql__exec_raise(I, s);
+    case LMQL_NODE_DEL: return lmql__exec_del(I, s);
     case LMQL_NODE_ANNASSIGN:
         /* x: T = v assigns; x: T alone declares nothing at run time (annotations are not evaluated) */
         if (!s->u.ann.value) return 0;

@@ -55,6 +55,7 @@ struct interp {
     const struct lmql_node *dist;    /* the DISTRIBUTION in force (global or of this prompt) */
     size_t dist_end;                 /* prompt length once it was scored; 0 before */
     uint64_t n_generated;
+    const struct lmql__err *handling; /* the exception the running except clause took, or NULL */
 };
 
 /* Record an error at node n (NULL: no position). Returns -1. */
@@ -148,6 +149,13 @@ int lmql__chat_turn(const char *tmpl, const struct lmql__buf *roles, int n_prev,
 /* Emit the whitespace held back at the end of the prompt (chat_ws): before
 ** a hole and when the run ends. */
 int lmql__chat_flush(struct interp *I);
+
+/* Exceptions (exceptions.c): the builtin exception class of that name or
+** NULL; try/except/else/finally, raise and del statements. */
+struct lmql_val *lmql__exc_builtin(const char *name);
+int lmql__exec_try(struct interp *I, const struct lmql_node *s);
+int lmql__exec_raise(struct interp *I, const struct lmql_node *s);
+int lmql__exec_del(struct interp *I, const struct lmql_node *s);
 
 /* Run the statements of a def body (interp.c). */
 int lmql__exec_block(struct interp *I, const struct lmql_node_list *body);

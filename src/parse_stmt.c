@@ -365,8 +365,33 @@ static struct lmql_node *simple_stmt(struct lmql_parser *p) {
       return import_from(p);
     case K(KW_GLOBAL): case K(KW_NONLOCAL):
       return global_stmt(p);
-    case K(KW_DEL): case K(KW_RAISE):
-    case K(KW_YIELD): case K(KW_TRY): case K(KW_WITH):
+    case K(KW_RAISE):
+      /* raise [expr ['from' expr]] */
+      n = lmql__p_node_tok(p, LMQL_NODE_RAISE, lmql__p_next(p));
+      if (!at_stmt_end(p)) {
+        n->u.raise_.exc = lmql__p_expr(p);
+        if (lmql__p_accept(p, K(KW_FROM))) n->u.raise_.cause = lmql__p_expr(p);
+      }
+      return n;
+    case K(KW_DEL): {
+      /* del target {',' target} */
+      n = lmql__p_node_tok(p, LMQL_NODE_DEL, lmql__p_next(p));
+      struct lmql_vec targets = {0};
+      do {
+        if (at_stmt_end(p)) break;
+        struct lmql_node *e = lmql__p_expr(p);
+        if (e->kind != LMQL_NODE_NAME && e->kind != LMQL_NODE_SUBSCRIPT && e->kind != LMQL_NODE_ATTR &&
+            e->kind != LMQL_NODE_ERROR) {
+          lmql__p_error_at(p, e->pos.offset, "'del' takes names, subscripts and attributes");
+          return n;
+        }
+        lmql__p_push(p, &targets, e);
+      } while (lmql__p_accept(p, K(COMMA)));
+      if (targets.n == 0) lmql__p_error_at(p, n->pos.offset, "'del' needs something to delete");
+      n->u.del = lmql__p_list(&targets);
+      return n;
+    }
+    case K(KW_YIELD): case K(KW_WITH):
     case K(KW_ASYNC): case K(KW_EXCEPT): case K(KW_FINALLY):
       lmql__p_unsupported(p, t);
       return NULL;
@@ -480,6 +505,63 @@ static int for_stmt(struct lmql_parser *p, struct lmql_vec *out) {
   int blk = suite(p, &body, "'for' statement");
   n->u.for_.body = lmql__p_list(&body);
   return loop_else(p, &n->u.for_.orelse, blk);
+}
+
+/* try_stmt -> 'try' ':' suite { 'except' [expr ['as' NAME]] ':' suite }
+**             ['else' ':' suite] ['finally' ':' suite]
+** with at least one except or a finally; else only after an except, and a
+** bare except only as the last one (Python's rules). */
+static int try_stmt(struct lmql_parser *p, struct lmql_vec *out) {
+  struct lmql_node *n = lmql__p_node_tok(p, LMQL_NODE_TRY, lmql__p_next(p));
+  lmql__p_push(p, out, n);
+  if (!lmql__p_expect(p, K(COLON), "expected ':' after 'try'")) return 0;
+  struct lmql_vec body = {0}, handlers = {0};
+  int blk = suite(p, &body, "'try' statement");
+  n->u.try_.body = lmql__p_list(&body);
+  if (p->suppress) return blk;
+  int bare = 0;
+  for (;;) {
+    struct lmql_token *t = lmql__p_tok(p);
+    if (!continues(p, K(KW_EXCEPT))) break;
+    struct lmql_node *h = lmql__p_node_tok(p, LMQL_NODE_EXCEPT, t);
+    if (bare) {
+      lmql__p_error_at(p, t->off, "a bare 'except:' must be the last except clause");
+      return 0;
+    }
+    if (lmql__p_kind(p) != K(COLON)) {
+      h->u.except_.type = lmql__p_expr(p);
+      if (lmql__p_accept(p, K(KW_AS))) {
+        if (lmql__p_kind(p) != K(NAME)) { lmql__p_unexpected(p, "after 'as'"); return 0; }
+        h->u.except_.name = lmql__p_tok_text(p, lmql__p_next(p));
+      }
+    } else {
+      bare = 1;
+    }
+    if (!lmql__p_expect(p, K(COLON), "expected ':' after except clause")) return 0;
+    struct lmql_vec b = {0};
+    blk = suite(p, &b, "'except' clause");
+    h->u.except_.body = lmql__p_list(&b);
+    lmql__p_push(p, &handlers, h);
+    if (p->suppress) return blk;
+  }
+  n->u.try_.handlers = lmql__p_list(&handlers);
+  if (handlers.n && continues(p, K(KW_ELSE))) {
+    if (!lmql__p_expect(p, K(COLON), "expected ':' after 'else'")) return 0;
+    struct lmql_vec b = {0};
+    blk = suite(p, &b, "'else'");
+    n->u.try_.orelse = lmql__p_list(&b);
+    if (p->suppress) return blk;
+  }
+  if (continues(p, K(KW_FINALLY))) {
+    if (!lmql__p_expect(p, K(COLON), "expected ':' after 'finally'")) return 0;
+    struct lmql_vec b = {0};
+    blk = suite(p, &b, "'finally'");
+    n->u.try_.finalbody = lmql__p_list(&b);
+  } else if (!handlers.n) {
+    lmql__p_error_at(p, lmql__p_tok(p)->off, "expected 'except' or 'finally' block after 'try'");
+    return 0;
+  }
+  return blk;
 }
 
 /* Is d `lmql.query` or `lmql.query(...)`? */
@@ -620,6 +702,9 @@ static void check_class_body(struct lmql_parser *p, const struct lmql_node *cls)
       case LMQL_NODE_RETURN: what = "'return' statements"; break;
       case LMQL_NODE_ASSERT: what = "'assert' statements"; break;
       case LMQL_NODE_BREAK: case LMQL_NODE_CONTINUE: what = "'break' and 'continue' statements"; break;
+      case LMQL_NODE_TRY: what = "'try' statements"; break;
+      case LMQL_NODE_RAISE: what = "'raise' statements"; break;
+      case LMQL_NODE_DEL: what = "'del' statements"; break;
       default: break;   /* error recovery left it: reported already */
     }
     if (what) {
@@ -700,6 +785,7 @@ int lmql__p_stmt(struct lmql_parser *p, struct lmql_vec *out) {
     case K(KW_IF): return if_stmt(p, out);
     case K(KW_WHILE): return while_stmt(p, out);
     case K(KW_FOR): return for_stmt(p, out);
+    case K(KW_TRY): return try_stmt(p, out);
     case K(KW_CLASS): {
       struct lmql_node_list none = {NULL, 0};
       return classdef(p, out, none);

@@ -620,6 +620,26 @@ int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *va
     return 0;
 }
 
+void lmql__val_text_free(void *p) { free(p); }
+
+int lmql__dict_del(struct lmql_val *d, const struct lmql_val *key) {
+    LMQL_ASSERT(d->kind == LMQL_V_DICT);
+    size_t i = dict_find(d, key, NULL);
+    if (i == (size_t)-1) return 0;
+    lmql__val_unref(d->u.dict.keys[i]);
+    lmql__val_unref(d->u.dict.vals[i]);
+    size_t rest = d->u.dict.len - i - 1;
+    memmove(d->u.dict.keys + i, d->u.dict.keys + i + 1, rest * sizeof *d->u.dict.keys);
+    memmove(d->u.dict.vals + i, d->u.dict.vals + i + 1, rest * sizeof *d->u.dict.vals);
+    d->u.dict.len--;
+    /* Entry numbers moved: index again. Without memory for it the dict
+    ** is scanned, which finds the same entries. */
+    free(d->u.dict.ix);
+    d->u.dict.ix = NULL;
+    if (d->u.dict.len >= DICT_INDEX_MIN) (void)dict_reindex(d, d->u.dict.len * 2);
+    return 1;
+}
+
 struct lmql_val *lmql__dict_get(struct lmql_val *d, const struct lmql_val *key) {
     size_t i = dict_find(d, key, NULL);
     return i == (size_t)-1 ? NULL : d->u.dict.vals[i];
@@ -936,7 +956,9 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_STR:
     case LMQL_V_NUM: return lmql__buf_add(b, v->u.str.s, v->u.str.len);
     case LMQL_V_FUNC: return lmql__buf_addf(b, "<function %s>", v->u.func.name);
-    case LMQL_V_OBJ: return lmql__buf_addf(b, "<%s>", v->u.obj.type);
+    case LMQL_V_OBJ:
+        if (v->u.obj.free == lmql__val_text_free) return lmql__buf_adds(b, v->u.obj.ptr);
+        return lmql__buf_addf(b, "<%s>", v->u.obj.type);
     default: return lmql__val_repr_into(b, v);   /* containers, classes, instances */
     }
 }

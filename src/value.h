@@ -173,6 +173,11 @@ int lmql__list_push(struct lmql_val *list, struct lmql_val *item);
 /* Dict set (takes ownership of key and value) and get (borrowed or NULL). */
 int lmql__dict_set(struct lmql_val *d, struct lmql_val *key, struct lmql_val *val);
 struct lmql_val *lmql__dict_get(struct lmql_val *d, const struct lmql_val *key);
+/* Remove key from d, keeping the others in order: 1, or 0 when absent. */
+int lmql__dict_del(struct lmql_val *d, const struct lmql_val *key);
+/* The free function of objects whose ptr is their str() text (a
+** NUL-terminated string they own): exceptions (exceptions.c). */
+void lmql__val_text_free(void *p);
 
 bool lmql__val_truthy(const struct lmql_val *v);
 bool lmql__val_equal(const struct lmql_val *a, const struct lmql_val *b);
