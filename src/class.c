@@ -1,7 +1,7 @@
 /*
 ** Classes of query code, as Python has them in the subset LMQL programs
 ** use: class statements, instances, attributes, methods (@staticmethod,
-** @property), single inheritance from another class of the query, and
+** @property, @lmql.query with `self` first), single inheritance from another class of the query, and
 ** the dataclasses and typing modules (dataclass, field, asdict; typing's
 ** names exist so they can be imported and written in annotations, which
 ** are never evaluated).
@@ -376,8 +376,16 @@ static const char *dotted(const struct lmql_node *n, char *buf, size_t cap) {
     return buf;
 }
 
-/* The methods a class body may define: plain ones, @staticmethod and
-** @property; of the special methods __init__ and __post_init__ (others,
+/* Is d `lmql.query` or `lmql.query(...)`? (The parser has made the body
+** of such a def its query.) */
+static bool is_query_decorator(const struct lmql_node *d) {
+    if (d->kind == LMQL_NODE_CALL) d = d->u.call.func;
+    return d->kind == LMQL_NODE_ATTR && !strcmp(d->u.attr.name, "query") && d->u.attr.obj->kind == LMQL_NODE_NAME &&
+           !strcmp(d->u.attr.obj->u.name, "lmql");
+}
+
+/* The methods a class body may define: plain ones, @staticmethod,
+** @property and @lmql.query; of the special methods __init__ and __post_init__ (others,
 ** such as __str__ or __eq__, would change what the value does without
 ** being called here, so they are refused). */
 static int method_flags(struct interp *I, const struct lmql_node *def, unsigned *flags) {
@@ -394,6 +402,7 @@ static int method_flags(struct interp *I, const struct lmql_node *def, unsigned 
         const struct lmql_node *d = def->u.def.decorators.items[i];
         if (d->kind == LMQL_NODE_NAME && !strcmp(d->u.name, "staticmethod")) *flags |= LMQL_FUNC_STATIC;
         else if (d->kind == LMQL_NODE_NAME && !strcmp(d->u.name, "property")) *flags |= LMQL_FUNC_PROPERTY;
+        else if (def->u.def.query && is_query_decorator(d)) continue;   /* a query method: self is its first argument */
         else {
             char buf[256];
             return lmql__fail(I, d, LMQL_ERR_QUERY,

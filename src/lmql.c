@@ -266,6 +266,29 @@ static bool has_suffix(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
+/* LMQL's own options of lmql.model(...) for a llama.cpp model, taken out
+** of the backend's parameters: inprocess= (a local: or .gguf model runs in
+** this process, so only True fits it; a llama.cpp: model with
+** inprocess=True loads its file here instead of asking a server, as LMQL
+** does) and silent= (a model's loading prints nothing here anyway). The
+** cache key keeps them: LMQL loads a model anew when they differ.
+** Returns the number of parameters left in out, -1 with err. */
+static int lmql_options(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__kv *out, int *inprocess,
+                        struct lmql__err *err) {
+    int n = 0;
+    *inprocess = -1;
+    for (int i = 0; i < n_kv; i++) {
+        bool is_in = !strcmp(kv[i].key, "inprocess");
+        if (!is_in && strcmp(kv[i].key, "silent")) { out[n++] = kv[i]; continue; }
+        const char *v = kv[i].value ? kv[i].value : "";
+        int b = !strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")      ? 1
+              : !strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0") ? 0 : -1;
+        if (b < 0) return lmql__errf(err, "%s: %s must be True or False, not '%s'", id, kv[i].key, v);
+        if (is_in) *inprocess = b;
+    }
+    return n;
+}
+
 static struct lmql__model *get_model(void *ud, const char *id, const struct lmql__kv *kv, int n_kv,
                                      struct lmql__err *err) {
     struct lmql *L = ud;
@@ -281,21 +304,36 @@ static struct lmql__model *get_model(void *ud, const char *id, const struct lmql
         }
 
     struct lmql__model *m = NULL;
-    if (!strncmp(id, "local:llama.cpp:", 16)) {
-        m = lmql__llama_open(id + 16, kv, n_kv, err);
+    bool local = !strncmp(id, "local:llama.cpp:", 16), remote = !strncmp(id, "llama.cpp:", 10);
+    bool file = !local && !remote && (has_suffix(id, ".gguf") || has_suffix(id, ".bin"));
+    struct lmql__kv *pk = NULL;
+    int inprocess = -1, n_pk = 0;
+    if (local || remote || file) {
+        pk = lmql__malloc(((size_t)n_kv + 1) * sizeof *pk);
+        n_pk = pk ? lmql_options(id, kv, n_kv, pk, &inprocess, err) : lmql__errf(err, "out of memory");
+        if (n_pk < 0) { free(pk); lmql__buf_free(&key); return NULL; }
+        if (inprocess == 0 && !remote) {
+            free(pk);
+            lmql__buf_free(&key);
+            lmql__errf(err, "%s: inprocess=False, but %s runs in this process (llama.cpp:PATH uses a model server)",
+                       id, local ? "a local: model" : "a model file");
+            return NULL;
+        }
+    }
+    if (local) {
+        m = lmql__llama_open(id + 16, pk, n_pk, err);
     } else if (!strcmp(id, "random")) {
         m = lmql__random_open(kv, n_kv, default_random_vocab(), err);
         lmql__random_session_seed(m, L->params.seed);
-    } else if (!strncmp(id, "llama.cpp:", 10)) {
-        m = lmql__lmtp_open(id, kv, n_kv, err);
-    } else if (has_suffix(id, ".gguf")) {
-        m = lmql__llama_open(id, kv, n_kv, err);
-    } else if (has_suffix(id, ".bin")) {
-        m = lmql__llama_open(id, kv, n_kv, err);   /* says what an old GGML file needs */
+    } else if (remote) {
+        m = inprocess == 1 ? lmql__llama_open(id + 10, pk, n_pk, err) : lmql__lmtp_open(id, pk, n_pk, err);
+    } else if (file) {
+        m = lmql__llama_open(id, pk, n_pk, err);   /* a .bin: says what an old GGML file needs */
     } else {
         lmql__errf(err, "unknown model '%s' (use local:llama.cpp:PATH.gguf, llama.cpp:PATH.gguf, random, "
                    "or a path ending in .gguf)", id);
     }
+    free(pk);
     if (!m) { lmql__buf_free(&key); return NULL; }
     struct cached_model *more = lmql__realloc(L->models, ((size_t)L->n_models + 1) * sizeof *more);
     if (!more) { lmql__buf_free(&key); lmql__model_free(m); lmql__errf(err, "out of memory"); return NULL; }
