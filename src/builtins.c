@@ -591,6 +591,12 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
             v->u.str.s[i] = (char)(m[0] == 'l' ? tolower((unsigned char)s[i]) : toupper((unsigned char)s[i]));
         return v;
     }
+    if (!strcmp(m, "capitalize")) {   /* the first character upper case, the rest lower, as lower/upper do */
+        struct lmql_val *v = lmql__val_str(s, n);
+        for (size_t i = 0; v && i < n; i++)
+            v->u.str.s[i] = (char)(i == 0 ? toupper((unsigned char)s[i]) : tolower((unsigned char)s[i]));
+        return v;
+    }
     if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
         if (argc != 1 || argv[0]->kind != LMQL_V_STR) return lmql__errp(err, "str.%s() takes one string", m);
         size_t k = argv[0]->u.str.len;
@@ -801,7 +807,7 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
         return NULL;
     }
-    static const char *const str_methods[] = {"strip", "lstrip", "rstrip", "lower", "upper", "startswith",
+    static const char *const str_methods[] = {"strip", "lstrip", "rstrip", "lower", "upper", "capitalize", "startswith",
         "endswith", "find", "count", "replace", "split", "join", "format", "isdigit", "isalpha", "isalnum",
         "islower", "isupper", "isspace", NULL};
     static const char *const list_methods[] = {"append", "extend", "pop", "index", "insert", NULL};
