@@ -404,10 +404,14 @@ static struct lmql_val *lmql_F_fn(void *ud, int argc, struct lmql_val **argv, co
         if (!names[i] && i == 1) cons = argv[i];
         else if (names[i] && !strcmp(names[i], "constraints") && !cons) cons = argv[i];
         else if (names[i] && !strcmp(names[i], "model") && !model) model = argv[i];
+        /* is_async=True makes LMQL's function a coroutine; query code awaits a call by making it, so the
+        ** function is the same either way */
+        else if (names[i] && !strcmp(names[i], "is_async") && argv[i]->kind == LMQL_V_BOOL) continue;
         else bad = true;
     }
     if (bad || (cons && cons->kind != LMQL_V_STR && cons->kind != LMQL_V_NONE))
-        return lmql__errp(err, "lmql.F() takes a template string, constraints= (a where clause as a string) and model=");
+        return lmql__errp(err, "lmql.F() takes a template string, constraints= (a where clause as a string), model= "
+                               "and is_async= (True or False)");
     if (cons && cons->kind == LMQL_V_NONE) cons = NULL;
     struct lmql__buf src = {0};
     lmql__buf_adds(&src, "argmax ");
