@@ -404,10 +404,14 @@ struct lmql_val *lmql__lmql_F(void *ud, int argc, struct lmql_val **argv, const 
         if (!names[i] && i == 1) cons = argv[i];
         else if (names[i] && !strcmp(names[i], "constraints") && !cons) cons = argv[i];
         else if (names[i] && !strcmp(names[i], "model") && !model) model = argv[i];
+        /* is_async=True makes LMQL's function a coroutine; query code awaits a call by making it, so the
+        ** function is the same either way */
+        else if (names[i] && !strcmp(names[i], "is_async") && argv[i]->kind == LMQL_V_BOOL) continue;
         else bad = true;
     }
     if (bad || (cons && cons->kind != LMQL_V_STR && cons->kind != LMQL_V_NONE))
-        return lmql__errp(err, "lmql.F() takes a template string, constraints= (a where clause as a string) and model=");
+        return lmql__errp(err, "lmql.F() takes a template string, constraints= (a where clause as a string), model= "
+                               "and is_async= (True or False)");
     if (cons && cons->kind == LMQL_V_NONE) cons = NULL;
     struct lmql__buf src = {0};
     lmql__buf_adds(&src, "argmax ");
@@ -589,6 +593,12 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         struct lmql_val *v = lmql__val_str(s, n);
         for (size_t i = 0; v && i < n; i++)
             v->u.str.s[i] = (char)(m[0] == 'l' ? tolower((unsigned char)s[i]) : toupper((unsigned char)s[i]));
+        return v;
+    }
+    if (!strcmp(m, "capitalize")) {   /* the first character upper case, the rest lower, as lower/upper do */
+        struct lmql_val *v = lmql__val_str(s, n);
+        for (size_t i = 0; v && i < n; i++)
+            v->u.str.s[i] = (char)(i == 0 ? toupper((unsigned char)s[i]) : tolower((unsigned char)s[i]));
         return v;
     }
     if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
@@ -810,7 +820,7 @@ struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, stru
         lmql__fail(I, at, LMQL_ERR_QUERY, "lmql.%s is not supported", name);
         return NULL;
     }
-    static const char *const str_methods[] = {"strip", "lstrip", "rstrip", "lower", "upper", "startswith",
+    static const char *const str_methods[] = {"strip", "lstrip", "rstrip", "lower", "upper", "capitalize", "startswith",
         "endswith", "find", "count", "replace", "split", "join", "format", "isdigit", "isalpha", "isalnum",
         "islower", "isupper", "isspace", NULL};
     static const char *const list_methods[] = {"append", "extend", "pop", "index", "insert", NULL};

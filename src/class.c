@@ -376,14 +376,6 @@ static const char *dotted(const struct lmql_node *n, char *buf, size_t cap) {
     return buf;
 }
 
-/* Is d `lmql.query` or `lmql.query(...)`? (The parser has made the body
-** of such a def its query.) */
-static bool is_query_decorator(const struct lmql_node *d) {
-    if (d->kind == LMQL_NODE_CALL) d = d->u.call.func;
-    return d->kind == LMQL_NODE_ATTR && !strcmp(d->u.attr.name, "query") && d->u.attr.obj->kind == LMQL_NODE_NAME &&
-           !strcmp(d->u.attr.obj->u.name, "lmql");
-}
-
 /* The methods a class body may define: plain ones, @staticmethod,
 ** @property and @lmql.query; of the special methods __init__ and __post_init__ (others,
 ** such as __str__ or __eq__, would change what the value does without
@@ -400,9 +392,14 @@ static int method_flags(struct interp *I, const struct lmql_node *def, unsigned 
                           name);
     for (int32_t i = 0; i < def->u.def.decorators.n; i++) {
         const struct lmql_node *d = def->u.def.decorators.items[i];
+        const struct lmql_node *f = d->kind == LMQL_NODE_CALL ? d->u.call.func : d;
+        /* @lmql.query(...) makes a query method: the parser took its docstring as the query, the call reads
+        ** model= and decoder= */
+        if (def->u.def.query && f->kind == LMQL_NODE_ATTR && !strcmp(f->u.attr.name, "query") &&
+            f->u.attr.obj->kind == LMQL_NODE_NAME && !strcmp(f->u.attr.obj->u.name, "lmql"))
+            continue;
         if (d->kind == LMQL_NODE_NAME && !strcmp(d->u.name, "staticmethod")) *flags |= LMQL_FUNC_STATIC;
         else if (d->kind == LMQL_NODE_NAME && !strcmp(d->u.name, "property")) *flags |= LMQL_FUNC_PROPERTY;
-        else if (def->u.def.query && is_query_decorator(d)) continue;   /* a query method: self is its first argument */
         else {
             char buf[256];
             return lmql__fail(I, d, LMQL_ERR_QUERY,

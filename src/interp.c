@@ -126,20 +126,21 @@ static int set_variable(struct interp *I, const char *name, struct lmql_val *v) 
     return 0;
 }
 
-/* The function a hole type like `q(args)` calls, if it is a query
-** function; NULL (and no error) when it is something else. */
-static const struct lmql_node *query_fn_of(struct interp *I, const struct lmql_node *type) {
-    if (type->kind != LMQL_NODE_CALL && type->kind != LMQL_NODE_NAME) return NULL;
+/* The function a hole type like `q(args)`, `q` or `obj.method` calls, if it
+** is a query function (a method of an instance comes bound to it); NULL
+** (and no error) when it is something else. */
+static struct lmql_val *query_fn_of(struct interp *I, const struct lmql_node *type) {
+    if (type->kind != LMQL_NODE_CALL && type->kind != LMQL_NODE_NAME && type->kind != LMQL_NODE_ATTR) return NULL;
     if (type->kind == LMQL_NODE_NAME && !lmql__lookup(I, type->u.name)) return NULL;
     struct lmql_val *f = lmql__eval(I, type->kind == LMQL_NODE_CALL ? type->u.call.func : type);
-    const struct lmql_node *def = NULL;
-    if (f && f->kind == LMQL_V_FUNC && !f->u.func.fn && ((const struct lmql_node *)f->u.func.ud)->u.def.query)
-        def = f->u.func.ud;
+    if (f && f->kind == LMQL_V_FUNC && (!f->u.func.fn || (f->u.func.flags & LMQL_FUNC_BOUND)) &&
+        ((const struct lmql_node *)f->u.func.ud)->u.def.query)
+        return f;
     lmql__val_unref(f);
-    return def;
+    return NULL;
 }
 
-static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def);
+static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_val *fn);
 
 /* Is `name` a hole of these statements (or of blocks inside them)? */
 static bool is_hole(const struct lmql_node_list *stmts, const char *name) {
@@ -338,8 +339,12 @@ static int generate_hole(struct interp *I, const struct lmql_node *seg, const st
     LMQL_ASSERT(seg->u.hole.where != NULL);
     const struct lmql_node *type = seg->u.hole.type;
     if (seg->u.hole.where->type == LMQL_HT_OTHER) {
-        const struct lmql_node *def = query_fn_of(I, type);
-        if (def) return run_nested(I, seg, def);
+        struct lmql_val *fn = query_fn_of(I, type);
+        if (fn) {
+            int rc = run_nested(I, seg, fn);
+            lmql__val_unref(fn);
+            return rc;
+        }
         if (I->err->msg[0]) return -1;
         return lmql__fail(I, type, LMQL_ERR_QUERY,
                           "Not a valid type expression for [%s: ...]: use int, float, bool, str, a regex string or a "
@@ -920,15 +925,19 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
 ** text is part of ours and its holes follow its own constraints. When it
 ** returns a value, X is that value and its part of the prompt becomes
 ** str(value); otherwise X is the text it added. */
-static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_node *def) {
-    const struct lmql_node *call = seg->u.hole.type;   /* q(args), or a bare name q */
+static int run_nested(struct interp *I, const struct lmql_node *seg, const struct lmql_val *fn) {
+    const struct lmql_node *def = fn->u.func.ud;
+    const struct lmql_node *call = seg->u.hole.type;   /* q(args), or a bare q or obj.q */
     const struct lmql_ast_query *nq = def->u.def.query;
-    int32_t argc = call->kind == LMQL_NODE_CALL ? call->u.call.args.n : 0;
+    /* A method's instance is its first argument. */
+    int32_t self = (fn->u.func.flags & LMQL_FUNC_BOUND) ? 1 : 0;
+    int32_t argc = self + (call->kind == LMQL_NODE_CALL ? call->u.call.args.n : 0);
     struct lmql_val **argv = lmql__calloc((size_t)argc + 1, sizeof *argv);
     const char **names = lmql__calloc((size_t)argc + 1, sizeof *names);
     int rc = argv && names ? 0 : lmql__fail(I, seg, LMQL_ERR_NOMEM, "out of memory");
-    for (int32_t i = 0; rc == 0 && i < argc; i++) {
-        const struct lmql_node *a = call->u.call.args.items[i];
+    if (rc == 0 && self) argv[0] = lmql__val_ref(fn->u.func.self);
+    for (int32_t i = self; rc == 0 && i < argc; i++) {
+        const struct lmql_node *a = call->u.call.args.items[i - self];
         names[i] = a->kind == LMQL_NODE_KEYWORD ? a->u.kw.name : NULL;
         argv[i] = lmql__eval(I, a->kind == LMQL_NODE_KEYWORD ? a->u.kw.value : a);
         if (!argv[i]) rc = -1;

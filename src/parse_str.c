@@ -45,9 +45,13 @@ static size_t skip_quoted(const struct text *t, size_t i) {
 ** depth 0), skipping nested brackets and quoted strings.  For '{' also
 ** note the first top-level '!' (not '!=') or ':' in *split (the end of the
 ** expression), else *split = the close index.  Returns the index of the
-** closer, or (size_t)-1 when there is none. */
+** closer, or (size_t)-1 when there is none.  A hole ('[') ends at the
+** first ']' that closes it among square brackets alone, as LMQL's reader
+** has it: in [X: f(1,2,{'a':3}] the type is `f(1,2,{'a':3}`, whose own
+** parse then reports the unclosed '('. */
 static size_t find_close(const struct text *t, size_t open, char close, size_t *split) {
   int32_t depth = 0;
+  bool square = close == ']';
   size_t sp = (size_t)-1;
   for (size_t i = open + 1; i < t->n;) {
     char c = t->s[i];
@@ -57,8 +61,8 @@ static size_t find_close(const struct text *t, size_t open, char close, size_t *
       i = e;
       continue;
     }
-    if (c == '(' || c == '[' || c == '{') depth++;
-    else if (c == ')' || c == ']' || c == '}') {
+    if (square ? c == '[' : c == '(' || c == '[' || c == '{') depth++;
+    else if (square ? c == ']' : c == ')' || c == ']' || c == '}') {
       if (depth == 0 && c == close) {
         if (split) *split = sp == (size_t)-1 ? i : sp;
         return i;
@@ -218,7 +222,7 @@ struct lmql_node *lmql__p_strings(struct lmql_parser *p) {
   return n;
 }
 
-/* hole -> '[' { '@' primary } [DECODER] NAME_OR_CALL [':' expr] ']' */
+/* hole -> '[' { '@' primary } [DECODER ['(' args ')']] NAME_OR_CALL [':' expr] ']' */
 static struct lmql_node *hole(struct lmql_parser *p, const struct text *t,
                               size_t open, size_t close) {
   struct lmql_node *n = lmql__p_node(p, LMQL_NODE_SEG_HOLE, t->map[open]);
@@ -234,6 +238,8 @@ static struct lmql_node *hole(struct lmql_parser *p, const struct text *t,
   }
   struct lmql_node *v = lmql__p_primary(p);
   if (lmql__p_kind(p) == K(NAME)) {
+    /* a decoder with arguments, [sample(n=2) X], is read as LMQL reads it (and refused when it runs) */
+    if (v->kind == LMQL_NODE_CALL && v->u.call.func->kind == LMQL_NODE_NAME) v = v->u.call.func;
     if (v->kind == LMQL_NODE_NAME) n->u.hole.decoder = v->u.name;
     else lmql__p_error_at(p, v->pos.offset, "expected a decoder name before the variable");
     v = lmql__p_primary(p);
