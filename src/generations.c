@@ -12,7 +12,7 @@
 ** LMQL's dc_score) and asks the model for the values' token
 ** log-probabilities; the result is a ScoringResult value with LMQL's
 ** methods (scores, logprobs, probs, argmax with agg="sum"|"mean"|
-** "normalized") and attributes (prompt, continuations, token_scores,
+** "normalized") and attributes (prompt, continuations, token_scores, full_token_scores,
 ** num_value_tokens, model_identifier).
 */
 #include "interp_int.h"
@@ -30,6 +30,7 @@ struct scoring {
     char *prompt;
     struct lmql_val *values;     /* list of str */
     struct lmql_val *tokens;     /* list of lists of float: each value's token log-probabilities */
+    struct lmql_val *full;       /* the same over the prompt's tokens and the value's (BOS not counted) */
     int32_t *n_prompt;           /* prompt tokens (per value: the same) */
     char *model_id;
 };
@@ -39,6 +40,7 @@ static void scoring_free(void *p) {
     free(s->prompt);
     lmql__val_unref(s->values);
     lmql__val_unref(s->tokens);
+    lmql__val_unref(s->full);
     free(s->n_prompt);
     free(s->model_id);
     free(s);
@@ -91,6 +93,7 @@ struct lmql_val *lmql__generations_attr(struct interp *I, const struct lmql_node
         if (!strcmp(name, "prompt")) v = lmql__val_cstr(s->prompt);
         else if (!strcmp(name, "continuations")) v = lmql__val_ref(s->values);
         else if (!strcmp(name, "token_scores")) v = lmql__val_ref(s->tokens);
+        else if (!strcmp(name, "full_token_scores")) v = lmql__val_ref(s->full);
         else if (!strcmp(name, "model_identifier")) v = lmql__val_cstr(s->model_id);
         else if (!strcmp(name, "num_value_tokens")) {
             v = lmql__val_list(s->tokens->u.list.len);
@@ -98,7 +101,7 @@ struct lmql_val *lmql__generations_attr(struct interp *I, const struct lmql_node
                 lmql__list_push(v, lmql__val_int((int64_t)s->tokens->u.list.items[i]->u.list.len));
         } else {
             lmql__fail(I, at, LMQL_ERR_RUNTIME, "AttributeError: 'ScoringResult' object has no attribute '%s' "
-                       "(scores, logprobs, probs, argmax, prompt, continuations, token_scores, num_value_tokens, "
+                       "(scores, logprobs, probs, argmax, prompt, continuations, token_scores, full_token_scores, num_value_tokens, "
                        "model_identifier are supported)", name);
             return NULL;
         }
@@ -166,16 +169,24 @@ static struct lmql_val *generate(struct interp *I, const struct lmql_node *at, s
         return NULL;
     }
     /* prompt= and the options go to the query function's call */
-    struct lmql_val **cv = lmql__malloc(((size_t)argc + 1) * sizeof *cv);
-    const char **cn = lmql__malloc(((size_t)argc + 1) * sizeof *cn);
+    struct lmql_val **cv = lmql__malloc(((size_t)argc + 2) * sizeof *cv);
+    const char **cn = lmql__malloc(((size_t)argc + 2) * sizeof *cn);
     struct lmql_val *out = NULL;
     if (!cv || !cn) {
         lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
     } else {
         int c = 0;
+        bool has_dec = false, sampled = false;
         cv[c] = prompt; cn[c++] = "prompt";
-        for (int i = 0; i < argc; i++)
-            if (names[i] && generate_option(names[i])) { cv[c] = argv[i]; cn[c++] = names[i]; }
+        for (int i = 0; i < argc; i++) {
+            if (!names[i] || !generate_option(names[i])) continue;
+            has_dec |= !strcmp(names[i], "decoder");
+            /* LMQL's generate query names no decoder: a temperature other than 0 samples */
+            sampled |= !strcmp(names[i], "temperature") && lmql__val_truthy(argv[i]);
+            cv[c] = argv[i]; cn[c++] = names[i];
+        }
+        struct lmql_val sample = {.kind = LMQL_V_STR, .refs = -1, .u.str = {"sample", 6}};
+        if (sampled && !has_dec) { cv[c] = &sample; cn[c++] = "decoder"; }
         out = lmql__call(I, at, q, c, cv, cn);
     }
     free(cv);
@@ -210,7 +221,7 @@ static struct scoring *score_values(struct interp *I, const struct lmql_node *at
         memcpy(s->prompt, prompt, plen);
         s->prompt[plen] = 0;
     }
-    if (!s || !s->prompt || !(s->tokens = lmql__val_list(n)) ||
+    if (!s || !s->prompt || !(s->tokens = lmql__val_list(n)) || !(s->full = lmql__val_list(n)) ||
         !(s->n_prompt = lmql__calloc(n ? n : 1, sizeof *s->n_prompt))) {
         if (s) scoring_free(s);
         lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
@@ -226,6 +237,11 @@ static struct scoring *score_values(struct interp *I, const struct lmql_node *at
         lmql__fail(I, at, LMQL_ERR_RUNTIME, "score(): the prompt is empty and the model has no BOS token to score after");
         return NULL;
     }
+    /* The prompt's first token has nothing before it unless the model puts
+    ** BOS there: it scores 0, as in LMQL's sequences. */
+    int32_t nb = m->ops->tokenize(m, prompt, plen, false, false, NULL, 0, &e);
+    if (nb == INT32_MIN) goto fail_model;
+    bool bos = np > (nb < 0 ? -nb : nb);
     int32_t *toks = NULL;
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
@@ -241,19 +257,21 @@ static struct scoring *score_values(struct interp *I, const struct lmql_node *at
             return NULL;
         }
         int32_t *t2 = lmql__realloc(toks, ((size_t)np + (size_t)nv + 1) * sizeof *toks);
-        float *sc = lmql__calloc(nv ? (size_t)nv : 1, sizeof *sc);
+        float *sc = lmql__calloc((size_t)np + (size_t)nv, sizeof *sc);
         if (t2) toks = t2;
         if (!t2 || !sc) { free(sc); rc = -2; break; }
         int32_t a = m->ops->tokenize(m, prompt, plen, true, false, toks, np, &e);
         int32_t b = a == np ? m->ops->tokenize(m, v->u.str.s, v->u.str.len, false, true, toks + np, nv, &e) : -1;
         if (a != np || b != nv) { free(sc); rc = -1; break; }
         struct lmql__eval_req req = {slot, toks, np + nv, NULL, NULL};
-        int32_t from = np;
-        if (nv > 0 && m->ops->score(m, 1, &req, &from, &sc, &e)) { free(sc); rc = -1; break; }
-        struct lmql_val *list = lmql__val_list((size_t)nv);
-        for (int32_t i = 0; list && i < nv; i++) lmql__list_push(list, lmql__val_float(sc[i]));
+        int32_t from = 1;   /* sc[i] is the score of token i + 1 */
+        if (np + nv > 1 && m->ops->score(m, 1, &req, &from, &sc, &e)) { free(sc); rc = -1; break; }
+        struct lmql_val *list = lmql__val_list((size_t)nv), *full = lmql__val_list((size_t)(np + nv));
+        for (int32_t i = 0; list && i < nv; i++) lmql__list_push(list, lmql__val_float(sc[np - 1 + i]));
+        if (full && !bos) lmql__list_push(full, lmql__val_float(0));
+        for (int32_t i = 0; full && i < np + nv - 1; i++) lmql__list_push(full, lmql__val_float(sc[i]));
         free(sc);
-        if (!list || lmql__list_push(s->tokens, list)) { rc = -2; break; }
+        if (!list || lmql__list_push(s->tokens, list) || !full || lmql__list_push(s->full, full)) { rc = -2; break; }
         s->n_prompt[k] = np;
     }
     free(toks);
