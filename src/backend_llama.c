@@ -121,6 +121,11 @@ static int parse_params(const struct lmql__kv *kv, int n, struct params *p, stru
     for (int i = 0; i < n; i++) {
         int k = 0;
         while (k < K_COUNT && strcmp(g_params[k].name, kv[i].key) != 0) k++;
+        /* LMQL's docs pass tokenizer="<HF name>" with llama.cpp models because LMQL cannot read a GGUF's
+        ** vocabulary; we always use the GGUF's own (never another, see the spec), so say so. */
+        if (k == K_COUNT && !strcmp(kv[i].key, "tokenizer"))
+            return lmql__errf(err, "tokenizer= is not supported: a llama.cpp model always uses its GGUF's own "
+                              "tokenizer (leave the argument out)");
         if (k == K_COUNT) {
             char names[512];
             valid_names(names, sizeof names);

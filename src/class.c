@@ -100,7 +100,41 @@ static struct lmql_val g_typing_names[] = {TYPING_VAL("List"), TYPING_VAL("Dict"
                                            TYPING_VAL("Literal"), TYPING_VAL("Union"), TYPING_VAL("Any"),
                                            TYPING_VAL("ClassVar"), TYPING_VAL("Tuple")};
 
+/* LMQL's runtime classes that decorator signatures annotate their parameters
+** with (docs/language/decorators): importable placeholders for annotations. */
+static struct {
+    const char *mod;
+    struct lmql_val val;
+} g_lmql_types[] = {
+    {"lmql.runtime.program_state", {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"type", (void *)"ProgramState", NULL}}},
+    {"lmql.language.qstrings", {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"type", (void *)"TemplateVariable", NULL}}},
+};
+
 #define COUNT(a) (sizeof a / sizeof *a)
+
+/* from lmql.runtime.program_state import ProgramState (and the like):
+** 1 when s is such an import (names bound), 0 when not, -1 on error. */
+static int import_lmql_type(struct interp *I, const struct lmql_node *s) {
+    const char *mod = s->u.import.module;
+    if (!mod || s->u.import.level || strncmp(mod, "lmql.", 5)) return 0;
+    bool known = false;
+    for (size_t k = 0; k < COUNT(g_lmql_types); k++) known |= !strcmp(g_lmql_types[k].mod, mod);
+    if (!known) return 0;
+    const struct lmql_node_list *names = &s->u.import.names;
+    for (int32_t i = 0; i < names->n; i++) {
+        const struct lmql_node *a = names->items[i];
+        struct lmql_val *v = NULL;
+        for (size_t k = 0; k < COUNT(g_lmql_types); k++)
+            if (!strcmp(g_lmql_types[k].mod, mod) && !strcmp(g_lmql_types[k].val.u.obj.ptr, a->u.alias.name))
+                v = &g_lmql_types[k].val;
+        if (!v)
+            return lmql__fail(I, a, LMQL_ERR_QUERY, "cannot import name '%s' from '%s' (only the type names "
+                              "ProgramState and TemplateVariable, for annotations)", a->u.alias.name, mod);
+        if (lmql__set_name(I, a->u.alias.asname ? a->u.alias.asname : a->u.alias.name, v))
+            return -1;
+    }
+    return 1;
+}
 
 static struct lmql_val *module_attr(const struct lmql_val *mod, const char *name) {
     if (lmql__is_std_module(mod)) return lmql__std_module_attr(mod, name);
@@ -141,6 +175,8 @@ int lmql__exec_import(struct interp *I, const struct lmql_node *s) {
         }
         return 0;
     }
+    int t = import_lmql_type(I, s);
+    if (t) return t < 0 ? -1 : 0;
     const char *mod = s->u.import.module;
     struct lmql_val *m = !mod || s->u.import.level ? NULL : find_module(mod);
     if (mod && !s->u.import.level && !strcmp(mod, "lmql"))

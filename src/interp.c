@@ -645,6 +645,9 @@ static int exec_stmt(struct interp *I, const struct lmql_node *s) {
         if (I->locals) return 0;   /* a docstring inside a def */
         return run_prompt(I, s);
     case LMQL_NODE_EXPR_STMT:
+        /* `...` as a statement is a placeholder body (`def f(): ...`): it does nothing, as
+        ** in Python; Ellipsis as a value is not supported. */
+        if (s->u.expr->kind == LMQL_NODE_ELLIPSIS) return 0;
         v = lmql__eval(I, s->u.expr);
         lmql__val_unref(v);
         return v ? 0 : -1;

@@ -318,6 +318,8 @@ static void test_bad_files(void) {
     struct lmql__kv bad = {"n_ctxx", "10"};
     expect_open_error(TINY_SPM, &bad, 1, "unknown llama.cpp parameter 'n_ctxx'");
     expect_open_error(TINY_SPM, &bad, 1, "n_threads_batch");
+    struct lmql__kv tok = {"tokenizer", "gpt2"};
+    expect_open_error(TINY_SPM, &tok, 1, "a llama.cpp model always uses its GGUF's own tokenizer");
     struct lmql__kv badv = {"n_ctx", "many"};
     expect_open_error(TINY_SPM, &badv, 1, "n_ctx must be a non-negative integer");
     struct lmql__kv badb = {"use_mmap", "perhaps"};

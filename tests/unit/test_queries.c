@@ -327,6 +327,7 @@ int main(int argc, char **argv) {
         run_file("tests/cases/run.test");
         run_file("tests/cases/language.test");
         run_file("tests/cases/docs.test");
+        run_file("tests/cases/docs-lib.test");
         run_file("tests/cases/values.test");
         run_file("tests/cases/typed.test");
         run_file("tests/cases/classes.test");
