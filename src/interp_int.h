@@ -25,6 +25,10 @@ struct interp {
     struct lmql_val *decl;           /* names the running def declared global or nonlocal: dict name -> bool
                                      ** (true: global), or NULL */
     bool class_body;                 /* locals is a class body's dict, not a def's */
+    struct lmql_val *module_names;   /* the top-level names that are module globals (the host's
+                                     ** functions and what the prologue bound), dict name -> True;
+                                     ** the arguments and what the body binds are the query
+                                     ** function's locals (globals(), locals()). NULL in the prologue */
     const struct lmql__decos *decos;  /* the streaming decorators of the hole being generated, or NULL */
     const struct lmql_node *deco_seg; /* that hole */
     struct lmql__buf deco_value;      /* its value so far */
