@@ -220,13 +220,16 @@ static int start_sequence(struct interp *I, int slot, struct lmql__seq_result *r
 
 /* The names bound once the prologue has run, but for the arguments: LMQL
 ** runs the prologue at module level and the body as a function of the
-** arguments, so these are the globals, the rest are locals. */
+** arguments, so these are the globals, the rest are locals. A called
+** query function's arguments hold its caller's names too: the caller's
+** globals stay globals. */
 static int note_module_names(struct interp *I, struct lmql_val *args) {
     struct lmql_val *names = lmql__val_dict();
     if (!names) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < I->globals->u.dict.len; i++) {
         struct lmql_val *k = I->globals->u.dict.keys[i];
-        if (args && lmql__dict_get(args, k)) continue;
+        if (args && lmql__dict_get(args, k) && !(I->caller_module_names && lmql__dict_get(I->caller_module_names, k)))
+            continue;
         if (lmql__dict_set(names, lmql__val_ref(k), &lmql__true)) {
             lmql__val_unref(names);
             return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
@@ -403,6 +406,7 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
         I.decoder_override = opts->decoder;
         I.decoder_kwargs = opts->kwargs;
         I.call_at = opts->at;
+        I.caller_module_names = opts->module_names;
     }
     struct lmql__decoder_cfg cfg;
     memset(out, 0, sizeof *out);
