@@ -302,7 +302,8 @@ static struct lmql_val BUILTINS[] = {
     BUILTIN("len"), BUILTIN("str"), BUILTIN("repr"), BUILTIN("int"), BUILTIN("float"), BUILTIN("bool"),
     BUILTIN("abs"), BUILTIN("range"), BUILTIN("list"), BUILTIN("tuple"), BUILTIN("sorted"), BUILTIN("isinstance"),
     BUILTIN("set"), BUILTIN("round"), BUILTIN("dict"), BUILTIN("print"), BUILTIN("min"), BUILTIN("max"),
-    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("map"), BUILTIN("filter"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
+    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("map"), BUILTIN("filter"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type"),
+    BUILTIN("locals"), BUILTIN("globals")};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
 
@@ -637,10 +638,27 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         return v;
     }
     if (!strcmp(m, "split")) {
+        /* split(sep=None, maxsplit=-1): at most maxsplit cuts, the rest of
+        ** the string is the last item (s.split(":", 1)[1] is all after the
+        ** first colon). */
+        struct lmql_val *sepv = NULL, *maxv = NULL;
+        for (int i = 0, pos = 0; i < argc; i++) {
+            const char *name = names[i] ? names[i] : pos == 0 ? "sep" : pos == 1 ? "maxsplit" : "";
+            pos += !names[i];
+            struct lmql_val **slot = !strcmp(name, "sep") ? &sepv : !strcmp(name, "maxsplit") ? &maxv : NULL;
+            if (!slot || *slot) return lmql__errp(err, "str.split() takes sep and maxsplit");
+            *slot = argv[i];
+        }
+        if (maxv && !intlike(maxv)) return lmql__errp(err, "str.split() maxsplit must be an integer");
+        int64_t left = maxv && ival(maxv) >= 0 ? ival(maxv) : INT64_MAX;
         struct lmql_val *out = lmql__val_list(0);
-        if (argc == 0 || argv[0]->kind == LMQL_V_NONE) {
+        if (!sepv || sepv->kind == LMQL_V_NONE) {
             for (size_t i = 0; i < n;) {
                 while (i < n && is_space_byte(s[i])) i++;
+                if (i < n && left-- == 0) {   /* the rest, its trailing spaces kept (as Python) */
+                    lmql__list_push(out, lmql__val_str(s + i, n - i));
+                    break;
+                }
                 size_t j = i;
                 while (j < n && !is_space_byte(s[j])) j++;
                 if (j > i) lmql__list_push(out, lmql__val_str(s + i, j - i));
@@ -648,14 +666,15 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
             }
             return out;
         }
-        if (argv[0]->kind != LMQL_V_STR || argv[0]->u.str.len == 0) {
+        if (sepv->kind != LMQL_V_STR || sepv->u.str.len == 0) {
             lmql__val_unref(out);
             return lmql__errp(err, "str.split() separator must be a non-empty string");
         }
-        const char *sep = argv[0]->u.str.s;
-        size_t k = argv[0]->u.str.len, start = 0;
-        for (size_t i = 0; i + k <= n;) {
+        const char *sep = sepv->u.str.s;
+        size_t k = sepv->u.str.len, start = 0;
+        for (size_t i = 0; i + k <= n && left > 0;) {
             if (!memcmp(s + i, sep, k)) {
+                left--;
                 lmql__list_push(out, lmql__val_str(s + start, i - start));
                 i += k;
                 start = i;

@@ -183,12 +183,39 @@ static struct lmql_val *eval_text(struct interp *I, const struct lmql_node *at, 
     return out;
 }
 
+/* locals() and globals(): copies of the scopes (Python's globals() is the
+** live dict; writing to this one changes nothing). At the top level the
+** query's globals are the names the prologue bound (I->module_names),
+** its locals the arguments and the names the body bound. */
+static struct lmql_val *scope_dict(struct interp *I, const struct lmql_node *at, const char *name, int argc) {
+    if (argc) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s() takes no arguments", name), NULL;
+    bool want_locals = name[0] == 'l';
+    struct lmql_val *out = lmql__val_dict(), *src = want_locals && I->locals ? I->locals : I->globals;
+    if (!out) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"), NULL;
+    for (size_t i = 0; i < src->u.dict.len; i++) {
+        struct lmql_val *k = src->u.dict.keys[i];
+        if (src == I->globals && I->module_names) {
+            /* a module name is a global; in a def, every top-level name is
+            ** one (the query's locals are no def's globals, but our defs
+            ** see them, so they are listed with the globals there) */
+            bool global = I->locals || lmql__dict_get(I->module_names, k);
+            if (global == want_locals) continue;
+        }
+        if (lmql__dict_set(out, lmql__val_ref(k), lmql__val_ref(src->u.dict.vals[i]))) {
+            lmql__val_unref(out);
+            return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"), NULL;
+        }
+    }
+    return out;
+}
+
 struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                                            struct lmql_val **argv, const char **names, bool *handled) {
     /* fn is one of builtins.c's static builtins: its name says which */
     const char *name = fn->u.func.name;
     *handled = true;
     if (!strcmp(name, "eval")) return eval_text(I, at, argc, argv, names);
+    if (!strcmp(name, "locals") || !strcmp(name, "globals")) return scope_dict(I, at, name, argc);
     /* sorted() always: a stable merge sort (an insertion sort was quadratic on long lists) */
     if (!strcmp(name, "map") || !strcmp(name, "filter") || !strcmp(name, "sorted") ||
         ((!strcmp(name, "min") || !strcmp(name, "max")) && has_kw(argc, names, "key")))

@@ -896,7 +896,7 @@ struct lmql_val *lmql__run_subquery(struct interp *I, const struct lmql_node *at
         return NULL;
     }
     struct lmql__run_out o;
-    struct lmql__call_opts co = {decoder, opts->u.dict.len ? opts : NULL, at};
+    struct lmql__call_opts co = {decoder, opts->u.dict.len ? opts : NULL, at, I->module_names};
     rc = lmql__run_query(I->host, def->u.def.query, scope, model, &co, I->depth + 1, &o, I->err);
     lmql__val_unref(opts);
     lmql__val_unref(scope);

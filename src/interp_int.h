@@ -25,6 +25,11 @@ struct interp {
     struct lmql_val *decl;           /* names the running def declared global or nonlocal: dict name -> bool
                                      ** (true: global), or NULL */
     bool class_body;                 /* locals is a class body's dict, not a def's */
+    struct lmql_val *module_names;   /* the top-level names that are module globals (the host's
+                                     ** functions and what the prologue bound), dict name -> True;
+                                     ** the arguments and what the body binds are the query
+                                     ** function's locals (globals(), locals()). NULL in the prologue */
+    struct lmql_val *caller_module_names; /* a called query function: its caller's (borrowed) */
     const struct lmql__decos *decos;  /* the streaming decorators of the hole being generated, or NULL */
     const struct lmql_node *deco_seg; /* that hole */
     struct lmql__buf deco_value;      /* its value so far */
@@ -116,6 +121,7 @@ struct lmql__call_opts {
     const char *decoder;
     struct lmql_val *kwargs;
     const struct lmql_node *at;
+    struct lmql_val *module_names;   /* the caller's (borrowed), or NULL */
 };
 /* Run query q (seqs.c): the top-level query (inherited NULL, opts NULL) or
 ** a query function called from script code (inherited = the caller's

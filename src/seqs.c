@@ -187,6 +187,8 @@ static int bind_args(struct interp *I, struct lmql_val *args) {
 static void reset_sequence(struct interp *I) {
     lmql__val_unref(I->globals);
     I->globals = NULL;
+    lmql__val_unref(I->module_names);
+    I->module_names = NULL;
     lmql__val_unref(I->retval);
     I->retval = NULL;
     I->flow = FLOW_NORMAL;
@@ -216,10 +218,31 @@ static int start_sequence(struct interp *I, int slot, struct lmql__seq_result *r
     return 0;
 }
 
+/* The names bound once the prologue has run, but for the arguments: LMQL
+** runs the prologue at module level and the body as a function of the
+** arguments, so these are the globals, the rest are locals. A called
+** query function's arguments hold its caller's names too: the caller's
+** globals stay globals. */
+static int note_module_names(struct interp *I, struct lmql_val *args) {
+    struct lmql_val *names = lmql__val_dict();
+    if (!names) return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < I->globals->u.dict.len; i++) {
+        struct lmql_val *k = I->globals->u.dict.keys[i];
+        if (args && lmql__dict_get(args, k) && !(I->caller_module_names && lmql__dict_get(I->caller_module_names, k)))
+            continue;
+        if (lmql__dict_set(names, lmql__val_ref(k), &lmql__true)) {
+            lmql__val_unref(names);
+            return lmql__fail(I, NULL, LMQL_ERR_NOMEM, "out of memory");
+        }
+    }
+    I->module_names = names;
+    return 0;
+}
+
 /* Run the program: its arguments, prologue and body. */
 static int run_program(struct interp *I, struct lmql_val *args) {
-    return bind_args(I, args) || lmql__exec_block(I, &I->q->prologue) || lmql__exec_block(I, &I->q->body) ||
-           lmql__chat_flush(I) ? -1 : 0;
+    return bind_args(I, args) || lmql__exec_block(I, &I->q->prologue) || note_module_names(I, args) ||
+           lmql__exec_block(I, &I->q->body) || lmql__chat_flush(I) ? -1 : 0;
 }
 
 /* A `return` of the program becomes the sequence's result. */
@@ -309,6 +332,7 @@ int lmql__seqs_parallel(struct interp *I, int n, bool fork_first, const char *wh
         T->err = &js[i].err;
         T->globals = NULL;
         T->locals = NULL;
+        T->module_names = NULL;
         T->retval = NULL;
         memset(&T->seq, 0, sizeof T->seq);
         memset(&T->pending, 0, sizeof T->pending);
@@ -382,6 +406,7 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
         I.decoder_override = opts->decoder;
         I.decoder_kwargs = opts->kwargs;
         I.call_at = opts->at;
+        I.caller_module_names = opts->module_names;
     }
     struct lmql__decoder_cfg cfg;
     memset(out, 0, sizeof *out);
