@@ -39,7 +39,8 @@ struct rnd {
 static int32_t rnd_tokenize(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
                             int32_t *out, int32_t cap, struct lmql__err *err) {
     struct rnd *m = (struct rnd *)base;
-    return m->vocab_model->ops->tokenize(m->vocab_model, text, len, bos, cont, out, cap, err);
+    (void)cont;
+    return m->vocab_model->ops->tokenize(m->vocab_model, text, len, bos, true, out, cap, err);
 }
 
 static int32_t rnd_tokenize_special(struct lmql__model *base, const char *text, size_t len, bool bos, bool cont,
@@ -112,23 +113,33 @@ static double pairwise_sum(const double *a, int32_t n) {
 static int32_t rnd_choose(struct lmql__model *base, const float *logprobs, const uint8_t *mask) {
     struct rnd *m = (struct rnd *)base;
     (void)logprobs;
-    int32_t n = base->vocab->n_tokens, count = 0, only = -1;
-    for (int32_t t = 0; t < n; t++)
+    const struct lmql__vocab *v = base->vocab;
+    int32_t n = v->n_tokens, count = 0, only = -1, textless = 0;
+    for (int32_t t = 0; t < n; t++) {
         if (mask[t]) count++, only = t;
+        else if (v->off[t + 1] == v->off[t] && !v->is_eog[t]) textless++;
+    }
     if (count == 0) return -1;
     /* One allowed token: LMQL's client takes it without asking the model. */
     if (count == 1) return only;
-    /* The logit bias LMQL's client sends for this mask (lmtp_dcmodel.py). */
-    bool invert = count < n - count;
+    /* The logit bias LMQL's client sends for this mask (lmtp_dcmodel.py).
+    ** A mask that allows most tokens is sent as the few it forbids, and
+    ** LMQL's masks never forbid the tokens without text but EOS (SPM's
+    ** <unk>, <s>): ours leave them out of every mask, so here they count
+    ** as allowed, and a draw that lands on one takes the next allowed
+    ** token (LMQL would emit it: 2 in 32,000 draws). */
+    bool invert = count + textless < n - count - textless;
+    if (!invert) count += textless;
     double bias_in = invert ? 100.0 : 0.0, bias_out = invert ? 0.0 : -100.0;
     double *p = m->scratch, e_in = exp(bias_in), e_out = exp(bias_out);
-    for (int32_t t = 0; t < n; t++) p[t] = mask[t] ? e_in : e_out;
+    for (int32_t t = 0; t < n; t++) p[t] = mask[t] || (!invert && v->off[t + 1] == v->off[t] && !v->is_eog[t]) ? e_in : e_out;
     double lse = log(pairwise_sum(p, n));
     double p_in = exp(bias_in - lse), p_out = exp(bias_out - lse);
     /* choice(p=probs): cdf = cumsum(p) (sequential), cdf /= cdf[-1], and
     ** the index is searchsorted(cdf, random_sample(), side='right'). */
     double c = 0;
-    for (int32_t t = 0; t < n; t++) p[t] = c += mask[t] ? p_in : p_out;
+    for (int32_t t = 0; t < n; t++)
+        p[t] = c += mask[t] || (!invert && v->off[t + 1] == v->off[t] && !v->is_eog[t]) ? p_in : p_out;
     double last = p[n - 1];
     /* numpy refuses seeds past 2**32-1 (LMQL would fail there, after some
     ** 85,000 tokens of context); the seed wraps instead. */
