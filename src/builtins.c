@@ -561,6 +561,8 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
     const char *s = self->u.str.s;
     size_t n = self->u.str.len;
     if (!strcmp(m, "format")) return str_format(self, argc, argv, names, err);
+    for (int i = 0; i < argc && strcmp(m, "split"); i++)
+        if (names[i]) return lmql__errp(err, "TypeError: str.%s() takes no keyword arguments", m);
     if (!strncmp(m, "is", 2)) {
         /* isdigit, isalpha, isalnum, islower, isupper, isspace on ASCII
         ** characters; any other byte makes the answer False. */
@@ -783,6 +785,8 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
     struct lmql_val *self = argv[0];
     const char *m = ud;
     if (self->kind == LMQL_V_STR) return str_method(m, self, argc - 1, argv + 1, names + 1, err);
+    for (int i = 1; i < argc && self->kind != LMQL_V_STR; i++)
+        if (names[i]) return lmql__errp(err, "TypeError: %s.%s() takes no keyword arguments", lmql__val_type_name(self), m);
     if (self->kind == LMQL_V_LIST) return list_method(m, self, argc - 1, argv + 1, err);
     if (self->kind == LMQL_V_DICT) return dict_method(m, self, argc - 1, argv + 1, err);
     return lmql__errp(err, "'%s' object has no attribute '%s'", lmql__val_type_name(self), m);
