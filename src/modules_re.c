@@ -310,7 +310,7 @@ static struct lmql_val *do_sub(struct args *a, bool subn, lmql__re_caller call, 
     int rc = caps ? 0 : -1;
     if (!caps) oom(err);
     lmql__buf_reserve(&out, a->str->u.str.len);
-    while (rc == 0 && (a->count <= 0 || n < a->count)) {
+    while (rc == 0 && a->count >= 0 && (a->count == 0 || n < a->count)) {   /* count < 0: none, as Python */
         int r = walk_next(&w, a, caps, err);
         if (r <= 0) { rc = r; break; }
         n++;
@@ -375,7 +375,7 @@ static struct lmql_val *run_op(int op, struct args *a, lmql__re_caller call, voi
     size_t last = at;
     int64_t n = 0;
     for (;;) {
-        if (op == RE_SPLIT && a->count > 0 && n >= a->count) break;
+        if (op == RE_SPLIT && (a->count < 0 || (a->count > 0 && n >= a->count))) break;   /* < 0: none, as Python */
         int rc = walk_next(&w, a, caps, err);
         if (rc < 0) goto fail;
         if (rc == 0) break;
@@ -385,7 +385,7 @@ static struct lmql_val *run_op(int op, struct args *a, lmql__re_caller call, voi
             item = new_match(a->pat, a->str, caps, cpos, cend, err);
         } else if (op == RE_FINDALL) {
             if (ng <= 1) {
-                item = lmql__val_str(a->str->u.str.s + caps[2 * ng], caps[2 * ng] < 0 ? 0 : (size_t)(caps[2 * ng + 1] - caps[2 * ng]));
+                item = caps[2 * ng] < 0 ? lmql__val_str("", 0) : group_text(a->str, caps, ng, &lmql__none);
             } else {
                 item = lmql__val_tuple((size_t)ng);
                 for (int g = 1; item && g <= ng; g++) {
@@ -604,21 +604,14 @@ struct lmql_val *lmql__re_attr(struct lmql_val *obj, const char *name, struct lm
     for (int op = 0; op <= MM_GETITEM; op++)
         if (!strcmp(name, methods[op])) return bound(methods[op], match_method, op, obj, err);
     const struct re_match *m = obj->u.obj.ptr;
-    const struct lmql__rx *rx = rx_of(m->pat);
     if (!strcmp(name, "string")) return lmql__val_ref(m->str);
     if (!strcmp(name, "re")) return lmql__val_ref(m->pat);
     if (!strcmp(name, "pos")) return lmql__val_int((int64_t)m->pos);
     if (!strcmp(name, "endpos")) return lmql__val_int((int64_t)m->endpos);
-    if (!strcmp(name, "lastindex") || !strcmp(name, "lastgroup")) {
-        /* the group that closed last: the one with the greatest end, the outermost on a tie (as sre) */
-        int best = -1;
-        for (int g = 1; g <= lmql__rx_ngroups(rx); g++)
-            if (m->caps[2 * g + 1] >= 0 && (best < 0 || m->caps[2 * g + 1] > m->caps[2 * best + 1])) best = g;
-        if (best < 0) return &lmql__none;
-        if (name[4] == 'i') return lmql__val_int(best);
-        const char *nm = lmql__rx_group_name(rx, best);
-        return nm ? lmql__val_cstr(nm) : &lmql__none;
-    }
+    /* lastindex/lastgroup (the group that closed last) would need the matcher to
+    ** record closing order: refused rather than guessed from the spans */
+    if (!strcmp(name, "lastindex") || !strcmp(name, "lastgroup"))
+        return lmql__errp(err, "re.Match.%s is not supported", name);
     return lmql__errp(err, "AttributeError: 're.Match' object has no attribute '%s'", name);
 }
 

@@ -1,5 +1,6 @@
 /*
-** regex_match.c -- Python `re` patterns with groups (regex_match.h).
+** regex_match.c -- Python `re` patterns with groups (regex_match.h): the
+** parser and the compiler; regex_exec.c runs the program.
 **
 ** Parse into a small AST (indices into a growable array), compile the AST
 ** into a program for a backtracking machine in the style of Python's sre:
@@ -10,7 +11,7 @@
 ** after an iteration that consumed nothing, as sre's MAX_UNTIL does (that
 ** iteration's captures stay).  Counted repeats are unrolled.
 */
-#include "regex_match.h"
+#include "regex_match_int.h"
 #include "alloc.h"
 
 #include <stdarg.h>
@@ -19,145 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CP 0x10FFFFu
-#define BAD_CP 0x110000u /* an invalid UTF-8 byte: only . and negated sets take it */
 #define MAX_DEPTH 200    /* group nesting */
-#define MAX_LOOK_DEPTH 32
-
-/* ------------------------------------------------------------- Unicode */
-
-static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t m = (lo + hi) / 2;
-        if (c < r[m][0]) hi = m;
-        else if (c > r[m][1]) lo = m + 1;
-        else return true;
-    }
-    return false;
-}
-
-static bool is_word(uint32_t c, bool ascii) {
-    if (c < 0x80 || ascii) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    return in_ranges(lmql__rx_uni_w, lmql__rx_uni_w_n, c);
-}
-static bool is_digit(uint32_t c, bool ascii) {
-    if (c < 0x80 || ascii) return c >= '0' && c <= '9';
-    return in_ranges(lmql__rx_uni_d, lmql__rx_uni_d_n, c);
-}
-static bool is_space(uint32_t c, bool ascii) {
-    if (c < 0x80 || ascii) return c == ' ' || (c >= '\t' && c <= '\r');
-    return in_ranges(lmql__rx_uni_s, lmql__rx_uni_s_n, c);
-}
-
-/* The next code point IGNORECASE treats as c (c itself when none). */
-static uint32_t case_next(uint32_t c, bool ascii) {
-    if (ascii) {
-        if (c >= 'a' && c <= 'z') return c - 32;
-        if (c >= 'A' && c <= 'Z') return c + 32;
-        return c;
-    }
-    size_t lo = 0, hi = lmql__rx_uni_case_n;
-    while (lo < hi) {
-        size_t m = (lo + hi) / 2;
-        if (lmql__rx_uni_case[m][0] < c) lo = m + 1;
-        else hi = m;
-    }
-    return lo < lmql__rx_uni_case_n && lmql__rx_uni_case[lo][0] == c ? lmql__rx_uni_case[lo][1] : c;
-}
-
-/* Python's simple lowercase of c (what IGNORECASE backreferences compare). */
-static uint32_t lower(uint32_t c, bool ascii) {
-    if (ascii || c < 0x80) return c >= 'A' && c <= 'Z' ? c + 32 : c;
-    size_t lo = 0, hi = lmql__rx_uni_case_n;
-    while (lo < hi) {
-        size_t m = (lo + hi) / 2;
-        if (lmql__rx_uni_case[m][0] < c) lo = m + 1;
-        else hi = m;
-    }
-    return lo < lmql__rx_uni_case_n && lmql__rx_uni_case[lo][0] == c ? lmql__rx_uni_case[lo][2] : c;
-}
-
-/* The least member of c's case class: equal for characters IGNORECASE equates. */
-static uint32_t fold(uint32_t c, bool ascii) {
-    uint32_t m = c;
-    for (uint32_t x = case_next(c, ascii); x != c; x = case_next(x, ascii))
-        if (x < m) m = x;
-    return m;
-}
-
-/* Decode the character at s[i] (i < n): its length, BAD_CP for an invalid byte. */
-static size_t decode(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
-    unsigned c = s[i];
-    if (c < 0x80) { *cp = c; return 1; }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else { *cp = BAD_CP; return 1; }
-    if (n - i < len) { *cp = BAD_CP; return 1; }
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80) { *cp = BAD_CP; return 1; }
-        v = (v << 6) | (s[i + k] & 0x3F);
-    }
-    if (v < min || v > MAX_CP || (v >= 0xD800 && v <= 0xDFFF)) { *cp = BAD_CP; return 1; }
-    *cp = v;
-    return len;
-}
-
-/* The start of the character that ends at i (i > 0). */
-static size_t prev_start(const unsigned char *s, size_t n, size_t i) {
-    for (size_t k = 1; k <= 4 && k <= i; k++) {
-        unsigned c = s[i - k];
-        if ((c & 0xC0) != 0x80) {
-            uint32_t cp;
-            return decode(s, n, i - k, &cp) == k ? i - k : i - 1;
-        }
-    }
-    return i - 1;
-}
-
-/* ----------------------------------------------------------------- AST */
-
-enum nkind { N_EMPTY, N_CHAR, N_ANY, N_SET, N_CAT, N_ALT, N_REP, N_GROUP, N_ASSERT, N_BREF, N_LOOK };
-enum akind { A_BOL, A_EOL, A_START, A_END, A_WORDB, A_NWORDB };
-enum lkind { L_AHEAD, L_NAHEAD, L_BEHIND, L_NBEHIND };
-
-struct node {
-    uint8_t kind, lazy;
-    int32_t child, sib;   /* CAT/ALT: first child; REP/GROUP/LOOK: the operand; sib: next sibling */
-    int32_t min, max;     /* REP (max -1: unbounded); GROUP: min = group number (0: non-capturing) */
-    uint32_t c;           /* CHAR: code point; SET: set index; ASSERT: akind; BREF: group; LOOK: lkind */
-};
-
-/* A bracket class: ranges plus shorthand classes, maybe negated. */
-enum { SH_W = 1, SH_NW = 2, SH_D = 4, SH_ND = 8, SH_S = 16, SH_NS = 32 };
-struct cset {
-    int32_t off, n; /* into rx->ranges */
-    uint8_t sh, negate;
-};
-
-enum op { O_CHAR, O_ANY, O_ANYNL, O_SET, O_SPLIT, O_JMP, O_SAVE, O_ASSERT, O_BREF, O_MARK, O_PROG, O_LOOK, O_MATCH };
-
-struct inst {
-    uint8_t op;
-    int32_t x, y;
-    uint32_t c;
-};
-
-struct lmql__rx {
-    int flags;
-    bool icase, ascii;
-    int ngroups, nregs;
-    char **names;        /* [ngroups + 1] */
-    struct inst *prog;
-    int32_t n_prog, cap_prog;
-    uint32_t (*ranges)[2];
-    int32_t n_ranges, cap_ranges;
-    struct cset *sets;
-    int32_t n_sets, cap_sets;
-};
 
 struct parser {
     const unsigned char *p;
@@ -281,7 +144,7 @@ static int parse_escape(struct parser *P, bool in_class, uint32_t *cp) {
             v = v * 16 + (uint32_t)h;
             P->pos++;
         }
-        if (v > MAX_CP) return fail_at(P, at, "bad escape \\%c: code point out of range", c);
+        if (v > RX_MAX_CP) return fail_at(P, at, "bad escape \\%c: code point out of range", c);
         *cp = v;
         return E_CHAR;
     }
@@ -317,8 +180,8 @@ static int parse_escape(struct parser *P, bool in_class, uint32_t *cp) {
     }
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return fail_at(P, at, "bad escape \\%c", c);
     P->pos = at + 1;
-    P->pos += decode(P->p, P->len, at + 1, cp);
-    if (*cp == BAD_CP) return fail_at(P, at + 1, "invalid UTF-8 in pattern");
+    P->pos += lmql__rx_decode(P->p, P->len, at + 1, cp);
+    if (*cp == RX_BAD_CP) return fail_at(P, at + 1, "invalid UTF-8 in pattern");
     return E_CHAR;
 }
 
@@ -346,8 +209,8 @@ static int32_t parse_class(struct parser *P) {
                 continue;
             }
         } else {
-            P->pos += decode(P->p, P->len, P->pos, &lo);
-            if (lo == BAD_CP) return fail_at(P, item, "invalid UTF-8 in pattern");
+            P->pos += lmql__rx_decode(P->p, P->len, P->pos, &lo);
+            if (lo == RX_BAD_CP) return fail_at(P, item, "invalid UTF-8 in pattern");
         }
         hi = lo;
         if (P->pos + 1 < P->len && P->p[P->pos] == '-' && P->p[P->pos + 1] != ']') {
@@ -357,8 +220,8 @@ static int32_t parse_class(struct parser *P) {
                 if (k < 0) return -1;
                 if (k != E_CHAR) return fail_at(P, item, "bad character range");
             } else {
-                P->pos += decode(P->p, P->len, P->pos, &hi);
-                if (hi == BAD_CP) return fail_at(P, item, "invalid UTF-8 in pattern");
+                P->pos += lmql__rx_decode(P->p, P->len, P->pos, &hi);
+                if (hi == RX_BAD_CP) return fail_at(P, item, "invalid UTF-8 in pattern");
             }
             if (hi < lo) return fail_at(P, item, "bad character range %.*s", (int)(P->pos - item), (const char *)P->p + item);
         }
@@ -552,8 +415,8 @@ static int32_t parse_atom(struct parser *P) {
     }
     default: {
         uint32_t cp;
-        P->pos += decode(P->p, P->len, at, &cp);
-        if (cp == BAD_CP) return fail_at(P, at, "invalid UTF-8 in pattern");
+        P->pos += lmql__rx_decode(P->p, P->len, at, &cp);
+        if (cp == RX_BAD_CP) return fail_at(P, at, "invalid UTF-8 in pattern");
         int32_t a = new_node(P, N_CHAR);
         if (a >= 0) P->nodes[a].c = cp;
         return a;
@@ -713,7 +576,7 @@ static int compile(struct parser *P, int32_t id) {
     switch (n.kind) {
     case N_EMPTY: return 0;
     case N_CHAR:
-        return emit(P, O_CHAR, 0, 0, rx->icase ? fold(n.c, rx->ascii) : n.c) < 0 ? -1 : 0;
+        return emit(P, O_CHAR, 0, 0, rx->icase ? lmql__rx_fold(n.c, rx->ascii) : n.c) < 0 ? -1 : 0;
     case N_ANY: return emit(P, rx->flags & LMQL_RX_DOTALL ? O_ANYNL : O_ANY, 0, 0, 0) < 0 ? -1 : 0;
     case N_SET: return emit(P, O_SET, 0, 0, n.c) < 0 ? -1 : 0;
     case N_ASSERT: return emit(P, O_ASSERT, 0, 0, n.c) < 0 ? -1 : 0;
@@ -864,236 +727,3 @@ int lmql__rx_group_index(const struct lmql__rx *rx, const char *name, size_t len
     return -1;
 }
 
-/* ------------------------------------------------------------- matcher */
-
-/* Backtrack stack entry: pc >= 0 resumes there at position v; RESTORE_CAP
-** and RESTORE_REG put v back into that slot. */
-enum { RESTORE_CAP = -1, RESTORE_REG = -2 };
-struct bt {
-    int32_t pc, slot;
-    ptrdiff_t v;
-};
-
-struct vm {
-    const struct lmql__rx *rx;
-    const unsigned char *s;
-    size_t n, start;
-    int mode;
-    bool no_empty;
-    ptrdiff_t *caps, *regs;
-    struct bt *st;
-    size_t nst, cap;
-    long steps;
-    int depth;
-    struct lmql__err *err;
-};
-
-static int vm_fail(struct vm *V, int status, const char *msg) {
-    snprintf(V->err->msg, sizeof V->err->msg, "%s", msg);
-    V->err->status = status;
-    return -2;
-}
-
-static int push(struct vm *V, int32_t pc, int32_t slot, ptrdiff_t v) {
-    if (V->nst == V->cap) {
-        size_t nc = V->cap ? V->cap * 2 : 64;
-        struct bt *q = lmql__realloc(V->st, nc * sizeof *q);
-        if (!q) return -1;
-        V->st = q;
-        V->cap = nc;
-    }
-    V->st[V->nst++] = (struct bt){pc, slot, v};
-    return 0;
-}
-
-static bool set_match(const struct lmql__rx *rx, const struct cset *cs, uint32_t c) {
-    const uint32_t (*r)[2] = (const uint32_t (*)[2])rx->ranges + cs->off;
-    bool hit = false;
-    uint32_t x = c;
-    do {
-        for (int32_t i = 0; i < cs->n && !hit; i++) hit = x >= r[i][0] && x <= r[i][1];
-        x = rx->icase ? case_next(x, rx->ascii) : c;
-    } while (!hit && x != c);
-    if (!hit && cs->sh) {
-        bool a = rx->ascii, valid = c != BAD_CP;
-        hit = ((cs->sh & SH_W) && valid && is_word(c, a)) || ((cs->sh & SH_NW) && !(valid && is_word(c, a))) ||
-              ((cs->sh & SH_D) && valid && is_digit(c, a)) || ((cs->sh & SH_ND) && !(valid && is_digit(c, a))) ||
-              ((cs->sh & SH_S) && valid && is_space(c, a)) || ((cs->sh & SH_NS) && !(valid && is_space(c, a)));
-    }
-    return hit != cs->negate;
-}
-
-static bool word_at(const struct vm *V, size_t pos, bool before) {
-    uint32_t c;
-    if (before) {
-        if (pos == 0) return false;
-        decode(V->s, V->n, prev_start(V->s, V->n, pos), &c);
-    } else {
-        if (pos >= V->n) return false;
-        decode(V->s, V->n, pos, &c);
-    }
-    return c != BAD_CP && is_word(c, V->rx->ascii);
-}
-
-static bool assert_ok(const struct vm *V, uint32_t kind, size_t pos) {
-    bool ml = V->rx->flags & LMQL_RX_MULTILINE;
-    const unsigned char *s = V->s;
-    switch (kind) {
-    case A_BOL: return pos == 0 || (ml && s[pos - 1] == '\n');
-    case A_EOL: return pos == V->n || (pos + 1 == V->n && s[pos] == '\n') || (ml && s[pos] == '\n');
-    case A_START: return pos == 0;
-    case A_END: return pos == V->n;
-    case A_WORDB: return word_at(V, pos, true) != word_at(V, pos, false);
-    default: return V->n > 0 && word_at(V, pos, true) == word_at(V, pos, false); /* sre: \B never matches "" */
-    }
-}
-
-/* Go back k characters from pos; -1 when the text has fewer. */
-static ptrdiff_t back_chars(const struct vm *V, size_t pos, uint32_t k) {
-    for (uint32_t i = 0; i < k; i++) {
-        if (pos == 0) return -1;
-        pos = prev_start(V->s, V->n, pos);
-    }
-    return (ptrdiff_t)pos;
-}
-
-/* Run from pc at pos: the end position of the first match in backtracking
-** order, -1 for none, -2 for an error.  Lookaround bodies run nested with
-** `want_end` (lookbehind: the body must end there, else -1). */
-static ptrdiff_t run(struct vm *V, int32_t pc, size_t pos, ptrdiff_t want_end, bool top) {
-    const struct lmql__rx *rx = V->rx;
-    size_t base = V->nst;
-    for (;;) {
-        bool ok = true;
-        if (++V->steps > LMQL_RX_MAX_STEPS) return vm_fail(V, LMQL_ERR_RUNTIME, "the match takes too many steps (runaway backtracking)");
-        const struct inst *in = &rx->prog[pc];
-        uint32_t c;
-        switch (in->op) {
-        case O_CHAR: case O_ANY: case O_ANYNL: case O_SET: {
-            if (pos >= V->n) { ok = false; break; }
-            size_t len = decode(V->s, V->n, pos, &c);
-            if (in->op == O_CHAR) ok = c == in->c || (rx->icase && fold(c, rx->ascii) == in->c);
-            else if (in->op == O_ANY) ok = c != '\n';
-            else if (in->op == O_SET) ok = set_match(rx, &rx->sets[in->c], c);
-            if (ok) { pos += len; pc++; }
-            break;
-        }
-        case O_SPLIT:
-            if (push(V, in->y, 0, (ptrdiff_t)pos)) return vm_fail(V, LMQL_ERR_NOMEM, "out of memory");
-            pc = in->x;
-            break;
-        case O_JMP: pc = in->x; break;
-        case O_SAVE:
-            if (push(V, RESTORE_CAP, in->x, V->caps[in->x])) return vm_fail(V, LMQL_ERR_NOMEM, "out of memory");
-            V->caps[in->x] = (ptrdiff_t)pos;
-            pc++;
-            break;
-        case O_MARK:
-            if (push(V, RESTORE_REG, in->x, V->regs[in->x])) return vm_fail(V, LMQL_ERR_NOMEM, "out of memory");
-            V->regs[in->x] = (ptrdiff_t)pos;
-            pc++;
-            break;
-        case O_PROG: pc = V->regs[in->x] == (ptrdiff_t)pos ? in->y : pc + 1; break;
-        case O_ASSERT:
-            ok = assert_ok(V, in->c, pos);
-            pc++;
-            break;
-        case O_BREF: {
-            ptrdiff_t a = V->caps[2 * in->c], b = V->caps[2 * in->c + 1];
-            if (a < 0 || b < 0) { ok = false; break; }
-            size_t i = (size_t)a, p = pos;
-            while (ok && i < (size_t)b) {
-                uint32_t x, y;
-                if (p >= V->n) { ok = false; break; }
-                size_t lx = decode(V->s, V->n, i, &x), ly = decode(V->s, V->n, p, &y);
-                ok = x == y || (rx->icase && lower(x, rx->ascii) == lower(y, rx->ascii));
-                i += lx;
-                p += ly;
-            }
-            if (ok) { pos = p; pc++; }
-            break;
-        }
-        case O_LOOK: {
-            bool behind = in->y == L_BEHIND || in->y == L_NBEHIND, neg = in->y == L_NAHEAD || in->y == L_NBEHIND;
-            if (V->depth >= MAX_LOOK_DEPTH) return vm_fail(V, LMQL_ERR_RUNTIME, "lookarounds nested too deeply");
-            int ng = 2 * (rx->ngroups + 1);
-            ptrdiff_t *saved = lmql__malloc((size_t)ng * sizeof *saved);
-            if (!saved) return vm_fail(V, LMQL_ERR_NOMEM, "out of memory");
-            memcpy(saved, V->caps, (size_t)ng * sizeof *saved);
-            ptrdiff_t from = behind ? back_chars(V, pos, in->c) : (ptrdiff_t)pos, r = -1;
-            if (from >= 0) {
-                V->depth++;
-                r = run(V, pc + 1, (size_t)from, behind ? (ptrdiff_t)pos : -1, false);
-                V->depth--;
-            }
-            if (r == -2) { free(saved); return -2; }
-            ok = (r >= 0) != neg;
-            if (ok && !neg) {
-                /* keep the captures it made, undone if this path fails later */
-                for (int i = 0; i < ng; i++)
-                    if (saved[i] != V->caps[i] && push(V, RESTORE_CAP, i, saved[i])) {
-                        free(saved);
-                        return vm_fail(V, LMQL_ERR_NOMEM, "out of memory");
-                    }
-            } else {
-                memcpy(V->caps, saved, (size_t)ng * sizeof *saved);
-            }
-            free(saved);
-            pc = in->x;
-            break;
-        }
-        case O_MATCH:
-            if (want_end >= 0 && (ptrdiff_t)pos != want_end) ok = false;
-            else if (top && V->mode == LMQL_RX_FULLMATCH && pos != V->n) ok = false;
-            else if (top && V->no_empty && V->caps[0] == (ptrdiff_t)V->start && pos == V->start) ok = false;
-            if (ok) {
-                V->nst = base; /* the choices left are not needed: the captures stand */
-                return (ptrdiff_t)pos;
-            }
-            break;
-        }
-        if (ok) continue;
-        /* backtrack */
-        for (;;) {
-            if (V->nst == base) return -1;
-            struct bt b = V->st[--V->nst];
-            if (b.pc == RESTORE_CAP) V->caps[b.slot] = b.v;
-            else if (b.pc == RESTORE_REG) V->regs[b.slot] = b.v;
-            else { pc = b.pc; pos = (size_t)b.v; break; }
-        }
-    }
-}
-
-int lmql__rx_exec(const struct lmql__rx *rx, const char *s, size_t n, size_t start, int mode,
-                  int no_empty_at_start, ptrdiff_t *caps, struct lmql__err *err) {
-    struct vm V;
-    memset(&V, 0, sizeof V);
-    V.rx = rx;
-    V.s = (const unsigned char *)(s ? s : "");
-    V.n = n;
-    V.start = start;
-    V.mode = mode;
-    V.no_empty = no_empty_at_start;
-    V.caps = caps;
-    V.err = err;
-    V.regs = lmql__malloc((size_t)(rx->nregs ? rx->nregs : 1) * sizeof *V.regs);
-    if (!V.regs) return vm_fail(&V, LMQL_ERR_NOMEM, "out of memory"), -1;
-    int ng = 2 * (rx->ngroups + 1), rc = 0;
-    for (size_t at = start; at <= n;) {
-        for (int i = 0; i < ng; i++) caps[i] = -1;
-        for (int i = 0; i < rx->nregs; i++) V.regs[i] = -1;
-        caps[0] = (ptrdiff_t)at;
-        V.nst = 0;
-        ptrdiff_t end = run(&V, 0, at, -1, true);
-        if (end == -2) { rc = -1; break; }
-        if (end >= 0) { caps[1] = end; rc = 1; break; }
-        if (mode != LMQL_RX_SEARCH || at == n) break;
-        uint32_t c;
-        at += decode(V.s, n, at, &c);
-    }
-    if (rc != 1)
-        for (int i = 0; i < ng; i++) caps[i] = -1;
-    free(V.st);
-    free(V.regs);
-    return rc;
-}
