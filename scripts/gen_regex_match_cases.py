@@ -10,7 +10,7 @@ spans are flat [start, end, ...] per group in characters, -1 for a group
 that did not take part.  {"p", "f", "err": "python"} is a pattern Python
 rejects; {"p", "f", "err": "unsupported"} one Python accepts and our engine
 must refuse (a feature it lacks), never answer."""
-import json, re, sys
+import json, random, re, sys
 
 I, M, S, A = re.I, re.M, re.S, re.A
 POOL = ["", "a", "ab", "abc", "aaa", "abab", "xaby", "ba", "a\nb\n", "hello world", "foo bar  baz",
@@ -65,6 +65,28 @@ PYERR = [("(", 0), (")", 0), ("[a", 0), ("*a", 0), ("a**", 0), (r"\1(a)", 0), ("
          (r"(a\1)", 0), ("[z-a]", 0), ("a{3,1}", 0), (r"\q", 0), ("(?<=a*)b", 0), ("(?P=x)", 0), ("x\\", 0),
          ("(?z)", 0), ("a(?i)b", 0)]
 
+# Random patterns over the supported syntax (seeded, so the table is stable
+# for one Python version): nesting, lookarounds, backreferences, lazy and
+# counted repeats meet in combinations no hand-written list has.
+ATOMS = [r"\1", r"(?P=n1)", "a", "b", "c", ".", r"\w", r"\d", r"\s", r"\W", "[ab]", "[^a]", "[a-c]", r"\b",
+         r"\B", "^", "$", "é", "[é-ü]", "x", " "]
+RANDOM_SUBJECTS = ["", "a", "ab", "abc", "aab", "ba", "a b", "abcabc", "xé ü", "a1 b2", "aaa", "cab\nab", " a ", "é"]
+
+def gen(rnd, d=0):
+    r = rnd.random()
+    if d > 3 or r < 0.35:
+        return rnd.choice(ATOMS)
+    if r < 0.55:
+        return gen(rnd, d + 1) + gen(rnd, d + 1)
+    if r < 0.65:
+        return gen(rnd, d + 1) + "|" + gen(rnd, d + 1)
+    if r < 0.8:
+        return "(" + rnd.choice(["", "?:", "?P<n%d>" % rnd.randint(0, 9)]) + gen(rnd, d + 1) + ")"
+    if r < 0.83:
+        return rnd.choice(["(?=", "(?!", "(?<=", "(?<!"]) + gen(rnd, d + 1) + ")"
+    q = rnd.choice(["*", "+", "?", "{2}", "{1,3}", "{0,2}", "{2,}"]) + rnd.choice(["", "", "?"])
+    return "(?:" + gen(rnd, d + 1) + ")" + q
+
 def spans(m):
     if m is None:
         return None
@@ -79,6 +101,18 @@ for p, f in CASES:
     for s in SUBJECTS.get(p, []) + POOL:
         rec = {"p": p, "f": f, "s": s, "match": spans(rx.match(s)),
                "fullmatch": spans(rx.fullmatch(s)), "all": [spans(m) for m in rx.finditer(s)]}
+        out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+rnd = random.Random(2026)
+for _ in range(400):
+    p, f = gen(rnd), rnd.choice([0, 0, re.I, re.M, re.S])
+    try:
+        rx = re.compile(p, f)
+    except re.error:
+        out.write(json.dumps({"p": p, "f": f, "err": "python"}, ensure_ascii=False) + "\n")
+        continue
+    for s in rnd.sample(RANDOM_SUBJECTS, 4):
+        rec = {"p": p, "f": f, "s": s, "match": spans(rx.match(s)), "fullmatch": spans(rx.fullmatch(s)),
+               "all": [spans(m) for m in rx.finditer(s)]}
         out.write(json.dumps(rec, ensure_ascii=False) + "\n")
 for p, f in UNSUPPORTED:
     re.compile(p, f)   # raises if Python rejects it: then it is no unsupported-feature case

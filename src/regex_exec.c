@@ -326,6 +326,11 @@ int lmql__rx_exec(const struct lmql__rx *rx, const char *s, size_t n, size_t sta
     V.regs = lmql__malloc((size_t)(rx->nregs ? rx->nregs : 1) * sizeof *V.regs);
     if (!V.regs) return vm_fail(&V, LMQL_ERR_NOMEM, "out of memory"), -1;
     int ng = 2 * (rx->ngroups + 1), rc = 0;
+    if (rx->required >= 0 && start <= n && !memchr(V.s + start, rx->required, n - start)) {
+        for (int i = 0; i < ng; i++) caps[i] = -1;
+        free(V.regs);
+        return 0;
+    }
     for (size_t at = start; at <= n;) {
         for (int i = 0; i < ng; i++) caps[i] = -1;
         for (int i = 0; i < rx->nregs; i++) V.regs[i] = -1;

@@ -30,6 +30,7 @@ struct parser {
     int32_t n_nodes, cap_nodes;
     struct lmql__rx *rx;
     bool *closed;        /* per group: its ')' was seen (a backreference needs that) */
+    int32_t *gnode;      /* per group: its GROUP node (a backreference's width in a lookbehind is its group's) */
     int cap_closed;
     struct lmql__err *err;
     bool failed;
@@ -258,7 +259,10 @@ static int32_t group_body(struct parser *P, size_t start, int gnum, int look) {
     P->nodes[g].child = inner;
     P->nodes[g].min = gnum;
     P->nodes[g].c = (uint32_t)(look >= 0 ? look : 0);
-    if (gnum > 0) P->closed[gnum] = true;
+    if (gnum > 0) {
+        P->closed[gnum] = true;
+        P->gnode[gnum] = g;
+    }
     return g;
 }
 
@@ -268,9 +272,11 @@ static int new_group(struct parser *P, size_t at) {
         int nc = P->cap_closed ? P->cap_closed * 2 : 16;
         bool *c = lmql__realloc(P->closed, (size_t)nc * sizeof *c);
         char **nm = lmql__realloc(P->rx->names, (size_t)nc * sizeof *nm);
+        int32_t *gn = lmql__realloc(P->gnode, (size_t)nc * sizeof *gn);
         if (c) P->closed = c;
         if (nm) P->rx->names = nm;
-        if (!c || !nm) return oom(P);
+        if (gn) P->gnode = gn;
+        if (!c || !nm || !gn) return oom(P);
         memset(P->closed + P->cap_closed, 0, (size_t)(nc - P->cap_closed) * sizeof *c);
         memset(P->rx->names + P->cap_closed, 0, (size_t)(nc - P->cap_closed) * sizeof *nm);
         P->cap_closed = nc;
@@ -540,10 +546,10 @@ static int32_t width(const struct parser *P, int32_t id) {
     }
     case N_REP: {
         int32_t x = width(P, n->child);
-        return x < 0 || n->min != n->max ? -1 : x * n->min;
+        return x == 0 ? 0 : x < 0 || n->min != n->max ? -1 : x * n->min;
     }
     case N_GROUP: return width(P, n->child);
-    case N_BREF: return -1;
+    case N_BREF: return width(P, P->gnode[n->c]);   /* as Python: the group's width when fixed */
     default: return 0;
     }
 }
@@ -669,6 +675,27 @@ static int compile(struct parser *P, int32_t id) {
     return 0;
 }
 
+/* An ASCII character every match of node id contains, or -1: a literal in
+** the pattern's top-level sequence (through groups and repeats of at least
+** one; never inside a lookaround, whose text is no part of the match). */
+static int required_char(const struct parser *P, int32_t id, bool icase) {
+    const struct node *n = &P->nodes[id];
+    switch (n->kind) {
+    case N_CHAR:
+        if (n->c >= 0x80 || (icase && ((n->c | 0x20) >= 'a' && (n->c | 0x20) <= 'z'))) return -1;
+        return (int)n->c;
+    case N_CAT:
+        for (int32_t c = n->child; c >= 0; c = P->nodes[c].sib) {
+            int r = required_char(P, c, icase);
+            if (r >= 0) return r;
+        }
+        return -1;
+    case N_GROUP: return required_char(P, n->child, icase);
+    case N_REP: return n->min >= 1 ? required_char(P, n->child, icase) : -1;
+    default: return -1;
+    }
+}
+
 struct lmql__rx *lmql__rx_compile(const char *pattern, size_t len, int flags, struct lmql__err *err) {
     struct lmql__rx *rx = lmql__calloc(1, sizeof *rx);
     struct parser P;
@@ -693,10 +720,13 @@ struct lmql__rx *lmql__rx_compile(const char *pattern, size_t len, int flags, st
         rx->icase = rx->flags & LMQL_RX_IGNORECASE;
         rx->ascii = rx->flags & LMQL_RX_ASCII;
         if (!(rx->ascii)) rx->flags |= LMQL_RX_UNICODE;
+        /* under IGNORECASE 'k' also matches U+212A, so only non-letters count */
+        rx->required = required_char(&P, root, rx->icase);
         if (!compile(&P, root)) emit(&P, O_MATCH, 0, 0, 0);
     }
     free(P.nodes);
     free(P.closed);
+    free(P.gnode);
     if (P.failed) {
         lmql__rx_free(rx);
         return NULL;

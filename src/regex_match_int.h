@@ -50,8 +50,10 @@ struct lmql__rx {
     int32_t n_ranges, cap_ranges;
     struct cset *sets;
     int32_t n_sets, cap_sets;
+    /* an ASCII byte every match contains (-1: none known): a search over
+    ** text without it fails at once instead of trying every start */
+    int required;
 };
-
 
 /* regex_exec.c: the character at s[i] (i < n) and its length (RX_BAD_CP for
 ** an invalid byte, length 1); the least member of c's IGNORECASE class. */
