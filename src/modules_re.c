@@ -310,6 +310,12 @@ static struct lmql_val *do_sub(struct args *a, bool subn, lmql__re_caller call, 
     int rc = caps ? 0 : -1;
     if (!caps) oom(err);
     lmql__buf_reserve(&out, a->str->u.str.len);
+    if (caps && !fn_repl) {
+        /* Python reads the template before matching: a bad one is an error even without a match */
+        for (size_t i = 0; i < ncaps(a->pat); i++) caps[i] = -1;
+        if (expand(&out, a->repl, a->pat, a->str, caps, a->fn, err)) rc = -1;
+        out.len = 0;
+    }
     while (rc == 0 && a->count >= 0 && (a->count == 0 || n < a->count)) {   /* count < 0: none, as Python */
         int r = walk_next(&w, a, caps, err);
         if (r <= 0) { rc = r; break; }
