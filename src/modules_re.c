@@ -60,6 +60,34 @@ static bool is_match(const struct lmql_val *v) { return v->kind == LMQL_V_OBJ &&
 
 bool lmql__re_is_obj(const struct lmql_val *v) { return is_pat(v) || is_match(v); }
 
+/* Python's repr: re.compile('a', re.IGNORECASE) and
+** <re.Match object; span=(0, 1), match='a'> (also their str). */
+static int pat_repr(struct lmql__buf *b, const struct lmql_val *v) {
+    const struct re_pat *p = v->u.obj.ptr;
+    static const struct { int flag; const char *name; } names[] = {
+        {LMQL_RX_IGNORECASE, "re.IGNORECASE"}, {LMQL_RX_MULTILINE, "re.MULTILINE"},
+        {LMQL_RX_DOTALL, "re.DOTALL"}, {LMQL_RX_ASCII, "re.ASCII"}};
+    int flags = lmql__rx_flags(p->rx), rc = lmql__buf_adds(b, "re.compile(") || lmql__val_repr_into(b, p->pattern);
+    bool first = true;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (!(flags & names[i].flag)) continue;
+        rc = rc || lmql__buf_adds(b, first ? ", " : "|") || lmql__buf_adds(b, names[i].name);
+        first = false;
+    }
+    return rc || lmql__buf_adds(b, ")") ? -1 : 0;
+}
+
+static int match_repr(struct lmql__buf *b, const struct lmql_val *v) {
+    const struct re_match *m = v->u.obj.ptr;
+    struct lmql_val *g = lmql__val_str(m->str->u.str.s + m->caps[0], (size_t)(m->caps[1] - m->caps[0]));
+    int rc = !g || lmql__buf_addf(b, "<re.Match object; span=(%lld, %lld), match=",
+                                  (long long)lmql__utf8_count(m->str->u.str.s, (size_t)m->caps[0]),
+                                  (long long)lmql__utf8_count(m->str->u.str.s, (size_t)m->caps[1])) ||
+             lmql__val_repr_into(b, g) || lmql__buf_adds(b, ">");
+    lmql__val_unref(g);
+    return rc ? -1 : 0;
+}
+
 static struct lmql_val *compile_pat(const char *fn, const struct lmql_val *pattern, int64_t flags, struct lmql__err *err) {
     if (is_pat(pattern)) {
         if (flags) return lmql__errp(err, "ValueError: re.%s(): cannot process flags argument with a compiled pattern", fn);
@@ -79,14 +107,15 @@ static struct lmql_val *compile_pat(const char *fn, const struct lmql_val *patte
         return lmql__errp(err, "re.error: %s at position %zu (pattern passed to re.%s())", e.msg, at, fn);
     }
     struct re_pat *rp = lmql__malloc(sizeof *rp);
-    struct lmql_val *v = rp ? lmql__val_obj("re.Pattern", rp, pat_free) : NULL;
-    if (!v) {
-        free(rp);
+    if (!rp) {
         lmql__rx_free(rx);
         return oom(err);
     }
     rp->rx = rx;
     rp->pattern = lmql__val_ref((struct lmql_val *)pattern);
+    struct lmql_val *v = lmql__val_obj("re.Pattern", rp, pat_free);   /* frees rp when it fails */
+    if (!v) return oom(err);
+    v->u.obj.repr = pat_repr;
     return v;
 }
 
@@ -110,14 +139,16 @@ static struct lmql_val *new_match(struct lmql_val *pat, struct lmql_val *s, cons
                                   size_t endpos, struct lmql__err *err) {
     struct re_match *m = lmql__malloc(sizeof *m);
     ptrdiff_t *c = lmql__malloc(ncaps(pat) * sizeof *c);
-    struct lmql_val *v = m && c ? lmql__val_obj("re.Match", m, match_free) : NULL;
-    if (!v) {
+    if (!m || !c) {
         free(m);
         free(c);
         return oom(err);
     }
     memcpy(c, caps, ncaps(pat) * sizeof *c);
     *m = (struct re_match){lmql__val_ref(pat), lmql__val_ref(s), c, pos, endpos};
+    struct lmql_val *v = lmql__val_obj("re.Match", m, match_free);   /* frees m when it fails */
+    if (!v) return oom(err);
+    v->u.obj.repr = match_repr;
     return v;
 }
 

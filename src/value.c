@@ -936,7 +936,7 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_STR:
     case LMQL_V_NUM: return lmql__buf_add(b, v->u.str.s, v->u.str.len);
     case LMQL_V_FUNC: return lmql__buf_addf(b, "<function %s>", v->u.func.name);
-    case LMQL_V_OBJ: return lmql__buf_addf(b, "<%s>", v->u.obj.type);
+    case LMQL_V_OBJ: return v->u.obj.repr ? v->u.obj.repr(b, v) : lmql__buf_addf(b, "<%s>", v->u.obj.type);
     default: return lmql__val_repr_into(b, v);   /* containers, classes, instances */
     }
 }
