@@ -16,7 +16,7 @@ I, M, S, A = re.I, re.M, re.S, re.A
 POOL = ["", "a", "ab", "abc", "aaa", "abab", "xaby", "ba", "a\nb\n", "hello world", "foo bar  baz",
         "Hello World 42", "x=1, y=22, z=333", "café Über naïve", "日本語のテキスト", "ǅ ǆ Ǆ", "ſ s S K k K",
         "12ab34cd", "line1\nline2\nline3", "a.b.c", "2024-01-15", "[tag] (paren)",
-        "The quick brown fox", "aaaaab", "abcabcabc", "Ünïcödé ǲ", "end\n"]
+        "The quick brown fox", "aaaaab", "abcabcabc", "Ünïcödé ǲ", "end\n", "a\x1cb\x1fc\x85d\u3000e"]
 
 CASES = [
     # literals, classes, dot

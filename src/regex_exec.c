@@ -39,7 +39,8 @@ static bool is_digit(uint32_t c, bool ascii) {
     return in_ranges(lmql__rx_uni_d, lmql__rx_uni_d_n, c);
 }
 static bool is_space(uint32_t c, bool ascii) {
-    if (c < 0x80 || ascii) return c == ' ' || (c >= '\t' && c <= '\r');
+    /* Unicode \s also takes the separators U+001C..U+001F, as Python's str.isspace() */
+    if (ascii) return c == ' ' || (c >= '\t' && c <= '\r');
     return in_ranges(lmql__rx_uni_s, lmql__rx_uni_s_n, c);
 }
 
