@@ -5,6 +5,7 @@
 #include "constraint.h"
 #include "decorators.h"
 #include "interp_int.h"
+#include "modules.h"
 #include "parse.h"
 
 #include <ctype.h>
@@ -794,6 +795,12 @@ static struct lmql_val *method_fn(void *ud, int argc, struct lmql_val **argv, co
 
 struct lmql_val *lmql__method(struct interp *I, const struct lmql_node *at, struct lmql_val *obj, const char *name) {
     if (lmql__class_has_attrs(obj)) return lmql__class_getattr(I, at, obj, name);
+    if (obj->kind == LMQL_V_OBJ && lmql__re_is_obj(obj)) {
+        struct lmql__err e = {0};
+        struct lmql_val *v = lmql__re_attr(obj, name, &e);
+        if (!v) lmql__fail(I, at, e.msg[0] ? LMQL_ERR_RUNTIME : LMQL_ERR_NOMEM, "%s", e.msg[0] ? e.msg : "out of memory");
+        return v;
+    }
     if (obj == &g_context) {
         if (!strcmp(name, "prompt") && I->res) {
             /* The prompt as it stands, with the whitespace held back at its
@@ -952,6 +959,20 @@ static struct lmql_val *call_def(struct interp *I, const struct lmql_node *at, c
     return out;
 }
 
+/* re.sub's way to call a replacement function of the query with a Match. */
+struct re_caller {
+    struct interp *I;
+    const struct lmql_node *at;
+    bool failed;
+};
+
+static struct lmql_val *re_call(void *ctx, struct lmql_val *fn, struct lmql_val *arg) {
+    struct re_caller *c = ctx;
+    struct lmql_val *r = lmql__call(c->I, c->at, fn, 1, &arg, (const char *[]){NULL});
+    if (!r) c->failed = true;
+    return r;
+}
+
 struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct lmql_val *fn, int argc,
                             struct lmql_val **argv, const char **names) {
     if (fn->kind == LMQL_V_CLASS) return lmql__class_call(I, at, fn, argc, argv, names);
@@ -970,6 +991,13 @@ struct lmql_val *lmql__call(struct interp *I, const struct lmql_node *at, struct
     if (handled) return r;
     struct lmql__err err = {0};
     struct lmql_val *out;
+    if (lmql__re_is_sub(fn)) {   /* its replacement may be a function of the query */
+        struct re_caller c = {I, at, false};
+        out = lmql__re_sub_call(fn, argc, argv, names, re_call, &c, &err);
+        if (!out && !c.failed)
+            lmql__fail(I, at, err.msg[0] ? LMQL_ERR_RUNTIME : LMQL_ERR_NOMEM, "%s", err.msg[0] ? err.msg : "out of memory");
+        return out;
+    }
     if (fn->u.func.self) {
         struct lmql_val **av = lmql__malloc(((size_t)argc + 1) * sizeof *av);
         const char **nm = lmql__malloc(((size_t)argc + 1) * sizeof *nm);

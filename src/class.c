@@ -157,10 +157,10 @@ static struct lmql_val *find_module(const char *mod) {
     return !strcmp(mod, "dataclasses") ? &g_dataclasses : !strcmp(mod, "typing") ? &g_typing : lmql__std_module(mod);
 }
 
-#define IMPORTABLE "queries can import lmql, dataclasses, typing, json and math"
+#define IMPORTABLE "queries can import lmql, dataclasses, typing, json, math and re"
 
 /* import M [as N] / from M import a [as b], ...: lmql, dataclasses, typing,
-** json, math. */
+** json, math, re. */
 int lmql__exec_import(struct interp *I, const struct lmql_node *s) {
     const struct lmql_node_list *names = &s->u.import.names;
     if (s->kind == LMQL_NODE_IMPORT) {

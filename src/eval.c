@@ -3,6 +3,7 @@
 ** calls, subscripts, displays, f-strings and assignment targets.
 */
 #include "interp_int.h"
+#include "modules.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -412,7 +413,11 @@ static struct lmql_val *subscript(struct interp *I, const struct lmql_node *n, s
     struct lmql_val *key = lmql__eval(I, index);
     if (!key) return NULL;
     struct lmql_val *out = NULL;
-    if (obj->kind == LMQL_V_DICT) {
+    if (obj->kind == LMQL_V_OBJ && !strcmp(obj->u.obj.type, "re.Match")) {   /* m[g]: m.group(g) */
+        struct lmql__err e = {0};
+        if (!(out = lmql__re_getitem(obj, key, &e)))
+            lmql__fail(I, n, e.msg[0] ? LMQL_ERR_RUNTIME : LMQL_ERR_NOMEM, "%s", e.msg[0] ? e.msg : "out of memory");
+    } else if (obj->kind == LMQL_V_DICT) {
         out = lmql__check_key(I, n, key) ? NULL : lmql__dict_get(obj, key);
         if (out) lmql__val_ref(out);
         else if (I->err->msg[0] || lmql__val_error()) {

@@ -1,6 +1,7 @@
 /*
 ** The standard modules query code may import besides lmql, dataclasses and
-** typing (class.c): json (loads, dumps) and math. Each is a static module
+** typing (class.c): json (loads, dumps), math and re (its functions are
+** modules_re.c's). Each is a static module
 ** value with a table of static members; class.c's import statements and
 ** attribute lookups ask here for the modules it does not own.
 */
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "regex_match.h"
 #include "utf8.h"
 
 static struct lmql_val *oom(struct lmql__err *err) {
@@ -217,8 +219,25 @@ static const char *const g_math_names[] = {
     "pi",   "e",     "tau",  "inf",   "nan",
 };
 
+#define RE(n, op) FN(n, lmql__re_fn, op)
+#define ICONST(x) {.kind = LMQL_V_INT, .refs = -1, .u.i = (x)}
+static struct lmql_val g_re_members[] = {
+    RE("search", RE_SEARCH),   RE("match", RE_MATCH), RE("fullmatch", RE_FULLMATCH), RE("findall", RE_FINDALL),
+    RE("finditer", RE_FINDITER), RE("sub", RE_SUB),   RE("subn", RE_SUBN),           RE("split", RE_SPLIT),
+    RE("compile", RE_COMPILE), RE("escape", RE_ESCAPE), RE("purge", RE_PURGE),
+    ICONST(LMQL_RX_IGNORECASE), ICONST(LMQL_RX_IGNORECASE), ICONST(LMQL_RX_MULTILINE), ICONST(LMQL_RX_MULTILINE),
+    ICONST(LMQL_RX_DOTALL), ICONST(LMQL_RX_DOTALL), ICONST(LMQL_RX_ASCII), ICONST(LMQL_RX_ASCII),
+    ICONST(LMQL_RX_UNICODE), ICONST(LMQL_RX_UNICODE), ICONST(LMQL_RX_VERBOSE), ICONST(LMQL_RX_VERBOSE),
+    ICONST(0),
+};
+static const char *const g_re_names[] = {
+    "search", "match", "fullmatch", "findall", "finditer", "sub", "subn", "split", "compile", "escape", "purge",
+    "I", "IGNORECASE", "M", "MULTILINE", "S", "DOTALL", "A", "ASCII", "U", "UNICODE", "X", "VERBOSE", "NOFLAG",
+};
+
 static struct lmql_val g_json = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", (void *)"json", NULL}};
 static struct lmql_val g_math = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", (void *)"math", NULL}};
+static struct lmql_val g_re = {.kind = LMQL_V_OBJ, .refs = -1, .u.obj = {"module", (void *)"re", NULL}};
 
 static const struct {
     struct lmql_val *mod;
@@ -228,6 +247,7 @@ static const struct {
 } g_modules[] = {
     {&g_json, g_json_members, g_json_names, sizeof g_json_names / sizeof *g_json_names},
     {&g_math, g_math_members, g_math_names, sizeof g_math_names / sizeof *g_math_names},
+    {&g_re, g_re_members, g_re_names, sizeof g_re_names / sizeof *g_re_names},
 };
 #define N_MODULES (sizeof g_modules / sizeof *g_modules)
 
@@ -247,7 +267,8 @@ struct lmql_val *lmql__std_module_attr(const struct lmql_val *mod, const char *n
     for (size_t i = 0; i < N_MODULES; i++) {
         if (mod != g_modules[i].mod) continue;
         LMQL_ASSERT(sizeof g_json_members / sizeof *g_json_members == sizeof g_json_names / sizeof *g_json_names &&
-                    sizeof g_math_members / sizeof *g_math_members == sizeof g_math_names / sizeof *g_math_names);
+                    sizeof g_math_members / sizeof *g_math_members == sizeof g_math_names / sizeof *g_math_names &&
+                    sizeof g_re_members / sizeof *g_re_members == sizeof g_re_names / sizeof *g_re_names);
         for (size_t k = 0; k < g_modules[i].n; k++)
             if (!strcmp(g_modules[i].names[k], name)) return &g_modules[i].members[k];
     }

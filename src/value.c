@@ -958,7 +958,7 @@ int lmql__val_str_into(struct lmql__buf *b, const struct lmql_val *v) {
     case LMQL_V_FUNC: return lmql__buf_addf(b, "<function %s>", v->u.func.name);
     case LMQL_V_OBJ:
         if (v->u.obj.free == lmql__val_text_free) return lmql__buf_adds(b, v->u.obj.ptr);
-        return lmql__buf_addf(b, "<%s>", v->u.obj.type);
+        return v->u.obj.repr ? v->u.obj.repr(b, v) : lmql__buf_addf(b, "<%s>", v->u.obj.type);
     default: return lmql__val_repr_into(b, v);   /* containers, classes, instances */
     }
 }

@@ -86,6 +86,8 @@ struct lmql_val {
             const char *type;          /* "model", "module" */
             void *ptr;
             void (*free)(void *);
+            /* str()/repr() when set (re's Match and Pattern print as Python's), else "<type>" */
+            int (*repr)(struct lmql__buf *b, const struct lmql_val *v);
         } obj;
         struct {
             const char *name;             /* the class statement's (AST, outlives the run) */
