@@ -222,7 +222,8 @@ header-check:
 
 # libFuzzer targets, FUZZ_SECONDS each: fuzz_parse (lexer and parser) and
 # fuzz_interp (compile and run on the random model: parser, interpreter,
-# constraints, decoding), both seeded from the case files; fuzz_regex;
+# constraints, decoding), both seeded from the case files; fuzz_regex (constraint regexes);
+# fuzz_pyre (the `re` module's pattern parser and backtracking matcher);
 # fuzz_lmtp (the server's command parser), seeded from tests/fuzz/lmtp;
 # fuzz_ws (the server's handshake and frame reader); fuzz_json (the JSON
 # reader: a model server's replies to the client, host functions' results);
@@ -240,6 +241,9 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
 	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) $(WS_LIBS) -lm -ldl -lpthread
 build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c src/alloc.c $(wildcard src/regex*.c src/regex.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c $(wildcard src/regex*.c) $< -o $@
+build/fuzz/fuzz_pyre: tests/fuzz/fuzz_pyre.c src/alloc.c $(wildcard src/regex*.c src/regex*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c $(wildcard src/regex*.c) $< -o $@
 build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c src/alloc.c src/lmtp.h src/lmql_int.h
@@ -269,12 +273,13 @@ fuzz-corpus:
 	cp tests/fuzz/jsonschema/* build/fuzz/jsonschema-corpus/
 	awk '/^%%/ {n++; next} {print > ("build/fuzz/corpus/case" n)}' tests/cases/parse.test tests/cases/run.test \
 	  tests/cases/programs.test tests/cases/classes.test tests/cases/typed.test
-fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json \
+fuzz: build/fuzz/fuzz_parse build/fuzz/fuzz_interp build/fuzz/fuzz_regex build/fuzz/fuzz_pyre build/fuzz/fuzz_lmtp build/fuzz/fuzz_ws build/fuzz/fuzz_json \
       build/fuzz/fuzz_gbnf build/fuzz/fuzz_jsonschema testdata fuzz-corpus
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	LMQL_RANDOM_VOCAB=build/vocab/ggml-vocab-llama-spm.gguf build/fuzz/fuzz_interp -max_total_time=$(FUZZ_SECONDS) \
 	  -timeout=10 -rss_limit_mb=4096 -artifact_prefix=build/fuzz/ build/fuzz/corpus
 	build/fuzz/fuzz_regex -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/
+	build/fuzz/fuzz_pyre -max_total_time=$(FUZZ_SECONDS) -timeout=30 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_lmtp -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/ build/fuzz/lmtp-corpus
 	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/
 	build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -timeout=5 -artifact_prefix=build/fuzz/

@@ -9,6 +9,10 @@
 ** lookaround, which is bounded).
 */
 #include "regex_match_int.h"
+
+/* The step budget of one match: LMQL_RX_MAX_STEPS; a fuzz target lowers it
+** so that a runaway pattern is found in seconds, not minutes. */
+long lmql__rx_max_steps = LMQL_RX_MAX_STEPS;
 #include "alloc.h"
 
 #include <stdio.h>
@@ -155,7 +159,9 @@ static int push(struct vm *V, int32_t pc, int32_t slot, ptrdiff_t v) {
 }
 
 static bool set_match(const struct lmql__rx *rx, const struct cset *cs, uint32_t c) {
-    const uint32_t (*r)[2] = (const uint32_t (*)[2])rx->ranges + cs->off;
+    /* a set of classes only (\w) has no ranges, and the program may have none at all */
+    const uint32_t (*r)[2] = rx->ranges ? (const uint32_t (*)[2])rx->ranges + cs->off : NULL;
+    LMQL_ASSERT(r || cs->n == 0);
     bool hit = false;
     uint32_t x = c;
     do {
@@ -213,7 +219,7 @@ static ptrdiff_t run(struct vm *V, int32_t pc, size_t pos, ptrdiff_t want_end, b
     size_t base = V->nst;
     for (;;) {
         bool ok = true;
-        if (++V->steps > LMQL_RX_MAX_STEPS) return vm_fail(V, LMQL_ERR_RUNTIME, "the match takes too many steps (runaway backtracking)");
+        if (++V->steps > lmql__rx_max_steps) return vm_fail(V, LMQL_ERR_RUNTIME, "the match takes too many steps (runaway backtracking)");
         const struct inst *in = &rx->prog[pc];
         uint32_t c;
         switch (in->op) {

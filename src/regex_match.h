@@ -41,6 +41,7 @@ enum {
 #define LMQL_RX_MAX_REPEAT 1000
 #define LMQL_RX_MAX_PROG   200000
 #define LMQL_RX_MAX_STEPS  200000000
+extern long lmql__rx_max_steps;   /* LMQL_RX_MAX_STEPS; only a fuzz target changes it */
 
 enum { LMQL_RX_SEARCH, LMQL_RX_MATCH, LMQL_RX_FULLMATCH };
 
