@@ -19,7 +19,10 @@ WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter $(WERROR)
 CFLAGS  ?= $(OPT) -g
 DEFS     = $(if $(filter 1,$(DEBUG)),-DLMQL_DEBUG)
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(DEFS) $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
+# Every object is position-independent: the same set makes liblmql.a and
+# liblmql.so (the Python package loads the latter), and in the programs,
+# which are PIE anyway, the linker relaxes the GOT loads this costs.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(DEFS) $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
 LDLIBS   = $(LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread
 
 SETUP_STAMP = deps/llama/.complete-3.21.1
@@ -30,6 +33,7 @@ CONFIG      = build/config.mk
 LIB_SRC  = $(wildcard src/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      = $(BUILD)/lib/liblmql.a
+SO       = $(BUILD)/lib/liblmql.so
 LMQL     = $(BUILD)/bin/lmql
 MKMODEL  = $(BUILD)/bin/lmql-mkmodel
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -47,7 +51,7 @@ MASKBENCH = $(BUILD)/bin/lmql-maskbench
 
 .PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
-all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
+all: $(LMQL) $(SO) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
 setup: $(SETUP_STAMP) $(CONFIG)
 $(SETUP_STAMP):
@@ -67,6 +71,15 @@ $(BUILD)/obj/%.o: %.c $(CONFIG) $$(if $$(wildcard $(BUILD)/obj/$$*.d),,$(HEADERS
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The shared library (the Python package loads it) exports lmql.h's names
+# only; it finds the bundled llama.cpp libraries next to itself ($ORIGIN),
+# in the build tree and where `make install` puts both.
+$(SO): $(LIB_OBJ) src/liblmql.map $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -shared -Wl,-soname,liblmql.so -Wl,--version-script=src/liblmql.map -Wl,-z,defs $(LIB_OBJ) -o $@ \
+	  $(filter-out -Wl$(comma)-rpath%,$(LLAMA_LIBS)) $(if $(filter 1,$(LLAMA_BUNDLED)),-Wl$(comma)-rpath$(comma)'$$ORIGIN') \
+	  $(WS_LIBS) -lm -ldl -lpthread
 
 $(BUILD)/lib/.llama: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -191,6 +204,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(LMQL) $(DESTDIR)$(PREFIX)/bin/lmql
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblmql.a
+	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/liblmql.so
 	install -m 644 include/lmql.h $(DESTDIR)$(PREFIX)/include/lmql.h
 	$(if $(filter 1,$(LLAMA_BUNDLED)),cp -P build/lib/*.so* $(DESTDIR)$(PREFIX)/lib/)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
