@@ -49,7 +49,7 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 
 MASKBENCH = $(BUILD)/bin/lmql-maskbench
 
-.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install clean distclean fuzz
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install install-python clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
 all: $(LMQL) $(SO) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
@@ -213,8 +213,21 @@ install: all
 	  'Libs: -L$${libdir} -llmql $(PC_LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmql.pc
 
+# make install-python [PREFIX=/usr/local] [PYTHON=python3]: the library (make install) and the Python package
+# python/lmql into that Python's site-packages under PREFIX (PYTHON_SITE), told where liblmql.so and the random
+# model's vocabulary are. Standard library only: nothing is downloaded.
+PYTHON      ?= python3
+PYTHON_SITE ?= $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_path("purelib", vars={"base": sys.argv[1], "platbase": sys.argv[1]}))' $(PREFIX))
+install-python: install build/vocab/ggml-vocab-gpt-2.gguf
+	install -d $(DESTDIR)$(PYTHON_SITE)/lmql/tests $(DESTDIR)$(PREFIX)/share/lmql
+	install -m 644 python/lmql/*.py $(DESTDIR)$(PYTHON_SITE)/lmql/
+	install -m 644 python/lmql/tests/*.py $(DESTDIR)$(PYTHON_SITE)/lmql/tests/
+	install -m 644 build/vocab/ggml-vocab-gpt-2.gguf $(DESTDIR)$(PREFIX)/share/lmql/
+	printf '%s\n' '# written by make install-python' "LIBRARY = '$(PREFIX)/lib/liblmql.so'" \
+	  "VOCAB = '$(PREFIX)/share/lmql/ggml-vocab-gpt-2.gguf'" > $(DESTDIR)$(PYTHON_SITE)/lmql/_libpath.py
+
 # Test data is made once, by the default build's tools.
-unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(MASKBENCH) header-check
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(SO) $(MASKBENCH) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata

@@ -416,6 +416,14 @@ struct host_fn {
     char name[64];
 };
 
+/* A host's message that names a Python exception class first
+** ("ValueError: bad value", as the Python package writes them). */
+static bool python_exception(const char *m) {
+    size_t n = strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.");
+    if (n == 0 || m[n] != ':' || m[n + 1] != ' ' || !(m[0] >= 'A' && m[0] <= 'Z')) return false;
+    return (n >= 5 && !strncmp(m + n - 5, "Error", 5)) || (n >= 9 && !strncmp(m + n - 9, "Exception", 9));
+}
+
 /* Calls from queries arrive here: values to JSON, the host's JSON back. */
 static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, const char **names, struct lmql__err *err) {
     struct host_fn *h = ud;
@@ -435,7 +443,10 @@ static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, co
     }
     char *res = NULL;
     lmql_status st = h->fn(h->user_data, argc, json, &res);
-    if (st != LMQL_OK) lmql__errf(err, "%s(): %s", h->name, res ? res : "the host function failed");
+    if (st != LMQL_OK && res && python_exception(res))   /* "ValueError: ...": query code can catch it */
+        lmql__errf(err, "%s", res);
+    else if (st != LMQL_OK)
+        lmql__errf(err, "%s(): %s", h->name, res ? res : "the host function failed");
     else if (!res) out = &lmql__none;
     else out = lmql__json_parse(res, strlen(res), err);
     if (st == LMQL_OK && !out) {

@@ -71,9 +71,16 @@ lib, LIBRARY_PATH = _load()
 # The random model draws over GPT-2's vocabulary, as LMQL's does; in a
 # source tree that file is in build/vocab, which the library looks for
 # relative to the working directory only: name it here.
-_vocab = os.path.join(_TREE, "build", "vocab", "ggml-vocab-gpt-2.gguf")
-if not os.environ.get("LMQL_RANDOM_VOCAB") and os.path.exists(_vocab):
-    os.environ["LMQL_RANDOM_VOCAB"] = _vocab
+# An installed package has it where `make install-python` put it.
+_vocabs = [os.path.join(_TREE, "build", "vocab", "ggml-vocab-gpt-2.gguf")]
+try:
+    from ._libpath import VOCAB
+    _vocabs.append(VOCAB)
+except ImportError:
+    pass
+for _vocab in _vocabs:
+    if not os.environ.get("LMQL_RANDOM_VOCAB") and os.path.exists(_vocab):
+        os.environ["LMQL_RANDOM_VOCAB"] = _vocab
 
 _P, _V, _I, _S = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
 

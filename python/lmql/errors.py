@@ -23,6 +23,10 @@ class LMQLError(Exception):
         self.kind = kind
 
 
+# Messages of runtime errors that name no class, as Python words them.
+_KNOWN = [("division by zero", ZeroDivisionError), ("division or modulo by zero", ZeroDivisionError),
+          ("index out of range", IndexError), ("object has no attribute", AttributeError)]
+
 _combined = {}
 
 
@@ -48,6 +52,9 @@ def make_error(message, line=0, column=0, kind="query", host_error=None):
     else:
         m = re.search(r"(?:^|error: )([A-Z][A-Za-z]*(?:Error|Exception|Exit|Interrupt)):", message)
         named = getattr(builtins, m.group(1), None) if m else None
+        for text, cls in _KNOWN:
+            if named is None and text in message:
+                named = cls
         if isinstance(named, type) and issubclass(named, Exception):
             base = named
     cls = _with_type(base) if base is not None and base is not LMQLError else None

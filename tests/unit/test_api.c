@@ -120,6 +120,10 @@ static lmql_status add_fn(void *ud, int argc, const char *const *argv, char **re
         *result = strdup("add() takes two numbers");
         return LMQL_ERR_RUNTIME;
     }
+    if (argv[0][0] == '"') {   /* a message naming a Python exception: catchable in the query */
+        *result = strdup("ValueError: add() adds numbers");
+        return LMQL_ERR_RUNTIME;
+    }
     char buf[64];
     snprintf(buf, sizeof buf, "{\"sum\": %d, \"args\": [%s, %s]}", atoi(argv[0]) + atoi(argv[1]), argv[0], argv[1]);
     *result = strdup(buf);
@@ -153,6 +157,12 @@ static void test_host_functions(void) {
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
     CHECK_CONTAINS(lmql_errmsg(L), "add() takes two numbers");
     lmql_program_free(P);
+    src = "argmax\n    try:\n        add('a', 1)\n    except ValueError as e:\n        \"caught {e}\"\nfrom \"random\"";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    CHECK_STR(lmql_result_prompt(R, 0), "caught add() adds numbers");
+    lmql_result_free(R);
+    lmql_program_free(P);
     src = "argmax \"{broken()}\" from \"random\"";
     P = lmql_program_compile(L, "<t>", src, strlen(src));
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
@@ -164,7 +174,7 @@ static void test_host_functions(void) {
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
     CHECK_CONTAINS(lmql_errmsg(L), "add(): argument 1 cannot be passed as JSON");
     CHECK_CONTAINS(lmql_errmsg(L), "Circular reference");
-    CHECK_INT(calls, 2);   /* add(1) above was a call; this one never reached the host */
+    CHECK_INT(calls, 3);   /* add(1) and add('a', 1) above were calls; this one never reached the host */
     lmql_program_free(P);
     lmql_free(L);
 }
