@@ -128,7 +128,7 @@ maskbench-gbnf: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
 
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) $(SO) testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -147,6 +147,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-cons
 	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
 	$(BUILD)/bin/lmql-bench-serve
+	@echo "Python: a query's per-call cost through python/lmql against the C API, target 1.1x (bench/results/python_overhead.json):"
+	LMQL_LIBRARY=$(CURDIR)/$(SO) python3 bench/python_overhead.py
 	@echo "MaskBench: JSON Schema masks as guidance-ai/jsonschemabench measures them (bench/results/maskbench.json):"
 	$(MAKE) maskbench MASKBENCH_ARGS="--missing-ok $(MASKBENCH_ARGS)"
 	@echo "GBNF ratio: llama.cpp's grammar sampler on our grammars as GBNF vs our masks (bench/results/gbnf_ratio.json):"

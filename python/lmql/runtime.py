@@ -20,6 +20,7 @@ import ast
 import asyncio
 import codecs
 import ctypes
+import functools
 import inspect
 import io
 import json
@@ -115,6 +116,7 @@ _HOLE = re.compile(r"\[\s*(?:@[\w.]+(?:\([^)\]]*\))?\s+)*([A-Za-z_]\w*)\s*(?::[^
 _SKIP = set(keyword.kwlist) | {"lmql", "context", "print", "len", "str", "int", "float", "range"}
 
 
+@functools.lru_cache(maxsize=1024)
 def names_in(code, strict=False):
     """Names the code may read, in order of first use: Python's tokenizer
     finds them outside strings (not after a dot); inside strings, every
@@ -137,7 +139,7 @@ def names_in(code, strict=False):
                 prev = tok
     except (tokenize.TokenError, SyntaxError, IndentationError):
         seen = {m.group(0): True for m in _IDENT.finditer(code)}
-    return [w for w in seen if w not in _SKIP]
+    return tuple(w for w in seen if w not in _SKIP)
 
 
 def placeholder_names(code):

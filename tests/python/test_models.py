@@ -6,6 +6,10 @@ decorator) and test_local_model_python.py, in our words.
 """
 import asyncio
 import ctypes
+import json
+import os
+import subprocess
+import sys
 import unittest
 
 import lmql
@@ -117,6 +121,20 @@ class Models(unittest.TestCase):
             except lmql.LMQLError:
                 pass
         self.assertIsInstance(ctypes.sizeof(_native.Params), int)
+
+    # the README's program runs as shown there; `python3 -m lmql` is the C command
+    def test_readme_example_and_command(self):
+        env = dict(os.environ, PYTHONPATH="python")
+        out = subprocess.run([sys.executable, "examples/hello_python.py"], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("items: ['exodusSAY displacedincreasing',", out.stdout)
+        self.assertIn("error: AttributeError at line 2", out.stdout)
+        out = subprocess.run([sys.executable, "-m", "lmql", "run", "--json", "-e",
+                              'argmax "Hi[X]" from "random" where len(TOKENS(X)) < 3'],
+                             env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["prompt"], "Hi Astros fid")
 
 
 if __name__ == "__main__":
