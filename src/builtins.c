@@ -302,7 +302,8 @@ static struct lmql_val BUILTINS[] = {
     BUILTIN("len"), BUILTIN("str"), BUILTIN("repr"), BUILTIN("int"), BUILTIN("float"), BUILTIN("bool"),
     BUILTIN("abs"), BUILTIN("range"), BUILTIN("list"), BUILTIN("tuple"), BUILTIN("sorted"), BUILTIN("isinstance"),
     BUILTIN("set"), BUILTIN("round"), BUILTIN("dict"), BUILTIN("print"), BUILTIN("min"), BUILTIN("max"),
-    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("map"), BUILTIN("filter"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type")};
+    BUILTIN("sum"), BUILTIN("all"), BUILTIN("any"), BUILTIN("eval"), BUILTIN("map"), BUILTIN("filter"), BUILTIN("enumerate"), BUILTIN("zip"), BUILTIN("type"),
+    BUILTIN("locals"), BUILTIN("globals")};
 
 static void model_spec_free_cb(void *p) { lmql__model_spec_free(p); }
 

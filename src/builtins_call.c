@@ -189,6 +189,14 @@ struct lmql_val *lmql__call_interp_builtin(struct interp *I, const struct lmql_n
     const char *name = fn->u.func.name;
     *handled = true;
     if (!strcmp(name, "eval")) return eval_text(I, at, argc, argv, names);
+    if (!strcmp(name, "locals") || !strcmp(name, "globals")) {
+        /* the live scope dicts, as Python's globals(); locals() at the top is globals() */
+        if (argc) {
+            lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s() takes no arguments (%d given)", name, argc);
+            return NULL;
+        }
+        return lmql__val_ref(name[0] == 'l' && I->locals ? I->locals : I->globals);
+    }
     /* sorted() always: a stable merge sort (an insertion sort was quadratic on long lists) */
     if (!strcmp(name, "map") || !strcmp(name, "filter") || !strcmp(name, "sorted") ||
         ((!strcmp(name, "min") || !strcmp(name, "max")) && has_kw(argc, names, "key")))

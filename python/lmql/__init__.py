@@ -28,7 +28,13 @@ def model_params():
     return _native.model_params()
 
 
-def main(coro):
-    """Run an async query function's call to completion (LMQL's lmql.main)."""
+def main(query_fct, *args, **kwargs):
+    """Call a query function with args and return its result, blocking
+    (awaited when it is async): LMQL's lmql.main."""
     import asyncio
-    return asyncio.run(coro) if asyncio.iscoroutine(coro) else coro
+    r = query_fct(*args, **kwargs)
+    return asyncio.run(_await(r)) if asyncio.iscoroutine(r) else r
+
+
+async def _await(aw):
+    return await aw

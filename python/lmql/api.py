@@ -56,7 +56,7 @@ def _decorate(fct, frame_locals, extra_args):
     lmql_query_wrapper.__lmql_query_function__ = qf
     lmql_query_wrapper.lmql_code = code
     lmql_query_wrapper.is_async = qf.is_async
-    lmql_query_wrapper.output_variables = None
+    lmql_query_wrapper.output_variables = qf.output_variables
     return lmql_query_wrapper
 
 

@@ -441,6 +441,16 @@ class QueryFunction:
         self.__lmql_query_function__ = self
 
     @property
+    def output_variables(self):
+        """The holes of the query's prompts, in order: [WHO] -> ["WHO"]."""
+        out = []
+        for m in re.finditer(r"('''|\"\"\"|'|\")(.*?)\1", self.code, re.S):
+            for v in _HOLE.findall(m.group(2)):
+                if v not in out:
+                    out.append(v)
+        return out
+
+    @property
     def args(self):
         return list(self.signature.parameters) if self.signature.parameters else placeholder_names(self.code)
 
