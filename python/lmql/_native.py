@@ -39,6 +39,11 @@ class Params(ctypes.Structure):
     ]
 
 
+class Stats(ctypes.Structure):
+    _fields_ = [("n_decoded", ctypes.c_uint64), ("n_reused", ctypes.c_uint64), ("n_generated", ctypes.c_uint64),
+                ("n_forward", ctypes.c_uint64), ("t_eval", ctypes.c_double), ("t_total", ctypes.c_double)]
+
+
 def _candidates():
     env = os.environ.get("LMQL_LIBRARY")
     if env:
@@ -112,6 +117,7 @@ lmql_result_count = _fn("lmql_result_count", _I, _P)
 lmql_result_prompt = _fn("lmql_result_prompt", _S, _P, _I)
 lmql_result_free = _fn("lmql_result_free", None, _P)
 lmql_register_function = _fn("lmql_register_function", _I, _P, _S, HOST_FN, _V)
+lmql_last_stats = _fn("lmql_last_stats", None, _P, ctypes.POINTER(Stats))
 lmql_model_param = _fn("lmql_model_param", _I, _I, ctypes.POINTER(_S), ctypes.POINTER(_S), ctypes.POINTER(_S))
 
 # Host functions hand back malloc'd text that the library frees.

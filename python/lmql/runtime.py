@@ -311,6 +311,8 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
             rt.on_text = _writer_fn(writer)
             R = ctypes.c_void_p()
             st = N.lmql_run(rt.handle, prog, A, ctypes.byref(R))
+            if st == N.LMQL_ERR_MODEL and run.host_error is None:
+                st = _without_model(rt, prog, A, R, st)
             rt.on_text = None
             rt.current = None
             if st != N.LMQL_OK:
@@ -338,6 +340,26 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
             vals = result.variables
             result = next(iter(vals.values())) if len(vals) == 1 else vals
     return result
+
+
+def _without_model(rt, prog, A, R, st):
+    """LMQL opens a query's model when the query first needs it, so a query
+    that only computes (`return s` under `from "chatgpt"`) runs whatever
+    its model; ours opens it as the query starts. A run whose model cannot
+    be opened runs again on the random model, and its result (or its own
+    error) stands only if it used no model at all; else the model's error
+    stands."""
+    saved = (N.lmql_errmsg(rt.handle), N.lmql_error_status(rt.handle))
+    N.lmql_args_set_model(A, b"random", None, None, 0)
+    st2 = N.lmql_run(rt.handle, prog, A, ctypes.byref(R))
+    s = N.Stats()
+    N.lmql_last_stats(rt.handle, ctypes.byref(s))
+    if s.n_generated == 0 and s.n_decoded == 0 and s.n_forward == 0 and st2 != N.LMQL_ERR_MODEL:
+        return st2
+    if st2 == N.LMQL_OK:
+        N.lmql_result_free(R)
+        R.value = None
+    raise make_error(saved[0].decode("utf-8", "replace"), 0, 0, KINDS.get(saved[1], "model"))
 
 
 def _param_text(v):

@@ -235,6 +235,19 @@ class Queries(unittest.TestCase):
         self.assertTrue(all(isinstance(x, lmql.LMQLResult) for x in r))
         self.assertIsInstance(q(model="random"), lmql.LMQLResult)
 
+    # queryargs/test_args.py, test_sync.py: a query that never needs its model (`from "chatgpt"`) runs,
+    # as in LMQL, which opens a model at its first use; one that needs it fails with the model's error
+    def test_model_needed_only_when_used(self):
+        q = 'argmax\n    return s\nfrom\n    "chatgpt"\n'
+        self.assertEqual(lmql.run_sync(q, s="hi"), "hi")
+        with self.assertRaises(lmql.LMQLError) as cm:
+            lmql.run_sync('argmax\n    "Hi[X]"\nfrom\n    "chatgpt"\n')
+        self.assertIn("unknown model 'chatgpt'", str(cm.exception))
+        self.assertEqual(cm.exception.kind, "model")
+        with self.assertRaises(TypeError) as cm:
+            lmql.run_sync(q)
+        self.assertIn("Failed to resolve variable 's'", str(cm.exception))
+
 
 if __name__ == "__main__":
     unittest.main()
