@@ -638,25 +638,40 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
         return v;
     }
     if (!strcmp(m, "split")) {
+        /* split(sep=None, maxsplit=-1), positional or by keyword */
+        const struct lmql_val *sepv = NULL, *maxv = NULL;
+        for (int i = 0; i < argc; i++) {
+            const char *kw = names ? names[i] : NULL;
+            if (kw ? !strcmp(kw, "sep") : i == 0) sepv = argv[i];
+            else if (kw ? !strcmp(kw, "maxsplit") : i == 1) maxv = argv[i];
+            else return lmql__errp(err, "TypeError: str.split() takes at most 2 arguments (sep, maxsplit)");
+        }
+        if (maxv && maxv->kind != LMQL_V_INT) return lmql__errp(err, "TypeError: str.split() maxsplit must be an integer");
+        int64_t left = maxv && maxv->u.i >= 0 ? maxv->u.i : INT64_MAX;
         struct lmql_val *out = lmql__val_list(0);
-        if (argc == 0 || argv[0]->kind == LMQL_V_NONE) {
+        if (!sepv || sepv->kind == LMQL_V_NONE) {
             for (size_t i = 0; i < n;) {
                 while (i < n && is_space_byte(s[i])) i++;
+                if (i < n && left == 0) {   /* the rest, as it is but for leading space */
+                    lmql__list_push(out, lmql__val_str(s + i, n - i));
+                    break;
+                }
                 size_t j = i;
                 while (j < n && !is_space_byte(s[j])) j++;
-                if (j > i) lmql__list_push(out, lmql__val_str(s + i, j - i));
+                if (j > i) { lmql__list_push(out, lmql__val_str(s + i, j - i)); left--; }
                 i = j;
             }
             return out;
         }
-        if (argv[0]->kind != LMQL_V_STR || argv[0]->u.str.len == 0) {
+        if (sepv->kind != LMQL_V_STR || sepv->u.str.len == 0) {
             lmql__val_unref(out);
             return lmql__errp(err, "str.split() separator must be a non-empty string");
         }
-        const char *sep = argv[0]->u.str.s;
-        size_t k = argv[0]->u.str.len, start = 0;
-        for (size_t i = 0; i + k <= n;) {
+        const char *sep = sepv->u.str.s;
+        size_t k = sepv->u.str.len, start = 0;
+        for (size_t i = 0; i + k <= n && left > 0;) {
             if (!memcmp(s + i, sep, k)) {
+                left--;
                 lmql__list_push(out, lmql__val_str(s + start, i - start));
                 i += k;
                 start = i;
