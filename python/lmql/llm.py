@@ -14,6 +14,10 @@ class LLM:
         if not isinstance(model_identifier, str):
             raise TypeError("lmql.model: the model's name must be a string")
         self.model_identifier = model_identifier
+        # LMQL's random model takes a Hugging Face tokenizer's name; ours draws over GPT-2's
+        # vocabulary by default (vocab= names another GGUF): "gpt2" is that default.
+        if model_identifier == "random" and kwargs.get("tokenizer") in ("gpt2", "openai-community/gpt2"):
+            kwargs = {k: v for k, v in kwargs.items() if k != "tokenizer"}
         self.kwargs = kwargs
 
     @classmethod

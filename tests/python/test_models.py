@@ -70,6 +70,23 @@ class Models(unittest.TestCase):
                    model=lmql.model("random", seed=123), is_async=True)
         self.assertIsInstance(asyncio.run(a(text="x")), str)
 
+    # test_f.py::test_map_async_f_functions: lmql.algorithms.map over a query function and a template
+    def test_algorithms_map(self):
+        import lmql.algorithms as la
+        data = ["A dog walks into a bar.", "A cat goes for a walk."]
+        q = lmql.F("Summarize this text: {text}: [SUMMARY]", "len(TOKENS(SUMMARY)) < 10",
+                   model=lmql.model("random", seed=123), is_async=True)
+        self.assertEqual(len(asyncio.run(la.map(q, data))), 2)
+        r = asyncio.run(la.map("Summarize this text: {text}: [SUMMARY]", data, where="len(TOKENS(SUMMARY)) < 10",
+                               model=lmql.model("random", seed=123)))
+        self.assertEqual(len(r), 2)
+        self.assertTrue(all(isinstance(x, str) for x in r))
+
+    # test_multi_tokenizer.py::test_random_gpt: tokenizer="gpt2" is the random model's own vocabulary
+    def test_random_gpt_tokenizer(self):
+        q = lmql.query('"Hello[WORLD]" where len(TOKENS(WORLD)) == 4\nreturn WORLD', is_async=False)
+        self.assertEqual(q(model=lmql.model("random", tokenizer="gpt2", seed=1)), "saf steppingattery clutch")
+
     # test_api.py::test_generate_sync, test_llm_generate
     def test_generate(self):
         lmql.set_default_model(lmql.model("random", seed=123))
