@@ -269,7 +269,8 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
     in scope (a function name -> value or raising KeyError), and options
     (model, decoder, n, ...). Returns the result as LMQL shapes it."""
     prelude, functions, args, skipped = [], {}, {}, {}
-    _gather(code, bound, scope, prelude, functions, args, skipped, set())
+    handles = {}
+    _gather(code, bound, scope, prelude, functions, args, skipped, set(), handles)
     model = options.pop("model", None)
     if model is None and not _has_from(code):
         model = get_default_model()
@@ -332,7 +333,7 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
             rt.close()
         else:
             rt.busy = False
-    result = _shape(json.loads(text), prompts)
+    result = _shape(_unhandle(json.loads(text), handles), prompts)
     if is_f:
         if isinstance(result, list) and len(result) == 1:
             result = result[0]
@@ -391,7 +392,73 @@ def _error(rt, offset, run, skipped=None):
     return make_error(msg, line, col, KINDS.get(st, "query"), run.host_error if run else None)
 
 
-def _gather(code, bound, scope, prelude, functions, args, skipped, seen):
+def _unhandle(v, handles):
+    """Objects that crossed as handles (see _object_source) back as themselves."""
+    if isinstance(v, dict):
+        if "__lmql_handle__" in v and v["__lmql_handle__"] in handles:
+            return handles[v["__lmql_handle__"]]
+        return {k: _unhandle(x, handles) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unhandle(x, handles) for x in v]
+    return v
+
+
+def _object_source(name, obj, handles):
+    """A Python object (self, an agent) as query code: an instance of a
+    class of the same name whose methods are the object's @lmql.query
+    methods, with the object's JSON attributes copied, and a handle that
+    makes it the object again when a result holds it. The query sees a
+    copy: what it sets on it stays in the query."""
+    cls = type(obj)
+    methods = []
+    for klass in reversed(cls.__mro__[:-1]):
+        for attr, f in vars(klass).items():
+            qf = getattr(f, "__lmql_query_function__", None)
+            if isinstance(qf, QueryFunction):
+                methods.append(textwrap.indent(qf.as_definition(attr, method=True), "    "))
+    handle = len(handles) + 1
+    handles[handle] = obj
+    lines = [f"class {cls.__name__}:\n", *methods, "    pass\n", f"{name} = {cls.__name__}()\n"]
+    for attr, v in getattr(obj, "__dict__", {}).items():
+        if attr.isidentifier() and not attr.startswith("__") and _jsonable(v):
+            lines.append(f"{name}.{attr} = {v!r}\n")
+    lines.append(f"{name}.__lmql_handle__ = {handle}\n")
+    return "".join(lines)
+
+
+_class_sources = {}
+_checker = None
+
+
+def _class_source(cls):
+    """A Python class the query names (DecoratorLog() in query code), as
+    its own source, when that source is query code too: the query then
+    makes and uses instances of it itself. Else None (the name stays
+    undefined in the query)."""
+    if cls in _class_sources:
+        return _class_sources[cls]
+    global _checker
+    src = None
+    try:
+        if cls.__module__ != "builtins" and cls.__name__.isidentifier():
+            text = textwrap.dedent(inspect.getsource(cls))
+            if not text.endswith("\n"):
+                text += "\n"
+            with _main_lock:
+                if _checker is None:
+                    _checker = N.Runtime()
+                data = (text + 'argmax\n    pass\nfrom "random"\n').encode("utf-8")
+                prog = N.lmql_program_compile(_checker.handle, b"<class>", data, len(data))
+            if prog:
+                N.lmql_program_free(prog)
+                src = text
+    except (OSError, TypeError):
+        pass
+    _class_sources[cls] = src
+    return src
+
+
+def _gather(code, bound, scope, prelude, functions, args, skipped, seen, handles):
     """Sort the names code mentions into arguments, host functions and
     definitions written before it (nested queries, models)."""
     for name in names_in(code):
@@ -409,19 +476,32 @@ def _gather(code, bound, scope, prelude, functions, args, skipped, seen):
             qf = v
         if qf is not None:
             seen.add(name)
-            _gather(qf.code, {}, qf.scope, prelude, functions, args, skipped, seen)
+            _gather(qf.code, {}, qf.scope, prelude, functions, args, skipped, seen, handles)
             prelude.append(qf.as_definition(name))
         elif isinstance(v, LLM):
             seen.add(name)
             prelude.append(f"{name} = {v.source()}\n")
-        elif inspect.ismodule(v) or inspect.isclass(v):
+        elif inspect.isclass(v):
+            src = _class_source(v)
+            if src is not None:
+                seen.add(name)
+                prelude.append(src)
+        elif inspect.ismodule(v):
             continue
         elif callable(v):
             functions[name] = v
         elif _jsonable(v):
             args[name] = v
         else:
-            skipped[name] = v
+            if hasattr(v, "__dict__") and type(v).__name__.isidentifier() and not inspect.isroutine(v):
+                seen.add(name)
+                for attr in vars(type(v)):
+                    qf = getattr(getattr(type(v), attr), "__lmql_query_function__", None)
+                    if isinstance(qf, QueryFunction):   # the names its methods read, from their scope
+                        _gather(qf.code, {}, qf.scope, prelude, functions, args, skipped, seen, handles)
+                prelude.append(_object_source(name, v, handles))
+            else:
+                skipped[name] = v
 
 
 # ----------------------------------------------------- query functions --
@@ -526,10 +606,10 @@ class QueryFunction:
     async def __acall__(self, *args, **kwargs):
         return self._run(*args, **kwargs)
 
-    def as_definition(self, name):
+    def as_definition(self, name, method=False):
         """This query written as a query function definition named name, for
         a program that calls it (model= and decoder= go with it)."""
-        params = ", ".join(p for p in self.signature.parameters if p != "self")
+        params = ", ".join(p for p in self.signature.parameters if method or p != "self")
         deco_args = []
         for k, v in self.extra_args.items():
             if k == "model":

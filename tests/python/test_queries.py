@@ -122,6 +122,56 @@ def data_args(items, table):
     '''
 
 
+class Agent:
+    def __init__(self, a):
+        self.a = a
+        self.memory = ["x"]
+
+    @lmql.query
+    def chain_of_thought(self):
+        '''lmql
+        "A. Let's think step by step ({self.a}):[REASONING]" where len(TOKENS(REASONING)) == 3
+        return REASONING.strip()
+        '''
+
+    @lmql.query(model=lmql.model("random", seed=124))
+    def question(self):
+        '''lmql
+        "Q: Why is the sky blue? [ANSWER: self.chain_of_thought]"
+        return ANSWER, self, self.memory
+        '''
+
+    @lmql.query
+    async def interact(self, s: str, a=12):
+        '''lmql
+        argmax
+            return s, a, self, CONSTANT
+        from
+            "chatgpt"
+        '''
+
+
+class Log:
+    def __init__(self):
+        self.post_input = None
+
+
+@lmql.query(model=lmql.model("random", seed=123))
+def inner_decorator():
+    '''lmql
+    log = Log()
+
+    def f(s):
+        log.post_input = s
+        return 12
+
+    "Say 'this is a test':\n[@f RESPONSE]" where len(TOKENS(RESPONSE)) < 10
+    assert RESPONSE == 12, "program value {}".format(RESPONSE)
+    assert context.prompt == "Say 'this is a test':\n12", "prompt {}".format([context.prompt])
+    return log.post_input
+    '''
+
+
 class Queries(unittest.TestCase):
     # test_nested_queries.py::test_cot_fct: a query function defined in the query
     def test_nested_in_query(self):
@@ -134,6 +184,22 @@ class Queries(unittest.TestCase):
     # test_nested_queries.py::test_one_of: a nested query function with arguments
     def test_nested_with_args(self):
         self.assertEqual(capital(), "Paris")
+
+    # test_nested_queries.py::test_nested_queries, queryargs/test_args.py: an object (self) crosses as a
+    # handle: its JSON attributes and @lmql.query methods are the query's, and it comes back as itself
+    def test_object_handles(self):
+        agent = Agent(12)
+        answer, me, memory = agent.question()
+        self.assertIs(me, agent)
+        self.assertEqual(memory, ["x"])
+        self.assertIsInstance(answer, str)
+        s, a, ag, captured = asyncio.run(agent.interact("Hi there", a=8))
+        self.assertEqual((s, a, captured), ("Hi there", 8, 1))
+        self.assertIs(ag, agent)
+
+    # test_decorators.py::test_inner_decorator: a Python class the query instantiates (its source is query code)
+    def test_class_in_query(self):
+        self.assertEqual(inner_decorator(), "AMEtemplate Municip derailed confidently 425licensed during blazing")
 
     # the Python helper a query calls is a host function; CONSTANT comes from the module
     def test_python_helper_and_capture(self):
