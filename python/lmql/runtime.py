@@ -19,6 +19,7 @@ The query code is compiled once per distinct program and kept.
 import ast
 import asyncio
 import codecs
+import collections
 import ctypes
 import functools
 import inspect
@@ -154,6 +155,7 @@ def placeholder_names(code):
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _has_from(code):
     return re.search(r"(?m)(^|\"|'|\s)from\s+(?![\w.]+\s+import\b)[\"'\w]", code) is not None
 
@@ -172,7 +174,18 @@ class _Run:
 
 _main = None
 _main_lock = threading.Lock()
-_programs = {}
+# Compiled programs of the shared runtime by their text, the most recently
+# used last; programs differ by the definitions written before the query
+# (an object's attributes among them), so only so many are kept.
+_programs = collections.OrderedDict()
+_MAX_PROGRAMS = 256
+
+
+def _keep_program(text, prog):
+    _programs[text] = prog
+    while len(_programs) > _MAX_PROGRAMS:
+        _, old = _programs.popitem(last=False)
+        N.lmql_program_free(old)
 
 
 def _runtime():
@@ -278,15 +291,18 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
     offset = sum(p.count("\n") for p in prelude)
 
     rt, fresh = _runtime()
+    prog = None
     try:
-        prog = _programs.get((id(rt), program_text)) if not fresh else None
+        prog = _programs.get(program_text) if not fresh else None
         if prog is None:
             data = program_text.encode("utf-8")
             prog = N.lmql_program_compile(rt.handle, b"<query>", data, len(data))
             if not prog:
                 raise _error(rt, offset, None)
             if not fresh:
-                _programs[(id(rt), program_text)] = prog
+                _keep_program(program_text, prog)
+        else:
+            _programs.move_to_end(program_text)
         A = N.lmql_args_init()
         if not A:
             raise MemoryError
@@ -296,10 +312,7 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
                 if st != N.LMQL_OK:
                     raise LMQLError(f"argument {name}: cannot pass {value!r} to the query", kind=KINDS.get(st, "query"))
             if model is not None:
-                m = model if isinstance(model, LLM) else LLM(str(model))
-                keys = (ctypes.c_char_p * max(1, len(m.kwargs)))(*[k.encode() for k in m.kwargs])
-                vals = (ctypes.c_char_p * max(1, len(m.kwargs)))(*[_param_text(v).encode() for v in m.kwargs.values()])
-                N.lmql_args_set_model(A, m.model_identifier.encode(), keys, vals, len(m.kwargs))
+                N.lmql_args_set_model(A, *_model_c(model))
             for k, v in options.items():
                 if not _jsonable(v):
                     raise LMQLError(f"{k}={v!r}: a decoder argument must be a JSON value", kind="query")
@@ -311,11 +324,13 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
                 rt.register(name, lambda n, argc, argv, out, _rt=rt: _dispatch(_rt, n, argc, argv, out))
             rt.on_text = _writer_fn(writer)
             R = ctypes.c_void_p()
-            st = N.lmql_run(rt.handle, prog, A, ctypes.byref(R))
-            if st == N.LMQL_ERR_MODEL and run.host_error is None:
-                st = _without_model(rt, prog, A, R, st)
-            rt.on_text = None
-            rt.current = None
+            try:
+                st = N.lmql_run(rt.handle, prog, A, ctypes.byref(R))
+                if st == N.LMQL_ERR_MODEL and run.host_error is None:
+                    st = _without_model(rt, prog, A, R, st)
+            finally:
+                rt.on_text = None
+                rt.current = None
             if st != N.LMQL_OK:
                 raise _error(rt, offset, run, skipped)
             try:
@@ -328,12 +343,13 @@ def execute(code, bound, scope, options, writer=None, is_f=False):
             N.lmql_args_free(A)
     finally:
         if fresh:
-            if 'prog' in locals() and prog:
+            if prog:
                 N.lmql_program_free(prog)
             rt.close()
         else:
             rt.busy = False
-    result = _shape(_unhandle(json.loads(text), handles), prompts)
+    data = json.loads(text)
+    result = _shape(_unhandle(data, handles) if handles else data, prompts)
     if is_f:
         if isinstance(result, list) and len(result) == 1:
             result = result[0]
@@ -361,6 +377,25 @@ def _without_model(rt, prog, A, R, st):
         N.lmql_result_free(R)
         R.value = None
     raise make_error(saved[0].decode("utf-8", "replace"), 0, 0, KINDS.get(saved[1], "model"))
+
+
+_model_cs = {}
+
+
+def _model_c(model):
+    """lmql_args_set_model's arguments for a model (an LLM or a name), made
+    once per model."""
+    key = model if isinstance(model, str) else (model.model_identifier, repr(model.kwargs))
+    c = _model_cs.get(key)
+    if c is None:
+        m = model if isinstance(model, LLM) else LLM(str(model))
+        n = len(m.kwargs)
+        keys = (ctypes.c_char_p * max(1, n))(*[k.encode() for k in m.kwargs])
+        vals = (ctypes.c_char_p * max(1, n))(*[_param_text(v).encode() for v in m.kwargs.values()])
+        c = _model_cs[key] = (m.model_identifier.encode(), keys, vals, n)
+        if len(_model_cs) > 256:
+            _model_cs.pop(next(iter(_model_cs)))
+    return c
 
 
 def _param_text(v):
@@ -461,9 +496,16 @@ def _class_source(cls):
 def _gather(code, bound, scope, prelude, functions, args, skipped, seen, handles):
     """Sort the names code mentions into arguments, host functions and
     definitions written before it (nested queries, models)."""
+    get = getattr(scope, "get", None)
     for name in names_in(code):
         if name in bound:
             v = bound[name]
+        elif scope is _empty_scope:
+            continue
+        elif get is not None:   # without an exception per name the scope lacks
+            v = get(name, _MISSING)
+            if v is _MISSING:
+                continue
         else:
             try:
                 v = scope(name)
@@ -634,11 +676,18 @@ class _Scope:
         self.locals = frame_locals if frame_locals is not self.globals else {}
 
     def __call__(self, name):
+        v = self.get(name, _MISSING)
+        if v is _MISSING:
+            raise KeyError(name)
+        return v
+
+    def get(self, name, default=None):
         if name in self.locals:
             return self.locals[name]
-        if name in self.globals:
-            return self.globals[name]
-        raise KeyError(name)
+        return self.globals.get(name, default)
+
+
+_MISSING = object()
 
 
 def _empty_scope(name):
