@@ -582,6 +582,10 @@ class QueryFunction:
         self.is_f = is_f
         self.fct = fct
         self.output_writer = self.extra_args.pop("output_writer", None)
+        ps = list(signature.parameters.values())
+        self._simple = None
+        if ps and all(p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD for p in ps):
+            self._simple = ([p.name for p in ps], {p.name: p.default for p in ps if p.default is not p.empty})
         self.__lmql_query_function__ = self
 
     @property
@@ -609,6 +613,21 @@ class QueryFunction:
                 raise TypeError(f"query takes {len(names)} positional arguments ({', '.join(names)}) "
                                 f"but {len(args)} were given")
             bound = dict(zip(names, args))
+        elif self._simple is not None and len(args) <= len(self._simple[0]):
+            # the usual signature (plain parameters): bound without inspect's general binder
+            names, defaults = self._simple
+            bound = dict(zip(names, args))
+            for k, v in query_kwargs.items():
+                if k in bound:
+                    raise TypeError(f"Call to @lmql.query function {self.name or ''}: multiple values for argument {k!r}")
+                bound[k] = v
+            for k in names:
+                if k not in bound:
+                    if k not in defaults:
+                        raise TypeError(f"Call to @lmql.query function {self.name or ''} is missing a required "
+                                        f"argument: {k!r}. Expecting {self.signature}, but got positional arguments "
+                                        f"{args} and keyword arguments {kwargs}.")
+                    bound[k] = defaults[k]
         else:
             try:
                 ba = self.signature.bind(*args, **query_kwargs)
@@ -641,8 +660,10 @@ class QueryFunction:
         if self.is_async:
             return self.__acall__(*args, **kwargs)
         if _in_loop():
-            raise LMQLError("LMQL queries cannot be called synchronously from within an async context: "
-                            "await an async query function (lmql.run, is_async=True) instead", kind="misuse")
+            # as LMQL: a RuntimeError (nothing here needs the loop, but a program written for LMQL expects it)
+            raise make_error("LMQL queries cannot be called synchronously from within an async context: await "
+                             "an async query function (async def, lmql.run, is_async=True) instead",
+                             kind="misuse", host_error=RuntimeError())
         return self._run(*args, **kwargs)
 
     async def __acall__(self, *args, **kwargs):

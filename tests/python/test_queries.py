@@ -268,8 +268,9 @@ class Queries(unittest.TestCase):
         self.assertEqual(asyncio.run(lmql.run(q, s="hi there")), "hi there")
 
         async def inside():
-            with self.assertRaises(lmql.LMQLError) as cm:
+            with self.assertRaises(RuntimeError) as cm:
                 lmql.run_sync(q, s="x")
+            self.assertIsInstance(cm.exception, lmql.LMQLError)
             self.assertIn("cannot be called synchronously from within an async context", str(cm.exception))
         asyncio.run(inside())
 
