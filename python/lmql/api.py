@@ -45,10 +45,12 @@ def query(__fct__=None, input_variables=None, is_async=True, calling_frame=None,
 def _decorate(fct, frame_locals, extra_args):
     if getattr(fct, "__lmql_query_function__", None) is not None:
         return fct
-    code = docstring_code(fct)
+    origin = []
+    code = docstring_code(fct, origin)
     # As in LMQL: an `async def` query is awaited, a `def` one is called.
     qf = QueryFunction(code, inspect.signature(fct), _Scope(fct, frame_locals), inspect.iscoroutinefunction(fct),
                        extra_args, name=fct.__name__, fct=fct)
+    qf.origin = tuple(origin) or None
 
     @functools.wraps(fct)
     def lmql_query_wrapper(*args, **kwargs):

@@ -21,6 +21,8 @@ class LMQLError(Exception):
         self.line = line
         self.column = column
         self.kind = kind
+        self.filename = None    # for a decorated function's query: its Python file
+        self.python_line = 0    # and the line there
 
 
 # Messages of runtime errors that name no class, as Python words them.

@@ -108,6 +108,11 @@ class Errors(unittest.TestCase):
         self.assertIn("bad value 3", str(e))
         self.assertEqual(e.line, 2)   # the call's place in the query
         self.assertIsInstance(e.__cause__, ValueError)
+        # and in this file
+        self.assertEqual(e.filename, __file__)
+        with open(__file__) as f:
+            want = [i + 1 for i, text in enumerate(f) if '"value: {fails(3)}"' in text][0]
+        self.assertEqual(e.python_line, want)
 
     def test_host_function_custom_exception(self):
         with self.assertRaises(Boom) as cm:
