@@ -19,7 +19,10 @@ WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-unused-parameter $(WERROR)
 CFLAGS  ?= $(OPT) -g
 DEFS     = $(if $(filter 1,$(DEBUG)),-DLMQL_DEBUG)
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(DEFS) $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
+# Every object is position-independent: the same set makes liblmql.a and
+# liblmql.so (the Python package loads the latter), and in the programs,
+# which are PIE anyway, the linker relaxes the GOT loads this costs.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(DEFS) $(CFLAGS) $(WARN) $(SAN) -Iinclude -Isrc $(LLAMA_CFLAGS) $(WS_CFLAGS)
 LDLIBS   = $(LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread
 
 SETUP_STAMP = deps/llama/.complete-3.21.1
@@ -30,6 +33,7 @@ CONFIG      = build/config.mk
 LIB_SRC  = $(wildcard src/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      = $(BUILD)/lib/liblmql.a
+SO       = $(BUILD)/lib/liblmql.so
 LMQL     = $(BUILD)/bin/lmql
 MKMODEL  = $(BUILD)/bin/lmql-mkmodel
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -45,9 +49,9 @@ TINY   = build/models/tiny-spm.gguf build/models/tiny-gpt2.gguf build/models/tin
 
 MASKBENCH = $(BUILD)/bin/lmql-maskbench
 
-.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install clean distclean fuzz
+.PHONY: all setup demo test unit cases asan header-check fuzz-corpus bench bench-model maskbench maskbench-gbnf install install-python clean distclean fuzz
 # The benchmark programs are built too, so a change that breaks them fails the build.
-all: $(LMQL) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
+all: $(LMQL) $(SO) $(MKMODEL) $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH)
 
 setup: $(SETUP_STAMP) $(CONFIG)
 $(SETUP_STAMP):
@@ -67,6 +71,15 @@ $(BUILD)/obj/%.o: %.c $(CONFIG) $$(if $$(wildcard $(BUILD)/obj/$$*.d),,$(HEADERS
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The shared library (the Python package loads it) exports lmql.h's names
+# only; it finds the bundled llama.cpp libraries next to itself ($ORIGIN),
+# in the build tree and where `make install` puts both.
+$(SO): $(LIB_OBJ) src/liblmql.map $(BUILD)/lib/.llama
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -shared -Wl,-soname,liblmql.so -Wl,--version-script=src/liblmql.map -Wl,-z,defs $(LIB_OBJ) -o $@ \
+	  $(filter-out -Wl$(comma)-rpath%,$(LLAMA_LIBS)) $(if $(filter 1,$(LLAMA_BUNDLED)),-Wl$(comma)-rpath$(comma)'$$ORIGIN') \
+	  $(WS_LIBS) -lm -ldl -lpthread
 
 $(BUILD)/lib/.llama: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -115,7 +128,7 @@ maskbench-gbnf: $(MASKBENCH) build/vocab/ggml-vocab-llama-bpe.gguf
 
 # Speed of the tiny models and of the 0.8B Q4_0 bench model (made on first
 # use, about 420 MiB). Figures go to the README with the machine they came from.
-bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) testdata build/models/bench-q4_0.gguf
+bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-bench-serve $(MASKBENCH) $(SO) testdata build/models/bench-q4_0.gguf
 	@echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	$(BUILD)/bin/lmql-bench build/models/tiny-spm.gguf
 	$(BUILD)/bin/lmql-bench build/models/tiny-llama3.gguf
@@ -134,6 +147,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-cons
 	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
 	$(BUILD)/bin/lmql-bench-serve
+	@echo "Python: a query's per-call cost through python/lmql against the C API, target 1.1x (bench/results/python_overhead.json):"
+	LMQL_LIBRARY=$(CURDIR)/$(SO) python3 bench/python_overhead.py
 	@echo "MaskBench: JSON Schema masks as guidance-ai/jsonschemabench measures them (bench/results/maskbench.json):"
 	$(MAKE) maskbench MASKBENCH_ARGS="--missing-ok $(MASKBENCH_ARGS)"
 	@echo "GBNF ratio: llama.cpp's grammar sampler on our grammars as GBNF vs our masks (bench/results/gbnf_ratio.json):"
@@ -191,6 +206,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(LMQL) $(DESTDIR)$(PREFIX)/bin/lmql
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblmql.a
+	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/liblmql.so
 	install -m 644 include/lmql.h $(DESTDIR)$(PREFIX)/include/lmql.h
 	$(if $(filter 1,$(LLAMA_BUNDLED)),cp -P build/lib/*.so* $(DESTDIR)$(PREFIX)/lib/)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
@@ -199,8 +215,21 @@ install: all
 	  'Libs: -L$${libdir} -llmql $(PC_LLAMA_LIBS) $(WS_LIBS) -lm -ldl -lpthread' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmql.pc
 
+# make install-python [PREFIX=/usr/local] [PYTHON=python3]: the library (make install) and the Python package
+# python/lmql into that Python's site-packages under PREFIX (PYTHON_SITE), told where liblmql.so and the random
+# model's vocabulary are. Standard library only: nothing is downloaded.
+PYTHON      ?= python3
+PYTHON_SITE ?= $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_path("purelib", vars={"base": sys.argv[1], "platbase": sys.argv[1]}))' $(PREFIX))
+install-python: install build/vocab/ggml-vocab-gpt-2.gguf
+	install -d $(DESTDIR)$(PYTHON_SITE)/lmql/tests $(DESTDIR)$(PREFIX)/share/lmql
+	install -m 644 python/lmql/*.py $(DESTDIR)$(PYTHON_SITE)/lmql/
+	install -m 644 python/lmql/tests/*.py $(DESTDIR)$(PYTHON_SITE)/lmql/tests/
+	install -m 644 build/vocab/ggml-vocab-gpt-2.gguf $(DESTDIR)$(PREFIX)/share/lmql/
+	printf '%s\n' '# written by make install-python' "LIBRARY = '$(PREFIX)/lib/liblmql.so'" \
+	  "VOCAB = '$(PREFIX)/share/lmql/ggml-vocab-gpt-2.gguf'" > $(DESTDIR)$(PYTHON_SITE)/lmql/_libpath.py
+
 # Test data is made once, by the default build's tools.
-unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(MASKBENCH) header-check
+unit: $(UNIT_BIN) $(if $(filter build,$(BUILD)),testdata) $(LMQL) $(SO) $(MASKBENCH) header-check
 	@bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 test: all testdata

@@ -105,6 +105,20 @@ struct lmql_args *lmql_args_init(void);
 lmql_status lmql_args_set_str(struct lmql_args *A, const char *name, const char *value);
 lmql_status lmql_args_set_int(struct lmql_args *A, const char *name, int64_t value);
 lmql_status lmql_args_set_float(struct lmql_args *A, const char *name, double value);
+/* A JSON value of any shape (object: dict, array: list, string, number,
+** true/false/null: True/False/None), numbers read as Python's json.loads
+** reads them. Returns LMQL_ERR_QUERY when json_text is not one JSON value. */
+lmql_status lmql_args_set_json(struct lmql_args *A, const char *name, const char *json_text);
+/* Options of the run, as LMQL's q(..., model=..., decoder=..., n=2) gives
+** them. A model (its id and llama.cpp or random-model parameters, n pairs
+** of strings) replaces the query's `from`. An option is a JSON value:
+** "decoder" names a decoder ("sample", "beam", ...), other names are its
+** arguments (n, temperature, max_len, ...); they apply when the query
+** names no decoder, and an unknown one fails the run. Both apply to the
+** query run, not to query functions it calls. */
+lmql_status lmql_args_set_model(struct lmql_args *A, const char *id, const char *const *keys,
+                                const char *const *values, int n);
+lmql_status lmql_args_set_option(struct lmql_args *A, const char *name, const char *json_text);
 void lmql_args_free(struct lmql_args *A);
 
 /* Run a compiled query. args may be NULL. On LMQL_OK *out holds the

@@ -649,29 +649,29 @@ static struct lmql_val *str_method(const char *m, struct lmql_val *self, int arg
             const char *name = names[i] ? names[i] : pos == 0 ? "sep" : pos == 1 ? "maxsplit" : "";
             pos += !names[i];
             struct lmql_val **slot = !strcmp(name, "sep") ? &sepv : !strcmp(name, "maxsplit") ? &maxv : NULL;
-            if (!slot || *slot) return lmql__errp(err, "str.split() takes sep and maxsplit");
+            if (!slot || *slot) return lmql__errp(err, "TypeError: str.split() takes at most 2 arguments (sep, maxsplit)");
             *slot = argv[i];
         }
-        if (maxv && !intlike(maxv)) return lmql__errp(err, "str.split() maxsplit must be an integer");
+        if (maxv && !intlike(maxv)) return lmql__errp(err, "TypeError: str.split() maxsplit must be an integer");
         int64_t left = maxv && ival(maxv) >= 0 ? ival(maxv) : INT64_MAX;
         struct lmql_val *out = lmql__val_list(0);
         if (!sepv || sepv->kind == LMQL_V_NONE) {
             for (size_t i = 0; i < n;) {
                 while (i < n && is_space_byte(s[i])) i++;
-                if (i < n && left-- == 0) {   /* the rest, its trailing spaces kept (as Python) */
+                if (i < n && left == 0) {   /* the rest, its trailing spaces kept (as Python) */
                     lmql__list_push(out, lmql__val_str(s + i, n - i));
                     break;
                 }
                 size_t j = i;
                 while (j < n && !is_space_byte(s[j])) j++;
-                if (j > i) lmql__list_push(out, lmql__val_str(s + i, j - i));
+                if (j > i) { lmql__list_push(out, lmql__val_str(s + i, j - i)); left--; }
                 i = j;
             }
             return out;
         }
         if (sepv->kind != LMQL_V_STR || sepv->u.str.len == 0) {
             lmql__val_unref(out);
-            return lmql__errp(err, "str.split() separator must be a non-empty string");
+            return lmql__errp(err, "ValueError: empty separator");
         }
         const char *sep = sepv->u.str.s;
         size_t k = sepv->u.str.len, start = 0;

@@ -188,7 +188,7 @@ static struct lmql_val *eval_text(struct interp *I, const struct lmql_node *at, 
 ** query's globals are the names the prologue bound (I->module_names),
 ** its locals the arguments and the names the body bound. */
 static struct lmql_val *scope_dict(struct interp *I, const struct lmql_node *at, const char *name, int argc) {
-    if (argc) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s() takes no arguments", name), NULL;
+    if (argc) return lmql__fail(I, at, LMQL_ERR_RUNTIME, "TypeError: %s() takes no arguments (%d given)", name, argc), NULL;
     bool want_locals = name[0] == 'l';
     struct lmql_val *out = lmql__val_dict(), *src = want_locals && I->locals ? I->locals : I->globals;
     if (!out) return lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory"), NULL;

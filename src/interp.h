@@ -20,6 +20,12 @@ struct lmql__host {
     void *ud;
     const struct lmql_params *params;
     struct lmql_val *functions;   /* dict: host functions registered on the runtime, or NULL */
+    /* The run's own options (lmql_args_set_model/_option), for the query run,
+    ** not the sub-queries it calls: a model that replaces its `from`, and a
+    ** decoder with its arguments used when the query names no decoder. */
+    struct lmql__model *model;
+    const char *decoder;
+    struct lmql_val *decoder_kwargs;  /* dict name -> value, or NULL */
 };
 
 struct lmql__seq_result {

@@ -45,6 +45,11 @@ struct lmql_program {
 
 struct lmql_args {
     struct lmql_val *dict;
+    struct lmql_val *options;     /* decoder arguments, or NULL */
+    char *decoder;                /* or NULL */
+    char *model;                  /* model id, or NULL */
+    struct lmql__kv *model_kv;    /* its parameters */
+    int n_model_kv;
 };
 
 struct lmql_seq_view {
@@ -240,9 +245,68 @@ lmql_status lmql_args_set_int(struct lmql_args *A, const char *name, int64_t val
 lmql_status lmql_args_set_float(struct lmql_args *A, const char *name, double value) {
     return args_set(A, name, lmql__val_float(value));
 }
+lmql_status lmql_args_set_json(struct lmql_args *A, const char *name, const char *json_text) {
+    if (!A || !name || !json_text) return LMQL_ERR_MISUSE;
+    struct lmql__err err = {0};
+    unsigned long failed0 = lmql__alloc_failures();
+    struct lmql_val *v = lmql__json_parse_doubles(json_text, strlen(json_text), &err);
+    /* Out of memory, or text that is not JSON: an allocation failure tells. */
+    if (!v) return lmql__alloc_failures() != failed0 ? LMQL_ERR_NOMEM : LMQL_ERR_QUERY;
+    return args_set(A, name, v);
+}
+static void free_model_kv(struct lmql_args *A) {
+    for (int i = 0; i < A->n_model_kv; i++) {
+        free((char *)A->model_kv[i].key);     /* strings this file made */
+        free((char *)A->model_kv[i].value);
+    }
+    free(A->model_kv);
+    free(A->model);
+    A->model_kv = NULL;
+    A->model = NULL;
+    A->n_model_kv = 0;
+}
+
+lmql_status lmql_args_set_model(struct lmql_args *A, const char *id, const char *const *keys,
+                                const char *const *values, int n) {
+    if (!A || !id || n < 0 || (n && (!keys || !values))) return LMQL_ERR_MISUSE;
+    for (int i = 0; i < n; i++)
+        if (!keys[i] || !values[i]) return LMQL_ERR_MISUSE;
+    free_model_kv(A);
+    A->model = lmql__strdup(id);
+    A->model_kv = lmql__calloc((size_t)n + 1, sizeof *A->model_kv);
+    if (!A->model || !A->model_kv) { free_model_kv(A); return LMQL_ERR_NOMEM; }
+    for (int i = 0; i < n; i++) {
+        A->model_kv[i].key = lmql__strdup(keys[i]);
+        A->model_kv[i].value = lmql__strdup(values[i]);
+        A->n_model_kv = i + 1;
+        if (!A->model_kv[i].key || !A->model_kv[i].value) { free_model_kv(A); return LMQL_ERR_NOMEM; }
+    }
+    return LMQL_OK;
+}
+
+lmql_status lmql_args_set_option(struct lmql_args *A, const char *name, const char *json_text) {
+    if (!A || !name || !json_text) return LMQL_ERR_MISUSE;
+    struct lmql__err err = {0};
+    unsigned long failed0 = lmql__alloc_failures();
+    struct lmql_val *v = lmql__json_parse_doubles(json_text, strlen(json_text), &err);
+    if (!v) return lmql__alloc_failures() != failed0 ? LMQL_ERR_NOMEM : LMQL_ERR_QUERY;
+    if (!strcmp(name, "decoder")) {
+        char *d = v->kind == LMQL_V_STR ? lmql__strdup(v->u.str.s) : NULL;
+        lmql_status st = v->kind != LMQL_V_STR ? LMQL_ERR_QUERY : d ? LMQL_OK : LMQL_ERR_NOMEM;
+        lmql__val_unref(v);
+        if (st == LMQL_OK) { free(A->decoder); A->decoder = d; }
+        return st;
+    }
+    if (!A->options && !(A->options = lmql__val_dict())) { lmql__val_unref(v); return LMQL_ERR_NOMEM; }
+    return lmql__dict_set(A->options, lmql__val_cstr(name), v) ? LMQL_ERR_NOMEM : LMQL_OK;
+}
+
 void lmql_args_free(struct lmql_args *A) {
     if (!A) return;
     lmql__val_unref(A->dict);
+    lmql__val_unref(A->options);
+    free(A->decoder);
+    free_model_kv(A);
     free(A);
 }
 
@@ -352,6 +416,14 @@ struct host_fn {
     char name[64];
 };
 
+/* A host's message that names a Python exception class first
+** ("ValueError: bad value", as the Python package writes them). */
+static bool python_exception(const char *m) {
+    size_t n = strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.");
+    if (n == 0 || m[n] != ':' || m[n + 1] != ' ' || !(m[0] >= 'A' && m[0] <= 'Z')) return false;
+    return (n >= 5 && !strncmp(m + n - 5, "Error", 5)) || (n >= 9 && !strncmp(m + n - 9, "Exception", 9));
+}
+
 /* Calls from queries arrive here: values to JSON, the host's JSON back. */
 static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, const char **names, struct lmql__err *err) {
     struct host_fn *h = ud;
@@ -371,7 +443,10 @@ static struct lmql_val *call_host(void *ud, int argc, struct lmql_val **argv, co
     }
     char *res = NULL;
     lmql_status st = h->fn(h->user_data, argc, json, &res);
-    if (st != LMQL_OK) lmql__errf(err, "%s(): %s", h->name, res ? res : "the host function failed");
+    if (st != LMQL_OK && res && python_exception(res))   /* "ValueError: ...": query code can catch it */
+        lmql__errf(err, "%s", res);
+    else if (st != LMQL_OK)
+        lmql__errf(err, "%s(): %s", h->name, res ? res : "the host function failed");
     else if (!res) out = &lmql__none;
     else out = lmql__json_parse(res, strlen(res), err);
     if (st == LMQL_OK && !out) {
@@ -464,6 +539,15 @@ lmql_status lmql_run(struct lmql *L, struct lmql_program *P, const struct lmql_a
     if (!L || !P) return L ? set_error(L, LMQL_ERR_MISUSE, "no program") : LMQL_ERR_MISUSE;
     clear_error(L);
     struct lmql__host host = {.get_model = get_model, .ud = L, .params = &L->params, .functions = L->functions};
+    if (args && args->model) {
+        struct lmql__err me = {0};
+        host.model = get_model(L, args->model, args->model_kv, args->n_model_kv, &me);
+        if (!host.model) return set_error(L, LMQL_ERR_MODEL, me.msg);
+    }
+    if (args) {
+        host.decoder = args->decoder;
+        host.decoder_kwargs = args->options;
+    }
     struct lmql__run_out o;
     struct lmql__err e;
     double t0 = lmql__now();

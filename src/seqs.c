@@ -140,6 +140,10 @@ static int resolve_model(struct interp *I, struct lmql__model *inherited) {
     /* --model applies to the query that was run, not to the sub-queries it
     ** calls: those name their own model or use their caller's. */
     const char *id = inherited ? NULL : p->model_override;
+    if (!inherited && !id && I->host->model) {   /* the host's model= replaces `from` too */
+        I->model = I->host->model;
+        return 0;
+    }
     struct lmql__model_spec *spec = NULL;
     struct lmql_val *v = NULL;
     if (!id && I->q->from) {
@@ -407,6 +411,11 @@ int lmql__run_query(const struct lmql__host *host, const struct lmql_ast_query *
         I.decoder_kwargs = opts->kwargs;
         I.call_at = opts->at;
         I.caller_module_names = opts->module_names;
+    } else if (!inherited && (!q->decoder || !strcmp(q->decoder, "__dynamic__"))) {
+        /* the host's decoder= and its arguments: as in LMQL, a decoder the
+        ** query names wins over them */
+        I.decoder_override = host->decoder;
+        I.decoder_kwargs = host->decoder_kwargs;
     }
     struct lmql__decoder_cfg cfg;
     memset(out, 0, sizeof *out);

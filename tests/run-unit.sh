@@ -37,6 +37,12 @@ done
 for t in tests/typed/test_*.py; do
   out=$(python3 "$t" "$build/bin/lmql" 2>&1); tally "$(basename "$t")" $? "$out"
 done
+# The Python package (python/lmql) over liblmql.so, on the random and tiny
+# models. Not with a sanitizer build's library: Python would have to load
+# the sanitizer's runtime before it.
+if ! ldd "$build/lib/liblmql.so" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+  out=$(python3 tests/python/run.py "$build" 2>&1); tally python $? "$out"
+fi
 # lmql-maskbench's protocol and the MaskBench driver.
 out=$(python3 tests/maskbench.py "$build" 2>&1); tally maskbench.py $? "$out"
 label=unit; [ "$build" != build ] && label=${build#build-}

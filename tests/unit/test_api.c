@@ -44,11 +44,84 @@ static void test_compile_once_run_many(void) {
     lmql_free(L);
 }
 
+/* Arguments of any JSON shape: lists, dicts, nesting, null and booleans
+** arrive as the values Python's json.loads would make. */
+static void test_args_json(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *src = "argmax\n    \"{items[1]['n'] + 1} {len(items)} {flag} {nothing is None} {x / 2}\"\n"
+                      "    return items\nfrom \"random\"";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK(P != NULL);
+    struct lmql_args *A = lmql_args_init();
+    CHECK_INT(lmql_args_set_json(A, "items", "[\"a\", {\"n\": 41, \"l\": [1.5, null]}]"), LMQL_OK);
+    CHECK_INT(lmql_args_set_json(A, "flag", "true"), LMQL_OK);
+    CHECK_INT(lmql_args_set_json(A, "nothing", " null "), LMQL_OK);
+    CHECK_INT(lmql_args_set_json(A, "x", "0.1"), LMQL_OK);
+    CHECK_INT(lmql_args_set_json(A, "bad", "{not json"), LMQL_ERR_QUERY);
+    CHECK_INT(lmql_args_set_json(A, "two", "1 2"), LMQL_ERR_QUERY);
+    CHECK_INT(lmql_args_set_json(A, NULL, "1"), LMQL_ERR_MISUSE);
+    CHECK_INT(lmql_args_set_json(A, "x", NULL), LMQL_ERR_MISUSE);
+    CHECK_INT(lmql_args_set_json(NULL, "x", "1"), LMQL_ERR_MISUSE);
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, A, &R), LMQL_OK);
+    CHECK_STR(lmql_result_prompt(R, 0), "42 2 True True 0.05");
+    CHECK_STR(lmql_result_json(R), "[\"a\", {\"n\": 41, \"l\": [1.5, null]}]");
+    lmql_result_free(R);
+    lmql_args_free(A);
+    lmql_program_free(P);
+    lmql_free(L);
+}
+
+/* A run's own model and decoder: the model replaces `from`; the decoder and
+** its arguments apply when the query names no decoder. */
+static void test_run_options(void) {
+    struct lmql *L = lmql_init(NULL);
+    const char *src = "\"Hi[X]\" from \"no-such-model\" where len(TOKENS(X)) < 3";
+    struct lmql_program *P = lmql_program_compile(L, "<t>", src, strlen(src));
+    struct lmql_result *R = NULL;
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_MODEL);
+    struct lmql_args *A = lmql_args_init();
+    const char *keys[] = {"seed"}, *vals[] = {"123"};
+    CHECK_INT(lmql_args_set_model(A, "random", keys, vals, 1), LMQL_OK);
+    CHECK_INT(lmql_args_set_model(A, "random", NULL, NULL, 1), LMQL_ERR_MISUSE);
+    CHECK_INT(lmql_run(L, P, A, &R), LMQL_OK);
+    CHECK_INT(lmql_result_count(R), 1);
+    lmql_result_free(R);
+    CHECK_INT(lmql_args_set_option(A, "decoder", "\"sample\""), LMQL_OK);
+    CHECK_INT(lmql_args_set_option(A, "decoder", "2"), LMQL_ERR_QUERY);
+    CHECK_INT(lmql_args_set_option(A, "n", "2"), LMQL_OK);
+    CHECK_INT(lmql_run(L, P, A, &R), LMQL_OK);
+    CHECK_INT(lmql_result_count(R), 2);
+    CHECK(lmql_result_json(R)[0] == '[');
+    lmql_result_free(R);
+    lmql_program_free(P);
+    /* the query's own decoder wins */
+    src = "argmax \"Hi[X]\" where len(TOKENS(X)) < 3";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, A, &R), LMQL_OK);
+    CHECK_INT(lmql_result_count(R), 1);
+    lmql_result_free(R);
+    lmql_program_free(P);
+    /* an unknown decoder argument fails the run */
+    src = "\"Hi[X]\" where len(TOKENS(X)) < 3";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_args_set_option(A, "bogus", "1"), LMQL_OK);
+    CHECK_INT(lmql_run(L, P, A, &R), LMQL_ERR_QUERY);
+    CHECK_CONTAINS(lmql_errmsg(L), "Unknown decoder argument: bogus");
+    lmql_program_free(P);
+    lmql_args_free(A);
+    lmql_free(L);
+}
+
 static lmql_status add_fn(void *ud, int argc, const char *const *argv, char **result) {
     int *calls = ud;
     (*calls)++;
     if (argc != 2) {
         *result = strdup("add() takes two numbers");
+        return LMQL_ERR_RUNTIME;
+    }
+    if (argv[0][0] == '"') {   /* a message naming a Python exception: catchable in the query */
+        *result = strdup("ValueError: add() adds numbers");
         return LMQL_ERR_RUNTIME;
     }
     char buf[64];
@@ -84,6 +157,12 @@ static void test_host_functions(void) {
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
     CHECK_CONTAINS(lmql_errmsg(L), "add() takes two numbers");
     lmql_program_free(P);
+    src = "argmax\n    try:\n        add('a', 1)\n    except ValueError as e:\n        \"caught {e}\"\nfrom \"random\"";
+    P = lmql_program_compile(L, "<t>", src, strlen(src));
+    CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_OK);
+    CHECK_STR(lmql_result_prompt(R, 0), "caught add() adds numbers");
+    lmql_result_free(R);
+    lmql_program_free(P);
     src = "argmax \"{broken()}\" from \"random\"";
     P = lmql_program_compile(L, "<t>", src, strlen(src));
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
@@ -95,7 +174,7 @@ static void test_host_functions(void) {
     CHECK_INT(lmql_run(L, P, NULL, &R), LMQL_ERR_RUNTIME);
     CHECK_CONTAINS(lmql_errmsg(L), "add(): argument 1 cannot be passed as JSON");
     CHECK_CONTAINS(lmql_errmsg(L), "Circular reference");
-    CHECK_INT(calls, 2);   /* add(1) above was a call; this one never reached the host */
+    CHECK_INT(calls, 3);   /* add(1) and add('a', 1) above were calls; this one never reached the host */
     lmql_program_free(P);
     lmql_free(L);
 }
@@ -295,6 +374,8 @@ static void test_sample_batches_steps(void) {
 
 int main(void) {
     RUN(test_compile_once_run_many);
+    RUN(test_args_json);
+    RUN(test_run_options);
     RUN(test_host_functions);
     RUN(test_streaming);
     RUN(test_errors);
