@@ -45,6 +45,9 @@ static const char USAGE[] =
     "  --max-unread BYTES    replies a connection may leave unread before its streams end (default 8 MiB)\n"
     "  --max-queued-bias N   logit_bias entries a connection may have in streams not yet running (default 1048576)\n"
     "  --max-score-tokens N  SCORE tokens a connection may have queued or running (default 65536)\n"
+    "  --drain-timeout S     after SIGTERM, running streams get S s to finish (default 30); new ones are\n"
+    "                        refused and GET /health says 503. A second SIGTERM or Ctrl-C stops at once\n"
+    "  GET /health, GET /metrics   plain HTTP on the same port (readiness; Prometheus text; see docs/DEPLOY.md)\n"
     "  --seed N              sampling seed   -q, --quiet   no log lines\n"
     "  --cuda                all layers on the GPU when llama.cpp has a GPU backend (a warning otherwise)\n"
     "  --static, --single_thread   accepted for LMQL's command line (always so here)\n"
@@ -270,9 +273,13 @@ done:
 
 static struct lmql_server *g_server;
 
+static volatile sig_atomic_t g_terms;
+
+/* SIGTERM drains (running streams finish, /health says 503); a second
+** SIGTERM, or SIGINT, stops at once. */
 static void on_signal(int sig) {
-    (void)sig;
-    lmql_server_stop(g_server);
+    if (sig == SIGTERM && !g_terms++) lmql_server_drain(g_server);
+    else lmql_server_stop(g_server);
 }
 
 static int ll_opt(const char *name, const char *v, long long lo, long long hi, long long *out) {
@@ -366,6 +373,7 @@ static int cmd_serve(int argc, char **argv) {
         else if (!strcmp(k, "token")) p.token = v;
         else if (!strcmp(k, "token-file")) token_file = v;
         else if (!strcmp(k, "idle-timeout")) { if (int_opt(a, v, 0, 1 << 30, &p.idle_timeout)) goto done; }
+        else if (!strcmp(k, "drain-timeout")) { if (int_opt(a, v, 0, 1 << 30, &p.drain_timeout)) goto done; }
         else if (!strcmp(k, "handshake-timeout")) { if (int_opt(a, v, 1, 3600, &p.handshake_timeout)) goto done; }
         else if (!strcmp(k, "max-unread")) { if (ll_opt(a, v, 65536, 1LL << 40, &p.max_unread)) goto done; }
         else if (!strcmp(k, "max-queued-bias")) { if (ll_opt(a, v, 0, 1LL << 40, &p.max_queued_bias)) goto done; }

@@ -196,6 +196,7 @@ struct lmql_server_params {
     long long    max_unread;        /* bytes of replies a connection may leave unread; default 8 MiB */
     long long    max_queued_bias;   /* logit_bias entries of a connection's streams not yet running; default 1048576 */
     long long    max_score_tokens;  /* SCORE tokens a connection may have queued or running; default 65536 */
+    int          drain_timeout;     /* seconds running streams get to finish after lmql_server_drain; default 30 */
 };
 void lmql_server_default_params(struct lmql_server_params *p);
 
@@ -211,6 +212,10 @@ lmql_status lmql_server_run(struct lmql_server *S);
 /* Ask lmql_server_run to return: safe from a signal handler and from
 ** another thread. */
 void lmql_server_stop(struct lmql_server *S);
+/* Drain (SIGTERM): refuse new connections and streams, let running streams
+** finish (up to drain_timeout seconds, then they end with an error), then
+** make lmql_server_run return. Safe from a signal handler. */
+void lmql_server_drain(struct lmql_server *S);
 /* Close every connection and free the model. */
 void lmql_server_free(struct lmql_server *S);
 

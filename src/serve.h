@@ -59,4 +59,33 @@ int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id);
 /* Streams of conn queued or running. */
 int lmql__engine_streams(struct lmql__engine *e, void *conn);
 
+/* Histogram buckets of request latency and time to first token, seconds
+** (the upper bounds; a last bucket, +Inf, counts them all). */
+#define LMQL_ENGINE_NBUCKETS 12
+extern const double lmql__engine_buckets[LMQL_ENGINE_NBUCKETS];
+
+struct lmql__engine_hist {
+    uint64_t n[LMQL_ENGINE_NBUCKETS + 1];   /* per bucket (not cumulative); the last is > the largest bound */
+    uint64_t count;
+    double sum;
+};
+
+/* What the engine has done since it started (for /metrics and /health). */
+struct lmql__engine_stats {
+    uint64_t done[2][3];          /* [GENERATE, SCORE][ok, error, cancelled]: streams ended */
+    uint64_t errors_context, errors_eval, errors_slow_reader, errors_other;   /* streams ended with an error, by kind */
+    uint64_t tokens_generated;    /* sampled and sent */
+    uint64_t tokens_evaluated;    /* run through the model: prompts past their cached prefix, scored and generated tokens */
+    uint64_t prefix_hit_tokens;   /* prompt tokens found in a slot's cache (not evaluated again) */
+    int running, waiting;         /* streams holding a slot, queued */
+    int slots_busy, slots_total;
+    int64_t kv_used, kv_total;    /* KV cells reserved by running streams, n_ctx */
+    struct lmql__engine_hist latency, ttft;
+};
+void lmql__engine_stats(struct lmql__engine *e, struct lmql__engine_stats *out);
+/* Whether any stream is queued or running. */
+bool lmql__engine_busy(struct lmql__engine *e);
+/* End every stream now with an error reply saying why (the drain's time-out). */
+void lmql__engine_fail_all(struct lmql__engine *e, const char *why);
+
 #endif

@@ -97,8 +97,12 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
     if (rc) {
         lmql__serve_reply_error(c, word, cmd.has_stream_id ? cmd.stream_id : -1, err.msg);
         lmql__lmtp_cmd_free(&cmd);
+        S->cmd_err[LMTP_UNKNOWN + 1]++;
         return;
     }
+    /* Counted as answered here unless it goes to the engine, which counts
+    ** how its streams end. */
+    bool failed = true, submitted = false;
     if ((stream_cmd || cmd.kind == LMTP_CANCEL || cmd.kind == LMTP_VOCAB || cmd.kind == LMTP_TOKENIZE) &&
         !cmd.has_stream_id) {
         lmql__serve_reply_error(c, word, -1, "'stream_id' is required");
@@ -108,14 +112,25 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
         lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
     } else if (cmd.kind == LMTP_MODEL_INFO) {
         model_info(c, &cmd);
+        failed = false;
     } else if (cmd.kind == LMTP_VOCAB) {
         vocab_reply(c, &cmd);
+        failed = false;
     } else if (cmd.kind == LMTP_TOKENIZE) {
         tokenize_reply(c, &cmd);
+        failed = false;
     } else if (cmd.kind == LMTP_CANCEL) {
         int n = lmql__engine_cancel(S->eng, c, cmd.stream_id);
         struct lmql__buf b = {0};
         reply(c, &b, lmql__lmtp_cancelled(&b, cmd.stream_id, n));
+        failed = false;
+    } else if (cmd.kind == LMTP_UNKNOWN) {
+        lmql__serve_reply_error(c, word, cmd.stream_id, "unknown command");
+    } else if (S->draining) {
+        /* SIGTERM: running streams finish, new ones go elsewhere. */
+        lmql__serve_reply_error(c, word, cmd.stream_id, "the server is draining (shutting down): send the request "
+                                "to another server");
+        S->refused_draining++;
     } else if (lmql__engine_streams(S->eng, c) >= S->p.max_streams) {
         lmql__errf(&err, "too many streams on this connection (limit %d)", S->p.max_streams);
         lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
@@ -131,7 +146,14 @@ void lmql__serve_command(struct conn *c, const char *text, size_t len) {
             lmql__serve_unref_locked(S, c);
             pthread_mutex_unlock(&S->mu);
             lmql__serve_reply_error(c, word, cmd.stream_id, err.msg);
+        } else {
+            submitted = true;
         }
+    }
+    if (!submitted) {
+        int k = cmd.kind >= 0 && cmd.kind <= LMTP_UNKNOWN ? (int)cmd.kind : LMTP_UNKNOWN;
+        if (failed) S->cmd_err[k]++;
+        else S->cmd_ok[k]++;
     }
     lmql__lmtp_cmd_free(&cmd);
 }
@@ -179,6 +201,10 @@ static bool origin_allowed(struct lmql_server *S, const char *o, size_t on) {
     return false;
 }
 
+bool lmql__serve_origin_ok(struct lmql_server *S, const struct lmql__ws_request *rq) {
+    return !rq->origin || origin_allowed(S, rq->origin, rq->origin_len);
+}
+
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
@@ -219,7 +245,7 @@ static bool same_secret(const char *t, size_t a, const char *want) {
     return !diff;
 }
 
-static bool token_ok(struct lmql_server *S, const struct lmql__ws_request *rq) {
+bool lmql__serve_token_ok(struct lmql_server *S, const struct lmql__ws_request *rq) {
     if (!S->p.token) return true;
     /* Authorization: Bearer T; else ?token=T; else the bare header. */
     if (rq->auth && rq->auth_len > 7 && !strncmp(rq->auth, "Bearer ", 7))
@@ -235,7 +261,7 @@ const char *lmql__serve_admit(struct lmql_server *S, const struct lmql__ws_reque
                          (int)(rq->origin_len > 200 ? 200 : rq->origin_len), rq->origin);
         return "origin not allowed (see --allow-origin)";
     }
-    if (!token_ok(S, rq)) {
+    if (!lmql__serve_token_ok(S, rq)) {
         lmql__serve_logf(S, "refused a connection without the right token");
         return "a valid token is required";
     }

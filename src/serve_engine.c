@@ -47,7 +47,12 @@ struct stream {
     int slot;
     bool cancelled, done;
     bool slot_lost;             /* an evaluation failed: the backend dropped the slot */
+    int err_kind;               /* ERR_*: why it ended with an error, 0 when it did not */
+    int32_t hit;                /* prompt tokens found in its slot's cache */
+    double t_submit, t_first;   /* queued; first token sent (0: none yet) */
 };
+
+enum { ERR_NONE, ERR_CONTEXT, ERR_EVAL, ERR_SLOW_READER, ERR_OTHER };
 
 struct slot {
     int32_t *toks;              /* what the slot's cache holds (as far as we know) */
@@ -74,7 +79,20 @@ struct lmql__engine {
     int32_t *cand;
     struct lmql__buf out;
     bool emitted;               /* frames went out this step: wake the transport once */
+    const char *fail_why;       /* set by lmql__engine_fail_all: end every stream with it */
+    struct lmql__engine_stats st;   /* counters (under the lock) */
 };
+
+const double lmql__engine_buckets[LMQL_ENGINE_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                           0.5, 1, 2.5, 5, 10, 30};
+
+static void observe(struct lmql__engine_hist *h, double v) {
+    int b = 0;
+    while (b < LMQL_ENGINE_NBUCKETS && v > lmql__engine_buckets[b]) b++;
+    h->n[b]++;
+    h->count++;
+    h->sum += v;
+}
 
 static void stream_free(struct stream *s) {
     if (!s) return;
@@ -119,7 +137,8 @@ static void emit(struct lmql__engine *e, struct stream *s, bool last) {
     e->out.len = 0;
 }
 
-static void fail_stream(struct lmql__engine *e, struct stream *s, const char *msg) {
+static void fail_stream(struct lmql__engine *e, struct stream *s, int kind, const char *msg) {
+    if (!s->err_kind) s->err_kind = kind;
     e->out.len = 0;
     if (lmql__lmtp_error(&e->out, "TOKEN", s->id, msg)) e->out.len = 0;
     emit(e, s, true);
@@ -226,7 +245,7 @@ static bool reader_keeps_up(struct lmql__engine *e, struct stream *s) {
     char msg[200];
     snprintf(msg, sizeof msg, "the client has not read %zu bytes of replies (limit %zu): its streams end until "
              "it reads", unread, e->lim.max_unread);
-    fail_stream(e, s, msg);
+    fail_stream(e, s, ERR_SLOW_READER, msg);
     return false;
 }
 
@@ -242,7 +261,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         if (s->n > m->n_ctx) {
             char msg[160];
             snprintf(msg, sizeof msg, "the sequence reached the server's context size (n_ctx=%d)", m->n_ctx);
-            fail_stream(e, s, msg);
+            fail_stream(e, s, ERR_CONTEXT, msg);
             continue;
         }
         if (!reader_keeps_up(e, s)) continue;
@@ -255,7 +274,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         char msg[1100];
         snprintf(msg, sizeof msg, "failed to generate tokens '%s'", err.msg);
         for (int i = 0; i < k; i++) {
-            fail_stream(e, batch[i], msg);
+            fail_stream(e, batch[i], ERR_EVAL, msg);
             batch[i]->slot_lost = true;
         }
         return;
@@ -267,7 +286,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         struct stream *s = batch[i];
         int32_t best = biased(e, s, outs[i]);
         if (best == -1) {
-            fail_stream(e, s, "the logit_bias forbids every token");
+            fail_stream(e, s, ERR_OTHER, "the logit_bias forbids every token");
             continue;
         }
         /* No bias: the model's own distribution, read in place. */
@@ -280,7 +299,7 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         int32_t tok = s->temperature > 0 ? sample(e, s, x, best) : best;
         LMQL_ASSERT(tok >= 0 && tok < nv);
         if (toks_reserve(&s->toks, &s->cap, s->n + 1)) {
-            fail_stream(e, s, "out of memory");
+            fail_stream(e, s, ERR_OTHER, "out of memory");
             continue;
         }
         s->toks[s->n++] = tok;
@@ -292,10 +311,11 @@ static void generate_step(struct lmql__engine *e, struct stream **ss, int n) {
         int nt = top_tokens(x, nv, s->top_logprobs, tok, top, top_lp);
         e->out.len = 0;
         if (lmql__lmtp_token(&e->out, s->id, tok, x[tok], finish, top, top_lp, nt)) {
-            fail_stream(e, s, "out of memory");
+            fail_stream(e, s, ERR_OTHER, "out of memory");
             continue;
         }
         emit(e, s, finish != NULL);
+        if (s->n_gen == 1) s->t_first = lmql__now();
     }
 }
 
@@ -332,7 +352,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
         char msg[1100];
         snprintf(msg, sizeof msg, "failed to score tokens '%s'", err.msg);
         for (int i = 0; i < n; i++) {
-            fail_stream(e, ss[i], msg);
+            fail_stream(e, ss[i], ERR_EVAL, msg);
             ss[i]->slot_lost = true;
         }
     } else {
@@ -343,7 +363,7 @@ static void score_step(struct lmql__engine *e, struct stream **all, int n_all) {
                 bool last = j == s->n - 1;
                 if (lmql__lmtp_token(&e->out, s->id, s->toks[j], scores[i][j - from[i]], last ? "stop" : NULL,
                                      NULL, NULL, 0)) {
-                    fail_stream(e, s, "out of memory");
+                    fail_stream(e, s, ERR_OTHER, "out of memory");
                     break;
                 }
                 emit(e, s, last);
@@ -430,6 +450,10 @@ static bool admit_one(struct lmql__engine *e, struct stream *s) {
     sl->s = s;
     sl->used = ++e->clock;
     s->slot = idle;
+    /* The backend evaluates at least the prompt's last token (for its logits). */
+    s->hit = busy >= 0 && busy_len >= idle_len + FORK_MIN_GAIN ? busy_len : idle_len;
+    if (s->hit >= s->n_prompt) s->hit = s->n_prompt - 1;
+    if (s->hit < 0) s->hit = 0;
     e->reserved += s->reserve;
     LMQL_ASSERT(e->reserved <= m->n_ctx);   /* make_room made room for it */
     return true;
@@ -450,6 +474,20 @@ static void retire(struct lmql__engine *e, struct stream *s) {
     }
     e->reserved -= s->reserve;
     LMQL_ASSERT(e->reserved >= 0);
+    struct lmql__engine_stats *st = &e->st;
+    int kind = s->kind == LMTP_SCORE;
+    st->done[kind][s->err_kind ? 1 : s->cancelled ? 2 : 0]++;
+    if (s->err_kind == ERR_CONTEXT) st->errors_context++;
+    else if (s->err_kind == ERR_EVAL) st->errors_eval++;
+    else if (s->err_kind == ERR_SLOW_READER) st->errors_slow_reader++;
+    else if (s->err_kind) st->errors_other++;
+    st->tokens_generated += (uint64_t)s->n_gen;
+    int32_t evaluated = kind ? s->scored_to - s->hit : s->n_prompt - s->hit + (int32_t)s->n_gen;
+    if (evaluated > 0) st->tokens_evaluated += (uint64_t)evaluated;
+    st->prefix_hit_tokens += (uint64_t)s->hit;
+    double now = lmql__now();
+    observe(&st->latency, now - s->t_submit);
+    if (s->t_first > 0) observe(&st->ttft, s->t_first - s->t_submit);
 }
 
 /* Which queued stream goes next: the oldest of the connection that has
@@ -470,12 +508,40 @@ static struct stream **next_fair(struct lmql__engine *e) {
     return best;
 }
 
+/* The drain's time-out: every stream, queued or running, ends with an error
+** reply. With the lock held; returns with it held. */
+static void fail_everything(struct lmql__engine *e) {
+    const char *why = e->fail_why;
+    e->fail_why = NULL;
+    struct stream *queued = e->pending;
+    e->pending = e->pending_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    for (struct stream *s = e->active; s; s = s->next)   /* only this thread changes the active list */
+        if (!s->done && !s->cancelled) fail_stream(e, s, ERR_OTHER, why);
+    for (struct stream *s = queued, *nx; s; s = nx) {
+        nx = s->next;
+        fail_stream(e, s, ERR_OTHER, why);
+        pthread_mutex_lock(&e->mu);
+        e->st.done[s->kind == LMTP_SCORE][1]++;
+        e->st.errors_other++;
+        pthread_mutex_unlock(&e->mu);
+        e->io.release(e->io.ud, s->conn);
+        stream_free(s);
+    }
+    if (e->emitted) {
+        e->emitted = false;
+        e->io.wake(e->io.ud);
+    }
+    pthread_mutex_lock(&e->mu);
+    /* The active streams are done now: the turn that follows retires them. */
+}
+
 static void *engine_main(void *arg) {
     struct lmql__engine *e = arg;
     struct stream *gen[256], *sco[256], *gone[256];
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->stop && !e->pending && !e->active) pthread_cond_wait(&e->cv, &e->mu);
+        while (!e->stop && !e->pending && !e->active && !e->fail_why) pthread_cond_wait(&e->cv, &e->mu);
         if (e->stop) break;
         for (struct stream **p; e->pending && admit_one(e, *(p = next_fair(e)));) {
             struct stream *s = *p;
@@ -488,9 +554,11 @@ static void *engine_main(void *arg) {
             e->active = s;
         }
         LMQL_ASSERT(!e->pending == !e->pending_tail);   /* the queue's tail is set exactly when it is not empty */
+        if (e->fail_why) fail_everything(e);
         int ng = 0, ns = 0;
         for (struct stream *s = e->active; s; s = s->next) {
             if (s->cancelled) s->done = true;
+            else if (s->done) continue;   /* failed by fail_everything: retired below */
             else if (s->kind == LMTP_SCORE && ns < 256) sco[ns++] = s;
             else if (s->kind == LMTP_GENERATE && ng < 256) gen[ng++] = s;
         }
@@ -689,6 +757,7 @@ int lmql__engine_submit(struct lmql__engine *e, void *conn, struct lmql__lmtp_cm
     c->bias = NULL;
     c->n_bias = 0;
     for (int32_t i = 0; i < s->n_bias; i++) s->allow_list |= s->bias[i].value >= 100;
+    s->t_submit = lmql__now();
     pthread_mutex_lock(&e->mu);
     if (running(e, conn, s->id)) {
         pthread_mutex_unlock(&e->mu);
@@ -722,6 +791,7 @@ int lmql__engine_cancel(struct lmql__engine *e, void *conn, int64_t stream_id) {
             s->next = gone;
             gone = s;
             n++;
+            e->st.done[s->kind == LMTP_SCORE][2]++;
         } else {
             tail = s;
             p = &s->next;
@@ -753,4 +823,31 @@ int lmql__engine_streams(struct lmql__engine *e, void *conn) {
             n += s->conn == conn && !s->cancelled && !s->done;
     pthread_mutex_unlock(&e->mu);
     return n;
+}
+
+void lmql__engine_stats(struct lmql__engine *e, struct lmql__engine_stats *out) {
+    pthread_mutex_lock(&e->mu);
+    *out = e->st;
+    out->running = out->waiting = out->slots_busy = 0;
+    for (struct stream *s = e->active; s; s = s->next) out->running += !s->done;
+    for (struct stream *s = e->pending; s; s = s->next) out->waiting++;
+    for (int i = 0; i < e->m->n_slots; i++) out->slots_busy += e->slots[i].s != NULL;
+    out->slots_total = e->m->n_slots;
+    out->kv_used = e->reserved;
+    out->kv_total = e->m->n_ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
+bool lmql__engine_busy(struct lmql__engine *e) {
+    pthread_mutex_lock(&e->mu);
+    bool busy = e->pending || e->active;
+    pthread_mutex_unlock(&e->mu);
+    return busy;
+}
+
+void lmql__engine_fail_all(struct lmql__engine *e, const char *why) {
+    pthread_mutex_lock(&e->mu);
+    e->fail_why = why;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }

@@ -66,6 +66,14 @@ struct lmql_server {
     struct conn *live;          /* the transport's: connections it has not reaped */
     int n_live;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t drain;   /* lmql_server_drain was called (a signal handler may) */
+    /* The transport thread's own: */
+    bool draining, drain_failed;   /* refusing new work; streams past --drain-timeout were ended */
+    double drain_deadline;
+    /* Counters for /metrics (transport thread). Commands answered here, by
+    ** lmtp kind (LMTP_UNKNOWN + 1: a message that did not parse): */
+    uint64_t cmd_ok[LMTP_UNKNOWN + 2], cmd_err[LMTP_UNKNOWN + 2];
+    uint64_t conns_total, refused_handshakes, protocol_errors, refused_draining, http_requests;
 };
 
 /* Queue a reply frame for c (any thread; takes the lock). Frames for a
@@ -80,6 +88,16 @@ void lmql__serve_unref_locked(struct lmql_server *S, struct conn *c);
 void lmql__serve_command(struct conn *c, const char *text, size_t len);
 /* The handshake's access rules: NULL to accept, or why not (HTTP 403). */
 const char *lmql__serve_admit(struct lmql_server *S, const struct lmql__ws_request *rq);
+
+/* Answer GET /health and GET /metrics (serve_ops.c); false for any other
+** target, which the caller refuses as before. */
+bool lmql__serve_http(struct conn *c, const struct lmql__ws_request *rq);
+/* Whether the request carries the server's token (or none is set). */
+bool lmql__serve_token_ok(struct lmql_server *S, const struct lmql__ws_request *rq);
+/* Whether the request's Origin, if any, is allowed. */
+bool lmql__serve_origin_ok(struct lmql_server *S, const struct lmql__ws_request *rq);
+/* Open WebSocket connections (transport thread). */
+int lmql__serve_open_conns(struct lmql_server *S);
 
 void lmql__serve_logf(struct lmql_server *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

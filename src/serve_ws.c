@@ -214,7 +214,7 @@ static void http_refuse(struct conn *c, int status, const char *reason, const ch
     c->closing = true;
 }
 
-static int open_conns(struct lmql_server *S) {
+int lmql__serve_open_conns(struct lmql_server *S) {
     int n = 0;
     for (struct conn *k = S->live; k; k = k->lnext) n += k->fd >= 0 && k->open && !k->closing;
     return n;
@@ -261,6 +261,8 @@ static void handshake(struct conn *c) {
     if (bad) {
         http_refuse(c, !strcmp(bad, "Method Not Allowed") ? 405 : !strcmp(bad, "Bad Request") ? 400 : 505, bad,
                     "this is an LMTP server: connect with a WebSocket");
+    } else if (!rq.upgrade && lmql__serve_http(c, &rq)) {
+        /* /health or /metrics: answered, and the connection closes */
     } else if (!rq.upgrade) {
         http_refuse(c, 400, "Bad Request", "this is an LMTP server: connect with a WebSocket");
     } else if (!rq.version_13) {
@@ -269,8 +271,15 @@ static void handshake(struct conn *c) {
         http_refuse(c, 400, "Bad Request", "Sec-WebSocket-Key must be 16 bytes in base64");
     } else if ((denied = lmql__serve_admit(S, &rq))) {
         http_refuse(c, 403, "Forbidden", denied);
+    } else if (S->draining) {
+        http_refuse(c, 503, "Service Unavailable", "the server is draining (shutting down): connect to another server");
+        S->refused_draining++;
     }
-    if (c->closing) return;
+    if (c->closing) {
+        S->refused_handshakes += !c->upgraded && c->tx.len && strncmp(c->tx.data, "HTTP/1.1 200", 12) &&
+                                 strncmp(c->tx.data, "HTTP/1.1 503", 12);
+        return;
+    }
     char accept[29];
     lmql__ws_accept_key(rq.key, rq.key_len, accept);
     char head[256];
@@ -284,12 +293,13 @@ static void handshake(struct conn *c) {
     c->t_active = lmql__now();
     /* At the connection limit the idlest connection (no stream, nothing to
     ** send) makes room: idle clients cannot lock out working ones. */
-    bool full = open_conns(S) >= S->p.max_connections;
+    bool full = lmql__serve_open_conns(S) >= S->p.max_connections;
     if (full && evict_idlest(S, c, "the server is at its connection limit")) {
         lmql__serve_logf(S, "closed the idlest connection to admit a new one (limit %d)", S->p.max_connections);
         full = false;
     }
     c->upgraded = true;
+    S->conns_total++;
     pthread_mutex_lock(&S->mu);
     c->open = true;
     pthread_mutex_unlock(&S->mu);
@@ -307,6 +317,7 @@ static void message(struct conn *c) {
     c->in_msg = false;
     if (c->msg_skip) return;
     if (!lmql__utf8_valid((const unsigned char *)c->msg.data, c->msg.len)) {
+        c->srv->protocol_errors++;
         close_with(c, 1007, "a text message must be UTF-8");
         return;
     }
@@ -349,6 +360,7 @@ static void parse(struct conn *c) {
             int hn = lmql__ws_parse_header(d + at, c->rx.len - at, &h, &why, &code);
             if (hn < 0) {
                 lmql__serve_logf(S, "closed a connection that broke the WebSocket protocol: %s", why);
+                S->protocol_errors++;
                 close_with(c, code, why);
                 break;
             }
@@ -548,6 +560,33 @@ static void timeouts(struct lmql_server *S, double now) {
     }
 }
 
+/* SIGTERM: refuse new connections and streams (/health says 503, so a load
+** balancer moves on), let running streams finish until --drain-timeout,
+** then end them with an error; stop once nothing is left to send. */
+static void drain_step(struct lmql_server *S, double now) {
+    if (!S->draining) {
+        S->draining = true;
+        S->drain_deadline = now + S->p.drain_timeout;
+        lmql__serve_logf(S, "draining: new connections and streams are refused; running streams have %d s to finish",
+                         S->p.drain_timeout);
+    }
+    bool busy = lmql__engine_busy(S->eng);
+    if (busy && now >= S->drain_deadline && !S->drain_failed) {
+        S->drain_failed = true;
+        lmql__serve_logf(S, "drain time-out: ending the streams still running");
+        lmql__engine_fail_all(S->eng, "the server shut down before this stream finished (--drain-timeout)");
+    }
+    if (busy) return;
+    /* Nothing runs: stop once the last replies are written (or after a
+    ** moment more for a client that does not read them). */
+    bool pending = false;
+    pthread_mutex_lock(&S->mu);
+    for (struct conn *c = S->live; c; c = c->lnext)
+        pending |= c->fd >= 0 && c->upgraded && (c->tx.len > c->tx_off || c->out.head);
+    pthread_mutex_unlock(&S->mu);
+    if (!pending || now >= S->drain_deadline + 2) S->stop = 1;
+}
+
 /* ----------------------------------------------------------- listening -- */
 
 static int listen_on(struct lmql_server *S, const struct sockaddr *a, socklen_t alen, struct lmql__err *err) {
@@ -640,6 +679,7 @@ void lmql_server_default_params(struct lmql_server_params *p) {
     p->max_unread = 8 << 20;
     p->max_queued_bias = 1 << 20;
     p->max_score_tokens = 1 << 16;
+    p->drain_timeout = 30;
 }
 
 struct lmql_server *lmql_server_open(const struct lmql_server_params *p, char *err, size_t cap) {
@@ -773,6 +813,7 @@ lmql_status lmql_server_run(struct lmql_server *S) {
         for (int i = 0; r > 0 && i < S->n_lfd; i++)
             if (pf[1 + i].revents & POLLIN) conn_accept(S, S->lfd[i]);
         double now = lmql__now();
+        if (S->drain) drain_step(S, now);
         if (now - last_tick >= 0.5) {
             last_tick = now;
             timeouts(S, now);
@@ -787,6 +828,12 @@ lmql_status lmql_server_run(struct lmql_server *S) {
 void lmql_server_stop(struct lmql_server *S) {
     if (!S) return;
     S->stop = 1;
+    if (S->wake[1] >= 0) wake(S);   /* write(2) is async-signal-safe */
+}
+
+void lmql_server_drain(struct lmql_server *S) {
+    if (!S) return;
+    S->drain = 1;
     if (S->wake[1] >= 0) wake(S);   /* write(2) is async-signal-safe */
 }
 

@@ -42,7 +42,10 @@ const char *lmql__ws_parse_request(const char *p, size_t n, struct lmql__ws_requ
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (!sp1 || !sp2 || sp2 == sp1 + 1) return "Bad Request";
     if (sp1 - p != 3 || memcmp(p, "GET", 3)) return "Method Not Allowed";
-    if (eol - 1 - (sp2 + 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8)) return "HTTP Version Not Supported";
+    /* HTTP/1.0 only for plain requests (a load balancer's /health check);
+    ** a WebSocket needs 1.1. */
+    bool v10 = eol - 1 - (sp2 + 1) == 8 && !memcmp(sp2 + 1, "HTTP/1.0", 8);
+    if (!v10 && (eol - 1 - (sp2 + 1) != 8 || memcmp(sp2 + 1, "HTTP/1.1", 8))) return "HTTP Version Not Supported";
     rq->target = sp1 + 1;
     rq->target_len = (size_t)(sp2 - sp1 - 1);
     bool conn_upgrade = false, up_ws = false;
@@ -72,6 +75,7 @@ const char *lmql__ws_parse_request(const char *p, size_t n, struct lmql__ws_requ
     /* Every string points into the request. */
     LMQL_ASSERT(rq->target > p && rq->target + rq->target_len <= end);
     rq->upgrade = up_ws && conn_upgrade;
+    if (v10 && (rq->upgrade || up_ws)) return "HTTP Version Not Supported";
     return NULL;
 }
 

@@ -51,8 +51,13 @@ static void test_request(void) {
     CHECK(lmql__ws_parse_request(plain, strlen(plain), &rq) == NULL && !rq.upgrade);
     const char *post = "POST / HTTP/1.1\r\n\r\n";
     CHECK_STR(lmql__ws_parse_request(post, strlen(post), &rq), "Method Not Allowed");
-    const char *old = "GET / HTTP/1.0\r\n\r\n";
-    CHECK(lmql__ws_parse_request(old, strlen(old), &rq) != NULL);
+    /* HTTP/1.0: a plain request (a load balancer's health check), never a WebSocket. */
+    const char *old = "GET /health HTTP/1.0\r\n\r\n";
+    CHECK(lmql__ws_parse_request(old, strlen(old), &rq) == NULL && !rq.upgrade);
+    const char *old_ws = "GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    CHECK_STR(lmql__ws_parse_request(old_ws, strlen(old_ws), &rq), "HTTP Version Not Supported");
+    const char *bad_ver = "GET / HTTP/2.0\r\n\r\n";
+    CHECK(lmql__ws_parse_request(bad_ver, strlen(bad_ver), &rq) != NULL);
     const char *folded = "GET / HTTP/1.1\r\nOrigin: http://localhost\r\n http://evil\r\n\r\n";
     CHECK(lmql__ws_parse_request(folded, strlen(folded), &rq) != NULL);
     const char *bare_lf = "GET / HTTP/1.1\nOrigin: x\n\r\n";
