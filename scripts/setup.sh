@@ -25,6 +25,8 @@ command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
 # llama.cpp:PATH client (LMTP).
 [ -f /usr/include/libwebsockets.h ] || need_pkgs+=(libwebsockets-dev)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)   # the server tests' WebSocket client
+# the replicas test puts HAProxy in front of two servers (deploy/haproxy.cfg)
+command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
 # the typed-output property test's independent validator
 python3 -c 'import jsonschema' >/dev/null 2>&1 || need_pkgs+=(python3-jsonschema)
 # libstdc++ and libgcc_s come with gcc; llama.cpp's libraries need them at run time.

@@ -29,7 +29,7 @@ PROMPT = [BOS, 450, 4996, 17354, 1701, 432]
 def http_get(port, path, headers=None, version="1.1", timeout=10):
     """(status, headers dict, body) of one plain HTTP request."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout * ts.SLOW)
-    lines = [f"GET {path} HTTP/{version}", f"Host: 127.0.0.1:{port}"]
+    lines = [f"GET {path} HTTP/{version}", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     data = b""
