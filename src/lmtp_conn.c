@@ -217,3 +217,5 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
 }
 
 const char *lmql__lmtp_where(const struct lmql__lmtp_conn *c) { return c ? c->where : "?"; }
+
+bool lmql__lmtp_closed(const struct lmql__lmtp_conn *c) { return !c || c->closed; }

@@ -28,5 +28,7 @@ int lmql__lmtp_recv(struct lmql__lmtp_conn *c, char **out, size_t *len, int time
 
 /* "host:port" of the server, for messages that name it. */
 const char *lmql__lmtp_where(const struct lmql__lmtp_conn *c);
+/* Whether the connection is known to be closed (nothing more can be sent). */
+bool lmql__lmtp_closed(const struct lmql__lmtp_conn *c);
 
 #endif

@@ -49,6 +49,8 @@ struct lmtp {
     struct lmql__model *local;  /* vocab-only model of the local GGUF, or NULL */
     struct lmql__lmtp_conn *conn;
     char *endpoint, *token;
+    char **eps;                 /* endpoint=["h1:p", "h2:p"]: the servers to try, in order */
+    int n_eps, ep_at;           /* how many; the one connected (or tried last) */
     int chunk;
     int64_t next_id;
     struct rstream *slot[LMTP_SLOTS];
@@ -226,8 +228,43 @@ static uint64_t stream_key(const struct lmql__eval_req *q, int32_t n) {
     return h;
 }
 
+/* Connect to the first of the endpoints, from the `from`-th on, that
+** answers; the error names each one tried. */
+static int connect_any(struct lmtp *m, int from, struct lmql__err *err) {
+    struct lmql__buf why = {0};
+    for (int k = 0; k < m->n_eps; k++) {
+        int i = (from + k) % m->n_eps;
+        struct lmql__err e = {0};
+        m->conn = lmql__lmtp_connect(m->eps[i], m->token, 10000, &e);
+        if (m->conn) {
+            m->ep_at = i;
+            lmql__buf_free(&why);
+            return 0;
+        }
+        lmql__buf_addf(&why, "%s%s", why.len ? "; " : "", e.msg);
+    }
+    if (m->n_eps > 1) lmql__errf(err, "none of the %d model servers answered: %s", m->n_eps, why.data ? why.data : "");
+    else lmql__errf(err, "%s", why.data ? why.data : "no endpoint");
+    lmql__buf_free(&why);
+    return -1;
+}
+
+/* Before a new request: a connection found closed while no request of ours
+** is unanswered moves on to the next endpoint of the list (nothing is lost:
+** no stream was running there). */
+static int ensure_conn(struct lmtp *m, struct lmql__err *err) {
+    if (m->n_eps < 2 || !lmql__lmtp_closed(m->conn)) return 0;
+    if (m->scoring && !m->scoring->finished) return 0;   /* its request fails with the connection's error */
+    for (int i = 0; i < LMTP_SLOTS; i++)
+        if (m->slot[i] && !m->slot[i]->finished) return 0;
+    lmql__lmtp_close(m->conn);
+    m->conn = NULL;
+    return connect_any(m, m->ep_at + 1, err);
+}
+
 static int start(struct lmtp *m, int slot, const struct lmql__eval_req *q, uint64_t key, struct lmql__err *err) {
     cancel(m, slot);
+    if (ensure_conn(m, err)) return -1;
     struct rstream *s = lmql__calloc(1, sizeof *s);
     if (!s || !(s->prompt = lmql__malloc((size_t)q->n_tokens * sizeof *s->prompt))) {
         free(s);
@@ -321,6 +358,7 @@ static int lmtp_next_logprobs(struct lmql__model *base, int n_req, const struct 
 static int lmtp_score(struct lmql__model *base, int n_req, const struct lmql__eval_req *reqs, const int32_t *from,
                       float **scores, struct lmql__err *err) {
     struct lmtp *m = (struct lmtp *)base;
+    if (ensure_conn(m, err)) return -1;
     for (int r = 0; r < n_req; r++) {
         const struct lmql__eval_req *q = &reqs[r];
         if (from[r] < 1 || from[r] > q->n_tokens) return lmql__errf(err, "scored tokens need a prefix");
@@ -398,6 +436,8 @@ static void lmtp_free(struct lmql__model *base) {
     lmql__model_free(m->local);
     lmql__buf_free(&m->out);
     free(m->endpoint);
+    for (int i = 0; i < m->n_eps; i++) free(m->eps[i]);
+    free(m->eps);
     free(m->token);
     free(base->id);
     free(m->chat_template);
@@ -506,6 +546,45 @@ static int chat_template_of(struct lmtp *m, const char *param, const struct lmql
     return 0;
 }
 
+/* endpoint="h:p", or a list endpoint=["h1:p", "h2:p"] (it arrives as the
+** list's text): the servers to try in order. */
+static int parse_endpoints(struct lmtp *m, const char *ep, struct lmql__err *err) {
+    const char *p = ep ? ep : "";
+    while (*p == ' ') p++;
+    bool list = *p == '[';
+    int cap = 1;
+    for (const char *q = p; *q; q++) cap += *q == ',';
+    m->eps = lmql__calloc((size_t)cap, sizeof *m->eps);
+    if (!m->eps) return lmql__errf(err, "out of memory");
+    if (!list) {
+        if (!(m->eps[0] = lmql__strdup(p))) return lmql__errf(err, "out of memory");
+        m->n_eps = 1;
+        return 0;
+    }
+    p++;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p == ']' && !m->n_eps) break;
+        char quote = *p;
+        if (quote != '\'' && quote != '"') return lmql__errf(err, "bad endpoint list %s: expected [\"host:port\", ...]", ep);
+        const char *e = strchr(p + 1, quote);
+        if (!e) return lmql__errf(err, "bad endpoint list %s: a string is not closed", ep);
+        size_t n = (size_t)(e - p - 1);
+        char *one = lmql__malloc(n + 1);
+        if (!one) return lmql__errf(err, "out of memory");
+        memcpy(one, p + 1, n);
+        one[n] = 0;
+        m->eps[m->n_eps++] = one;
+        p = e + 1;
+        while (*p == ' ') p++;
+        if (*p == ']') break;
+        if (*p != ',' || m->n_eps == cap) return lmql__errf(err, "bad endpoint list %s: expected [\"host:port\", ...]", ep);
+        p++;
+    }
+    if (!m->n_eps) return lmql__errf(err, "endpoint=[] names no server");
+    return 0;
+}
+
 struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, int n_kv, struct lmql__err *err) {
     struct lmtp *m = lmql__calloc(1, sizeof *m);
     if (!m) { lmql__errf(err, "out of memory"); return NULL; }
@@ -537,8 +616,8 @@ struct lmql__model *lmql__lmtp_open(const char *id, const struct lmql__kv *kv, i
     }
     if (!token) token = getenv("LMQL_SERVER_TOKEN");
     if (!m->base.id) { lmql__errf(err, "out of memory"); goto fail; }
-    m->conn = lmql__lmtp_connect(endpoint, token, 10000, err);
-    if (!m->conn) goto fail;
+    if (token && !(m->token = lmql__strdup(token))) { lmql__errf(err, "out of memory"); goto fail; }
+    if (parse_endpoints(m, endpoint, err) || connect_any(m, 0, err)) goto fail;
     /* MODEL_INFO goes out first and is answered while the local file loads. */
     int64_t info_id = ++m->next_id;
     if (send_cmd(m, LMTP_MODEL_INFO, info_id, err)) goto fail;

@@ -156,9 +156,47 @@ def t_haproxy():
             hp.kill()
 
 
+def t_endpoint_list():
+    dead1, dead2 = free_port(), free_port()
+    r = replica("list-replica")
+    if not check("a replica starts", r):
+        return
+    local = lmql_run(f'"local:{MODEL}"', PROMPTS[1])
+    rc, out, err = lmql_run(f'lmql.model("{MODEL}", endpoint=["127.0.0.1:{dead1}", "127.0.0.1:{r.port}"])', PROMPTS[1])
+    check("endpoint=[dead, live]: the first that answers serves, same result as local:",
+          rc == 0 and local[0] == 0 and json.loads(out) == json.loads(local[1]), rc, err[-600:])
+    rc, out, err = lmql_run(f"lmql.model(\"{MODEL}\", endpoint=['127.0.0.1:{r.port}'])", PROMPTS[1])
+    check("a one-element list (single quotes) works", rc == 0 and json.loads(out) == json.loads(local[1]), rc,
+          err[-600:])
+    rc, out, err = lmql_run(f'lmql.model("{MODEL}", endpoint=["127.0.0.1:{dead1}", "127.0.0.1:{dead2}"])', PROMPTS[1])
+    check("endpoint=[dead, dead]: an error naming both", rc == 1 and "none of the 2 model servers answered" in err and
+          str(dead1) in err and str(dead2) in err, rc, err[-600:])
+    rc, out, err = lmql_run(f'lmql.model("{MODEL}", endpoint=["127.0.0.1:{dead1}", 7])', PROMPTS[1])
+    check("a bad list: a clear error", rc == 1 and "bad endpoint list" in err, rc, err[-600:])
+    # A request in flight when its server dies fails; the list does not hide it.
+    long_q = (f'argmax "Tell a long story:[X]" from lmql.model("{MODEL}", endpoint=["127.0.0.1:{r.port}", '
+              f'"127.0.0.1:{dead1}"]) where len(TOKENS(X)) < 4000')
+    p = subprocess.Popen([LMQL, "run", "-q", "-e", long_q], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    end = time.time() + 30 * ts.SLOW
+    running = False
+    while not running and time.time() < end and p.poll() is None:
+        st, _, body = http_get(r.port, "/metrics")
+        running = (metric(parse_prometheus(body)[0], "lmql_streams_running") or 0) > 0
+        time.sleep(0.05)
+    r.proc.send_signal(signal.SIGKILL)
+    try:
+        out, err = p.communicate(timeout=60 * ts.SLOW)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check("a request in flight when its server dies fails with a clear error",
+          running and p.returncode == 1 and "lost the connection" in err, running, p.returncode, err[-600:])
+
+
 def main():
     try:
-        for t in (t_haproxy,):
+        for t in (t_endpoint_list, t_haproxy):
             try:
                 t()
             except Exception as e:  # noqa: BLE001
