@@ -60,10 +60,19 @@ $(CONFIG): $(SETUP_STAMP) scripts/configure.sh
 	bash scripts/configure.sh
 
 # Each object depends on the headers it includes, as the compiler lists them
-# (-MMD); one without that list yet (built before it was kept) on every header.
+# (-MMD); one without that list yet (built before it was kept) on every header;
+# and on the compiler flags: $(BUILD)/.cflags changes when they do, so a build
+# tree never mixes objects made with different flags (a non-PIC object left
+# from an older build cannot be linked into liblmql.so).
 HEADERS = $(wildcard src/*.h src/*.def include/*.h tools/*.h tests/unit/*.h)
+FLAGS_STAMP = $(BUILD)/.cflags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
 .SECONDEXPANSION:
-$(BUILD)/obj/%.o: %.c $(CONFIG) $$(if $$(wildcard $(BUILD)/obj/$$*.d),,$(HEADERS))
+$(BUILD)/obj/%.o: %.c $(CONFIG) $(FLAGS_STAMP) $$(if $$(wildcard $(BUILD)/obj/$$*.d),,$(HEADERS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 -include $(wildcard $(BUILD)/obj/src/*.d $(BUILD)/obj/cli/*.d $(BUILD)/obj/tools/*.d $(BUILD)/obj/tests/unit/*.d)

@@ -31,7 +31,6 @@ struct scoring {
     struct lmql_val *values;     /* list of str */
     struct lmql_val *tokens;     /* list of lists of float: each value's token log-probabilities */
     struct lmql_val *full;       /* the same over the prompt's tokens and the value's (BOS not counted) */
-    int32_t *n_prompt;           /* prompt tokens (per value: the same) */
     char *model_id;
 };
 
@@ -41,7 +40,6 @@ static void scoring_free(void *p) {
     lmql__val_unref(s->values);
     lmql__val_unref(s->tokens);
     lmql__val_unref(s->full);
-    free(s->n_prompt);
     free(s->model_id);
     free(s);
 }
@@ -221,8 +219,7 @@ static struct scoring *score_values(struct interp *I, const struct lmql_node *at
         memcpy(s->prompt, prompt, plen);
         s->prompt[plen] = 0;
     }
-    if (!s || !s->prompt || !(s->tokens = lmql__val_list(n)) || !(s->full = lmql__val_list(n)) ||
-        !(s->n_prompt = lmql__calloc(n ? n : 1, sizeof *s->n_prompt))) {
+    if (!s || !s->prompt || !(s->tokens = lmql__val_list(n)) || !(s->full = lmql__val_list(n))) {
         if (s) scoring_free(s);
         lmql__fail(I, at, LMQL_ERR_NOMEM, "out of memory");
         return NULL;
@@ -272,7 +269,6 @@ static struct scoring *score_values(struct interp *I, const struct lmql_node *at
         for (int32_t i = 0; full && i < np + nv - 1; i++) lmql__list_push(full, lmql__val_float(sc[i]));
         free(sc);
         if (!list || lmql__list_push(s->tokens, list) || !full || lmql__list_push(s->full, full)) { rc = -2; break; }
-        s->n_prompt[k] = np;
     }
     free(toks);
     if (rc == 0) return s;
@@ -372,7 +368,8 @@ static struct lmql_val *score(struct interp *I, const struct lmql_node *at, enum
 
 /* ScoringResult.scores(agg) and the methods over it, as LMQL computes
 ** them: "sum" of the value's token log-probabilities, "mean" of them,
-** "normalized" the sum over the whole sequence's length ** alpha. */
+** "normalized" the sum over the whole sequence's length ** alpha (prompt and
+** value tokens, BOS not counted, as LMQL's sequences). */
 static int aggregate(struct interp *I, const struct lmql_node *at, const struct scoring *s, const char *agg,
                      double alpha, double *out) {
     bool sum = !strcmp(agg, "sum"), mean = !strcmp(agg, "mean"), norm = !strncmp(agg, "normalized", 10);
@@ -382,7 +379,8 @@ static int aggregate(struct interp *I, const struct lmql_node *at, const struct 
         double t = 0;
         for (size_t j = 0; j < l->u.list.len; j++) t += l->u.list.items[j]->u.f;
         if (mean) t = l->u.list.len ? t / (double)l->u.list.len : NAN;
-        if (norm) t /= pow((double)(s->n_prompt[i] + (int32_t)l->u.list.len), alpha);
+        /* the sequence's length as LMQL counts it: its scored tokens, BOS not among them */
+        if (norm) t /= pow((double)s->full->u.list.items[i]->u.list.len, alpha);
         out[i] = t;
     }
     return 0;

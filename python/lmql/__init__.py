@@ -17,6 +17,7 @@ from .errors import LMQLError
 from .llm import LLM, model, set_default_model, get_default_model
 from .runtime import LMQLResult, QueryFunction as LMQLQueryFunction
 from .api import query, query_from_string, F, run, run_sync, run_file, generate, generate_sync
+from .scoring import ScoringResult, score, score_sync
 from .output_writer import printing, silent, headless, stream
 from . import decorators
 from . import _native

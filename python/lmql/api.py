@@ -93,6 +93,7 @@ async def run_file(filepath, *args, **kwargs):
 
 _GENERATE = """argmax
     return lmql.generate_sync(__prompt, max_tokens=__max_tokens, model=__model{more})
+from __model
 """
 
 

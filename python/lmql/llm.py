@@ -50,6 +50,14 @@ class LLM:
         from .api import generate_sync
         return generate_sync(prompt, max_tokens, model=self, **kwargs)
 
+    async def score(self, prompt, values, **kwargs):
+        from .scoring import score_sync
+        return score_sync(prompt, values, model=self, **kwargs)
+
+    def score_sync(self, prompt, values, **kwargs):
+        from .scoring import score_sync
+        return score_sync(prompt, values, model=self, **kwargs)
+
 
 def model(model_identifier, **kwargs):
     """A model with its parameters, e.g. lmql.model("random", seed=123)."""

@@ -1,7 +1,7 @@
 """
-Models, streaming, lmql.F, lmql.generate and the library itself: the tiny
+Models, streaming, lmql.F, lmql.generate, lmql.score and the library itself: the tiny
 llama.cpp models (build/models) and the random model. Mirrors test_f.py,
-test_api.py (generate), test_decorators.py (a Python post-processing
+test_api.py (generate, score), test_decorators.py (a Python post-processing
 decorator) and test_local_model_python.py, in our words.
 """
 import asyncio
@@ -100,6 +100,31 @@ class Models(unittest.TestCase):
             self.assertIsInstance(lmql.run_sync('"Hi[X]" where len(TOKENS(X)) < 3'), lmql.LMQLResult)
         finally:
             lmql.set_default_model(None)
+
+    # test_api.py::test_score_sync, test_llm_score_two (shapes as list lengths: no numpy here),
+    # test_llm_local (on the tiny llama.cpp model: the same value by every path)
+    def test_score(self):
+        lmql.set_default_model(lmql.model("random", seed=123))
+        try:
+            r = lmql.score_sync("Test", "Test")
+            self.assertIs(type(r), lmql.ScoringResult)
+            self.assertEqual([len(t) for t in r.token_scores], [1])
+            self.assertEqual([len(t) for t in r.full_token_scores], [2])
+            self.assertEqual(len(r.logprobs()), 1)
+            r = lmql.score_sync("Hello", ["World", "Test"])
+            self.assertEqual(len(r.token_scores), 2)
+            self.assertIn(r.argmax(), ["World", "Test"])
+            self.assertAlmostEqual(sum(r.probs()), 1.0)
+        finally:
+            lmql.set_default_model(None)
+        m = lmql.model(TINY, n_ctx=256)
+        a = m.score_sync("Hello", ["World", "Test"])
+        b = asyncio.run(lmql.score("Hello", ["World", "Test"], model=m))
+        self.assertEqual(a.scores(), b.scores())
+        self.assertEqual(a.argmax(), max(zip(a.scores(), ["World", "Test"]))[1])
+        self.assertAlmostEqual(a.scores("mean")[1], sum(a.token_scores[1]) / len(a.token_scores[1]))
+        with self.assertRaises(ValueError):
+            a.scores("max")
 
     # test_decorators.py::test_decorators: a Python function as a post-processing decorator
     def test_python_decorator(self):
