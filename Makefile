@@ -281,12 +281,12 @@ build/fuzz/fuzz_interp: tests/fuzz/fuzz_interp.c $(LIB_SRC) $(wildcard src/*.h s
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(LLAMA_CFLAGS) $(LIB_SRC) $< -o $@ \
 	  $(subst $$$$ORIGIN/../lib,$(CURDIR)/build/lib,$(LLAMA_LIBS)) $(WS_LIBS) -lm -ldl -lpthread
-build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c src/alloc.c $(wildcard src/regex*.c src/regex.h)
+build/fuzz/fuzz_regex: tests/fuzz/fuzz_regex.c src/alloc.c src/utf8.c $(wildcard src/regex*.c src/regex.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c $(wildcard src/regex*.c) $< -o $@
-build/fuzz/fuzz_pyre: tests/fuzz/fuzz_pyre.c src/alloc.c $(wildcard src/regex*.c src/regex*.h)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c src/utf8.c $(wildcard src/regex*.c) $< -o $@
+build/fuzz/fuzz_pyre: tests/fuzz/fuzz_pyre.c src/alloc.c src/utf8.c $(wildcard src/regex*.c src/regex*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c $(wildcard src/regex*.c) $< -o $@
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/alloc.c src/utf8.c $(wildcard src/regex*.c) $< -o $@
 build/fuzz/fuzz_lmtp: tests/fuzz/fuzz_lmtp.c src/lmtp.c src/util.c src/utf8.c src/alloc.c src/lmtp.h src/lmql_int.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer src/lmtp.c src/util.c src/utf8.c src/alloc.c $< -o $@ -lm

@@ -14,6 +14,7 @@
 ** so that a runaway pattern is found in seconds, not minutes. */
 long lmql__rx_max_steps = LMQL_RX_MAX_STEPS;
 #include "alloc.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,22 +87,10 @@ uint32_t lmql__rx_fold(uint32_t c, bool ascii) {
 
 /* Decode the character at s[i] (i < n): its length, RX_BAD_CP for an invalid byte. */
 size_t lmql__rx_decode(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
-    unsigned c = s[i];
-    if (c < 0x80) { *cp = c; return 1; }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else { *cp = RX_BAD_CP; return 1; }
-    if (n - i < len) { *cp = RX_BAD_CP; return 1; }
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80) { *cp = RX_BAD_CP; return 1; }
-        v = (v << 6) | (s[i + k] & 0x3F);
-    }
-    if (v < min || v > RX_MAX_CP || (v >= 0xD800 && v <= 0xDFFF)) { *cp = RX_BAD_CP; return 1; }
-    *cp = v;
-    return len;
+    size_t len = lmql__utf8_decode(s + i, n - i, cp);
+    if (len) return len;
+    *cp = RX_BAD_CP;
+    return 1;
 }
 
 /* The start of the character that ends at i (i > 0). */

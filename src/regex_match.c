@@ -57,19 +57,9 @@ static int oom(struct parser *P) {
     return -1;
 }
 
-static int grow(void **ptr, int32_t n, int32_t *cap, size_t elem) {
-    if (n < *cap) return 0;
-    if (*cap > INT32_MAX / 2) return -1;
-    int32_t nc = *cap ? *cap * 2 : 16;
-    void *q = lmql__realloc(*ptr, (size_t)nc * elem);
-    if (!q) return -1;
-    *ptr = q;
-    *cap = nc;
-    return 0;
-}
 
 static int32_t new_node(struct parser *P, uint8_t kind) {
-    if (grow((void **)&P->nodes, P->n_nodes, &P->cap_nodes, sizeof *P->nodes)) return oom(P);
+    if (lmql__grow((void **)&P->nodes, P->n_nodes, &P->cap_nodes, sizeof *P->nodes)) return oom(P);
     struct node *n = &P->nodes[P->n_nodes];
     memset(n, 0, sizeof *n);
     n->kind = kind;
@@ -79,7 +69,7 @@ static int32_t new_node(struct parser *P, uint8_t kind) {
 
 static int add_range(struct parser *P, uint32_t lo, uint32_t hi) {
     struct lmql__rx *rx = P->rx;
-    if (grow((void **)&rx->ranges, rx->n_ranges, &rx->cap_ranges, sizeof *rx->ranges)) return oom(P);
+    if (lmql__grow((void **)&rx->ranges, rx->n_ranges, &rx->cap_ranges, sizeof *rx->ranges)) return oom(P);
     rx->ranges[rx->n_ranges][0] = lo;
     rx->ranges[rx->n_ranges][1] = hi;
     rx->n_ranges++;
@@ -88,7 +78,7 @@ static int add_range(struct parser *P, uint32_t lo, uint32_t hi) {
 
 static int32_t new_set(struct parser *P, int32_t off, uint8_t sh, bool negate) {
     struct lmql__rx *rx = P->rx;
-    if (grow((void **)&rx->sets, rx->n_sets, &rx->cap_sets, sizeof *rx->sets)) return oom(P);
+    if (lmql__grow((void **)&rx->sets, rx->n_sets, &rx->cap_sets, sizeof *rx->sets)) return oom(P);
     rx->sets[rx->n_sets] = (struct cset){off, rx->n_ranges - off, sh, negate};
     int32_t id = new_node(P, N_SET);
     if (id < 0) return -1;
@@ -558,7 +548,7 @@ static int32_t emit(struct parser *P, uint8_t op, int32_t x, int32_t y, uint32_t
     struct lmql__rx *rx = P->rx;
     if (P->failed) return -1;
     if (rx->n_prog >= LMQL_RX_MAX_PROG) return fail_at(P, 0, "patterns over %d steps (counted repeats unrolled) are not supported", LMQL_RX_MAX_PROG);
-    if (grow((void **)&rx->prog, rx->n_prog, &rx->cap_prog, sizeof *rx->prog)) return oom(P);
+    if (lmql__grow((void **)&rx->prog, rx->n_prog, &rx->cap_prog, sizeof *rx->prog)) return oom(P);
     rx->prog[rx->n_prog] = (struct inst){op, x, y, c};
     return rx->n_prog++;
 }

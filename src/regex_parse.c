@@ -18,6 +18,7 @@
 ** counted repetition is just a loop that builds fresh copies.
 */
 #include "regex.h"
+#include "utf8.h"
 #include "alloc.h"
 
 #include <stdarg.h>
@@ -81,41 +82,8 @@ static int oom(struct rx_parser *P) {
     return -1;
 }
 
-/* Grow a (ptr, n, cap) array to hold one more element of size `elem`. */
-static int grow(void **ptr, int32_t n, int32_t *cap, size_t elem) {
-    if (n < *cap) return 0;
-    if (*cap > INT32_MAX / 2) return -1;
-    int32_t nc = *cap ? *cap * 2 : 16;
-    void *q = lmql__realloc(*ptr, (size_t)nc * elem);
-    if (!q) return -1;
-    *ptr = q;
-    *cap = nc;
-    return 0;
-}
 
 /* ---------------------------------------------------------------- UTF-8 */
-
-/* Decode one strictly valid UTF-8 character (no overlongs, surrogates or
-** values past U+10FFFF).  Returns its length, or 0 when invalid. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    if (n == 0) return 0;
-    unsigned c = s[0];
-    if (c < 0x80) { *cp = c; return 1; }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF)      { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > RX_MAX_CP || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-    *cp = v;
-    return len;
-}
 
 static int utf8_encode(uint32_t cp, unsigned char *out) {
     if (cp < 0x80) { out[0] = (unsigned char)cp; return 1; }
@@ -140,7 +108,7 @@ static int utf8_encode(uint32_t cp, unsigned char *out) {
 /* ----------------------------------------------------------------- sets */
 
 static int tmp_add(struct rx_parser *P, uint32_t lo, uint32_t hi) {
-    if (grow((void **)&P->tmp, P->n_tmp, &P->cap_tmp, sizeof *P->tmp)) return oom(P);
+    if (lmql__grow((void **)&P->tmp, P->n_tmp, &P->cap_tmp, sizeof *P->tmp)) return oom(P);
     P->tmp[P->n_tmp].lo = lo;
     P->tmp[P->n_tmp].hi = hi;
     P->n_tmp++;
@@ -155,7 +123,7 @@ static int pool_add(struct rx_parser *P, uint32_t lo, uint32_t hi) {
         if (hi > 0xDFFF && pool_add(P, 0xE000, hi)) return -1;
         return 0;
     }
-    if (grow((void **)&P->ranges, P->n_ranges, &P->cap_ranges, sizeof *P->ranges))
+    if (lmql__grow((void **)&P->ranges, P->n_ranges, &P->cap_ranges, sizeof *P->ranges))
         return oom(P);
     P->ranges[P->n_ranges].lo = lo;
     P->ranges[P->n_ranges].hi = hi;
@@ -169,7 +137,7 @@ static int cmp_range(const void *a, const void *b) {
 }
 
 static int32_t new_node(struct rx_parser *P, uint8_t kind) {
-    if (grow((void **)&P->nodes, P->n_nodes, &P->cap_nodes, sizeof *P->nodes)) return oom(P);
+    if (lmql__grow((void **)&P->nodes, P->n_nodes, &P->cap_nodes, sizeof *P->nodes)) return oom(P);
     struct rx_node *n = &P->nodes[P->n_nodes];
     memset(n, 0, sizeof *n);
     n->kind = kind;
@@ -336,7 +304,7 @@ static int parse_escape(struct rx_parser *P, bool in_class, uint32_t *cp, unsign
         return fail_at(P, at, "bad escape \\%c", c);
     if (c < 0x80) { *cp = c; return ESC_CHAR; }
     /* an escaped non-ASCII character is that character */
-    size_t n = utf8_decode(P->p + at + 1, P->len - at - 1, cp);
+    size_t n = lmql__utf8_decode(P->p + at + 1, P->len - at - 1, cp);
     if (!n) return fail_at(P, at + 1, "invalid UTF-8 in pattern (byte %s)", show(c, b));
     P->pos = at + 1 + n;
     return ESC_CHAR;
@@ -435,7 +403,7 @@ static int32_t parse_class(struct rx_parser *P) {
                 continue;
             }
         } else {
-            size_t n = utf8_decode(P->p + P->pos, P->len - P->pos, &lo);
+            size_t n = lmql__utf8_decode(P->p + P->pos, P->len - P->pos, &lo);
             if (!n) return fail_at(P, P->pos, "invalid UTF-8 in pattern (byte %s)", show(P->p[P->pos], b));
             P->pos += n;
         }
@@ -447,7 +415,7 @@ static int32_t parse_class(struct rx_parser *P) {
                 if (k < 0) return -1;
                 if (k == ESC_CLASS) return fail_at(P, item, "bad character range");
             } else {
-                size_t n = utf8_decode(P->p + P->pos, P->len - P->pos, &hi);
+                size_t n = lmql__utf8_decode(P->p + P->pos, P->len - P->pos, &hi);
                 if (!n) return fail_at(P, P->pos, "invalid UTF-8 in pattern (byte %s)", show(P->p[P->pos], b));
                 P->pos += n;
             }
@@ -563,7 +531,7 @@ static int32_t parse_atom(struct rx_parser *P) {
     }
     default: {
         uint32_t cp;
-        size_t n = utf8_decode(P->p + at, P->len - at, &cp);
+        size_t n = lmql__utf8_decode(P->p + at, P->len - at, &cp);
         if (!n) return fail_at(P, at, "invalid UTF-8 in pattern (byte %s)", show(c, b));
         P->pos += n;
         return char_set(P, cp, cp);
@@ -645,7 +613,7 @@ static int32_t new_state(struct rx_builder *B, uint8_t kind, uint8_t lo, uint8_t
     if (B->P->failed) return -1;
     if (nfa->n >= RX_MAX_NFA)
         return fail_at(B->P, 0, "regex too complex (more than %d NFA states)", RX_MAX_NFA);
-    if (grow((void **)&nfa->st, nfa->n, &nfa->cap, sizeof *nfa->st)) return oom(B->P);
+    if (lmql__grow((void **)&nfa->st, nfa->n, &nfa->cap, sizeof *nfa->st)) return oom(B->P);
     struct lmql__rx_nstate *s = &nfa->st[nfa->n];
     s->kind = kind;
     s->lo = lo;
@@ -664,7 +632,7 @@ static int32_t suffix_state(struct rx_builder *B, uint8_t lo, uint8_t hi, int32_
     int32_t s = new_state(B, LMQL_RXN_RANGE, lo, hi, out, -1);
     if (s < 0) return -1;
     /* the table only saves states, so when it cannot grow just go on */
-    if (B->n_suf < 256 && !grow((void **)&B->suf, B->n_suf, &B->cap_suf, sizeof *B->suf)) {
+    if (B->n_suf < 256 && !lmql__grow((void **)&B->suf, B->n_suf, &B->cap_suf, sizeof *B->suf)) {
         B->suf[B->n_suf].lo = lo;
         B->suf[B->n_suf].hi = hi;
         B->suf[B->n_suf].out = out;
@@ -697,7 +665,7 @@ static int utf8_seqs(struct rx_builder *B, uint32_t lo, uint32_t hi, int32_t nex
     for (int i = n - 1; i >= 1; i--)
         if ((s = suffix_state(B, a[i], z[i], s)) < 0) return -1;
     if ((s = new_state(B, LMQL_RXN_RANGE, a[0], z[0], s, -1)) < 0) return -1;
-    if (grow((void **)&B->alts, B->n_alts, &B->cap_alts, sizeof *B->alts)) return oom(B->P);
+    if (lmql__grow((void **)&B->alts, B->n_alts, &B->cap_alts, sizeof *B->alts)) return oom(B->P);
     B->alts[B->n_alts++] = s;
     return 0;
 }
