@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Aggregate generation throughput of `lmql serve-model`: one replica
-reached directly, one behind HAProxy, two behind HAProxy (deploy/
+reached directly, one behind HAProxy, two behind HAProxy and the same two
+reached directly, clients split between them (deploy/
 gen-haproxy-cfg.sh). C concurrent clients, each on its own connection,
 each asking R GENERATEs of T tokens (argmax, EOS forbidden, distinct
 prompts so no prefix is shared). Writes bench/results/replicas.json.
@@ -75,9 +76,11 @@ def client(port, ci, counts):
     counts[ci] = n
 
 
-def run(port):
+def run(*ports):
+    """Every client on its own connection; with several ports, client i
+    reaches ports[i % len(ports)] directly (the replicas without a proxy)."""
     counts = [0] * CLIENTS
-    th = [threading.Thread(target=client, args=(port, i, counts)) for i in range(CLIENTS)]
+    th = [threading.Thread(target=client, args=(ports[i % len(ports)], i, counts)) for i in range(CLIENTS)]
     t0 = time.time()
     for t in th:
         t.start()
@@ -123,6 +126,7 @@ def main():
         procs.append(hp)
         run(front)   # warm-up of the second
         res["haproxy_2_replicas"] = run(front)
+        res["direct_2_replicas"] = run(port1, port2)
     finally:
         for p in procs:
             if p.poll() is None:
