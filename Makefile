@@ -156,8 +156,8 @@ bench: $(BUILD)/bin/lmql-bench $(BUILD)/bin/lmql-bench-cons $(BUILD)/bin/lmql-be
 	$(BUILD)/bin/lmql-bench-cons
 	@echo "serve-model: concurrent clients against a bare batched loop, shared-prefix first token (bench/results/serve.json):"
 	$(BUILD)/bin/lmql-bench-serve
-	@echo "serve-model replicas: aggregate tokens/s, direct vs HAProxy before 1 and 2 replicas (bench/results/replicas.json):"
-	@if command -v haproxy >/dev/null; then python3 bench/replicas.py $(BUILD)/bin/lmql build/models/bench-q4_0.gguf 8 2 32; \
+	@echo "serve-model replicas: aggregate tokens/s, direct vs HAProxy before 1 and 2 replicas, one thread each (bench/results/replicas.json):"
+	@if command -v haproxy >/dev/null; then LMQL_BENCH_SERVE_ARGS="--n_threads 1" python3 bench/replicas.py $(BUILD)/bin/lmql build/models/bench-q4_0.gguf 8 2 32; \
 	  else echo "haproxy not installed (scripts/setup.sh): skipped"; fi
 	@echo "Python: a query's per-call cost through python/lmql against the C API, target 1.1x (bench/results/python_overhead.json):"
 	LMQL_LIBRARY=$(CURDIR)/$(SO) python3 bench/python_overhead.py
