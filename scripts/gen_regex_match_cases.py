@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes tests/cases/regex_match.jsonl, the differential table for
+"""Prints the differential table for
 src/regex_match.c (tests/unit/test_regex_match.c): patterns and subjects
-below, every expected answer computed here by this python3's `re`.
+below, every expected answer computed here by this python3's `re`. The
+build writes it to build/regex_match.jsonl before the unit tests run.
 
 A line is one JSON object: {"p": pattern, "f": flags, "s": subject, "match",
 "fullmatch": group spans or null, "all": finditer's group spans (the first

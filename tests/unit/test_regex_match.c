@@ -1,7 +1,7 @@
 /*
 ** test_regex_match.c -- the `re` matcher (src/regex_match.h) against Python.
 **
-**   test_regex_match [tests/cases/regex_match.jsonl]
+**   test_regex_match [build/regex_match.jsonl]
 **
 ** Every expected answer in the table was computed by Python's own `re`
 ** (scripts/gen_regex_match_cases.py writes it): for each pattern, flags and
@@ -112,7 +112,7 @@ static void check_case(struct lmql_val *c) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = argc > 1 ? argv[1] : "tests/cases/regex_match.jsonl";
+    const char *path = argc > 1 ? argv[1] : "build/regex_match.jsonl";
     FILE *f = fopen(path, "r");
     if (!f) {
         printf("not ok - cannot open %s\n", path);
